@@ -1,0 +1,59 @@
+/**
+ * The `hark` command: dispatches to subcommands, prints help, and turns user-facing errors into
+ * one-line messages with stable exit codes (never a stack trace for bad input or options).
+ */
+import { CliError, EXIT_USAGE, type Command } from './command.js';
+import { flowsCommand } from './flows-command.js';
+
+const COMMANDS: Command[] = [flowsCommand];
+
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `Usage: hark <command> [options]
+
+Hark is a passive network sensor: it reassembles every TCP conversation a mirror port carries,
+decodes the application protocols and matches a safeguarding phrase dictionary.
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+
+Run 'hark <command> --help' for a command's options.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    if (name === 'help' && rest[0] !== undefined) return main([rest[0], '--help']);
+    process.stdout.write(`${usage()}\n`);
+    return name === undefined ? EXIT_USAGE : 0;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (cmd === undefined) {
+    process.stderr.write(`hark: unknown command "${name}"\n\n${usage()}\n`);
+    return EXIT_USAGE;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (err) {
+    if (err instanceof CliError) {
+      process.stderr.write(`hark ${name}: ${err.message}\n`);
+      return err.exitCode;
+    }
+    const code = (err as { code?: string }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`hark ${name}: ${(err as Error).message}\n(see hark ${name} --help)\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`hark: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 70;
+  },
+);

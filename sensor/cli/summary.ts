@@ -1,0 +1,25 @@
+/**
+ * End-of-run counter summary printed on stderr by the file commands: packets, decoded, anomalies by
+ * code, flows, gaps, memcap evictions, and the read problem if the file was truncated or corrupt.
+ */
+import type { ReadSummary } from '../capture/file-reader.js';
+import type { Counters } from '../events/counters.js';
+
+export function formatSummary(file: string, read: ReadSummary, counters: Counters, elapsedMs: number): string {
+  const c = (n: string) => counters.get(n);
+  const lines: string[] = [];
+  const mbps = read.bytesRead / 1e6 / Math.max(elapsedMs / 1000, 1e-6);
+  lines.push(`${file}: ${read.format}, ${read.packets} packets, ${read.bytesRead} bytes in ${(elapsedMs / 1000).toFixed(2)} s (${mbps.toFixed(0)} MB/s)`);
+  lines.push(`  decoded: ipv4 ${c('decoder.ipv4')}, ipv6 ${c('decoder.ipv6')}, tcp ${c('decoder.tcp')}, udp ${c('decoder.udp')}, icmp ${c('decoder.icmpv4') + c('decoder.icmpv6')}, vlan ${c('decoder.vlan')}, mpls ${c('decoder.mpls')}, tunnels ${c('decoder.gre') + c('decoder.vxlan') + c('decoder.geneve') + c('decoder.ipip')}, fragments ${c('defrag.fragments')} (reassembled ${c('defrag.reassembled')})`);
+  lines.push(`  flows: tcp ${c('flow.tcp')}, udp ${c('flow.udp')}, midstream ${c('tcp.midstream_pickup')}, one-sided ${c('flow.one_sided')}, timeouts ${c('flow.timeout')}, memcap evictions ${c('flow.memcap_evicted')}`);
+  lines.push(`  reassembly: ${c('tcp.reassembled_bytes')} bytes, gaps ${c('tcp.reassembly_gap')} (${c('tcp.reassembly_gap_bytes')} bytes), overlaps ${c('tcp.overlap')}, retransmissions ${c('tcp.retransmission')}, out-of-order ${c('tcp.segments_out_of_order')}, memcap ${c('tcp.reassembly_memcap')}`);
+  const anomalies = counters.snapshot('anomaly');
+  const codes = Object.keys(anomalies);
+  if (codes.length === 0) lines.push('  anomalies: none');
+  else {
+    lines.push(`  anomalies: ${counters.anomalyTotal()}`);
+    for (const code of codes) lines.push(`    ${code} ${anomalies[code]}`);
+  }
+  if (read.problem) lines.push(`  input problem at byte offset ${read.problem.offset}: ${read.problem.message}`);
+  return lines.join('\n');
+}

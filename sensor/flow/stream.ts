@@ -1,0 +1,44 @@
+/**
+ * Stream consumer contract: what the flow stage hands to the app layer.
+ * The flow table asks a `StreamFactory` for one consumer per flow when the flow is created, then
+ * calls, for each direction independently and in stream order: `data` (ordered bytes) and `gap`
+ * (bytes that were lost), and finally `end` once. No call follows `end`.
+ * Direction 0 is the originator (client -> server), 1 the responder (server -> client).
+ */
+
+export type Direction = 0 | 1;
+
+export type CloseReason = 'fin' | 'rst' | 'timeout' | 'memcap' | 'port_reuse' | 'eof';
+
+/** What a consumer may know about its flow. Addresses are printable strings. */
+export interface FlowInfo {
+  /** Stable for the same input: derived from the 5-tuple, VLANs and first timestamp. */
+  readonly flowId: number;
+  readonly proto: number; // 6 TCP, 17 UDP
+  readonly srcIp: string; // originator
+  readonly srcPort: number;
+  readonly dstIp: string; // responder
+  readonly dstPort: number;
+  readonly vlan: readonly number[];
+  /** Microseconds since the epoch of the first packet. */
+  readonly startUs: number;
+}
+
+export interface StreamConsumer {
+  /** In-order bytes. `bytes` is a view into a reused buffer, valid only during the call: copy to keep. */
+  data(dir: Direction, bytes: Uint8Array, tsUs: number): void;
+  /** `len` bytes of this direction were never seen; the next `data` follows the hole. */
+  gap(dir: Direction, len: number, tsUs: number): void;
+  /** The flow is over. */
+  end(reason: CloseReason, tsUs: number): void;
+}
+
+export interface StreamFactory {
+  /** A consumer for a new TCP flow, or undefined to ignore its bytes. */
+  open(flow: FlowInfo): StreamConsumer | undefined;
+}
+
+/** UDP: one call per datagram, in capture order. */
+export interface DatagramSink {
+  datagram(flow: FlowInfo, dir: Direction, payload: Uint8Array, tsUs: number): void;
+}

@@ -1,0 +1,329 @@
+/**
+ * TCP reassembly for one direction of one connection. Input: segments (sequence number + payload
+ * view) in capture order, plus the peer's ACKs. Output, through `HalfSink`, in stream order: `data`
+ * for in-order bytes (zero-copy view when a segment arrives in order) and `gap` for bytes that will
+ * never be seen. Guarantees: sequence numbers wrap (modular 32-bit compare, 53-bit relative offsets);
+ * overlaps resolve first-received-wins (Suricata "bsd", Wireshark) and raise
+ * `stream.tcp.overlap_mismatch` when the bytes differ; out-of-order bytes are bounded per stream and
+ * globally, and a limit that bites turns the oldest hole into a counted gap rather than growing.
+ */
+import { Counters, defineAnomaly, defineCounter } from '../events/counters.js';
+
+const A_OVERLAP_MISMATCH = defineAnomaly('stream.tcp.overlap_mismatch');
+const A_PRE_START = defineAnomaly('stream.tcp.data_before_stream_start');
+const C_OVERLAP = defineCounter('tcp.overlap');
+const C_RETRANSMISSION = defineCounter('tcp.retransmission');
+const C_OOO = defineCounter('tcp.segments_out_of_order');
+const C_GAP = defineCounter('tcp.reassembly_gap');
+const C_GAP_BYTES = defineCounter('tcp.reassembly_gap_bytes');
+const C_MEMCAP = defineCounter('tcp.reassembly_memcap');
+const C_STREAM_DEPTH = defineCounter('tcp.ooo_depth_reached');
+const C_BYTES = defineCounter('tcp.reassembled_bytes');
+
+export interface ReassemblyLimits {
+  /** Out-of-order bytes held per direction before the oldest hole is declared a gap. */
+  maxOooBytesPerStream: number;
+  /** Out-of-order segments held per direction (many tiny segments cost more than their bytes). */
+  maxOooSegmentsPerStream: number;
+  /** Delivered bytes kept per direction to check that retransmissions carry the same data. */
+  retainBytes: number;
+  /** A hole the peer has acknowledged is declared lost after this much capture time (SPAN ports reorder slightly). */
+  ackedHoleGraceUs: number;
+}
+
+export const DEFAULT_REASSEMBLY_LIMITS: ReassemblyLimits = {
+  maxOooBytesPerStream: 1 << 20,
+  maxOooSegmentsPerStream: 2048,
+  retainBytes: 4096,
+  ackedHoleGraceUs: 500_000,
+};
+
+/** Out-of-order bytes held across all streams; shared so one pipeline has one budget. */
+export class ReassemblyBudget {
+  held = 0;
+  constructor(readonly maxBytes: number) {}
+}
+
+export interface HalfSink {
+  data(bytes: Uint8Array, tsUs: number): void;
+  gap(len: number, tsUs: number): void;
+}
+
+interface Segment {
+  start: number; // relative stream offset
+  data: Uint8Array;
+}
+
+export class TcpHalf {
+  /** True once the stream's starting sequence number is known (SYN, SYN-ACK's ack, or first data). */
+  started = false;
+  /** True when the start came from a SYN (not midstream pickup). */
+  fromSyn = false;
+  /** Next expected sequence number (32-bit) and its relative offset (bytes delivered + gaps). */
+  nextSeq = 0;
+  nextRel = 0;
+  isn = 0;
+  /** Bytes delivered and lost. */
+  delivered = 0;
+  gapBytes = 0;
+  gaps = 0;
+  overlaps = 0;
+  mismatches = 0;
+  /** Relative offset of the FIN, or -1. */
+  finRel = -1;
+  /** Relative offset the peer has acknowledged (max), and when it first passed a hole. */
+  ackedRel = 0;
+  holeAckedAtUs = -1;
+
+  private ooo: Segment[] = [];
+  private oooBytes = 0;
+  private retain: Uint8Array | undefined;
+  private retainLen = 0; // valid bytes in retain (ring not used: sliding copy of the tail)
+
+  constructor(
+    private readonly sink: HalfSink,
+    private readonly counters: Counters,
+    private readonly budget: ReassemblyBudget,
+    private readonly limits: ReassemblyLimits = DEFAULT_REASSEMBLY_LIMITS,
+  ) {}
+
+  /** SYN seen with this sequence number: the stream starts at isn + 1. */
+  startFromSyn(isn: number): void {
+    if (this.started && this.delivered + this.gapBytes > 0) return;
+    this.isn = isn >>> 0;
+    this.nextSeq = (isn + 1) >>> 0;
+    this.started = true;
+    this.fromSyn = true;
+  }
+
+  /** Midstream pickup: the stream starts at this sequence number. */
+  startAt(seq: number): void {
+    if (this.started) return;
+    this.isn = (seq - 1) >>> 0;
+    this.nextSeq = seq >>> 0;
+    this.started = true;
+  }
+
+  /** Relative offset of a sequence number (valid within +-2 GiB of the next expected byte). */
+  rel(seq: number): number {
+    return this.nextRel + ((seq - this.nextSeq) | 0);
+  }
+
+  get oooHeld(): number {
+    return this.oooBytes;
+  }
+
+  /** One segment's payload `buf[off..off+len)` at sequence `seq`. */
+  segment(seq: number, buf: Uint8Array, off: number, len: number, tsUs: number): void {
+    if (!this.started) this.startAt(seq);
+    let start = this.rel(seq);
+    let end = start + len;
+    if (start < 0 && this.delivered + this.gapBytes === 0 && !this.fromSyn) {
+      // Midstream pickup began at a later segment; earlier bytes now arriving cannot be placed.
+      this.counters.inc(A_PRE_START);
+    }
+    if (end <= this.nextRel) {
+      this.counters.inc(C_RETRANSMISSION);
+      this.verifyDelivered(start, buf, off, len);
+      return;
+    }
+    if (start < this.nextRel) {
+      this.counters.inc(C_RETRANSMISSION);
+      const cut = this.nextRel - start;
+      this.verifyDelivered(start, buf, off, cut);
+      off += cut;
+      len -= cut;
+      start = this.nextRel;
+    }
+    if (this.ooo.length === 0 && start === this.nextRel) {
+      this.deliver(buf.subarray(off, off + len), tsUs);
+      return;
+    }
+    this.counters.inc(C_OOO);
+    this.insert(start, end, buf, off);
+    this.drain(tsUs);
+    this.enforceLimits(tsUs);
+  }
+
+  /** The peer acknowledged up to `ack`: a hole below it was lost by the capture, not the network. */
+  acked(ack: number, tsUs: number): void {
+    if (!this.started) return;
+    const r = this.rel(ack);
+    if (r > this.ackedRel) this.ackedRel = r;
+    if (this.ooo.length > 0 && this.ackedRel > this.nextRel) {
+      if (this.holeAckedAtUs < 0) this.holeAckedAtUs = tsUs;
+      else if (tsUs - this.holeAckedAtUs >= this.limits.ackedHoleGraceUs) this.fillAckedHoles(tsUs);
+    }
+  }
+
+  /** FIN at this sequence number (after the segment's payload). */
+  fin(seq: number): void {
+    if (!this.started) this.startAt(seq);
+    const r = this.rel(seq);
+    if (this.finRel < 0 || r < this.finRel) this.finRel = r;
+  }
+
+  /** True when every byte up to the FIN has been delivered. */
+  get finished(): boolean {
+    return this.finRel >= 0 && this.nextRel >= this.finRel;
+  }
+
+  /** End of the stream: deliver whatever is held, with gaps for the holes. */
+  flush(tsUs: number): void {
+    while (this.ooo.length > 0) {
+      const first = this.ooo[0];
+      if (first.start > this.nextRel) this.skipTo(first.start, tsUs);
+      this.drain(tsUs);
+    }
+    this.releaseRetain();
+  }
+
+  private fillAckedHoles(tsUs: number): void {
+    while (this.ooo.length > 0 && this.ooo[0].start < this.ackedRel) {
+      if (this.ooo[0].start > this.nextRel) this.skipTo(this.ooo[0].start, tsUs);
+      this.drain(tsUs);
+    }
+    this.holeAckedAtUs = this.ooo.length > 0 && this.ackedRel > this.nextRel ? tsUs : -1;
+  }
+
+  private deliver(bytes: Uint8Array, tsUs: number): void {
+    const n = bytes.length;
+    this.nextRel += n;
+    this.nextSeq = (this.nextSeq + n) >>> 0;
+    this.delivered += n;
+    this.counters.inc(C_BYTES, n);
+    this.keep(bytes);
+    this.sink.data(bytes, tsUs);
+  }
+
+  private skipTo(rel: number, tsUs: number): void {
+    const n = rel - this.nextRel;
+    if (n <= 0) return;
+    this.nextRel = rel;
+    this.nextSeq = (this.nextSeq + n) >>> 0;
+    this.gapBytes += n;
+    this.gaps++;
+    this.retainLen = 0; // the retained tail no longer ends at nextRel
+    this.counters.inc(C_GAP);
+    this.counters.inc(C_GAP_BYTES, n);
+    this.sink.gap(n, tsUs);
+  }
+
+  /** Delivers held segments that now start at (or before) the next expected byte. */
+  private drain(tsUs: number): void {
+    const q = this.ooo;
+    let i = 0;
+    while (i < q.length && q[i].start <= this.nextRel) {
+      const s = q[i++];
+      const end = s.start + s.data.length;
+      this.oooBytes -= s.data.length;
+      this.budget.held -= s.data.length;
+      if (end <= this.nextRel) continue; // fully covered by what was delivered (insert kept it disjoint)
+      this.deliver(s.data.subarray(this.nextRel - s.start), tsUs);
+    }
+    if (i > 0) q.splice(0, i);
+    if (q.length === 0) this.holeAckedAtUs = -1;
+  }
+
+  /**
+   * First-wins insert of [start, end): only the parts not already held are copied in; where the
+   * new bytes overlap held ones, they are compared and a difference is an evasion signal.
+   */
+  private insert(start: number, end: number, buf: Uint8Array, off: number): void {
+    const q = this.ooo;
+    // Find the first held segment that ends after `start`.
+    let lo = 0;
+    let hi = q.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (q[mid].start + q[mid].data.length <= start) lo = mid + 1;
+      else hi = mid;
+    }
+    let cursor = start;
+    const pieces: Segment[] = [];
+    let i = lo;
+    for (; i < q.length && cursor < end; i++) {
+      const s = q[i];
+      const sEnd = s.start + s.data.length;
+      if (s.start >= end) break;
+      if (s.start > cursor) pieces.push({ start: cursor, data: buf.slice(off + cursor - start, off + s.start - start) });
+      const os = Math.max(s.start, cursor);
+      const oe = Math.min(sEnd, end);
+      if (oe > os) this.compare(s.data, os - s.start, buf, off + os - start, oe - os);
+      if (sEnd > cursor) cursor = sEnd;
+    }
+    if (cursor < end) pieces.push({ start: cursor, data: buf.slice(off + cursor - start, off + end - start) });
+    if (pieces.length === 0) return;
+    let added = 0;
+    for (const p of pieces) added += p.data.length;
+    this.oooBytes += added;
+    this.budget.held += added;
+    // Pieces are sorted and fall between held segments from index `lo` on.
+    let at = lo;
+    for (const p of pieces) {
+      while (at < q.length && q[at].start < p.start) at++;
+      q.splice(at, 0, p);
+      at++;
+    }
+  }
+
+  private compare(held: Uint8Array, heldOff: number, buf: Uint8Array, off: number, len: number): void {
+    this.overlaps++;
+    this.counters.inc(C_OVERLAP);
+    for (let k = 0; k < len; k++) {
+      if (held[heldOff + k] !== buf[off + k]) {
+        this.mismatches++;
+        this.counters.inc(A_OVERLAP_MISMATCH);
+        return;
+      }
+    }
+  }
+
+  /** A retransmission of delivered bytes [start, start+len): compare with the retained tail. */
+  private verifyDelivered(start: number, buf: Uint8Array, off: number, len: number): void {
+    const r = this.retain;
+    if (r === undefined || this.retainLen === 0) return;
+    const tailStart = this.nextRel - this.retainLen;
+    const s = Math.max(start, tailStart);
+    const e = Math.min(start + len, this.nextRel);
+    if (e <= s) return;
+    this.compare(r, s - tailStart, buf, off + s - start, e - s);
+  }
+
+  /** Keeps the last `retainBytes` delivered bytes (a sliding copy of the stream's tail). */
+  private keep(bytes: Uint8Array): void {
+    const cap = this.limits.retainBytes;
+    if (cap === 0) return;
+    let r = this.retain;
+    if (r === undefined) r = this.retain = new Uint8Array(cap);
+    const n = bytes.length;
+    if (n >= cap) {
+      r.set(bytes.subarray(n - cap));
+      this.retainLen = cap;
+      return;
+    }
+    const keepOld = Math.min(this.retainLen, cap - n);
+    if (keepOld > 0 && this.retainLen !== keepOld) r.copyWithin(0, this.retainLen - keepOld, this.retainLen);
+    r.set(bytes, keepOld);
+    this.retainLen = keepOld + n;
+  }
+
+  private releaseRetain(): void {
+    this.retain = undefined;
+    this.retainLen = 0;
+  }
+
+  private enforceLimits(tsUs: number): void {
+    const l = this.limits;
+    while (this.ooo.length > 0 && (this.oooBytes > l.maxOooBytesPerStream || this.ooo.length > l.maxOooSegmentsPerStream || this.budget.held > this.budget.maxBytes)) {
+      this.counters.inc(this.budget.held > this.budget.maxBytes ? C_MEMCAP : C_STREAM_DEPTH);
+      this.skipTo(this.ooo[0].start, tsUs);
+      this.drain(tsUs);
+    }
+  }
+
+  /** Bytes this half holds (out-of-order data + retained tail), for the flow memcap. */
+  get memory(): number {
+    return this.oooBytes + (this.retain === undefined ? 0 : this.retain.length);
+  }
+}

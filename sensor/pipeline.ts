@@ -1,0 +1,61 @@
+/**
+ * The one place that hands stage N's output to stage N+1: capture -> decode -> flow -> consumers.
+ * Input: frames from any packet source (`packet` has the file reader's `PacketHandler` shape).
+ * Output: whatever the caller plugged in: a `StreamFactory` for TCP bytes, a `DatagramSink` for
+ * UDP, a `FlowEndSink` for finished flows. A bug that throws on some packet is caught here, counted
+ * (`pipeline.exception`) and logged at a limited rate; the next packet goes on.
+ */
+import { readCaptureFile, type ReadOptions, type ReadSummary } from './capture/file-reader.js';
+import { Decoder } from './decode/decoder.js';
+import { Counters, defineCounter } from './events/counters.js';
+import { DEFAULT_FLOW_LIMITS, FlowTable, type FlowEndSink, type FlowLimits } from './flow/flow-table.js';
+import type { DatagramSink, StreamFactory } from './flow/stream.js';
+
+const C_EXCEPTION = defineCounter('pipeline.exception');
+/** Exceptions printed in full before only counting them. */
+const MAX_EXCEPTION_LOGS = 5;
+
+export interface PipelineOptions {
+  readonly streams?: StreamFactory;
+  readonly datagrams?: DatagramSink;
+  readonly flowEnded?: FlowEndSink;
+  readonly flowLimits?: FlowLimits;
+  readonly counters?: Counters;
+}
+
+export class Pipeline {
+  readonly counters: Counters;
+  readonly decoder: Decoder;
+  readonly flows: FlowTable;
+  private exceptionsLogged = 0;
+
+  constructor(opts: PipelineOptions = {}) {
+    this.counters = opts.counters ?? new Counters();
+    this.decoder = new Decoder(this.counters);
+    this.flows = new FlowTable(this.counters, opts.streams, opts.datagrams, opts.flowEnded, opts.flowLimits ?? DEFAULT_FLOW_LIMITS);
+  }
+
+  /** One captured frame. Same signature as the file reader's handler, so it can be passed directly. */
+  readonly packet = (linkType: number, buf: Uint8Array, off: number, capLen: number, origLen: number, tsUs: number, ifIndex: number): void => {
+    try {
+      if (this.decoder.decodeFrame(linkType, buf, off, capLen, tsUs, ifIndex)) this.flows.packet(this.decoder.packet, origLen);
+    } catch (err) {
+      this.counters.inc(C_EXCEPTION);
+      if (this.exceptionsLogged++ < MAX_EXCEPTION_LOGS) {
+        process.emitWarning(`hark: packet processing failed (counted as pipeline.exception): ${(err as Error)?.stack ?? String(err)}`);
+      }
+    }
+  };
+
+  /** End of input: flushes every flow. */
+  finish(): void {
+    this.flows.flush();
+  }
+
+  /** Reads a capture file through the pipeline and flushes it. */
+  runFile(path: string, opts: ReadOptions = {}): ReadSummary {
+    const summary = readCaptureFile(path, this.packet, opts);
+    this.finish();
+    return summary;
+  }
+}
