@@ -15,7 +15,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
 export type PacketHandler = (
   linkType: number,
-  buf: Buffer,
+  buf: Uint8Array,
   off: number,
   capLen: number,
   origLen: number,
@@ -83,9 +83,27 @@ const OPT_ENDOFOPT = 0;
 const OPT_IF_TSRESOL = 9;
 const OPT_IF_TSOFFSET = 14;
 
-/** Buffered sequential reader over a file descriptor with a movable window. */
+function rd32le(b: Uint8Array, o: number): number {
+  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+}
+function rd32be(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
+function rd16le(b: Uint8Array, o: number): number {
+  return b[o] | (b[o + 1] << 8);
+}
+function rd16be(b: Uint8Array, o: number): number {
+  return (b[o] << 8) | b[o + 1];
+}
+
+/**
+ * Buffered sequential reader over a file descriptor with a movable window. Packets are handed out
+ * as views of a plain Uint8Array over the same memory: subarrays of it are much cheaper than
+ * Buffer subarrays, and consumers never need Buffer methods.
+ */
 class Window {
   buf: Buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+  u8: Uint8Array = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   start = 0; // index in buf of file offset `base`
   end = 0; // valid bytes end in buf
   base = 0; // file offset of buf[start]
@@ -102,6 +120,7 @@ class Window {
       const bigger = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
       this.buf.copy(bigger, 0, this.start, this.end);
       this.buf = bigger;
+      this.u8 = new Uint8Array(bigger.buffer, bigger.byteOffset, bigger.length);
     } else if (this.start > 0) {
       this.buf.copy(this.buf, 0, this.start, this.end);
     }
@@ -161,11 +180,11 @@ function readPcap(w: Window, fileSize: number, onPacket: PacketHandler, opts: Re
   if (!w.need(PCAP_GLOBAL_HEADER)) {
     return done({ offset: 0, message: `truncated pcap global header: ${fileSize} of ${PCAP_GLOBAL_HEADER} bytes` });
   }
-  const b0 = w.buf;
-  const magic = b0.readUInt32LE(w.start);
+  const b0 = w.u8;
+  const magic = rd32le(b0, w.start);
   const le = magic === PCAP_MAGIC_US || magic === PCAP_MAGIC_NS;
-  const nano = le ? magic === PCAP_MAGIC_NS : b0.readUInt32BE(w.start) === PCAP_MAGIC_NS;
-  const u32 = le ? (b: Buffer, o: number) => b.readUInt32LE(o) : (b: Buffer, o: number) => b.readUInt32BE(o);
+  const nano = le ? magic === PCAP_MAGIC_NS : rd32be(b0, w.start) === PCAP_MAGIC_NS;
+  const u32 = le ? rd32le : rd32be;
   const snaplen = u32(b0, w.start + PCAP_OFF_SNAPLEN);
   // The upper 16 bits of the link type field may carry FCS information (pcap-linktype(7)).
   const linkType = u32(b0, w.start + PCAP_OFF_LINKTYPE) & 0x0fffffff;
@@ -177,12 +196,12 @@ function readPcap(w: Window, fileSize: number, onPacket: PacketHandler, opts: Re
       const left = w.end - w.start;
       return done(left === 0 ? undefined : { offset: w.base, message: `truncated packet record header: ${left} of ${PCAP_RECORD_HEADER} bytes before end of file` });
     }
-    const b = w.buf;
+    const b = w.u8;
     const s = w.start;
-    const tsSec = le ? b.readUInt32LE(s + REC_OFF_TS_SEC) : b.readUInt32BE(s + REC_OFF_TS_SEC);
-    const tsFrac = le ? b.readUInt32LE(s + REC_OFF_TS_FRAC) : b.readUInt32BE(s + REC_OFF_TS_FRAC);
-    const capLen = le ? b.readUInt32LE(s + REC_OFF_CAPLEN) : b.readUInt32BE(s + REC_OFF_CAPLEN);
-    const origLen = le ? b.readUInt32LE(s + REC_OFF_ORIGLEN) : b.readUInt32BE(s + REC_OFF_ORIGLEN);
+    const tsSec = le ? rd32le(b, s + REC_OFF_TS_SEC) : rd32be(b, s + REC_OFF_TS_SEC);
+    const tsFrac = le ? rd32le(b, s + REC_OFF_TS_FRAC) : rd32be(b, s + REC_OFF_TS_FRAC);
+    const capLen = le ? rd32le(b, s + REC_OFF_CAPLEN) : rd32be(b, s + REC_OFF_CAPLEN);
+    const origLen = le ? rd32le(b, s + REC_OFF_ORIGLEN) : rd32be(b, s + REC_OFF_ORIGLEN);
     if (capLen > maxCap) {
       return done({ offset: w.base, message: `corrupt packet record ${packets + 1}: captured length ${capLen} exceeds the maximum ${maxCap}` });
     }
@@ -196,7 +215,7 @@ function readPcap(w: Window, fileSize: number, onPacket: PacketHandler, opts: Re
     }
     const tsUs = tsSec * 1e6 + (nano ? Math.floor(tsFrac / 1000) : tsFrac);
     packets++;
-    onPacket(linkType, w.buf, w.start + PCAP_RECORD_HEADER, capLen, origLen < capLen ? capLen : origLen, tsUs, 0);
+    onPacket(linkType, w.u8, w.start + PCAP_RECORD_HEADER, capLen, origLen < capLen ? capLen : origLen, tsUs, 0);
     w.skip(recLen);
     if (onProgress !== undefined && w.base >= nextProgress) {
       onProgress(w.base, fileSize);
@@ -227,45 +246,45 @@ function readPcapng(w: Window, fileSize: number, onPacket: PacketHandler, opts: 
       const left = w.end - w.start;
       return done(left === 0 ? undefined : { offset: w.base, message: `truncated block header: ${left} of 8 bytes before end of file` });
     }
-    let b = w.buf;
+    let b = w.u8;
     let s = w.start;
-    const typeBE = b.readUInt32BE(s);
+    const typeBE = rd32be(b, s);
     if (typeBE === PCAPNG_SHB) {
       if (!w.need(12)) return done({ offset: w.base, message: 'truncated section header block' });
-      b = w.buf;
+      b = w.u8;
       s = w.start;
-      const bom = b.readUInt32LE(s + 8);
+      const bom = rd32le(b, s + 8);
       if (bom === PCAPNG_BYTE_ORDER_MAGIC) le = true;
-      else if (b.readUInt32BE(s + 8) === PCAPNG_BYTE_ORDER_MAGIC) le = false;
+      else if (rd32be(b, s + 8) === PCAPNG_BYTE_ORDER_MAGIC) le = false;
       else return done({ offset: w.base, message: `corrupt section header block: byte-order magic 0x${bom.toString(16)}` });
       globalIfBase += ifaces.length;
       ifaces = [];
     }
-    const type = le ? b.readUInt32LE(s) : typeBE;
-    const blockLen = le ? b.readUInt32LE(s + 4) : b.readUInt32BE(s + 4);
+    const u32 = le ? rd32le : rd32be;
+    const u16 = le ? rd16le : rd16be;
+    const type = le ? rd32le(b, s) : typeBE;
+    const blockLen = u32(b, s + 4);
     if (blockLen < 12 || blockLen % 4 !== 0 || blockLen > MAX_RECORD_BYTES) {
       return done({ offset: w.base, message: `corrupt block (type 0x${type.toString(16)}): total length ${blockLen} is invalid` });
     }
     if (!w.need(blockLen)) {
       return done({ offset: w.base, message: `truncated block (type 0x${type.toString(16)}): length ${blockLen}, file ends after ${w.end - w.start} bytes` });
     }
-    b = w.buf;
+    b = w.u8;
     s = w.start;
-    const trailer = le ? b.readUInt32LE(s + blockLen - 4) : b.readUInt32BE(s + blockLen - 4);
+    const trailer = u32(b, s + blockLen - 4);
     if (trailer !== blockLen) {
       return done({ offset: w.base, message: `corrupt block (type 0x${type.toString(16)}): leading length ${blockLen} differs from trailing length ${trailer}` });
     }
-    const u32 = (o: number) => (le ? b.readUInt32LE(s + o) : b.readUInt32BE(s + o));
-    const u16 = (o: number) => (le ? b.readUInt16LE(s + o) : b.readUInt16BE(s + o));
     const bodyEnd = blockLen - 4;
     if (type === BT_IDB) {
       if (blockLen < 20) return done({ offset: w.base, message: `corrupt interface description block: length ${blockLen}` });
-      const iface: PcapngInterface = { linkType: u16(8), snaplen: u32(12), unitsPerSecond: 1e6, decimalDigits: 6, offsetSec: 0 };
+      const iface: PcapngInterface = { linkType: u16(b, s + 8), snaplen: u32(b, s + 12), unitsPerSecond: 1e6, decimalDigits: 6, offsetSec: 0 };
       // Options: code(2) len(2) value padded to 4.
       let o = 16;
       while (o + 4 <= bodyEnd) {
-        const code = u16(o);
-        const len = u16(o + 2);
+        const code = u16(b, s + o);
+        const len = u16(b, s + o + 2);
         if (code === OPT_ENDOFOPT) break;
         if (o + 4 + len > bodyEnd) return done({ offset: w.base + o, message: 'corrupt interface description block: option overruns block' });
         if (code === OPT_IF_TSRESOL && len >= 1) {
@@ -278,8 +297,8 @@ function readPcapng(w: Window, fileSize: number, onPacket: PacketHandler, opts: 
             iface.unitsPerSecond = 10 ** v;
           }
         } else if (code === OPT_IF_TSOFFSET && len >= 8) {
-          const hi = u32(o + 4);
-          const lo = u32(o + 8);
+          const hi = u32(b, s + o + 4);
+          const lo = u32(b, s + o + 8);
           iface.offsetSec = le ? lo * 4294967296 + hi : hi * 4294967296 + lo;
         }
         o += 4 + ((len + 3) & ~3);
@@ -287,19 +306,19 @@ function readPcapng(w: Window, fileSize: number, onPacket: PacketHandler, opts: 
       ifaces.push(iface);
     } else if (type === BT_EPB || type === BT_PB) {
       if (blockLen < 32) return done({ offset: w.base, message: `corrupt packet block: length ${blockLen}` });
-      const ifId = type === BT_EPB ? u32(8) : u16(8);
+      const ifId = type === BT_EPB ? u32(b, s + 8) : u16(b, s + 8);
       const iface = ifaces[ifId];
       if (iface === undefined) return done({ offset: w.base, message: `corrupt packet block: interface ${ifId} was never described` });
-      const capLen = u32(20);
-      const origLen = u32(24);
+      const capLen = u32(b, s + 20);
+      const origLen = u32(b, s + 24);
       if (28 + capLen > bodyEnd) return done({ offset: w.base, message: `corrupt packet block: captured length ${capLen} exceeds block length ${blockLen}` });
-      const tsUs = pcapngTimestampUs(iface, u32(12), u32(16));
+      const tsUs = pcapngTimestampUs(iface, u32(b, s + 12), u32(b, s + 16));
       packets++;
       onPacket(iface.linkType, b, s + 28, capLen, origLen < capLen ? capLen : origLen, tsUs, globalIfBase + ifId);
     } else if (type === BT_SPB) {
       const iface = ifaces[0];
       if (iface === undefined) return done({ offset: w.base, message: 'corrupt simple packet block: no interface described' });
-      const origLen = u32(8);
+      const origLen = u32(b, s + 8);
       let capLen = Math.min(origLen, bodyEnd - 12);
       if (iface.snaplen > 0 && capLen > iface.snaplen) capLen = iface.snaplen;
       packets++;

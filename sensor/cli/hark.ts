@@ -48,6 +48,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `hark flows x.pcap | head`: a closed pipe ends the command quietly, as for any Unix tool.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -14,10 +14,12 @@ const A_GRE_SHORT = defineAnomaly('decoder.gre.pkt_too_small');
 const A_GRE_VERSION = defineAnomaly('decoder.gre.version_unsupported');
 const A_ERSPAN_SHORT = defineAnomaly('decoder.erspan.pkt_too_small');
 const A_ERSPAN_VERSION = defineAnomaly('decoder.erspan.unsupported_version');
-const A_VXLAN_SHORT = defineAnomaly('decoder.vxlan.pkt_too_small');
-const A_VXLAN_FLAGS = defineAnomaly('decoder.vxlan.invalid_flags');
-const A_GENEVE_SHORT = defineAnomaly('decoder.geneve.pkt_too_small');
-const A_GENEVE_PROTO = defineAnomaly('decoder.geneve.unsupported_protocol');
+// A datagram to the VXLAN or Geneve port that is not a valid tunnel header is ordinary UDP
+// (an ephemeral port can be 4789 or 6081): counted, not an anomaly, and decoded as UDP.
+const A_VXLAN_SHORT = defineCounter('decoder.vxlan.not_vxlan_short');
+const A_VXLAN_FLAGS = defineCounter('decoder.vxlan.not_vxlan_flags');
+const A_GENEVE_SHORT = defineCounter('decoder.geneve.not_geneve_short');
+const A_GENEVE_PROTO = defineCounter('decoder.geneve.not_geneve_protocol');
 const C_GRE = defineCounter('decoder.gre');
 const C_GRE_OTHER = defineCounter('decoder.gre.other_protocol');
 const C_ERSPAN = defineCounter('decoder.erspan');
@@ -39,6 +41,7 @@ const VXLAN_HEADER = 8;
 const VXLAN_FLAG_I = 0x08;
 const GENEVE_HEADER = 8;
 const GENEVE_PROTO_TEB = 0x6558;
+const GENEVE_VERSION = 0;
 
 function innerFrame(p: Packet, c: Counters, off: number): number {
   if (!enterTunnel(p, c)) return L_DONE;
@@ -156,7 +159,8 @@ export function decodeVxlan(p: Packet, c: Counters): number {
     c.inc(A_VXLAN_SHORT);
     return L_DONE;
   }
-  if ((b[o] & VXLAN_FLAG_I) === 0) {
+  // Flags must be exactly I (RFC 7348 section 5: other bits reserved, sent as zero).
+  if (b[o] !== VXLAN_FLAG_I) {
     c.inc(A_VXLAN_FLAGS);
     return L_DONE;
   }
@@ -170,6 +174,10 @@ export function decodeGeneve(p: Packet, c: Counters): number {
   const o = p.payloadOff;
   if (p.end - o < GENEVE_HEADER) {
     c.inc(A_GENEVE_SHORT);
+    return L_DONE;
+  }
+  if (b[o] >> 6 !== GENEVE_VERSION) {
+    c.inc(A_GENEVE_PROTO);
     return L_DONE;
   }
   const hl = GENEVE_HEADER + ((b[o] & 0x3f) << 2);

@@ -54,6 +54,12 @@ export const DEFAULT_FLOW_LIMITS: FlowLimits = {
 
 /** Approximate fixed cost of one flow entry (object, key, halves), for the memcap. */
 const FLOW_ENTRY_BYTES = 640;
+/**
+ * A flow moves to the tail of its timeout list at most this often: re-linking on every packet
+ * costs more than the whole decode, and timeouts are tens of seconds. The lists stay ordered to
+ * within this granularity, so a flow expires at most this late.
+ */
+const LRU_GRANULARITY_US = 1_000_000;
 /** How often (capture time) idle flows are looked for. */
 const EXPIRE_INTERVAL_US = 1_000_000;
 
@@ -97,6 +103,8 @@ export class Flow {
   flowId = 0;
   startUs = 0;
   lastUs = 0;
+  /** When the flow was last placed at the tail of its list. */
+  listUs = 0;
   state: FlowState = 'new';
   closeReason: CloseReason = 'eof';
   rstSeen = false;
@@ -164,8 +172,16 @@ class LruList {
   }
 }
 
+/** Hash buckets: a power of two at least the flow limit, so chains stay about one entry long. */
+function bucketCount(maxFlows: number): number {
+  let n = 1024;
+  while (n < maxFlows && n < 1 << 22) n <<= 1;
+  return n;
+}
+
 export class FlowTable {
-  private readonly buckets = new Map<number, Flow>();
+  private readonly buckets: (Flow | undefined)[];
+  private readonly mask: number;
   private readonly lists: LruList[] = Array.from({ length: LIST_COUNT }, () => new LruList());
   private readonly timeouts: number[];
   private readonly budget: ReassemblyBudget;
@@ -180,6 +196,9 @@ export class FlowTable {
     private readonly ended: FlowEndSink | undefined,
     private readonly limits: FlowLimits = DEFAULT_FLOW_LIMITS,
   ) {
+    const n = bucketCount(limits.maxFlows);
+    this.buckets = new Array<Flow | undefined>(n).fill(undefined);
+    this.mask = n - 1;
     this.timeouts = [limits.tcpNewTimeoutUs, limits.tcpEstablishedTimeoutUs, limits.tcpClosedTimeoutUs, limits.udpTimeoutUs];
     this.budget = new ReassemblyBudget(Math.floor(limits.memcapBytes / 2));
   }
@@ -198,7 +217,7 @@ export class FlowTable {
     }
     const h = symmetricHash(p);
     let dir: Direction = 0;
-    let f = this.buckets.get(h);
+    let f = this.buckets[h & this.mask];
     for (; f !== undefined; f = f.hnext) {
       const d = this.matchDirection(f, p);
       if (d >= 0) {
@@ -219,10 +238,11 @@ export class FlowTable {
     f.lastUs = ts;
     f.pkts[dir]++;
     f.bytes[dir] += frameLen;
-    const list = this.lists[f.list];
-    if (list.tail !== f) {
+    if (ts - f.listUs > LRU_GRANULARITY_US) {
+      const list = this.lists[f.list];
       list.remove(f);
       list.push(f);
+      f.listUs = ts;
     }
     try {
       if (isTcp) this.tcp(f, p, dir);
@@ -322,9 +342,11 @@ export class FlowTable {
     f.hash = hash;
     f.startUs = p.tsUs;
     f.lastUs = p.tsUs;
+    f.listUs = p.tsUs;
     f.flowId = stableFlowId(f);
-    f.hnext = this.buckets.get(hash);
-    this.buckets.set(hash, f);
+    const slot = hash & this.mask;
+    f.hnext = this.buckets[slot];
+    this.buckets[slot] = f;
     this.count++;
     this.counters.set(C_ACTIVE, this.count);
     const info = flowInfo(f);
@@ -356,6 +378,7 @@ export class FlowTable {
     if (f.list === list) return;
     this.lists[f.list].remove(f);
     f.list = list;
+    f.listUs = f.lastUs;
     this.lists[list].push(f);
   }
 
@@ -423,10 +446,10 @@ export class FlowTable {
 
   private end(f: Flow, reason: CloseReason): void {
     // Unlink from the hash chain and its list.
-    const head = this.buckets.get(f.hash);
+    const slot = f.hash & this.mask;
+    const head = this.buckets[slot];
     if (head === f) {
-      if (f.hnext === undefined) this.buckets.delete(f.hash);
-      else this.buckets.set(f.hash, f.hnext);
+      this.buckets[slot] = f.hnext;
     } else {
       for (let x = head; x !== undefined; x = x.hnext) {
         if (x.hnext === f) {
@@ -481,10 +504,15 @@ function flowInfo(f: Flow): FlowInfo {
 function stableFlowId(f: Flow): number {
   let h1 = 0x3c6ef372;
   let h2 = 0x510e527f;
-  const words = [...f.addr, f.portA, f.portB, f.proto, f.vlan0, f.vlan1, f.startUs % 4294967296, Math.floor(f.startUs / 4294967296)];
-  for (const w of words) {
-    h1 = mix(h1, w);
-    h2 = mix(h2, w ^ 0x5bd1e995);
+  const a = f.addr;
+  for (let i = 0; i < 8; i++) {
+    h1 = mix(h1, a[i]);
+    h2 = mix(h2, a[i] ^ 0x5bd1e995);
+  }
+  const rest = [f.portA | (f.portB << 16), f.proto | (f.vlan0 << 8) | (f.vlan1 << 20), f.startUs % 4294967296, Math.floor(f.startUs / 4294967296)];
+  for (let i = 0; i < 4; i++) {
+    h1 = mix(h1, rest[i]);
+    h2 = mix(h2, rest[i] ^ 0x5bd1e995);
   }
   return (fmix(h1) & 0x1fffff) * 4294967296 + fmix(h2);
 }

@@ -38,10 +38,26 @@ export const DEFAULT_REASSEMBLY_LIMITS: ReassemblyLimits = {
   ackedHoleGraceUs: 500_000,
 };
 
-/** Out-of-order bytes held across all streams; shared so one pipeline has one budget. */
+/** Retention rings kept for reuse: enough for the concurrent streams of a busy link. */
+const MAX_POOLED_RINGS = 8192;
+
+/**
+ * Shared by every stream of one pipeline: the out-of-order byte budget, and a pool of retention
+ * rings so that short flows do not turn into garbage-collector work.
+ */
 export class ReassemblyBudget {
   held = 0;
+  private readonly rings: Uint8Array[] = [];
   constructor(readonly maxBytes: number) {}
+
+  takeRing(size: number): Uint8Array {
+    const r = this.rings.pop();
+    return r !== undefined && r.length === size ? r : new Uint8Array(size);
+  }
+
+  giveRing(r: Uint8Array): void {
+    if (this.rings.length < MAX_POOLED_RINGS) this.rings.push(r);
+  }
 }
 
 export interface HalfSink {
@@ -77,8 +93,9 @@ export class TcpHalf {
 
   private ooo: Segment[] = [];
   private oooBytes = 0;
+  /** Ring of the last delivered bytes: the byte at relative offset r lives at r % length. */
   private retain: Uint8Array | undefined;
-  private retainLen = 0; // valid bytes in retain (ring not used: sliding copy of the tail)
+  private retainLen = 0; // valid bytes, ending at nextRel
 
   constructor(
     private readonly sink: HalfSink,
@@ -188,11 +205,11 @@ export class TcpHalf {
 
   private deliver(bytes: Uint8Array, tsUs: number): void {
     const n = bytes.length;
+    this.keep(bytes);
     this.nextRel += n;
     this.nextSeq = (this.nextSeq + n) >>> 0;
     this.delivered += n;
     this.counters.inc(C_BYTES, n);
-    this.keep(bytes);
     this.sink.data(bytes, tsUs);
   }
 
@@ -283,32 +300,44 @@ export class TcpHalf {
   private verifyDelivered(start: number, buf: Uint8Array, off: number, len: number): void {
     const r = this.retain;
     if (r === undefined || this.retainLen === 0) return;
-    const tailStart = this.nextRel - this.retainLen;
-    const s = Math.max(start, tailStart);
+    const s = Math.max(start, this.nextRel - this.retainLen);
     const e = Math.min(start + len, this.nextRel);
     if (e <= s) return;
-    this.compare(r, s - tailStart, buf, off + s - start, e - s);
+    this.overlaps++;
+    this.counters.inc(C_OVERLAP);
+    const size = r.length;
+    for (let i = s; i < e; i++) {
+      if (r[i % size] !== buf[off + i - start]) {
+        this.mismatches++;
+        this.counters.inc(A_OVERLAP_MISMATCH);
+        return;
+      }
+    }
   }
 
-  /** Keeps the last `retainBytes` delivered bytes (a sliding copy of the stream's tail). */
+  /** Copies delivered bytes (about to be placed at nextRel) into the ring: at most two copies, no shifting. */
   private keep(bytes: Uint8Array): void {
-    const cap = this.limits.retainBytes;
-    if (cap === 0) return;
+    const size = this.limits.retainBytes;
+    if (size === 0) return;
     let r = this.retain;
-    if (r === undefined) r = this.retain = new Uint8Array(cap);
-    const n = bytes.length;
-    if (n >= cap) {
-      r.set(bytes.subarray(n - cap));
-      this.retainLen = cap;
-      return;
+    if (r === undefined) r = this.retain = this.budget.takeRing(size);
+    let n = bytes.length;
+    let from = 0;
+    let at = this.nextRel;
+    if (n > size) {
+      from = n - size;
+      at += from;
+      n = size;
     }
-    const keepOld = Math.min(this.retainLen, cap - n);
-    if (keepOld > 0 && this.retainLen !== keepOld) r.copyWithin(0, this.retainLen - keepOld, this.retainLen);
-    r.set(bytes, keepOld);
-    this.retainLen = keepOld + n;
+    const pos = at % size;
+    const first = Math.min(n, size - pos);
+    r.set(first === bytes.length ? bytes : bytes.subarray(from, from + first), pos);
+    if (first < n) r.set(bytes.subarray(from + first, from + n), 0);
+    this.retainLen = Math.min(size, this.retainLen + bytes.length);
   }
 
   private releaseRetain(): void {
+    if (this.retain !== undefined) this.budget.giveRing(this.retain);
     this.retain = undefined;
     this.retainLen = 0;
   }
