@@ -1,0 +1,146 @@
+/**
+ * The hark command as a user runs it (bin/hark): help texts, exit codes, clear one-line errors
+ * for bad options and damaged files (never a stack trace), JSON output and stream dumps.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import { fixture } from '../helpers/replay.js';
+
+const HARK = fileURLToPath(new URL('../../../bin/hark', import.meta.url));
+
+function hark(...args: string[]) {
+  const r = spawnSync(HARK, args, { encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function noStackTrace(text: string): void {
+  assert.doesNotMatch(text, /^\s+at .+:\d+:\d+\)?$/m, `no stack trace in: ${text}`);
+}
+
+describe('hark', () => {
+  test('--help lists the commands and exits 0', () => {
+    const r = hark('--help');
+    assert.equal(r.code, 0);
+    assert.match(r.out, /Usage: hark <command>/);
+    assert.match(r.out, /flows/);
+  });
+
+  test('no command prints usage and exits 2', () => {
+    const r = hark();
+    assert.equal(r.code, 2);
+    assert.match(r.out, /Usage: hark/);
+  });
+
+  test('an unknown command is named', () => {
+    const r = hark('frobnicate');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /unknown command "frobnicate"/);
+  });
+
+  test('flows --help explains every option', () => {
+    const r = hark('flows', '--help');
+    assert.equal(r.code, 0);
+    for (const opt of ['--json', '--dump DIR', '--no-progress', '--quiet', '--help']) assert.ok(r.out.includes(opt), opt);
+    assert.match(r.out, /Exit status/);
+  });
+
+  test('flows with an unknown option says so in one line', () => {
+    const r = hark('flows', '--frob', fixture('tcp', 'ws-http-ooo.pcap'));
+    assert.equal(r.code, 2);
+    assert.match(r.err, /--frob/);
+    noStackTrace(r.err);
+  });
+
+  test('flows on a missing file names it', () => {
+    const r = hark('flows', '/nonexistent/x.pcap');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /Cannot open capture file "\/nonexistent\/x\.pcap": no such file/);
+    noStackTrace(r.err);
+  });
+
+  test('flows on a file that is not a capture says what it found', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-cli-'));
+    try {
+      const f = join(dir, 'notes.txt');
+      writeFileSync(f, 'hello, this is not a pcap\n');
+      const r = hark('flows', f);
+      assert.equal(r.code, 2);
+      assert.match(r.err, /not a pcap or pcapng file \(magic 0x68656c6c\)/);
+      noStackTrace(r.err);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('flows on a truncated file prints the flows before the damage, the byte offset, and exits 3', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-cli-'));
+    try {
+      const src = fixture('tcp', 'zeek-http-pipelined-requests.pcap');
+      const whole = readFileSync(src);
+      const cut = join(dir, 'cut.pcap');
+      writeFileSync(cut, whole.subarray(0, whole.length - 100));
+      const r = hark('flows', '--json', cut);
+      assert.equal(r.code, 3);
+      assert.match(r.err, /stopped at byte offset \d+: truncated packet record \d+: header says \d+ bytes, file ends after \d+/);
+      noStackTrace(r.err);
+      const flows = r.out.trim().split('\n').map((l) => JSON.parse(l));
+      assert.equal(flows.length, 1);
+      assert.ok(flows[0].data_toclient > 30000, 'everything before the damage was reassembled');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('flows --json emits one EVE-style object per flow', () => {
+    const r = hark('flows', '--json', '--quiet', fixture('tcp', 'zeek-tcp-missing-syn.pcap'));
+    assert.equal(r.code, 0);
+    const lines = r.out.trim().split('\n');
+    assert.equal(lines.length, 1);
+    const f = JSON.parse(lines[0]);
+    assert.equal(f.proto, 'TCP');
+    assert.equal(f.src_ip, '141.42.64.125');
+    assert.equal(f.src_port, 56730);
+    assert.equal(f.dest_ip, '125.190.109.199');
+    assert.equal(f.dest_port, 80);
+    assert.equal(f.data_toserver, 98);
+    assert.equal(f.data_toclient, 9417);
+    assert.equal(f.state, 'closed');
+    assert.equal(typeof f.flow_id, 'number');
+    assert.equal(r.err, '');
+  });
+
+  test('flows prints the counter summary on stderr', () => {
+    const r = hark('flows', fixture('tcp', 'ws-tcp-badsegments.pcap'));
+    assert.equal(r.code, 0);
+    assert.match(r.out, /^\d+ TCP 10\.0\.0\.1:32323 -> 10\.0\.0\.2:80 .* gaps=4\/0 \(62\/0 B\) overlaps=\d+ mismatched=\d+/);
+    assert.match(r.err, /25 packets/);
+    assert.match(r.err, /stream\.tcp\.overlap_mismatch \d+/);
+    assert.match(r.err, /gaps 4 \(62 bytes\)/);
+  });
+
+  test('flow ids are stable across runs', () => {
+    const a = hark('flows', '--quiet', fixture('tcp', 'arkime-v6-http.pcap'));
+    const b = hark('flows', '--quiet', fixture('tcp', 'arkime-v6-http.pcap'));
+    assert.equal(a.out, b.out);
+    assert.ok(a.out.length > 0);
+  });
+
+  test('flows --dump writes each direction to a file readable only by its owner', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-cli-'));
+    try {
+      const r = hark('flows', '--quiet', '--dump', join(dir, 'out'), fixture('tcp', 'zeek-tcp-missing-syn.pcap'));
+      assert.equal(r.code, 0);
+      const files = readdirSync(join(dir, 'out')).sort();
+      assert.deepEqual(files, ['125.190.109.199.00080-141.042.064.125.56730', '141.042.064.125.56730-125.190.109.199.00080']);
+      assert.equal(statSync(join(dir, 'out', files[1])).size, 98);
+      assert.equal(statSync(join(dir, 'out', files[0])).mode & 0o077, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
