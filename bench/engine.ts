@@ -2,10 +2,12 @@
  * Benchmark child: reads one capture through read + decode + flow + TCP reassembly, with a
  * consumer that only counts the bytes it is given, and prints one JSON line of figures.
  * Run in its own process so peak RSS (VmHWM) is the engine's alone.
- * Usage: node dist/bench/engine.js <capture> [--dump DIR]
+ * Usage: node dist/bench/engine.js <capture> [--retain BYTES]
  */
 import { readFileSync } from 'node:fs';
 import type { StreamConsumer } from '../sensor/flow/stream.js';
+import { DEFAULT_FLOW_LIMITS } from '../sensor/flow/flow-table.js';
+import { DEFAULT_REASSEMBLY_LIMITS } from '../sensor/flow/tcp-reassembly.js';
 import { Pipeline } from '../sensor/pipeline.js';
 
 function peakRssBytes(): number {
@@ -14,6 +16,9 @@ function peakRssBytes(): number {
 }
 
 const file = process.argv[2];
+// --retain N: bytes kept per direction to verify retransmissions (default: the sensor's default).
+const retainArg = process.argv.indexOf('--retain');
+const flowLimits = retainArg > 0 ? { ...DEFAULT_FLOW_LIMITS, reassembly: { ...DEFAULT_REASSEMBLY_LIMITS, retainBytes: Number(process.argv[retainArg + 1]) } } : undefined;
 let reassembled = 0;
 let gapBytes = 0;
 let flows = 0;
@@ -26,7 +31,7 @@ const consumer: StreamConsumer = {
   },
   end() {},
 };
-const pipeline = new Pipeline({ streams: { open: () => (flows++, consumer) } });
+const pipeline = new Pipeline({ streams: { open: () => (flows++, consumer) }, flowLimits });
 const t0 = process.hrtime.bigint();
 const cpu0 = process.cpuUsage();
 const summary = pipeline.runFile(file);

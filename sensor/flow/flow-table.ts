@@ -109,9 +109,13 @@ export class Flow {
   closeReason: CloseReason = 'eof';
   rstSeen = false;
   midstream = false;
-  readonly pkts: [number, number] = [0, 0];
-  readonly bytes: [number, number] = [0, 0];
-  readonly udpData: [number, number] = [0, 0];
+  // Per-direction counters as plain fields: one object, one cache line, on the per-packet path.
+  pkts0 = 0;
+  pkts1 = 0;
+  bytes0 = 0;
+  bytes1 = 0;
+  udpData0 = 0;
+  udpData1 = 0;
   halves: [TcpHalf, TcpHalf] | undefined;
   consumer: StreamConsumer | undefined;
   info: FlowInfo | undefined;
@@ -172,16 +176,14 @@ class LruList {
   }
 }
 
-/** Hash buckets: a power of two at least the flow limit, so chains stay about one entry long. */
-function bucketCount(maxFlows: number): number {
-  let n = 1024;
-  while (n < maxFlows && n < 1 << 22) n <<= 1;
-  return n;
-}
+/** Initial hash buckets; doubled whenever flows outnumber buckets, so chains stay about one long. */
+const INITIAL_BUCKETS = 4096;
+/** Bucket array ceiling (4 M entries, 16 MB): beyond it chains grow instead. */
+const MAX_BUCKETS = 1 << 22;
 
 export class FlowTable {
-  private readonly buckets: (Flow | undefined)[];
-  private readonly mask: number;
+  private buckets: (Flow | undefined)[] = new Array<Flow | undefined>(INITIAL_BUCKETS).fill(undefined);
+  private mask = INITIAL_BUCKETS - 1;
   private readonly lists: LruList[] = Array.from({ length: LIST_COUNT }, () => new LruList());
   private readonly timeouts: number[];
   private readonly budget: ReassemblyBudget;
@@ -196,9 +198,6 @@ export class FlowTable {
     private readonly ended: FlowEndSink | undefined,
     private readonly limits: FlowLimits = DEFAULT_FLOW_LIMITS,
   ) {
-    const n = bucketCount(limits.maxFlows);
-    this.buckets = new Array<Flow | undefined>(n).fill(undefined);
-    this.mask = n - 1;
     this.timeouts = [limits.tcpNewTimeoutUs, limits.tcpEstablishedTimeoutUs, limits.tcpClosedTimeoutUs, limits.udpTimeoutUs];
     this.budget = new ReassemblyBudget(Math.floor(limits.memcapBytes / 2));
   }
@@ -236,8 +235,13 @@ export class FlowTable {
       dir = this.matchDirection(f, p) as Direction;
     }
     f.lastUs = ts;
-    f.pkts[dir]++;
-    f.bytes[dir] += frameLen;
+    if (dir === 0) {
+      f.pkts0++;
+      f.bytes0 += frameLen;
+    } else {
+      f.pkts1++;
+      f.bytes1 += frameLen;
+    }
     if (ts - f.listUs > LRU_GRANULARITY_US) {
       const list = this.lists[f.list];
       list.remove(f);
@@ -247,7 +251,8 @@ export class FlowTable {
     try {
       if (isTcp) this.tcp(f, p, dir);
       else {
-        f.udpData[dir] += p.payloadLen;
+        if (dir === 0) f.udpData0 += p.payloadLen;
+        else f.udpData1 += p.payloadLen;
         if (this.datagrams !== undefined && f.info !== undefined) this.datagrams.datagram(f.info, dir, p.buf.subarray(p.payloadOff, p.payloadOff + p.payloadLen), ts);
       }
     } catch (err) {
@@ -348,6 +353,7 @@ export class FlowTable {
     f.hnext = this.buckets[slot];
     this.buckets[slot] = f;
     this.count++;
+    if (this.count > this.buckets.length && this.buckets.length < MAX_BUCKETS) this.grow();
     this.counters.set(C_ACTIVE, this.count);
     const info = flowInfo(f);
     f.info = info;
@@ -372,6 +378,22 @@ export class FlowTable {
     }
     this.lists[f.list].push(f);
     return f;
+  }
+
+  private grow(): void {
+    const old = this.buckets;
+    const n = old.length * 2;
+    this.buckets = new Array<Flow | undefined>(n).fill(undefined);
+    this.mask = n - 1;
+    for (let head of old) {
+      while (head !== undefined) {
+        const next = head.hnext;
+        const slot = head.hash & this.mask;
+        head.hnext = this.buckets[slot];
+        this.buckets[slot] = head;
+        head = next;
+      }
+    }
   }
 
   private moveTo(f: Flow, list: number): void {
@@ -432,6 +454,7 @@ export class FlowTable {
       mine.fin((p.seq + p.payloadLen) >>> 0);
       if (f.state !== 'closed') {
         f.state = 'closing';
+        if (mine.finished) mine.releaseRetained();
         if (mine.finished && (peer.finished || !peer.started)) {
           // Both sides done (or a one-sided capture finished): linger briefly for retransmissions.
           f.state = 'closed';
@@ -475,7 +498,7 @@ export class FlowTable {
       reportConsumerError(err);
     }
     f.consumer = undefined;
-    if (f.pkts[0] === 0 || f.pkts[1] === 0) this.counters.inc(C_ONE_SIDED);
+    if (f.pkts0 === 0 || f.pkts1 === 0) this.counters.inc(C_ONE_SIDED);
     this.ended?.flowEnded(flowRecord(f));
   }
 }
@@ -523,9 +546,9 @@ function flowRecord(f: Flow): FlowRecord {
   return {
     ...info,
     endUs: f.lastUs,
-    pkts: [f.pkts[0], f.pkts[1]],
-    bytes: [f.bytes[0], f.bytes[1]],
-    dataBytes: h ? [h[0].delivered, h[1].delivered] : [f.udpData[0], f.udpData[1]],
+    pkts: [f.pkts0, f.pkts1],
+    bytes: [f.bytes0, f.bytes1],
+    dataBytes: h ? [h[0].delivered, h[1].delivered] : [f.udpData0, f.udpData1],
     gaps: h ? [h[0].gaps, h[1].gaps] : [0, 0],
     gapBytes: h ? [h[0].gapBytes, h[1].gapBytes] : [0, 0],
     overlaps: h ? h[0].overlaps + h[1].overlaps : 0,

@@ -336,6 +336,11 @@ export class TcpHalf {
     this.retainLen = Math.min(size, this.retainLen + bytes.length);
   }
 
+  /** The stream is over (FIN delivered): the retention ring goes back to the pool. */
+  releaseRetained(): void {
+    this.releaseRetain();
+  }
+
   private releaseRetain(): void {
     if (this.retain !== undefined) this.budget.giveRing(this.retain);
     this.retain = undefined;
