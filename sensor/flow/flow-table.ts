@@ -116,6 +116,7 @@ export class Flow {
   bytes1 = 0;
   udpData0 = 0;
   udpData1 = 0;
+  /** Both reassemblers; created once per pooled Flow object, reset on reuse. Only TCP uses them. */
   halves: [TcpHalf, TcpHalf] | undefined;
   consumer: StreamConsumer | undefined;
   info: FlowInfo | undefined;
@@ -181,7 +182,23 @@ const INITIAL_BUCKETS = 4096;
 /** Bucket array ceiling (4 M entries, 16 MB): beyond it chains grow instead. */
 const MAX_BUCKETS = 1 << 22;
 
+/** Finished Flow objects kept for reuse: allocation and GC promotion of flow state cost more than the flow's packets. */
+const MAX_POOLED_FLOWS = 65536;
+
+/** Adapts one direction of a flow to the reassembler's sink, looking up the flow's current consumer. */
+function halfSink(f: Flow, dir: Direction) {
+  return {
+    data(bytes: Uint8Array, ts: number): void {
+      f.consumer?.data(dir, bytes, ts);
+    },
+    gap(len: number, ts: number): void {
+      f.consumer?.gap(dir, len, ts);
+    },
+  };
+}
+
 export class FlowTable {
+  private readonly pool: Flow[] = [];
   private buckets: (Flow | undefined)[] = new Array<Flow | undefined>(INITIAL_BUCKETS).fill(undefined);
   private mask = INITIAL_BUCKETS - 1;
   private readonly lists: LruList[] = Array.from({ length: LIST_COUNT }, () => new LruList());
@@ -324,7 +341,7 @@ export class FlowTable {
   }
 
   private create(p: Packet, hash: number): Flow {
-    const f = new Flow();
+    const f = this.pool.pop() ?? new Flow();
     const isTcp = p.transport === IPPROTO_TCP;
     // Who opened the conversation: a SYN's sender; a SYN-ACK's receiver; otherwise the side not on
     // a well-known port (midstream pickup, or UDP answers seen before questions).
@@ -360,14 +377,10 @@ export class FlowTable {
     if (isTcp) {
       this.counters.inc(C_FLOWS_TCP);
       f.list = LIST_TCP_NEW;
-      const c = this.counters;
-      const consumer = this.factory?.open(info);
-      f.consumer = consumer;
-      const sink = (dir: Direction) => ({
-        data: (bytes: Uint8Array, ts: number) => f.consumer?.data(dir, bytes, ts),
-        gap: (len: number, ts: number) => f.consumer?.gap(dir, len, ts),
-      });
-      f.halves = [new TcpHalf(sink(0), c, this.budget, this.limits.reassembly), new TcpHalf(sink(1), c, this.budget, this.limits.reassembly)];
+      f.consumer = this.factory?.open(info);
+      if (f.halves === undefined) {
+        f.halves = [new TcpHalf(halfSink(f, 0), this.counters, this.budget, this.limits.reassembly), new TcpHalf(halfSink(f, 1), this.counters, this.budget, this.limits.reassembly)];
+      }
       if ((p.tcpFlags & TH_SYN) === 0) {
         f.midstream = true;
         this.counters.inc(C_MIDSTREAM);
@@ -488,7 +501,7 @@ export class FlowTable {
     f.closeReason = reason;
     const ts = f.lastUs;
     try {
-      if (f.halves !== undefined) {
+      if (f.proto === IPPROTO_TCP && f.halves !== undefined) {
         f.halves[0].flush(ts);
         f.halves[1].flush(ts);
       }
@@ -500,6 +513,23 @@ export class FlowTable {
     f.consumer = undefined;
     if (f.pkts0 === 0 || f.pkts1 === 0) this.counters.inc(C_ONE_SIDED);
     this.ended?.flowEnded(flowRecord(f));
+    this.recycle(f);
+  }
+
+  private recycle(f: Flow): void {
+    if (this.pool.length >= MAX_POOLED_FLOWS) return;
+    if (f.halves !== undefined) {
+      f.halves[0].reset();
+      f.halves[1].reset();
+    }
+    f.info = undefined;
+    f.state = 'new';
+    f.closeReason = 'eof';
+    f.rstSeen = false;
+    f.midstream = false;
+    f.pkts0 = f.pkts1 = f.bytes0 = f.bytes1 = f.udpData0 = f.udpData1 = 0;
+    f.hnext = f.prev = f.next = undefined;
+    this.pool.push(f);
   }
 }
 
@@ -542,7 +572,7 @@ function stableFlowId(f: Flow): number {
 
 function flowRecord(f: Flow): FlowRecord {
   const info = f.info!;
-  const h = f.halves;
+  const h = f.proto === IPPROTO_TCP ? f.halves : undefined;
   return {
     ...info,
     endUs: f.lastUs,

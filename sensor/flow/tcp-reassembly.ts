@@ -104,6 +104,27 @@ export class TcpHalf {
     private readonly limits: ReassemblyLimits = DEFAULT_REASSEMBLY_LIMITS,
   ) {}
 
+  /** Back to the state of a new stream, for reuse from the flow table's pool. */
+  reset(): void {
+    this.releaseRetain();
+    for (const seg of this.ooo) this.budget.held -= seg.data.length;
+    this.ooo.length = 0;
+    this.oooBytes = 0;
+    this.started = false;
+    this.fromSyn = false;
+    this.nextSeq = 0;
+    this.nextRel = 0;
+    this.isn = 0;
+    this.delivered = 0;
+    this.gapBytes = 0;
+    this.gaps = 0;
+    this.overlaps = 0;
+    this.mismatches = 0;
+    this.finRel = -1;
+    this.ackedRel = 0;
+    this.holeAckedAtUs = -1;
+  }
+
   /** SYN seen with this sequence number: the stream starts at isn + 1. */
   startFromSyn(isn: number): void {
     if (this.started && this.delivered + this.gapBytes > 0) return;
