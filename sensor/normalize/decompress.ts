@@ -1,0 +1,413 @@
+/**
+ * Normalize leaf: streaming Content-Encoding decoder chain (gzip / x-gzip, deflate raw or zlib-wrapped,
+ * br; stacked codings decoded in reverse order of application).
+ * Input: compressed bytes in order, cut anywhere. Output: decoded bytes delivered synchronously, in order,
+ * as views valid only during the callback. Bounded: decoded bytes per message, decoded/wire ratio, layers.
+ * Corrupt data stops the chain (anomaly) and never throws.
+ */
+
+import zlib from 'node:zlib';
+import { Counters, defineAnomaly, defineCounter } from '../events/counters.js';
+
+/** Decompression-bomb guard: each layer multiplies the ratio; real servers send one (libhtp's default is 2). */
+export const MAX_CONTENT_ENCODINGS = 3;
+/** Hard cap of decoded bytes per message, whatever the configured inspection limit says (bomb guard). */
+export const MAX_DECODED_BYTES = 64 * 1024 * 1024;
+/** Default decoded bytes per message: generous for pages and scripts, bounded for downloads. */
+export const DEFAULT_DECODED_LIMIT_BYTES = 8 * 1024 * 1024;
+/** Decoded/wire ratio that marks a bomb (libhtp's compression-bomb ratio). Deflate alone tops out near
+ * 1032:1, so this bites on brotli and stacked layers; the byte limit bounds the rest. */
+export const MAX_DECOMPRESSION_RATIO = 2048;
+/** The ratio is only judged past this much output: short bodies of repeated text legitimately reach it. */
+export const RATIO_CHECK_MIN_BYTES = 1024 * 1024;
+/** Output piece size handed to the sink (zlib's own default chunk size). */
+const OUT_CHUNK_BYTES = 16 * 1024;
+/** Fallback mode only (no streaming handle API): compressed bytes held until the message ends. */
+export const MAX_BUFFERED_WIRE_BYTES = 1024 * 1024;
+
+const C_CORRUPT = defineAnomaly('decompress.corrupt');
+const C_TRAILING = defineAnomaly('decompress.trailing_data');
+const C_RATIO = defineAnomaly('decompress.ratio_limit');
+const C_LAYERS = defineAnomaly('decompress.layers_exceeded');
+const C_OUTPUT_LIMIT = defineCounter('decompress.output_limit');
+const C_FALLBACK = defineCounter('decompress.buffered_fallback');
+const C_BUFFER_LIMIT = defineCounter('decompress.buffer_limit');
+
+/** A content coding this module decodes; `deflate` is auto-detected as zlib-wrapped or raw. */
+export type Coding = 'gzip' | 'deflate' | 'br';
+
+export interface ParsedEncodings {
+  /** In the order the sender applied them (header order); decoding runs in reverse. */
+  readonly codings: Coding[];
+  /** Tokens that are neither known codings nor `identity` (lower-cased), e.g. `compress`, `utf-8`. */
+  readonly unknown: string[];
+}
+
+/**
+ * Splits Content-Encoding header values (several headers concatenate, RFC 9110 §8.4) into codings.
+ * Tokens are case-insensitive; `identity` and empty list elements are dropped.
+ */
+export function parseContentEncoding(values: readonly string[]): ParsedEncodings {
+  const codings: Coding[] = [];
+  const unknown: string[] = [];
+  for (const value of values) {
+    for (const raw of value.split(',')) {
+      const token = raw.trim().toLowerCase();
+      if (token === '' || token === 'identity') continue;
+      if (token === 'gzip' || token === 'x-gzip') codings.push('gzip');
+      else if (token === 'deflate') codings.push('deflate');
+      else if (token === 'br') codings.push('br');
+      else unknown.push(token);
+    }
+  }
+  return { codings, unknown };
+}
+
+/** True when the two bytes are a valid zlib header (RFC 1950 §2.2: CM 8, CINFO <= 7, FCHECK). */
+export function isZlibHeader(b0: number, b1: number): boolean {
+  return (b0 & 0x0f) === 8 && b0 >> 4 <= 7 && ((b0 << 8) | b1) % 31 === 0;
+}
+
+export type DecodeStatus = 'ok' | 'corrupt' | 'output_limit' | 'ratio_limit' | 'layers_exceeded' | 'aborted';
+
+/** Where the chain sends decoded bytes. `chunk` is a view valid only during the call. */
+export type DecodedOutput = (chunk: Uint8Array) => void;
+
+/** What we use of a node:zlib stream object: its native handle driven synchronously. Node-internal. */
+interface ZlibHandle {
+  writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number,
+    out: Uint8Array, outOff: number, outLen: number): void;
+  close(): void;
+  onerror: (message: string, errno: number, code?: string) => void;
+}
+interface ZlibInternals {
+  _handle: ZlibHandle | null;
+  _writeState: Uint32Array;
+}
+
+type Kind = 'gunzip' | 'inflate' | 'inflateRaw' | 'brotli';
+
+function createStream(kind: Kind): zlib.Gunzip | zlib.Inflate | zlib.InflateRaw | zlib.BrotliDecompress {
+  // chunkSize is the stream's own output buffer, unused here: keep it at the minimum.
+  switch (kind) {
+    case 'gunzip': return zlib.createGunzip({ chunkSize: 64 });
+    case 'inflate': return zlib.createInflate({ chunkSize: 64 });
+    case 'inflateRaw': return zlib.createInflateRaw({ chunkSize: 64 });
+    case 'brotli': return zlib.createBrotliDecompress({ chunkSize: 64 });
+  }
+}
+
+/**
+ * Node's public sync APIs (inflateSync, _processChunk without a callback) close the handle after one call,
+ * and the stream APIs are asynchronous. We drive the stream's native handle with `writeSync` directly,
+ * exactly as node:zlib's own processChunkSync does, minus the close. This probe checks at load that the
+ * internal shape is there and works; if a future Node changes it, chains fall back to buffering the
+ * compressed body (bounded) and decoding at message end, counted as `decompress.buffered_fallback`.
+ */
+function probeStreamingHandle(): boolean {
+  try {
+    const sample = zlib.deflateRawSync(Buffer.from('hark'));
+    const stream = createStream('inflateRaw') as unknown as ZlibInternals;
+    const handle = stream._handle;
+    if (!handle || typeof handle.writeSync !== 'function' || !(stream._writeState instanceof Uint32Array)) return false;
+    let failed = false;
+    handle.onerror = () => { failed = true; };
+    const out = Buffer.alloc(64);
+    let produced = 0;
+    for (let i = 0; i < sample.length; i++) {
+      handle.writeSync(zlib.constants.Z_SYNC_FLUSH, sample, i, 1, out, produced, out.length - produced);
+      produced = out.length - stream._writeState[0];
+    }
+    handle.close();
+    return !failed && out.subarray(0, produced).toString('latin1') === 'hark';
+  } catch {
+    return false;
+  }
+}
+
+/** Whether decoding streams chunk by chunk (true on Node 20-24) or falls back to buffering. */
+export const STREAMING_DECODE_AVAILABLE = probeStreamingHandle();
+
+interface Stage {
+  decode(input: Uint8Array): void;
+  /** Message end: flush what is held (fallback mode), then release native resources. */
+  finish(): void;
+  close(): void;
+}
+
+/** One coding layer over a native zlib/brotli handle, fed synchronously. */
+class StreamingStage implements Stage {
+  private handle: ZlibHandle | null;
+  private readonly state: Uint32Array;
+  private readonly out: Buffer;
+  private readonly flush: number;
+  private ended = false;
+  private failed = false;
+  private message = '';
+
+  constructor(private readonly chain: DecoderChain, private readonly level: number, kind: Kind) {
+    const stream = createStream(kind) as unknown as ZlibInternals;
+    this.handle = stream._handle;
+    this.state = stream._writeState;
+    this.out = Buffer.allocUnsafe(OUT_CHUNK_BYTES);
+    this.flush = kind === 'brotli' ? zlib.constants.BROTLI_OPERATION_PROCESS : zlib.constants.Z_SYNC_FLUSH;
+    // Replaces node:zlib's handler, which would destroy the stream and emit 'error' asynchronously.
+    if (this.handle) this.handle.onerror = (message: string) => { this.failed = true; this.message = message; };
+  }
+
+  decode(input: Uint8Array): void {
+    const handle = this.handle;
+    if (handle === null || this.ended) return;
+    const out = this.out;
+    const state = this.state;
+    let inOff = 0;
+    let inLen = input.length;
+    for (;;) {
+      handle.writeSync(this.flush, input, inOff, inLen, out, 0, out.length);
+      if (this.failed) {
+        this.chain.fail(this.message);
+        return;
+      }
+      const availOut = state[0];
+      const availIn = state[1];
+      const have = out.length - availOut;
+      inOff += inLen - availIn;
+      inLen = availIn;
+      if (have > 0) {
+        this.chain.feed(this.level + 1, out.subarray(0, have));
+        if (this.chain.stopped) return;
+      }
+      if (availOut !== 0) {
+        // Output room left means the decoder took all it could: leftover input follows the end of stream.
+        if (availIn > 0) {
+          this.ended = true;
+          this.chain.trailing();
+        }
+        return;
+      }
+    }
+  }
+
+  finish(): void {
+    this.close();
+  }
+
+  close(): void {
+    if (this.handle !== null) {
+      this.handle.close();
+      this.handle = null;
+    }
+  }
+}
+
+/** `deflate` as browsers read it: zlib-wrapped when the first two bytes are a zlib header, else raw. */
+class DeflateAutoStage implements Stage {
+  private inner: Stage | null = null;
+  private first = -1;
+
+  constructor(private readonly chain: DecoderChain, private readonly level: number, private readonly streaming: boolean) {}
+
+  decode(input: Uint8Array): void {
+    if (this.inner === null) {
+      if (input.length === 0) return;
+      if (this.first < 0 && input.length === 1) {
+        this.first = input[0];
+        return;
+      }
+      const b0 = this.first >= 0 ? this.first : input[0];
+      const b1 = this.first >= 0 ? input[0] : input[1];
+      const kind: Kind = isZlibHeader(b0, b1) ? 'inflate' : 'inflateRaw';
+      this.inner = this.streaming ? new StreamingStage(this.chain, this.level, kind) : new BufferedStage(this.chain, this.level, kind);
+      if (this.first >= 0) {
+        this.inner.decode(Uint8Array.of(this.first));
+        if (this.chain.stopped) return;
+      }
+    }
+    this.inner.decode(input);
+  }
+
+  finish(): void {
+    this.inner?.finish();
+  }
+
+  close(): void {
+    this.inner?.close();
+  }
+}
+
+/** Fallback when the streaming handle is unavailable: hold the wire bytes, decode once at the end. */
+class BufferedStage implements Stage {
+  private parts: Buffer[] = [];
+  private size = 0;
+
+  constructor(private readonly chain: DecoderChain, private readonly level: number, private readonly kind: Kind) {}
+
+  decode(input: Uint8Array): void {
+    if (this.size + input.length > MAX_BUFFERED_WIRE_BYTES) {
+      this.chain.bufferLimit();
+      return;
+    }
+    this.parts.push(Buffer.from(input));
+    this.size += input.length;
+  }
+
+  finish(): void {
+    const all = Buffer.concat(this.parts, this.size);
+    this.parts = [];
+    if (all.length === 0) return;
+    const maxOutputLength = Math.max(1, this.chain.maxOutputBytes);
+    let out: Buffer;
+    try {
+      const opts = { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength };
+      switch (this.kind) {
+        case 'gunzip': out = zlib.gunzipSync(all, opts); break;
+        case 'inflate': out = zlib.inflateSync(all, opts); break;
+        case 'inflateRaw': out = zlib.inflateRawSync(all, opts); break;
+        case 'brotli':
+          out = zlib.brotliDecompressSync(all, { finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH, maxOutputLength });
+          break;
+      }
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') this.chain.outputLimit();
+      else this.chain.fail(String((err as Error).message));
+      return;
+    }
+    this.chain.feed(this.level + 1, out);
+  }
+
+  close(): void {
+    this.parts = [];
+  }
+}
+
+export interface DecoderChainOptions {
+  /** Decoded bytes delivered per message; clamped to MAX_DECODED_BYTES. */
+  maxOutputBytes?: number;
+  /** Test hook: use the buffered fallback even when streaming is available. */
+  forceBuffered?: boolean;
+}
+
+/**
+ * Decodes one message body. Call `write` with wire bytes (any cut), then `end` once; `abort` instead
+ * when the rest of the body will not come (gap). After `stopped` turns true nothing more is emitted.
+ */
+export class DecoderChain {
+  readonly maxOutputBytes: number;
+  status: DecodeStatus = 'ok';
+  /** The decoder's message when status is `corrupt`. */
+  error = '';
+  wireBytes = 0;
+  decodedBytes = 0;
+  private readonly stages: Stage[] = [];
+  private readonly counters: Counters;
+  private readonly output: DecodedOutput;
+  private closed = false;
+
+  /** `codings` in the order the sender applied them (as `parseContentEncoding` returns them). */
+  constructor(codings: readonly Coding[], output: DecodedOutput, counters: Counters, options: DecoderChainOptions = {}) {
+    this.counters = counters;
+    this.output = output;
+    this.maxOutputBytes = Math.max(0, Math.min(options.maxOutputBytes ?? DEFAULT_DECODED_LIMIT_BYTES, MAX_DECODED_BYTES));
+    if (codings.length > MAX_CONTENT_ENCODINGS) {
+      this.status = 'layers_exceeded';
+      counters.inc(C_LAYERS);
+      return;
+    }
+    const streaming = STREAMING_DECODE_AVAILABLE && options.forceBuffered !== true;
+    if (!streaming && codings.length > 0) counters.inc(C_FALLBACK);
+    for (let i = codings.length - 1, level = 0; i >= 0; i--, level++) {
+      const coding = codings[i];
+      if (coding === 'deflate') this.stages.push(new DeflateAutoStage(this, level, streaming));
+      else {
+        const kind: Kind = coding === 'gzip' ? 'gunzip' : 'brotli';
+        this.stages.push(streaming ? new StreamingStage(this, level, kind) : new BufferedStage(this, level, kind));
+      }
+    }
+  }
+
+  get stopped(): boolean {
+    return this.status !== 'ok';
+  }
+
+  write(wire: Uint8Array): void {
+    if (this.status !== 'ok' || wire.length === 0) return;
+    this.wireBytes += wire.length;
+    this.feed(0, wire);
+  }
+
+  /** The body is complete: flushes held data (fallback mode) and releases the decoders. */
+  end(): void {
+    if (this.closed) return;
+    for (const stage of this.stages) {
+      if (this.status !== 'ok') break;
+      stage.finish();
+    }
+    this.release();
+  }
+
+  /** The rest of the body will not be decoded (gap, flow end): releases the decoders. */
+  abort(): void {
+    if (this.status === 'ok') this.status = 'aborted';
+    this.release();
+  }
+
+  /** @internal Stage `level` produced bytes; `level === stages.length` means fully decoded. */
+  feed(level: number, bytes: Uint8Array): void {
+    if (level < this.stages.length) {
+      this.stages[level].decode(bytes);
+      return;
+    }
+    if (bytes.length === 0) return;
+    const room = this.maxOutputBytes - this.decodedBytes;
+    if (bytes.length > room) {
+      if (room > 0) this.output(bytes.subarray(0, room));
+      this.decodedBytes += room;
+      this.outputLimit();
+      return;
+    }
+    this.decodedBytes += bytes.length;
+    this.output(bytes);
+    if (this.decodedBytes > RATIO_CHECK_MIN_BYTES && this.decodedBytes > this.wireBytes * MAX_DECOMPRESSION_RATIO) {
+      this.stop('ratio_limit');
+      this.counters.inc(C_RATIO);
+    }
+  }
+
+  /** @internal */
+  fail(message: string): void {
+    if (this.status !== 'ok') return;
+    this.error = message;
+    this.stop('corrupt');
+    this.counters.inc(C_CORRUPT);
+  }
+
+  /** @internal */
+  trailing(): void {
+    this.counters.inc(C_TRAILING);
+  }
+
+  /** @internal */
+  outputLimit(): void {
+    if (this.status !== 'ok') return;
+    this.stop('output_limit');
+    this.counters.inc(C_OUTPUT_LIMIT);
+  }
+
+  /** @internal */
+  bufferLimit(): void {
+    if (this.status !== 'ok') return;
+    this.stop('output_limit');
+    this.counters.inc(C_BUFFER_LIMIT);
+  }
+
+  private stop(status: DecodeStatus): void {
+    this.status = status;
+    this.release();
+  }
+
+  private release(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const stage of this.stages) stage.close();
+  }
+}

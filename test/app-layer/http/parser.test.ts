@@ -1,0 +1,176 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  HttpMessageParser, MAX_CHUNK_SIZE_HEX_DIGITS, MAX_CONNECT_HOLD_BYTES, parseChunkSizeLine, parseRequestLine,
+  parseStatusLine, type BodyRule, type HeaderList, type MessageParserSink, type ParsedHead, type ResyncReason,
+} from '../../../sensor/app-layer/http/parser.js';
+import { counterName } from '../../../sensor/events/counters.js';
+
+/** Logs parser callbacks as short strings; `rule` decides every head's body rule. */
+class LogSink implements MessageParserSink {
+  log: string[] = [];
+  heads: ParsedHead[] = [];
+  private text = '';
+  constructor(private readonly rule: (h: ParsedHead) => BodyRule = () => 'normal') {}
+  begin(): void { this.log.push('begin'); }
+  head(h: ParsedHead): BodyRule {
+    this.heads.push(h);
+    this.log.push(h.isRequest ? `head ${h.method} ${h.uri}` : `head ${h.status}`);
+    return this.rule(h);
+  }
+  body(chunk: Uint8Array): void { this.text += Buffer.from(chunk).toString('latin1'); }
+  bodyGap(len: number): void { this.text += `<gap ${len}>`; }
+  end(complete: boolean, trailers: HeaderList | undefined): void {
+    this.log.push(`end ${complete ? 'complete' : 'cut'} body=${JSON.stringify(this.text)}${trailers ? ' trailers=' + JSON.stringify(trailers) : ''}`);
+    this.text = '';
+  }
+  anomaly(id: number): void { this.log.push(`anomaly ${counterName(id)}`); }
+  resync(reason: ResyncReason): void { this.log.push(`resync ${reason}`); }
+}
+
+const b = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+test('parseRequestLine splits method, target and version; rejects non-tokens and missing versions', () => {
+  assert.deepEqual(parseRequestLine('GET /a?b=c HTTP/1.1'), { method: 'GET', uri: '/a?b=c', version: 'HTTP/1.1' });
+  assert.deepEqual(parseRequestLine('GET  /two  spaces\tHTTP/1.0'), { method: 'GET', uri: '/two  spaces', version: 'HTTP/1.0' });
+  assert.deepEqual(parseRequestLine('M-SEARCH * HTTP/1.1'), { method: 'M-SEARCH', uri: '*', version: 'HTTP/1.1' });
+  assert.equal(parseRequestLine('GET /'), undefined); // HTTP/0.9
+  assert.equal(parseRequestLine('GET HTTP/1.1'), undefined);
+  assert.equal(parseRequestLine('G(T / HTTP/1.1'), undefined);
+  assert.equal(parseRequestLine(' GET / HTTP/1.1'), undefined);
+  assert.equal(parseRequestLine('GET / HTTP/1.1x'), undefined);
+});
+
+test('parseStatusLine reads version, three-digit status and an optional reason', () => {
+  assert.deepEqual(parseStatusLine('HTTP/1.1 200 OK'), { version: 'HTTP/1.1', status: 200, reason: 'OK' });
+  assert.deepEqual(parseStatusLine('HTTP/1.0 404'), { version: 'HTTP/1.0', status: 404, reason: '' });
+  assert.deepEqual(parseStatusLine('HTTP/1.1 500 Internal  Error '), { version: 'HTTP/1.1', status: 500, reason: 'Internal  Error' });
+  assert.equal(parseStatusLine('HTTP/1.1 20 OK'), undefined);
+  assert.equal(parseStatusLine('HTTP/1.1 2000 OK'), undefined);
+  assert.equal(parseStatusLine('ICY 200 OK'), undefined);
+  assert.equal(parseStatusLine('HTTP/1.1'), undefined);
+});
+
+test('parseChunkSizeLine reads hex with extensions and whitespace, rejects junk and oversize', () => {
+  const p = (s: string): number => parseChunkSizeLine(b(s), 0, s.length);
+  assert.equal(p('1a'), 26);
+  assert.equal(p('FF;name=value'), 255);
+  assert.equal(p(' 5 ; ext'), 5);
+  assert.equal(p('0'), 0);
+  assert.equal(p('000000000000000000001'), 1); // leading zeros are not significant
+  assert.equal(p('f'.repeat(MAX_CHUNK_SIZE_HEX_DIGITS)), 16 ** MAX_CHUNK_SIZE_HEX_DIGITS - 1);
+  assert.equal(p('1' + '0'.repeat(MAX_CHUNK_SIZE_HEX_DIGITS)), -1);
+  assert.equal(p(''), -1);
+  assert.equal(p('0x10'), -1);
+  assert.equal(p('5 6'), -1);
+  assert.equal(p('zz'), -1);
+});
+
+test('HttpMessageParser.push says need-more mid-message, ok at a boundary, invalid on a non-HTTP start', () => {
+  const sink = new LogSink();
+  const p = new HttpMessageParser(true, sink);
+  assert.equal(p.push(b('GET / HT')), 'need-more');
+  assert.equal(p.push(b('TP/1.1\r\nContent-Length: 2\r\n\r\nx')), 'need-more');
+  assert.equal(p.push(b('y')), 'ok');
+  assert.equal(p.push(b('\r\n\r\n')), 'ok'); // empty lines between messages are skipped
+  const bad = new HttpMessageParser(false, new LogSink());
+  assert.equal(bad.push(b('SSH-2.0-OpenSSH_9.6\r\n')), 'invalid');
+  assert.equal(bad.push(b('HTTP/1.1 200 OK\r\n\r\n')), 'invalid');
+});
+
+test('HttpMessageParser emits begin, head, body and end in order', () => {
+  const sink = new LogSink();
+  new HttpMessageParser(false, sink).push(b('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc'));
+  assert.deepEqual(sink.log, ['begin', 'head 200', 'end complete body="abc"']);
+  assert.equal(sink.heads[0].contentLength, 3);
+});
+
+test('HttpMessageParser reports header anomalies: space before colon, missing colon, fold without header', () => {
+  const sink = new LogSink();
+  new HttpMessageParser(true, sink).push(b('GET / HTTP/1.1\r\n continued\r\nX-A : 1\r\nno colon here\r\n: empty name\r\n\r\n'));
+  assert.deepEqual(sink.log, [
+    'begin',
+    'anomaly http.header.obsolete_folding', 'anomaly http.header.leading_whitespace',
+    'anomaly http.header.space_before_colon', 'anomaly http.header.missing_colon', 'anomaly http.header.missing_colon',
+    'head GET /', 'end complete body=""',
+  ]);
+  assert.deepEqual(sink.heads[0].headers, [['X-A', '1']]);
+});
+
+test('HttpMessageParser reads to the end after an invalid Content-Length or a non-chunked Transfer-Encoding', () => {
+  const sink = new LogSink();
+  const p = new HttpMessageParser(false, sink);
+  p.push(b('HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\nbody HTTP/1.1 200 OK\r\n'));
+  p.end(true);
+  assert.deepEqual(sink.log, ['begin', 'anomaly http.content_length.invalid', 'head 200', 'end complete body="body HTTP/1.1 200 OK\\r\\n"']);
+  const te = new LogSink();
+  const q = new HttpMessageParser(false, te);
+  q.push(b('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\nabcd'));
+  q.end(true);
+  assert.deepEqual(te.log, [
+    'begin', 'anomaly http.transfer_encoding.not_chunked_final', 'anomaly http.transfer_encoding.with_content_length',
+    'head 200', 'end complete body="abcd"',
+  ]);
+  assert.deepEqual(te.heads[0].transferCodings, ['gzip']);
+});
+
+test('HttpMessageParser ends a message with a bad chunk size as cut and resyncs at the next start line', () => {
+  const sink = new LogSink();
+  const p = new HttpMessageParser(false, sink);
+  p.push(b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\nmore junk\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n'));
+  assert.deepEqual(sink.log, [
+    'begin', 'head 200', 'anomaly http.chunk.invalid_size', 'end cut body="abc"',
+    'begin', 'resync bad_chunk', 'head 404', 'end complete body=""',
+  ]);
+});
+
+test('HttpMessageParser tolerates a missing CRLF after chunk data and an extra empty line, with anomalies', () => {
+  const sink = new LogSink();
+  new HttpMessageParser(true, sink).push(b('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc4\r\nwxyz\r\n\r\n0\r\n\r\n'));
+  assert.deepEqual(sink.log, [
+    'begin', 'head POST /', 'anomaly http.chunk.missing_crlf', 'anomaly http.chunk.empty_line',
+    'end complete body="abcwxyz"',
+  ]);
+});
+
+test('HttpMessageParser.gap keeps chunk framing when the hole is inside chunk data', () => {
+  const sink = new LogSink();
+  const p = new HttpMessageParser(false, sink);
+  p.push(b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n01'));
+  p.gap(4);
+  p.push(b('6789\r\n0\r\n\r\n'));
+  assert.deepEqual(sink.log, ['begin', 'head 200', 'end complete body="01<gap 4>6789"']);
+});
+
+test('HttpMessageParser holds bytes after a CONNECT until release(), and replays them in order with gaps', () => {
+  const sink = new LogSink((h) => (h.method === 'CONNECT' ? 'connect' : 'normal'));
+  const p = new HttpMessageParser(true, sink);
+  p.push(b('CONNECT h:443 HTTP/1.1\r\n\r\nGET /a HTTP/1.1\r\n'));
+  p.push(b('\r\nGET /b HTTP/1.1\r\n\r\n'));
+  assert.deepEqual(sink.log, ['begin', 'head CONNECT h:443', 'end complete body=""']);
+  p.release();
+  assert.deepEqual(sink.log.slice(3), ['begin', 'head GET /a', 'end complete body=""', 'begin', 'head GET /b', 'end complete body=""']);
+});
+
+test('HttpMessageParser stop() after CONNECT drops the held bytes; overflowing the hold counts an anomaly', () => {
+  const sink = new LogSink(() => 'connect');
+  const p = new HttpMessageParser(true, sink);
+  p.push(b('CONNECT h:443 HTTP/1.1\r\n\r\nGET /a HTTP/1.1\r\n\r\n'));
+  p.stop();
+  p.release();
+  assert.equal(sink.log.filter((l) => l.startsWith('head')).length, 1);
+  const big = new LogSink(() => 'connect');
+  const q = new HttpMessageParser(true, big);
+  q.push(b('CONNECT h:443 HTTP/1.1\r\n\r\n'));
+  q.push(Buffer.alloc(MAX_CONNECT_HOLD_BYTES + 1));
+  assert.ok(big.log.includes('anomaly http.connect.hold_overflow'));
+  assert.equal(q.stopped, true);
+});
+
+test('HttpMessageParser trailers end with the flow: complete when only the final empty line is missing', () => {
+  const sink = new LogSink();
+  const p = new HttpMessageParser(false, sink);
+  p.push(b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\nX-T: 1\r\n'));
+  p.end(false);
+  assert.deepEqual(sink.log.at(-1), 'end complete body="z"');
+});
