@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # tcpflow: the reassembly cross-check test and the benchmark compare against it.
 # tcpreplay, tcpdump, iproute2: live-capture tests replay pcaps onto veth pairs.
 # wamerican: the benchmark workload generator draws its words from it.
-PACKAGES=(build-essential python3 libpcap-dev tcpflow tcpreplay tcpdump iproute2 wamerican)
+# libhyperscan-dev: the native phrase matcher (sensor/match/native) is built against it.
+PACKAGES=(build-essential python3 libpcap-dev libhyperscan-dev tcpflow tcpreplay tcpdump iproute2 wamerican)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -36,6 +37,20 @@ fi
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "hark setup: installing node modules" >&2
   npm ci --no-fund --no-audit >&2
+fi
+
+# Hyperscan phrase-matcher addon (sensor/match/native): rebuild when missing or older than its
+# sources. Headers come from the installed node (nodedir), never from the network. Hyperscan
+# needs an x86-64 CPU with SSSE3; elsewhere Hark uses its pure-TypeScript matcher.
+HS_ADDON=sensor/match/native/build/Release/hark_hyperscan.node
+if [ "$(uname -m)" = x86_64 ] && { [ ! -f "$HS_ADDON" ] || [ sensor/match/native/hark_hyperscan.cc -nt "$HS_ADDON" ] \
+   || [ sensor/match/native/binding.gyp -nt "$HS_ADDON" ]; }; then
+  echo "hark setup: building the Hyperscan addon" >&2
+  nodedir="${npm_config_nodedir:-$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")}"
+  gyp=(node-gyp)
+  command -v node-gyp >/dev/null 2>&1 \
+    || gyp=(node "$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js")
+  "${gyp[@]}" rebuild -C sensor/match/native --nodedir="$nodedir" --loglevel=warn >&2
 fi
 
 # Compile (incremental: fast when nothing changed).

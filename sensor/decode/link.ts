@@ -29,6 +29,7 @@ const C_PPPOE = defineCounter('decoder.pppoe');
 
 // Ethernet II: dst(6) src(6) type(2).
 const ETH_HEADER = 14;
+const ETH_OFF_SRC = 6;
 const ETH_OFF_TYPE = 12;
 // 802.1Q tag after the TPID: TCI(2) type(2).
 const VLAN_TAG = 4;
@@ -63,6 +64,8 @@ export function decodeEthernet(p: Packet, c: Counters): number {
     return L_DONE;
   }
   const t = ethertypeAt(p.buf, p.off + ETH_OFF_TYPE);
+  p.macBuf = p.buf;
+  p.macOff = p.off + ETH_OFF_SRC;
   p.off += ETH_HEADER;
   return nextForEthertype(p, t, c);
 }

@@ -52,6 +52,10 @@ export class Packet {
   /** Ethertype / protocol selector carried between layers. */
   nextType = 0;
 
+  /** Where the innermost Ethernet source address is (`macBuf` undefined when there was none). */
+  macBuf: Uint8Array | undefined = undefined;
+  macOff = 0;
+
   vlanCount = 0;
   vlan0 = 0;
   vlan1 = 0;
@@ -83,6 +87,7 @@ export class Packet {
     this.tsUs = tsUs;
     this.ifIndex = ifIndex;
     this.nextType = 0;
+    this.macBuf = undefined;
     this.vlanCount = 0;
     this.vlan0 = 0;
     this.vlan1 = 0;
@@ -96,6 +101,13 @@ export class Packet {
     this.payloadOff = 0;
     this.payloadLen = 0;
   }
+}
+
+/** `aa:bb:cc:dd:ee:ff` from six bytes. */
+export function formatMac(b: Uint8Array, o: number): string {
+  let s = '';
+  for (let i = 0; i < 6; i++) s += (i > 0 ? ':' : '') + b[o + i].toString(16).padStart(2, '0');
+  return s;
 }
 
 export function formatIpv4(a: number): string {

@@ -8,7 +8,7 @@
  * calls and, when a flow ends, one `FlowRecord` to the `FlowEndSink`.
  */
 import type { Packet } from '../decode/packet.js';
-import { formatIpv4, formatIpv6, IPPROTO_TCP } from '../decode/packet.js';
+import { formatIpv4, formatIpv6, formatMac, IPPROTO_TCP } from '../decode/packet.js';
 import { TH_ACK, TH_FIN, TH_RST, TH_SYN } from '../decode/transport.js';
 import { Counters, defineAnomaly, defineCounter } from '../events/counters.js';
 import type { CloseReason, DatagramSink, Direction, FlowInfo, StreamConsumer, StreamFactory } from './stream.js';
@@ -253,6 +253,7 @@ export class FlowTable {
     }
     f.lastUs = ts;
     if (dir === 0) {
+      if (f.pkts0 === 0 && p.macBuf !== undefined && f.info !== undefined) (f.info as { srcMac?: string }).srcMac = formatMac(p.macBuf, p.macOff);
       f.pkts0++;
       f.bytes0 += frameLen;
     } else {

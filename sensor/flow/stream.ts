@@ -20,6 +20,8 @@ export interface FlowInfo {
   readonly dstIp: string; // responder
   readonly dstPort: number;
   readonly vlan: readonly number[];
+  /** The originator's Ethernet source address as first seen (the device, or its router), when known. */
+  readonly srcMac?: string;
   /** Microseconds since the epoch of the first packet. */
   readonly startUs: number;
 }

@@ -1,0 +1,135 @@
+/**
+ * Protocol detection: which app-layer parser gets a TCP flow. Input: the first bytes of each
+ * direction. Output: the chosen protocol's `StreamConsumer`, fed everything seen so far (in
+ * arrival order) and then everything after. Each protocol's probe says match / no-match /
+ * need-more; bytes are held until one matches or all refuse (bounded: PROBE_MAX_BYTES per
+ * direction), so a flow is never given to a parser on a guess.
+ */
+import { Counters, defineCounter } from '../events/counters.js';
+import type { CloseReason, Direction, FlowInfo, StreamConsumer, StreamFactory } from '../flow/stream.js';
+
+export type ProbeResult = 'match' | 'no-match' | 'need-more';
+
+export interface AppLayerProtocol {
+  readonly name: string;
+  probe(dir: Direction, bytes: Uint8Array): ProbeResult;
+  create(flow: FlowInfo): StreamConsumer;
+}
+
+/** Bytes held per direction while probing; a protocol that needs more is not recognised. */
+export const PROBE_MAX_BYTES = 4096;
+/** Bytes held in all while waiting (e.g. for the other direction's first bytes) before giving up. */
+const MAX_HELD_BYTES = 4 * PROBE_MAX_BYTES;
+
+const C_UNKNOWN = defineCounter('app_layer.unknown');
+const C_GAP_BEFORE_DETECT = defineCounter('app_layer.gap_before_detection');
+const protocolCounters = new Map<string, number>();
+
+interface Held {
+  dir: Direction;
+  bytes: Uint8Array | undefined; // undefined: a gap of `len`
+  len: number;
+  ts: number;
+}
+
+class ProbingConsumer implements StreamConsumer {
+  private chosen: StreamConsumer | undefined;
+  private refused = false;
+  private readonly held: Held[] = [];
+  private heldBytes = 0;
+  private readonly prefix: [Uint8Array, Uint8Array] = [new Uint8Array(0), new Uint8Array(0)];
+  private readonly done: [boolean, boolean] = [false, false];
+
+  constructor(private readonly flow: FlowInfo, private readonly protocols: readonly AppLayerProtocol[], private readonly counters: Counters) {}
+
+  data(dir: Direction, bytes: Uint8Array, tsUs: number): void {
+    if (this.chosen !== undefined) {
+      this.chosen.data(dir, bytes, tsUs);
+      return;
+    }
+    if (this.refused) return;
+    if (this.heldBytes + bytes.length > MAX_HELD_BYTES) {
+      this.refuse();
+      return;
+    }
+    this.held.push({ dir, bytes: bytes.slice(), len: bytes.length, ts: tsUs });
+    this.heldBytes += bytes.length;
+    if (this.done[dir]) return;
+    const old = this.prefix[dir];
+    const take = Math.min(bytes.length, PROBE_MAX_BYTES - old.length);
+    const next = new Uint8Array(old.length + take);
+    next.set(old);
+    next.set(bytes.subarray(0, take), old.length);
+    this.prefix[dir] = next;
+    this.decide(dir);
+  }
+
+  gap(dir: Direction, len: number, tsUs: number): void {
+    if (this.chosen !== undefined) {
+      this.chosen.gap(dir, len, tsUs);
+      return;
+    }
+    if (this.refused) return;
+    this.counters.inc(C_GAP_BEFORE_DETECT);
+    this.held.push({ dir, bytes: undefined, len, ts: tsUs });
+    // Bytes after a hole cannot be probed as a stream start.
+    this.done[dir] = true;
+    this.giveUpIfBothDone();
+  }
+
+  end(reason: CloseReason, tsUs: number): void {
+    this.chosen?.end(reason, tsUs);
+    if (this.chosen === undefined && !this.refused && this.held.length > 0) this.refuse();
+  }
+
+  private decide(dir: Direction): void {
+    const bytes = this.prefix[dir];
+    let waiting = false;
+    for (const p of this.protocols) {
+      const r = p.probe(dir, bytes);
+      if (r === 'match') {
+        this.choose(p);
+        return;
+      }
+      if (r === 'need-more') waiting = true;
+    }
+    if (!waiting || bytes.length >= PROBE_MAX_BYTES) {
+      this.done[dir] = true;
+      this.giveUpIfBothDone();
+    }
+  }
+
+  private giveUpIfBothDone(): void {
+    if (this.done[0] && this.done[1]) this.refuse();
+  }
+
+  private refuse(): void {
+    this.refused = true;
+    this.held.length = 0;
+    this.heldBytes = 0;
+    this.counters.inc(C_UNKNOWN);
+  }
+
+  private choose(p: AppLayerProtocol): void {
+    let id = protocolCounters.get(p.name);
+    if (id === undefined) {
+      id = defineCounter(`app_layer.flow.${p.name}`);
+      protocolCounters.set(p.name, id);
+    }
+    this.counters.inc(id);
+    const consumer = p.create(this.flow);
+    this.chosen = consumer;
+    for (const h of this.held.splice(0)) {
+      if (h.bytes === undefined) consumer.gap(h.dir, h.len, h.ts);
+      else consumer.data(h.dir, h.bytes, h.ts);
+    }
+  }
+}
+
+export class AppLayerFactory implements StreamFactory {
+  constructor(private readonly protocols: readonly AppLayerProtocol[], private readonly counters: Counters) {}
+
+  open(flow: FlowInfo): StreamConsumer {
+    return new ProbingConsumer(flow, this.protocols, this.counters);
+  }
+}

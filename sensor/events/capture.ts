@@ -1,0 +1,58 @@
+/**
+ * The capture event: one phrase found in one message of one flow direction (with how many times),
+ * after deduplication. Shape fixed by events/capture.schema.json; every emitted capture is
+ * validated against that schema in the tests. Field names follow Suricata's EVE where they overlap.
+ */
+import { createHash } from 'node:crypto';
+
+export type CaptureSource = 'typed' | 'viewed';
+/** Where in the message the text was: URL path, search terms, a request header, a body. */
+export type CaptureField = 'url' | 'search' | 'request_header' | 'request_body' | 'response_body';
+
+export interface Device {
+  ip: string;
+  mac?: string;
+  hostname?: string;
+  user?: string;
+}
+
+export interface CaptureEvent {
+  event_type: 'capture';
+  /** Stable for the same input: a digest of flow, direction, message and phrase. */
+  id: string;
+  timestamp: string;
+  ts_us: number;
+  flow_id: number;
+  src_ip: string;
+  src_port: number;
+  dest_ip: string;
+  dest_port: number;
+  vlan: number[];
+  proto: 'TCP';
+  app_proto: string;
+  direction: 'to_server' | 'to_client';
+  source: CaptureSource;
+  field: CaptureField;
+  host?: string;
+  url?: string;
+  method?: string;
+  status?: number;
+  phrase: string;
+  category: string;
+  severity: number;
+  count: number;
+  context: string;
+  device: Device;
+}
+
+/** ISO 8601 with microseconds, as Suricata writes timestamps. */
+export function isoMicros(us: number): string {
+  const ms = Math.floor(us / 1000);
+  return new Date(ms).toISOString().replace('Z', `${String(us % 1000).padStart(3, '0')}Z`);
+}
+
+/** A UUID-shaped id from a SHA-256 of the parts (version nibble 8: custom, RFC 9562 section 5.8). */
+export function stableId(...parts: Array<string | number>): string {
+  const h = createHash('sha256').update(parts.join('\u0000')).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16], 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
