@@ -1,0 +1,96 @@
+/**
+ * `npm run bench`: throughput and memory of Hark's stream engine on the shared workload
+ * (../shared/bench/gen-workload.mjs, generated once into bench/.cache), beside tcpflow on the same
+ * file in the same run. Prints figures; asserts nothing about speed (tests never time things).
+ * The reassembled byte count must equal the generator's ground truth: that one is checked.
+ *
+ *   npm run bench [-- --runs N] [-- --skip-tcpflow]
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SHARED = process.env.HARK_SHARED_DIR ?? join(ROOT, '..', 'shared');
+const CACHE = join(ROOT, 'bench', '.cache');
+const WORKLOAD = join(CACHE, 'wl');
+/** Ground truth of gen-workload.mjs with its default options (shared/bench/README.md). */
+const EXPECTED_REASSEMBLED = 379_453_566;
+
+interface EngineResult {
+  seconds: number;
+  cpuSeconds: number;
+  fileBytes: number;
+  packets: number;
+  flows: number;
+  reassembled: number;
+  gapBytes: number;
+  peakRss: number;
+}
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, 'skip-tcpflow': { type: 'boolean', default: false } } });
+const runs = Math.max(1, Number(values.runs));
+
+function ensureWorkload(): string {
+  const pcap = join(WORKLOAD, 'workload.pcap');
+  if (existsSync(join(WORKLOAD, 'truth.json')) && existsSync(pcap)) return pcap;
+  const gen = join(SHARED, 'bench', 'gen-workload.mjs');
+  if (!existsSync(gen)) throw new Error(`Cannot generate the workload: ${gen} not found (set HARK_SHARED_DIR)`);
+  mkdirSync(CACHE, { recursive: true });
+  process.stderr.write(`generating the workload into ${WORKLOAD} (about 30 s)...\n`);
+  execFileSync(process.execPath, [gen, '--out', WORKLOAD, '--flows', '20000', '--concurrency', '1000', '--seed', '1'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return pcap;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function runEngine(pcap: string): EngineResult {
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'bench', 'engine.js'), pcap], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (r.status !== 0) throw new Error(`engine run failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as EngineResult;
+}
+
+function runTcpflow(pcap: string): { seconds: number; bytes: number } | string {
+  const base = existsSync('/dev/shm') ? '/dev/shm' : CACHE;
+  const dir = mkdtempSync(join(base, 'hark-bench-tcpflow-'));
+  try {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync('tcpflow', ['-r', pcap, '-o', dir], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (r.error) return `tcpflow not runnable: ${r.error.message}`;
+    const du = execFileSync('du', ['-sb', '--exclude=report.xml', dir], { encoding: 'utf8' });
+    return { seconds, bytes: Number(du.split(/\s/)[0]) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const mb = (bytes: number, s: number) => (bytes / 1e6 / s).toFixed(0);
+const pcap = ensureWorkload();
+const truth = JSON.parse(readFileSync(join(WORKLOAD, 'truth.json'), 'utf8')) as { packets: number; pcap_file_bytes: number };
+const results: EngineResult[] = [];
+for (let i = 0; i < runs; i++) results.push(runEngine(pcap));
+const wall = median(results.map((r) => r.seconds));
+const cpu = median(results.map((r) => r.cpuSeconds));
+const rss = Math.max(...results.map((r) => r.peakRss));
+const first = results[0];
+const rows: string[][] = [['what', 'MB/s (wall)', 'MB/s (cpu)', 'packets/s', 'peak RSS MB', 'reassembled bytes']];
+rows.push(['hark: read + decode + flow + TCP reassembly', mb(first.fileBytes, wall), mb(first.fileBytes, cpu), (first.packets / wall / 1e6).toFixed(2) + 'M', (rss / 1048576).toFixed(0), String(first.reassembled)]);
+if (!values['skip-tcpflow']) {
+  const t = runTcpflow(pcap);
+  if (typeof t === 'string') rows.push(['tcpflow -r (to tmpfs)', t, '', '', '', '']);
+  else rows.push(['tcpflow -r (to tmpfs)', mb(first.fileBytes, t.seconds), '', (first.packets / t.seconds / 1e6).toFixed(2) + 'M', '', String(t.bytes)]);
+}
+const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+process.stdout.write(`workload: ${pcap} (${truth.pcap_file_bytes} bytes, ${truth.packets} packets); ${runs} runs, median\n`);
+for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')}\n`);
+const tcpflowRow = rows.find((r) => r[0].startsWith('tcpflow') && r[1] !== '');
+if (tcpflowRow && /^\d+$/.test(tcpflowRow[1])) process.stdout.write(`hark / tcpflow: ${(Number(rows[1][1]) / Number(tcpflowRow[1])).toFixed(1)}x\n`);
+const ok = first.reassembled === EXPECTED_REASSEMBLED && results.every((r) => r.reassembled === first.reassembled);
+process.stdout.write(`reassembled bytes ${ok ? 'match' : 'DO NOT match'} the generator's ground truth (${EXPECTED_REASSEMBLED})\n`);
+process.exitCode = ok ? 0 : 1;
