@@ -186,8 +186,9 @@ function readPcap(w: Window, fileSize: number, onPacket: PacketHandler, opts: Re
   const nano = le ? magic === PCAP_MAGIC_NS : rd32be(b0, w.start) === PCAP_MAGIC_NS;
   const u32 = le ? rd32le : rd32be;
   const snaplen = u32(b0, w.start + PCAP_OFF_SNAPLEN);
-  // The upper 16 bits of the link type field may carry FCS information (pcap-linktype(7)).
-  const linkType = u32(b0, w.start + PCAP_OFF_LINKTYPE) & 0x0fffffff;
+  // The upper 16 bits of the link type field may carry FCS information (pcap-linktype(7)):
+  // FCS length in bits 28-31 and its flag in bit 26 (draft-ietf-opsawg-pcap section 4).
+  const linkType = u32(b0, w.start + PCAP_OFF_LINKTYPE) & 0xffff;
   const maxCap = Math.max(MAX_SNAPLEN, snaplen > MAX_RECORD_BYTES ? MAX_SNAPLEN : snaplen);
   w.skip(PCAP_GLOBAL_HEADER);
   let nextProgress = CHUNK_BYTES;
@@ -299,7 +300,8 @@ function readPcapng(w: Window, fileSize: number, onPacket: PacketHandler, opts: 
         } else if (code === OPT_IF_TSOFFSET && len >= 8) {
           const hi = u32(b, s + o + 4);
           const lo = u32(b, s + o + 8);
-          iface.offsetSec = le ? lo * 4294967296 + hi : hi * 4294967296 + lo;
+          // A signed 64-bit count of seconds (pcapng section 4.2): the high word carries the sign.
+          iface.offsetSec = le ? (lo | 0) * 4294967296 + hi : (hi | 0) * 4294967296 + lo;
         }
         o += 4 + ((len + 3) & ~3);
       }
