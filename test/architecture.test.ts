@@ -13,15 +13,17 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** For each area, the areas it must never import. */
 const FORBIDDEN: Record<string, string[]> = {
-  'sensor/events': ['sensor/capture', 'sensor/decode', 'sensor/flow', 'sensor/app-layer', 'sensor/normalize', 'sensor/match', 'sensor/output', 'sensor/cli', 'sensor/pipeline'],
+  'sensor/events': ['sensor/inspect', 'sensor/store', 'sensor/main', 'sensor/capture', 'sensor/decode', 'sensor/flow', 'sensor/app-layer', 'sensor/normalize', 'sensor/match', 'sensor/output', 'sensor/cli', 'sensor/pipeline'],
   'sensor/capture': ['sensor/decode', 'sensor/flow', 'sensor/app-layer', 'sensor/normalize', 'sensor/match', 'sensor/output', 'sensor/cli', 'sensor/pipeline'],
   'sensor/decode': ['sensor/flow', 'sensor/app-layer', 'sensor/normalize', 'sensor/match', 'sensor/output', 'sensor/cli', 'sensor/pipeline'],
   'sensor/flow': ['sensor/app-layer', 'sensor/normalize', 'sensor/match', 'sensor/output', 'sensor/cli', 'sensor/pipeline'],
   'sensor/app-layer': ['sensor/capture', 'sensor/decode', 'sensor/match', 'sensor/output', 'sensor/cli', 'sensor/pipeline'],
   'sensor/normalize': ['sensor/capture', 'sensor/decode', 'sensor/flow', 'sensor/app-layer', 'sensor/match', 'sensor/output', 'sensor/cli', 'sensor/pipeline'],
   'sensor/match': ['sensor/capture', 'sensor/decode', 'sensor/flow', 'sensor/app-layer', 'sensor/output', 'sensor/cli', 'sensor/pipeline'],
-  'sensor/output': ['sensor/cli', 'sensor/pipeline'],
-  rules: ['sensor/capture', 'sensor/decode', 'sensor/flow', 'sensor/app-layer', 'sensor/output', 'sensor/cli', 'sensor/pipeline'],
+  'sensor/inspect': ['sensor/capture', 'sensor/decode', 'sensor/output', 'sensor/store', 'sensor/cli', 'sensor/pipeline', 'sensor/main'],
+  'sensor/store': ['sensor/capture', 'sensor/decode', 'sensor/flow', 'sensor/app-layer', 'sensor/normalize', 'sensor/match', 'sensor/inspect', 'sensor/cli', 'sensor/pipeline', 'sensor/main'],
+  'sensor/output': ['sensor/cli', 'sensor/pipeline', 'sensor/main'],
+  rules: ['sensor/inspect', 'sensor/store', 'sensor/main', 'sensor/capture', 'sensor/decode', 'sensor/flow', 'sensor/app-layer', 'sensor/output', 'sensor/cli', 'sensor/pipeline'],
 };
 
 function tsFiles(dir: string): string[] {

@@ -3,9 +3,12 @@
  * one-line messages with stable exit codes (never a stack trace for bad input or options).
  */
 import { CliError, EXIT_USAGE, type Command } from './command.js';
+import { dictionaryCommand } from './dictionary-command.js';
 import { flowsCommand } from './flows-command.js';
+import { runCommand } from './run-command.js';
+import { scanCommand } from './scan-command.js';
 
-const COMMANDS: Command[] = [flowsCommand];
+const COMMANDS: Command[] = [runCommand, scanCommand, flowsCommand, dictionaryCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -162,14 +162,11 @@ test('DecoderChain stops a 100 MiB gzip bomb at the output limit, counted, witho
 
   const pieces: Buffer[] = [];
   for (let i = 0; i < bomb.length; i += 1460) pieces.push(bomb.subarray(i, i + 1460));
-  const t0 = performance.now();
   const r = decode(['gzip'], pieces);
-  const ms = performance.now() - t0;
   assert.equal(r.chain.status, 'output_limit');
   assert.equal(r.out.length, DEFAULT_DECODED_LIMIT_BYTES);
   assert.equal(r.counters.get('decompress.output_limit'), 1);
   assert.ok(r.chain.wireBytes < bomb.length / 4, `read ${r.chain.wireBytes} of ${bomb.length} wire bytes`);
-  assert.ok(ms < 2000, `took ${ms} ms`);
 });
 
 test('DecoderChain trips the ratio guard on brotli of zeros once past RATIO_CHECK_MIN_BYTES', () => {

@@ -1,0 +1,127 @@
+/**
+ * `hark scan <file>`: runs the whole sensor on a capture file: reassembly, HTTP decoding, text
+ * extraction, the phrase dictionary; writes captures as JSON lines (stdout or --out) and, with
+ * --db, into the SQLite capture store. Progress and a counter summary on stderr. Exit 0 on success
+ * even with no captures; 3 when the file is truncated or corrupt (after everything before it).
+ */
+import { parseArgs } from 'node:util';
+import { CaptureFileError } from '../capture/file-reader.js';
+import type { CaptureEvent } from '../events/capture.js';
+import { JsonLinesWriter } from '../output/eve-writer.js';
+import { CaptureStore } from '../store/capture-store.js';
+import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from '../main.js';
+import { CliError, EXIT_INPUT_DAMAGED, type Command } from './command.js';
+import { createProgress } from './progress.js';
+import { formatSummary } from './summary.js';
+
+const ENGINES: readonly EngineChoice[] = ['auto', 'hyperscan', 'js'];
+
+export const scanCommand: Command = {
+  name: 'scan',
+  summary: 'run the phrase dictionary over a capture file and print captures as JSON lines',
+  usage: `Usage: hark scan [options] <capture.pcap|capture.pcapng>
+
+Reassembles every TCP flow, decodes HTTP (chunked, gzip, deflate, br), extracts what people typed
+(URLs, search terms, forms, request bodies) and read (HTML, JSON and text responses), and matches
+the phrase dictionary. Each capture is one JSON object per line (schema:
+sensor/events/capture.schema.json).
+
+Options:
+  --dictionary FILE     phrases: a CSV or JSON pack, or a compiled .hdict
+                        (default: the starter dictionary, rules/starter.json)
+  --out FILE            write captures to FILE (JSON lines, mode 0600) instead of stdout
+  --db FILE             also store captures in this SQLite database (created mode 0600)
+  --engine NAME         auto (Hyperscan when available), hyperscan, or js (default: auto)
+  --dedup-window SECS   merge repeats of a phrase by a device on a URL within this window (default 60)
+  --body-limit BYTES    decoded body bytes inspected per message (default 8388608)
+  --no-progress         no progress bar (shown only when stderr is a terminal anyway)
+  --quiet               no summary on stderr
+  -h, --help            this help
+
+Exit status: 0 on success (also with no captures); 2 on usage errors, an unreadable file or a bad
+dictionary; 3 when the file is truncated or corrupt (captures before the damage are written).`,
+  run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        dictionary: { type: 'string' },
+        out: { type: 'string' },
+        db: { type: 'string' },
+        engine: { type: 'string', default: 'auto' },
+        'dedup-window': { type: 'string', default: '60' },
+        'body-limit': { type: 'string' },
+        'no-progress': { type: 'boolean', default: false },
+        quiet: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+    if (values.help) {
+      process.stdout.write(`${this.usage}\n`);
+      return 0;
+    }
+    if (positionals.length !== 1) throw new CliError('hark scan needs exactly one capture file (see hark scan --help)');
+    const engine = values.engine as EngineChoice;
+    if (!ENGINES.includes(engine)) throw new CliError(`--engine must be one of ${ENGINES.join(', ')}, not "${values.engine}"`);
+    const windowSecs = Number(values['dedup-window']);
+    if (!Number.isFinite(windowSecs) || windowSecs < 0) throw new CliError(`--dedup-window must be a number of seconds, not "${values['dedup-window']}"`);
+    const bodyLimit = values['body-limit'] === undefined ? undefined : Number(values['body-limit']);
+    if (bodyLimit !== undefined && !(Number.isInteger(bodyLimit) && bodyLimit > 0)) throw new CliError(`--body-limit must be a positive number of bytes, not "${values['body-limit']}"`);
+    const file = positionals[0];
+
+    const out = new JsonLinesWriter(values.out ?? '-');
+    let store: CaptureStore | undefined;
+    let captures = 0;
+    let sensor: Sensor;
+    try {
+      store = values.db !== undefined ? new CaptureStore(values.db) : undefined;
+      sensor = new Sensor({
+        dictionary: values.dictionary ?? DEFAULT_DICTIONARY,
+        engine,
+        dedupWindowUs: windowSecs * 1e6,
+        bodyLimitBytes: bodyLimit,
+        onCapture: (c: CaptureEvent) => {
+          captures++;
+          store?.add(c);
+          out.write(c);
+        },
+      });
+    } catch (err) {
+      out.close();
+      store?.close();
+      const e = err as Error & { code?: string };
+      if (typeof e.code === 'string' && e.code.startsWith('E_')) throw new CliError(e.message);
+      throw err;
+    }
+    const progress = createProgress(!values['no-progress'], 'scanning');
+    const t0 = performance.now();
+    let summary;
+    try {
+      summary = sensor.pipeline.runFile(file, { onProgress: (r, t) => progress.update(r, t) });
+      sensor.collector.flush();
+    } catch (err) {
+      progress.stop();
+      out.close();
+      store?.close();
+      if (err instanceof CaptureFileError) throw new CliError(err.message);
+      throw err;
+    }
+    progress.stop();
+    // Stored before anything says it is done.
+    store?.close();
+    out.close();
+    const ms = performance.now() - t0;
+    if (!values.quiet) {
+      const m = sensor.matching;
+      process.stderr.write(`${formatSummary(file, summary, sensor.counters, ms)}\n`);
+      process.stderr.write(`  http: ${sensor.counters.get('http.requests')} requests, ${sensor.counters.get('http.responses')} responses, bodies truncated ${sensor.counters.get('http.body_truncated')}\n`);
+      process.stderr.write(`  captures: ${captures} (phrase hits ${sensor.counters.get('match.hits')}, merged ${sensor.counters.get('capture.merged')}), engine ${m.engine}${m.note ? ` (${m.note})` : ''}, ${m.matcher.phrases.length} phrases\n`);
+      if (store) process.stderr.write(`  stored in ${values.db}\n`);
+    }
+    if (summary.problem) {
+      process.stderr.write(`hark: ${file}: stopped at byte offset ${summary.problem.offset}: ${summary.problem.message}\n`);
+      return EXIT_INPUT_DAMAGED;
+    }
+    return 0;
+  },
+};

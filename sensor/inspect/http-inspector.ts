@@ -1,0 +1,178 @@
+/**
+ * HTTP content inspection: what a person typed (URL path and search terms, custom request
+ * headers, request bodies) and read (response bodies) in one flow, through the text extractors
+ * and one phrase scanner per message, into capture candidates. Input: the HTTP session's records
+ * (HttpSink). Output: one candidate per (phrase, field) per message, with the number of
+ * occurrences and the first occurrence's context, handed to the CaptureCollector.
+ */
+import type { HttpMessage, HttpRequest, HttpResponse, HttpSink, MessageEndInfo } from '../app-layer/http/index.js';
+import { headerValue } from '../app-layer/http/index.js';
+import type { CaptureField, CaptureSource } from '../events/capture.js';
+import { Counters, defineCounter } from '../events/counters.js';
+import type { Direction, FlowInfo } from '../flow/stream.js';
+import type { MatchDatabase } from '../match/engine.js';
+import type { CompiledMatcher } from '../match/matcher.js';
+import { PhraseScanner, type PhraseHit } from '../match/scanner.js';
+import { createExtractor } from '../normalize/extract.js';
+import type { Extractor, TextSink } from '../normalize/sink.js';
+import { extractUrlText } from '../normalize/url.js';
+import type { CaptureCollector } from './captures.js';
+
+/**
+ * Request headers whose values are machine-made or private (credentials, cookies, negotiation,
+ * caching, the previous page's URL): not scanned. Everything else (custom headers such as a
+ * client's X-Note or X-Search) is text an application or a person put there.
+ */
+const UNSCANNED_REQUEST_HEADERS = new Set([
+  'host', 'user-agent', 'accept', 'accept-language', 'accept-encoding', 'accept-charset', 'connection', 'keep-alive',
+  'cookie', 'authorization', 'proxy-authorization', 'proxy-connection', 'referer', 'origin', 'content-type',
+  'content-length', 'content-encoding', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'cache-control', 'pragma',
+  'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-range', 'range', 'expect', 'dnt',
+  'upgrade-insecure-requests', 'x-requested-with', 'x-csrf-token', 'x-xsrf-token', 'sec-fetch-site', 'sec-fetch-mode',
+  'sec-fetch-dest', 'sec-fetch-user', 'sec-ch-ua', 'sec-ch-ua-mobile', 'sec-ch-ua-platform', 'priority', 'via',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'forwarded', 'x-request-id', 'traceparent',
+  'tracestate', 'content-md5', 'date', 'max-forwards', 'http2-settings', 'purpose', 'x-api-key',
+]);
+
+/** Requests remembered per flow so a response can say which URL it answered. */
+const MAX_REMEMBERED_REQUESTS = 64;
+
+const C_MESSAGES = defineCounter('inspect.http.messages');
+const C_NO_TEXT = defineCounter('inspect.http.body_not_text');
+
+export interface InspectContext {
+  readonly matcher: CompiledMatcher;
+  readonly database?: MatchDatabase;
+  readonly counters: Counters;
+  readonly collector: CaptureCollector;
+}
+
+interface RequestInfo {
+  readonly url: string;
+  readonly host?: string;
+  readonly method: string;
+}
+
+interface Aggregate {
+  phraseIndex: number;
+  field: CaptureField;
+  count: number;
+  context: string;
+  hit: PhraseHit;
+}
+
+/** One message's scan: one phrase scanner, fields separated by gaps, hits aggregated per phrase and field. */
+class MessageScan implements TextSink {
+  readonly scanner: PhraseScanner;
+  field: CaptureField;
+  extractor: Extractor | undefined;
+  bodySeen = false;
+  private readonly hits = new Map<string, Aggregate>();
+
+  constructor(ctx: InspectContext, field: CaptureField) {
+    this.field = field;
+    this.scanner = new PhraseScanner(ctx.matcher, (hit) => this.onHit(hit), { counters: ctx.counters, database: ctx.database });
+  }
+
+  /** Scans one complete piece of text as its own segment. */
+  segment(field: CaptureField, text: string): void {
+    this.field = field;
+    this.scanner.write(text);
+    this.scanner.gap();
+  }
+
+  onText(text: string): void {
+    this.scanner.write(text);
+  }
+
+  onBreak(): void {
+    this.scanner.gap();
+  }
+
+  private onHit(hit: PhraseHit): void {
+    const key = `${hit.phraseIndex}|${this.field}`;
+    const a = this.hits.get(key);
+    if (a !== undefined) a.count++;
+    else this.hits.set(key, { phraseIndex: hit.phraseIndex, field: this.field, count: 1, context: hit.context, hit });
+  }
+
+  finish(): Aggregate[] {
+    this.extractor?.end();
+    this.scanner.end();
+    return [...this.hits.values()];
+  }
+}
+
+export class HttpInspector implements HttpSink {
+  private readonly requests = new Map<number, RequestInfo>();
+  private readonly scans = new Map<HttpMessage, MessageScan>();
+
+  constructor(private readonly flow: FlowInfo, private readonly ctx: InspectContext) {}
+
+  onRequest(req: HttpRequest): void {
+    this.ctx.counters.inc(C_MESSAGES);
+    const info: RequestInfo = { url: req.uri, host: req.host, method: req.method };
+    this.requests.set(req.index, info);
+    if (this.requests.size > MAX_REMEMBERED_REQUESTS) this.requests.delete(this.requests.keys().next().value as number);
+    const scan = new MessageScan(this.ctx, 'url');
+    this.scans.set(req, scan);
+    const url = extractUrlText(req.uri, this.ctx.counters);
+    for (const s of url.path) scan.segment('url', s);
+    for (const s of url.query) scan.segment('url', s);
+    for (const s of url.search) scan.segment('search', s);
+    for (const [name, value] of req.headers) {
+      if (!UNSCANNED_REQUEST_HEADERS.has(name.toLowerCase())) scan.segment('request_header', value);
+    }
+    scan.field = 'request_body';
+  }
+
+  onResponse(res: HttpResponse): void {
+    this.ctx.counters.inc(C_MESSAGES);
+    if (res.interim) return;
+    this.scans.set(res, new MessageScan(this.ctx, 'response_body'));
+  }
+
+  onBody(msg: HttpMessage, dir: Direction, chunk: Uint8Array): void {
+    const scan = this.scans.get(msg);
+    if (scan === undefined) return;
+    if (!scan.bodySeen) {
+      scan.bodySeen = true;
+      scan.extractor = createExtractor(headerValue(msg.headers, 'content-type'), dir === 0 ? 'request' : 'response', scan, this.ctx.counters);
+      if (scan.extractor === undefined) this.ctx.counters.inc(C_NO_TEXT);
+    }
+    scan.extractor?.write(chunk);
+  }
+
+  onBodyGap(msg: HttpMessage): void {
+    this.scans.get(msg)?.scanner.gap();
+  }
+
+  onMessageEnd(msg: HttpMessage, dir: Direction, _info: MessageEndInfo, tsUs: number): void {
+    const scan = this.scans.get(msg);
+    if (scan === undefined) return;
+    this.scans.delete(msg);
+    const hits = scan.finish();
+    if (hits.length === 0) return;
+    const isRequest = msg.kind === 'request';
+    const req = isRequest ? this.requests.get(msg.index) : this.requests.get(msg.requestIndex);
+    const source: CaptureSource = isRequest ? 'typed' : 'viewed';
+    for (const a of hits) {
+      this.ctx.collector.add({
+        flow: this.flow,
+        dir,
+        messageIndex: msg.index,
+        source,
+        field: a.field,
+        host: req?.host,
+        url: req?.url,
+        method: req?.method,
+        status: isRequest ? undefined : msg.status,
+        phraseIndex: a.phraseIndex,
+        phrase: a.hit.phrase,
+        count: a.count,
+        context: a.context,
+        tsUs: msg.tsUs > 0 ? msg.tsUs : tsUs,
+      });
+    }
+  }
+}

@@ -1,0 +1,317 @@
+/**
+ * Phrase scanner (match stage): one per stream of decoded text. Input: text chunks cut anywhere
+ * (`write`, `writeUtf8`), holes (`gap`), the end (`end`). Output: `onMatch` once per phrase
+ * occurrence that survives its exclusions, with readable context around it.
+ * Path: TextNormalizer -> MatchEngine (pure-TS DFA or any engine built from matcherPatterns) ->
+ * letter-run check -> pending, held until every exclusion that could cover the match and the
+ * after-context have been seen (or the stream ends) -> hit. Memory per stream: the normaliser's
+ * 4 KiB display ring, a history ring as long as the longest pattern, a few pending matches.
+ */
+import { isAscii } from 'node:buffer';
+import { TextDecoder } from 'node:util';
+import { Counters, defineCounter } from '../events/counters.js';
+import { mapDisplayPos, TextNormalizer } from '../normalize/text.js';
+import type { Phrase } from '../../rules/dictionary.js';
+import type { MatchDatabase, MatchStream } from './engine.js';
+import { PATTERN_EXCLUSION, type CompiledMatcher } from './matcher.js';
+
+export interface PhraseHit {
+  readonly phraseIndex: number;
+  readonly phrase: Phrase;
+  /** Normalised text (NFKC, lower case, whitespace collapsed) around the match, which is marked
+   * [[like this]]; "... " / " ..." where text was cut. */
+  readonly context: string;
+  /** Where the match starts in the stream's normalised text, in UTF-16 units. */
+  readonly offset: number;
+}
+
+export interface PhraseScannerOptions {
+  readonly counters?: Counters;
+  /** A database another engine compiled from matcherPatterns(m) (same pattern ids, e.g. Hyperscan);
+   * default: the matcher's pure-TS DFA. */
+  readonly database?: MatchDatabase;
+  /** Context characters on each side of a match (at most MAX_CONTEXT_CHARS). */
+  readonly contextChars?: number;
+}
+
+export const CONTEXT_CHARS = 60;
+/** Context per side is capped so before + match + after fit the normaliser's display ring. */
+export const MAX_CONTEXT_CHARS = 200;
+/** Matches waiting for their after-context, at most about one slice's worth (a 1 KiB slice holds
+ * ~500 one-letter words); beyond this the oldest is reported early, with a shorter after-context. */
+export const MAX_PENDING_MATCHES = 1024;
+/** Exclusion occurrences remembered while matches they might cover are pending; beyond this the
+ * oldest is forgotten (a match it would have cancelled is then reported). */
+const MAX_RECENT_EXCLUSIONS = 256;
+
+const CTR_HITS = defineCounter('match.hits');
+const CTR_EXCLUDED = defineCounter('match.excluded');
+const CTR_RUN_MISMATCH = defineCounter('match.run_mismatch');
+const CTR_CONTEXT_TRUNCATED = defineCounter('match.context_truncated');
+const CTR_PENDING_OVERFLOW = defineCounter('match.pending_overflow');
+const CTR_EXCLUSION_OVERFLOW = defineCounter('match.exclusion_overflow');
+const CTR_WRITE_AFTER_END = defineCounter('match.write_after_end');
+
+const NO_COUNTERS = new Counters();
+const EMPTY_MAP = new Int32Array(0);
+
+interface Pending {
+  phrase: number;
+  /** Skeleton span [start, end) of the whole pattern. */
+  start: number;
+  end: number;
+  dispStart: number;
+  /** -1 until the skeleton byte after an embedded match exists. */
+  dispEnd: number;
+  /** Skeleton offset by which every exclusion that could cover this match has been scanned. */
+  readyAt: number;
+}
+
+interface Exclusion {
+  phrase: number;
+  start: number;
+  end: number;
+}
+
+/**
+ * Scans one stream. Call order: `write`/`writeUtf8`*, `gap` any time, `end` once; calls after `end`
+ * are ignored. `onMatch` is called synchronously from `write`, `gap` and `end`, in stream order
+ * (by match end), and must not call back into the same scanner.
+ */
+export class PhraseScanner {
+  private readonly norm: TextNormalizer;
+  private readonly stream: MatchStream;
+  private readonly counters: Counters;
+  private readonly ctx: number;
+  private readonly hist: Int32Array;
+  private readonly histMask: number;
+  /** Absolute skeleton offset of the engine stream's offset 0, and bytes scanned since. */
+  private engineBase = 0;
+  private enginePos = 0;
+  private sliceBase = 0;
+  private sliceLen = 0;
+  private sliceMap: Int32Array = EMPTY_MAP;
+  private pending: Pending[] = [];
+  private exclusions: Exclusion[] = [];
+  private ended = false;
+  private utf8: TextDecoder | undefined;
+  private utf8Pending = false;
+
+  constructor(
+    private readonly m: CompiledMatcher,
+    private readonly onMatch: (hit: PhraseHit) => void,
+    opts: PhraseScannerOptions = {},
+  ) {
+    this.counters = opts.counters ?? NO_COUNTERS;
+    this.ctx = Math.min(MAX_CONTEXT_CHARS, Math.max(0, Math.floor(opts.contextChars ?? CONTEXT_CHARS)));
+    this.stream = (opts.database ?? m.engine).openStream();
+    let h = 64;
+    while (h < m.maxPatternLength + 1) h <<= 1;
+    this.hist = new Int32Array(h);
+    this.histMask = h - 1;
+    this.norm = new TextNormalizer((bytes, map, len) => this.onSlice(bytes, map, len), this.counters);
+  }
+
+  write(text: string): void {
+    if (this.ended) {
+      this.counters.inc(CTR_WRITE_AFTER_END);
+      return;
+    }
+    this.norm.write(text);
+  }
+
+  /** UTF-8 bytes, split anywhere (a multi-byte character cut between calls is joined). */
+  writeUtf8(bytes: Uint8Array): void {
+    if (this.ended) {
+      this.counters.inc(CTR_WRITE_AFTER_END);
+      return;
+    }
+    if (bytes.length === 0) return;
+    // ASCII with no multi-byte character pending: straight in, no string built
+    if (!this.utf8Pending && isAscii(bytes)) {
+      this.norm.writeAscii(bytes);
+      return;
+    }
+    this.utf8 ??= new TextDecoder('utf-8');
+    this.norm.write(this.utf8.decode(bytes, { stream: true }));
+    // a character can only be left incomplete when the last byte is not ASCII
+    this.utf8Pending = bytes[bytes.length - 1] >= 0x80;
+  }
+
+  /** A hole in the stream: what came before is finished (its matches reported), nothing matches across. */
+  gap(): void {
+    if (this.ended) return;
+    this.flushUtf8();
+    this.norm.finish();
+    this.release(true);
+    this.stream.reset();
+    this.engineBase = this.norm.skeletonPos;
+    this.enginePos = 0;
+    this.exclusions.length = 0;
+    this.norm.restart();
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.flushUtf8();
+    this.norm.finish();
+    this.release(true);
+    this.stream.close();
+    this.ended = true;
+  }
+
+  private flushUtf8(): void {
+    if (this.utf8 === undefined || !this.utf8Pending) return;
+    this.utf8Pending = false;
+    const rest = this.utf8.decode();
+    if (rest.length !== 0) this.norm.write(rest);
+  }
+
+  // ---------- per slice ----------
+
+  private onSlice(bytes: Uint8Array, map: Int32Array, len: number): void {
+    const base = this.norm.sliceStart;
+    this.sliceBase = base;
+    this.sliceLen = len;
+    this.sliceMap = map;
+    if (len !== 0) {
+      const before = this.enginePos;
+      const pairs = this.stream.scan(bytes.subarray(0, len));
+      this.enginePos += len;
+      // engine offsets are modulo 2^32; every end lies in (before, before + len]
+      const beforeMod = before % 4294967296;
+      for (let k = 0; k < pairs.length; k += 2) {
+        this.candidate(pairs[k], this.engineBase + before + ((pairs[k + 1] - beforeMod) >>> 0));
+      }
+      const end = base + len;
+      for (const p of this.pending) if (p.dispEnd < 0 && p.end < end) p.dispEnd = this.displayAt(p.end);
+      for (let k = Math.max(0, len - this.hist.length); k < len; k++) this.hist[(base + k) & this.histMask] = map[k];
+    }
+    // Everything that reads the shared slice is done: from here on user callbacks may run.
+    if (this.pending.length > MAX_PENDING_MATCHES) {
+      const early = this.pending.splice(0, this.pending.length - MAX_PENDING_MATCHES);
+      this.counters.inc(CTR_PENDING_OVERFLOW, early.length);
+      for (const p of early) this.deliver(p);
+    }
+    this.release(false);
+  }
+
+  private mapAt(p: number): number {
+    return p >= this.sliceBase ? this.sliceMap[p - this.sliceBase] : this.hist[p & this.histMask];
+  }
+
+  private displayAt(p: number): number {
+    return mapDisplayPos(this.mapAt(p), this.norm.displayPos);
+  }
+
+  /** A pattern occurrence ending at absolute skeleton offset `end`. */
+  private candidate(pid: number, end: number): void {
+    const m = this.m;
+    const len = m.patternLength[pid];
+    const start = end - len;
+    // Letter runs: each text run must equal the phrase's, or be 3+ (elongated).
+    let q = m.runIndex[pid];
+    const qe = m.runIndex[pid + 1];
+    for (let k = 0; k < len; k++) {
+      let r = 1;
+      if (q < qe && m.runOffset[q] === k) r = m.runValue[q++];
+      const t = this.mapAt(start + k) & 3;
+      if (t !== r && t !== 3) {
+        this.counters.inc(CTR_RUN_MISMATCH);
+        return;
+      }
+    }
+    const phrase = m.patternPhrase[pid];
+    if (m.patternKind[pid] === PATTERN_EXCLUSION) {
+      if (this.exclusions.length >= MAX_RECENT_EXCLUSIONS) {
+        this.counters.inc(CTR_EXCLUSION_OVERFLOW);
+        this.exclusions.shift();
+      }
+      this.exclusions.push({ phrase, start, end });
+      return;
+    }
+    const whole = m.patternWhole[pid] === 1;
+    const dispStart = this.displayAt(whole ? start + 1 : start);
+    let dispEnd = -1;
+    if (whole) dispEnd = this.displayAt(end - 1);
+    else if (end < this.sliceBase + this.sliceLen) dispEnd = this.displayAt(end);
+    this.pending.push({ phrase, start, end, dispStart, dispEnd, readyAt: start + m.maxExclusionLength[phrase] });
+  }
+
+  /** Reports pending matches that are ready (all of them when `final`). */
+  private release(final: boolean): void {
+    const scanned = this.sliceBase + this.sliceLen;
+    const displayPos = this.norm.displayPos;
+    let n = 0;
+    for (; n < this.pending.length; n++) {
+      const p = this.pending[n];
+      if (!final && (p.dispEnd < 0 || scanned < p.readyAt || displayPos <= p.dispEnd + this.ctx)) break;
+    }
+    if (n !== 0) {
+      const ready = this.pending.splice(0, n);
+      for (const p of ready) this.deliver(p);
+    }
+    if (this.pending.length === 0) this.exclusions.length = 0;
+    else if (this.exclusions.length !== 0) {
+      let minEnd = Infinity;
+      for (const p of this.pending) if (p.end < minEnd) minEnd = p.end;
+      this.exclusions = this.exclusions.filter((e) => e.end >= minEnd);
+    }
+  }
+
+  private deliver(p: Pending): void {
+    for (const e of this.exclusions) {
+      if (e.phrase === p.phrase && e.start <= p.start && e.end >= p.end) {
+        this.counters.inc(CTR_EXCLUDED);
+        return;
+      }
+    }
+    const dispEnd = p.dispEnd < 0 ? this.norm.displayPos : p.dispEnd;
+    this.counters.inc(CTR_HITS);
+    this.onMatch({
+      phraseIndex: p.phrase,
+      phrase: this.m.phrases[p.phrase],
+      context: this.context(p.dispStart, dispEnd),
+      offset: p.dispStart,
+    });
+  }
+
+  private context(start: number, end: number): string {
+    const norm = this.norm;
+    const oldest = norm.displayOldest;
+    const now = norm.displayPos;
+    if (start < oldest) {
+      this.counters.inc(CTR_CONTEXT_TRUNCATED);
+      start = oldest;
+      if (end < start) end = start;
+    }
+    let from = Math.max(oldest, start - this.ctx);
+    let to = Math.min(now, end + this.ctx);
+    // never split a surrogate pair at the window edges
+    if (from > oldest && from < start && isLowSurrogate(norm.displayUnit(from))) from++;
+    if (to < now && to > end && isHighSurrogate(norm.displayUnit(to - 1))) to--;
+    let before = norm.displayText(from, start);
+    let after = norm.displayText(end, to);
+    let pre = '';
+    let post = '';
+    if (from > norm.displayFloor) {
+      const sp = norm.displayUnit(from - 1) === 0x20 ? -1 : before.indexOf(' ');
+      if (sp >= 0) before = before.slice(sp + 1);
+      pre = '... ';
+    }
+    if (to < now) {
+      const sp = norm.displayUnit(to) === 0x20 ? -1 : after.lastIndexOf(' ');
+      if (sp >= 0) after = after.slice(0, sp);
+      post = ' ...';
+    }
+    return `${pre}${before}[[${norm.displayText(start, end)}]]${after}${post}`;
+  }
+}
+
+function isLowSurrogate(u: number): boolean {
+  return u >= 0xdc00 && u <= 0xdfff;
+}
+
+function isHighSurrogate(u: number): boolean {
+  return u >= 0xd800 && u <= 0xdbff;
+}

@@ -1,0 +1,86 @@
+/**
+ * The live sensor for real: a veth pair stands in for the mirror port. tcpreplay sends the
+ * school-search capture into one end, `hark run` listens on the other, and after SIGINT every
+ * capture is in the SQLite store and the EVE file (both mode 0600). Needs root (CI runs as root)
+ * and iproute2 + tcpreplay (installed by appliance/dev-setup.sh). Removes its interfaces.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { fixture } from '../helpers/replay.js';
+
+const HARK = fileURLToPath(new URL('../../../bin/hark', import.meta.url));
+const IF_SEND = `hkt${process.pid % 10000}a`;
+const IF_RECV = `hkt${process.pid % 10000}b`;
+
+function ip(...args: string[]): void {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+test('hark run captures from a mirror port (veth) and stores every capture on SIGINT', async () => {
+  assert.equal(process.getuid?.(), 0, 'the live capture test needs root (CI runs as root)');
+  const dir = mkdtempSync(join(tmpdir(), 'hark-run-'));
+  ip('link', 'add', IF_SEND, 'type', 'veth', 'peer', 'name', IF_RECV);
+  try {
+    ip('link', 'set', IF_SEND, 'up');
+    ip('link', 'set', IF_RECV, 'up');
+    const child = spawn(HARK, ['run', '-i', IF_RECV, '--data-dir', dir, '--stats-interval', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    const exited = once(child, 'exit');
+    for (let i = 0; i < 100 && !err.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(err, new RegExp(`listening on ${IF_RECV}`));
+    execFileSync('tcpreplay', ['-i', IF_SEND, fixture('school-search', 'school-search.pcap')], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGINT');
+    const [code] = await exited;
+    assert.equal(code, 0, err);
+    assert.match(err, /stopped; 4 captures stored/);
+
+    const db = join(dir, 'captures.db');
+    assert.equal(statSync(db).mode & 0o077, 0, 'captures.db is private');
+    assert.equal(statSync(join(dir, 'eve.json')).mode & 0o077, 0, 'eve.json is private');
+    assert.equal(statSync(dir).mode & 0o077, 0, 'the data directory is private');
+    const Sqlite = createRequire(import.meta.url)('better-sqlite3') as new (f: string, o?: object) => { prepare(s: string): { all(): Array<{ phrase: string; source: string }> }; close(): void };
+    const conn = new Sqlite(db, { readonly: true });
+    const rows = conn.prepare('SELECT phrase, source FROM captures ORDER BY phrase, source').all();
+    conn.close();
+    assert.deepEqual(rows, [
+      { phrase: 'AK47', source: 'typed' },
+      { phrase: 'AK47', source: 'viewed' },
+      { phrase: 'our secret', source: 'typed' },
+      { phrase: 'our secret', source: 'viewed' },
+    ]);
+    const eve = readFileSync(join(dir, 'eve.json'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(eve.length, 4);
+    assert.ok(eve.every((e) => e.event_type === 'capture'));
+  } finally {
+    try {
+      ip('link', 'del', IF_SEND);
+    } catch {
+      // already gone with its peer
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('hark run names a missing interface and what exists', () => {
+  const r = (() => {
+    try {
+      execFileSync(HARK, ['run', '-i', 'nosuchif0', '--data-dir', join(tmpdir(), `hark-run-missing-${process.pid}`)], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+      return { code: 0, err: '' };
+    } catch (e) {
+      const x = e as { status: number; stderr: string };
+      return { code: x.status, err: x.stderr };
+    }
+  })();
+  assert.equal(r.code, 2);
+  assert.match(r.err, /Cannot open capture interface "nosuchif0": no such interface \(available: .*lo/);
+  rmSync(join(tmpdir(), `hark-run-missing-${process.pid}`), { recursive: true, force: true });
+});
