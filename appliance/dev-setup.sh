@@ -6,11 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libpcap-dev + build tools: the `cap` and `better-sqlite3` native modules are compiled here.
-# tcpflow: the reassembly cross-check test and the benchmark compare against it.
+# tcpflow, ngrep: the reassembly cross-check test and the benchmark compare against them.
 # tcpreplay, tcpdump, iproute2: live-capture tests replay pcaps onto veth pairs.
 # wamerican: the benchmark workload generator draws its words from it.
 # libhyperscan-dev: the native phrase matcher (sensor/match/native) is built against it.
-PACKAGES=(build-essential python3 libpcap-dev libhyperscan-dev tcpflow tcpreplay tcpdump iproute2 wamerican)
+PACKAGES=(build-essential python3 libpcap-dev libhyperscan-dev tcpflow ngrep tcpreplay tcpdump iproute2 wamerican)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,10 +1,13 @@
 /**
- * `npm run bench`: throughput and memory of Hark's stream engine on the shared workload
- * (../shared/bench/gen-workload.mjs, generated once into bench/.cache), beside tcpflow on the same
- * file in the same run. Prints figures; asserts nothing about speed (tests never time things).
- * The reassembled byte count must equal the generator's ground truth: that one is checked.
+ * `npm run bench`: throughput and memory of Hark on the shared workload
+ * (../shared/bench/gen-workload.mjs, generated once into bench/.cache), beside other tools on the
+ * same file in the same run: the stream engine (read + decode + reassembly) beside `tcpflow -r`,
+ * and the full pipeline (+ HTTP decoding + text extraction + the workload's 10,000 phrases, on
+ * both engines) beside ngrep with 10 of the phrases. Prints figures; asserts nothing about speed
+ * (tests never time things). The counts must equal the generator's ground truth: those are checked
+ * (reassembled bytes; phrase matches and the sum of the captures' counts).
  *
- *   npm run bench [-- --runs N] [-- --skip-tcpflow]
+ *   npm run bench [-- --runs N] [-- --skip-tcpflow] [-- --skip-pipeline]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -30,7 +33,13 @@ interface EngineResult {
   peakRss: number;
 }
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, 'skip-tcpflow': { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    'skip-tcpflow': { type: 'boolean', default: false },
+    'skip-pipeline': { type: 'boolean', default: false },
+  },
+});
 const runs = Math.max(1, Number(values.runs));
 
 function ensureWorkload(): string {
@@ -93,4 +102,51 @@ const tcpflowRow = rows.find((r) => r[0].startsWith('tcpflow') && r[1] !== '');
 if (tcpflowRow && /^\d+$/.test(tcpflowRow[1])) process.stdout.write(`hark / tcpflow: ${(Number(rows[1][1]) / Number(tcpflowRow[1])).toFixed(1)}x\n`);
 const ok = first.reassembled === EXPECTED_REASSEMBLED && results.every((r) => r.reassembled === first.reassembled);
 process.stdout.write(`reassembled bytes ${ok ? 'match' : 'DO NOT match'} the generator's ground truth (${EXPECTED_REASSEMBLED})\n`);
-process.exitCode = ok ? 0 : 1;
+let allOk = ok;
+
+interface PipelineResult {
+  engine: string;
+  loadSeconds: number;
+  seconds: number;
+  cpuSeconds: number;
+  fileBytes: number;
+  packets: number;
+  hits: number;
+  captures: number;
+  countSum: number;
+  peakRss: number;
+}
+
+function runPipeline(engine: string): PipelineResult {
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'bench', 'pipeline.js'), pcap, join(WORKLOAD, 'phrases.txt'), engine], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (r.status !== 0) throw new Error(`pipeline run failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as PipelineResult;
+}
+
+/** ngrep -q -I FILE -i 'p1|...|p10': per-packet regex over the payloads, its output discarded. */
+function runNgrep(phrases: string[]): { seconds: number } | string {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('ngrep', ['-q', '-I', pcap, '-i', phrases.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.error) return `ngrep not runnable: ${r.error.message}`;
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+}
+
+if (!values['skip-pipeline']) {
+  const planted = (JSON.parse(readFileSync(join(WORKLOAD, 'truth.json'), 'utf8')) as { planted: { total: number } }).planted.total;
+  const prow: string[][] = [['what', 'MB/s (wall)', 'MB/s (cpu)', 'packets/s', 'peak RSS MB', 'matches', 'sum of counts', 'captures']];
+  for (const engine of ['hyperscan', 'js']) {
+    const r = runPipeline(engine);
+    prow.push([`hark full pipeline, 10k phrases, ${r.engine} (load ${r.loadSeconds.toFixed(2)} s)`, mb(r.fileBytes, r.seconds), mb(r.fileBytes, r.cpuSeconds), (r.packets / r.seconds / 1e6).toFixed(2) + 'M', (r.peakRss / 1048576).toFixed(0), String(r.hits), String(r.countSum), String(r.captures)]);
+    const exact = r.hits === planted && r.countSum === planted;
+    allOk &&= exact;
+    process.stderr.write(`${r.engine}: ${exact ? 'matches and counts equal' : 'MISMATCH with'} the planted total ${planted}\n`);
+  }
+  const ten = readFileSync(join(WORKLOAD, 'phrases.txt'), 'utf8').split('\n').filter(Boolean).slice(0, 10);
+  const n = runNgrep(ten);
+  if (typeof n === 'string') prow.push(['ngrep, 10 phrases, per packet', n, '', '', '', '', '', '']);
+  else prow.push(['ngrep, 10 phrases, per packet', mb(first.fileBytes, n.seconds), '', (first.packets / n.seconds / 1e6).toFixed(2) + 'M', '', '', '', '']);
+  const w = prow[0].map((_, i) => Math.max(...prow.map((r) => r[i].length)));
+  process.stdout.write(`\nfull pipeline (planted phrase occurrences in the scanned HTTP content: ${planted})\n`);
+  for (const r of prow) process.stdout.write(`${r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')}\n`);
+}
+process.exitCode = allOk ? 0 : 1;
