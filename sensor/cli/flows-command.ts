@@ -5,13 +5,12 @@
  * before the bad record was processed and printed).
  */
 import { parseArgs } from 'node:util';
-import { CaptureFileError } from '../capture/file-reader.js';
 import type { FlowRecord } from '../flow/flow-table.js';
 import { StreamDump } from '../output/stream-dump.js';
 import { Pipeline } from '../pipeline.js';
-import { createProgress } from './progress.js';
 import { formatSummary } from './summary.js';
-import { CliError, EXIT_INPUT_DAMAGED, type Command } from './command.js';
+import { CliError, type Command } from './command.js';
+import { exitStatusFor, readWithProgress } from './file-run.js';
 
 const PROTO_NAMES: Record<number, string> = { 6: 'TCP', 17: 'UDP' };
 
@@ -109,25 +108,10 @@ offset; everything before it was processed); 2 on usage errors or an unreadable 
         },
       },
     });
-    const progress = createProgress(!values['no-progress'], 'reading');
-    const t0 = performance.now();
-    let summary;
-    try {
-      summary = pipeline.runFile(file, { onProgress: (r, t) => progress.update(r, t) });
-    } catch (err) {
-      progress.stop();
-      if (err instanceof CaptureFileError) throw new CliError(err.message);
-      throw err;
-    }
-    progress.stop();
+    const { summary, ms } = readWithProgress(pipeline, file, !values['no-progress'], 'reading');
     flush();
-    const ms = performance.now() - t0;
     if (!values.quiet) process.stderr.write(`${formatSummary(file, summary, pipeline.counters, ms)}\n`);
     if (dump) process.stderr.write(`  dump: ${dump.filesWritten} files in ${values.dump}\n`);
-    if (summary.problem) {
-      process.stderr.write(`hark: ${file}: stopped at byte offset ${summary.problem.offset}: ${summary.problem.message}\n`);
-      return EXIT_INPUT_DAMAGED;
-    }
-    return 0;
+    return exitStatusFor(file, summary);
   },
 };

@@ -5,13 +5,12 @@
  * even with no captures; 3 when the file is truncated or corrupt (after everything before it).
  */
 import { parseArgs } from 'node:util';
-import { CaptureFileError } from '../capture/file-reader.js';
 import type { CaptureEvent } from '../events/capture.js';
 import { JsonLinesWriter } from '../output/eve-writer.js';
 import { CaptureStore } from '../store/capture-store.js';
 import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from '../main.js';
-import { CliError, EXIT_INPUT_DAMAGED, type Command } from './command.js';
-import { createProgress } from './progress.js';
+import { CliError, type Command } from './command.js';
+import { exitStatusFor, readWithProgress } from './file-run.js';
 import { formatSummary } from './summary.js';
 
 const ENGINES: readonly EngineChoice[] = ['auto', 'hyperscan', 'js'];
@@ -93,24 +92,14 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
       if (typeof e.code === 'string' && e.code.startsWith('E_')) throw new CliError(e.message);
       throw err;
     }
-    const progress = createProgress(!values['no-progress'], 'scanning');
-    const t0 = performance.now();
-    let summary;
-    try {
-      summary = sensor.pipeline.runFile(file, { onProgress: (r, t) => progress.update(r, t) });
-      sensor.collector.flush();
-    } catch (err) {
-      progress.stop();
+    const { summary, ms } = readWithProgress(sensor.pipeline, file, !values['no-progress'], 'scanning', () => {
       out.close();
       store?.close();
-      if (err instanceof CaptureFileError) throw new CliError(err.message);
-      throw err;
-    }
-    progress.stop();
+    });
+    sensor.collector.flush();
     // Stored before anything says it is done.
     store?.close();
     out.close();
-    const ms = performance.now() - t0;
     if (!values.quiet) {
       const m = sensor.matching;
       process.stderr.write(`${formatSummary(file, summary, sensor.counters, ms)}\n`);
@@ -118,10 +107,6 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
       process.stderr.write(`  captures: ${captures} (phrase hits ${sensor.counters.get('match.hits')}, merged ${sensor.counters.get('capture.merged')}), engine ${m.engine}${m.note ? ` (${m.note})` : ''}, ${m.matcher.phrases.length} phrases\n`);
       if (store) process.stderr.write(`  stored in ${values.db}\n`);
     }
-    if (summary.problem) {
-      process.stderr.write(`hark: ${file}: stopped at byte offset ${summary.problem.offset}: ${summary.problem.message}\n`);
-      return EXIT_INPUT_DAMAGED;
-    }
-    return 0;
+    return exitStatusFor(file, summary);
   },
 };

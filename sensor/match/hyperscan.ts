@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { defineCounter, type Counters } from '../events/counters.js';
+import { NO_MATCHES, type CompileOptions, type MatchDatabase, type MatchEngine, type MatchPairs, type MatchStream } from './engine.js';
 
 /*
  * Engine contract (MatchEngine / MatchDatabase / MatchStream), the same for every engine:
@@ -55,44 +56,14 @@ import { defineCounter, type Counters } from '../events/counters.js';
  *   callers a result that the next call overwrites; matches are rare in traffic, so safety wins.
  */
 
-/** Flat [patternId, endOffset, ...] pairs. */
-export type MatchPairs = Uint32Array;
-
-export interface MatchStream {
-  /** Scans the next bytes of the stream; returns the matches that end inside them. */
-  scan(bytes: Uint8Array): MatchPairs;
-  /** Forgets the stream's history (after a gap); offsets restart at 0. */
-  reset(): MatchPairs;
-  /** Ends the stream, frees its state; returns end-of-stream matches. Idempotent. */
-  close(): MatchPairs;
-}
-
-export interface MatchDatabase {
-  /** Bytes of the compiled database. */
-  readonly size: number;
-  /** Bytes of state each open stream holds. */
-  readonly streamStateSize: number;
-  serialize(): Uint8Array;
-  openStream(): MatchStream;
-}
-
-export interface CompileOptions {
-  /** Compile for any x86-64 with SSSE3 (generic tuning, no AVX2/AVX-512), for artifacts shipped to
-   *  other machines. Default: tuned for this host. Engines without CPU targets ignore it. */
-  portable?: boolean;
-}
-
-export interface MatchEngine {
-  readonly name: string;
-  compileLiterals(patterns: readonly Uint8Array[], options?: CompileOptions): MatchDatabase;
-  deserialize(bytes: Uint8Array): MatchDatabase;
-}
+// The engine contract (MatchPairs, MatchStream, MatchDatabase, CompileOptions, MatchEngine,
+// NO_MATCHES) is defined once, in engine.ts; the pure-TS engine implements the same one.
+export type { CompileOptions, MatchDatabase, MatchEngine, MatchPairs, MatchStream } from './engine.js';
+export { NO_MATCHES } from './engine.js';
 
 /** Per-call match limit (8 bytes a match: 8 MiB). Must equal the native MAX_MATCHES_PER_SCAN. */
 export const MAX_MATCHES_PER_SCAN = 1 << 20;
 
-/** Returned by calls that found nothing (length 0, frozen: safe to share). */
-export const NO_MATCHES: MatchPairs = Object.freeze(new Uint32Array(0)) as MatchPairs;
 
 /** Pairs the per-thread output array holds: a call that finds more gets a one-off array. */
 const OUTPUT_PAIRS = 1024;
