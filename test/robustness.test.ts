@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { getHeapStatistics } from 'node:v8';
 import { readCaptureFile } from '../sensor/capture/file-reader.js';
 import { DEFAULT_FLOW_LIMITS } from '../sensor/flow/flow-table.js';
+import { Sensor } from '../sensor/main.js';
 import { Pipeline } from '../sensor/pipeline.js';
 import { fixture } from './helpers/replay.js';
 
@@ -98,4 +99,41 @@ test('a million mutated packets: no exception escapes, memory stays bounded', ()
   const heapGrowth = getHeapStatistics().used_heap_size - heapBefore;
   assert.ok(heapGrowth < 256 << 20, `heap growth ${heapGrowth} bytes`);
   assert.ok(touched > 0);
+});
+
+test('200,000 mutated HTTP packets through the whole sensor (HTTP, extraction, matching): no exception escapes', () => {
+  const seeds: Array<{ linkType: number; bytes: Uint8Array }> = [];
+  for (const f of ['school-search/school-search.pcap', 'tcp/zeek-http-pipelined-requests.pcap', 'tcp/sv-http-brotli-ce.pcap', 'tcp/ws-http-ooo.pcap', 'tcp/sv-http-post-data-decompression.pcap', 'tcp/ndpi-WebattackXSS.pcap']) {
+    readCaptureFile(fixture(...f.split('/')), (linkType, buf, off, len) => {
+      if (seeds.length < 8000) seeds.push({ linkType, bytes: buf.slice(off, off + len) });
+    });
+  }
+  let captures = 0;
+  const sensor = new Sensor({ engine: 'js', onCapture: () => captures++ });
+  const rnd = xorshift(SEED ^ 0xabcdef);
+  const scratch = new Uint8Array(70000);
+  let ts = 1_700_000_000_000_000;
+  for (let i = 0; i < 200_000; i++) {
+    const s = seeds[rnd() % seeds.length];
+    let len = s.bytes.length;
+    scratch.set(s.bytes);
+    // Mostly payload mutations (past the headers), so HTTP and the text layers see damaged bytes.
+    const mutations = rnd() % 3;
+    for (let m = 0; m < mutations; m++) {
+      const at = len > 54 ? 54 + (rnd() % (len - 54)) : 0;
+      const kind = rnd() % 4;
+      if (kind === 0) scratch[at] ^= 1 << (rnd() % 8);
+      else if (kind === 1) scratch[at] = [0x0d, 0x0a, 0x3c, 0x26, 0x25, 0x22, 0x5c, 0x00][rnd() % 8];
+      else if (kind === 2) len = Math.max(0, len - (rnd() % 16));
+      else scratch[at] = rnd() & 0xff;
+    }
+    ts += rnd() % 5000;
+    sensor.pipeline.packet(s.linkType, scratch, 0, len, len, ts, 0, -1);
+  }
+  sensor.finish();
+  const c = sensor.counters;
+  assert.equal(c.get('pipeline.exception'), 0, 'no exception escaped a stage');
+  assert.equal(c.get('flow.consumer_error'), 0, 'no app-layer or inspection exception');
+  assert.ok(c.get('http.requests') > 1000, `HTTP was parsed (${c.get('http.requests')} requests)`);
+  assert.ok(captures > 0, 'phrases were still found in the surviving text');
 });
