@@ -383,7 +383,8 @@ export class FlowTable {
       if (f.halves === undefined) {
         f.halves = [new TcpHalf(halfSink(f, 0), this.counters, this.budget, this.limits.reassembly), new TcpHalf(halfSink(f, 1), this.counters, this.budget, this.limits.reassembly)];
       }
-      if ((p.tcpFlags & TH_SYN) === 0) {
+      // Midstream: the client's SYN was not the first packet seen (a SYN-ACK first means it was missed).
+      if ((p.tcpFlags & (TH_SYN | TH_ACK)) !== TH_SYN) {
         f.midstream = true;
         this.counters.inc(C_MIDSTREAM);
       }

@@ -1,0 +1,178 @@
+/**
+ * FlowTable behaviours driven with built frames through the real decoder: one key for both
+ * directions, who the originator is, VLANs in the key, idle timeouts per state, the flow memcap,
+ * port reuse, data on SYN, FIN/RST closing, one-sided flows, and stable flow ids.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { DEFAULT_FLOW_LIMITS, type FlowLimits, type FlowRecord } from '../../sensor/flow/flow-table.js';
+import type { FlowInfo } from '../../sensor/flow/stream.js';
+import { Pipeline } from '../../sensor/pipeline.js';
+import { ethTcp, ethUdp, TCP_FLAGS } from '../helpers/packets.js';
+
+const { SYN, ACK, FIN, RST, PSH } = TCP_FLAGS;
+const C = { src: '10.1.0.5', dst: '192.0.2.80', sport: 40000, dport: 80 };
+const S = { src: C.dst, dst: C.src, sport: C.dport, dport: C.sport };
+
+interface Harness {
+  send(frame: Uint8Array, tsUs: number): void;
+  records: FlowRecord[];
+  opened: FlowInfo[];
+  streams: Map<number, [string, string]>;
+  pipeline: Pipeline;
+}
+
+function harness(limits: Partial<FlowLimits> = {}): Harness {
+  const records: FlowRecord[] = [];
+  const opened: FlowInfo[] = [];
+  const streams = new Map<number, [string, string]>();
+  const pipeline = new Pipeline({
+    flowLimits: { ...DEFAULT_FLOW_LIMITS, ...limits },
+    flowEnded: { flowEnded: (r) => records.push(r) },
+    streams: {
+      open(info) {
+        opened.push(info);
+        const s: [string, string] = ['', ''];
+        streams.set(info.flowId, s);
+        return { data: (d, b) => (s[d] += Buffer.from(b).toString('latin1')), gap: (d, n) => (s[d] += `[${n}]`), end: () => {} };
+      },
+    },
+  });
+  return { send: (f, ts) => pipeline.packet(1, f, 0, f.length, f.length, ts, 0, -1), records, opened, streams, pipeline };
+}
+
+/** A whole connection: handshake, one request, one response, FIN both ways. */
+function connection(h: Harness, t0: number, isn = 1000, sisn = 5000): void {
+  h.send(ethTcp({ ...C, seq: isn, flags: SYN }), t0);
+  h.send(ethTcp({ ...S, seq: sisn, ack: isn + 1, flags: SYN | ACK }), t0 + 1);
+  h.send(ethTcp({ ...C, seq: isn + 1, ack: sisn + 1, flags: ACK }), t0 + 2);
+  h.send(ethTcp({ ...C, seq: isn + 1, ack: sisn + 1, flags: PSH | ACK }, Buffer.from('GET / HTTP/1.1\r\n\r\n')), t0 + 3);
+  h.send(ethTcp({ ...S, seq: sisn + 1, ack: isn + 19, flags: PSH | ACK }, Buffer.from('HTTP/1.1 200 OK\r\n\r\n')), t0 + 4);
+  h.send(ethTcp({ ...C, seq: isn + 19, ack: sisn + 20, flags: FIN | ACK }), t0 + 5);
+  h.send(ethTcp({ ...S, seq: sisn + 20, ack: isn + 20, flags: FIN | ACK }), t0 + 6);
+  h.send(ethTcp({ ...C, seq: isn + 20, ack: sisn + 21, flags: ACK }), t0 + 7);
+}
+
+describe('FlowTable', () => {
+  test('keys both directions to one flow and reassembles each', () => {
+    const h = harness();
+    connection(h, 1_000_000);
+    h.pipeline.finish();
+    assert.equal(h.records.length, 1);
+    const r = h.records[0];
+    assert.equal(r.srcIp, C.src);
+    assert.equal(r.srcPort, C.sport);
+    assert.deepEqual(r.pkts, [5, 3]);
+    assert.deepEqual(r.dataBytes, [18, 19]);
+    assert.equal(r.state, 'closed');
+    assert.equal(r.closeReason, 'fin');
+    assert.deepEqual(h.streams.get(r.flowId), ['GET / HTTP/1.1\r\n\r\n', 'HTTP/1.1 200 OK\r\n\r\n']);
+  });
+
+  test('a SYN-ACK seen first makes its receiver the originator (missed SYN)', () => {
+    const h = harness();
+    h.send(ethTcp({ ...S, seq: 5000, ack: 1001, flags: SYN | ACK }), 1);
+    h.send(ethTcp({ ...C, seq: 1001, ack: 5001, flags: PSH | ACK }, Buffer.from('hi')), 2);
+    h.pipeline.finish();
+    assert.equal(h.records[0].srcIp, C.src);
+    assert.equal(h.records[0].midstream, true);
+    assert.deepEqual(h.records[0].dataBytes, [2, 0]);
+  });
+
+  test('midstream pickup from the server side uses the well-known port to find the client', () => {
+    const h = harness();
+    h.send(ethTcp({ ...S, seq: 9000, ack: 3000, flags: PSH | ACK }, Buffer.from('HTTP/1.1 200 OK\r\n')), 1);
+    h.pipeline.finish();
+    assert.equal(h.records[0].srcIp, C.src, 'the side on port 80 is the server');
+    assert.deepEqual(h.records[0].dataBytes, [0, 17]);
+    assert.equal(h.pipeline.counters.get('flow.one_sided'), 1);
+  });
+
+  test('VLAN tags are part of the key: the same 5-tuple on two VLANs is two flows', () => {
+    const h = harness();
+    h.send(ethTcp({ ...C, seq: 1, flags: SYN, vlans: [{ vid: 10 }] }), 1);
+    h.send(ethTcp({ ...C, seq: 1, flags: SYN, vlans: [{ vid: 20 }] }), 2);
+    h.pipeline.finish();
+    assert.deepEqual(h.records.map((r) => r.vlan).sort(), [[10], [20]]);
+  });
+
+  test('data on SYN is delivered', () => {
+    const h = harness();
+    h.send(ethTcp({ ...C, seq: 100, flags: SYN }, Buffer.from('early')), 1);
+    h.send(ethTcp({ ...S, seq: 700, ack: 106, flags: SYN | ACK }), 2);
+    h.pipeline.finish();
+    assert.equal(h.streams.get(h.records[0].flowId)?.[0], 'early');
+    assert.equal(h.pipeline.counters.get('tcp.syn_with_data'), 1);
+  });
+
+  test('a new SYN on a closed flow (port reuse) ends it and starts another with a new id', () => {
+    const h = harness();
+    connection(h, 1_000_000, 1000);
+    connection(h, 2_000_000, 777_000);
+    h.pipeline.finish();
+    assert.equal(h.records.length, 2);
+    assert.notEqual(h.records[0].flowId, h.records[1].flowId);
+    assert.equal(h.records[0].closeReason, 'fin');
+    assert.equal(h.pipeline.counters.get('tcp.port_reuse'), 1);
+    assert.deepEqual(h.records.map((r) => r.dataBytes), [[18, 19], [18, 19]]);
+  });
+
+  test('RST ends the flow after the closed timeout; an idle established flow times out', () => {
+    const h = harness();
+    h.send(ethTcp({ ...C, seq: 1, flags: SYN }), 0);
+    h.send(ethTcp({ ...S, seq: 50, ack: 2, flags: SYN | ACK }), 1);
+    h.send(ethTcp({ ...C, seq: 2, ack: 51, flags: RST | ACK }), 2);
+    const other = { ...C, sport: 40001 };
+    h.send(ethTcp({ ...other, seq: 1, flags: SYN }), 3);
+    h.send(ethTcp({ ...S, sport: 80, dport: 40001, seq: 50, ack: 2, flags: SYN | ACK }), 4);
+    // Time passes: a packet of an unrelated flow moves the clock beyond the timeouts.
+    const late = { src: '10.9.9.9', dst: '192.0.2.1', sport: 5555, dport: 53 };
+    h.send(ethUdp(late, Buffer.from('x')), DEFAULT_FLOW_LIMITS.tcpClosedTimeoutUs + 10_000);
+    assert.deepEqual(h.records.map((r) => r.closeReason), ['rst']);
+    h.send(ethUdp(late, Buffer.from('y')), DEFAULT_FLOW_LIMITS.tcpEstablishedTimeoutUs + 2_000_000);
+    // The established TCP flow (600 s) and the UDP flow (idle 592 s > 120 s) both timed out.
+    const timedOut = h.records.filter((r) => r.closeReason === 'timeout').map((r) => `${r.proto}:${r.srcPort}`).sort();
+    assert.deepEqual(timedOut, ['17:5555', '6:40001']);
+    assert.equal(h.pipeline.counters.get('flow.timeout'), 2);
+  });
+
+  test('the flow limit evicts the least recently active flows and counts them', () => {
+    const h = harness({ maxFlows: 10 });
+    for (let i = 0; i < 25; i++) h.send(ethTcp({ ...C, sport: 20000 + i, seq: 1, flags: SYN }), i);
+    assert.ok(h.pipeline.flows.active <= 10);
+    assert.equal(h.pipeline.counters.get('flow.memcap_evicted'), 15);
+    assert.ok(h.records.every((r) => r.closeReason === 'memcap'));
+    assert.deepEqual(h.records.map((r) => r.srcPort).slice(0, 3), [20000, 20001, 20002]);
+  });
+
+  test('flow ids are the same for the same input and differ between flows', () => {
+    const ids = () => {
+      const h = harness();
+      connection(h, 1_000_000);
+      h.send(ethTcp({ ...C, sport: 41000, seq: 1, flags: SYN }), 2_000_000);
+      h.pipeline.finish();
+      return h.records.map((r) => r.flowId);
+    };
+    const a = ids();
+    assert.deepEqual(ids(), a);
+    assert.equal(new Set(a).size, 2);
+    assert.ok(a.every((id) => Number.isSafeInteger(id) && id >= 0));
+  });
+
+  test('the originator MAC is on the flow info', () => {
+    const h = harness();
+    connection(h, 1);
+    assert.match(h.opened[0].srcMac ?? '', /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+  });
+
+  test('UDP datagrams form flows with a direction', () => {
+    const seen: Array<[number, string]> = [];
+    const p = new Pipeline({ datagrams: { datagram: (_i, d, b) => seen.push([d, Buffer.from(b).toString()]) } });
+    const q = ethUdp({ src: '10.1.0.5', dst: '10.0.0.53', sport: 5353, dport: 53 }, Buffer.from('query'));
+    const a = ethUdp({ src: '10.0.0.53', dst: '10.1.0.5', sport: 53, dport: 5353 }, Buffer.from('answer'));
+    p.packet(1, q, 0, q.length, q.length, 1, 0, -1);
+    p.packet(1, a, 0, a.length, a.length, 2, 0, -1);
+    assert.deepEqual(seen, [[0, 'query'], [1, 'answer']]);
+    assert.equal(p.flows.active, 1);
+  });
+});
