@@ -143,15 +143,18 @@ function fmix(h: number): number {
 /** Same value for both directions: each address/port pair is combined with commutative XOR and +. */
 function symmetricHash(p: Packet): number {
   const a = p.addr;
-  let h = 0x9747b28c ^ p.ipProto ^ (p.vlan0 << 8) ^ (p.vlan1 << 20);
-  for (let i = 0; i < 4; i++) {
+  const sp = p.srcPort;
+  const dp = p.dstPort;
+  let h = 0x9747b28c ^ p.transport ^ (p.vlan0 << 8) ^ (p.vlan1 << 20);
+  h = mix(h, (sp ^ dp) | ((sp + dp) << 16));
+  // IPv4 keeps its addresses in words 0 and 4 (the rest are zero): hash only those.
+  const words = p.ipVersion === 4 ? 1 : 4;
+  for (let i = 0; i < words; i++) {
     const x = a[i];
     const y = a[i + 4];
     h = mix(h, x ^ y);
     h = mix(h, (x + y) | 0);
   }
-  h = mix(h, p.srcPort ^ p.dstPort);
-  h = mix(h, p.srcPort + p.dstPort);
   return fmix(h);
 }
 
@@ -326,9 +329,14 @@ export class FlowTable {
 
   /** 0 when `p` goes originator -> responder, 1 for the reverse, -1 when it is another flow. */
   private matchDirection(f: Flow, p: Packet): number {
-    if (f.proto !== p.transport || f.vlan0 !== p.vlan0 || f.vlan1 !== p.vlan1) return -1;
+    if (f.proto !== p.transport || f.vlan0 !== p.vlan0 || f.vlan1 !== p.vlan1 || f.ipVersion !== p.ipVersion) return -1;
     const a = f.addr;
     const b = p.addr;
+    if (f.ipVersion === 4) {
+      if (f.portA === p.srcPort && f.portB === p.dstPort && a[0] === b[0] && a[4] === b[4]) return 0;
+      if (f.portA === p.dstPort && f.portB === p.srcPort && a[0] === b[4] && a[4] === b[0]) return 1;
+      return -1;
+    }
     if (f.portA === p.srcPort && f.portB === p.dstPort && a[0] === b[0] && a[4] === b[4] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3] && a[5] === b[5] && a[6] === b[6] && a[7] === b[7]) return 0;
     if (f.portA === p.dstPort && f.portB === p.srcPort && a[0] === b[4] && a[4] === b[0] && a[1] === b[5] && a[2] === b[6] && a[3] === b[7] && a[5] === b[1] && a[6] === b[2] && a[7] === b[3]) return 1;
     return -1;
