@@ -4,7 +4,8 @@
  * its 10,000 phrases. Prints compile/load cost and sizes, then MB/s (10^6 bytes per second of CPU
  * time, and of wall time; median and best of --runs) for the normaliser alone, the engine alone on
  * the normalised skeleton, and the whole PhraseScanner (one per HTTP message, fed 1,460-byte
- * pieces), with its match count beside the ground truth; then memory per stream, and the cost of
+ * pieces; also with the native Hyperscan engine when it loads), with its match count beside the
+ * ground truth; then memory per stream, and the cost of
  * 100,000 phrases from /usr/share/dict/words. Prints figures only; tests never time things.
  *
  *   node dist/bench/match.js [--dir DIR] [--mb 64] [--runs 5] [--full]
@@ -20,7 +21,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Phrase } from '../rules/dictionary.js';
 import { SLICE_BYTES, TextNormalizer } from '../sensor/normalize/text.js';
-import { compileDictionary, loadMatcher, serializeMatcher, type CompiledMatcher } from '../sensor/match/matcher.js';
+import { Counters } from '../sensor/events/counters.js';
+import { loadHyperscan } from '../sensor/match/hyperscan.js';
+import { compileDictionary, loadMatcher, matcherPatterns, serializeMatcher, type CompiledMatcher } from '../sensor/match/matcher.js';
 import { PhraseScanner } from '../sensor/match/scanner.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -136,6 +139,7 @@ rate('normaliser alone (writeAscii, 1,460-byte pieces)', sampleBytes, () => {
     const n = new TextNormalizer(() => undefined);
     for (const p of ps) n.writeAscii(p);
     n.finish();
+    n.dispose();
   }
 });
 
@@ -193,6 +197,20 @@ rate('PhraseScanner (write of latin1 strings)', sampleBytes, () => {
   }
 });
 console.log(`  (matches in the sample: ${hits})`);
+const hs = loadHyperscan(new Counters());
+if (hs.engine !== undefined) {
+  const database = hs.engine.compileLiterals(matcherPatterns(matcher));
+  let hsHits = 0;
+  rate('PhraseScanner, Hyperscan (writeUtf8, 1,460 B)', sampleBytes, () => {
+    hsHits = 0;
+    for (const ps of pieces) {
+      const s = new PhraseScanner(matcher, () => hsHits++, { database });
+      for (const p of ps) s.writeUtf8(p);
+      s.end();
+    }
+  });
+  console.log(`  (matches with Hyperscan: ${hsHits})`);
+} else console.log(`  (no Hyperscan run: ${hs.reason})`);
 
 if (values.full) {
   const all = messages(decoded);

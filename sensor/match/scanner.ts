@@ -52,7 +52,16 @@ const CTR_PENDING_OVERFLOW = defineCounter('match.pending_overflow');
 const CTR_EXCLUSION_OVERFLOW = defineCounter('match.exclusion_overflow');
 const CTR_WRITE_AFTER_END = defineCounter('match.write_after_end');
 
+/** A stretch of text (up to a gap or the end) whose whole skeleton is at most this long is scanned
+ * by the matcher's own pure-TS automaton, even when another engine is configured: a native call
+ * costs ~1-2 us (Hyperscan stream state load and store), more than the DFA spends on 256 bytes,
+ * and the pipeline cuts requests into many short stretches (URL parts, headers). Both engines are
+ * built from the same patterns, so the matches are the same. */
+const SHORT_STRETCH_BYTES = 256;
+
 const NO_COUNTERS = new Counters();
+/** One reusable DFA stream per matcher for short stretches (always reset after use). */
+const shortStreams = new WeakMap<CompiledMatcher, MatchStream>();
 const EMPTY_MAP = new Int32Array(0);
 
 interface Pending {
@@ -94,6 +103,10 @@ export class PhraseScanner {
   private pending: Pending[] = [];
   private exclusions: Exclusion[] = [];
   private ended = false;
+  /** True while gap/end hand over the last slice of a stretch. */
+  private finishing = false;
+  /** Set when another engine than the matcher's DFA runs the stream. */
+  private readonly shortStream: MatchStream | undefined;
   private utf8: TextDecoder | undefined;
   private utf8Pending = false;
 
@@ -105,6 +118,11 @@ export class PhraseScanner {
     this.counters = opts.counters ?? NO_COUNTERS;
     this.ctx = Math.min(MAX_CONTEXT_CHARS, Math.max(0, Math.floor(opts.contextChars ?? CONTEXT_CHARS)));
     this.stream = (opts.database ?? m.engine).openStream();
+    if (opts.database !== undefined && opts.database !== m.engine) {
+      let short = shortStreams.get(m);
+      if (short === undefined) shortStreams.set(m, (short = m.engine.openStream()));
+      this.shortStream = short;
+    }
     let h = 64;
     while (h < m.maxPatternLength + 1) h <<= 1;
     this.hist = new Int32Array(h);
@@ -142,9 +160,12 @@ export class PhraseScanner {
   gap(): void {
     if (this.ended) return;
     this.flushUtf8();
+    this.finishing = true;
     this.norm.finish();
+    this.finishing = false;
     this.release(true);
-    this.stream.reset();
+    // a stream that scanned nothing since open or the last reset is already fresh
+    if (this.enginePos !== 0) this.stream.reset();
     this.engineBase = this.norm.skeletonPos;
     this.enginePos = 0;
     this.exclusions.length = 0;
@@ -154,10 +175,13 @@ export class PhraseScanner {
   end(): void {
     if (this.ended) return;
     this.flushUtf8();
+    this.finishing = true;
     this.norm.finish();
+    this.finishing = false;
     this.release(true);
     this.stream.close();
     this.ended = true;
+    this.norm.dispose();
   }
 
   private flushUtf8(): void {
@@ -176,8 +200,15 @@ export class PhraseScanner {
     this.sliceMap = map;
     if (len !== 0) {
       const before = this.enginePos;
-      const pairs = this.stream.scan(bytes.subarray(0, len));
-      this.enginePos += len;
+      let pairs: Uint32Array;
+      if (before === 0 && this.finishing && len <= SHORT_STRETCH_BYTES && this.shortStream !== undefined) {
+        // the whole stretch is in this slice: the engine stream stays fresh (no reset needed)
+        pairs = this.shortStream.scan(bytes.subarray(0, len));
+        this.shortStream.reset();
+      } else {
+        pairs = this.stream.scan(bytes.subarray(0, len));
+        this.enginePos += len;
+      }
       // engine offsets are modulo 2^32; every end lies in (before, before + len]
       const beforeMod = before % 4294967296;
       for (let k = 0; k < pairs.length; k += 2) {

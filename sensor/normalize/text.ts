@@ -43,7 +43,9 @@ const MAX_SPELLED_GAP = 4;
 /** Units held back at a chunk end while a combining sequence may continue; longer sequences
  * (Zalgo text) are folded without waiting, the only case where chunking can change the output. */
 const MAX_HELD_UNITS = 32;
-/** Skeleton bytes per slice handed to the sink: bounds the scratch buffer and match latency. */
+/** Skeleton bytes per slice handed to the sink: bounds the per-stream buffers and match latency.
+ * A slice is handed over when full or at `finish`, not at every `write`: text written in many small
+ * pieces reaches the engine in few calls (a native engine costs ~1-2 us per call). */
 export const SLICE_BYTES = 1024;
 /** Display units per slice, so the display ring always holds the last slices' context. */
 const SLICE_DISPLAY_UNITS = 512;
@@ -247,8 +249,9 @@ function unicodeFold(s: string): string {
 
 /**
  * Receives each slice: `bytes[0, length)` are skeleton bytes starting at absolute skeleton offset
- * `normalizer.sliceStart`, `map[k]` the map entry of `bytes[k]`. Both arrays are shared scratch,
- * valid only during the call and only until the sink calls any normaliser again.
+ * `normalizer.sliceStart`, `map[k]` the map entry of `bytes[k]`. Both arrays are the normaliser's
+ * own buffers, valid only during the call. A slice is handed over when full or at `finish`, so
+ * text written in small pieces reaches the sink in few calls.
  */
 export type SliceSink = (bytes: Uint8Array, map: Int32Array, length: number) => void;
 
@@ -261,15 +264,23 @@ const WORK = new Uint16Array(WORK_UNITS + MAX_CARRY_UNITS);
 const WORK_BYTES = Buffer.from(WORK.buffer);
 let workBusy = false;
 
-const SCRATCH_BYTES = new Uint8Array(SLICE_BYTES + MAX_UNIT_BYTES);
 // Per-word scratch, shared: a word is folded without calling the sink, so no other normaliser runs meanwhile.
 const SEG_CP = new Int32Array(MAX_TOKEN_CHARS);
 const SEG_DISP = new Float64Array(MAX_TOKEN_CHARS);
 const SEG_LEET = new Int32Array(MAX_TOKEN_CHARS);
 const SPELLED_START = new Int32Array(MAX_SPELLED_LETTERS);
 const NO_CARRY = new Uint16Array(0);
-const SCRATCH_MAP = new Int32Array(SLICE_BYTES + MAX_UNIT_BYTES);
 const NO_COUNTERS = new Counters();
+
+/** Initial-size buffers of disposed normalisers, reused by new ones (one normaliser per HTTP message:
+ * allocation and zeroing would otherwise cost more than folding a short message). */
+const MAX_POOLED = 64;
+const poolRing: Uint16Array[] = [];
+const poolBytes: Uint8Array[] = [];
+const poolMap: Int32Array[] = [];
+const EMPTY_RING = new Uint16Array(DISPLAY_RING_UNITS);
+const EMPTY_BYTES = new Uint8Array(MAX_UNIT_BYTES);
+const EMPTY_MAP = new Int32Array(MAX_UNIT_BYTES);
 
 /**
  * Streaming normaliser for one stream. Call order: `write`* then `finish`; after `finish`,
@@ -283,8 +294,13 @@ export class TextNormalizer {
   /** Display position of the last (re)start: context never reaches before it. */
   displayFloor = 0;
 
-  private readonly ring = new Uint16Array(DISPLAY_RING_UNITS);
+  private ring: Uint16Array;
+  /** The current slice: skeleton bytes and their map entries (limit + MAX_UNIT_BYTES long). */
+  private outBytes: Uint8Array;
+  private outMap: Int32Array;
   private outLen = 0;
+  /** The slice is handed over from this many bytes on (0 once disposed: every unit flushes). */
+  private outLimit = SLICE_BYTES;
   private sliceDisplay = 0;
   /** Raw units held back: a combining sequence may continue in the next chunk. */
   private held = '';
@@ -303,9 +319,30 @@ export class TextNormalizer {
   private tkLast = 0;
   private tkPrevLetter = false;
   private segLen = 0;
+  /** Where asciiRun stopped at an item it leaves to the general path, or -1. */
+  private bailAt = -1;
 
   constructor(private readonly sink: SliceSink, private readonly counters: Counters = NO_COUNTERS) {
+    this.ring = poolRing.pop() ?? new Uint16Array(DISPLAY_RING_UNITS);
+    this.outBytes = poolBytes.pop() ?? new Uint8Array(SLICE_BYTES + MAX_UNIT_BYTES);
+    this.outMap = poolMap.pop() ?? new Int32Array(SLICE_BYTES + MAX_UNIT_BYTES);
     this.emitSpace(0);
+  }
+
+  /**
+   * Gives this normaliser's buffers back for reuse by new ones. Call once, after `finish`, when
+   * neither the normaliser nor the display text it holds is used again.
+   */
+  dispose(): void {
+    if (this.ring !== EMPTY_RING && poolRing.length < MAX_POOLED) poolRing.push(this.ring);
+    if (this.outBytes !== EMPTY_BYTES && poolBytes.length < MAX_POOLED) {
+      poolBytes.push(this.outBytes);
+      poolMap.push(this.outMap);
+    }
+    this.ring = EMPTY_RING;
+    this.outBytes = EMPTY_BYTES;
+    this.outMap = EMPTY_MAP;
+    this.outLimit = 0;
   }
 
   /** Absolute skeleton offset of the next byte. */
@@ -343,7 +380,6 @@ export class TextNormalizer {
       if (!RE_NON_ASCII.test(text) && !RE_NON_ASCII.test(held)) this.fold(held, text, cut, false);
       else this.fold(unicodeFold(held + text.slice(0, cut)), '', 0, false);
     }
-    this.flushSlice();
   }
 
   /**
@@ -360,7 +396,6 @@ export class TextNormalizer {
     }
     this.held = String.fromCharCode(bytes[len - 1]);
     this.fold(held, bytes, len - 1, false);
-    this.flushSlice();
   }
 
   /** Folds everything held, emits the virtual trailing space and hands over the last slice. */
@@ -471,9 +506,15 @@ export class TextNormalizer {
   /** Folds t from the start; returns where undecided text begins (t.length when all was folded). */
   private process(t: Uint16Array, n: number, final: boolean): number {
     let i = 0;
+    let bail = -1;
     while (i < n) {
-      if (this.outLen >= SLICE_BYTES || this.sliceDisplay >= SLICE_DISPLAY_UNITS) this.flushSlice();
+      if (this.outLen >= this.outLimit || this.sliceDisplay >= SLICE_DISPLAY_UNITS) this.flushSlice();
       const u = t[i];
+      if (u < 0x80 && i !== bail) {
+        i = this.asciiRun(t, i, n);
+        bail = this.bailAt;
+        continue;
+      }
       let kind: number;
       let w = 1;
       if (u < 0x80) kind = ASCII_KIND[u];
@@ -503,6 +544,141 @@ export class TextNormalizer {
       }
     }
     return n;
+  }
+
+  /**
+   * The common ASCII cases in one loop with the state in locals: spaces, separators, words of 2-47
+   * ASCII letters and numbers of 1-47 digits, each ended by a space or separator. Exactly what the
+   * general path does for them. Stops at the end of the text, when the slice is full, or at an item
+   * it does not handle (a non-ASCII character, one letter, leet symbols, digits joined to letters, a
+   * word that may continue past the text): `bailAt` is then that item's position, else -1.
+   */
+  private asciiRun(t: Uint16Array, i: number, n: number): number {
+    const ring = this.ring;
+        const outBytes = this.outBytes;
+    const outMap = this.outMap;
+    const outLimit = this.outLimit;
+    const dp0 = this.displayPos;
+    const dispEnd = dp0 + SLICE_DISPLAY_UNITS - this.sliceDisplay;
+    let dp = dp0;
+    let o = this.outLen;
+    let last = this.lastDisp;
+    let rep = this.dispRepeat;
+    let sep = this.sepDisplay;
+    let sk = this.lastSkelSpace;
+    let bail = -1;
+    while (i < n) {
+      if (o >= outLimit || dp >= dispEnd) break;
+      const u = t[i];
+      if (u >= 0x80) break;
+      const kind = ASCII_KIND[u];
+      if (kind === K_SPACE || kind === K_SEP) {
+        if (!sk) {
+          outBytes[o] = 0x20;
+          outMap[o++] = ((dp & MAP_POS_MASK) << 2) | 1;
+          sk = true;
+        }
+        if (kind === K_SEP || last !== 0x20) {
+          const k = ++sep;
+          if (k <= MAX_DISPLAY_SEPARATOR_RUN) {
+            if (u === last) {
+              const r = ++rep;
+              if (r <= MAX_DISPLAY_REPEAT) ring[dp++ & DISPLAY_RING_MASK] = u;
+              else if (r === MAX_DISPLAY_REPEAT + 1) this.counters.inc(CTR_DISPLAY_TRIMMED);
+            } else {
+              last = kind === K_SPACE ? 0x20 : u; // a space is only shown after something else
+              rep = 1;
+              ring[dp++ & DISPLAY_RING_MASK] = last;
+            }
+          } else if (k === MAX_DISPLAY_SEPARATOR_RUN + 1) this.counters.inc(CTR_DISPLAY_TRIMMED);
+        }
+        i++;
+        continue;
+      }
+      if (!sk || (kind !== K_LETTER && kind !== K_DIGIT)) {
+        bail = i;
+        break;
+      }
+      // a word or a number: find its end first (nothing is written unless this loop takes it)
+      let j = i + 1;
+      const lim = n < i + MAX_TOKEN_CHARS ? n : i + MAX_TOKEN_CHARS;
+      if (kind === K_LETTER) {
+        while (j < lim && (t[j] | 0x20) >= 0x61 && (t[j] | 0x20) <= 0x7a) j++;
+      } else {
+        while (j < lim && t[j] >= 0x30 && t[j] <= 0x39) j++;
+      }
+      if (j >= lim || (kind === K_LETTER && j - i < 2)) {
+        bail = i;
+        break;
+      }
+      const after = t[j];
+      if (after >= 0x80 || (ASCII_KIND[after] !== K_SPACE && ASCII_KIND[after] !== K_SEP)) {
+        bail = i;
+        break;
+      }
+      // token(): a trimmed separator run still ends with a space in the display
+      if (sep > MAX_DISPLAY_SEPARATOR_RUN && last !== 0x20) {
+        last = 0x20;
+        rep = 1;
+        ring[dp++ & DISPLAY_RING_MASK] = 0x20;
+      }
+      if (kind === K_LETTER) {
+        let prev = -1;
+        let run = 0;
+        let pdisp = 0;
+        let trimmed = false;
+        for (let k = i; k < j; k++) {
+          const c = t[k] | 0x20;
+          const d = dp;
+          if (c !== last) {
+            last = c;
+            rep = 1;
+            ring[dp++ & DISPLAY_RING_MASK] = c;
+          } else if (++rep <= MAX_DISPLAY_REPEAT) ring[dp++ & DISPLAY_RING_MASK] = c;
+          else trimmed = true;
+          if (c === prev) run++;
+          else {
+            if (prev >= 0) {
+              outBytes[o] = prev;
+              outMap[o++] = ((pdisp & MAP_POS_MASK) << 2) | (run > 3 ? 3 : run);
+            }
+            prev = c;
+            run = 1;
+            pdisp = d;
+          }
+        }
+        outBytes[o] = prev;
+        outMap[o++] = ((pdisp & MAP_POS_MASK) << 2) | (run > 3 ? 3 : run);
+        if (trimmed) this.counters.inc(CTR_DISPLAY_TRIMMED);
+      } else {
+        for (let k = i; k < j; k++) {
+          const c = t[k];
+          outBytes[o] = c;
+          outMap[o++] = ((dp & MAP_POS_MASK) << 2) | 1;
+          if (c !== last) {
+            last = c;
+            rep = 1;
+            ring[dp++ & DISPLAY_RING_MASK] = c;
+          } else {
+            const r = ++rep;
+            if (r <= MAX_DISPLAY_REPEAT) ring[dp++ & DISPLAY_RING_MASK] = c;
+            else if (r === MAX_DISPLAY_REPEAT + 1) this.counters.inc(CTR_DISPLAY_TRIMMED);
+          }
+        }
+      }
+      sep = 0;
+      sk = false;
+      i = j;
+    }
+    this.outLen = o;
+    this.displayPos = dp;
+    this.sliceDisplay += dp - dp0;
+    this.lastDisp = last;
+    this.dispRepeat = rep;
+    this.sepDisplay = sep;
+    this.lastSkelSpace = sk;
+    this.bailAt = bail;
+    return i;
   }
 
   /** Folds the word starting at i; returns its end, or -1 when it may continue past the text. */
@@ -566,6 +742,8 @@ export class TextNormalizer {
   private plainWord(t: Uint16Array, i: number, n: number, final: boolean): number {
     if (!this.lastSkelSpace) return -2;
     const ring = this.ring;
+        const outBytes = this.outBytes;
+    const outMap = this.outMap;
     const dp0 = this.displayPos;
     let dp = dp0;
     let last = this.lastDisp;
@@ -594,8 +772,8 @@ export class TextNormalizer {
       if (u === prev) run++;
       else {
         if (prev >= 0) {
-          SCRATCH_BYTES[o] = prev;
-          SCRATCH_MAP[o++] = ((pdisp & MAP_POS_MASK) << 2) | (run > 3 ? 3 : run);
+          outBytes[o] = prev;
+          outMap[o++] = ((pdisp & MAP_POS_MASK) << 2) | (run > 3 ? 3 : run);
         }
         prev = u;
         run = 1;
@@ -611,8 +789,8 @@ export class TextNormalizer {
       } else if (!final) return -1;
     } else this.counters.inc(CTR_TOKEN_CUT);
     if (trimmed !== 0) this.counters.inc(CTR_DISPLAY_TRIMMED);
-    SCRATCH_BYTES[o] = prev;
-    SCRATCH_MAP[o++] = ((pdisp & MAP_POS_MASK) << 2) | (run > 3 ? 3 : run);
+    outBytes[o] = prev;
+    outMap[o++] = ((pdisp & MAP_POS_MASK) << 2) | (run > 3 ? 3 : run);
     this.outLen = o;
     this.displayPos = dp;
     this.sliceDisplay += dp - dp0;
@@ -626,6 +804,8 @@ export class TextNormalizer {
   /** A word of ASCII letters only: the common case, folded without the leet machinery. */
   private simpleToken(t: Uint16Array, i: number, j: number): void {
     const ring = this.ring;
+        const outBytes = this.outBytes;
+    const outMap = this.outMap;
     const dp0 = this.displayPos;
     let dp = dp0;
     let last = this.lastDisp;
@@ -649,16 +829,16 @@ export class TextNormalizer {
       if (u === prev) run++;
       else {
         if (prev >= 0) {
-          SCRATCH_BYTES[o] = prev;
-          SCRATCH_MAP[o++] = ((pdisp & MAP_POS_MASK) << 2) | (run > 3 ? 3 : run);
+          outBytes[o] = prev;
+          outMap[o++] = ((pdisp & MAP_POS_MASK) << 2) | (run > 3 ? 3 : run);
         }
         prev = u;
         run = 1;
         pdisp = d;
       }
     }
-    SCRATCH_BYTES[o] = prev;
-    SCRATCH_MAP[o++] = ((pdisp & MAP_POS_MASK) << 2) | (run > 3 ? 3 : run);
+    outBytes[o] = prev;
+    outMap[o++] = ((pdisp & MAP_POS_MASK) << 2) | (run > 3 ? 3 : run);
     this.outLen = o;
     this.displayPos = dp;
     this.sliceDisplay += dp - dp0;
@@ -881,8 +1061,8 @@ export class TextNormalizer {
 
   private emit(b: number, d: number, run: number): void {
     const o = this.outLen++;
-    SCRATCH_BYTES[o] = b;
-    SCRATCH_MAP[o] = ((d & MAP_POS_MASK) << 2) | (run > 3 ? 3 : run);
+    this.outBytes[o] = b;
+    this.outMap[o] = ((d & MAP_POS_MASK) << 2) | (run > 3 ? 3 : run);
   }
 
   private flushSlice(): void {
@@ -890,7 +1070,7 @@ export class TextNormalizer {
     const len = this.outLen;
     this.outLen = 0;
     this.sliceDisplay = 0;
-    this.sink(SCRATCH_BYTES, SCRATCH_MAP, len);
+    this.sink(this.outBytes, this.outMap, len);
     this.sliceStart += len;
   }
 
