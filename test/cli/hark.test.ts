@@ -143,4 +143,55 @@ describe('hark', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('dictionary check reports bad rows with line numbers and exits 1; the starter passes', () => {
+    const good = hark('dictionary', 'check', fileURLToPath(new URL('../../../rules/starter.json', import.meta.url)));
+    assert.equal(good.code, 0);
+    assert.match(good.out, /starter\.json: \d+ phrases, 0 errors/);
+    const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
+    try {
+      const bad = join(dir, 'bad.csv');
+      writeFileSync(bad, 'phrase,category,severity,embedded\nkill myself,self-harm,5,no\n,bullying,3,no\nAK47,weapons,7,no\n');
+      const r = hark('dictionary', 'check', bad);
+      assert.equal(r.code, 1);
+      assert.match(r.out, /bad\.csv:3: .*phrase/i);
+      assert.match(r.out, /bad\.csv:4: .*severity/i);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('dictionary compile writes an artifact that scan loads and that finds the same captures', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
+    try {
+      const out = join(dir, 'starter.hdict');
+      const c = hark('dictionary', 'compile', fileURLToPath(new URL('../../../rules/starter.json', import.meta.url)), '-o', out);
+      assert.equal(c.code, 0, c.err);
+      assert.match(c.out, /\d+ phrases, \d+ patterns, .* bytes \(\d+\.\d bytes\/phrase\)/);
+      const pcap = fixture('school-search', 'school-search.pcap');
+      const viaArtifact = hark('scan', '--quiet', '--dictionary', out, pcap);
+      const viaSource = hark('scan', '--quiet', pcap);
+      assert.equal(viaArtifact.code, 0, viaArtifact.err);
+      assert.equal(viaArtifact.out, viaSource.out);
+      assert.equal(viaSource.out.trim().split('\n').length, 4);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('scan --db stores the captures; scan --help explains every option', () => {
+    const help = hark('scan', '--help');
+    for (const opt of ['--dictionary FILE', '--out FILE', '--db FILE', '--engine NAME', '--dedup-window SECS', '--body-limit BYTES', '--no-progress', '--quiet']) assert.ok(help.out.includes(opt), opt);
+    const dir = mkdtempSync(join(tmpdir(), 'hark-scan-'));
+    try {
+      const r = hark('scan', '--quiet', '--db', join(dir, 'c.db'), '--out', join(dir, 'c.jsonl'), fixture('school-search', 'school-search.pcap'));
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.out, '');
+      assert.equal(readFileSync(join(dir, 'c.jsonl'), 'utf8').trim().split('\n').length, 4);
+      assert.equal(statSync(join(dir, 'c.db')).mode & 0o077, 0);
+      assert.equal(statSync(join(dir, 'c.jsonl')).mode & 0o077, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
