@@ -36,9 +36,9 @@ export class Pipeline {
   }
 
   /** One captured frame. Same signature as the file reader's handler, so it can be passed directly. */
-  readonly packet = (linkType: number, buf: Uint8Array, off: number, capLen: number, origLen: number, tsUs: number, ifIndex: number, epoch = -1): void => {
+  readonly packet = (linkType: number, buf: Uint8Array, off: number, capLen: number, origLen: number, tsUs: number, ifIndex: number): void => {
     try {
-      if (this.decoder.decodeFrame(linkType, buf, off, capLen, tsUs, ifIndex, epoch)) this.flows.packet(this.decoder.packet, origLen);
+      if (this.decoder.decodeFrame(linkType, buf, off, capLen, tsUs, ifIndex)) this.flows.packet(this.decoder.packet, origLen);
     } catch (err) {
       this.counters.inc(C_EXCEPTION);
       if (this.exceptionsLogged++ < MAX_EXCEPTION_LOGS) {

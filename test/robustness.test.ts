@@ -128,7 +128,7 @@ test('200,000 mutated HTTP packets through the whole sensor (HTTP, extraction, m
       else scratch[at] = rnd() & 0xff;
     }
     ts += rnd() % 5000;
-    sensor.pipeline.packet(s.linkType, scratch, 0, len, len, ts, 0, -1);
+    sensor.pipeline.packet(s.linkType, scratch, 0, len, len, ts, 0);
   }
   sensor.finish();
   const c = sensor.counters;

@@ -122,7 +122,7 @@ export class LiveCapture {
       cap.on('packet', (nbytes: number) => {
         this.packets[index]++;
         this.bytes[index] += nbytes;
-        this.onPacket(linkType, view, 0, nbytes, nbytes, nowUs(), index, -1);
+        this.onPacket(linkType, view, 0, nbytes, nbytes, nowUs(), index);
       });
       this.handles.push(cap);
     });

@@ -60,12 +60,12 @@ export class Decoder {
   }
 
   /** Decodes one frame into `this.packet`; true when it carries TCP or UDP for the flow stage. */
-  decodeFrame(linkType: number, buf: Uint8Array, off: number, len: number, tsUs: number, ifIndex = 0, epoch = -1): boolean {
+  decodeFrame(linkType: number, buf: Uint8Array, off: number, len: number, tsUs: number, ifIndex = 0): boolean {
     const c = this.counters;
     const p = this.packet;
     c.inc(C_PKTS);
     c.inc(C_BYTES, len);
-    p.reset(buf, off, off + len, tsUs, ifIndex, epoch);
+    p.reset(buf, off, off + len, tsUs, ifIndex);
     let layer = layerForLinkType(linkType);
     if (layer === L_DONE) {
       c.inc(A_LINKTYPE);

@@ -132,7 +132,6 @@ export class Defragmenter {
     c.inc(C_REASSEMBLED);
     c.set(C_IN_PROGRESS, this.table.size);
     p.buf = out;
-    p.epoch = 0; // a buffer of our own: views of it stay valid
     p.off = 0;
     p.end = out.length;
     return true;

@@ -44,8 +44,6 @@ export const IPPROTO_ICMPV6 = 58;
 export class Packet {
   tsUs = 0;
   ifIndex = 0;
-  /** The source buffer's epoch (see PacketHandler); 0 once `buf` is a buffer of Hark's own (defrag). */
-  epoch = 0;
   /** Buffer holding the layers being decoded (switches to the reassembled datagram after defrag). */
   buf: Uint8Array = new Uint8Array(0);
   /** Start of the next layer to decode and end of valid bytes in `buf`. */
@@ -82,9 +80,8 @@ export class Packet {
   payloadOff = 0;
   payloadLen = 0;
 
-  reset(buf: Uint8Array, off: number, end: number, tsUs: number, ifIndex: number, epoch: number): void {
+  reset(buf: Uint8Array, off: number, end: number, tsUs: number, ifIndex: number): void {
     this.buf = buf;
-    this.epoch = epoch;
     this.off = off;
     this.end = end;
     this.tsUs = tsUs;

@@ -234,7 +234,6 @@ export class FlowTable {
       this.expire(this.nowUs);
       this.nextExpireUs = this.nowUs + EXPIRE_INTERVAL_US;
     }
-    this.budget.epoch = p.epoch;
     const h = symmetricHash(p);
     let dir: Direction = 0;
     let f = this.buckets[h & this.mask];

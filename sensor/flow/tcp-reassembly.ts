@@ -21,8 +21,6 @@ const C_STREAM_DEPTH = defineCounter('tcp.ooo_depth_reached');
 const C_BYTES = defineCounter('tcp.reassembled_bytes');
 const C_UNVERIFIED = defineCounter('tcp.retransmission_unverified');
 
-/** Delivered segments remembered (as views) per direction for retransmission checks. */
-const RETAIN_VIEWS = 8;
 
 export interface ReassemblyLimits {
   /** Out-of-order bytes held per direction before the oldest hole is declared a gap. */
@@ -51,11 +49,6 @@ const MAX_POOLED_RINGS = 8192;
  */
 export class ReassemblyBudget {
   held = 0;
-  /**
-   * Epoch of the buffer the current packet lives in (see PacketHandler): >= 1 a fill of a file
-   * reader's buffer, 0 a buffer never reused, -1 a buffer overwritten after every packet.
-   */
-  epoch = -1;
   private readonly rings: Uint8Array[] = [];
   constructor(readonly maxBytes: number) {}
 
@@ -103,22 +96,13 @@ export class TcpHalf {
   private ooo: Segment[] = [];
   private oooBytes = 0;
   /**
-   * Delivered bytes kept to check retransmissions, two ways. From a reused source buffer (live
-   * capture), a copy: a ring where the byte at relative offset r lives at r % length. From a
-   * file reader's buffer, no copy: views of the last RETAIN_VIEWS delivered segments, usable
-   * while the buffer still holds them (same epoch); copying every segment cost a quarter of the
-   * engine's time.
+   * The last `retainBytes` delivered bytes, copied into a ring (the byte at relative offset r
+   * lives at r % length) to check that retransmissions carry the same data. Sources reuse their
+   * buffers, so a copy is the only way to keep them; it is cheap while the read buffer is small
+   * enough not to evict the flow state from the caches (see CHUNK_BYTES in the file reader).
    */
   private retain: Uint8Array | undefined;
   private retainLen = 0; // valid bytes, ending at nextRel
-  // The views are kept as (buffer, offset, length) rather than subarray objects: a subarray kept
-  // for a few segments survives young-generation GCs and gets promoted, which cost more than copying.
-  private readonly views: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(RETAIN_VIEWS).fill(undefined);
-  private readonly viewOff = new Float64Array(RETAIN_VIEWS);
-  private readonly viewLen = new Float64Array(RETAIN_VIEWS);
-  private readonly viewRel = new Float64Array(RETAIN_VIEWS);
-  private readonly viewEpoch = new Float64Array(RETAIN_VIEWS);
-  private viewNext = 0;
 
   constructor(
     private readonly sink: HalfSink,
@@ -197,7 +181,7 @@ export class TcpHalf {
       start = this.nextRel;
     }
     if (this.ooo.length === 0 && start === this.nextRel) {
-      this.deliver(buf, off, len, this.budget.epoch, tsUs);
+      this.deliver(buf, off, len, tsUs);
       return;
     }
     this.counters.inc(C_OOO);
@@ -247,10 +231,10 @@ export class TcpHalf {
     this.holeAckedAtUs = this.ooo.length > 0 && this.ackedRel > this.nextRel ? tsUs : -1;
   }
 
-  /** Hands `buf[off..off+n)` to the sink; `epoch` says how long `buf` keeps those bytes (0: for good). */
-  private deliver(buf: Uint8Array, off: number, n: number, epoch: number, tsUs: number): void {
+  /** Hands `buf[off..off+n)` to the sink (as a view valid during the call) and keeps a copy of its tail. */
+  private deliver(buf: Uint8Array, off: number, n: number, tsUs: number): void {
     const bytes = buf.subarray(off, off + n);
-    this.keep(buf, off, n, bytes, epoch);
+    this.keep(bytes);
     this.nextRel += n;
     this.nextSeq = (this.nextSeq + n) >>> 0;
     this.delivered += n;
@@ -282,7 +266,7 @@ export class TcpHalf {
       this.budget.held -= s.data.length;
       if (end <= this.nextRel) continue; // fully covered by what was delivered (insert kept it disjoint)
       const from = this.nextRel - s.start;
-      this.deliver(s.data, from, s.data.length - from, 0, tsUs);
+      this.deliver(s.data, from, s.data.length - from, tsUs);
     }
     if (i > 0) q.splice(0, i);
     if (q.length === 0) this.holeAckedAtUs = -1;
@@ -342,25 +326,9 @@ export class TcpHalf {
     }
   }
 
-  /** A retransmission of delivered bytes [start, start+len): compare with what is retained. */
+  /** A retransmission of delivered bytes [start, start+len): compare with the retained tail. */
   private verifyDelivered(start: number, buf: Uint8Array, off: number, len: number): void {
     let checked = false;
-    const epoch = this.budget.epoch;
-    for (let k = 0; k < RETAIN_VIEWS; k++) {
-      const v = this.views[k];
-      if (v === undefined) continue;
-      const e = this.viewEpoch[k];
-      if (e !== 0 && e !== epoch) {
-        this.views[k] = undefined; // the source buffer was refilled: the view no longer holds those bytes
-        continue;
-      }
-      const vs = this.viewRel[k];
-      const s = Math.max(start, vs);
-      const en = Math.min(start + len, vs + this.viewLen[k]);
-      if (en <= s) continue;
-      checked = true;
-      this.compare(v, this.viewOff[k] + s - vs, buf, off + s - start, en - s);
-    }
     const r = this.retain;
     if (r !== undefined && this.retainLen > 0) {
       const s = Math.max(start, this.nextRel - this.retainLen);
@@ -382,20 +350,8 @@ export class TcpHalf {
     if (!checked) this.counters.inc(C_UNVERIFIED);
   }
 
-  /** Remembers delivered bytes (about to be placed at nextRel): where they are when the buffer allows, else a copy. */
-  private keep(buf: Uint8Array, off: number, n: number, bytes: Uint8Array, epoch: number): void {
-    if (this.limits.retainBytes === 0) return;
-    if (epoch >= 0) {
-      const k = this.viewNext;
-      this.views[k] = buf;
-      this.viewOff[k] = off;
-      this.viewLen[k] = n;
-      this.viewRel[k] = this.nextRel;
-      this.viewEpoch[k] = epoch;
-      this.viewNext = k === RETAIN_VIEWS - 1 ? 0 : k + 1;
-      return;
-    }
-    this.copyToRing(bytes);
+  private keep(bytes: Uint8Array): void {
+    if (this.limits.retainBytes !== 0) this.copyToRing(bytes);
   }
 
   /** Copies delivered bytes (about to be placed at nextRel) into the ring: at most two copies, no shifting. */
@@ -427,8 +383,6 @@ export class TcpHalf {
     if (this.retain !== undefined) this.budget.giveRing(this.retain);
     this.retain = undefined;
     this.retainLen = 0;
-    this.views.fill(undefined);
-    this.viewNext = 0;
   }
 
   private enforceLimits(tsUs: number): void {

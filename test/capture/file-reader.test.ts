@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { statSync, truncateSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pcapParser from 'pcap-parser';
-import { CaptureFileError, readCaptureFile, type ReadSummary } from '../../sensor/capture/file-reader.js';
+import { CaptureFileError, CHUNK_BYTES, readCaptureFile, type ReadSummary } from '../../sensor/capture/file-reader.js';
 import { Decoder } from '../../sensor/decode/decoder.js';
 import { Counters } from '../../sensor/events/counters.js';
 import { ascii, counting, ethTcp, LINKTYPE } from '../helpers/packets.js';
@@ -115,9 +115,10 @@ test('readCaptureFile accepts records up to the snap length when it exceeds 2621
   assert.equal(bad.summary.problem?.offset, 24 + 16 + FRAMES[0].length);
 });
 
-test('readCaptureFile delivers packets straddling its 4 MiB read chunks intact and reports progress', () => {
-  // 3100 records of 1500 bytes = 4.7 MB: records cross the first chunk boundary.
-  const frames = Array.from({ length: 3100 }, (_, i) => counting(1500, i));
+test('readCaptureFile delivers packets straddling its read chunks intact and reports progress', () => {
+  // Records of 1500 bytes filling more than a read chunk: records cross the chunk boundaries.
+  const count = Math.ceil((CHUNK_BYTES * 1.2) / 1516);
+  const frames = Array.from({ length: count }, (_, i) => counting(1500, i));
   const buf = writePcap(frames.map((data, i) => ({ data, tsUs: i })));
   const progress: number[] = [];
   withTempFile(buf, (file) => {
@@ -129,17 +130,17 @@ test('readCaptureFile delivers packets straddling its 4 MiB read chunks intact a
       assert.equal(b[off + capLen - 1], (n + 1499) & 0xff);
       n++;
     }, { onProgress: (bytesRead, fileSize) => progress.push(bytesRead, fileSize) });
-    assert.equal(n, 3100);
-    assert.equal(summary.packets, 3100);
+    assert.equal(n, count);
+    assert.equal(summary.packets, count);
     assert.equal(summary.problem, undefined);
   });
   assert.ok(progress.length >= 2, 'onProgress was called');
-  assert.ok(progress[0] >= 4 << 20 && progress[0] <= buf.length);
+  assert.ok(progress[0] >= CHUNK_BYTES && progress[0] <= buf.length);
   assert.equal(progress[1], buf.length);
 });
 
 test('readCaptureFile grows its buffer for a record larger than a read chunk', () => {
-  const huge = counting(5 << 20, 3);
+  const huge = counting(CHUNK_BYTES * 2 + 12345, 3);
   const buf = writePcapng([{ type: 'shb' }, { type: 'idb', linkType: 1 }, { type: 'epb', data: FRAMES[0] }, { type: 'epb', data: huge }, { type: 'epb', data: FRAMES[1] }]);
   const { packets, summary } = readBytes(buf, 'big.pcapng');
   assert.equal(summary.problem, undefined);

@@ -19,7 +19,7 @@ test('Packet.reset clears layer state and sets the frame window', () => {
     srcPort: 1, dstPort: 2, tcpFlags: 0x12, payloadOff: 54, payloadLen: 10,
   });
   const buf = new Uint8Array(100);
-  p.reset(buf, 4, 90, 123456, 7, 3);
+  p.reset(buf, 4, 90, 123456, 7);
   assert.equal(p.buf, buf);
   assert.deepEqual(
     [p.off, p.end, p.tsUs, p.ifIndex, p.nextType, p.vlanCount, p.vlan0, p.vlan1, p.tunnelDepth, p.ipVersion, p.ipProto, p.transport, p.srcPort, p.dstPort, p.tcpFlags, p.payloadOff, p.payloadLen],

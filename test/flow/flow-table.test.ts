@@ -38,7 +38,7 @@ function harness(limits: Partial<FlowLimits> = {}): Harness {
       },
     },
   });
-  return { send: (f, ts) => pipeline.packet(1, f, 0, f.length, f.length, ts, 0, -1), records, opened, streams, pipeline };
+  return { send: (f, ts) => pipeline.packet(1, f, 0, f.length, f.length, ts, 0), records, opened, streams, pipeline };
 }
 
 /** A whole connection: handshake, one request, one response, FIN both ways. */
@@ -170,8 +170,8 @@ describe('FlowTable', () => {
     const p = new Pipeline({ datagrams: { datagram: (_i, d, b) => seen.push([d, Buffer.from(b).toString()]) } });
     const q = ethUdp({ src: '10.1.0.5', dst: '10.0.0.53', sport: 5353, dport: 53 }, Buffer.from('query'));
     const a = ethUdp({ src: '10.0.0.53', dst: '10.1.0.5', sport: 53, dport: 5353 }, Buffer.from('answer'));
-    p.packet(1, q, 0, q.length, q.length, 1, 0, -1);
-    p.packet(1, a, 0, a.length, a.length, 2, 0, -1);
+    p.packet(1, q, 0, q.length, q.length, 1, 0);
+    p.packet(1, a, 0, a.length, a.length, 2, 0);
     assert.deepEqual(seen, [[0, 'query'], [1, 'answer']]);
     assert.equal(p.flows.active, 1);
   });
