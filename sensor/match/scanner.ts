@@ -159,11 +159,7 @@ export class PhraseScanner {
   /** A hole in the stream: what came before is finished (its matches reported), nothing matches across. */
   gap(): void {
     if (this.ended) return;
-    this.flushUtf8();
-    this.finishing = true;
-    this.norm.finish();
-    this.finishing = false;
-    this.release(true);
+    this.finishText();
     // a stream that scanned nothing since open or the last reset is already fresh
     if (this.enginePos !== 0) this.stream.reset();
     this.engineBase = this.norm.skeletonPos;
@@ -174,14 +170,19 @@ export class PhraseScanner {
 
   end(): void {
     if (this.ended) return;
+    this.finishText();
+    this.stream.close();
+    this.ended = true;
+    this.norm.dispose();
+  }
+
+  /** Everything written so far is normalised, scanned and its matches reported. */
+  private finishText(): void {
     this.flushUtf8();
     this.finishing = true;
     this.norm.finish();
     this.finishing = false;
     this.release(true);
-    this.stream.close();
-    this.ended = true;
-    this.norm.dispose();
   }
 
   private flushUtf8(): void {

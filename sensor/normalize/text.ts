@@ -555,7 +555,7 @@ export class TextNormalizer {
    */
   private asciiRun(t: Uint16Array, i: number, n: number): number {
     const ring = this.ring;
-        const outBytes = this.outBytes;
+    const outBytes = this.outBytes;
     const outMap = this.outMap;
     const outLimit = this.outLimit;
     const dp0 = this.displayPos;
@@ -742,7 +742,7 @@ export class TextNormalizer {
   private plainWord(t: Uint16Array, i: number, n: number, final: boolean): number {
     if (!this.lastSkelSpace) return -2;
     const ring = this.ring;
-        const outBytes = this.outBytes;
+    const outBytes = this.outBytes;
     const outMap = this.outMap;
     const dp0 = this.displayPos;
     let dp = dp0;
@@ -804,7 +804,7 @@ export class TextNormalizer {
   /** A word of ASCII letters only: the common case, folded without the leet machinery. */
   private simpleToken(t: Uint16Array, i: number, j: number): void {
     const ring = this.ring;
-        const outBytes = this.outBytes;
+    const outBytes = this.outBytes;
     const outMap = this.outMap;
     const dp0 = this.displayPos;
     let dp = dp0;
