@@ -5,7 +5,6 @@
  * stop capturing, finish every flow, store every capture, exit 0. SIGHUP: reopen the EVE file
  * (after logrotate has moved it).
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -13,6 +12,7 @@ import { defaultInterface, LiveCapture } from '../capture/live.js';
 import type { CaptureEvent } from '../events/capture.js';
 import { JsonLinesWriter } from '../output/eve-writer.js';
 import { CaptureStore } from '../store/capture-store.js';
+import { ensurePrivateDir } from '../store/private-dir.js';
 import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from '../main.js';
 import { CliError, type Command } from './command.js';
 
@@ -59,7 +59,11 @@ Options:
     const dataDir = values['data-dir'] ?? process.env.HARK_DATA_DIR ?? CHECKOUT_DATA_DIR;
     const statsSecs = Number(values['stats-interval']);
     if (!Number.isFinite(statsSecs) || statsSecs < 0) throw new CliError(`--stats-interval must be a number of seconds, not "${values['stats-interval']}"`);
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    try {
+      ensurePrivateDir(dataDir);
+    } catch (err) {
+      throw new CliError((err as Error).message);
+    }
     const store = new CaptureStore(join(dataDir, 'captures.db'));
     const evePath = join(dataDir, 'eve.json');
     let eve = new JsonLinesWriter(evePath);

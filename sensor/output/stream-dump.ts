@@ -6,8 +6,9 @@
  * like tcpflow. Bytes are buffered per direction and written with positional writes; files are
  * opened only to flush, so thousands of concurrent flows do not exhaust file descriptors.
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensurePrivateDir } from '../store/private-dir.js';
 import type { CloseReason, Direction, FlowInfo, StreamConsumer, StreamFactory } from '../flow/stream.js';
 
 /** Bytes buffered per direction before a write. */
@@ -67,7 +68,7 @@ export class StreamDump implements StreamFactory {
   filesWritten = 0;
 
   constructor(private readonly dir: string) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(dir);
   }
 
   open(flow: FlowInfo): StreamConsumer {

@@ -6,10 +6,11 @@
  * The database file and its WAL are created mode 0600 in a directory of mode 0700: captures hold
  * children's data.
  */
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type { CaptureEvent } from '../events/capture.js';
+import { ensurePrivateDir } from './private-dir.js';
 
 const require = createRequire(import.meta.url);
 
@@ -67,7 +68,7 @@ export class CaptureStore {
   constructor(readonly path: string) {
     const dir = dirname(path);
     try {
-      if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+      ensurePrivateDir(dir);
       // Create the file with owner-only permissions before SQLite opens it with the umask's.
       closeSync(openSync(path, 'a', 0o600));
       chmodSync(path, 0o600);

@@ -68,6 +68,10 @@ test('CaptureStore migrates, stores privately, and ignores a repeated capture id
   }
 });
 
+test('CaptureStore refuses a directory under /proc at once (recursive mkdir would spin there)', () => {
+  assert.throws(() => new CaptureStore('/proc/hark-cannot-be-here/captures.db'), (e: unknown) => e instanceof StoreError && e.code === 'E_STORE_OPEN');
+});
+
 test('CaptureStore says which file it cannot open', () => {
   const dir = mkdtempSync(join(tmpdir(), 'hark-store-'));
   try {
