@@ -67,12 +67,10 @@ Options:
     const store = new CaptureStore(join(dataDir, 'captures.db'));
     const evePath = join(dataDir, 'eve.json');
     let eve = new JsonLinesWriter(evePath);
-    let captures = 0;
     const sensor = new Sensor({
       dictionary: values.dictionary ?? DEFAULT_DICTIONARY,
       engine: values.engine as EngineChoice,
       onCapture: (c: CaptureEvent) => {
-        captures++;
         store.add(c);
         eve.write(c);
       },
@@ -100,7 +98,7 @@ Options:
       ? setInterval(() => {
           const c = sensor.counters;
           const per = interfaces.map((n, i) => `${n} ${live.packets[i]} pkts`).join(', ');
-          process.stderr.write(`hark: ${per}; flows active ${sensor.pipeline.flows.active}; http ${c.get('http.requests')} requests; captures ${captures}; anomalies ${c.anomalyTotal()}\n`);
+          process.stderr.write(`hark: ${per}; flows active ${sensor.pipeline.flows.active}; http ${c.get('http.requests')} requests; captures ${c.get('capture.emitted')}; anomalies ${c.anomalyTotal()}\n`);
         }, statsSecs * 1000)
       : undefined;
     const reopen = () => {
@@ -120,7 +118,7 @@ Options:
     sensor.finish();
     store.close();
     eve.close();
-    process.stderr.write(`hark: stopped; ${captures} captures stored in ${join(dataDir, 'captures.db')}\n`);
+    process.stderr.write(`hark: stopped; ${sensor.counters.get('capture.emitted')} captures stored in ${join(dataDir, 'captures.db')}\n`);
     return 0;
   },
 };

@@ -70,7 +70,6 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
 
     const out = new JsonLinesWriter(values.out ?? '-');
     let store: CaptureStore | undefined;
-    let captures = 0;
     let sensor: Sensor;
     try {
       store = values.db !== undefined ? new CaptureStore(values.db) : undefined;
@@ -80,7 +79,6 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
         dedupWindowUs: windowSecs * 1e6,
         bodyLimitBytes: bodyLimit,
         onCapture: (c: CaptureEvent) => {
-          captures++;
           store?.add(c);
           out.write(c);
         },
@@ -104,7 +102,7 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
       const m = sensor.matching;
       process.stderr.write(`${formatSummary(file, summary, sensor.counters, ms)}\n`);
       process.stderr.write(`  http: ${sensor.counters.get('http.requests')} requests, ${sensor.counters.get('http.responses')} responses, bodies truncated ${sensor.counters.get('http.body_truncated')}\n`);
-      process.stderr.write(`  captures: ${captures} (phrase hits ${sensor.counters.get('match.hits')}, merged ${sensor.counters.get('capture.merged')}), engine ${m.engine}${m.note ? ` (${m.note})` : ''}, ${m.matcher.phrases.length} phrases\n`);
+      process.stderr.write(`  captures: ${sensor.counters.get('capture.emitted')} (phrase hits ${sensor.counters.get('match.hits')}, merged ${sensor.counters.get('capture.merged')}), engine ${m.engine}${m.note ? ` (${m.note})` : ''}, ${m.matcher.phrases.length} phrases\n`);
       if (store) process.stderr.write(`  stored in ${values.db}\n`);
     }
     return exitStatusFor(file, summary);

@@ -2,8 +2,10 @@
  * Capture collector: turns phrase hits aggregated per message into capture events, merging
  * repeats of the same phrase by the same device on the same URL within a time window into one
  * capture whose `count` is the sum (a page repeating a word a hundred times is one capture).
- * Input: `CaptureCandidate`s in capture-time order. Output: `CaptureEvent`s, each emitted once
- * its window has passed (or at `flush`). Bounded: at most MAX_PENDING_CAPTURES held.
+ * Input: `CaptureCandidate`s in capture-time order. Output: each capture is emitted at once (so
+ * it is stored at once and survives a crash); when repeats were merged into it, it is emitted
+ * again with the same id and the final count once its window has passed (or at `flush`): the
+ * latest event of an id wins. Bounded: at most MAX_PENDING_CAPTURES windows open.
  */
 import { Counters, defineCounter } from '../events/counters.js';
 import { isoMicros, stableId, type CaptureEvent, type CaptureField, type CaptureSource } from '../events/capture.js';
@@ -16,6 +18,7 @@ export const DEFAULT_DEDUP_WINDOW_US = 60_000_000;
 const MAX_PENDING_CAPTURES = 100_000;
 
 const C_CAPTURES = defineCounter('capture.emitted');
+const C_UPDATES = defineCounter('capture.count_updates');
 const C_MERGED = defineCounter('capture.merged');
 const C_EARLY = defineCounter('capture.pending_overflow');
 
@@ -39,6 +42,8 @@ export interface CaptureCandidate {
 interface Pending {
   event: CaptureEvent;
   firstUs: number;
+  /** The count already emitted for this id. */
+  emittedCount: number;
 }
 
 export class CaptureCollector {
@@ -93,7 +98,9 @@ export class CaptureCollector {
       context: c.context.trim(),
       device: { ip: f.srcIp, ...(f.srcMac !== undefined ? { mac: f.srcMac } : {}) },
     };
-    this.pending.set(key, { event, firstUs: c.tsUs });
+    this.counters.inc(C_CAPTURES);
+    this.emit({ ...event, vlan: [...event.vlan], device: { ...event.device } });
+    this.pending.set(key, { event, firstUs: c.tsUs, emittedCount: event.count });
   }
 
   /** Emits captures whose merge window has passed as of capture time `nowUs`. */
@@ -113,9 +120,11 @@ export class CaptureCollector {
     return this.pending.size;
   }
 
+  /** Closes a window: re-emits the capture when repeats raised its count. */
   private release(key: string, p: Pending): void {
     this.pending.delete(key);
-    this.counters.inc(C_CAPTURES);
+    if (p.event.count === p.emittedCount) return;
+    this.counters.inc(C_UPDATES);
     this.emit(p.event);
   }
 }

@@ -2,7 +2,8 @@
  * Durable capture store: SQLite (better-sqlite3) in WAL mode with a versioned schema.
  * Input: capture events. Output: rows committed in batches inside one transaction each; `flush()`
  * returns only once they are on disk (synchronous=FULL), so a capture is never acknowledged before
- * it is stored. Re-inserting the same capture id is a no-op (ids are stable for the same input).
+ * it is stored. The same capture id again updates the row when its count grew (a merged repeat)
+ * and is otherwise a no-op (ids are stable for the same input, so a re-scan adds nothing).
  * The database file and its WAL are created mode 0600 in a directory of mode 0700: captures hold
  * children's data.
  */
@@ -83,10 +84,12 @@ export class CaptureStore {
     this.migrate();
     for (const suffix of ['-wal', '-shm']) if (existsSync(path + suffix)) chmodSync(path + suffix, 0o600);
     this.insert = this.db.prepare(
-      `INSERT OR IGNORE INTO captures (id, ts_us, timestamp, flow_id, src_ip, src_port, dest_ip, dest_port, vlan, app_proto,
+      `INSERT INTO captures (id, ts_us, timestamp, flow_id, src_ip, src_port, dest_ip, dest_port, vlan, app_proto,
          direction, source, field, host, url, method, status, phrase, category, severity, count, context,
          device_ip, device_mac, device_hostname, device_user, event, stored_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(id) DO UPDATE SET count = excluded.count, event = excluded.event
+         WHERE excluded.count > captures.count`,
     );
     this.commit = this.db.transaction((rows: CaptureEvent[]) => {
       let n = 0;
@@ -131,6 +134,11 @@ export class CaptureStore {
     if (this.pending.length === 0) return;
     const rows = this.pending.splice(0);
     this.stored += this.commit(rows);
+  }
+
+  /** The stored count of one capture, or undefined. */
+  countOf(id: string): number | undefined {
+    return (this.db.prepare('SELECT count FROM captures WHERE id = ?').get(id) as { count: number } | undefined)?.count;
   }
 
   count(): number {

@@ -53,9 +53,12 @@ test('CaptureStore migrates, stores privately, and ignores a repeated capture id
       store.add(capture(i));
     }
     store.add(capture(1)); // the same capture again (a re-scan): no second row
+    store.add({ ...capture(2), count: 7 }); // a merged repeat raised its count: the row follows
     store.flush();
     assert.equal(store.count(), 3);
-    assert.equal(store.stored, 3);
+    assert.equal(store.countOf(capture(2).id), 7);
+    assert.equal(store.countOf(capture(1).id), 1);
+    assert.equal(store.stored, 4, 'three inserts and one count update changed rows');
     store.close();
     assert.equal(statSync(path).mode & 0o077, 0);
     assert.equal(statSync(join(dir, 'data')).mode & 0o077, 0);
