@@ -381,12 +381,13 @@ export class FlowTable {
     this.count++;
     if (this.count > this.buckets.length && this.buckets.length < MAX_BUCKETS) this.grow();
     this.counters.set(C_ACTIVE, this.count);
-    const info = flowInfo(f);
-    f.info = info;
+    // The printable FlowInfo (address strings) only when a consumer will see it; otherwise it is
+    // made when the flow's record is (most UDP flows of a busy link are two-packet DNS lookups).
+    if (isTcp ? this.factory !== undefined : this.datagrams !== undefined) f.info = flowInfo(f);
     if (isTcp) {
       this.counters.inc(C_FLOWS_TCP);
       f.list = LIST_TCP_NEW;
-      f.consumer = this.factory?.open(info);
+      f.consumer = f.info !== undefined ? this.factory?.open(f.info) : undefined;
       if (f.halves === undefined) {
         f.halves = [new TcpHalf(halfSink(f, 0), this.counters, this.budget, this.limits.reassembly), new TcpHalf(halfSink(f, 1), this.counters, this.budget, this.limits.reassembly)];
       }
@@ -581,7 +582,7 @@ function stableFlowId(f: Flow): number {
 }
 
 function flowRecord(f: Flow): FlowRecord {
-  const info = f.info!;
+  const info = f.info ?? flowInfo(f);
   const h = f.proto === IPPROTO_TCP ? f.halves : undefined;
   return {
     ...info,
