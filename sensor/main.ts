@@ -36,6 +36,8 @@ export interface SensorOptions {
   readonly bodyLimitBytes?: number;
   readonly onCapture: (capture: CaptureEvent) => void;
   readonly counters?: Counters;
+  /** Drop mirror-port duplicate copies of packets (default true). */
+  readonly dropDuplicates?: boolean;
 }
 
 export class SensorConfigError extends Error {
@@ -87,7 +89,7 @@ export class Sensor {
       probe: probeHttp,
       create: (flow: FlowInfo) => new HttpSession(flow, new HttpInspector(flow, ctx), counters, { bodyLimitBytes: opts.bodyLimitBytes }),
     };
-    this.pipeline = new Pipeline({ counters, streams: new AppLayerFactory([http], counters) });
+    this.pipeline = new Pipeline({ counters, streams: new AppLayerFactory([http], counters), dropDuplicates: opts.dropDuplicates });
   }
 
   /** End of input: every flow ends, every held capture is emitted. */

@@ -7,6 +7,7 @@
  */
 import { readCaptureFile, type ReadOptions, type ReadSummary } from './capture/file-reader.js';
 import { Decoder } from './decode/decoder.js';
+import { DuplicateFilter } from './decode/duplicates.js';
 import { Counters, defineCounter } from './events/counters.js';
 import { DEFAULT_FLOW_LIMITS, FlowTable, type FlowEndSink, type FlowLimits } from './flow/flow-table.js';
 import type { DatagramSink, StreamFactory } from './flow/stream.js';
@@ -21,24 +22,31 @@ export interface PipelineOptions {
   readonly flowEnded?: FlowEndSink;
   readonly flowLimits?: FlowLimits;
   readonly counters?: Counters;
+  /** Drop mirror-port duplicate copies (default true; false for captures known to be clean). */
+  readonly dropDuplicates?: boolean;
 }
 
 export class Pipeline {
   readonly counters: Counters;
   readonly decoder: Decoder;
   readonly flows: FlowTable;
+  private readonly duplicates: DuplicateFilter | undefined;
   private exceptionsLogged = 0;
 
   constructor(opts: PipelineOptions = {}) {
     this.counters = opts.counters ?? new Counters();
     this.decoder = new Decoder(this.counters);
     this.flows = new FlowTable(this.counters, opts.streams, opts.datagrams, opts.flowEnded, opts.flowLimits ?? DEFAULT_FLOW_LIMITS);
+    this.duplicates = opts.dropDuplicates === false ? undefined : new DuplicateFilter(this.counters);
   }
 
   /** One captured frame. Same signature as the file reader's handler, so it can be passed directly. */
   readonly packet = (linkType: number, buf: Uint8Array, off: number, capLen: number, origLen: number, tsUs: number, ifIndex: number): void => {
     try {
-      if (this.decoder.decodeFrame(linkType, buf, off, capLen, tsUs, ifIndex)) this.flows.packet(this.decoder.packet, origLen);
+      if (this.decoder.decodeFrame(linkType, buf, off, capLen, tsUs, ifIndex)) {
+        const p = this.decoder.packet;
+        if (this.duplicates === undefined || !this.duplicates.isDuplicate(p)) this.flows.packet(p, origLen);
+      }
     } catch (err) {
       this.counters.inc(C_EXCEPTION);
       if (this.exceptionsLogged++ < MAX_EXCEPTION_LOGS) {

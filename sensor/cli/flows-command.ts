@@ -67,6 +67,8 @@ Options:
   --json            one JSON object per line instead (EVE-style field names)
   --dump DIR        write each TCP direction's reassembled bytes to DIR, named as tcpflow does
                     (SRCIP.SRCPORT-DSTIP.DSTPORT); gaps are left as sparse holes
+  --keep-duplicates do not drop mirror-port duplicates (identical copies of a packet within 1 ms,
+                    as a SPAN session mirroring ingress and egress delivers them)
   --no-progress     no progress bar (it is shown only when stderr is a terminal anyway)
   --quiet           no counter summary on stderr
   -h, --help        this help
@@ -80,6 +82,7 @@ offset; everything before it was processed); 2 on usage errors or an unreadable 
       options: {
         json: { type: 'boolean', default: false },
         dump: { type: 'string' },
+        'keep-duplicates': { type: 'boolean', default: false },
         'no-progress': { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -100,6 +103,7 @@ offset; everything before it was processed); 2 on usage errors or an unreadable 
     };
     const dump = values.dump !== undefined ? new StreamDump(values.dump) : undefined;
     const pipeline = new Pipeline({
+      dropDuplicates: !values['keep-duplicates'],
       streams: dump,
       flowEnded: {
         flowEnded(r) {

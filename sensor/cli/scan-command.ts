@@ -33,6 +33,7 @@ Options:
   --engine NAME         auto (Hyperscan when available), hyperscan, or js (default: auto)
   --dedup-window SECS   merge repeats of a phrase by a device on a URL within this window (default 60)
   --body-limit BYTES    decoded body bytes inspected per message (default 8388608)
+  --keep-duplicates     do not drop mirror-port duplicates (identical copies of a packet within 1 ms)
   --no-progress         no progress bar (shown only when stderr is a terminal anyway)
   --quiet               no summary on stderr
   -h, --help            this help
@@ -50,6 +51,7 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
         engine: { type: 'string', default: 'auto' },
         'dedup-window': { type: 'string', default: '60' },
         'body-limit': { type: 'string' },
+        'keep-duplicates': { type: 'boolean', default: false },
         'no-progress': { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -78,6 +80,7 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
         engine,
         dedupWindowUs: windowSecs * 1e6,
         bodyLimitBytes: bodyLimit,
+        dropDuplicates: !values['keep-duplicates'],
         onCapture: (c: CaptureEvent) => {
           store?.add(c);
           out.write(c);

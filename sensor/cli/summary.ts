@@ -11,6 +11,7 @@ export function formatSummary(file: string, read: ReadSummary, counters: Counter
   const mbps = read.bytesRead / 1e6 / Math.max(elapsedMs / 1000, 1e-6);
   lines.push(`${file}: ${read.format}, ${read.packets} packets, ${read.bytesRead} bytes in ${(elapsedMs / 1000).toFixed(2)} s (${mbps.toFixed(0)} MB/s)`);
   lines.push(`  decoded: ipv4 ${c('decoder.ipv4')}, ipv6 ${c('decoder.ipv6')}, tcp ${c('decoder.tcp')}, udp ${c('decoder.udp')}, icmp ${c('decoder.icmpv4') + c('decoder.icmpv6')}, vlan ${c('decoder.vlan')}, mpls ${c('decoder.mpls')}, tunnels ${c('decoder.gre') + c('decoder.vxlan') + c('decoder.geneve') + c('decoder.ipip')}, fragments ${c('defrag.fragments')} (reassembled ${c('defrag.reassembled')})`);
+  lines.push(`  mirror-port duplicates dropped: ${c('decoder.duplicates')}`);
   lines.push(`  flows: tcp ${c('flow.tcp')}, udp ${c('flow.udp')}, midstream ${c('tcp.midstream_pickup')}, one-sided ${c('flow.one_sided')}, timeouts ${c('flow.timeout')}, memcap evictions ${c('flow.memcap_evicted')}`);
   lines.push(`  reassembly: ${c('tcp.reassembled_bytes')} bytes, gaps ${c('tcp.reassembly_gap')} (${c('tcp.reassembly_gap_bytes')} bytes), overlaps ${c('tcp.overlap')}, retransmissions ${c('tcp.retransmission')}, out-of-order ${c('tcp.segments_out_of_order')}, memcap ${c('tcp.reassembly_memcap')}`);
   const anomalies = counters.snapshot('anomaly');

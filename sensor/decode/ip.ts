@@ -126,6 +126,7 @@ export function decodeIpv4(p: Packet, c: Counters, defrag: Defragmenter): number
   a[7] = 0;
   const proto = b[o + IPV4_OFF_PROTO];
   p.ipProto = proto;
+  p.ipId = u16(b, o + IPV4_OFF_ID);
   const frag = u16(b, o + IPV4_OFF_FRAG);
   p.off = o + hl;
   if ((frag & (IPV4_FLAG_MF | IPV4_FRAG_OFFSET_MASK)) !== 0) {

@@ -65,6 +65,8 @@ export class Packet {
   /** Source address words [0..3], destination [4..7]; IPv4 uses words 0 and 4 only. */
   readonly addr = new Uint32Array(8);
   ipProto = 0;
+  /** IPv4 identification (0 for IPv6): tells a retransmission from a mirror port's duplicate copy. */
+  ipId = 0;
   /** IPPROTO_TCP or IPPROTO_UDP once that header decoded cleanly, else 0: what the flow stage takes. */
   transport = 0;
   /** Offset and length of the L4 header + payload within `buf`. */
@@ -94,6 +96,7 @@ export class Packet {
     this.tunnelDepth = 0;
     this.ipVersion = 0;
     this.ipProto = 0;
+    this.ipId = 0;
     this.transport = 0;
     this.srcPort = 0;
     this.dstPort = 0;

@@ -45,7 +45,7 @@ describe('hark', () => {
   test('flows --help explains every option', () => {
     const r = hark('flows', '--help');
     assert.equal(r.code, 0);
-    for (const opt of ['--json', '--dump DIR', '--no-progress', '--quiet', '--help']) assert.ok(r.out.includes(opt), opt);
+    for (const opt of ['--json', '--dump DIR', '--keep-duplicates', '--no-progress', '--quiet', '--help']) assert.ok(r.out.includes(opt), opt);
     assert.match(r.out, /Exit status/);
   });
 
@@ -181,7 +181,7 @@ describe('hark', () => {
 
   test('scan --db stores the captures; scan --help explains every option', () => {
     const help = hark('scan', '--help');
-    for (const opt of ['--dictionary FILE', '--out FILE', '--db FILE', '--engine NAME', '--dedup-window SECS', '--body-limit BYTES', '--no-progress', '--quiet']) assert.ok(help.out.includes(opt), opt);
+    for (const opt of ['--dictionary FILE', '--out FILE', '--db FILE', '--engine NAME', '--dedup-window SECS', '--body-limit BYTES', '--keep-duplicates', '--no-progress', '--quiet']) assert.ok(help.out.includes(opt), opt);
     const dir = mkdtempSync(join(tmpdir(), 'hark-scan-'));
     try {
       const r = hark('scan', '--quiet', '--db', join(dir, 'c.db'), '--out', join(dir, 'c.jsonl'), fixture('school-search', 'school-search.pcap'));

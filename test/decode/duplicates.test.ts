@@ -1,0 +1,62 @@
+/**
+ * Mirror-port duplicates: an identical copy within the window is dropped and counted; a copy after
+ * the window, a retransmission (new IPv4 id) or different data passes. A capture with every frame
+ * doubled reassembles to exactly the same streams as the original.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Counters } from '../../sensor/events/counters.js';
+import { DEFAULT_DUPLICATE_WINDOW_US, DuplicateFilter } from '../../sensor/decode/duplicates.js';
+import { Decoder } from '../../sensor/decode/decoder.js';
+import { readCaptureFile } from '../../sensor/capture/file-reader.js';
+import { Pipeline } from '../../sensor/pipeline.js';
+import { ethTcp, TCP_FLAGS } from '../helpers/packets.js';
+import { fixture } from '../helpers/replay.js';
+
+const C = { src: '10.1.0.5', dst: '192.0.2.80', sport: 40000, dport: 80 };
+
+function check(filter: DuplicateFilter, decoder: Decoder, frame: Uint8Array, tsUs: number): boolean {
+  assert.ok(decoder.decodeFrame(1, frame, 0, frame.length, tsUs));
+  return filter.isDuplicate(decoder.packet);
+}
+
+test('DuplicateFilter drops an identical copy within the window and counts it', () => {
+  const counters = new Counters();
+  const f = new DuplicateFilter(counters);
+  const d = new Decoder(counters);
+  const frame = ethTcp({ ...C, seq: 7, flags: TCP_FLAGS.ACK | TCP_FLAGS.PSH, id: 42 }, Buffer.from('hello'));
+  assert.equal(check(f, d, frame, 1000), false);
+  assert.equal(check(f, d, frame, 1003), true);
+  assert.equal(counters.get('decoder.duplicates'), 1);
+  assert.equal(check(f, d, frame, 1003 + DEFAULT_DUPLICATE_WINDOW_US + 1), false, 'after the window it is new traffic');
+});
+
+test('DuplicateFilter lets a retransmission (new IPv4 id) and different data through', () => {
+  const counters = new Counters();
+  const f = new DuplicateFilter(counters);
+  const d = new Decoder(counters);
+  assert.equal(check(f, d, ethTcp({ ...C, seq: 7, id: 42 }, Buffer.from('hello')), 10), false);
+  assert.equal(check(f, d, ethTcp({ ...C, seq: 7, id: 43 }, Buffer.from('hello')), 11), false);
+  assert.equal(check(f, d, ethTcp({ ...C, seq: 7, id: 42 }, Buffer.from('jello')), 12), false);
+  assert.equal(counters.get('decoder.duplicates'), 0);
+});
+
+test('a capture with every frame doubled (SPAN ingress + egress) reassembles exactly like the original', () => {
+  const frames: Array<{ lt: number; b: Uint8Array; ts: number }> = [];
+  readCaptureFile(fixture('tcp', 'zeek-http-pipelined-requests.pcap'), (lt, buf, off, len, _o, ts) => frames.push({ lt, b: buf.slice(off, off + len), ts }));
+  const run = (double: boolean) => {
+    const out: string[] = [];
+    const p = new Pipeline({ streams: { open: () => ({ data: (dir, b) => out.push(`${dir}:${Buffer.from(b).toString('latin1')}`), gap: (dir, n) => out.push(`${dir}:[${n}]`), end: () => {} }) } });
+    for (const fr of frames) {
+      p.packet(fr.lt, fr.b, 0, fr.b.length, fr.b.length, fr.ts, 0);
+      if (double) p.packet(fr.lt, fr.b, 0, fr.b.length, fr.b.length, fr.ts + 2, 1);
+    }
+    p.finish();
+    return { text: out.join(''), counters: p.counters };
+  };
+  const once = run(false);
+  const twice = run(true);
+  assert.equal(twice.text, once.text);
+  assert.equal(twice.counters.get('decoder.duplicates'), frames.length);
+  assert.equal(twice.counters.get('tcp.retransmission'), once.counters.get('tcp.retransmission'));
+});
