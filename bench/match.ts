@@ -13,11 +13,9 @@
  * --mb limits the throughput runs to the first N MB of decoded.bin; --full also scans the whole
  * file once and compares the match count with truth.json (planted.total).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Phrase } from '../rules/dictionary.js';
 import { SLICE_BYTES, TextNormalizer } from '../sensor/normalize/text.js';
@@ -25,17 +23,14 @@ import { Counters } from '../sensor/events/counters.js';
 import { loadHyperscan } from '../sensor/match/hyperscan.js';
 import { compileDictionary, loadMatcher, matcherPatterns, serializeMatcher, type CompiledMatcher } from '../sensor/match/matcher.js';
 import { PhraseScanner } from '../sensor/match/scanner.js';
+import { decodedMessages, DEFAULT_WORKLOAD_DIR, ensureWorkload, workloadPhrase } from './workload.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SHARED = process.env.HARK_SHARED_DIR ?? join(ROOT, '..', 'shared');
-/** gen-workload.mjs ends every HTTP message in decoded.bin with this separator. */
-const SEPARATOR = Buffer.from('\n\0\n');
 /** A TCP segment's payload: the piece size the pipeline typically hands over. */
 const SEGMENT_BYTES = 1460;
 
 const { values } = parseArgs({
   options: {
-    dir: { type: 'string', default: join(ROOT, 'bench', '.cache', 'wl') },
+    dir: { type: 'string', default: DEFAULT_WORKLOAD_DIR },
     mb: { type: 'string', default: '64' },
     runs: { type: 'string', default: '5' },
     full: { type: 'boolean', default: false },
@@ -43,15 +38,6 @@ const { values } = parseArgs({
 });
 const DIR = values.dir!;
 const RUNS = Math.max(1, Number(values.runs));
-
-function ensureWorkload(): void {
-  if (existsSync(join(DIR, 'decoded.bin')) && existsSync(join(DIR, 'phrases.txt'))) return;
-  const gen = join(SHARED, 'bench', 'gen-workload.mjs');
-  if (!existsSync(gen)) throw new Error(`Cannot generate the workload: ${gen} not found (set HARK_SHARED_DIR)`);
-  mkdirSync(DIR, { recursive: true });
-  process.stderr.write(`generating the workload into ${DIR} (about 30 s)...\n`);
-  execFileSync(process.execPath, [gen, '--out', DIR, '--flows', '20000', '--concurrency', '1000', '--seed', '1'], { stdio: ['ignore', 'ignore', 'inherit'] });
-}
 
 interface Timing {
   cpuMs: number;
@@ -81,18 +67,7 @@ function rate(label: string, bytes: number, f: () => void): void {
   console.log(`${label.padEnd(44)} cpu ${fmt(median(cpu)).padStart(5)} (best ${fmt(Math.max(...cpu)).padStart(5)})   wall ${fmt(median(wall)).padStart(5)} (best ${fmt(Math.max(...wall)).padStart(5)}) MB/s`);
 }
 
-function messages(decoded: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let at = 0;
-  for (let i = decoded.indexOf(SEPARATOR); i >= 0; i = decoded.indexOf(SEPARATOR, at)) {
-    out.push(decoded.subarray(at, i));
-    at = i + SEPARATOR.length;
-  }
-  if (at < decoded.length) out.push(decoded.subarray(at));
-  return out;
-}
-
-const asPhrase = (text: string): Phrase => ({ phrase: text, category: 'bench', severity: 3, embedded: false, exclusions: [], languages: [] });
+const asPhrase = workloadPhrase;
 
 function describeMatcher(label: string, m: CompiledMatcher, compile: Timing): void {
   let bytes: Uint8Array = new Uint8Array(0);
@@ -106,7 +81,7 @@ function describeMatcher(label: string, m: CompiledMatcher, compile: Timing): vo
   console.log(`  artifact: ${bytes.length} bytes, ${fmt(bytes.length / m.phrases.length, 1)} bytes per phrase`);
 }
 
-ensureWorkload();
+ensureWorkload(DIR);
 console.log(`workload ${DIR}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}; node ${process.version}`);
 
 // ---------- the 10,000-phrase benchmark dictionary ----------
@@ -119,7 +94,7 @@ describeMatcher('benchmark dictionary', matcher, compile10k);
 const decoded = readFileSync(join(DIR, 'decoded.bin'));
 const limit = Math.min(decoded.length, Math.floor(Number(values.mb) * 1e6));
 const sample = decoded.subarray(0, limit);
-const msgs = messages(sample);
+const msgs = decodedMessages(sample);
 const sampleBytes = msgs.reduce((n, b) => n + b.length, 0);
 const pieces: Buffer[][] = msgs.map((b) => {
   const out: Buffer[] = [];
@@ -213,7 +188,7 @@ if (hs.engine !== undefined) {
 } else console.log(`  (no Hyperscan run: ${hs.reason})`);
 
 if (values.full) {
-  const all = messages(decoded);
+  const all = decodedMessages(decoded);
   let found = 0;
   const t = timed(() => {
     for (const b of all) {

@@ -10,15 +10,13 @@
  *   npm run bench [-- --runs N] [-- --skip-tcpflow] [-- --skip-pipeline]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEFAULT_WORKLOAD_DIR, ensureWorkload, ROOT } from './workload.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SHARED = process.env.HARK_SHARED_DIR ?? join(ROOT, '..', 'shared');
 const CACHE = join(ROOT, 'bench', '.cache');
-const WORKLOAD = join(CACHE, 'wl');
+const WORKLOAD = DEFAULT_WORKLOAD_DIR;
 /** Ground truth of gen-workload.mjs with its default options (shared/bench/README.md). */
 const EXPECTED_REASSEMBLED = 379_453_566;
 
@@ -41,17 +39,6 @@ const { values } = parseArgs({
   },
 });
 const runs = Math.max(1, Number(values.runs));
-
-function ensureWorkload(): string {
-  const pcap = join(WORKLOAD, 'workload.pcap');
-  if (existsSync(join(WORKLOAD, 'truth.json')) && existsSync(pcap)) return pcap;
-  const gen = join(SHARED, 'bench', 'gen-workload.mjs');
-  if (!existsSync(gen)) throw new Error(`Cannot generate the workload: ${gen} not found (set HARK_SHARED_DIR)`);
-  mkdirSync(CACHE, { recursive: true });
-  process.stderr.write(`generating the workload into ${WORKLOAD} (about 30 s)...\n`);
-  execFileSync(process.execPath, [gen, '--out', WORKLOAD, '--flows', '20000', '--concurrency', '1000', '--seed', '1'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return pcap;
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -80,7 +67,8 @@ function runTcpflow(pcap: string): { seconds: number; bytes: number } | string {
 }
 
 const mb = (bytes: number, s: number) => (bytes / 1e6 / s).toFixed(0);
-const pcap = ensureWorkload();
+ensureWorkload(WORKLOAD);
+const pcap = join(WORKLOAD, 'workload.pcap');
 const truth = JSON.parse(readFileSync(join(WORKLOAD, 'truth.json'), 'utf8')) as { packets: number; pcap_file_bytes: number };
 const results: EngineResult[] = [];
 for (let i = 0; i < runs; i++) results.push(runEngine(pcap));

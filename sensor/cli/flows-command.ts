@@ -4,13 +4,12 @@
  * summary on stderr. Exit status: 0, or 3 when the file was truncated or corrupt (everything
  * before the bad record was processed and printed).
  */
-import { parseArgs } from 'node:util';
 import type { FlowRecord } from '../flow/flow-table.js';
 import { StreamDump } from '../output/stream-dump.js';
 import { Pipeline } from '../pipeline.js';
 import { formatSummary } from './summary.js';
-import { CliError, type Command } from './command.js';
-import { exitStatusFor, readWithProgress } from './file-run.js';
+import type { Command } from './command.js';
+import { exitStatusFor, parseFileCommand, readWithProgress } from './file-run.js';
 
 const PROTO_NAMES: Record<number, string> = { 6: 'TCP', 17: 'UDP' };
 
@@ -76,24 +75,9 @@ Options:
 Exit status: 0 on success; 3 when the file is truncated or corrupt (the message names the byte
 offset; everything before it was processed); 2 on usage errors or an unreadable file.`,
   run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean', default: false },
-        dump: { type: 'string' },
-        'keep-duplicates': { type: 'boolean', default: false },
-        'no-progress': { type: 'boolean', default: false },
-        quiet: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-    if (values.help) {
-      process.stdout.write(`${this.usage}\n`);
-      return 0;
-    }
-    if (positionals.length !== 1) throw new CliError('hark flows needs exactly one capture file (see hark flows --help)');
-    const file = positionals[0];
+    const parsed = parseFileCommand(this, argv, { json: { type: 'boolean', default: false }, dump: { type: 'string' } });
+    if (parsed === undefined) return 0;
+    const { values, file } = parsed;
     const out: string[] = [];
     const flush = () => {
       if (out.length > 0) {

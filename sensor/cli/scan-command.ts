@@ -4,13 +4,12 @@
  * --db, into the SQLite capture store. Progress and a counter summary on stderr. Exit 0 on success
  * even with no captures; 3 when the file is truncated or corrupt (after everything before it).
  */
-import { parseArgs } from 'node:util';
 import type { CaptureEvent } from '../events/capture.js';
 import { JsonLinesWriter } from '../output/eve-writer.js';
 import { CaptureStore } from '../store/capture-store.js';
 import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from '../main.js';
 import { CliError, type Command } from './command.js';
-import { exitStatusFor, readWithProgress } from './file-run.js';
+import { exitStatusFor, parseFileCommand, readWithProgress } from './file-run.js';
 import { formatSummary } from './summary.js';
 
 const ENGINES: readonly EngineChoice[] = ['auto', 'hyperscan', 'js'];
@@ -41,34 +40,22 @@ Options:
 Exit status: 0 on success (also with no captures); 2 on usage errors, an unreadable file or a bad
 dictionary; 3 when the file is truncated or corrupt (captures before the damage are written).`,
   run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        dictionary: { type: 'string' },
-        out: { type: 'string' },
-        db: { type: 'string' },
-        engine: { type: 'string', default: 'auto' },
-        'dedup-window': { type: 'string', default: '60' },
-        'body-limit': { type: 'string' },
-        'keep-duplicates': { type: 'boolean', default: false },
-        'no-progress': { type: 'boolean', default: false },
-        quiet: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
+    const parsed = parseFileCommand(this, argv, {
+      dictionary: { type: 'string' },
+      out: { type: 'string' },
+      db: { type: 'string' },
+      engine: { type: 'string', default: 'auto' },
+      'dedup-window': { type: 'string', default: '60' },
+      'body-limit': { type: 'string' },
     });
-    if (values.help) {
-      process.stdout.write(`${this.usage}\n`);
-      return 0;
-    }
-    if (positionals.length !== 1) throw new CliError('hark scan needs exactly one capture file (see hark scan --help)');
+    if (parsed === undefined) return 0;
+    const { values, file } = parsed;
     const engine = values.engine as EngineChoice;
     if (!ENGINES.includes(engine)) throw new CliError(`--engine must be one of ${ENGINES.join(', ')}, not "${values.engine}"`);
     const windowSecs = Number(values['dedup-window']);
     if (!Number.isFinite(windowSecs) || windowSecs < 0) throw new CliError(`--dedup-window must be a number of seconds, not "${values['dedup-window']}"`);
     const bodyLimit = values['body-limit'] === undefined ? undefined : Number(values['body-limit']);
     if (bodyLimit !== undefined && !(Number.isInteger(bodyLimit) && bodyLimit > 0)) throw new CliError(`--body-limit must be a positive number of bytes, not "${values['body-limit']}"`);
-    const file = positionals[0];
 
     const out = new JsonLinesWriter(values.out ?? '-');
     let store: CaptureStore | undefined;

@@ -7,29 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Counters } from '../../sensor/events/counters.js';
 import { compileDictionary } from '../../sensor/match/matcher.js';
 import { PhraseScanner } from '../../sensor/match/scanner.js';
-
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const SHARED = process.env.HARK_SHARED_DIR ?? join(ROOT, '..', 'shared');
-/** gen-workload.mjs ends every HTTP message in decoded.bin with this separator. */
-const SEPARATOR = Buffer.from('\n\0\n');
-
-function messages(decoded: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let at = 0;
-  for (let i = decoded.indexOf(SEPARATOR); i >= 0; i = decoded.indexOf(SEPARATOR, at)) {
-    out.push(decoded.subarray(at, i));
-    at = i + SEPARATOR.length;
-  }
-  return out;
-}
+import { decodedMessages, generateWorkload, workloadPhrase } from '../../bench/workload.js';
 
 /** Occurrences of each phrase as consecutive words (runs of a-z) of each message, lower-cased. */
 function referenceCounts(phrases: string[], msgs: Buffer[]): Map<string, number> {
@@ -51,22 +35,19 @@ function referenceCounts(phrases: string[], msgs: Buffer[]): Map<string, number>
 }
 
 test('PhraseScanner finds exactly the planted phrases of a generated workload', () => {
-  const gen = join(SHARED, 'bench', 'gen-workload.mjs');
-  assert.ok(existsSync(gen), `Cannot generate the workload: ${gen} not found (set HARK_SHARED_DIR)`);
-  assert.ok(existsSync('/usr/share/dict/words'), 'Cannot generate the workload: /usr/share/dict/words missing (apt-get install wamerican)');
   const dir = mkdtempSync(join(tmpdir(), 'hark-match-truth-'));
   try {
-    execFileSync(process.execPath, [gen, '--out', dir, '--flows', '300', '--concurrency', '50', '--seed', '3'], { stdio: 'ignore' });
+    generateWorkload(dir, { flows: 300, concurrency: 50, seed: 3 }, true);
     const truth = JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')) as { planted: { total: number } };
     const phrases = readFileSync(join(dir, 'phrases.txt'), 'utf8').split('\n').filter((l) => l.length > 0);
     assert.equal(phrases.length, 10_000);
     const m = compileDictionary({
       name: 'workload',
-      phrases: phrases.map((p) => ({ phrase: p, category: 'bench', severity: 3, embedded: false, exclusions: [], languages: [] })),
+      phrases: phrases.map(workloadPhrase),
     });
     assert.equal(m.skipped.length, 0);
 
-    const msgs = messages(readFileSync(join(dir, 'decoded.bin')));
+    const msgs = decodedMessages(readFileSync(join(dir, 'decoded.bin')));
     const counters = new Counters();
     const found = new Map<string, number>();
     for (const msg of msgs) {

@@ -1,0 +1,59 @@
+/**
+ * The shared benchmark workload (../shared/bench/gen-workload.mjs): where it is, generating it,
+ * and reading its files. Used by `npm run bench`, bench/match.ts and the matcher's ground-truth
+ * test, so all three find the generator and split decoded.bin the same way.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Phrase } from '../rules/dictionary.js';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** shared/ sits beside the repository (CI clones it that way); HARK_SHARED_DIR overrides. */
+export const SHARED = process.env.HARK_SHARED_DIR ?? join(ROOT, '..', 'shared');
+/** Where `npm run bench` keeps the default workload. */
+export const DEFAULT_WORKLOAD_DIR = join(ROOT, 'bench', '.cache', 'wl');
+/** gen-workload.mjs ends every HTTP message in decoded.bin with this separator. */
+const SEPARATOR = Buffer.from('\n\0\n');
+
+export interface WorkloadOptions {
+  flows: number;
+  concurrency: number;
+  seed: number;
+}
+
+/** The generator's default workload (the one shared/bench/README.md gives figures for). */
+export const DEFAULT_WORKLOAD: WorkloadOptions = { flows: 20000, concurrency: 1000, seed: 1 };
+
+/** Runs gen-workload.mjs into `dir`; throws naming what is missing. */
+export function generateWorkload(dir: string, o: WorkloadOptions = DEFAULT_WORKLOAD, quiet = false): void {
+  const gen = join(SHARED, 'bench', 'gen-workload.mjs');
+  if (!existsSync(gen)) throw new Error(`Cannot generate the workload: ${gen} not found (set HARK_SHARED_DIR)`);
+  if (!existsSync('/usr/share/dict/words')) throw new Error('Cannot generate the workload: /usr/share/dict/words missing (apt-get install wamerican)');
+  mkdirSync(dir, { recursive: true });
+  const args = [gen, '--out', dir, '--flows', String(o.flows), '--concurrency', String(o.concurrency), '--seed', String(o.seed)];
+  execFileSync(process.execPath, args, { stdio: ['ignore', 'ignore', quiet ? 'ignore' : 'inherit'] });
+}
+
+/** Generates the default workload into `dir` unless its files are already there. */
+export function ensureWorkload(dir: string = DEFAULT_WORKLOAD_DIR): void {
+  if (['workload.pcap', 'decoded.bin', 'phrases.txt', 'truth.json'].every((f) => existsSync(join(dir, f)))) return;
+  process.stderr.write(`generating the workload into ${dir} (about 30 s)...\n`);
+  generateWorkload(dir);
+}
+
+/** decoded.bin split into its HTTP messages. */
+export function decodedMessages(decoded: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let at = 0;
+  for (let i = decoded.indexOf(SEPARATOR); i >= 0; i = decoded.indexOf(SEPARATOR, at)) {
+    out.push(decoded.subarray(at, i));
+    at = i + SEPARATOR.length;
+  }
+  if (at < decoded.length) out.push(decoded.subarray(at));
+  return out;
+}
+
+/** A phrases.txt line as a whole-word dictionary phrase. */
+export const workloadPhrase = (text: string): Phrase => ({ phrase: text, category: 'bench', severity: 3, embedded: false, exclusions: [], languages: [] });
