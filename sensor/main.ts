@@ -10,12 +10,17 @@ import { loadDictionary } from '../rules/check.js';
 import type { Dictionary } from '../rules/dictionary.js';
 import { probeHttp } from './app-layer/http/index.js';
 import { HttpSession } from './app-layer/http/session.js';
-import { AppLayerFactory } from './app-layer/detect.js';
+import { Http2Session, probeHttp2 } from './app-layer/http2/index.js';
+import { AppLayerFactory, type AppLayerProtocol } from './app-layer/detect.js';
+import { KeyLogError, KeyStore, watchKeyLogFile, type KeyLogWatcher } from './app-layer/tls/keylog.js';
+import { RsaKeyError, RsaKeyRing } from './app-layer/tls/rsa.js';
+import { PendingBudget, tlsAppLayer } from './app-layer/tls/index.js';
 import type { CaptureEvent } from './events/capture.js';
+import { tlsEventFor, type TlsEvent } from './events/tls.js';
 import { Counters } from './events/counters.js';
 import { CaptureCollector, DEFAULT_DEDUP_WINDOW_US } from './inspect/captures.js';
 import type { FlowInfo } from './flow/stream.js';
-import { HttpInspector } from './inspect/http-inspector.js';
+import { HttpInspector, type HttpCarrier, type InspectContext } from './inspect/http-inspector.js';
 import type { MatchDatabase } from './match/engine.js';
 import { loadHyperscan } from './match/hyperscan.js';
 import { compileDictionary, loadMatcher, matcherPatterns, type CompiledMatcher } from './match/matcher.js';
@@ -38,6 +43,18 @@ export interface SensorOptions {
   readonly counters?: Counters;
   /** Drop mirror-port duplicate copies of packets (default true). */
   readonly dropDuplicates?: boolean;
+  /** NSS key log files (SSLKEYLOGFILE format) with TLS session secrets. */
+  readonly keyLogs?: readonly string[];
+  /** Follow the key logs as they grow (live sensor) rather than reading them once (default false). */
+  readonly followKeyLogs?: boolean;
+  /** A key store fed from elsewhere too (the local API); made when key logs are given and this is not. */
+  readonly keyStore?: KeyStore;
+  /** RSA server private keys (PEM) for TLS <= 1.2 RSA key exchange. */
+  readonly rsaKeys?: readonly string[];
+  /** Capture time encrypted records wait for late keys (default 0 for files, see TLS_KEY_WAIT_US). */
+  readonly keyWaitUs?: number;
+  /** Events other than captures (tls). */
+  readonly onEvent?: (event: TlsEvent) => void;
 }
 
 export class SensorConfigError extends Error {
@@ -72,11 +89,40 @@ export function loadMatching(source: string | Dictionary, engine: EngineChoice, 
   return { matcher, database: hs.engine.compileLiterals(matcherPatterns(matcher)), engine: 'hyperscan' };
 }
 
+/** HTTP/2 and HTTP/1.x app layers whose messages go to a content inspector (HTTP/2 probes first:
+ * its preface also looks like an HTTP/1 request line). */
+function httpProtocols(ctx: InspectContext, counters: Counters, bodyLimitBytes: number | undefined, carrier: HttpCarrier): AppLayerProtocol[] {
+  return [
+    {
+      name: 'http2',
+      probe: probeHttp2,
+      create: (flow: FlowInfo) => new Http2Session(flow, new HttpInspector(flow, ctx, { ...carrier, appProto: 'http2' }), counters, { bodyLimitBytes }),
+    },
+    {
+      name: 'http',
+      probe: probeHttp,
+      create: (flow: FlowInfo) => new HttpSession(flow, new HttpInspector(flow, ctx, carrier), counters, { bodyLimitBytes }),
+    },
+  ];
+}
+
+function loadRsaKeys(paths: readonly string[] | undefined): RsaKeyRing | undefined {
+  if (paths === undefined || paths.length === 0) return undefined;
+  try {
+    return RsaKeyRing.load(paths);
+  } catch (err) {
+    if (err instanceof RsaKeyError) throw new SensorConfigError('E_RSA_KEY', err.message, { cause: err });
+    throw err;
+  }
+}
+
 export class Sensor {
   readonly counters: Counters;
   readonly pipeline: Pipeline;
   readonly collector: CaptureCollector;
   readonly matching: Matching;
+  readonly keyStore: KeyStore | undefined;
+  private readonly keyLogWatchers: KeyLogWatcher[] = [];
 
   constructor(opts: SensorOptions) {
     this.counters = opts.counters ?? new Counters();
@@ -84,12 +130,37 @@ export class Sensor {
     this.matching = loadMatching(opts.dictionary ?? DEFAULT_DICTIONARY, opts.engine ?? 'auto', counters);
     this.collector = new CaptureCollector(opts.onCapture, counters, opts.dedupWindowUs ?? DEFAULT_DEDUP_WINDOW_US);
     const ctx = { matcher: this.matching.matcher, database: this.matching.database, counters, collector: this.collector };
-    const http = {
-      name: 'http',
-      probe: probeHttp,
-      create: (flow: FlowInfo) => new HttpSession(flow, new HttpInspector(flow, ctx), counters, { bodyLimitBytes: opts.bodyLimitBytes }),
-    };
-    this.pipeline = new Pipeline({ counters, streams: new AppLayerFactory([http], counters), dropDuplicates: opts.dropDuplicates });
+    const http = httpProtocols(ctx, counters, opts.bodyLimitBytes, {});
+    this.keyStore = opts.keyStore ?? (opts.keyLogs !== undefined && opts.keyLogs.length > 0 ? new KeyStore(counters) : undefined);
+    this.openKeyLogs(opts.keyLogs ?? [], opts.followKeyLogs === true);
+    const onEvent = opts.onEvent;
+    const tls = tlsAppLayer({
+      counters,
+      keys: { keyStore: this.keyStore, rsaKeys: loadRsaKeys(opts.rsaKeys), keyWaitUs: opts.keyWaitUs ?? 0 },
+      pending: new PendingBudget(),
+      inner: (flow, sni) => new AppLayerFactory(httpProtocols(ctx, counters, opts.bodyLimitBytes, { decrypted: true, sni }), counters).open(flow),
+      onEvent: (flow, tsUs, fields) => onEvent?.(tlsEventFor(flow, tsUs, 'tls', fields)),
+    });
+    this.pipeline = new Pipeline({ counters, streams: new AppLayerFactory([...http, tls], counters), dropDuplicates: opts.dropDuplicates });
+  }
+
+  private openKeyLogs(paths: readonly string[], follow: boolean): void {
+    const store = this.keyStore;
+    if (store === undefined) return;
+    for (const path of paths) {
+      try {
+        this.keyLogWatchers.push(watchKeyLogFile(path, store, this.counters, { follow }));
+      } catch (err) {
+        this.close();
+        if (err instanceof KeyLogError) throw new SensorConfigError('E_KEYLOG', err.message, { cause: err });
+        throw err;
+      }
+    }
+  }
+
+  /** Stops following key logs. */
+  close(): void {
+    for (const w of this.keyLogWatchers.splice(0)) w.close();
   }
 
   /** End of input: every flow ends, every held capture is emitted. */

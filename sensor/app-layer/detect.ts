@@ -23,7 +23,18 @@ const MAX_HELD_BYTES = 4 * PROBE_MAX_BYTES;
 
 const C_UNKNOWN = defineCounter('app_layer.unknown');
 const C_GAP_BEFORE_DETECT = defineCounter('app_layer.gap_before_detection');
+const C_UNKNOWN_BYTES = defineCounter('app_layer.bytes.unknown');
 const protocolCounters = new Map<string, number>();
+const protocolByteCounters = new Map<string, number>();
+
+function byteCounter(name: string): number {
+  let id = protocolByteCounters.get(name);
+  if (id === undefined) {
+    id = defineCounter(`app_layer.bytes.${name}`);
+    protocolByteCounters.set(name, id);
+  }
+  return id;
+}
 
 interface Held {
   dir: Direction;
@@ -34,6 +45,9 @@ interface Held {
 
 class ProbingConsumer implements StreamConsumer {
   private chosen: StreamConsumer | undefined;
+  private chosenName: string | undefined;
+  /** Counter of the bytes given to the chosen protocol (or of unrecognised bytes). */
+  private bytesCounter = -1;
   private refused = false;
   private readonly held: Held[] = [];
   private heldBytes = 0;
@@ -42,12 +56,21 @@ class ProbingConsumer implements StreamConsumer {
 
   constructor(private readonly flow: FlowInfo, private readonly protocols: readonly AppLayerProtocol[], private readonly counters: Counters) {}
 
+  /** The protocol chosen for this flow, once one matched. */
+  get protocol(): string | undefined {
+    return this.chosenName;
+  }
+
   data(dir: Direction, bytes: Uint8Array, tsUs: number): void {
     if (this.chosen !== undefined) {
+      this.counters.inc(this.bytesCounter, bytes.length);
       this.chosen.data(dir, bytes, tsUs);
       return;
     }
-    if (this.refused) return;
+    if (this.refused) {
+      this.counters.inc(C_UNKNOWN_BYTES, bytes.length);
+      return;
+    }
     if (this.heldBytes + bytes.length > MAX_HELD_BYTES) {
       this.refuse();
       return;
@@ -105,6 +128,7 @@ class ProbingConsumer implements StreamConsumer {
 
   private refuse(): void {
     this.refused = true;
+    this.counters.inc(C_UNKNOWN_BYTES, this.heldBytes);
     this.held.length = 0;
     this.heldBytes = 0;
     this.counters.inc(C_UNKNOWN);
@@ -119,6 +143,9 @@ class ProbingConsumer implements StreamConsumer {
     this.counters.inc(id);
     const consumer = p.create(this.flow);
     this.chosen = consumer;
+    this.chosenName = p.name;
+    this.bytesCounter = byteCounter(p.name);
+    this.counters.inc(this.bytesCounter, this.heldBytes);
     for (const h of this.held.splice(0)) {
       if (h.bytes === undefined) consumer.gap(h.dir, h.len, h.ts);
       else consumer.data(h.dir, h.bytes, h.ts);

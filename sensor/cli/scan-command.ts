@@ -10,7 +10,7 @@ import { CaptureStore } from '../store/capture-store.js';
 import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from '../main.js';
 import { CliError, type Command } from './command.js';
 import { exitStatusFor, parseFileCommand, readWithProgress } from './file-run.js';
-import { formatSummary } from './summary.js';
+import { formatCoverage, formatSummary } from './summary.js';
 
 const ENGINES: readonly EngineChoice[] = ['auto', 'hyperscan', 'js'];
 
@@ -22,12 +22,17 @@ export const scanCommand: Command = {
 Reassembles every TCP flow, decodes HTTP (chunked, gzip, deflate, br), extracts what people typed
 (URLs, search terms, forms, request bodies) and read (HTML, JSON and text responses), and matches
 the phrase dictionary. Each capture is one JSON object per line (schema:
-sensor/events/capture.schema.json).
+sensor/events/capture.schema.json); so is each TLS connection, as a tls event saying its server
+name, version, suite, ALPN, JA3/JA4, certificate, and whether it was decrypted and why not
+(sensor/events/tls.schema.json).
 
 Options:
   --dictionary FILE     phrases: a CSV or JSON pack, or a compiled .hdict
                         (default: the starter dictionary, rules/starter.json)
-  --out FILE            write captures to FILE (JSON lines, mode 0600) instead of stdout
+  --keylog FILE         TLS session secrets in NSS key log (SSLKEYLOGFILE) format; repeatable.
+                        TLS connections whose keys are there are decrypted and inspected
+  --rsa-key FILE        an RSA server private key (PEM) for TLS <= 1.2 RSA key exchange; repeatable
+  --out FILE            write events to FILE (JSON lines, mode 0600) instead of stdout
   --db FILE             also store captures in this SQLite database (created mode 0600)
   --engine NAME         auto (Hyperscan when available), hyperscan, or js (default: auto)
   --dedup-window SECS   merge repeats of a phrase by a device on a URL within this window (default 60)
@@ -42,6 +47,8 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
   run(argv) {
     const parsed = parseFileCommand(this, argv, {
       dictionary: { type: 'string' },
+      keylog: { type: 'string', multiple: true },
+      'rsa-key': { type: 'string', multiple: true },
       out: { type: 'string' },
       db: { type: 'string' },
       engine: { type: 'string', default: 'auto' },
@@ -68,10 +75,13 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
         dedupWindowUs: windowSecs * 1e6,
         bodyLimitBytes: bodyLimit,
         dropDuplicates: !values['keep-duplicates'],
+        keyLogs: values.keylog,
+        rsaKeys: values['rsa-key'],
         onCapture: (c: CaptureEvent) => {
           store?.add(c);
           out.write(c);
         },
+        onEvent: (e) => out.write(e),
       });
     } catch (err) {
       out.close();
@@ -92,6 +102,7 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
       const m = sensor.matching;
       process.stderr.write(`${formatSummary(file, summary, sensor.counters, ms)}\n`);
       process.stderr.write(`  http: ${sensor.counters.get('http.requests')} requests, ${sensor.counters.get('http.responses')} responses, bodies truncated ${sensor.counters.get('http.body_truncated')}\n`);
+      process.stderr.write(`${formatCoverage(sensor.counters)}\n`);
       process.stderr.write(`  captures: ${sensor.counters.get('capture.emitted')} (phrase hits ${sensor.counters.get('match.hits')}, merged ${sensor.counters.get('capture.merged')}), engine ${m.engine}${m.note ? ` (${m.note})` : ''}, ${m.matcher.phrases.length} phrases\n`);
       if (store) process.stderr.write(`  stored in ${values.db}\n`);
     }

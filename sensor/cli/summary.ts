@@ -24,3 +24,30 @@ export function formatSummary(file: string, read: ReadSummary, counters: Counter
   if (read.problem) lines.push(`  input problem at byte offset ${read.problem.offset}: ${read.problem.message}`);
   return lines.join('\n');
 }
+
+function mb(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(bytes >= 1e7 ? 0 : 1)} MB`;
+}
+
+/**
+ * What Hark could read of the TCP and QUIC bytes it saw: cleartext HTTP, TLS decrypted or not (and
+ * why), QUIC (never inspectable: the advice is to block it so browsers fall back to TLS over TCP).
+ */
+export function formatCoverage(counters: Counters): string {
+  const c = (n: string) => counters.get(n);
+  const http = c('app_layer.bytes.http');
+  const tls = c('app_layer.bytes.tls');
+  const quic = c('quic.bytes_uninspectable');
+  const other = c('app_layer.bytes.unknown');
+  const parts = [`cleartext HTTP ${mb(http)}`];
+  const flows = c('tls.flows');
+  const decryptedFlows = c('tls.decrypted_flows');
+  parts.push(`TLS ${mb(tls)} in ${flows} connections, ${decryptedFlows} decrypted (${mb(c('tls.decrypted_bytes'))} of content)`);
+  const why = Object.entries(counters.snapshot())
+    .filter(([name, n]) => name.startsWith('tls.not_decrypted.') && n > 0)
+    .map(([name, n]) => `${name.slice('tls.not_decrypted.'.length)} ${n}`);
+  if (why.length > 0) parts.push(`not decrypted: ${why.join(', ')}`);
+  if (quic > 0) parts.push(`QUIC ${mb(quic)} not inspectable: block UDP 443 so browsers fall back to TLS over TCP`);
+  parts.push(`other TCP ${mb(other)}`);
+  return `  coverage: ${parts.join('; ')}`;
+}

@@ -29,7 +29,9 @@ export interface CaptureEvent {
   dest_port: number;
   vlan: number[];
   proto: 'TCP';
-  app_proto: string;
+  app_proto: 'http' | 'http2';
+  /** The message came out of a TLS connection Hark decrypted. */
+  decrypted?: boolean;
   direction: 'to_server' | 'to_client';
   source: CaptureSource;
   field: CaptureField;

@@ -37,6 +37,9 @@ export interface CaptureCandidate {
   readonly count: number;
   readonly context: string;
   readonly tsUs: number;
+  /** Default `http`. */
+  readonly appProto?: 'http' | 'http2';
+  readonly decrypted?: boolean;
 }
 
 interface Pending {
@@ -83,7 +86,8 @@ export class CaptureCollector {
       dest_port: c.dir === 0 ? f.dstPort : f.srcPort,
       vlan: [...f.vlan],
       proto: 'TCP',
-      app_proto: 'http',
+      app_proto: c.appProto ?? 'http',
+      ...(c.decrypted === true ? { decrypted: true } : {}),
       direction: c.dir === 0 ? 'to_server' : 'to_client',
       source: c.source,
       field: c.field,

@@ -103,15 +103,25 @@ class MessageScan implements TextSink {
   }
 }
 
+/** How the HTTP messages reached the inspector, when not as cleartext HTTP/1.x. */
+export interface HttpCarrier {
+  /** `http2` for HTTP/2 sessions. */
+  readonly appProto?: 'http' | 'http2';
+  /** The messages came out of a TLS connection Hark decrypted. */
+  readonly decrypted?: boolean;
+  /** The TLS server name: the capture's host when the request names none. */
+  readonly sni?: string;
+}
+
 export class HttpInspector implements HttpSink {
   private readonly requests = new Map<number, RequestInfo>();
   private readonly scans = new Map<HttpMessage, MessageScan>();
 
-  constructor(private readonly flow: FlowInfo, private readonly ctx: InspectContext) {}
+  constructor(private readonly flow: FlowInfo, private readonly ctx: InspectContext, private readonly carrier: HttpCarrier = {}) {}
 
   onRequest(req: HttpRequest): void {
     this.ctx.counters.inc(C_MESSAGES);
-    const info: RequestInfo = { url: req.uri, host: req.host, method: req.method };
+    const info: RequestInfo = { url: req.uri, host: req.host ?? this.carrier.sni, method: req.method };
     this.requests.set(req.index, info);
     if (this.requests.size > MAX_REMEMBERED_REQUESTS) this.requests.delete(this.requests.keys().next().value as number);
     const scan = new MessageScan(this.ctx, 'url');
@@ -172,6 +182,8 @@ export class HttpInspector implements HttpSink {
         count: a.count,
         context: a.context,
         tsUs: msg.tsUs > 0 ? msg.tsUs : tsUs,
+        appProto: this.carrier.appProto,
+        decrypted: this.carrier.decrypted,
       });
     }
   }

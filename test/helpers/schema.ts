@@ -22,6 +22,13 @@ const schemaPath = fileURLToPath(new URL('../../../sensor/events/capture.schema.
 const ajv = new Ajv2020({ allErrors: true, strict: true });
 const validateCapture = ajv.compile(JSON.parse(readFileSync(schemaPath, 'utf8')));
 
+const validateTls = ajv.compile(JSON.parse(readFileSync(fileURLToPath(new URL('../../../sensor/events/tls.schema.json', import.meta.url)), 'utf8')));
+
+export function assertTlsEvent(event: unknown): void {
+  const ok = validateTls(event);
+  assert.ok(ok, `tls event does not match tls.schema.json: ${ajv.errorsText(validateTls.errors)}\n${JSON.stringify(event)}`);
+}
+
 export function assertCapture(event: unknown): void {
   const ok = validateCapture(event);
   assert.ok(ok, `capture does not match capture.schema.json: ${ajv.errorsText(validateCapture.errors)}\n${JSON.stringify(event)}`);

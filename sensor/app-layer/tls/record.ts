@@ -1,0 +1,351 @@
+/**
+ * App layer, TLS: record layer over ONE direction of a reassembled TCP stream, and the TLS protocol probe.
+ * Input: in-order stream bytes cut anywhere (`push`). Output: one `TlsRecord` per complete record, in stream
+ * order, through a callback; `push` says ok / invalid (STYLE §4). A record inside one push is handed out as a
+ * view (no copy); only a record spanning pushes is copied, into a buffer held just while it is incomplete.
+ * Unknown content type, bad version or an oversize length disables the reader ('invalid' + anomaly).
+ */
+
+import { Counters, defineAnomaly, defineCounter } from '../../events/counters.js';
+
+export type ProbeResult = 'match' | 'no-match' | 'need-more';
+
+/** ContentType (RFC 8446 §5.1, RFC 5246 §6.2.1, heartbeat RFC 6520 §3). */
+export const CONTENT_TYPE_CHANGE_CIPHER_SPEC = 20;
+export const CONTENT_TYPE_ALERT = 21;
+export const CONTENT_TYPE_HANDSHAKE = 22;
+export const CONTENT_TYPE_APPLICATION_DATA = 23;
+export const CONTENT_TYPE_HEARTBEAT = 24;
+/**
+ * Not a wire value: the type given to an SSLv2-compatible ClientHello (RFC 5246 Appendix E.2), which has a
+ * 2-byte header instead of a record header. Its `fragment` starts at msg_type (1); parse it with
+ * `parseSsl2ClientHello` (handshake.ts). Outside the byte range so it never collides with a real type.
+ */
+export const CONTENT_TYPE_SSL2_CLIENT_HELLO = 0x100;
+
+/** TLSPlaintext / TLSCiphertext header: type(1) version(2) length(2). */
+export const RECORD_HEADER_BYTES = 5;
+/** RFC 5246 §6.2.1 / RFC 8446 §5.1: a plaintext fragment holds at most 2^14 bytes. */
+export const MAX_PLAINTEXT_BYTES = 1 << 14;
+/**
+ * Longest record length accepted: RFC 5246 §6.2.3 allows TLSCiphertext up to 2^14 + 2048 (RFC 8446 §5.2
+ * lowers it to 2^14 + 256 for TLS 1.3); the larger bound admits every version. Longer is not TLS.
+ */
+export const MAX_RECORD_PAYLOAD_BYTES = (1 << 14) + 2048;
+/** SSLv2-compatible ClientHello: 2-byte header with the high bit set; its length is 15 bits (RFC 5246 E.2). */
+const SSL2_HEADER_BYTES = 2;
+/** msg_type(1) version(2) cipher_spec_length(2) session_id_length(2) challenge_length(2). */
+const SSL2_FIXED_BYTES = 9;
+/** SSLv2 challenge: 16..32 bytes (RFC 5246 E.2; it becomes the right end of the 32-byte client random). */
+const SSL2_MIN_CHALLENGE = 16;
+const SSL2_MAX_CHALLENGE = 32;
+/** Shortest ClientHello body: version(2) random(32) session_id<0>(1) one suite(2+2) one compression(1+1). */
+export const MIN_CLIENT_HELLO_BODY_BYTES = 41;
+/** Shortest ServerHello body: version(2) random(32) session_id<0>(1) suite(2) compression(1). Drafts of TLS 1.3
+ * before -22 dropped session_id and compression: version(2) random(32) suite(2) extensions(2). */
+export const MIN_SERVER_HELLO_BODY_BYTES = 38;
+/** The probe rejects a hello longer than this: ClientHello fields are bounded by their u8/u16 length prefixes
+ * (2 + 32 + 33 + 2^16 + 256 + 2^16 < 2^17 + 512). */
+const PROBE_MAX_HELLO_BYTES = (1 << 17) + 512;
+/** Bytes the probe needs: record header(5) + handshake header(4) + hello version(2). */
+const PROBE_DECISION_BYTES = 11;
+
+export const A_INVALID_RECORD_TYPE = defineAnomaly('tls.invalid_record_type');
+export const A_INVALID_RECORD_VERSION = defineAnomaly('tls.invalid_record_version');
+export const A_INVALID_RECORD_LENGTH = defineAnomaly('tls.invalid_record_length');
+export const A_INVALID_SSLV2_HEADER = defineAnomaly('tls.invalid_sslv2_header');
+const C_RECORDS = defineCounter('tls.records');
+const C_RECORDS_SPANNING = defineCounter('tls.records_spanning_pushes');
+const C_SSL2_HELLO = defineCounter('tls.sslv2_client_hello');
+
+/**
+ * One TLS record. LIFETIME: `header` and `fragment` are valid only during the `out` callback that receives
+ * the record: they are views into the pushed bytes (themselves a reused buffer upstream) or arrays the
+ * reader reuses for the next record. Copy (`.slice()`; both are plain Uint8Arrays) anything kept.
+ */
+export interface TlsRecord {
+  /** ContentType byte, or CONTENT_TYPE_SSL2_CLIENT_HELLO. */
+  readonly type: number;
+  /** legacy_record_version (e.g. 0x0303); for the SSLv2 hello, the version inside the hello. */
+  readonly version: number;
+  /** The 5 header bytes as on the wire (additional data for AEAD); the 2-byte header for the SSLv2 hello. */
+  readonly header: Uint8Array;
+  /** The record's payload (ciphertext once encryption is on). */
+  readonly fragment: Uint8Array;
+  /** Time of the packet that completed the record. */
+  readonly tsUs: number;
+}
+
+/** Reader states: at a record boundary or inside a header; header read, payload incomplete; given up. */
+const ST_HEADER = 0;
+const ST_BODY = 1;
+const ST_INVALID = 2;
+
+function validType(t: number): boolean {
+  return t >= CONTENT_TYPE_CHANGE_CIPHER_SPEC && t <= CONTENT_TYPE_HEARTBEAT;
+}
+
+/** SSL 3.0 (0x0300) .. TLS 1.3 (0x0304). Every TLS 1.3 record says 0x0303 or 0x0301 (RFC 8446 §5.1). */
+function validVersion(major: number, minor: number): boolean {
+  return major === 3 && minor <= 4;
+}
+
+/**
+ * Splits one direction's byte stream into TLS records: the caller pushes bytes in stream order and receives
+ * the records they complete synchronously, from inside `push`. Holds at most one incomplete record.
+ */
+export class TlsRecordReader {
+  private state: number = ST_HEADER;
+  /** Header bytes of a record whose header spans pushes (also the SSLv2 header). */
+  private readonly head = new Uint8Array(RECORD_HEADER_BYTES);
+  /** The header handed out with a record that sat inside one push. */
+  private readonly outHead = new Uint8Array(RECORD_HEADER_BYTES);
+  private headFill = 0;
+  /** Payload of a record spanning pushes; dropped when no record is pending at the end of a push. */
+  private body: Uint8Array | undefined;
+  private bodyLen = 0;
+  private bodyFill = 0;
+  private type = 0;
+  private version = 0;
+  /** No byte seen yet: only here may an SSLv2-compatible ClientHello start. */
+  private atStart = true;
+  private sslv2 = false;
+
+  constructor(private readonly counters: Counters) {}
+
+  /**
+   * Feeds the next stream bytes; calls `out` for every record they complete. 'invalid' once the stream is
+   * not TLS records (counted once); every later push then returns 'invalid' without looking at bytes.
+   */
+  push(bytes: Uint8Array, tsUs: number, out: (rec: TlsRecord) => void): 'ok' | 'invalid' {
+    if (this.state === ST_INVALID) return 'invalid';
+    const n = bytes.length;
+    let off = 0;
+    if (this.atStart && n > 0) {
+      this.atStart = false;
+      if ((bytes[0] & 0x80) !== 0) this.sslv2 = true;
+    }
+    while (off < n) {
+      if (this.state === ST_BODY) {
+        const body = this.body as Uint8Array;
+        const take = Math.min(this.bodyLen - this.bodyFill, n - off);
+        body.set(bytes.subarray(off, off + take), this.bodyFill);
+        this.bodyFill += take;
+        off += take;
+        if (this.bodyFill < this.bodyLen) break;
+        this.state = ST_HEADER;
+        if (!this.emitHeld(tsUs, out)) return this.fail(A_INVALID_SSLV2_HEADER);
+        continue;
+      }
+      if (this.headFill === 0 && !this.sslv2 && n - off >= RECORD_HEADER_BYTES) {
+        // Fast path: the header is in this push.
+        const type = bytes[off];
+        const len = (bytes[off + 3] << 8) | bytes[off + 4];
+        const bad = this.checkHeader(type, bytes[off + 1], bytes[off + 2], len);
+        if (bad >= 0) return this.fail(bad);
+        const end = off + RECORD_HEADER_BYTES + len;
+        if (end <= n) {
+          this.counters.inc(C_RECORDS);
+          // The header is copied into a reused 5-byte array (cheaper than a second view); the fragment is a
+          // plain Uint8Array view whatever the input's class: cheaper than `subarray` (no species lookup),
+          // and `.slice()` on it copies (Buffer#slice would not).
+          const h = this.outHead;
+          h[0] = type;
+          h[1] = bytes[off + 1];
+          h[2] = bytes[off + 2];
+          h[3] = bytes[off + 3];
+          h[4] = bytes[off + 4];
+          out({
+            type, version: (h[1] << 8) | h[2], header: h,
+            fragment: new Uint8Array(bytes.buffer, bytes.byteOffset + off + RECORD_HEADER_BYTES, len),
+            tsUs,
+          });
+          off = end;
+          continue;
+        }
+        this.head.set(bytes.subarray(off, off + RECORD_HEADER_BYTES));
+        this.headFill = RECORD_HEADER_BYTES;
+        this.beginBody(type, (bytes[off + 1] << 8) | bytes[off + 2], len);
+        off += RECORD_HEADER_BYTES;
+        continue;
+      }
+      // Slow path: the header spans pushes (or it is the 2-byte SSLv2 header).
+      const want = this.sslv2 ? SSL2_HEADER_BYTES : RECORD_HEADER_BYTES;
+      const take = Math.min(want - this.headFill, n - off);
+      this.head.set(bytes.subarray(off, off + take), this.headFill);
+      this.headFill += take;
+      off += take;
+      if (this.headFill < want) {
+        // Judge what is there already: a bad type or version should not wait for the rest of the header.
+        const bad = this.sslv2 ? -1 : this.checkPartialHeader();
+        if (bad >= 0) return this.fail(bad);
+        break;
+      }
+      if (this.sslv2) {
+        const len = ((this.head[0] & 0x7f) << 8) | this.head[1];
+        if (len < SSL2_FIXED_BYTES + 3 + SSL2_MIN_CHALLENGE || len > MAX_RECORD_PAYLOAD_BYTES) {
+          return this.fail(A_INVALID_SSLV2_HEADER);
+        }
+        this.beginBody(CONTENT_TYPE_SSL2_CLIENT_HELLO, 0, len);
+        continue;
+      }
+      const type = this.head[0];
+      const len = (this.head[3] << 8) | this.head[4];
+      const bad = this.checkHeader(type, this.head[1], this.head[2], len);
+      if (bad >= 0) return this.fail(bad);
+      this.beginBody(type, (this.head[1] << 8) | this.head[2], len);
+      if (len === 0) {
+        this.state = ST_HEADER;
+        this.emitHeld(tsUs, out);
+      }
+    }
+    if (this.state === ST_HEADER && this.headFill === 0) this.body = undefined;
+    return 'ok';
+  }
+
+  /** Bytes held for a record not yet complete (header and payload). */
+  pendingBytes(): number {
+    return this.state === ST_BODY ? this.headFill + this.bodyFill : this.headFill;
+  }
+
+  /** Forgets any partial record and the invalid state (e.g. a session restarting after a gap at a known
+   * record boundary). An SSLv2 hello is only recognised at the very start, never after a reset. */
+  reset(): void {
+    this.state = ST_HEADER;
+    this.headFill = 0;
+    this.bodyFill = 0;
+    this.bodyLen = 0;
+    this.body = undefined;
+    this.sslv2 = false;
+    this.atStart = false;
+  }
+
+  /** -1 when the header is acceptable, else the anomaly id that rejects it. */
+  private checkHeader(type: number, major: number, minor: number, len: number): number {
+    if (!validType(type)) return A_INVALID_RECORD_TYPE;
+    if (!validVersion(major, minor)) return A_INVALID_RECORD_VERSION;
+    if (len > MAX_RECORD_PAYLOAD_BYTES) return A_INVALID_RECORD_LENGTH;
+    return -1;
+  }
+
+  /** checkHeader on the first `headFill` (< 5) header bytes. */
+  private checkPartialHeader(): number {
+    const h = this.head;
+    if (!validType(h[0])) return A_INVALID_RECORD_TYPE;
+    if (this.headFill > 1 && h[1] !== 3) return A_INVALID_RECORD_VERSION;
+    if (this.headFill > 2 && !validVersion(h[1], h[2])) return A_INVALID_RECORD_VERSION;
+    return -1;
+  }
+
+  private beginBody(type: number, version: number, len: number): void {
+    this.type = type;
+    this.version = version;
+    this.bodyLen = len;
+    this.bodyFill = 0;
+    if (this.body === undefined || this.body.length < len) this.body = new Uint8Array(len);
+    this.state = ST_BODY;
+  }
+
+  /** Emits the record held in `head` + `body`; false when it is an SSLv2 hello that is not a ClientHello. */
+  private emitHeld(tsUs: number, out: (rec: TlsRecord) => void): boolean {
+    const body = this.body as Uint8Array;
+    const fragment = body.length === this.bodyLen ? body : new Uint8Array(body.buffer, body.byteOffset, this.bodyLen);
+    const headerLen = this.headFill;
+    this.headFill = 0;
+    this.bodyFill = 0;
+    let version = this.version;
+    if (this.type === CONTENT_TYPE_SSL2_CLIENT_HELLO) {
+      this.sslv2 = false;
+      // msg_type CLIENT-HELLO (1), then a 3.x version: SSL 2.0 itself (0x0002) is not decoded.
+      if (fragment[0] !== 1 || !validVersion(fragment[1], fragment[2]) || fragment[2] > 3) return false;
+      version = (fragment[1] << 8) | fragment[2];
+      this.counters.inc(C_SSL2_HELLO);
+    } else if (headerLen === RECORD_HEADER_BYTES) {
+      this.counters.inc(C_RECORDS_SPANNING);
+    }
+    this.counters.inc(C_RECORDS);
+    const header = headerLen === RECORD_HEADER_BYTES ? this.head : this.head.subarray(0, headerLen);
+    out({ type: this.type, version, header, fragment, tsUs });
+    return true;
+  }
+
+  private fail(anomaly: number): 'invalid' {
+    this.counters.inc(anomaly);
+    this.state = ST_INVALID;
+    this.body = undefined;
+    this.headFill = 0;
+    this.bodyFill = 0;
+    return 'invalid';
+  }
+}
+
+/**
+ * Does this direction start with a TLS hello? Direction 0: a handshake record (0x16 0x03 0x00..0x04, length
+ * 4..2^14) whose first message is a ClientHello of plausible length with a 3.x version, or an
+ * SSLv2-compatible ClientHello. Direction 1: the same with a ServerHello (version 3.x, or 0x7fNN of a TLS 1.3
+ * draft). Decides after at most 11 bytes; 'need-more' only while every byte so far fits.
+ */
+export function probeTls(dir: 0 | 1, bytes: Uint8Array): ProbeResult {
+  const n = bytes.length;
+  if (n === 0) return 'need-more';
+  if (bytes[0] === CONTENT_TYPE_HANDSHAKE) return probeHandshakeRecord(dir, bytes);
+  if (dir === 0 && (bytes[0] & 0x80) !== 0) return probeSsl2ClientHello(bytes);
+  return 'no-match';
+}
+
+function probeHandshakeRecord(dir: 0 | 1, bytes: Uint8Array): ProbeResult {
+  const n = Math.min(bytes.length, PROBE_DECISION_BYTES);
+  if (n > 1 && bytes[1] !== 3) return 'no-match';
+  if (n > 2 && bytes[2] > 4) return 'no-match';
+  if (n > 4) {
+    const recLen = (bytes[3] << 8) | bytes[4];
+    if (recLen < 4 || recLen > MAX_PLAINTEXT_BYTES) return 'no-match';
+  }
+  if (n > 5 && bytes[5] !== (dir === 0 ? 1 : 2)) return 'no-match';
+  if (n > 8) {
+    const hsLen = (bytes[6] << 16) | (bytes[7] << 8) | bytes[8];
+    const min = dir === 0 ? MIN_CLIENT_HELLO_BODY_BYTES : MIN_SERVER_HELLO_BODY_BYTES;
+    if (hsLen < min || hsLen > PROBE_MAX_HELLO_BYTES) return 'no-match';
+  }
+  if (n > 9) {
+    const draft = dir === 1 && bytes[9] === 0x7f; // TLS 1.3 drafts put 0x7fNN in ServerHello.version
+    if (bytes[9] !== 3 && !draft) return 'no-match';
+    if (n > 10 && !draft && bytes[10] > 4) return 'no-match';
+  }
+  return n >= PROBE_DECISION_BYTES ? 'match' : 'need-more';
+}
+
+/** RFC 5246 E.2 layout: length(2, high bit set) msg_type(1)=1 version(2)=3.x cipher_spec_length(2, a multiple
+ * of 3) session_id_length(2)=0|16 challenge_length(2)=16..32, and the lengths add up to the record length. */
+function probeSsl2ClientHello(bytes: Uint8Array): ProbeResult {
+  const n = Math.min(bytes.length, PROBE_DECISION_BYTES);
+  if (n > 2 && bytes[2] !== 1) return 'no-match';
+  if (n > 3 && bytes[3] !== 3) return 'no-match';
+  if (n > 4 && bytes[4] > 3) return 'no-match';
+  if (n > 6) {
+    const cs = (bytes[5] << 8) | bytes[6];
+    if (cs === 0 || cs % 3 !== 0) return 'no-match';
+  }
+  if (n > 8) {
+    const sid = (bytes[7] << 8) | bytes[8];
+    if (sid !== 0 && sid !== 16) return 'no-match';
+  }
+  if (n < PROBE_DECISION_BYTES) return 'need-more';
+  const chal = (bytes[9] << 8) | bytes[10];
+  if (chal < SSL2_MIN_CHALLENGE || chal > SSL2_MAX_CHALLENGE) return 'no-match';
+  const len = ((bytes[0] & 0x7f) << 8) | bytes[1];
+  const need = SSL2_FIXED_BYTES + ((bytes[5] << 8) | bytes[6]) + ((bytes[7] << 8) | bytes[8]) + chal;
+  return len === need ? 'match' : 'no-match';
+}
+
+/** An alert record's payload (RFC 8446 §6): level 1 warning / 2 fatal, and the description code. */
+export interface TlsAlert {
+  readonly level: number;
+  readonly description: number;
+}
+
+/** A plaintext alert, or undefined when the payload is not exactly two bytes (e.g. an encrypted alert). */
+export function parseAlert(fragment: Uint8Array): TlsAlert | undefined {
+  if (fragment.length !== 2) return undefined;
+  return { level: fragment[0], description: fragment[1] };
+}
