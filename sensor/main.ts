@@ -12,6 +12,9 @@ import { probeHttp } from './app-layer/http/index.js';
 import { HttpSession } from './app-layer/http/session.js';
 import { Http2Session, probeHttp2 } from './app-layer/http2/index.js';
 import { AppLayerFactory, type AppLayerProtocol } from './app-layer/detect.js';
+import { DatagramDispatcher } from './app-layer/datagrams.js';
+import { QuicTracker, type QuicHelloInfo } from './app-layer/quic/index.js';
+import { ja3, ja4 } from './app-layer/tls/fingerprint.js';
 import { KeyLogError, KeyStore, watchKeyLogFile, type KeyLogWatcher } from './app-layer/tls/keylog.js';
 import { RsaKeyError, RsaKeyRing } from './app-layer/tls/rsa.js';
 import { PendingBudget, tlsAppLayer } from './app-layer/tls/index.js';
@@ -116,6 +119,25 @@ function loadRsaKeys(paths: readonly string[] | undefined): RsaKeyRing | undefin
   }
 }
 
+/** A QUIC connection's tls event: what its Initial packet showed; the content is never readable. */
+function quicEvent(h: QuicHelloInfo): TlsEvent {
+  const ch = h.clientHello;
+  const j3 = ch !== undefined ? ja3(ch) : undefined;
+  return tlsEventFor(h.flow, h.tsUs, 'quic', {
+    ...(h.sni !== undefined ? { sni: h.sni } : {}),
+    version: `QUIC ${h.version.name}`,
+    client_alpns: ch !== undefined ? [...ch.alpn] : [],
+    ...(j3 !== undefined ? { ja3: { hash: j3.hash, string: j3.text } } : {}),
+    ...(ch !== undefined ? { ja4: ja4(ch, 'quic') } : {}),
+    ech: ch?.echOuter ?? false,
+    resumed: false,
+    decrypted: false,
+    not_decrypted_reason: 'quic',
+    app_bytes: 0,
+    decrypted_bytes: 0,
+  });
+}
+
 export class Sensor {
   readonly counters: Counters;
   readonly pipeline: Pipeline;
@@ -141,7 +163,15 @@ export class Sensor {
       inner: (flow, sni) => new AppLayerFactory(httpProtocols(ctx, counters, opts.bodyLimitBytes, { decrypted: true, sni }), counters).open(flow),
       onEvent: (flow, tsUs, fields) => onEvent?.(tlsEventFor(flow, tsUs, 'tls', fields)),
     });
-    this.pipeline = new Pipeline({ counters, streams: new AppLayerFactory([...http, tls], counters), dropDuplicates: opts.dropDuplicates });
+    const quic = new QuicTracker(counters, (hello) => onEvent?.(quicEvent(hello)));
+    const udp = new DatagramDispatcher([{ name: 'quic', ports: [443], sink: quic, flowEnded: (id) => quic.end(id) }], counters);
+    this.pipeline = new Pipeline({
+      counters,
+      streams: new AppLayerFactory([...http, tls], counters),
+      datagrams: udp,
+      flowEnded: { flowEnded: (r) => udp.flowEnded(r) },
+      dropDuplicates: opts.dropDuplicates,
+    });
   }
 
   private openKeyLogs(paths: readonly string[], follow: boolean): void {

@@ -63,7 +63,7 @@ export function parseLoopbackAddress(text: string): { host: string; port: number
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([0-9.]+)):(\d{1,5})$/.exec(text);
   const host = m?.[1] ?? m?.[2];
   const port = Number(m?.[3]);
-  if (host === undefined || isIP(host) === 0 || !(port > 0 && port < 65536)) {
+  if (host === undefined || isIP(host) === 0 || !(port >= 0 && port < 65536)) {
     throw new LocalApiError('E_API_LISTEN', `API address "${text}" is not HOST:PORT (e.g. 127.0.0.1:8439)`);
   }
   if (!(host.startsWith('127.') || host === '::1')) {

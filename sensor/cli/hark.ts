@@ -7,8 +7,9 @@ import { dictionaryCommand } from './dictionary-command.js';
 import { flowsCommand } from './flows-command.js';
 import { runCommand } from './run-command.js';
 import { scanCommand } from './scan-command.js';
+import { keysCommand } from './keys-command.js';
 
-const COMMANDS: Command[] = [runCommand, scanCommand, flowsCommand, dictionaryCommand];
+const COMMANDS: Command[] = [runCommand, scanCommand, flowsCommand, dictionaryCommand, keysCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -14,6 +14,11 @@ import { JsonLinesWriter } from '../output/eve-writer.js';
 import { CaptureStore } from '../store/capture-store.js';
 import { ensurePrivateDir } from '../store/private-dir.js';
 import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from '../main.js';
+import { LocalApi } from '../api/local-api.js';
+import { sensorApiRoutes } from '../api/routes.js';
+import { KeyStore } from '../app-layer/tls/keylog.js';
+import { TLS_KEY_WAIT_US } from '../app-layer/tls/index.js';
+import { Counters } from '../events/counters.js';
 import { CliError, type Command } from './command.js';
 
 /** Where a checkout keeps its data when nothing else is configured (gitignored). */
@@ -36,6 +41,13 @@ Options:
                          in a checkout); created mode 0700
   --dictionary FILE      phrase dictionary, CSV, JSON pack or compiled .hdict (default: starter)
   --engine NAME          auto, hyperscan or js (default: auto)
+  --keylog FILE          TLS key log (SSLKEYLOGFILE format) to follow as it grows; repeatable
+  --rsa-key FILE         RSA server private key (PEM) for TLS <= 1.2 RSA key exchange; repeatable
+  --key-wait SECS        how long encrypted records wait for keys that arrive late (default 10)
+  --api-socket PATH      the local API's Unix socket (default: DATA_DIR/api.sock); bearer token
+                         in DATA_DIR/api.token (made on first start, mode 0600)
+  --api-listen ADDR      also serve the local API on a loopback address, e.g. 127.0.0.1:8439
+  --no-api               no local API
   --stats-interval SECS  status line period on stderr, 0 for none (default: 10)
   -h, --help             this help`,
   async run(argv) {
@@ -47,6 +59,12 @@ Options:
         'data-dir': { type: 'string' },
         dictionary: { type: 'string' },
         engine: { type: 'string', default: 'auto' },
+        keylog: { type: 'string', multiple: true },
+        'rsa-key': { type: 'string', multiple: true },
+        'key-wait': { type: 'string', default: String(TLS_KEY_WAIT_US / 1e6) },
+        'api-socket': { type: 'string' },
+        'api-listen': { type: 'string' },
+        'no-api': { type: 'boolean', default: false },
         'stats-interval': { type: 'string', default: '10' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -64,21 +82,53 @@ Options:
     } catch (err) {
       throw new CliError((err as Error).message);
     }
+    const keyWaitSecs = Number(values['key-wait']);
+    if (!Number.isFinite(keyWaitSecs) || keyWaitSecs < 0) throw new CliError(`--key-wait must be a number of seconds, not "${values['key-wait']}"`);
     const store = new CaptureStore(join(dataDir, 'captures.db'));
     const evePath = join(dataDir, 'eve.json');
     let eve = new JsonLinesWriter(evePath);
-    const sensor = new Sensor({
-      dictionary: values.dictionary ?? DEFAULT_DICTIONARY,
-      engine: values.engine as EngineChoice,
-      onCapture: (c: CaptureEvent) => {
-        store.add(c);
-        eve.write(c);
-      },
-    });
+    const counters = new Counters();
+    // Always a key store: keys may come over the local API even when no key log is configured.
+    const keyStore = new KeyStore(counters);
+    let sensor: Sensor;
+    try {
+      sensor = new Sensor({
+        counters,
+        dictionary: values.dictionary ?? DEFAULT_DICTIONARY,
+        engine: values.engine as EngineChoice,
+        keyStore,
+        keyLogs: values.keylog,
+        followKeyLogs: true,
+        rsaKeys: values['rsa-key'],
+        keyWaitUs: keyWaitSecs * 1e6,
+        onCapture: (c: CaptureEvent) => {
+          store.add(c);
+          eve.write(c);
+        },
+        onEvent: (e) => eve.write(e),
+      });
+    } catch (err) {
+      store.close();
+      eve.close();
+      const e = err as Error & { code?: string };
+      if (typeof e.code === 'string' && e.code.startsWith('E_')) throw new CliError(e.message);
+      throw err;
+    }
     const live = new LiveCapture({ interfaces, filter: values.filter }, sensor.pipeline.packet);
+    let api: LocalApi | undefined;
     try {
       live.start();
+      if (!values['no-api']) {
+        api = await LocalApi.start({
+          socketPath: values['api-socket'] ?? join(dataDir, 'api.sock'),
+          listen: values['api-listen'],
+          tokenFile: join(dataDir, 'api.token'),
+          routes: sensorApiRoutes(keyStore, counters, () => interfaces.map((name, i) => ({ name, packets: live.packets[i] }))),
+        });
+      }
     } catch (err) {
+      live.stop();
+      sensor.close();
       store.close();
       eve.close();
       throw new CliError((err as Error).message);
@@ -112,6 +162,8 @@ Options:
       process.once('SIGTERM', stop);
     });
     live.stop();
+    await api?.close();
+    sensor.close();
     clearInterval(tick);
     if (stats) clearInterval(stats);
     process.off('SIGHUP', reopen);

@@ -26,6 +26,7 @@ export function formatSummary(file: string, read: ReadSummary, counters: Counter
 }
 
 function mb(bytes: number): string {
+  if (bytes < 1e6) return `${(bytes / 1e3).toFixed(1)} kB`;
   return `${(bytes / 1e6).toFixed(bytes >= 1e7 ? 0 : 1)} MB`;
 }
 
