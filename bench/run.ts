@@ -7,7 +7,9 @@
  * (tests never time things). The counts must equal the generator's ground truth: those are checked
  * (reassembled bytes; phrase matches and the sum of the captures' counts).
  *
- *   npm run bench [-- --runs N] [-- --skip-tcpflow] [-- --skip-pipeline]
+ * Last, TLS record decryption throughput per suite family (bench/tls.ts).
+ *
+ *   npm run bench [-- --runs N] [-- --skip-tcpflow] [-- --skip-pipeline] [-- --skip-tls]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -36,6 +38,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     'skip-tcpflow': { type: 'boolean', default: false },
     'skip-pipeline': { type: 'boolean', default: false },
+    'skip-tls': { type: 'boolean', default: false },
   },
 });
 const runs = Math.max(1, Number(values.runs));
@@ -136,5 +139,14 @@ if (!values['skip-pipeline']) {
   const w = prow[0].map((_, i) => Math.max(...prow.map((r) => r[i].length)));
   process.stdout.write(`\nfull pipeline (planted phrase occurrences in the scanned HTTP content: ${planted})\n`);
   for (const r of prow) process.stdout.write(`${r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')}\n`);
+}
+if (!values['skip-tls']) {
+  // TLS record decryption per core, in its own process (see bench/tls.ts).
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'bench', 'tls.js'), '64'], { encoding: 'utf8' });
+  process.stdout.write(`\n${r.stdout}`);
+  if (r.status !== 0) {
+    allOk = false;
+    process.stderr.write(r.stderr);
+  }
 }
 process.exitCode = allOk ? 0 : 1;
