@@ -28,6 +28,20 @@ import type { MatchDatabase } from './match/engine.js';
 import { loadHyperscan } from './match/hyperscan.js';
 import { compileDictionary, loadMatcher, matcherPatterns, type CompiledMatcher } from './match/matcher.js';
 import { Pipeline } from './pipeline.js';
+import { DhcpIdentity, DHCPV4_PORTS, DHCPV6_PORTS } from './app-layer/dhcp/index.js';
+import { DnsDatagramHandler, DnsTransactions, DNS_UDP_PORTS, dnsAppLayer, type DnsSink } from './app-layer/dns/index.js';
+import { ObservedHttpSink } from './app-layer/http/observe.js';
+import { KerberosIdentity, KERBEROS_PORT, kerberosTcpAppLayer } from './app-layer/kerberos/index.js';
+import { NetbiosIdentity, NETBIOS_NS_PORT } from './app-layer/netbios/index.js';
+import { NtlmIdentity } from './app-layer/ntlm/index.js';
+import { RadiusIdentity, RADIUS_PORTS } from './app-layer/radius/index.js';
+import type { DnsPolicyEvent } from './events/dns.js';
+import { applyStaticMap } from './identity/static-map.js';
+import { IdentityTable } from './identity/table.js';
+import type { CaptureAttribution } from './inspect/captures.js';
+import { DomainWatch } from './inspect/domain-watch.js';
+import type { HttpRequest } from './app-layer/http/session.js';
+import { loadSitePolicy, type SitePolicy, type SitePolicyFiles } from './site-policy.js';
 
 /** The starter dictionary shipped in rules/, used when no other is configured. */
 export const DEFAULT_DICTIONARY = fileURLToPath(new URL('../../rules/starter.json', import.meta.url));
@@ -56,8 +70,12 @@ export interface SensorOptions {
   readonly rsaKeys?: readonly string[];
   /** Capture time encrypted records wait for late keys (default 0 for files, see TLS_KEY_WAIT_US). */
   readonly keyWaitUs?: number;
-  /** Events other than captures (tls). */
-  readonly onEvent?: (event: TlsEvent) => void;
+  /** Events other than captures (tls, dns policy). */
+  readonly onEvent?: (event: TlsEvent | DnsPolicyEvent) => void;
+  /** Site policy files (blocklists, allow list, identity map, networks), or the policy already loaded. */
+  readonly site?: SitePolicyFiles | SitePolicy;
+  /** The identity table (shared with the local API); made when not given. */
+  readonly identity?: IdentityTable;
 }
 
 export class SensorConfigError extends Error {
@@ -92,21 +110,27 @@ export function loadMatching(source: string | Dictionary, engine: EngineChoice, 
   return { matcher, database: hs.engine.compileLiterals(matcherPatterns(matcher)), engine: 'hyperscan' };
 }
 
-/** HTTP/2 and HTTP/1.x app layers whose messages go to a content inspector (HTTP/2 probes first:
- * its preface also looks like an HTTP/1 request line). */
-function httpProtocols(ctx: InspectContext, counters: Counters, bodyLimitBytes: number | undefined, carrier: HttpCarrier): AppLayerProtocol[] {
+/** HTTP/2 and HTTP/1.x app layers whose messages go to a content inspector, every request shown to
+ * `observe` first (HTTP/2 probes first: its preface also looks like an HTTP/1 request line). */
+function httpProtocols(
+  ctx: InspectContext, counters: Counters, bodyLimitBytes: number | undefined, carrier: HttpCarrier, observe: (req: HttpRequest) => void,
+): AppLayerProtocol[] {
   return [
     {
       name: 'http2',
       probe: probeHttp2,
-      create: (flow: FlowInfo) => new Http2Session(flow, new HttpInspector(flow, ctx, { ...carrier, appProto: 'http2' }), counters, { bodyLimitBytes }),
+      create: (flow: FlowInfo) => new Http2Session(flow, new ObservedHttpSink(new HttpInspector(flow, ctx, { ...carrier, appProto: 'http2' }), observe), counters, { bodyLimitBytes }),
     },
     {
       name: 'http',
       probe: probeHttp,
-      create: (flow: FlowInfo) => new HttpSession(flow, new HttpInspector(flow, ctx, carrier), counters, { bodyLimitBytes }),
+      create: (flow: FlowInfo) => new HttpSession(flow, new ObservedHttpSink(new HttpInspector(flow, ctx, carrier), observe), counters, { bodyLimitBytes }),
     },
   ];
+}
+
+function isSitePolicy(site: SitePolicyFiles | SitePolicy): site is SitePolicy {
+  return 'networks' in site;
 }
 
 function loadRsaKeys(paths: readonly string[] | undefined): RsaKeyRing | undefined {
@@ -144,30 +168,80 @@ export class Sensor {
   readonly collector: CaptureCollector;
   readonly matching: Matching;
   readonly keyStore: KeyStore | undefined;
+  readonly identity: IdentityTable;
+  readonly site: SitePolicy;
   private readonly keyLogWatchers: KeyLogWatcher[] = [];
+  private readonly dnsTransactions: DnsTransactions;
 
   constructor(opts: SensorOptions) {
     this.counters = opts.counters ?? new Counters();
     const counters = this.counters;
     this.matching = loadMatching(opts.dictionary ?? DEFAULT_DICTIONARY, opts.engine ?? 'auto', counters);
-    this.collector = new CaptureCollector(opts.onCapture, counters, opts.dedupWindowUs ?? DEFAULT_DEDUP_WINDOW_US);
+    try {
+      this.site = opts.site === undefined ? loadSitePolicy({}) : isSitePolicy(opts.site) ? opts.site : loadSitePolicy(opts.site);
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      throw new SensorConfigError(e.code ?? 'E_POLICY', e.message, { cause: err });
+    }
+    const site = this.site;
+    const identity = (this.identity = opts.identity ?? new IdentityTable(counters));
+    if (site.identityMap !== undefined) applyStaticMap(identity, site.identityMap);
+    const attribution: CaptureAttribution = {
+      identify: (ip, tsUs) => identity.lookup(ip, tsUs),
+      userSide: (src, dst) => {
+        const o = site.networks.orient(src, dst);
+        return o.kind === 'ignored' ? 'ignore' : o.user ?? 'src';
+      },
+      ...(site.allowList !== undefined ? { allowed: (host: string) => site.allowList!.allows(host) } : {}),
+    };
+    this.collector = new CaptureCollector(opts.onCapture, counters, opts.dedupWindowUs ?? DEFAULT_DEDUP_WINDOW_US, attribution);
+    const onEvent = opts.onEvent;
+    const watch = site.domains !== undefined ? new DomainWatch(site.domains, attribution, (e) => onEvent?.(e), counters) : undefined;
+    const ntlm = new NtlmIdentity(identity, counters);
+    const observe = (req: HttpRequest): void => {
+      ntlm.onHttpRequest(req);
+      watch?.request(req);
+    };
     const ctx = { matcher: this.matching.matcher, database: this.matching.database, counters, collector: this.collector };
-    const http = httpProtocols(ctx, counters, opts.bodyLimitBytes, {});
+    const http = httpProtocols(ctx, counters, opts.bodyLimitBytes, {}, observe);
     this.keyStore = opts.keyStore ?? (opts.keyLogs !== undefined && opts.keyLogs.length > 0 ? new KeyStore(counters) : undefined);
     this.openKeyLogs(opts.keyLogs ?? [], opts.followKeyLogs === true);
-    const onEvent = opts.onEvent;
     const tls = tlsAppLayer({
       counters,
       keys: { keyStore: this.keyStore, rsaKeys: loadRsaKeys(opts.rsaKeys), keyWaitUs: opts.keyWaitUs ?? 0 },
       pending: new PendingBudget(),
-      inner: (flow, sni) => new AppLayerFactory(httpProtocols(ctx, counters, opts.bodyLimitBytes, { decrypted: true, sni }), counters).open(flow),
-      onEvent: (flow, tsUs, fields) => onEvent?.(tlsEventFor(flow, tsUs, 'tls', fields)),
+      inner: (flow, sni) => new AppLayerFactory(httpProtocols(ctx, counters, opts.bodyLimitBytes, { decrypted: true, sni }, observe), counters).open(flow),
+      onEvent: (flow, tsUs, fields) => {
+        if (fields.sni !== undefined) watch?.sni(flow, tsUs, fields.sni, false);
+        onEvent?.(tlsEventFor(flow, tsUs, 'tls', fields));
+      },
     });
-    const quic = new QuicTracker(counters, (hello) => onEvent?.(quicEvent(hello)));
-    const udp = new DatagramDispatcher([{ name: 'quic', ports: [443], sink: quic, flowEnded: (id) => quic.end(id) }], counters);
+    const quic = new QuicTracker(counters, (hello) => {
+      if (hello.sni !== undefined) watch?.sni(hello.flow, hello.tsUs, hello.sni, true);
+      onEvent?.(quicEvent(hello));
+    });
+    // DNS: queries against the domain policy; reverse answers name addresses for the identity table.
+    const dnsSink: DnsSink = {
+      query: (q) => watch?.query(q),
+      response: (r) => {
+        for (const p of r.ptrs) identity.observe({ ip: p.address, hostname: p.hostname, source: 'dns-ptr', tsUs: r.tsUs });
+      },
+    };
+    this.dnsTransactions = new DnsTransactions(dnsSink, counters);
+    const dns = new DnsDatagramHandler(dnsSink, counters, this.dnsTransactions);
+    const dhcp = new DhcpIdentity(identity, counters);
+    const udp = new DatagramDispatcher([
+      { name: 'quic', ports: [443], sink: quic, flowEnded: (id) => quic.end(id) },
+      { name: 'dns', ports: DNS_UDP_PORTS, sink: dns },
+      { name: 'dhcp', ports: [...DHCPV4_PORTS, ...DHCPV6_PORTS], sink: dhcp },
+      { name: 'radius', ports: RADIUS_PORTS, sink: new RadiusIdentity(identity, counters) },
+      { name: 'kerberos', ports: [KERBEROS_PORT], sink: new KerberosIdentity(identity, counters) },
+      { name: 'netbios', ports: [NETBIOS_NS_PORT], sink: new NetbiosIdentity(identity, counters) },
+    ], counters);
+    const dnsTcp = { name: 'dns', probe: dnsAppLayer.probe, create: (flow: FlowInfo) => dnsAppLayer.create(flow, dnsSink, counters, this.dnsTransactions) };
     this.pipeline = new Pipeline({
       counters,
-      streams: new AppLayerFactory([...http, tls], counters),
+      streams: new AppLayerFactory([...http, tls, dnsTcp, kerberosTcpAppLayer(identity, counters)], counters),
       datagrams: udp,
       flowEnded: { flowEnded: (r) => udp.flowEnded(r) },
       dropDuplicates: opts.dropDuplicates,
@@ -196,6 +270,7 @@ export class Sensor {
   /** End of input: every flow ends, every held capture is emitted. */
   finish(): void {
     this.pipeline.finish();
+    this.dnsTransactions.finish();
     this.collector.flush();
   }
 }

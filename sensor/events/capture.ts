@@ -14,6 +14,8 @@ export interface Device {
   mac?: string;
   hostname?: string;
   user?: string;
+  /** Which passive source said each of mac / hostname / user (dhcp, radius, kerberos, ntlm, static, api...). */
+  sources?: { mac?: string; hostname?: string; user?: string; domain?: string };
 }
 
 export interface CaptureEvent {

@@ -8,7 +8,7 @@
  * latest event of an id wins. Bounded: at most MAX_PENDING_CAPTURES windows open.
  */
 import { Counters, defineCounter } from '../events/counters.js';
-import { isoMicros, stableId, type CaptureEvent, type CaptureField, type CaptureSource } from '../events/capture.js';
+import { isoMicros, stableId, type CaptureEvent, type CaptureField, type CaptureSource, type Device } from '../events/capture.js';
 import type { Direction, FlowInfo } from '../flow/stream.js';
 import type { Phrase } from '../../rules/dictionary.js';
 
@@ -21,6 +21,8 @@ const C_CAPTURES = defineCounter('capture.emitted');
 const C_UPDATES = defineCounter('capture.count_updates');
 const C_MERGED = defineCounter('capture.merged');
 const C_EARLY = defineCounter('capture.pending_overflow');
+const C_ALLOW_LISTED = defineCounter('capture.allow_listed');
+const C_IGNORED_NETWORK = defineCounter('capture.ignored_network');
 
 export interface CaptureCandidate {
   readonly flow: FlowInfo;
@@ -49,6 +51,31 @@ interface Pending {
   emittedCount: number;
 }
 
+/** Site knowledge the collector applies to every capture. */
+export interface CaptureAttribution {
+  /** Who a device was at a time (the identity stage's answer), for the capture's `device`. */
+  identify?(ip: string, tsUs: number): Omit<Device, 'ip'> | undefined;
+  /** Which side of a flow is the inside user (the device), or `ignore` for networks not watched. */
+  userSide?(srcIp: string, dstIp: string): 'src' | 'dst' | 'ignore';
+  /** True for allow-listed hosts: their traffic is never captured. */
+  allowed?(host: string): boolean;
+}
+
+/** The user's device of a flow at `tsUs`: its address, the MAC as seen on the wire (originator only),
+ * and who the identity stage says it was, with the sources. */
+export function deviceOf(f: FlowInfo, side: 'src' | 'dst', tsUs: number, attribution: CaptureAttribution): Device {
+  const ip = side === 'src' ? f.srcIp : f.dstIp;
+  const known = attribution.identify?.(ip, tsUs);
+  const mac = (side === 'src' ? f.srcMac : undefined) ?? known?.mac;
+  return {
+    ip,
+    ...(mac !== undefined ? { mac } : {}),
+    ...(known?.hostname !== undefined ? { hostname: known.hostname } : {}),
+    ...(known?.user !== undefined ? { user: known.user } : {}),
+    ...(known?.sources !== undefined && Object.keys(known.sources).length > 0 ? { sources: { ...known.sources } } : {}),
+  };
+}
+
 export class CaptureCollector {
   private readonly pending = new Map<string, Pending>();
 
@@ -56,12 +83,27 @@ export class CaptureCollector {
     private readonly emit: (capture: CaptureEvent) => void,
     private readonly counters: Counters,
     private readonly windowUs: number = DEFAULT_DEDUP_WINDOW_US,
+    private readonly attribution: CaptureAttribution = {},
   ) {}
+
+  private device(f: FlowInfo, side: 'src' | 'dst', tsUs: number): Device {
+    return deviceOf(f, side, tsUs, this.attribution);
+  }
 
   add(c: CaptureCandidate): void {
     this.expire(c.tsUs);
     const f = c.flow;
-    const key = `${f.srcIp}\u0000${c.phraseIndex}\u0000${c.host ?? ''}${c.url ?? ''}\u0000${c.source}`;
+    const a = this.attribution;
+    if (c.host !== undefined && a.allowed?.(c.host) === true) {
+      this.counters.inc(C_ALLOW_LISTED);
+      return;
+    }
+    const side = a.userSide?.(f.srcIp, f.dstIp) ?? 'src';
+    if (side === 'ignore') {
+      this.counters.inc(C_IGNORED_NETWORK);
+      return;
+    }
+    const key = `${side === 'src' ? f.srcIp : f.dstIp}\u0000${c.phraseIndex}\u0000${c.host ?? ''}${c.url ?? ''}\u0000${c.source}`;
     const held = this.pending.get(key);
     if (held !== undefined && c.tsUs - held.firstUs <= this.windowUs) {
       held.event.count += c.count;
@@ -100,10 +142,10 @@ export class CaptureCollector {
       severity: c.phrase.severity,
       count: c.count,
       context: c.context.trim(),
-      device: { ip: f.srcIp, ...(f.srcMac !== undefined ? { mac: f.srcMac } : {}) },
+      device: this.device(f, side, c.tsUs),
     };
     this.counters.inc(C_CAPTURES);
-    this.emit({ ...event, vlan: [...event.vlan], device: { ...event.device } });
+    this.emit({ ...event, vlan: [...event.vlan], device: { ...event.device, ...(event.device.sources ? { sources: { ...event.device.sources } } : {}) } });
     this.pending.set(key, { event, firstUs: c.tsUs, emittedCount: event.count });
   }
 

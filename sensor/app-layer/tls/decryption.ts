@@ -1,10 +1,13 @@
 /**
- * TLS decryption state of one connection: from the hellos and a key source (NSS key log secrets,
- * or an RSA server key and the ClientKeyExchange) to one record decryptor per direction, and how
- * each direction moves on: TLS 1.3 early data -> handshake -> application keys, KeyUpdate; TLS 1.2
- * one key block for the whole connection. Input: parsed hellos and secrets. Output: per-direction
- * ciphers that decrypt records in order, or the reason decryption cannot start.
+ * TLS decryption state of one handshake: from the hellos and a key source (NSS key log secrets, an
+ * RSA server key and the ClientKeyExchange, or the cached master secret of a resumed RSA session) to
+ * one record decryptor per direction, and how each direction moves on: TLS 1.3 early data ->
+ * handshake -> application keys, KeyUpdate; TLS <= 1.2 one key block per handshake (a renegotiation
+ * is a new handshake). Input: parsed hellos and secrets. Output: per-direction ciphers that decrypt
+ * records in order, or the reason decryption cannot start.
  */
+import type { Counters } from '../../events/counters.js';
+import { defineCounter } from '../../events/counters.js';
 import type { NotDecryptedReason } from '../../events/tls.js';
 import type { ClientHello, ServerHello } from './handshake.js';
 import { extendedMasterSecret, keyBlock, masterSecret, sessionHash, tls13NextTrafficSecret } from './key-schedule.js';
@@ -17,6 +20,69 @@ import type { TlsRecord } from './record.js';
 const TLS13 = 0x0304;
 const HT_END_OF_EARLY_DATA = 5;
 const HT_FINISHED = 20;
+/** CompressionMethod null (RFC 5246 §7.4.1.2); anything else (DEFLATE, RFC 3749) is not decompressed. */
+const COMPRESSION_NULL = 0;
+
+/**
+ * Master secrets of TLS <= 1.2 sessions keyed by an RSA server key, by session id, for the abbreviated
+ * handshakes that resume them on later connections (RFC 5246 §7.3): no ClientKeyExchange there, so the RSA
+ * key alone cannot open them. 16 Ki entries of ~150 bytes (2.4 MiB measured) are as many sessions as a
+ * 4 MB nginx ssl_session_cache holds (its docs: 1 MB ~ 4000 sessions), for the minutes clients resume
+ * within. With a key log, CLIENT_RANDOM lines already cover resumed sessions: those are not cached.
+ */
+export const TLS_SESSION_CACHE_MAX_ENTRIES = 16 * 1024;
+
+const C_CACHE_STORED = defineCounter('tls.session_cache.stored');
+const C_CACHE_HITS = defineCounter('tls.session_cache.hits');
+const C_CACHE_MISSES = defineCounter('tls.session_cache.misses');
+const C_CACHE_EVICTED = defineCounter('tls.session_cache.evicted');
+
+/** Session id -> master secret, bounded (the least recently stored or used is evicted, counted). Shared by
+ * every flow of a sensor. */
+export class TlsSessionCache {
+  private readonly masters = new Map<string, Uint8Array>();
+  private evictedCount = 0;
+
+  constructor(private readonly counters?: Counters, readonly maxEntries: number = TLS_SESSION_CACHE_MAX_ENTRIES) {}
+
+  set(sessionId: Uint8Array, master: Uint8Array): void {
+    if (sessionId.length === 0 || this.maxEntries <= 0) return;
+    const id = Buffer.from(sessionId.buffer, sessionId.byteOffset, sessionId.byteLength).toString('hex');
+    this.masters.delete(id);
+    this.masters.set(id, Uint8Array.from(master));
+    this.counters?.inc(C_CACHE_STORED);
+    while (this.masters.size > this.maxEntries) {
+      const oldest = this.masters.keys().next();
+      if (oldest.done) break;
+      this.masters.delete(oldest.value);
+      this.evictedCount++;
+      this.counters?.inc(C_CACHE_EVICTED);
+    }
+  }
+
+  get(sessionId: Uint8Array): Uint8Array | undefined {
+    const id = Buffer.from(sessionId.buffer, sessionId.byteOffset, sessionId.byteLength).toString('hex');
+    const m = this.masters.get(id);
+    if (m === undefined) {
+      this.counters?.inc(C_CACHE_MISSES);
+      return undefined;
+    }
+    this.counters?.inc(C_CACHE_HITS);
+    // Refresh: a session still being resumed is worth keeping.
+    this.masters.delete(id);
+    this.masters.set(id, m);
+    return m;
+  }
+
+  get size(): number {
+    return this.masters.size;
+  }
+
+  /** Entries dropped by the size bound since creation. */
+  get evicted(): number {
+    return this.evictedCount;
+  }
+}
 
 export type DecryptResult =
   | { ok: true; type: number; plaintext: Uint8Array }
@@ -47,11 +113,37 @@ export interface DecryptionInputs {
   readonly encryptedPremaster?: Uint8Array;
   /** Raw handshake messages ClientHello..ClientKeyExchange, for the extended master secret. */
   readonly transcript?: readonly Uint8Array[];
+  /** Master secrets of earlier RSA-keyed sessions, for resumption; RSA-keyed full handshakes are stored in it. */
+  readonly sessionCache?: TlsSessionCache;
 }
 
 export type DecryptionSetup =
   | { ok: true; decryption: TlsDecryption }
-  | { ok: false; reason: 'no_keys' | 'unsupported_suite' | 'non_rsa_key_exchange' };
+  /** `compressed`: the session negotiated record compression (RFC 3749), which is not undone. */
+  | { ok: false; reason: 'no_keys' | 'unsupported_suite' | 'non_rsa_key_exchange' | 'compressed' };
+
+/** The ServerHello resumes the session the ClientHello offered (RFC 5246 §7.4.1.3: same non-empty id). */
+export function resumesSession(ch: ClientHello, sh: ServerHello): boolean {
+  if (sh.version === TLS13) return sh.pskSelected;
+  const a = ch.sessionId;
+  const b = sh.sessionId;
+  if (a.length === 0 || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * The key log holds everything a connection of this version needs (what `createTlsDecryption` asks of it):
+ * TLS 1.3 both handshake and both application traffic secrets, TLS <= 1.2 the master secret. Keys that
+ * arrive line by line are acted on once this holds.
+ */
+export function keyLogComplete(keyStore: KeyStore | undefined, clientRandom: Uint8Array, version: number): boolean {
+  const s = keyStore?.get(clientRandom);
+  if (s === undefined) return false;
+  if (version !== TLS13) return s.masterSecret !== undefined;
+  return s.clientHandshakeTrafficSecret !== undefined && s.serverHandshakeTrafficSecret !== undefined
+    && s.clientTrafficSecret0 !== undefined && s.serverTrafficSecret0 !== undefined;
+}
 
 /** One direction's AEAD or CBC state. */
 class SimpleCipher implements DirectionCipher {
@@ -179,20 +271,30 @@ function masterFromRsa(suite: CipherSuite, version: number, inp: DecryptionInput
   return undefined;
 }
 
-/** The decryption state for a connection, or why there is none (yet). */
+/** The decryption state for a handshake, or why there is none (yet). */
 export function createTlsDecryption(inp: DecryptionInputs): DecryptionSetup {
   const sh = inp.serverHello;
   const suite = suiteById(sh.cipherSuite);
   if (suite === undefined) return { ok: false, reason: 'unsupported_suite' };
+  if (sh.compression !== COMPRESSION_NULL) return { ok: false, reason: 'compressed' };
   const secrets = inp.keyStore?.get(Buffer.from(inp.clientHello.random).toString('hex'));
   if (sh.version === TLS13) {
-    if (secrets === undefined || (secrets.clientHandshakeTrafficSecret === undefined && secrets.serverHandshakeTrafficSecret === undefined)) {
+    // All four secrets, or none yet: key log lines arrive one at a time, and starting with some of them
+    // would consume records with keys that cannot follow the handshake into application data.
+    if (secrets === undefined || secrets.clientHandshakeTrafficSecret === undefined || secrets.serverHandshakeTrafficSecret === undefined
+      || secrets.clientTrafficSecret0 === undefined || secrets.serverTrafficSecret0 === undefined) {
       return { ok: false, reason: inp.keyStore === undefined && inp.rsaKeys !== undefined ? 'non_rsa_key_exchange' : 'no_keys' };
     }
     return { ok: true, decryption: new Tls13Decryption(suite, secrets, inp.clientHello.earlyData) };
   }
   if (sh.version < 0x0300 || sh.version > 0x0303) return { ok: false, reason: 'unsupported_suite' };
-  const master = secrets?.masterSecret ?? masterFromRsa(suite, sh.version, inp);
+  let master: Uint8Array | undefined = secrets?.masterSecret;
+  if (master === undefined && inp.sessionCache !== undefined && resumesSession(inp.clientHello, sh)) {
+    master = inp.sessionCache.get(sh.sessionId);
+  } else if (master === undefined) {
+    master = masterFromRsa(suite, sh.version, inp);
+    if (master !== undefined) inp.sessionCache?.set(sh.sessionId, master);
+  }
   if (master === undefined) {
     if (inp.keyStore === undefined && inp.rsaKeys !== undefined && suite.keyExchange !== 'rsa') return { ok: false, reason: 'non_rsa_key_exchange' };
     return { ok: false, reason: 'no_keys' };

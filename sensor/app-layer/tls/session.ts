@@ -2,8 +2,9 @@
  * App layer, TLS: per-flow state for both directions (a `StreamConsumer`).
  * Input: reassembled stream bytes. Output: one `tls` event per connection (SNI, version, suite,
  * ALPN, JA3/JA4, server certificate, decrypted or why not) and, when the session's keys are known
- * (NSS key log, keys pushed over the local API, or an RSA server key), the decrypted application
- * data handed to an inner consumer (HTTP/1.x or HTTP/2, chosen by probing), as if it were cleartext.
+ * (NSS key log, keys pushed over the local API, an RSA server key, or a resumed RSA session's cached
+ * master secret), the decrypted application data handed to an inner consumer (HTTP/1.x or HTTP/2,
+ * chosen by probing), as if it were cleartext; TLS <= 1.2 renegotiations are followed to their keys.
  * Keys that arrive after the traffic are waited for: protected records are held, bounded in bytes
  * per flow, in bytes overall and in capture time, then decrypted or given up (counted).
  */
@@ -21,7 +22,10 @@ import {
 import type { KeyStore } from './keylog.js';
 import { CONTENT_TYPE_SSL2_CLIENT_HELLO, TlsRecordReader, type TlsRecord } from './record.js';
 import type { RsaKeyRing } from './rsa.js';
-import { createTlsDecryption, type DirectionCipher, type TlsDecryption } from './decryption.js';
+import {
+  createTlsDecryption, keyLogComplete, resumesSession, TlsSessionCache, type DecryptionSetup, type DirectionCipher, type TlsDecryption,
+} from './decryption.js';
+import { suiteById, suiteName } from './suites.js';
 
 /** Content types (RFC 8446 §5.1). */
 const CT_CHANGE_CIPHER_SPEC = 20;
@@ -39,6 +43,7 @@ const HT_CLIENT_KEY_EXCHANGE = 16;
 const HT_FINISHED = 20;
 const HT_KEY_UPDATE = 24;
 
+const SSL3 = 0x0300;
 const TLS13 = 0x0304;
 
 /** Protected bytes held per flow while its keys are awaited: a browser's first requests and a page or two. */
@@ -54,6 +59,12 @@ export const TLS_HANDSHAKE_WAIT_US = 5_000_000;
 /** Handshake messages kept for the RSA extended-master-secret session hash (RFC 7627): ClientHello to
  * ClientKeyExchange, certificate chains included. */
 const MAX_TRANSCRIPT_BYTES = 512 * 1024;
+/**
+ * Renegotiations followed per connection. Real ones are one or two (a client certificate asked for late,
+ * a key refresh); each can cost an RSA decryption (~2 ms), and a renegotiation storm is a known DoS
+ * (CVE-2011-1473). Past this, the connection's later keys are not followed (counted).
+ */
+export const MAX_RENEGOTIATIONS_PER_FLOW = 16;
 
 const C_FLOWS = defineCounter('tls.flows');
 const C_DECRYPTED_FLOWS = defineCounter('tls.decrypted_flows');
@@ -65,7 +76,12 @@ const C_KEYS_LATE = defineCounter('tls.keys_arrived_late');
 const C_NEVER_KEYS = defineCounter('tls.keys_never_arrived');
 const C_EARLY_SKIPPED = defineCounter('tls.early_data_undecryptable');
 const C_KEY_UPDATE = defineCounter('tls.key_update');
-const C_RENEGOTIATION = defineCounter('tls.encrypted_handshake_ignored');
+const C_RENEGOTIATION = defineCounter('tls.renegotiations');
+const C_RENEGOTIATION_FOLLOWED = defineCounter('tls.renegotiations_decrypted');
+const C_RENEGOTIATION_NO_KEYS = defineCounter('tls.renegotiation_undecryptable');
+const C_RENEGOTIATION_LIMIT = defineCounter('tls.renegotiation_limit');
+const C_COMPRESSED = defineCounter('tls.compression_unsupported');
+const C_DIRECTION_LOST = defineCounter('tls.direction_lost');
 const C_TRANSCRIPT_OVERFLOW = defineCounter('tls.transcript_overflow');
 const A_INVALID = defineAnomaly('tls.stream_invalid');
 const A_HANDSHAKE_INVALID = defineAnomaly('tls.handshake_invalid');
@@ -86,12 +102,17 @@ export interface TlsKeySources {
   readonly rsaKeys?: RsaKeyRing;
   /** Capture-time wait for keys that arrive after the traffic; 0 decides at once. */
   readonly keyWaitUs: number;
+  /**
+   * Master secrets of RSA-keyed sessions by session id, for connections that resume them. When absent,
+   * every session sharing this `TlsKeySources` object shares one cache of TLS_SESSION_CACHE_MAX_ENTRIES.
+   */
+  readonly sessionCache?: TlsSessionCache;
 }
 
-/** Bytes held by all sessions awaiting keys. */
+/** Bytes held by all sessions awaiting keys, and the bound for one flow. */
 export class PendingBudget {
   used = 0;
-  constructor(readonly maxBytes: number = TLS_PENDING_MAX_BYTES_TOTAL) {}
+  constructor(readonly maxBytes: number = TLS_PENDING_MAX_BYTES_TOTAL, readonly maxBytesPerFlow: number = TLS_PENDING_MAX_BYTES_PER_FLOW) {}
 }
 
 export interface TlsSessionContext {
@@ -103,24 +124,82 @@ export interface TlsSessionContext {
   readonly onEvent: (flow: FlowInfo, tsUs: number, tls: TlsFields) => void;
 }
 
+/** The session cache shared by every flow of one key-source object (the sensor builds that object once). */
+const sharedSessionCaches = new WeakMap<TlsKeySources, TlsSessionCache>();
+
+function sessionCacheFor(keys: TlsKeySources, counters: Counters): TlsSessionCache | undefined {
+  if (keys.rsaKeys === undefined) return undefined;
+  if (keys.sessionCache !== undefined) return keys.sessionCache;
+  let cache = sharedSessionCaches.get(keys);
+  if (cache === undefined) {
+    cache = new TlsSessionCache(counters);
+    sharedSessionCaches.set(keys, cache);
+  }
+  return cache;
+}
+
 interface Held {
   readonly dir: Direction;
   readonly rec: TlsRecord;
 }
 
-type DirState = 'clear' | 'protected' | 'stopped';
+/**
+ * clear: plaintext handshake; protected: records need keys; lost: decryption of this direction broke off
+ * after it had begun (the inner consumer hears of a gap at the next bytes); stopped: ignored from here on.
+ */
+type DirState = 'clear' | 'protected' | 'lost' | 'stopped';
+
+/** Handshake messages for the RSA extended-master-secret session hash (RFC 7627 §3), in the order seen. */
+class Transcript {
+  private parts: Uint8Array[] | undefined = [];
+  private bytes = 0;
+
+  /** `raw` must be owned (HandshakeMessage.raw is). Past MAX_TRANSCRIPT_BYTES the transcript is dropped. */
+  add(raw: Uint8Array, counters: Counters): void {
+    if (this.parts === undefined) return;
+    if (this.bytes + raw.length > MAX_TRANSCRIPT_BYTES) {
+      counters.inc(C_TRANSCRIPT_OVERFLOW);
+      this.parts = undefined;
+      return;
+    }
+    this.parts.push(raw);
+    this.bytes += raw.length;
+  }
+
+  get messages(): readonly Uint8Array[] | undefined {
+    return this.parts;
+  }
+}
+
+/** What key setup needs from one handshake: the first in the clear, or a renegotiation inside the protected stream. */
+interface Handshake {
+  clientHello: ClientHello | undefined;
+  serverHello: ServerHello | undefined;
+  encryptedPremaster: Uint8Array | undefined;
+  /** Kept only while an RSA key may need it. */
+  transcript: Transcript | undefined;
+}
+
+/** A TLS <= 1.2 renegotiation (RFC 5246 §7.4.1): each direction moves to its keys at its next ChangeCipherSpec. */
+interface Renegotiation extends Handshake {
+  clientHello: ClientHello;
+  decryption: TlsDecryption | undefined;
+  /** Keys will not come (unsupported suite, compression). */
+  failed: boolean;
+  readonly switched: [boolean, boolean];
+}
 
 export class TlsSession implements StreamConsumer {
   private readonly readers: [TlsRecordReader, TlsRecordReader];
   private readonly handshakes: [HandshakeReassembler, HandshakeReassembler];
-  /** Handshake messages inside protected records (TLS 1.3 server flight, Finished, KeyUpdate). */
+  /** Handshake messages inside protected records (TLS 1.3 flights, Finished, KeyUpdate, renegotiations). */
   private readonly protectedHandshakes: [HandshakeReassembler, HandshakeReassembler];
   private readonly dirState: [DirState, DirState] = ['clear', 'clear'];
-  private clientHello: ClientHello | undefined;
-  private serverHello: ServerHello | undefined;
-  private encryptedPremaster: Uint8Array | undefined;
-  private transcript: Uint8Array[] | undefined = [];
-  private transcriptBytes = 0;
+  private readonly hs: Handshake = { clientHello: undefined, serverHello: undefined, encryptedPremaster: undefined, transcript: undefined };
+  private reneg: Renegotiation | undefined;
+  private renegotiations = 0;
+  private readonly sessionCache: TlsSessionCache | undefined;
+  private serverModulusHex: string | undefined;
   private decryption: TlsDecryption | undefined;
   private readonly ciphers: [DirectionCipher | undefined, DirectionCipher | undefined] = [undefined, undefined];
   private readonly held: Held[] = [];
@@ -130,8 +209,8 @@ export class TlsSession implements StreamConsumer {
   private outcome: 'pending' | 'decrypting' | 'opaque' = 'pending';
   private reason: NotDecryptedReason | undefined;
   private inner: StreamConsumer | undefined;
-  private innerProto: string | undefined;
   private emitted = false;
+  private sawBytes = false;
   private lastTsUs = 0;
   private readonly fields: TlsFields = {
     client_alpns: [], ech: false, resumed: false, decrypted: false, app_bytes: 0, decrypted_bytes: 0,
@@ -143,28 +222,36 @@ export class TlsSession implements StreamConsumer {
     this.handshakes = [new HandshakeReassembler(c), new HandshakeReassembler(c)];
     this.protectedHandshakes = [new HandshakeReassembler(c), new HandshakeReassembler(c)];
     c.inc(C_FLOWS);
-    if (ctx.keys.rsaKeys === undefined) this.transcript = undefined;
+    if (ctx.keys.rsaKeys !== undefined) this.hs.transcript = new Transcript();
+    this.sessionCache = sessionCacheFor(ctx.keys, c);
   }
 
   data(dir: Direction, bytes: Uint8Array, tsUs: number): void {
     this.lastTsUs = tsUs;
-    if (this.dirState[dir] === 'stopped') return;
+    if (bytes.length > 0) this.sawBytes = true;
+    const state = this.dirState[dir];
+    if (state === 'stopped') return;
+    if (state === 'lost') {
+      this.inner?.gap(dir, bytes.length, tsUs);
+      this.dirState[dir] = 'stopped';
+      return;
+    }
     if (this.held.length > 0) this.expireHeld(tsUs);
     const r = this.readers[dir].push(bytes, tsUs, (rec) => this.record(dir, rec));
     if (r === 'invalid') {
       this.ctx.counters.inc(A_INVALID);
-      this.stop(dir, tsUs);
+      this.stop(dir);
     }
   }
 
   gap(dir: Direction, len: number, tsUs: number): void {
     this.lastTsUs = tsUs;
+    this.sawBytes = true;
     // Records have no resync marker and AEAD nonces count records: this direction is lost.
     if (this.dirState[dir] === 'stopped') return;
-    if (this.outcome === 'pending' && this.clientHello === undefined) this.decide('missing_client_hello', tsUs);
-    else if (this.outcome === 'pending') this.decide('gap', tsUs);
+    if (this.outcome === 'pending') this.decide(this.hs.clientHello === undefined ? 'missing_client_hello' : 'gap', tsUs);
     this.inner?.gap(dir, len, tsUs);
-    this.stop(dir, tsUs);
+    this.stop(dir);
   }
 
   end(reason: CloseReason, tsUs: number): void {
@@ -173,7 +260,7 @@ export class TlsSession implements StreamConsumer {
       if (this.held.length > 0) {
         this.ctx.counters.inc(C_NEVER_KEYS);
         this.decide(this.pendingReason(), tsUs);
-      } else if (this.clientHello === undefined && this.fields.app_bytes > 0) this.decide('missing_client_hello', tsUs);
+      } else if (this.hs.clientHello === undefined && this.sawBytes) this.decide('missing_client_hello', tsUs);
       else this.decide('no_application_data', tsUs);
     }
     this.emit(tsUs);
@@ -184,39 +271,56 @@ export class TlsSession implements StreamConsumer {
   // --- records -------------------------------------------------------------------------------------
 
   private record(dir: Direction, rec: TlsRecord): void {
-    if (this.dirState[dir] === 'stopped') return;
-    const tls13 = this.serverHello?.version === TLS13;
+    const state = this.dirState[dir];
+    if (state === 'stopped' || state === 'lost') return;
     if (rec.type === CONTENT_TYPE_SSL2_CLIENT_HELLO) {
-      const ch = dir === 0 && this.clientHello === undefined ? parseSsl2ClientHello(rec.fragment, this.ctx.counters) : undefined;
+      const ch = dir === 0 && this.hs.clientHello === undefined ? parseSsl2ClientHello(rec.fragment, this.ctx.counters) : undefined;
       if (ch !== undefined) {
-        this.clientHello = ch;
+        this.hs.clientHello = ch;
         this.describeClient(ch);
-        if (this.transcript !== undefined) this.transcript.push(rec.fragment.slice());
+        // RFC 5246 E.2: the SSLv2 hello's bytes after the 2-byte header are its transcript entry.
+        this.hs.transcript?.add(rec.fragment.slice(), this.ctx.counters);
       }
       return;
     }
     if (rec.type === CT_CHANGE_CIPHER_SPEC) {
-      // TLS 1.3 sends it only for middlebox compatibility; before 1.3 it switches this direction to protected.
-      if (!tls13 && this.serverHello !== undefined) this.dirState[dir] = 'protected';
+      // TLS 1.3 sends it only for middlebox compatibility. Before 1.3 it switches a clear direction to
+      // protected; on a protected one it is itself protected and ends a renegotiation (the next keys follow).
+      if (this.hs.serverHello === undefined || this.hs.serverHello.version === TLS13) return;
+      if (state === 'clear') this.dirState[dir] = 'protected';
+      else this.protectedRecord(dir, rec);
       return;
     }
-    if (this.dirState[dir] === 'clear' && (rec.type === CT_HANDSHAKE || rec.type === CT_ALERT)) {
+    if (state === 'clear' && (rec.type === CT_HANDSHAKE || rec.type === CT_ALERT)) {
       if (rec.type === CT_HANDSHAKE && this.handshakes[dir].push(rec.fragment, (m) => this.handshake(dir, m, rec.tsUs)) === 'invalid') {
         this.ctx.counters.inc(A_HANDSHAKE_INVALID);
-        this.stop(dir, rec.tsUs);
+        this.stop(dir);
       }
       return;
     }
-    if (rec.type === CT_APPLICATION_DATA || this.dirState[dir] === 'protected') this.protectedRecord(dir, rec);
+    if (rec.type === CT_APPLICATION_DATA || state === 'protected') this.protectedRecord(dir, rec);
   }
 
   private protectedRecord(dir: Direction, rec: TlsRecord): void {
-    this.fields.app_bytes += rec.fragment.length;
+    const size = rec.fragment.length;
+    if (rec.type === CT_APPLICATION_DATA) this.fields.app_bytes += size;
     if (this.outcome === 'opaque') {
-      this.ctx.counters.inc(C_OPAQUE_BYTES, rec.fragment.length);
+      this.ctx.counters.inc(C_OPAQUE_BYTES, size);
+      return;
+    }
+    if (this.hs.clientHello === undefined) {
+      // The ClientHello opens a connection: protected records without one were joined mid-stream.
+      this.ctx.counters.inc(C_OPAQUE_BYTES, size);
+      this.decide('missing_client_hello', rec.tsUs);
       return;
     }
     const cipher = this.ciphers[dir];
+    if (cipher === undefined && this.outcome === 'decrypting') {
+      // Keys for the other direction only (a key log without this direction's secret).
+      this.ctx.counters.inc(C_OPAQUE_BYTES, size);
+      this.lose(dir, size, rec.tsUs);
+      return;
+    }
     if (cipher === undefined || this.held.length > 0) {
       this.hold(dir, rec);
       return;
@@ -233,13 +337,17 @@ export class TlsSession implements StreamConsumer {
     if (r.ok === false) {
       this.ctx.counters.inc(C_OPAQUE_BYTES, rec.fragment.length);
       if (this.outcome === 'pending') this.decide(r.reason, rec.tsUs);
-      else this.stop(dir, rec.tsUs);
+      else this.lose(dir, rec.fragment.length, rec.tsUs);
+      return;
+    }
+    if (r.type === CT_CHANGE_CIPHER_SPEC) {
+      this.renegotiatedCipherSpec(dir);
       return;
     }
     if (r.type === CT_HANDSHAKE) {
       if (this.protectedHandshakes[dir].push(r.plaintext, (m) => this.protectedHandshake(dir, m, rec.tsUs)) === 'invalid') {
         this.ctx.counters.inc(A_HANDSHAKE_INVALID);
-        this.stop(dir, rec.tsUs);
+        this.stop(dir);
       }
       return;
     }
@@ -253,83 +361,159 @@ export class TlsSession implements StreamConsumer {
 
   // --- handshake -----------------------------------------------------------------------------------
 
-  private keepTranscript(m: HandshakeMessage): void {
-    if (this.transcript === undefined) return;
-    if (this.transcriptBytes + m.raw.length > MAX_TRANSCRIPT_BYTES) {
-      this.ctx.counters.inc(C_TRANSCRIPT_OVERFLOW);
-      this.transcript = undefined;
-      return;
-    }
-    this.transcript.push(m.raw.slice());
-    this.transcriptBytes += m.raw.length;
-  }
-
   private handshake(dir: Direction, m: HandshakeMessage, tsUs: number): void {
-    if (this.encryptedPremaster === undefined) this.keepTranscript(m);
+    const hs = this.hs;
+    const c = this.ctx.counters;
+    if (hs.encryptedPremaster === undefined) hs.transcript?.add(m.raw, c);
     if (dir === 0 && m.type === HT_CLIENT_HELLO) {
       // A second ClientHello answers a HelloRetryRequest: same client random, same connection.
-      const ch = parseClientHello(m.body, this.ctx.counters);
+      const ch = parseClientHello(m.body, c);
       if (ch === undefined) {
-        this.ctx.counters.inc(A_HANDSHAKE_INVALID);
+        c.inc(A_HANDSHAKE_INVALID);
         return;
       }
-      const first = this.clientHello === undefined;
-      this.clientHello = ch;
+      const first = hs.clientHello === undefined;
+      hs.clientHello = ch;
       if (first) this.describeClient(ch);
       return;
     }
     if (dir === 1 && m.type === HT_SERVER_HELLO) {
-      const sh = parseServerHello(m.body, this.ctx.counters);
+      const sh = parseServerHello(m.body, c);
       if (sh === undefined) {
-        this.ctx.counters.inc(A_HANDSHAKE_INVALID);
+        c.inc(A_HANDSHAKE_INVALID);
         return;
       }
       if (sh.helloRetryRequest) return;
-      this.serverHello = sh;
+      hs.serverHello = sh;
       this.fields.version = tlsVersionName(sh.version);
-      this.fields.cipher_suite = suiteLabel(sh.cipherSuite);
+      this.fields.cipher_suite = suiteName(sh.cipherSuite);
       if (sh.alpn !== undefined) this.fields.server_alpn = sh.alpn;
-      const ch = this.clientHello;
-      this.fields.resumed = sh.version !== TLS13 && ch !== undefined && ch.sessionId.length > 0 && equalBytes(ch.sessionId, sh.sessionId);
+      if (hs.clientHello !== undefined) this.fields.resumed = resumesSession(hs.clientHello, sh);
       if (sh.version === TLS13) {
         this.dirState[1] = 'protected';
-        this.transcript = undefined;
+        hs.transcript = undefined;
       }
       this.setUpKeys(tsUs);
       return;
     }
-    if (dir === 1 && m.type === HT_CERTIFICATE && this.fields.subject === undefined) {
-      this.describeServerCertificate(parseCertificateChain(m.body, false, this.ctx.counters));
+    if (dir === 1 && m.type === HT_CERTIFICATE) {
+      this.serverCertificate(parseCertificateChain(m.body, false, c));
       return;
     }
-    if (dir === 0 && m.type === HT_CLIENT_KEY_EXCHANGE && this.ctx.keys.rsaKeys !== undefined) {
-      this.encryptedPremaster = parseRsaClientKeyExchange(m.body, this.serverHello?.version === 0x0300, this.ctx.counters);
+    const sh = hs.serverHello;
+    if (dir === 0 && m.type === HT_CLIENT_KEY_EXCHANGE && this.ctx.keys.rsaKeys !== undefined && sh !== undefined && isRsaKeyExchange(sh.cipherSuite)) {
+      hs.encryptedPremaster = parseRsaClientKeyExchange(m.body, sh.version === SSL3, c);
       this.setUpKeys(tsUs);
     }
   }
 
-  /** Handshake messages that arrived protected: TLS 1.3 flights and post-handshake messages, Finished. */
+  /** Handshake messages that arrived protected: TLS 1.3 flights and post-handshake messages, Finished, renegotiations. */
   private protectedHandshake(dir: Direction, m: HandshakeMessage, tsUs: number): void {
     const d = this.decryption;
     if (d === undefined) return;
+    if (!d.tls13) {
+      this.renegotiationMessage(dir, m);
+      return;
+    }
     if (m.type === HT_ENCRYPTED_EXTENSIONS && dir === 1) {
       const ee = parseEncryptedExtensions(m.body, this.ctx.counters);
       if (ee?.alpn !== undefined) this.fields.server_alpn = ee.alpn;
-    } else if (m.type === HT_CERTIFICATE && dir === 1 && this.fields.subject === undefined) {
-      this.describeServerCertificate(parseCertificateChain(m.body, d.tls13, this.ctx.counters));
+    } else if (m.type === HT_CERTIFICATE && dir === 1) {
+      this.serverCertificate(parseCertificateChain(m.body, true, this.ctx.counters));
     } else if (m.type === HT_FINISHED || m.type === HT_END_OF_EARLY_DATA) {
       const next = d.afterHandshakeMessage(dir, m.type);
       if (next !== undefined) this.ciphers[dir] = next;
-    } else if (m.type === HT_KEY_UPDATE && d.tls13) {
+    } else if (m.type === HT_KEY_UPDATE) {
       this.ctx.counters.inc(C_KEY_UPDATE);
       if (parseKeyUpdate(m.body, this.ctx.counters) !== undefined) {
         const next = d.keyUpdate(dir);
         if (next !== undefined) this.ciphers[dir] = next;
       }
-    } else if (!d.tls13 && m.type !== HT_FINISHED) {
-      this.ctx.counters.inc(C_RENEGOTIATION);
     }
     void tsUs;
+  }
+
+  /**
+   * A TLS <= 1.2 handshake message inside the protected stream: a renegotiation (RFC 5246 §7.4.1.1-2; also
+   * SSL 3.0). Its ClientHello starts a new handshake whose keys are set up like the first one's (key log,
+   * RSA key, or the session cache when it resumes a session); Finished and HelloRequest change nothing here.
+   */
+  private renegotiationMessage(dir: Direction, m: HandshakeMessage): void {
+    const c = this.ctx.counters;
+    if (dir === 0 && m.type === HT_CLIENT_HELLO) {
+      c.inc(C_RENEGOTIATION);
+      if (++this.renegotiations > MAX_RENEGOTIATIONS_PER_FLOW) {
+        c.inc(C_RENEGOTIATION_LIMIT);
+        this.reneg = undefined;
+        return;
+      }
+      const ch = parseClientHello(m.body, c);
+      if (ch === undefined) {
+        c.inc(A_HANDSHAKE_INVALID);
+        this.reneg = undefined;
+        return;
+      }
+      const transcript = this.ctx.keys.rsaKeys !== undefined ? new Transcript() : undefined;
+      transcript?.add(m.raw, c);
+      this.reneg = {
+        clientHello: ch, serverHello: undefined, encryptedPremaster: undefined, transcript,
+        decryption: undefined, failed: false, switched: [false, false],
+      };
+      return;
+    }
+    const r = this.reneg;
+    if (r === undefined) return;
+    if (r.encryptedPremaster === undefined && r.decryption === undefined) r.transcript?.add(m.raw, c);
+    if (dir === 1 && m.type === HT_SERVER_HELLO && r.serverHello === undefined) {
+      const sh = parseServerHello(m.body, c);
+      if (sh === undefined) {
+        c.inc(A_HANDSHAKE_INVALID);
+        return;
+      }
+      r.serverHello = sh;
+      this.renegotiationKeys(r);
+    } else if (dir === 1 && m.type === HT_CERTIFICATE) {
+      const modulus = certificateModulus(parseCertificateChain(m.body, false, c));
+      if (modulus !== undefined) this.serverModulusHex = modulus;
+    } else if (dir === 0 && m.type === HT_CLIENT_KEY_EXCHANGE && r.serverHello !== undefined
+      && this.ctx.keys.rsaKeys !== undefined && isRsaKeyExchange(r.serverHello.cipherSuite)) {
+      r.encryptedPremaster = parseRsaClientKeyExchange(m.body, r.serverHello.version === SSL3, c);
+      this.renegotiationKeys(r);
+    }
+  }
+
+  private renegotiationKeys(r: Renegotiation): void {
+    if (r.decryption !== undefined || r.failed || r.serverHello === undefined) return;
+    const made = this.createDecryption(r);
+    if (made.ok) {
+      r.decryption = made.decryption;
+      r.transcript = undefined;
+      return;
+    }
+    if (made.reason !== 'no_keys') {
+      if (made.reason === 'compressed') this.ctx.counters.inc(C_COMPRESSED);
+      r.failed = true;
+    }
+  }
+
+  /** A protected ChangeCipherSpec: this direction moves to the renegotiated keys, or is lost without them. */
+  private renegotiatedCipherSpec(dir: Direction): void {
+    const r = this.reneg;
+    if (r === undefined || r.serverHello === undefined) return; // no handshake under way: the keys stay
+    const next = r.decryption?.initial(dir);
+    if (next === undefined) {
+      this.ctx.counters.inc(C_RENEGOTIATION_NO_KEYS);
+      this.ctx.counters.inc(C_DIRECTION_LOST);
+      this.dirState[dir] = this.inner !== undefined ? 'lost' : 'stopped';
+      return;
+    }
+    this.ciphers[dir] = next;
+    r.switched[dir] = true;
+    if (r.switched[0] && r.switched[1]) {
+      this.ctx.counters.inc(C_RENEGOTIATION_FOLLOWED);
+      this.decryption = r.decryption;
+      this.reneg = undefined;
+    }
   }
 
   private describeClient(ch: ClientHello): void {
@@ -341,8 +525,9 @@ export class TlsSession implements StreamConsumer {
     this.fields.ja4 = ja4(ch, 'tcp');
   }
 
-  private describeServerCertificate(chain: Uint8Array[] | undefined): void {
-    if (chain === undefined || chain.length === 0) return;
+  /** The first server certificate names the server in the event; its modulus picks the RSA key. */
+  private serverCertificate(chain: Uint8Array[] | undefined): void {
+    if (chain === undefined || chain.length === 0 || this.fields.subject !== undefined) return;
     const cert = describeCertificate(chain[0]);
     if (cert === undefined) return;
     this.fields.subject = cert.subject;
@@ -354,35 +539,48 @@ export class TlsSession implements StreamConsumer {
     if (cert.publicKeyModulusHex !== undefined) this.serverModulusHex = cert.publicKeyModulusHex;
   }
 
-  private serverModulusHex: string | undefined;
-
   // --- keys ----------------------------------------------------------------------------------------
+
+  private createDecryption(h: Handshake): DecryptionSetup {
+    const keys = this.ctx.keys;
+    return createTlsDecryption({
+      clientHello: h.clientHello as ClientHello,
+      serverHello: h.serverHello as ServerHello,
+      keyStore: keys.keyStore,
+      rsaKeys: keys.rsaKeys,
+      serverModulusHex: this.serverModulusHex,
+      encryptedPremaster: h.encryptedPremaster,
+      transcript: h.transcript?.messages,
+      sessionCache: this.sessionCache,
+    });
+  }
 
   /** Builds the decryption state once the hellos (and, for RSA, the ClientKeyExchange) are known. */
   private setUpKeys(tsUs: number): void {
     if (this.decryption !== undefined || this.outcome === 'opaque') return;
-    const ch = this.clientHello;
-    const sh = this.serverHello;
+    const ch = this.hs.clientHello;
+    const sh = this.hs.serverHello;
     if (sh === undefined) return;
     if (ch === undefined) {
       this.decide('missing_client_hello', tsUs);
       return;
     }
-    const made = createTlsDecryption({
-      clientHello: ch,
-      serverHello: sh,
-      keyStore: this.ctx.keys.keyStore,
-      rsaKeys: this.ctx.keys.rsaKeys,
-      serverModulusHex: this.serverModulusHex,
-      encryptedPremaster: this.encryptedPremaster,
-      transcript: this.transcript,
-    });
+    const keys = this.ctx.keys;
+    const made = this.createDecryption(this.hs);
     if (made.ok) {
       this.decryption = made.decryption;
       this.ciphers[0] = made.decryption.initial(0);
       this.ciphers[1] = made.decryption.initial(1);
-      this.transcript = undefined;
+      this.hs.transcript = undefined;
+      this.unsubscribe?.();
+      this.unsubscribe = undefined;
       if (this.held.length > 0) this.replayHeld();
+      return;
+    }
+    if (made.reason === 'compressed') {
+      // RFC 3749 DEFLATE keeps one zlib stream per direction across records; its output is not undone here.
+      this.ctx.counters.inc(C_COMPRESSED);
+      this.decide('unsupported_suite', tsUs);
       return;
     }
     if (made.reason === 'unsupported_suite' || made.reason === 'non_rsa_key_exchange') {
@@ -390,35 +588,38 @@ export class TlsSession implements StreamConsumer {
       return;
     }
     // No keys yet: wait for the key store when late keys can come, else give up now.
-    if (this.ctx.keys.keyWaitUs > 0 && this.ctx.keys.keyStore !== undefined) {
-      if (this.unsubscribe === undefined) {
+    if (keys.keyWaitUs > 0 && keys.keyStore !== undefined) {
+      if (this.unsubscribe === undefined && keys.keyStore !== undefined) {
         const crHex = Buffer.from(ch.random).toString('hex');
-        this.unsubscribe = this.ctx.keys.keyStore.onKeys((hex) => {
+        this.unsubscribe = keys.keyStore.onKeys((hex) => {
           if (hex === crHex) this.keysArrived();
         });
       }
       return;
     }
-    if (!(this.ctx.keys.rsaKeys !== undefined && sh.version !== TLS13 && this.encryptedPremaster === undefined && isRsaKeyExchange(sh.cipherSuite))) {
-      this.decide('no_keys', tsUs);
-    }
+    const rsaToCome = keys.rsaKeys !== undefined && sh.version !== TLS13 && this.hs.encryptedPremaster === undefined
+      && isRsaKeyExchange(sh.cipherSuite) && !resumesSession(ch, sh);
+    if (!rsaToCome) this.decide('no_keys', tsUs);
   }
 
   private keysArrived(): void {
     if (this.decryption !== undefined || this.outcome !== 'pending') return;
+    const ch = this.hs.clientHello;
+    const sh = this.hs.serverHello;
+    if (ch === undefined || sh === undefined || !keyLogComplete(this.ctx.keys.keyStore, ch.random, sh.version)) return;
     this.ctx.counters.inc(C_KEYS_LATE);
     this.setUpKeys(this.lastTsUs);
   }
 
   private pendingReason(): NotDecryptedReason {
-    if (this.clientHello === undefined) return 'missing_client_hello';
+    if (this.hs.clientHello === undefined) return 'missing_client_hello';
     return 'no_keys';
   }
 
   private hold(dir: Direction, rec: TlsRecord): void {
     const size = rec.fragment.length;
     const budget = this.ctx.pending;
-    if (this.heldBytes + size > TLS_PENDING_MAX_BYTES_PER_FLOW || budget.used + size > budget.maxBytes) {
+    if (this.heldBytes + size > budget.maxBytesPerFlow || budget.used + size > budget.maxBytes) {
       this.ctx.counters.inc(C_HELD_OVERFLOW);
       this.ctx.counters.inc(C_NEVER_KEYS);
       this.decide(this.pendingReason(), rec.tsUs);
@@ -443,7 +644,8 @@ export class TlsSession implements StreamConsumer {
     this.ctx.pending.used -= this.heldBytes;
     this.heldBytes = 0;
     for (const h of held) {
-      if (this.dirState[h.dir] === 'stopped' || this.outcome === 'opaque') continue;
+      const state = this.dirState[h.dir];
+      if (state === 'stopped' || state === 'lost' || this.outcome === 'opaque') continue;
       const cipher = this.ciphers[h.dir];
       if (cipher === undefined) {
         this.hold(h.dir, h.rec);
@@ -477,31 +679,38 @@ export class TlsSession implements StreamConsumer {
       this.outcome = 'opaque';
       this.reason = reason;
       this.ctx.counters.inc(notDecryptedCounter(reason));
+      this.hs.transcript = undefined;
+      this.reneg = undefined;
       this.release();
     }
     // The event waits for the end when decrypting, so it can say what was inside.
-    if (reason !== undefined) this.emit(tsUs);
+    // The event is written when the connection ends, so it can tell what was inside and how many
+    // bytes went by; its time is when the outcome was decided.
+    this.decidedAtUs = tsUs;
   }
 
-  private emit(tsUs: number): void {
+  private decidedAtUs: number | undefined;
+
+  private emit(endUs: number): void {
     if (this.emitted) return;
     this.emitted = true;
+    const tsUs = this.decidedAtUs ?? endUs;
     if (this.reason !== undefined) this.fields.not_decrypted_reason = this.reason;
-    this.innerProto = this.inner !== undefined ? innerProtocolOf(this.inner) : undefined;
-    if (this.innerProto !== undefined) this.fields.inner_app_proto = this.innerProto;
+    const innerProto = this.inner !== undefined ? innerProtocolOf(this.inner) : undefined;
+    if (innerProto !== undefined) this.fields.inner_app_proto = innerProto;
     this.ctx.onEvent(this.flow, tsUs, this.fields);
   }
 
-  private stop(dir: Direction, tsUs: number): void {
-    this.dirState[dir] = 'stopped';
-    void tsUs;
+  /** Decryption of `dir` broke off after it had begun: the inner consumer hears of the lost bytes. */
+  private lose(dir: Direction, len: number, tsUs: number): void {
+    this.ctx.counters.inc(C_DIRECTION_LOST);
+    if (this.inner !== undefined && len > 0) this.inner.gap(dir, len, tsUs);
+    this.stop(dir);
   }
-}
 
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+  private stop(dir: Direction): void {
+    this.dirState[dir] = 'stopped';
+  }
 }
 
 /** The protocol an inner probing consumer chose, when it exposes one. */
@@ -510,12 +719,12 @@ function innerProtocolOf(c: StreamConsumer): string | undefined {
   return typeof p === 'string' ? p : undefined;
 }
 
-import { suiteById, suiteName } from './suites.js';
-
-function suiteLabel(id: number): string {
-  return suiteName(id);
-}
-
 function isRsaKeyExchange(id: number): boolean {
   return suiteById(id)?.keyExchange === 'rsa';
+}
+
+/** Modulus of the end-entity certificate of a chain, when it has an RSA key. */
+function certificateModulus(chain: Uint8Array[] | undefined): string | undefined {
+  if (chain === undefined || chain.length === 0) return undefined;
+  return describeCertificate(chain[0])?.publicKeyModulusHex;
 }

@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Counters } from '../../../sensor/events/counters.js';
+import type { FlowInfo } from '../../../sensor/flow/stream.js';
+import type { IdentityObservation } from '../../../sensor/identity/observation.js';
+import {
+  KerberosTcpSession, MAX_KERBEROS_TCP_RECORD_BYTES, interpretPrincipal, kerberosObservation, probeKerberosTcp,
+} from '../../../sensor/app-layer/kerberos/index.js';
+import { fixture, replay } from '../../helpers/replay.js';
+
+test('interpretPrincipal: users, AD machine accounts, host/ principals; other services are nobody', () => {
+  assert.deepEqual(interpretPrincipal({ nameType: 1, parts: ['jsmith'] }, 'SCHOOL'), { user: 'jsmith', domain: 'SCHOOL' });
+  assert.deepEqual(interpretPrincipal({ nameType: 1, parts: ['LAPTOP-7F3$'] }, 'SCHOOL'), { hostname: 'LAPTOP-7F3', domain: 'SCHOOL' });
+  assert.deepEqual(interpretPrincipal({ nameType: 3, parts: ['host', 'pc1.school.example'] }, 'SCHOOL'), { hostname: 'pc1.school.example', domain: 'SCHOOL' });
+  assert.deepEqual(interpretPrincipal({ nameType: 2, parts: ['krbtgt', 'SCHOOL'] }, 'SCHOOL'), {});
+});
+
+test('kerberosObservation binds an AS-REQ to its sender and an AS-REP to its receiver; a TGS-REQ to nobody', () => {
+  const m = { msgType: 10, cname: { nameType: 1, parts: ['jsmith'] }, realm: 'R', netbiosNames: [] };
+  assert.equal(kerberosObservation(m, '10.0.0.5', '10.0.0.1', 1)?.ip, '10.0.0.5');
+  assert.equal(kerberosObservation({ ...m, msgType: 11 }, '10.0.0.1', '10.0.0.5', 1)?.ip, '10.0.0.5');
+  assert.equal(kerberosObservation({ ...m, msgType: 12 }, '10.0.0.5', '10.0.0.1', 1), undefined);
+  assert.deepEqual(kerberosObservation({ msgType: 10, netbiosNames: ['PC7'] }, '10.0.0.5', '10.0.0.1', 1), { ip: '10.0.0.5', hostname: 'PC7', source: 'kerberos', tsUs: 1 });
+});
+
+const tcpFlows = (() => {
+  const r = replay(fixture('identity', 'kerberos-as-req.pcap'));
+  return r.flows.filter((f) => f.info.proto === 6).map((f) => ({ info: f.info, c2s: Buffer.from(f.streams[0], 'latin1'), s2c: Buffer.from(f.streams[1], 'latin1') }));
+})();
+
+function run(info: FlowInfo, feed: (s: KerberosTcpSession) => void): { obs: IdentityObservation[]; c: Counters } {
+  const obs: IdentityObservation[] = [];
+  const c = new Counters();
+  const s = new KerberosTcpSession(info, { observe: (o) => obs.push(o) }, c);
+  feed(s);
+  s.end('fin', 0);
+  return { obs, c };
+}
+
+test('KerberosTcpSession yields the same observations whatever byte the stream is cut at', () => {
+  assert.equal(tcpFlows.length, 4);
+  const f = tcpFlows[1]; // LAPTOP-7F3$'s pre-authenticated AS-REQ and the AS-REP
+  const whole = run(f.info, (s) => {
+    s.data(0, f.c2s, 5);
+    s.data(1, f.s2c, 5);
+  }).obs;
+  assert.deepEqual(whole.map((o) => [o.ip, o.hostname, o.domain]), [['127.0.0.1', 'LAPTOP-7F3', 'HARK.TEST'], ['127.0.0.1', 'LAPTOP-7F3', 'HARK.TEST']]);
+  for (let cut = 1; cut < f.c2s.length; cut++) {
+    const got = run(f.info, (s) => {
+      s.data(0, f.c2s.subarray(0, cut), 5);
+      s.data(0, f.c2s.subarray(cut), 5);
+      s.data(1, f.s2c.subarray(0, cut % f.s2c.length), 5);
+      s.data(1, f.s2c.subarray(cut % f.s2c.length), 5);
+    }).obs;
+    assert.deepEqual(got, whole, `cut at ${cut}`);
+  }
+  const oneByte = run(f.info, (s) => {
+    for (let i = 0; i < f.c2s.length; i++) s.data(0, f.c2s.subarray(i, i + 1), 5);
+  }).obs;
+  assert.deepEqual(oneByte, whole.slice(0, 1));
+});
+
+test('KerberosTcpSession stops a direction after a gap and skips an over-long record', () => {
+  const f = tcpFlows[1];
+  const gap = run(f.info, (s) => {
+    s.gap(0, 10, 1);
+    s.data(0, f.c2s, 1);
+  });
+  assert.equal(gap.obs.length, 0);
+  assert.equal(gap.c.get('kerberos.tcp_gap'), 1);
+  const big = MAX_KERBEROS_TCP_RECORD_BYTES + 1;
+  const hdr = Buffer.from([big >>> 24, (big >>> 16) & 255, (big >>> 8) & 255, big & 255]);
+  const skipped = run(f.info, (s) => {
+    s.data(0, Buffer.concat([hdr, Buffer.alloc(big)]), 1);
+    s.data(0, f.c2s, 1);
+  });
+  assert.equal(skipped.c.get('kerberos.tcp_record_too_large'), 1);
+  assert.equal(skipped.obs.length, 1, 'the record after the skipped one is read');
+  const reserved = run(f.info, (s) => s.data(0, Buffer.concat([Buffer.from([0x80, 0, 0, 4]), f.c2s]), 1));
+  assert.equal(reserved.c.get('kerberos.tcp.reserved_length_bit'), 1);
+  assert.equal(reserved.obs.length, 0);
+});
+
+test('probeKerberosTcp recognises KDC records by length and APPLICATION tag', () => {
+  const f = tcpFlows[0];
+  assert.equal(probeKerberosTcp(0, f.c2s), 'match');
+  assert.equal(probeKerberosTcp(1, f.s2c), 'match');
+  assert.equal(probeKerberosTcp(0, f.c2s.subarray(0, 3)), 'need-more');
+  assert.equal(probeKerberosTcp(0, Buffer.from('GET / HTTP/1.1\r\n')), 'no-match');
+  assert.equal(probeKerberosTcp(1, f.c2s), 'no-match', 'an AS-REQ does not come from the server');
+});
