@@ -8,8 +8,9 @@ import { flowsCommand } from './flows-command.js';
 import { runCommand } from './run-command.js';
 import { scanCommand } from './scan-command.js';
 import { keysCommand } from './keys-command.js';
+import { identityCommand } from './identity-command.js';
 
-const COMMANDS: Command[] = [runCommand, scanCommand, flowsCommand, dictionaryCommand, keysCommand];
+const COMMANDS: Command[] = [runCommand, scanCommand, flowsCommand, identityCommand, dictionaryCommand, keysCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

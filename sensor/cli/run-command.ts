@@ -19,7 +19,9 @@ import { sensorApiRoutes } from '../api/routes.js';
 import { KeyStore } from '../app-layer/tls/keylog.js';
 import { TLS_KEY_WAIT_US } from '../app-layer/tls/index.js';
 import { Counters } from '../events/counters.js';
+import { IdentityTable } from '../identity/table.js';
 import { CliError, type Command } from './command.js';
+import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
 
 /** Where a checkout keeps its data when nothing else is configured (gitignored). */
 const CHECKOUT_DATA_DIR = fileURLToPath(new URL('../../../var', import.meta.url));
@@ -48,6 +50,7 @@ Options:
                          in DATA_DIR/api.token (made on first start, mode 0600)
   --api-listen ADDR      also serve the local API on a loopback address, e.g. 127.0.0.1:8439
   --no-api               no local API
+${SITE_USAGE}
   --stats-interval SECS  status line period on stderr, 0 for none (default: 10)
   -h, --help             this help`,
   async run(argv) {
@@ -60,6 +63,7 @@ Options:
         dictionary: { type: 'string' },
         engine: { type: 'string', default: 'auto' },
         keylog: { type: 'string', multiple: true },
+        ...SITE_OPTIONS,
         'rsa-key': { type: 'string', multiple: true },
         'key-wait': { type: 'string', default: String(TLS_KEY_WAIT_US / 1e6) },
         'api-socket': { type: 'string' },
@@ -90,6 +94,7 @@ Options:
     const counters = new Counters();
     // Always a key store: keys may come over the local API even when no key log is configured.
     const keyStore = new KeyStore(counters);
+    const identity = new IdentityTable(counters);
     let sensor: Sensor;
     try {
       sensor = new Sensor({
@@ -100,6 +105,8 @@ Options:
         keyLogs: values.keylog,
         followKeyLogs: true,
         rsaKeys: values['rsa-key'],
+        site: siteFilesFrom(values),
+        identity,
         keyWaitUs: keyWaitSecs * 1e6,
         onCapture: (c: CaptureEvent) => {
           store.add(c);
@@ -123,7 +130,7 @@ Options:
           socketPath: values['api-socket'] ?? join(dataDir, 'api.sock'),
           listen: values['api-listen'],
           tokenFile: join(dataDir, 'api.token'),
-          routes: sensorApiRoutes(keyStore, counters, () => interfaces.map((name, i) => ({ name, packets: live.packets[i] }))),
+          routes: sensorApiRoutes(keyStore, counters, () => interfaces.map((name, i) => ({ name, packets: live.packets[i] })), identity),
         });
       }
     } catch (err) {

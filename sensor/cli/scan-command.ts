@@ -9,6 +9,7 @@ import { JsonLinesWriter } from '../output/eve-writer.js';
 import { CaptureStore } from '../store/capture-store.js';
 import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from '../main.js';
 import { CliError, type Command } from './command.js';
+import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
 import { exitStatusFor, parseFileCommand, readWithProgress } from './file-run.js';
 import { formatCoverage, formatSummary } from './summary.js';
 
@@ -32,6 +33,7 @@ Options:
   --keylog FILE         TLS session secrets in NSS key log (SSLKEYLOGFILE) format; repeatable.
                         TLS connections whose keys are there are decrypted and inspected
   --rsa-key FILE        an RSA server private key (PEM) for TLS <= 1.2 RSA key exchange; repeatable
+${SITE_USAGE}
   --out FILE            write events to FILE (JSON lines, mode 0600) instead of stdout
   --db FILE             also store captures in this SQLite database (created mode 0600)
   --engine NAME         auto (Hyperscan when available), hyperscan, or js (default: auto)
@@ -48,6 +50,7 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
     const parsed = parseFileCommand(this, argv, {
       dictionary: { type: 'string' },
       keylog: { type: 'string', multiple: true },
+      ...SITE_OPTIONS,
       'rsa-key': { type: 'string', multiple: true },
       out: { type: 'string' },
       db: { type: 'string' },
@@ -77,6 +80,7 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
         dropDuplicates: !values['keep-duplicates'],
         keyLogs: values.keylog,
         rsaKeys: values['rsa-key'],
+        site: siteFilesFrom(values),
         onCapture: (c: CaptureEvent) => {
           store?.add(c);
           out.write(c);

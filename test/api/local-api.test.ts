@@ -12,12 +12,14 @@ import { API_MAX_BODY_BYTES, LocalApi, loadOrCreateToken, parseLoopbackAddress }
 import { sensorApiRoutes } from '../../sensor/api/routes.js';
 import { KeyStore } from '../../sensor/app-layer/tls/keylog.js';
 import { Counters } from '../../sensor/events/counters.js';
+import { IdentityTable } from '../../sensor/identity/table.js';
 
 let dir: string;
 let api: LocalApi;
 let token: string;
 const counters = new Counters();
 const store = new KeyStore(counters);
+const identity = new IdentityTable(counters);
 
 function call(opts: { socket?: boolean; method: string; path: string; token?: string; body?: string | Buffer }): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
@@ -39,7 +41,7 @@ before(async () => {
     socketPath: join(dir, 'run', 'api.sock'),
     listen: '127.0.0.1:0',
     tokenFile: join(dir, 'state', 'api.token'),
-    routes: sensorApiRoutes(store, counters, () => [{ name: 'eth1', packets: 7 }]),
+    routes: sensorApiRoutes(store, counters, () => [{ name: 'eth1', packets: 7 }], identity),
   });
   token = readFileSync(join(dir, 'state', 'api.token'), 'utf8').trim();
 });
@@ -108,4 +110,19 @@ test('loadOrCreateToken refuses a file without a usable token', () => {
   const f = join(dir, 'short.token');
   writeFileSync(f, 'abc\n', { mode: 0o600 });
   assert.throws(() => loadOrCreateToken(f), /no usable token/);
+});
+
+test('POST /v1/identity takes JSON mappings and CSV, observed as source api', async () => {
+  const r = await call({ method: 'POST', path: '/v1/identity', token, body: JSON.stringify([{ ip: '10.1.2.3', user: 'jsmith', hostname: 'LAPTOP-7F3' }, { ip: 'nope', user: 'x' }]) });
+  assert.equal(r.status, 200);
+  assert.equal(r.body.accepted, 1);
+  assert.deepEqual(r.body.bad.map((b: { index: number }) => b.index), [1]);
+  const now = Date.now() * 1000;
+  const who = identity.lookup('10.1.2.3', now + 1000);
+  assert.equal(who?.user, 'jsmith');
+  assert.equal(who?.sources.user, 'api');
+  const csv = await call({ method: 'POST', path: '/v1/identity', token, body: 'ip or mac,hostname,user\n10.1.2.4,PC-9,asmith\n' });
+  assert.equal(csv.status, 200);
+  assert.equal(identity.lookup('10.1.2.4', Date.now() * 1000 + 1000)?.user, 'asmith');
+  assert.equal((await call({ method: 'POST', path: '/v1/identity', token: 'x'.repeat(64), body: '[]' })).status, 401);
 });

@@ -29,6 +29,13 @@ export function assertTlsEvent(event: unknown): void {
   assert.ok(ok, `tls event does not match tls.schema.json: ${ajv.errorsText(validateTls.errors)}\n${JSON.stringify(event)}`);
 }
 
+const validateDns = ajv.compile(JSON.parse(readFileSync(fileURLToPath(new URL('../../../sensor/events/dns.schema.json', import.meta.url)), 'utf8')));
+
+export function assertDnsEvent(event: unknown): void {
+  const ok = validateDns(event);
+  assert.ok(ok, `dns event does not match dns.schema.json: ${ajv.errorsText(validateDns.errors)}\n${JSON.stringify(event)}`);
+}
+
 export function assertCapture(event: unknown): void {
   const ok = validateCapture(event);
   assert.ok(ok, `capture does not match capture.schema.json: ${ajv.errorsText(validateCapture.errors)}\n${JSON.stringify(event)}`);
