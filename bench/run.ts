@@ -7,9 +7,10 @@
  * (tests never time things). The counts must equal the generator's ground truth: those are checked
  * (reassembled bytes; phrase matches and the sum of the captures' counts).
  *
- * Last, TLS record decryption throughput per suite family (bench/tls.ts).
+ * Last, TLS record decryption throughput per suite family (bench/tls.ts) and the domain policy's
+ * memory and lookup rate (bench/policy.ts).
  *
- *   npm run bench [-- --runs N] [-- --skip-tcpflow] [-- --skip-pipeline] [-- --skip-tls]
+ *   npm run bench [-- --runs N] [-- --skip-tcpflow] [-- --skip-pipeline] [-- --skip-tls] [-- --skip-policy]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -39,6 +40,7 @@ const { values } = parseArgs({
     'skip-tcpflow': { type: 'boolean', default: false },
     'skip-pipeline': { type: 'boolean', default: false },
     'skip-tls': { type: 'boolean', default: false },
+    'skip-policy': { type: 'boolean', default: false },
   },
 });
 const runs = Math.max(1, Number(values.runs));
@@ -143,6 +145,15 @@ if (!values['skip-pipeline']) {
 if (!values['skip-tls']) {
   // TLS record decryption per core, in its own process (see bench/tls.ts).
   const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'bench', 'tls.js'), '64'], { encoding: 'utf8' });
+  process.stdout.write(`\n${r.stdout}`);
+  if (r.status !== 0) {
+    allOk = false;
+    process.stderr.write(r.stderr);
+  }
+}
+if (!values['skip-policy']) {
+  // Domain policy memory per 100,000 entries and lookup rate, each size in its own process (bench/policy.ts).
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'bench', 'policy.js')], { encoding: 'utf8' });
   process.stdout.write(`\n${r.stdout}`);
   if (r.status !== 0) {
     allOk = false;
