@@ -224,7 +224,17 @@ export class Sensor {
     const dnsSink: DnsSink = {
       query: (q) => watch?.query(q),
       response: (r) => {
-        for (const p of r.ptrs) identity.observe({ ip: p.address, hostname: p.hostname, source: 'dns-ptr', tsUs: r.tsUs });
+        const mdns = r.service === 'mdns';
+        const local = (name: string): string => (mdns && name.toLowerCase().endsWith('.local') ? name.slice(0, -'.local'.length) : name);
+        for (const p of r.ptrs) identity.observe({ ip: p.address, hostname: local(p.hostname), source: mdns ? 'mdns' : 'dns-ptr', tsUs: r.tsUs });
+        // mDNS announces a device's own name: NAME.local -> its addresses.
+        if (mdns) {
+          for (const a of r.answers) {
+            if ((a.rdata.kind === 'a' || a.rdata.kind === 'aaaa') && a.lname.endsWith('.local')) {
+              identity.observe({ ip: a.rdata.address, hostname: local(a.name), source: 'mdns', tsUs: r.tsUs });
+            }
+          }
+        }
       },
     };
     this.dnsTransactions = new DnsTransactions(dnsSink, counters);

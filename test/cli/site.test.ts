@@ -87,3 +87,11 @@ test('hark identity prints the DHCP host name and MAC of a capture', () => {
   assert.match(r.stdout, /128\.2\.6\.189\n\s+mac\s+90:b1:1c:99:49:29\s+\[dhcp/);
   assert.match(r.stdout, /hostname btest\.is\.cool\s+\[dhcp/);
 });
+
+test('hark identity names IPv6 hosts from their mDNS announcements', () => {
+  // arkime-v6-http.pcap: a host answers mDNS for linux.local with three AAAA records.
+  const r = hark('identity', fixture('tcp', 'arkime-v6-http.pcap'), '--quiet');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /2001:6f8:102d:0:2d0:9ff:fee3:e8de\n\s+hostname linux\s+\[mdns/);
+  assert.doesNotMatch(r.stdout, /hostname linux\.local/);
+});
