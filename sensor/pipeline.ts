@@ -13,6 +13,12 @@ import { DEFAULT_FLOW_LIMITS, FlowTable, type FlowEndSink, type FlowLimits } fro
 import type { DatagramSink, StreamFactory } from './flow/stream.js';
 
 const C_EXCEPTION = defineCounter('pipeline.exception');
+/**
+ * Read buffer for capture files. The file is still read 512 KiB at a time; the bigger buffer keeps
+ * each packet in place for this many bytes of capture, so reassembly can retain the bytes it
+ * delivered by reference and copy only the few still needed when the buffer comes round again.
+ */
+const FILE_WINDOW_BYTES = 16 << 20;
 /** Exceptions printed in full before only counting them. */
 const MAX_EXCEPTION_LOGS = 5;
 
@@ -62,8 +68,18 @@ export class Pipeline {
 
   /** Reads a capture file through the pipeline and flushes it. */
   runFile(path: string, opts: ReadOptions = {}): ReadSummary {
-    const summary = readCaptureFile(path, this.packet, opts);
-    this.finish();
-    return summary;
+    const flows = this.flows;
+    const theirs = opts.onOverwrite;
+    const onOverwrite = (buf: Uint8Array, from: number, to: number): void => {
+      flows.sourceOverwrite(buf, from, to);
+      theirs?.(buf, from, to);
+    };
+    try {
+      const summary = readCaptureFile(path, this.packet, { ...opts, windowBytes: opts.windowBytes ?? FILE_WINDOW_BYTES, onOverwrite });
+      this.finish();
+      return summary;
+    } finally {
+      flows.sourceOverwrite(undefined, 0, 0);
+    }
   }
 }

@@ -2,7 +2,8 @@
  * Capture file source: classic pcap (both byte orders, micro- and nanosecond) and pcapng (any number
  * of sections and interfaces, each with its own link type and timestamp resolution; EPB, SPB and the
  * obsolete PB; unknown blocks skipped). Input: a file path. Output: one `PacketHandler` call per
- * packet, in file order, with a view into a reused read buffer (valid only during the call).
+ * packet, in file order, with a view into a reused read buffer (valid only during the call, or
+ * until `ReadOptions.onOverwrite` announces its bytes, for a consumer that asked to be told).
  * A truncated or corrupt file stops at the first bad record with a `CaptureFileProblem` naming the
  * byte offset and what was wrong; every packet before it has been delivered. Never throws on file
  * content; throws `CaptureFileError` only when the file cannot be opened or is not a capture at all.
@@ -40,6 +41,19 @@ export interface ReadSummary {
 export interface ReadOptions {
   /** Called about every `CHUNK_BYTES` with the bytes consumed so far. */
   onProgress?: (bytesRead: number, fileSize: number) => void;
+  /**
+   * Size of the read buffer (default `CHUNK_BYTES`). The file is still read `CHUNK_BYTES` at a
+   * time, appended until the buffer is full; a larger buffer only keeps packets that were handed
+   * out in place for longer (see `onOverwrite`).
+   */
+  windowBytes?: number;
+  /**
+   * Called before the reader writes `buf[from..to)`: views of those bytes handed out earlier are
+   * about to change. Until then they stay valid, which lets a consumer defer copying them.
+   * Calls come in write order: `from` restarts at 0 each time the reader wraps to the buffer's
+   * start, and `buf` changes when a record outgrows the buffer.
+   */
+  onOverwrite?: (buf: Uint8Array, from: number, to: number) => void;
 }
 
 export class CaptureFileError extends Error {
@@ -51,9 +65,10 @@ export class CaptureFileError extends Error {
 }
 
 /**
- * Read size. Small on purpose: the bytes read stream through the CPU caches, and a 4 MiB buffer
- * evicted the flow table and reassembly state on every fill (the engine ran 30% slower than with
- * 512 KiB on the benchmark workload; 64 KiB costs more in read calls).
+ * Read size (and the default buffer size). Small on purpose: the bytes read stream through the CPU
+ * caches, and 4 MiB reads evicted the flow table and reassembly state on every fill (the engine ran
+ * 30% slower than with 512 KiB on the benchmark workload; 64 KiB costs more in read calls). A larger
+ * buffer (`windowBytes`) is still filled one read of this size at a time.
  */
 export const CHUNK_BYTES = 512 << 10;
 /** Largest record accepted: libpcap's MAXIMUM_SNAPLEN is 262144; pcapng blocks may carry options. */
@@ -101,37 +116,62 @@ function rd16be(b: Uint8Array, o: number): number {
 }
 
 /**
- * Buffered sequential reader over a file descriptor with a movable window. Packets are handed out
- * as views of a plain Uint8Array over the same memory: subarrays of it are much cheaper than
- * Buffer subarrays, and consumers never need Buffer methods.
+ * Buffered sequential reader over a file descriptor. Reads of at most CHUNK_BYTES are appended to
+ * the buffer until a record no longer fits before its end; the unread remainder then moves to the
+ * front and filling starts over there. Packets are handed out as views of a plain Uint8Array over
+ * the same memory: subarrays of it are much cheaper than Buffer subarrays, and consumers never
+ * need Buffer methods.
  */
 class Window {
-  buf: Buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-  u8: Uint8Array = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length);
+  buf: Buffer;
+  u8: Uint8Array;
   start = 0; // index in buf of file offset `base`
   end = 0; // valid bytes end in buf
   base = 0; // file offset of buf[start]
   eof = false;
-  constructor(private readonly fd: number) {}
+  constructor(private readonly fd: number, size: number, private readonly onOverwrite: ((buf: Uint8Array, from: number, to: number) => void) | undefined) {
+    // `need` replaces buf and u8 when a record outgrows them; writing them twice now keeps V8 from
+    // treating them as constants and deoptimising the reader loop at that moment.
+    this.buf = Buffer.allocUnsafe(0);
+    this.u8 = new Uint8Array(0);
+    this.buf = Buffer.allocUnsafe(size);
+    this.u8 = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length);
+  }
 
   /** Ensures `n` bytes are available at `start`; false at end of file. */
   need(n: number): boolean {
-    if (this.end - this.start >= n) return true;
+    return this.end - this.start >= n || this.fill(n);
+  }
+
+  /**
+   * Reads until `n` bytes are available at `start`. Kept apart from `need`, which the record loop
+   * inlines: V8 then recompiles only this small function when the wrap to the buffer's start is
+   * first taken, not the whole loop.
+   */
+  private fill(n: number): boolean {
     if (this.eof) return false;
-    // Move the remainder to the front, grow if a single record is larger than the buffer.
-    const have = this.end - this.start;
-    if (n > this.buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
-      this.buf.copy(bigger, 0, this.start, this.end);
-      this.buf = bigger;
-      this.u8 = new Uint8Array(bigger.buffer, bigger.byteOffset, bigger.length);
-    } else if (this.start > 0) {
-      this.buf.copy(this.buf, 0, this.start, this.end);
+    if (this.start + n > this.buf.length) {
+      // The record does not fit before the end: move the remainder to the front, or to a bigger
+      // buffer if a single record is larger than this one.
+      const have = this.end - this.start;
+      if (n > this.buf.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
+        const u8 = new Uint8Array(bigger.buffer, bigger.byteOffset, bigger.length);
+        this.onOverwrite?.(u8, 0, have);
+        this.buf.copy(bigger, 0, this.start, this.end);
+        this.buf = bigger;
+        this.u8 = u8;
+      } else {
+        this.onOverwrite?.(this.u8, 0, have);
+        this.buf.copy(this.buf, 0, this.start, this.end);
+      }
+      this.start = 0;
+      this.end = have;
     }
-    this.start = 0;
-    this.end = have;
     while (this.end - this.start < n) {
-      const got = readSync(this.fd, this.buf, this.end, this.buf.length - this.end, null);
+      const want = Math.min(CHUNK_BYTES, this.buf.length - this.end);
+      this.onOverwrite?.(this.u8, this.end, this.end + want);
+      const got = readSync(this.fd, this.buf, this.end, want, null);
       if (got === 0) {
         this.eof = true;
         return false;
@@ -158,7 +198,7 @@ export function readCaptureFile(path: string, onPacket: PacketHandler, opts: Rea
   }
   try {
     const fileSize = fstatSync(fd).size;
-    const w = new Window(fd);
+    const w = new Window(fd, Math.max(CHUNK_BYTES, opts.windowBytes ?? CHUNK_BYTES), opts.onOverwrite);
     if (!w.need(4)) {
       throw new CaptureFileError('E_CAPTURE_FORMAT', `Cannot read capture file "${path}": ${fileSize === 0 ? 'the file is empty' : 'the file is shorter than any capture header'}`);
     }

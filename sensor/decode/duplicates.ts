@@ -23,37 +23,93 @@ function mix(h: number, v: number): number {
   return Math.imul(h, 0x1b873593);
 }
 
-export class DuplicateFilter {
-  private readonly hashes = new Int32Array(DUPLICATE_TABLE_SIZE);
-  private readonly times = new Float64Array(DUPLICATE_TABLE_SIZE).fill(-Infinity);
+/**
+ * Recently written slots, indexed by slot % RECENT_SIZE: a small cache (24 KiB, stays in the CPU
+ * cache) that answers most lookups without reading the big table, whose line is a cache miss on
+ * nearly every packet. The big table is still written for every packet, which costs no wait.
+ */
+const RECENT_SIZE = 1024;
+const RECENT_STRIDE = 3; // slot, hash, time
 
-  constructor(private readonly counters: Counters, private readonly windowUs = DEFAULT_DUPLICATE_WINDOW_US) {}
+/** The packet hash the filter compares (exported for tests): addresses, ports, IPv4 id, flags, sequence, ack, payload length and edges. */
+export function duplicateHash(p: Packet): number {
+  const a = p.addr;
+  let h = 0x2545f491 ^ p.transport;
+  for (let i = 0; i < 8; i++) h = mix(h, a[i]);
+  h = mix(h, p.srcPort | (p.dstPort << 16));
+  h = mix(h, p.ipId | (p.tcpFlags << 16));
+  h = mix(h, p.seq);
+  h = mix(h, p.ack);
+  h = mix(h, p.payloadLen);
+  const b = p.buf;
+  const o = p.payloadOff;
+  const n = p.payloadLen;
+  if (n > 0) {
+    h = mix(h, (b[o] << 24) | (b[o + (n >> 1)] << 16) | (b[o + n - 1] << 8) | b[o + (n >> 2)]);
+  }
+  return h ^ (h >>> 16);
+}
+
+/** Slots in the direct-mapped table (exported for tests). */
+export const DUPLICATE_SLOTS = DUPLICATE_TABLE_SIZE;
+
+export class DuplicateFilter {
+  /** Slot i holds the hash of the last packet that mapped to it at [2i] and its time at [2i + 1]. */
+  private readonly table = new Float64Array(2 * DUPLICATE_TABLE_SIZE);
+  /**
+   * For each i < RECENT_SIZE, the last packet whose slot is i modulo RECENT_SIZE: its slot, hash
+   * and time. While the times of written packets never decrease, this decides exactly what the
+   * table would: either the entry is the packet's own slot (so it is that slot's last packet), or
+   * it is older than the window (so that slot's last packet, written before it, is older still).
+   */
+  private readonly recent = new Float64Array(RECENT_STRIDE * RECENT_SIZE);
+  /** True while the times of written packets have never decreased. */
+  private monotonic = true;
+  /** The latest time of a written packet. */
+  private lastUs = -Infinity;
+
+  constructor(private readonly counters: Counters, private readonly windowUs = DEFAULT_DUPLICATE_WINDOW_US) {
+    for (let i = 1; i < this.table.length; i += 2) this.table[i] = -Infinity;
+    for (let i = 0; i < this.recent.length; i += RECENT_STRIDE) {
+      this.recent[i] = -1;
+      this.recent[i + 2] = -Infinity;
+    }
+    // Written a second time: V8 treats a field written once as a constant, and code compiled on
+    // that assumption is thrown away at the first write seen later.
+    this.monotonic = true;
+    this.lastUs = -Infinity;
+  }
 
   /** True when `p` is a copy of a packet seen within the window (the caller drops it). */
   isDuplicate(p: Packet): boolean {
-    const a = p.addr;
-    let h = 0x2545f491 ^ p.transport;
-    for (let i = 0; i < 8; i++) h = mix(h, a[i]);
-    h = mix(h, p.srcPort | (p.dstPort << 16));
-    h = mix(h, p.ipId | (p.tcpFlags << 16));
-    h = mix(h, p.seq);
-    h = mix(h, p.ack);
-    h = mix(h, p.payloadLen);
-    const b = p.buf;
-    const o = p.payloadOff;
-    const n = p.payloadLen;
-    if (n > 0) {
-      h = mix(h, (b[o] << 24) | (b[o + (n >> 1)] << 16) | (b[o + n - 1] << 8) | b[o + (n >> 2)]);
-    }
-    h ^= h >>> 16;
+    const h = duplicateHash(p);
     const slot = h & (DUPLICATE_TABLE_SIZE - 1);
     const ts = p.tsUs;
-    if (this.hashes[slot] === h && ts - this.times[slot] <= this.windowUs && ts >= this.times[slot]) {
+    const r = this.recent;
+    const ri = (slot & (RECENT_SIZE - 1)) * RECENT_STRIDE;
+    const w = this.windowUs;
+    let dup: boolean;
+    if (r[ri] === slot || (this.monotonic && ts >= this.lastUs && ts - r[ri + 2] > w)) {
+      // Decided from the recent entry: it is the slot's own last packet, or (times never having
+      // gone back) newer than that packet and already outside the window.
+      const seen = r[ri + 2];
+      dup = r[ri] === slot && r[ri + 1] === h && ts - seen <= w && ts >= seen;
+    } else {
+      const seen = this.table[(slot << 1) + 1];
+      dup = this.table[slot << 1] === h && ts - seen <= w && ts >= seen;
+    }
+    if (dup) {
       this.counters.inc(C_DUPLICATES);
       return true;
     }
-    this.hashes[slot] = h;
-    this.times[slot] = ts;
+    const t = this.table;
+    t[slot << 1] = h;
+    t[(slot << 1) + 1] = ts;
+    r[ri] = slot;
+    r[ri + 1] = h;
+    r[ri + 2] = ts;
+    if (ts < this.lastUs) this.monotonic = false;
+    else this.lastUs = ts;
     return false;
   }
 }

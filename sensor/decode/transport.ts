@@ -15,8 +15,8 @@ const A_TCP_HLEN_BIG = defineAnomaly('decoder.tcp.hlen_exceeds_packet');
 const A_UDP_SHORT = defineAnomaly('decoder.udp.pkt_too_small');
 const A_UDP_LEN = defineAnomaly('decoder.udp.len_invalid');
 const A_ICMP_SHORT = defineAnomaly('decoder.icmp.pkt_too_small');
-const C_TCP = defineCounter('decoder.tcp');
-const C_UDP = defineCounter('decoder.udp');
+export const C_TCP = defineCounter('decoder.tcp');
+export const C_UDP = defineCounter('decoder.udp');
 const C_ICMP = defineCounter('decoder.icmpv4');
 const C_ICMPV6 = defineCounter('decoder.icmpv6');
 
@@ -74,7 +74,7 @@ export function decodeTcp(p: Packet, c: Counters): number {
 }
 
 /** kind(1) len(1) value, except EOL and NOP (RFC 9293 section 3.2). */
-function tcpOptionsValid(b: Uint8Array, o: number, end: number): boolean {
+export function tcpOptionsValid(b: Uint8Array, o: number, end: number): boolean {
   while (o < end) {
     const kind = b[o];
     if (kind === TCPOPT_EOL) return true;

@@ -2,17 +2,24 @@
  * The flow table: one entry per TCP or UDP conversation, keyed the same in both directions
  * (addresses, ports, protocol, VLAN tags), with a stable flow id, idle timeouts per state measured
  * in capture time, and a memory cap that evicts the least recently active flows (counted) instead
- * of growing. TCP flows own two `TcpHalf` reassemblers and hand ordered bytes to the consumer that
- * the `StreamFactory` returned for the flow; UDP datagrams go to a `DatagramSink`.
+ * of growing. TCP flows own two reassembly halves and hand ordered bytes to the consumer that the
+ * `StreamFactory` returned for the flow; UDP datagrams go to a `DatagramSink`.
  * Input: decoded packets (`Packet` with `transport` set). Output: StreamConsumer / DatagramSink
  * calls and, when a flow ends, one `FlowRecord` to the `FlowEndSink`.
+ *
+ * Layout: a flow is a slot number. What every packet reads (key, state, counters, timestamps,
+ * hash chain) is a fixed-size record in one Float64Array, the reassembly halves of slot f are
+ * halves 2f and 2f+1 of a `HalfStore`, and only what a flow's first and last packets need (the
+ * printable info, the consumer, the rest of an IPv6 key) lives in objects. A packet so reaches its
+ * flow's state with addresses computed from the slot, instead of following a chain of objects
+ * whose cache misses were most of the per-packet cost.
  */
 import type { Packet } from '../decode/packet.js';
 import { formatIpv4, formatIpv6, formatMac, IPPROTO_TCP } from '../decode/packet.js';
 import { TH_ACK, TH_FIN, TH_RST, TH_SYN } from '../decode/transport.js';
 import { Counters, defineAnomaly, defineCounter } from '../events/counters.js';
 import type { CloseReason, DatagramSink, Direction, FlowInfo, StreamConsumer, StreamFactory } from './stream.js';
-import { DEFAULT_REASSEMBLY_LIMITS, ReassemblyBudget, ReassemblyLimits, TcpHalf } from './tcp-reassembly.js';
+import { DEFAULT_REASSEMBLY_LIMITS, HalfStore, ReassemblyBudget, type HalfOutput, type ReassemblyLimits } from './tcp-reassembly.js';
 
 const C_FLOWS_TCP = defineCounter('flow.tcp');
 const C_FLOWS_UDP = defineCounter('flow.udp');
@@ -52,7 +59,7 @@ export const DEFAULT_FLOW_LIMITS: FlowLimits = {
   reassembly: DEFAULT_REASSEMBLY_LIMITS,
 };
 
-/** Approximate fixed cost of one flow entry (object, key, halves), for the memcap. */
+/** Approximate fixed cost of one flow entry (record, key, halves), for the memcap. */
 const FLOW_ENTRY_BYTES = 640;
 /**
  * A flow moves to the tail of its timeout list at most this often: re-linking on every packet
@@ -88,43 +95,80 @@ const LIST_TCP_EST = 1;
 const LIST_TCP_CLOSED = 2;
 const LIST_UDP = 3;
 const LIST_COUNT = 4;
+/** The order in which the memcap evicts: closed flows, UDP, new (half-open scans), then established. */
+const EVICTION_ORDER = [LIST_TCP_CLOSED, LIST_UDP, LIST_TCP_NEW, LIST_TCP_EST];
 
-export class Flow {
-  // Key, stored with the originator as "a".
-  ipVersion = 4;
-  readonly addr = new Uint32Array(8);
+const S_NEW = 0;
+const S_ESTABLISHED = 1;
+const S_CLOSING = 2;
+const S_CLOSED = 3;
+const STATE_NAMES: readonly FlowState[] = ['new', 'established', 'closing', 'closed'];
+
+// The record of a flow slot: REC_STRIDE doubles (two cache lines), in the order a packet reads them.
+const REC_STRIDE = 16;
+/** Protocol and VLAN ids (8 + 12 + 12 bits), as packed by keyMeta. */
+const R_KEY_META = 0;
+/** Both ports: portA << 16 | portB ("a" is the originator). */
+const R_KEY_PORTS = 1;
+/** First address words (int32) of originator and responder; IPv4 keeps its addresses there. */
+const R_A0 = 2;
+const R_B0 = 3;
+const R_IP_VERSION = 4;
+/** Next slot in the hash chain, or -1. */
+const R_HNEXT = 5;
+/** S_NEW .. S_CLOSED. */
+const R_STATE = 6;
+/** 1 after a RST. */
+const R_RST = 7;
+const R_LAST_US = 8;
+/** When the flow was last placed at the tail of its list. */
+const R_LIST_US = 9;
+const R_PKTS0 = 10;
+const R_PKTS1 = 11;
+const R_BYTES0 = 12;
+const R_BYTES1 = 13;
+/** Which LRU list (LIST_*). */
+const R_LIST = 14;
+/** symmetricHash of the key, as int32. */
+const R_HASH = 15;
+/** IPv6: the other address words (a1 a2 a3 b1 b2 b3), int32, in an Int32Array of this stride. */
+const V6_STRIDE = 8;
+
+/**
+ * Flow slots allocated at first; doubled when they run out (never beyond maxFlows + 1). Small, so
+ * that the first doublings come within the first flows: V8 then compiles the per-flow code with
+ * its growth path in it instead of throwing that code away at the first growth.
+ */
+const INITIAL_FLOW_SLOTS = 64;
+
+/** The parts of a flow that only its first and last packets need. */
+class FlowSlot {
   portA = 0;
   portB = 0;
   proto = 0;
   vlanCount = 0;
   vlan0 = 0;
   vlan1 = 0;
-  hash = 0;
-  flowId = 0;
-  startUs = 0;
-  lastUs = 0;
-  /** When the flow was last placed at the tail of its list. */
-  listUs = 0;
-  state: FlowState = 'new';
+  flowId = 0.5;
+  startUs = 0.5;
   closeReason: CloseReason = 'eof';
-  rstSeen = false;
   midstream = false;
-  // Per-direction counters as plain fields: one object, one cache line, on the per-packet path.
-  pkts0 = 0;
-  pkts1 = 0;
-  bytes0 = 0;
-  bytes1 = 0;
   udpData0 = 0;
   udpData1 = 0;
-  /** Both reassemblers; created once per pooled Flow object, reset on reuse. Only TCP uses them. */
-  halves: [TcpHalf, TcpHalf] | undefined;
-  consumer: StreamConsumer | undefined;
-  info: FlowInfo | undefined;
-  // Hash chain and per-timeout-class LRU list links.
-  hnext: Flow | undefined;
-  list = 0;
-  prev: Flow | undefined;
-  next: Flow | undefined;
+  info: FlowInfo | undefined = undefined;
+
+  constructor() {
+    // Every field is stored twice here, before any code is optimised: V8 treats a field written
+    // only once as a constant and deoptimises the code that relied on it at the second write,
+    // which for a slot's fields would come at the first reuse, well into a capture. The first
+    // values of flowId and startUs are fractions so that these fields hold doubles from the start.
+    this.portA = this.portB = this.proto = this.vlanCount = this.vlan0 = this.vlan1 = 0;
+    this.flowId = this.startUs = 0;
+    this.closeReason = 'eof';
+    this.midstream = false;
+    this.udpData0 = this.udpData1 = 0;
+    this.info = undefined;
+  }
 }
 
 function mix(h: number, v: number): number {
@@ -158,55 +202,37 @@ function symmetricHash(p: Packet): number {
   return fmix(h);
 }
 
-class LruList {
-  head: Flow | undefined;
-  tail: Flow | undefined;
-  size = 0;
-  push(f: Flow): void {
-    f.prev = this.tail;
-    f.next = undefined;
-    if (this.tail) this.tail.next = f;
-    else this.head = f;
-    this.tail = f;
-    this.size++;
-  }
-  remove(f: Flow): void {
-    if (f.prev) f.prev.next = f.next;
-    else this.head = f.next;
-    if (f.next) f.next.prev = f.prev;
-    else this.tail = f.prev;
-    f.prev = f.next = undefined;
-    this.size--;
-  }
+/** Protocol and VLAN ids packed as in R_KEY_META (VLAN ids are 12 bits, see decodeVlan). */
+function keyMeta(proto: number, vlan0: number, vlan1: number): number {
+  return proto | (vlan0 << 8) | (vlan1 << 20);
 }
 
-/** Initial hash buckets; doubled whenever flows outnumber buckets, so chains stay about one long. */
-const INITIAL_BUCKETS = 4096;
+/** Initial hash buckets; doubled whenever flows outnumber buckets, so chains stay about one long (small for the same reason as the slots). */
+const INITIAL_BUCKETS = 64;
 /** Bucket array ceiling (4 M entries, 16 MB): beyond it chains grow instead. */
 const MAX_BUCKETS = 1 << 22;
 
-/** Finished Flow objects kept for reuse: allocation and GC promotion of flow state cost more than the flow's packets. */
-const MAX_POOLED_FLOWS = 65536;
-
-/** Adapts one direction of a flow to the reassembler's sink, looking up the flow's current consumer. */
-function halfSink(f: Flow, dir: Direction) {
-  return {
-    data(bytes: Uint8Array, ts: number): void {
-      f.consumer?.data(dir, bytes, ts);
-    },
-    gap(len: number, ts: number): void {
-      f.consumer?.gap(dir, len, ts);
-    },
-  };
-}
-
-export class FlowTable {
-  private readonly pool: Flow[] = [];
-  private buckets: (Flow | undefined)[] = new Array<Flow | undefined>(INITIAL_BUCKETS).fill(undefined);
+export class FlowTable implements HalfOutput {
+  private rec: Float64Array = new Float64Array(INITIAL_FLOW_SLOTS * REC_STRIDE);
+  private v6: Int32Array = new Int32Array(INITIAL_FLOW_SLOTS * V6_STRIDE);
+  private readonly slots: FlowSlot[] = [];
+  /** The consumer of each slot's TCP flow (undefined: nobody wants its bytes, or it failed). */
+  private readonly consumers: (StreamConsumer | undefined)[] = new Array<StreamConsumer | undefined>(INITIAL_FLOW_SLOTS).fill(undefined);
+  /** Free slots, popped from the end. */
+  private readonly free: number[] = [];
+  private readonly halves: HalfStore;
+  // Hash buckets: the first slot of each chain, or -1.
+  private heads: Int32Array = new Int32Array(INITIAL_BUCKETS).fill(-1);
   private mask = INITIAL_BUCKETS - 1;
-  private readonly lists: LruList[] = Array.from({ length: LIST_COUNT }, () => new LruList());
+  // Per-timeout-class LRU lists, doubly linked through the slots (-1 ends a list).
+  private prev: Int32Array = new Int32Array(INITIAL_FLOW_SLOTS).fill(-1);
+  private next: Int32Array = new Int32Array(INITIAL_FLOW_SLOTS).fill(-1);
+  private readonly listHead = new Int32Array(LIST_COUNT).fill(-1);
+  private readonly listTail = new Int32Array(LIST_COUNT).fill(-1);
   private readonly timeouts: number[];
   private readonly budget: ReassemblyBudget;
+  private readonly maxFlows: number;
+  private readonly memcapBytes: number;
   private count = 0;
   private nextExpireUs = 0;
   private nowUs = 0;
@@ -216,10 +242,27 @@ export class FlowTable {
     private readonly factory: StreamFactory | undefined,
     private readonly datagrams: DatagramSink | undefined,
     private readonly ended: FlowEndSink | undefined,
-    private readonly limits: FlowLimits = DEFAULT_FLOW_LIMITS,
+    limits: FlowLimits = DEFAULT_FLOW_LIMITS,
   ) {
     this.timeouts = [limits.tcpNewTimeoutUs, limits.tcpEstablishedTimeoutUs, limits.tcpClosedTimeoutUs, limits.udpTimeoutUs];
     this.budget = new ReassemblyBudget(Math.floor(limits.memcapBytes / 2));
+    this.maxFlows = limits.maxFlows;
+    this.memcapBytes = limits.memcapBytes;
+    this.halves = new HalfStore(this, counters, this.budget, limits.reassembly, 2 * INITIAL_FLOW_SLOTS);
+    this.addSlots(0, INITIAL_FLOW_SLOTS);
+    // Fields replaced when the table grows are written a second time now, so that V8 does not
+    // treat them as constants and deoptimise the per-packet code at the first growth.
+    this.rec = new Float64Array(this.rec.length);
+    this.v6 = new Int32Array(this.v6.length);
+    this.prev = new Int32Array(this.prev.length).fill(-1);
+    this.next = new Int32Array(this.next.length).fill(-1);
+    this.heads = new Int32Array(this.heads.length).fill(-1);
+    this.mask = this.heads.length - 1;
+    this.count = 0;
+    this.nextExpireUs = 0.5;
+    this.nowUs = 0.5;
+    this.nextExpireUs = 0;
+    this.nowUs = 0;
   }
 
   get active(): number {
@@ -235,62 +278,54 @@ export class FlowTable {
       this.nextExpireUs = this.nowUs + EXPIRE_INTERVAL_US;
     }
     const h = symmetricHash(p);
-    let dir: Direction = 0;
-    let f = this.buckets[h & this.mask];
-    for (; f !== undefined; f = f.hnext) {
-      const d = this.matchDirection(f, p);
-      if (d >= 0) {
-        dir = d as Direction;
-        break;
-      }
+    const meta = keyMeta(p.transport, p.vlan0, p.vlan1);
+    let dir = -1;
+    let f = this.heads[h & this.mask];
+    for (; f >= 0; f = this.rec[f * REC_STRIDE + R_HNEXT]) {
+      dir = this.matchDirection(f, p, meta);
+      if (dir >= 0) break;
     }
     const isTcp = p.transport === IPPROTO_TCP;
-    if (f !== undefined && isTcp && this.isPortReuse(f, p, dir)) {
+    if (f >= 0 && isTcp && (p.tcpFlags & (TH_SYN | TH_ACK | TH_RST)) === TH_SYN && this.isPortReuse(f, p, dir)) {
       this.counters.inc(C_PORT_REUSE);
-      this.end(f, f.rstSeen ? 'rst' : f.state === 'closed' || f.state === 'closing' ? 'fin' : 'port_reuse');
-      f = undefined;
+      const state = this.rec[f * REC_STRIDE + R_STATE];
+      this.end(f, this.rec[f * REC_STRIDE + R_RST] !== 0 ? 'rst' : state === S_CLOSED || state === S_CLOSING ? 'fin' : 'port_reuse');
+      f = -1;
     }
-    if (f === undefined) {
+    if (f < 0) {
       f = this.create(p, h);
-      dir = this.matchDirection(f, p) as Direction;
+      dir = this.matchDirection(f, p, meta);
     }
-    f.lastUs = ts;
+    const r = this.rec;
+    const o = f * REC_STRIDE;
+    r[o + R_LAST_US] = ts;
     if (dir === 0) {
-      if (f.pkts0 === 0 && p.macBuf !== undefined && f.info !== undefined) (f.info as { srcMac?: string }).srcMac = formatMac(p.macBuf, p.macOff);
-      f.pkts0++;
-      f.bytes0 += frameLen;
+      if (r[o + R_PKTS0] === 0 && p.macBuf !== undefined) this.noteSourceMac(f, p.macBuf, p.macOff);
+      r[o + R_PKTS0]++;
+      r[o + R_BYTES0] += frameLen;
     } else {
-      f.pkts1++;
-      f.bytes1 += frameLen;
+      r[o + R_PKTS1]++;
+      r[o + R_BYTES1] += frameLen;
     }
-    if (ts - f.listUs > LRU_GRANULARITY_US) {
-      const list = this.lists[f.list];
-      list.remove(f);
-      list.push(f);
-      f.listUs = ts;
-    }
+    if (ts - r[o + R_LIST_US] > LRU_GRANULARITY_US) this.touch(f, ts);
     try {
       if (isTcp) this.tcp(f, p, dir);
-      else {
-        if (dir === 0) f.udpData0 += p.payloadLen;
-        else f.udpData1 += p.payloadLen;
-        if (this.datagrams !== undefined && f.info !== undefined) this.datagrams.datagram(f.info, dir, p.buf.subarray(p.payloadOff, p.payloadOff + p.payloadLen), ts);
-      }
+      else this.udp(f, p, dir as Direction);
     } catch (err) {
       // A consumer bug must not take the sensor down: count it and stop feeding that flow.
       this.counters.inc(C_CONSUMER_ERROR);
-      f.consumer = undefined;
+      this.consumers[f] = undefined;
       reportConsumerError(err);
     }
-    if (this.count > this.limits.maxFlows || this.memoryEstimate() > this.limits.memcapBytes) this.evict();
+    if (this.count > this.maxFlows || this.memoryEstimate() > this.memcapBytes) this.evict();
   }
 
   /** End of input: every flow ends with reason `eof` (or how it closed). */
   flush(): void {
-    for (const list of this.lists) {
-      while (list.head !== undefined) {
-        const f = list.head;
-        this.end(f, f.rstSeen ? 'rst' : f.state === 'closed' ? 'fin' : 'eof');
+    for (let i = 0; i < LIST_COUNT; i++) {
+      for (let f = this.listHead[i]; f >= 0; f = this.listHead[i]) {
+        const o = f * REC_STRIDE;
+        this.end(f, this.rec[o + R_RST] !== 0 ? 'rst' : this.rec[o + R_STATE] === S_CLOSED ? 'fin' : 'eof');
       }
     }
   }
@@ -298,11 +333,9 @@ export class FlowTable {
   /** Ends flows idle longer than their state's timeout, as of capture time `nowUs`. */
   expire(nowUs: number): void {
     for (let i = 0; i < LIST_COUNT; i++) {
-      const list = this.lists[i];
       const limit = this.timeouts[i];
-      while (list.head !== undefined && nowUs - list.head.lastUs > limit) {
-        const f = list.head;
-        if (i === LIST_TCP_CLOSED) this.end(f, f.rstSeen ? 'rst' : 'fin');
+      for (let f = this.listHead[i]; f >= 0 && nowUs - this.rec[f * REC_STRIDE + R_LAST_US] > limit; f = this.listHead[i]) {
+        if (i === LIST_TCP_CLOSED) this.end(f, this.rec[f * REC_STRIDE + R_RST] !== 0 ? 'rst' : 'fin');
         else {
           this.counters.inc(C_TIMEOUT);
           this.end(f, 'timeout');
@@ -311,238 +344,444 @@ export class FlowTable {
     }
   }
 
+  /**
+   * The capture source is about to write `buf[from..to)` (see ReadOptions.onOverwrite): until
+   * then, reassembly keeps the bytes it delivered from `buf` by reference instead of copying them.
+   * `undefined` detaches the source.
+   */
+  sourceOverwrite(buf: Uint8Array | undefined, from: number, to: number): void {
+    this.halves.overwrite(buf, from, to);
+  }
+
+  /** HalfOutput: in-order bytes of half h (slot h >> 1, direction h & 1). */
+  halfData(h: number, bytes: Uint8Array, tsUs: number): void {
+    const c = this.consumers[h >> 1];
+    if (c !== undefined) c.data((h & 1) as Direction, bytes, tsUs);
+  }
+
+  /** HalfOutput: bytes of half h that were never seen. */
+  halfGap(h: number, len: number, tsUs: number): void {
+    const c = this.consumers[h >> 1];
+    if (c !== undefined) c.gap((h & 1) as Direction, len, tsUs);
+  }
+
   private memoryEstimate(): number {
     return this.count * FLOW_ENTRY_BYTES + this.budget.held * 2;
   }
 
   private evict(): void {
-    // Closed flows first, then new (half-open scans), then the least recently active established.
-    for (const i of [LIST_TCP_CLOSED, LIST_UDP, LIST_TCP_NEW, LIST_TCP_EST]) {
-      const list = this.lists[i];
-      while (list.head !== undefined && (this.count > this.limits.maxFlows || this.memoryEstimate() > this.limits.memcapBytes)) {
+    for (const i of EVICTION_ORDER) {
+      while (this.listHead[i] >= 0 && (this.count > this.maxFlows || this.memoryEstimate() > this.memcapBytes)) {
         this.counters.inc(C_MEMCAP);
-        this.end(list.head, 'memcap');
+        this.end(this.listHead[i], 'memcap');
       }
     }
   }
 
-  /** 0 when `p` goes originator -> responder, 1 for the reverse, -1 when it is another flow. */
-  private matchDirection(f: Flow, p: Packet): number {
-    if (f.proto !== p.transport || f.vlan0 !== p.vlan0 || f.vlan1 !== p.vlan1 || f.ipVersion !== p.ipVersion) return -1;
-    const a = f.addr;
+  /** 0 when `p` goes originator -> responder, 1 for the reverse, -1 when slot f holds another flow. */
+  private matchDirection(f: number, p: Packet, meta: number): number {
+    const r = this.rec;
+    const o = f * REC_STRIDE;
+    if (r[o + R_KEY_META] !== meta || r[o + R_IP_VERSION] !== p.ipVersion) return -1;
     const b = p.addr;
-    if (f.ipVersion === 4) {
-      if (f.portA === p.srcPort && f.portB === p.dstPort && a[0] === b[0] && a[4] === b[4]) return 0;
-      if (f.portA === p.dstPort && f.portB === p.srcPort && a[0] === b[4] && a[4] === b[0]) return 1;
-      return -1;
-    }
-    if (f.portA === p.srcPort && f.portB === p.dstPort && a[0] === b[0] && a[4] === b[4] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3] && a[5] === b[5] && a[6] === b[6] && a[7] === b[7]) return 0;
-    if (f.portA === p.dstPort && f.portB === p.srcPort && a[0] === b[4] && a[4] === b[0] && a[1] === b[5] && a[2] === b[6] && a[3] === b[7] && a[5] === b[1] && a[6] === b[2] && a[7] === b[3]) return 1;
+    const sp = p.srcPort;
+    const dp = p.dstPort;
+    if (r[o + R_KEY_PORTS] === ((sp << 16) | dp) && r[o + R_A0] === (b[0] | 0) && r[o + R_B0] === (b[4] | 0) && (p.ipVersion === 4 || this.sameV6(f, b, 0))) return 0;
+    if (r[o + R_KEY_PORTS] === ((dp << 16) | sp) && r[o + R_A0] === (b[4] | 0) && r[o + R_B0] === (b[0] | 0) && (p.ipVersion === 4 || this.sameV6(f, b, 4))) return 1;
     return -1;
   }
 
-  /** A new SYN on a finished flow, or with a different initial sequence number, starts a new connection. */
-  private isPortReuse(f: Flow, p: Packet, dir: Direction): boolean {
-    if ((p.tcpFlags & (TH_SYN | TH_ACK | TH_RST)) !== TH_SYN || dir !== 0 || f.halves === undefined) return false;
-    const h = f.halves[0];
-    if (f.state === 'closed' || f.state === 'closing' || f.rstSeen) return !(h.fromSyn && h.isn === p.seq && h.delivered === 0);
-    return h.fromSyn && h.isn !== p.seq && h.delivered + f.halves[1].delivered > 0;
+  /** IPv6: address words 1-3 of both sides match the packet's (`from` 0 forward, 4 reverse). */
+  private sameV6(f: number, b: Uint32Array, from: number): boolean {
+    const w = this.v6;
+    const o = f * V6_STRIDE;
+    const to = 4 - from;
+    return w[o] === (b[from + 1] | 0) && w[o + 1] === (b[from + 2] | 0) && w[o + 2] === (b[from + 3] | 0) && w[o + 3] === (b[to + 1] | 0) && w[o + 4] === (b[to + 2] | 0) && w[o + 5] === (b[to + 3] | 0);
   }
 
-  private create(p: Packet, hash: number): Flow {
-    const f = this.pool.pop() ?? new Flow();
+  /** A new SYN (the caller checked the flags) on a finished flow, or with a different initial sequence number, starts a new connection. */
+  private isPortReuse(f: number, p: Packet, dir: number): boolean {
+    if (dir !== 0) return false;
+    const hs = this.halves;
+    const h0 = 2 * f;
+    const o = f * REC_STRIDE;
+    const state = this.rec[o + R_STATE];
+    if (state === S_CLOSED || state === S_CLOSING || this.rec[o + R_RST] !== 0) return !(hs.fromSyn(h0) && hs.isn(h0) === p.seq && hs.delivered(h0) === 0);
+    return hs.fromSyn(h0) && hs.isn(h0) !== p.seq && hs.delivered(h0) + hs.delivered(h0 + 1) > 0;
+  }
+
+  /** Sets the originator's MAC on the flow info (at its first packet). */
+  private noteSourceMac(f: number, b: Uint8Array, o: number): void {
+    const info = this.slots[f].info;
+    if (info !== undefined) (info as { srcMac?: string }).srcMac = formatMac(b, o);
+  }
+
+  private create(p: Packet, hash: number): number {
+    if (this.free.length === 0) this.growSlots();
+    const f = this.free.pop()!;
+    const slot = this.slots[f];
     const isTcp = p.transport === IPPROTO_TCP;
     // Who opened the conversation: a SYN's sender; a SYN-ACK's receiver; otherwise the side not on
     // a well-known port (midstream pickup, or UDP answers seen before questions).
+    const sp = p.srcPort;
+    const dp = p.dstPort;
     let swap = false;
     if (isTcp && (p.tcpFlags & (TH_SYN | TH_ACK)) === (TH_SYN | TH_ACK)) swap = true;
-    else if (!(isTcp && (p.tcpFlags & TH_SYN) !== 0)) swap = p.srcPort < 1024 && p.dstPort >= 1024;
-    const a = f.addr;
+    else if (!(isTcp && (p.tcpFlags & TH_SYN) !== 0)) swap = sp < 1024 && dp >= 1024;
     const b = p.addr;
-    for (let i = 0; i < 4; i++) {
-      a[i] = swap ? b[i + 4] : b[i];
-      a[i + 4] = swap ? b[i] : b[i + 4];
-    }
-    f.portA = swap ? p.dstPort : p.srcPort;
-    f.portB = swap ? p.srcPort : p.dstPort;
-    f.ipVersion = p.ipVersion;
-    f.proto = p.transport;
-    f.vlanCount = p.vlanCount;
-    f.vlan0 = p.vlan0;
-    f.vlan1 = p.vlan1;
-    f.hash = hash;
-    f.startUs = p.tsUs;
-    f.lastUs = p.tsUs;
-    f.listUs = p.tsUs;
-    f.flowId = stableFlowId(f);
-    const slot = hash & this.mask;
-    f.hnext = this.buckets[slot];
-    this.buckets[slot] = f;
+    const s = swap ? 4 : 0;
+    const d = swap ? 0 : 4;
+    const r = this.rec;
+    const o = f * REC_STRIDE;
+    slot.portA = swap ? dp : sp;
+    slot.portB = swap ? sp : dp;
+    slot.proto = p.transport;
+    slot.vlanCount = p.vlanCount;
+    slot.vlan0 = p.vlan0;
+    slot.vlan1 = p.vlan1;
+    slot.startUs = p.tsUs;
+    r[o + R_KEY_META] = keyMeta(p.transport, p.vlan0, p.vlan1);
+    r[o + R_KEY_PORTS] = (slot.portA << 16) | slot.portB;
+    r[o + R_A0] = b[s] | 0;
+    r[o + R_B0] = b[d] | 0;
+    r[o + R_IP_VERSION] = p.ipVersion;
+    const w = this.v6;
+    const v = f * V6_STRIDE;
+    w[v] = b[s + 1];
+    w[v + 1] = b[s + 2];
+    w[v + 2] = b[s + 3];
+    w[v + 3] = b[d + 1];
+    w[v + 4] = b[d + 2];
+    w[v + 5] = b[d + 3];
+    r[o + R_HASH] = hash | 0;
+    r[o + R_LAST_US] = p.tsUs;
+    r[o + R_LIST_US] = p.tsUs;
+    slot.flowId = this.stableFlowId(f);
+    const bucket = hash & this.mask;
+    r[o + R_HNEXT] = this.heads[bucket];
+    this.heads[bucket] = f;
     this.count++;
-    if (this.count > this.buckets.length && this.buckets.length < MAX_BUCKETS) this.grow();
+    if (this.count > this.heads.length && this.heads.length < MAX_BUCKETS) this.growBuckets();
     this.counters.set(C_ACTIVE, this.count);
     // The printable FlowInfo (address strings) only when a consumer will see it; otherwise it is
     // made when the flow's record is (most UDP flows of a busy link are two-packet DNS lookups).
-    if (isTcp ? this.factory !== undefined : this.datagrams !== undefined) f.info = flowInfo(f);
+    if (isTcp ? this.factory !== undefined : this.datagrams !== undefined) slot.info = this.flowInfo(f);
+    let list: number;
     if (isTcp) {
       this.counters.inc(C_FLOWS_TCP);
-      f.list = LIST_TCP_NEW;
-      f.consumer = f.info !== undefined ? this.factory?.open(f.info) : undefined;
-      if (f.halves === undefined) {
-        f.halves = [new TcpHalf(halfSink(f, 0), this.counters, this.budget, this.limits.reassembly), new TcpHalf(halfSink(f, 1), this.counters, this.budget, this.limits.reassembly)];
-      }
+      list = LIST_TCP_NEW;
+      this.consumers[f] = slot.info !== undefined ? this.factory?.open(slot.info) : undefined;
       // Midstream: the client's SYN was not the first packet seen (a SYN-ACK first means it was missed).
       if ((p.tcpFlags & (TH_SYN | TH_ACK)) !== TH_SYN) {
-        f.midstream = true;
+        slot.midstream = true;
         this.counters.inc(C_MIDSTREAM);
       }
     } else {
       this.counters.inc(C_FLOWS_UDP);
-      f.list = LIST_UDP;
+      list = LIST_UDP;
     }
-    this.lists[f.list].push(f);
+    r[o + R_LIST] = list;
+    this.push(list, f);
     return f;
   }
 
-  private grow(): void {
-    const old = this.buckets;
-    const n = old.length * 2;
-    this.buckets = new Array<Flow | undefined>(n).fill(undefined);
-    this.mask = n - 1;
-    for (let head of old) {
-      while (head !== undefined) {
-        const next = head.hnext;
-        const slot = head.hash & this.mask;
-        head.hnext = this.buckets[slot];
-        this.buckets[slot] = head;
-        head = next;
+  /**
+   * Slots [from, to) with their cold parts, free (handed out lowest first). The arrays only ever
+   * grow by push, so their element kinds, and the code compiled against them, stay put.
+   */
+  private addSlots(from: number, to: number): void {
+    for (let f = from; f < to; f++) this.slots.push(new FlowSlot());
+    for (let f = this.consumers.length; f < to; f++) this.consumers.push(undefined);
+    for (let f = to - 1; f >= from; f--) this.free.push(f);
+  }
+
+  private growSlots(): void {
+    const old = this.slots.length;
+    const n = old * 2;
+    const rec = new Float64Array(n * REC_STRIDE);
+    rec.set(this.rec);
+    this.rec = rec;
+    const v6 = new Int32Array(n * V6_STRIDE);
+    v6.set(this.v6);
+    this.v6 = v6;
+    const prev = new Int32Array(n).fill(-1);
+    prev.set(this.prev);
+    this.prev = prev;
+    const next = new Int32Array(n).fill(-1);
+    next.set(this.next);
+    this.next = next;
+    this.halves.grow(2 * n);
+    this.addSlots(old, n);
+  }
+
+  private growBuckets(): void {
+    const n = this.heads.length * 2;
+    const heads = new Int32Array(n).fill(-1);
+    const mask = n - 1;
+    const r = this.rec;
+    // Every slot on a chain is linked again from its own hash.
+    for (let b = 0; b < this.heads.length; b++) {
+      for (let f = this.heads[b]; f >= 0; ) {
+        const o = f * REC_STRIDE;
+        const nextInChain = r[o + R_HNEXT];
+        const bucket = r[o + R_HASH] & mask;
+        r[o + R_HNEXT] = heads[bucket];
+        heads[bucket] = f;
+        f = nextInChain;
       }
     }
+    this.heads = heads;
+    this.mask = mask;
   }
 
-  private moveTo(f: Flow, list: number): void {
-    if (f.list === list) return;
-    this.lists[f.list].remove(f);
-    f.list = list;
-    f.listUs = f.lastUs;
-    this.lists[list].push(f);
+  private push(list: number, f: number): void {
+    const tail = this.listTail[list];
+    this.prev[f] = tail;
+    this.next[f] = -1;
+    if (tail >= 0) this.next[tail] = f;
+    else this.listHead[list] = f;
+    this.listTail[list] = f;
   }
 
-  private tcp(f: Flow, p: Packet, dir: Direction): void {
-    const halves = f.halves!;
-    const mine = halves[dir];
-    const peer = halves[dir ^ 1];
+  private remove(list: number, f: number): void {
+    const p = this.prev[f];
+    const n = this.next[f];
+    if (p >= 0) this.next[p] = n;
+    else this.listHead[list] = n;
+    if (n >= 0) this.prev[n] = p;
+    else this.listTail[list] = p;
+    this.prev[f] = -1;
+    this.next[f] = -1;
+  }
+
+  /** Moves a flow to the tail of its timeout list (at most once per LRU_GRANULARITY_US). */
+  private touch(f: number, ts: number): void {
+    const o = f * REC_STRIDE;
+    const list = this.rec[o + R_LIST];
+    this.remove(list, f);
+    this.push(list, f);
+    this.rec[o + R_LIST_US] = ts;
+  }
+
+  private moveTo(f: number, list: number): void {
+    const r = this.rec;
+    const o = f * REC_STRIDE;
+    if (r[o + R_LIST] === list) return;
+    this.remove(r[o + R_LIST], f);
+    r[o + R_LIST] = list;
+    r[o + R_LIST_US] = r[o + R_LAST_US];
+    this.push(list, f);
+  }
+
+  private udp(f: number, p: Packet, dir: Direction): void {
+    const slot = this.slots[f];
+    if (dir === 0) slot.udpData0 += p.payloadLen;
+    else slot.udpData1 += p.payloadLen;
+    if (this.datagrams !== undefined && slot.info !== undefined) this.datagrams.datagram(slot.info, dir, p.buf.subarray(p.payloadOff, p.payloadOff + p.payloadLen), p.tsUs);
+  }
+
+  private tcp(f: number, p: Packet, dir: number): void {
+    const hs = this.halves;
+    const mine = 2 * f + dir;
+    const peer = 2 * f + (dir ^ 1);
     const flags = p.tcpFlags;
     const ts = p.tsUs;
+    const r = this.rec;
+    const o = f * REC_STRIDE;
+    if ((flags & (TH_RST | TH_SYN | TH_FIN)) === 0 && r[o + R_STATE] === S_ESTABLISHED && r[o + R_RST] === 0) {
+      // The common case: data and/or an ACK on an established connection.
+      if (p.payloadLen > 0) hs.segment(mine, p.seq, p.buf, p.payloadOff, p.payloadLen, ts);
+      if (flags & TH_ACK) hs.acked(peer, p.ack, ts);
+      return;
+    }
     if (flags & TH_RST) {
-      if (f.state === 'new') this.counters.inc(A_RST_IN_HANDSHAKE);
-      f.rstSeen = true;
-      f.state = 'closed';
+      if (r[o + R_STATE] === S_NEW) this.counters.inc(A_RST_IN_HANDSHAKE);
+      r[o + R_RST] = 1;
+      r[o + R_STATE] = S_CLOSED;
       this.moveTo(f, LIST_TCP_CLOSED);
       return;
     }
-    if (f.rstSeen && (p.payloadLen > 0 || (flags & TH_SYN) !== 0)) {
+    if (r[o + R_RST] !== 0 && (p.payloadLen > 0 || (flags & TH_SYN) !== 0)) {
       // Traffic after a RST: either the RST was forged (an evasion, e.g. suricata-verify bug 3286)
       // or a late retransmission. Keep reassembling; the flow is alive again.
       this.counters.inc(A_DATA_AFTER_RST);
-      f.rstSeen = false;
-      f.state = mine.started && peer.started ? 'established' : 'new';
-      this.moveTo(f, f.state === 'established' ? LIST_TCP_EST : LIST_TCP_NEW);
+      r[o + R_RST] = 0;
+      const established = hs.started(mine) && hs.started(peer);
+      r[o + R_STATE] = established ? S_ESTABLISHED : S_NEW;
+      this.moveTo(f, established ? LIST_TCP_EST : LIST_TCP_NEW);
     }
     if (flags & TH_SYN) {
-      mine.startFromSyn(p.seq);
+      hs.startFromSyn(mine, p.seq);
       if (flags & TH_ACK) {
         // SYN-ACK: the peer's stream starts at our acknowledgement number (missing SYN inferred).
-        if (!peer.started) peer.startAt(p.ack);
-        if (f.state === 'new') {
-          f.state = 'established';
+        if (!hs.started(peer)) hs.startAt(peer, p.ack);
+        if (r[o + R_STATE] === S_NEW) {
+          r[o + R_STATE] = S_ESTABLISHED;
           this.moveTo(f, LIST_TCP_EST);
         }
       }
       if (p.payloadLen > 0) {
         this.counters.inc(A_SYN_DATA);
-        mine.segment((p.seq + 1) >>> 0, p.buf, p.payloadOff, p.payloadLen, ts);
+        hs.segment(mine, (p.seq + 1) >>> 0, p.buf, p.payloadOff, p.payloadLen, ts);
       }
       return;
     }
-    if (f.state === 'new' && mine.started && peer.started) {
-      f.state = 'established';
+    if (r[o + R_STATE] === S_NEW && hs.started(mine) && hs.started(peer)) {
+      r[o + R_STATE] = S_ESTABLISHED;
       this.moveTo(f, LIST_TCP_EST);
-    } else if (f.state === 'new' && f.midstream) {
-      f.state = 'established';
+    } else if (r[o + R_STATE] === S_NEW && this.slots[f].midstream) {
+      r[o + R_STATE] = S_ESTABLISHED;
       this.moveTo(f, LIST_TCP_EST);
     }
-    if (p.payloadLen > 0) mine.segment(p.seq, p.buf, p.payloadOff, p.payloadLen, ts);
-    if (flags & TH_ACK) peer.acked(p.ack, ts);
+    if (p.payloadLen > 0) hs.segment(mine, p.seq, p.buf, p.payloadOff, p.payloadLen, ts);
+    if (flags & TH_ACK) hs.acked(peer, p.ack, ts);
     if (flags & TH_FIN) {
-      mine.fin((p.seq + p.payloadLen) >>> 0);
-      if (f.state !== 'closed') {
-        f.state = 'closing';
-        if (mine.finished) mine.releaseRetained();
-        if (mine.finished && (peer.finished || !peer.started)) {
+      hs.fin(mine, (p.seq + p.payloadLen) >>> 0);
+      if (r[o + R_STATE] !== S_CLOSED) {
+        r[o + R_STATE] = S_CLOSING;
+        if (hs.finished(mine)) hs.releaseRetained(mine);
+        if (hs.finished(mine) && (hs.finished(peer) || !hs.started(peer))) {
           // Both sides done (or a one-sided capture finished): linger briefly for retransmissions.
-          f.state = 'closed';
+          r[o + R_STATE] = S_CLOSED;
           this.moveTo(f, LIST_TCP_CLOSED);
         }
       }
-    } else if (f.state === 'closing' && mine.finished && peer.finished) {
-      f.state = 'closed';
+    } else if (r[o + R_STATE] === S_CLOSING && hs.finished(mine) && hs.finished(peer)) {
+      r[o + R_STATE] = S_CLOSED;
       this.moveTo(f, LIST_TCP_CLOSED);
     }
   }
 
-  private end(f: Flow, reason: CloseReason): void {
+  private end(f: number, reason: CloseReason): void {
+    const r = this.rec;
+    const o = f * REC_STRIDE;
     // Unlink from the hash chain and its list.
-    const slot = f.hash & this.mask;
-    const head = this.buckets[slot];
+    const bucket = r[o + R_HASH] & this.mask;
+    const head = this.heads[bucket];
     if (head === f) {
-      this.buckets[slot] = f.hnext;
+      this.heads[bucket] = r[o + R_HNEXT];
     } else {
-      for (let x = head; x !== undefined; x = x.hnext) {
-        if (x.hnext === f) {
-          x.hnext = f.hnext;
+      for (let x = head; x >= 0; x = r[x * REC_STRIDE + R_HNEXT]) {
+        if (r[x * REC_STRIDE + R_HNEXT] === f) {
+          r[x * REC_STRIDE + R_HNEXT] = r[o + R_HNEXT];
           break;
         }
       }
     }
-    f.hnext = undefined;
-    this.lists[f.list].remove(f);
+    r[o + R_HNEXT] = -1;
+    this.remove(r[o + R_LIST], f);
     this.count--;
     this.counters.set(C_ACTIVE, this.count);
-    f.closeReason = reason;
-    const ts = f.lastUs;
+    const slot = this.slots[f];
+    slot.closeReason = reason;
+    const ts = r[o + R_LAST_US];
     try {
-      if (f.proto === IPPROTO_TCP && f.halves !== undefined) {
-        f.halves[0].flush(ts);
-        f.halves[1].flush(ts);
+      if (slot.proto === IPPROTO_TCP) {
+        this.halves.flush(2 * f, ts);
+        this.halves.flush(2 * f + 1, ts);
       }
-      f.consumer?.end(reason, ts);
+      this.consumers[f]?.end(reason, ts);
     } catch (err) {
       this.counters.inc(C_CONSUMER_ERROR);
       reportConsumerError(err);
     }
-    f.consumer = undefined;
-    if (f.pkts0 === 0 || f.pkts1 === 0) this.counters.inc(C_ONE_SIDED);
-    this.ended?.flowEnded(flowRecord(f));
+    this.consumers[f] = undefined;
+    if (r[o + R_PKTS0] === 0 || r[o + R_PKTS1] === 0) this.counters.inc(C_ONE_SIDED);
+    if (this.ended !== undefined) this.ended.flowEnded(this.flowRecord(f));
     this.recycle(f);
   }
 
-  private recycle(f: Flow): void {
-    if (this.pool.length >= MAX_POOLED_FLOWS) return;
-    if (f.halves !== undefined) {
-      f.halves[0].reset();
-      f.halves[1].reset();
-    }
-    f.info = undefined;
-    f.state = 'new';
-    f.closeReason = 'eof';
-    f.rstSeen = false;
-    f.midstream = false;
-    f.pkts0 = f.pkts1 = f.bytes0 = f.bytes1 = f.udpData0 = f.udpData1 = 0;
-    f.hnext = f.prev = f.next = undefined;
-    this.pool.push(f);
+  /** Slot f back to the free list, with new-flow state. */
+  private recycle(f: number): void {
+    this.halves.reset(2 * f);
+    this.halves.reset(2 * f + 1);
+    const slot = this.slots[f];
+    slot.info = undefined;
+    slot.closeReason = 'eof';
+    slot.midstream = false;
+    slot.udpData0 = 0;
+    slot.udpData1 = 0;
+    const r = this.rec;
+    const o = f * REC_STRIDE;
+    r[o + R_STATE] = S_NEW;
+    r[o + R_RST] = 0;
+    r[o + R_PKTS0] = 0;
+    r[o + R_PKTS1] = 0;
+    r[o + R_BYTES0] = 0;
+    r[o + R_BYTES1] = 0;
+    this.free.push(f);
+  }
+
+  private ipString(f: number, responder: boolean): string {
+    const o = f * REC_STRIDE;
+    const first = this.rec[o + (responder ? R_B0 : R_A0)];
+    if (this.rec[o + R_IP_VERSION] !== 6) return formatIpv4(first >>> 0);
+    const w = this.v6;
+    const v = f * V6_STRIDE + (responder ? 3 : 0);
+    v6Words[0] = first;
+    v6Words[1] = w[v];
+    v6Words[2] = w[v + 1];
+    v6Words[3] = w[v + 2];
+    return formatIpv6(v6Words, 0);
+  }
+
+  private flowInfo(f: number): FlowInfo {
+    const slot = this.slots[f];
+    const vlan: number[] = [];
+    if (slot.vlanCount > 0) vlan.push(slot.vlan0);
+    if (slot.vlanCount > 1) vlan.push(slot.vlan1);
+    return { flowId: slot.flowId, proto: slot.proto, srcIp: this.ipString(f, false), srcPort: slot.portA, dstIp: this.ipString(f, true), dstPort: slot.portB, vlan, startUs: slot.startUs };
+  }
+
+  /** 53-bit id from the key and first timestamp: the same input always gives the same ids. */
+  private stableFlowId(f: number): number {
+    const K = 0x5bd1e995;
+    const r = this.rec;
+    const o = f * REC_STRIDE;
+    const w = this.v6;
+    const v = f * V6_STRIDE;
+    const slot = this.slots[f];
+    // Address words in key order: originator 0-3, responder 0-3 (zero beyond word 0 for IPv4).
+    const a0 = r[o + R_A0];
+    const b0 = r[o + R_B0];
+    let h1 = mix(mix(mix(mix(mix(mix(mix(mix(0x3c6ef372, a0), w[v]), w[v + 1]), w[v + 2]), b0), w[v + 3]), w[v + 4]), w[v + 5]);
+    let h2 = mix(mix(mix(mix(mix(mix(mix(mix(0x510e527f, a0 ^ K), w[v] ^ K), w[v + 1] ^ K), w[v + 2] ^ K), b0 ^ K), w[v + 3] ^ K), w[v + 4] ^ K), w[v + 5] ^ K);
+    const r0 = slot.portA | (slot.portB << 16);
+    const r1 = slot.proto | (slot.vlan0 << 8) | (slot.vlan1 << 20);
+    const r2 = slot.startUs % 4294967296;
+    const r3 = Math.floor(slot.startUs / 4294967296);
+    h1 = mix(mix(mix(mix(h1, r0), r1), r2), r3);
+    h2 = mix(mix(mix(mix(h2, r0 ^ K), r1 ^ K), r2 ^ K), r3 ^ K);
+    return (fmix(h1) & 0x1fffff) * 4294967296 + fmix(h2);
+  }
+
+  private flowRecord(f: number): FlowRecord {
+    const slot = this.slots[f];
+    const info = slot.info ?? this.flowInfo(f);
+    const r = this.rec;
+    const o = f * REC_STRIDE;
+    const tcp = slot.proto === IPPROTO_TCP;
+    const hs = this.halves;
+    const h0 = 2 * f;
+    return {
+      ...info,
+      endUs: r[o + R_LAST_US],
+      pkts: [r[o + R_PKTS0], r[o + R_PKTS1]],
+      bytes: [r[o + R_BYTES0], r[o + R_BYTES1]],
+      dataBytes: tcp ? [hs.delivered(h0), hs.delivered(h0 + 1)] : [slot.udpData0, slot.udpData1],
+      gaps: tcp ? [hs.gaps(h0), hs.gaps(h0 + 1)] : [0, 0],
+      gapBytes: tcp ? [hs.gapBytes(h0), hs.gapBytes(h0 + 1)] : [0, 0],
+      overlaps: tcp ? hs.overlaps(h0) + hs.overlaps(h0 + 1) : 0,
+      overlapMismatches: tcp ? hs.mismatches(h0) + hs.mismatches(h0 + 1) : 0,
+      state: STATE_NAMES[r[o + R_STATE]],
+      closeReason: slot.closeReason,
+      midstream: slot.midstream,
+    };
   }
 }
+
+/** Scratch words for formatting an IPv6 address. */
+const v6Words = new Uint32Array(4);
 
 let consumerErrorsLogged = 0;
 /** Rate-limited: the first few consumer exceptions are printed with their stack, then only counted. */
@@ -551,51 +790,4 @@ function reportConsumerError(err: unknown): void {
   if (consumerErrorsLogged++ < MAX_CONSUMER_ERROR_LOGS) {
     process.emitWarning(`hark: a stream consumer failed and was detached from its flow: ${(err as Error)?.stack ?? String(err)}`);
   }
-}
-
-function ipString(f: Flow, base: number): string {
-  return f.ipVersion === 6 ? formatIpv6(f.addr, base) : formatIpv4(f.addr[base]);
-}
-
-function flowInfo(f: Flow): FlowInfo {
-  const vlan: number[] = [];
-  if (f.vlanCount > 0) vlan.push(f.vlan0);
-  if (f.vlanCount > 1) vlan.push(f.vlan1);
-  return { flowId: f.flowId, proto: f.proto, srcIp: ipString(f, 0), srcPort: f.portA, dstIp: ipString(f, 4), dstPort: f.portB, vlan, startUs: f.startUs };
-}
-
-/** 53-bit id from the key and first timestamp: the same input always gives the same ids. */
-function stableFlowId(f: Flow): number {
-  let h1 = 0x3c6ef372;
-  let h2 = 0x510e527f;
-  const a = f.addr;
-  for (let i = 0; i < 8; i++) {
-    h1 = mix(h1, a[i]);
-    h2 = mix(h2, a[i] ^ 0x5bd1e995);
-  }
-  const rest = [f.portA | (f.portB << 16), f.proto | (f.vlan0 << 8) | (f.vlan1 << 20), f.startUs % 4294967296, Math.floor(f.startUs / 4294967296)];
-  for (let i = 0; i < 4; i++) {
-    h1 = mix(h1, rest[i]);
-    h2 = mix(h2, rest[i] ^ 0x5bd1e995);
-  }
-  return (fmix(h1) & 0x1fffff) * 4294967296 + fmix(h2);
-}
-
-function flowRecord(f: Flow): FlowRecord {
-  const info = f.info ?? flowInfo(f);
-  const h = f.proto === IPPROTO_TCP ? f.halves : undefined;
-  return {
-    ...info,
-    endUs: f.lastUs,
-    pkts: [f.pkts0, f.pkts1],
-    bytes: [f.bytes0, f.bytes1],
-    dataBytes: h ? [h[0].delivered, h[1].delivered] : [f.udpData0, f.udpData1],
-    gaps: h ? [h[0].gaps, h[1].gaps] : [0, 0],
-    gapBytes: h ? [h[0].gapBytes, h[1].gapBytes] : [0, 0],
-    overlaps: h ? h[0].overlaps + h[1].overlaps : 0,
-    overlapMismatches: h ? h[0].mismatches + h[1].mismatches : 0,
-    state: f.state,
-    closeReason: f.closeReason,
-    midstream: f.midstream,
-  };
 }

@@ -1,11 +1,16 @@
 /**
- * TCP reassembly for one direction of one connection. Input: segments (sequence number + payload
- * view) in capture order, plus the peer's ACKs. Output, through `HalfSink`, in stream order: `data`
- * for in-order bytes (zero-copy view when a segment arrives in order) and `gap` for bytes that will
- * never be seen. Guarantees: sequence numbers wrap (modular 32-bit compare, 53-bit relative offsets);
- * overlaps resolve first-received-wins (Suricata "bsd", Wireshark) and raise
- * `stream.tcp.overlap_mismatch` when the bytes differ; out-of-order bytes are bounded per stream and
- * globally, and a limit that bites turns the oldest hole into a counted gap rather than growing.
+ * TCP reassembly for each direction of each connection. Input: segments (sequence number + payload
+ * view) in capture order, plus the peer's ACKs. Output, in stream order: in-order bytes (a zero-copy
+ * view when a segment arrives in order) and gaps for bytes that will never be seen. Guarantees:
+ * sequence numbers wrap (modular 32-bit compare, 53-bit relative offsets); overlaps resolve
+ * first-received-wins (Suricata "bsd", Wireshark) and raise `stream.tcp.overlap_mismatch` when the
+ * bytes differ; out-of-order bytes are bounded per stream and globally, and a limit that bites turns
+ * the oldest hole into a counted gap rather than growing.
+ *
+ * Layout: a `HalfStore` keeps the state of many directions ("halves") as fixed-size records in
+ * typed arrays, indexed by half number, so that the flow table reaches a half's state with one
+ * computed address instead of a chain of objects (the per-packet cost was the cache misses of that
+ * chain). `TcpHalf` is the same reassembler for one direction, as an object over its own store.
  */
 import { Counters, defineAnomaly, defineCounter } from '../events/counters.js';
 
@@ -20,7 +25,6 @@ const C_MEMCAP = defineCounter('tcp.reassembly_memcap');
 const C_STREAM_DEPTH = defineCounter('tcp.ooo_depth_reached');
 const C_BYTES = defineCounter('tcp.reassembled_bytes');
 const C_UNVERIFIED = defineCounter('tcp.retransmission_unverified');
-
 
 export interface ReassemblyLimits {
   /** Out-of-order bytes held per direction before the oldest hole is declared a gap. */
@@ -40,8 +44,15 @@ export const DEFAULT_REASSEMBLY_LIMITS: ReassemblyLimits = {
   ackedHoleGraceUs: 500_000,
 };
 
-/** Retention rings kept for reuse: enough for the concurrent streams of a busy link. */
-const MAX_POOLED_RINGS = 8192;
+/** Bytes of retention rings kept for reuse: the concurrent streams of a busy link (4096 rings of 4 KiB retained + spill room). */
+const MAX_POOLED_RING_BYTES = 32 << 20;
+/**
+ * A retention ring holding `size` bytes is allocated with `size` more bytes of spill room after
+ * it: a delivery that wraps is copied in one piece past the end, then its overflow is moved to
+ * the front within the same buffer. Splitting it instead costs two views of the source per copy,
+ * and those allocations were a tenth of the engine's time.
+ */
+const RING_SPILL_FACTOR = 2;
 
 /**
  * Shared by every stream of one pipeline: the out-of-order byte budget, and a pool of retention
@@ -50,15 +61,20 @@ const MAX_POOLED_RINGS = 8192;
 export class ReassemblyBudget {
   held = 0;
   private readonly rings: Uint8Array[] = [];
-  constructor(readonly maxBytes: number) {}
+  constructor(readonly maxBytes: number) {
+    // Written a second time so that V8 does not take `held` for a constant until the first
+    // out-of-order segment, and deoptimise the flow table's per-packet code then.
+    this.held = 0;
+  }
 
+  /** A ring for `size` retained bytes (its length includes the spill room). */
   takeRing(size: number): Uint8Array {
     const r = this.rings.pop();
-    return r !== undefined && r.length === size ? r : new Uint8Array(size);
+    return r !== undefined && r.length === size * RING_SPILL_FACTOR ? r : new Uint8Array(size * RING_SPILL_FACTOR);
   }
 
   giveRing(r: Uint8Array): void {
-    if (this.rings.length < MAX_POOLED_RINGS) this.rings.push(r);
+    if ((this.rings.length + 1) * r.length <= MAX_POOLED_RING_BYTES) this.rings.push(r);
   }
 }
 
@@ -67,217 +83,621 @@ export interface HalfSink {
   gap(len: number, tsUs: number): void;
 }
 
+/** Where a `HalfStore` sends each half's output; `h` is the half number. */
+export interface HalfOutput {
+  halfData(h: number, bytes: Uint8Array, tsUs: number): void;
+  halfGap(h: number, len: number, tsUs: number): void;
+}
+
 interface Segment {
   start: number; // relative stream offset
   data: Uint8Array;
 }
 
-export class TcpHalf {
-  /** True once the stream's starting sequence number is known (SYN, SYN-ACK's ack, or first data). */
-  started = false;
-  /** True when the start came from a SYN (not midstream pickup). */
-  fromSyn = false;
-  /** Next expected sequence number (32-bit) and its relative offset (bytes delivered + gaps). */
-  nextSeq = 0;
-  nextRel = 0;
-  isn = 0;
-  /** Bytes delivered and lost. */
-  delivered = 0;
-  gapBytes = 0;
-  gaps = 0;
-  overlaps = 0;
-  mismatches = 0;
-  /** Relative offset of the FIN, or -1. */
-  finRel = -1;
-  /** Relative offset the peer has acknowledged (max), and when it first passed a hole. */
-  ackedRel = 0;
-  holeAckedAtUs = -1;
+/**
+ * Typed-array methods called through constants: as `ring.set(...)` V8 looked the method up with a
+ * generic inline-cache call on every delivery.
+ */
+const typedArraySet = Uint8Array.prototype.set;
+const typedArrayCopyWithin = Uint8Array.prototype.copyWithin;
 
-  private ooo: Segment[] = [];
-  private oooBytes = 0;
+/**
+ * The last source buffer a view was made of, with its ArrayBuffer and offset: a capture source
+ * hands every packet in the same buffer, and reading `buffer` / `byteOffset` goes through getters
+ * that cost more than the view itself.
+ */
+let viewSource: Uint8Array | undefined;
+let viewBuffer: ArrayBufferLike = new ArrayBuffer(0);
+let viewBase = 0;
+
+/**
+ * `buf[off..off+n)` as a view valid while `buf` is: a plain Uint8Array for a plain Uint8Array
+ * source (half the cost of `subarray`, which looks up a species constructor); a Buffer stays a Buffer.
+ */
+function viewOf(buf: Uint8Array, off: number, n: number): Uint8Array {
+  if (buf !== viewSource) {
+    if (buf.constructor !== Uint8Array) return buf.subarray(off, off + n);
+    viewSource = buf;
+    viewBuffer = buf.buffer;
+    viewBase = buf.byteOffset;
+  }
+  return new Uint8Array(viewBuffer, viewBase + off, n);
+}
+
+// Hot record of a half (the fields every segment or ACK reads, then its references to deferred
+// bytes), HOT_STRIDE doubles.
+const HOT_STRIDE = 20;
+/** Relative offset of the next expected byte (bytes delivered + gaps). */
+const H_NEXT_REL = 0;
+/** Next expected sequence number (unsigned 32-bit). */
+const H_NEXT_SEQ = 1;
+/** F_STARTED | F_FROM_SYN. */
+const H_FLAGS = 2;
+/** Bytes held out of order. Every held segment is non-empty, so this is 0 exactly when none is held. */
+const H_OOO_BYTES = 3;
+const H_DELIVERED = 4;
+/** Valid retained bytes, ending at the next expected byte. */
+const H_RETAIN_LEN = 5;
+/** Where the next delivered byte goes in the retention ring: next relative offset % retainBytes. */
+const H_RING_POS = 6;
+/** Relative offset the peer has acknowledged (max). */
+const H_ACKED_REL = 7;
+/** DEFER_REFS references of REF_FIELDS each, a circle starting at `deferFirst[h]`. */
+const H_REFS = 8;
+// Cold record: COLD_STRIDE doubles.
+const COLD_STRIDE = 8;
+/** Relative offset of the FIN, or -1. */
+const C_FIN_REL = 0;
+const C_ISN = 1;
+const C_GAP_BYTES_FIELD = 2;
+const C_GAPS = 3;
+const C_OVERLAPS = 4;
+const C_MISMATCHES = 5;
+/** When the peer's acknowledgement first passed a hole, or -1. */
+const C_HOLE_ACKED_AT_US = 6;
+
+/**
+ * Deferred retention. A delivery from the capture source's own buffer (see `HalfStore.overwrite`)
+ * is not copied into the half's retention ring: the half keeps a reference to those bytes, and
+ * copies them only if they are still among its last retained bytes when the source is about to
+ * overwrite them. By then a busy stream has delivered far more than it retains, so most bytes are
+ * never copied. A half keeps up to DEFER_REFS references (rel, pos, len) in its hot record, where
+ * pos = pass * POS_PASS + offset in the source buffer orders every delivered byte of the source.
+ */
+const DEFER_REFS = 4;
+const REF_FIELDS = 3;
+const REF_REL = 0;
+const REF_POS = 1;
+const REF_LEN = 2;
+const POS_PASS = 2 ** 32;
+/**
+ * Deferred deliveries waiting for the source to overwrite their bytes, in source order: (half,
+ * pos), in a circle whose size is a power of two. It starts small so that its growth, and the code
+ * for it, run in the first seconds rather than first at some later point.
+ */
+const PENDING_FIELDS = 2;
+const INITIAL_PENDING = 64;
+
+/** True once the stream's starting sequence number is known (SYN, SYN-ACK's ack, or first data). */
+const F_STARTED = 1;
+/** The start came from a SYN (not midstream pickup). */
+const F_FROM_SYN = 2;
+
+/**
+ * The reassembly state of many halves. Each method takes the half number `h`; `grow` makes room
+ * for more, `reset` returns one to the state of a new stream (before first use too).
+ */
+export class HalfStore {
+  hot: Float64Array;
+  cold: Float64Array;
+  /** Retention ring of each half, taken from the budget's pool on first delivery. */
+  private rings: (Uint8Array | undefined)[];
+  /** Out-of-order segments of each half, sorted and disjoint; allocated on the first one. */
+  private ooo: (Segment[] | undefined)[];
+  private readonly retainSize: number;
+  private readonly graceUs: number;
+  /** The capture source's buffer: bytes delivered from it stay in place until `overwrite` says so. */
+  private source: Uint8Array | undefined = undefined;
+  /** How many times the source has wrapped to its start, and where it last wrote. */
+  private pass = 0;
+  private lastWriteFrom = 0;
+  /** Where each half's oldest reference is in its circle, and how many it has. */
+  private deferFirst: Uint8Array;
+  private deferCount: Uint8Array;
   /**
-   * The last `retainBytes` delivered bytes, copied into a ring (the byte at relative offset r
-   * lives at r % length) to check that retransmissions carry the same data. Sources reuse their
-   * buffers, so a copy is the only way to keep them; it is cheap while the read buffer is small
-   * enough not to evict the flow state from the caches (see CHUNK_BYTES in the file reader).
+   * The pos of each half's oldest reference (Infinity when it has none): a compact array, so that
+   * `overwrite` can pass over the many queued deliveries whose reference is long gone without
+   * reading the half's record.
    */
-  private retain: Uint8Array | undefined;
-  private retainLen = 0; // valid bytes, ending at nextRel
+  private oldestRef: Float64Array;
+  /** Circular queue of deferred deliveries in source order (what `overwrite` walks). */
+  private pending = new Float64Array(INITIAL_PENDING * PENDING_FIELDS);
+  private pendingHead = 0;
+  private pendingSize = 0;
+  /** `counters.values`, for the per-delivery byte count. */
+  private readonly counterValues: Float64Array;
 
   constructor(
-    private readonly sink: HalfSink,
+    private readonly out: HalfOutput,
     private readonly counters: Counters,
     private readonly budget: ReassemblyBudget,
-    private readonly limits: ReassemblyLimits = DEFAULT_REASSEMBLY_LIMITS,
-  ) {}
+    private readonly limits: ReassemblyLimits,
+    capacity: number,
+  ) {
+    this.retainSize = limits.retainBytes;
+    this.graceUs = limits.ackedHoleGraceUs;
+    this.counterValues = counters.values;
+    // Written twice: `grow` replaces them, and V8 deoptimises code that took a field written only
+    // once for a constant when the second write comes.
+    this.hot = this.cold = new Float64Array(0);
+    this.hot = new Float64Array(capacity * HOT_STRIDE);
+    this.cold = new Float64Array(capacity * COLD_STRIDE);
+    this.deferFirst = this.deferCount = new Uint8Array(0);
+    this.oldestRef = new Float64Array(0);
+    this.deferFirst = new Uint8Array(capacity);
+    this.deferCount = new Uint8Array(capacity);
+    this.oldestRef = new Float64Array(capacity).fill(Infinity);
+    this.pending = new Float64Array(INITIAL_PENDING * PENDING_FIELDS);
+    this.source = undefined;
+    this.pass = this.lastWriteFrom = this.pendingHead = this.pendingSize = 0;
+    this.rings = new Array<Uint8Array | undefined>(capacity).fill(undefined);
+    this.ooo = new Array<Segment[] | undefined>(capacity).fill(undefined);
+    for (let h = 0; h < capacity; h++) this.init(h);
+  }
 
-  /** Back to the state of a new stream, for reuse from the flow table's pool. */
-  reset(): void {
-    this.releaseRetain();
-    for (const seg of this.ooo) this.budget.held -= seg.data.length;
-    this.ooo.length = 0;
-    this.oooBytes = 0;
-    this.started = false;
-    this.fromSyn = false;
-    this.nextSeq = 0;
-    this.nextRel = 0;
-    this.isn = 0;
-    this.delivered = 0;
-    this.gapBytes = 0;
-    this.gaps = 0;
-    this.overlaps = 0;
-    this.mismatches = 0;
-    this.finRel = -1;
-    this.ackedRel = 0;
-    this.holeAckedAtUs = -1;
+  get capacity(): number {
+    return this.rings.length;
+  }
+
+  /** Room for `capacity` halves (never shrinks); new halves start as new streams. */
+  grow(capacity: number): void {
+    const old = this.rings.length;
+    if (capacity <= old) return;
+    const hot = new Float64Array(capacity * HOT_STRIDE);
+    hot.set(this.hot);
+    this.hot = hot;
+    const cold = new Float64Array(capacity * COLD_STRIDE);
+    cold.set(this.cold);
+    this.cold = cold;
+    const oldestRef = new Float64Array(capacity).fill(Infinity);
+    oldestRef.set(this.oldestRef);
+    this.oldestRef = oldestRef;
+    const deferFirst = new Uint8Array(capacity);
+    deferFirst.set(this.deferFirst);
+    this.deferFirst = deferFirst;
+    const deferCount = new Uint8Array(capacity);
+    deferCount.set(this.deferCount);
+    this.deferCount = deferCount;
+    for (let h = old; h < capacity; h++) {
+      this.rings.push(undefined);
+      this.ooo.push(undefined);
+      this.init(h);
+    }
+  }
+
+  private init(h: number): void {
+    const c = h * COLD_STRIDE;
+    this.cold[c + C_FIN_REL] = -1;
+    this.cold[c + C_HOLE_ACKED_AT_US] = -1;
+  }
+
+  /** Back to the state of a new stream. */
+  reset(h: number): void {
+    this.releaseRetained(h);
+    const o = h * HOT_STRIDE;
+    const hot = this.hot;
+    if (hot[o + H_OOO_BYTES] !== 0) {
+      const q = this.ooo[h]!;
+      for (const seg of q) this.budget.held -= seg.data.length;
+      q.length = 0;
+    }
+    for (let i = 0; i < HOT_STRIDE; i++) hot[o + i] = 0;
+    const c = h * COLD_STRIDE;
+    const cold = this.cold;
+    for (let i = 0; i < COLD_STRIDE; i++) cold[c + i] = 0;
+    cold[c + C_FIN_REL] = -1;
+    cold[c + C_HOLE_ACKED_AT_US] = -1;
+  }
+
+  started(h: number): boolean {
+    return (this.hot[h * HOT_STRIDE + H_FLAGS] & F_STARTED) !== 0;
+  }
+
+  fromSyn(h: number): boolean {
+    return (this.hot[h * HOT_STRIDE + H_FLAGS] & F_FROM_SYN) !== 0;
+  }
+
+  nextSeq(h: number): number {
+    return this.hot[h * HOT_STRIDE + H_NEXT_SEQ];
+  }
+
+  nextRel(h: number): number {
+    return this.hot[h * HOT_STRIDE + H_NEXT_REL];
+  }
+
+  isn(h: number): number {
+    return this.cold[h * COLD_STRIDE + C_ISN];
+  }
+
+  delivered(h: number): number {
+    return this.hot[h * HOT_STRIDE + H_DELIVERED];
+  }
+
+  gapBytes(h: number): number {
+    return this.cold[h * COLD_STRIDE + C_GAP_BYTES_FIELD];
+  }
+
+  gaps(h: number): number {
+    return this.cold[h * COLD_STRIDE + C_GAPS];
+  }
+
+  overlaps(h: number): number {
+    return this.cold[h * COLD_STRIDE + C_OVERLAPS];
+  }
+
+  mismatches(h: number): number {
+    return this.cold[h * COLD_STRIDE + C_MISMATCHES];
+  }
+
+  finRel(h: number): number {
+    return this.cold[h * COLD_STRIDE + C_FIN_REL];
+  }
+
+  ackedRel(h: number): number {
+    return this.hot[h * HOT_STRIDE + H_ACKED_REL];
+  }
+
+  holeAckedAtUs(h: number): number {
+    return this.cold[h * COLD_STRIDE + C_HOLE_ACKED_AT_US];
+  }
+
+  oooHeld(h: number): number {
+    return this.hot[h * HOT_STRIDE + H_OOO_BYTES];
+  }
+
+  /** Bytes this half holds (out-of-order data + retained tail), for the flow memcap. */
+  memory(h: number): number {
+    return this.hot[h * HOT_STRIDE + H_OOO_BYTES] + (this.rings[h] === undefined ? 0 : this.retainSize);
   }
 
   /** SYN seen with this sequence number: the stream starts at isn + 1. */
-  startFromSyn(isn: number): void {
-    if (this.started && this.delivered + this.gapBytes > 0) return;
-    this.isn = isn >>> 0;
-    this.nextSeq = (isn + 1) >>> 0;
-    this.started = true;
-    this.fromSyn = true;
+  startFromSyn(h: number, isn: number): void {
+    const o = h * HOT_STRIDE;
+    const hot = this.hot;
+    if ((hot[o + H_FLAGS] & F_STARTED) !== 0 && hot[o + H_DELIVERED] + this.cold[h * COLD_STRIDE + C_GAP_BYTES_FIELD] > 0) return;
+    this.cold[h * COLD_STRIDE + C_ISN] = isn >>> 0;
+    hot[o + H_NEXT_SEQ] = (isn + 1) >>> 0;
+    hot[o + H_FLAGS] = F_STARTED | F_FROM_SYN;
   }
 
   /** Midstream pickup: the stream starts at this sequence number. */
-  startAt(seq: number): void {
-    if (this.started) return;
-    this.isn = (seq - 1) >>> 0;
-    this.nextSeq = seq >>> 0;
-    this.started = true;
+  startAt(h: number, seq: number): void {
+    const o = h * HOT_STRIDE;
+    const hot = this.hot;
+    if ((hot[o + H_FLAGS] & F_STARTED) !== 0) return;
+    this.cold[h * COLD_STRIDE + C_ISN] = (seq - 1) >>> 0;
+    hot[o + H_NEXT_SEQ] = seq >>> 0;
+    hot[o + H_FLAGS] |= F_STARTED;
   }
 
   /** Relative offset of a sequence number (valid within +-2 GiB of the next expected byte). */
-  rel(seq: number): number {
-    return this.nextRel + ((seq - this.nextSeq) | 0);
-  }
-
-  get oooHeld(): number {
-    return this.oooBytes;
+  rel(h: number, seq: number): number {
+    const o = h * HOT_STRIDE;
+    return this.hot[o + H_NEXT_REL] + ((seq - this.hot[o + H_NEXT_SEQ]) | 0);
   }
 
   /** One segment's payload `buf[off..off+len)` at sequence `seq`. */
-  segment(seq: number, buf: Uint8Array, off: number, len: number, tsUs: number): void {
-    if (!this.started) this.startAt(seq);
-    let start = this.rel(seq);
-    let end = start + len;
-    if (start < 0 && this.delivered + this.gapBytes === 0 && !this.fromSyn) {
+  segment(h: number, seq: number, buf: Uint8Array, off: number, len: number, tsUs: number): void {
+    const hot = this.hot;
+    const o = h * HOT_STRIDE;
+    if ((hot[o + H_FLAGS] & F_STARTED) === 0) this.startAt(h, seq);
+    const nextRel = hot[o + H_NEXT_REL];
+    let start = nextRel + ((seq - hot[o + H_NEXT_SEQ]) | 0);
+    // The common case first: the next bytes in order, nothing held.
+    if (start === nextRel && len > 0 && hot[o + H_OOO_BYTES] === 0) {
+      this.deliver(h, buf, off, len, tsUs);
+      return;
+    }
+    const end = start + len;
+    if (start < 0 && hot[o + H_DELIVERED] + this.cold[h * COLD_STRIDE + C_GAP_BYTES_FIELD] === 0 && (hot[o + H_FLAGS] & F_FROM_SYN) === 0) {
       // Midstream pickup began at a later segment; earlier bytes now arriving cannot be placed.
       this.counters.inc(A_PRE_START);
     }
-    if (end <= this.nextRel) {
+    if (end <= nextRel) {
       this.counters.inc(C_RETRANSMISSION);
-      this.verifyDelivered(start, buf, off, len);
+      this.verifyDelivered(h, start, buf, off, len);
       return;
     }
-    if (start < this.nextRel) {
+    if (start < nextRel) {
       this.counters.inc(C_RETRANSMISSION);
-      const cut = this.nextRel - start;
-      this.verifyDelivered(start, buf, off, cut);
+      const cut = nextRel - start;
+      this.verifyDelivered(h, start, buf, off, cut);
       off += cut;
       len -= cut;
-      start = this.nextRel;
+      start = nextRel;
     }
-    if (this.ooo.length === 0 && start === this.nextRel) {
-      this.deliver(buf, off, len, tsUs);
+    if (hot[o + H_OOO_BYTES] === 0 && start === nextRel) {
+      this.deliver(h, buf, off, len, tsUs);
       return;
     }
     this.counters.inc(C_OOO);
-    this.insert(start, end, buf, off);
-    this.drain(tsUs);
-    this.enforceLimits(tsUs);
+    this.insert(h, start, end, buf, off);
+    this.drain(h, tsUs);
+    this.enforceLimits(h, tsUs);
   }
 
   /** The peer acknowledged up to `ack`: a hole below it was lost by the capture, not the network. */
-  acked(ack: number, tsUs: number): void {
-    if (!this.started) return;
-    const r = this.rel(ack);
-    if (r > this.ackedRel) this.ackedRel = r;
-    if (this.ooo.length > 0 && this.ackedRel > this.nextRel) {
-      if (this.holeAckedAtUs < 0) this.holeAckedAtUs = tsUs;
-      else if (tsUs - this.holeAckedAtUs >= this.limits.ackedHoleGraceUs) this.fillAckedHoles(tsUs);
+  acked(h: number, ack: number, tsUs: number): void {
+    const hot = this.hot;
+    const o = h * HOT_STRIDE;
+    if ((hot[o + H_FLAGS] & F_STARTED) === 0) return;
+    const r = hot[o + H_NEXT_REL] + ((ack - hot[o + H_NEXT_SEQ]) | 0);
+    if (r > hot[o + H_ACKED_REL]) hot[o + H_ACKED_REL] = r;
+    if (hot[o + H_OOO_BYTES] !== 0 && hot[o + H_ACKED_REL] > hot[o + H_NEXT_REL]) {
+      const at = h * COLD_STRIDE + C_HOLE_ACKED_AT_US;
+      if (this.cold[at] < 0) this.cold[at] = tsUs;
+      else if (tsUs - this.cold[at] >= this.graceUs) this.fillAckedHoles(h, tsUs);
     }
   }
 
   /** FIN at this sequence number (after the segment's payload). */
-  fin(seq: number): void {
-    if (!this.started) this.startAt(seq);
-    const r = this.rel(seq);
-    if (this.finRel < 0 || r < this.finRel) this.finRel = r;
+  fin(h: number, seq: number): void {
+    if (!this.started(h)) this.startAt(h, seq);
+    const r = this.rel(h, seq);
+    const at = h * COLD_STRIDE + C_FIN_REL;
+    if (this.cold[at] < 0 || r < this.cold[at]) this.cold[at] = r;
   }
 
   /** True when every byte up to the FIN has been delivered. */
-  get finished(): boolean {
-    return this.finRel >= 0 && this.nextRel >= this.finRel;
+  finished(h: number): boolean {
+    const finRel = this.cold[h * COLD_STRIDE + C_FIN_REL];
+    return finRel >= 0 && this.hot[h * HOT_STRIDE + H_NEXT_REL] >= finRel;
   }
 
   /** End of the stream: deliver whatever is held, with gaps for the holes. */
-  flush(tsUs: number): void {
-    while (this.ooo.length > 0) {
-      const first = this.ooo[0];
-      if (first.start > this.nextRel) this.skipTo(first.start, tsUs);
-      this.drain(tsUs);
+  flush(h: number, tsUs: number): void {
+    const o = h * HOT_STRIDE;
+    while (this.hot[o + H_OOO_BYTES] !== 0) {
+      const first = this.ooo[h]![0];
+      if (first.start > this.hot[o + H_NEXT_REL]) this.skipTo(h, first.start, tsUs);
+      this.drain(h, tsUs);
     }
-    this.releaseRetain();
+    this.releaseRetained(h);
   }
 
-  private fillAckedHoles(tsUs: number): void {
-    while (this.ooo.length > 0 && this.ooo[0].start < this.ackedRel) {
-      if (this.ooo[0].start > this.nextRel) this.skipTo(this.ooo[0].start, tsUs);
-      this.drain(tsUs);
+  /** The stream is over (FIN delivered, or flushed): the retention ring goes back to the pool. */
+  releaseRetained(h: number): void {
+    const r = this.rings[h];
+    if (r !== undefined) {
+      this.budget.giveRing(r);
+      this.rings[h] = undefined;
     }
-    this.holeAckedAtUs = this.ooo.length > 0 && this.ackedRel > this.nextRel ? tsUs : -1;
+    this.hot[h * HOT_STRIDE + H_RETAIN_LEN] = 0;
+    this.deferCount[h] = 0;
+    this.deferFirst[h] = 0;
+    this.oldestRef[h] = Infinity;
   }
 
-  /** Hands `buf[off..off+n)` to the sink (as a view valid during the call) and keeps a copy of its tail. */
-  private deliver(buf: Uint8Array, off: number, n: number, tsUs: number): void {
-    const bytes = buf.subarray(off, off + n);
-    this.keep(bytes);
-    this.nextRel += n;
-    this.nextSeq = (this.nextSeq + n) >>> 0;
-    this.delivered += n;
-    this.counters.inc(C_BYTES, n);
-    this.sink.data(bytes, tsUs);
+  /**
+   * The capture source is about to write `buf[from..to)`. Bytes it handed out from `buf` earlier
+   * stay in place until it says so here: deliveries from `buf` are retained by reference, and
+   * those in the range (or in a previous buffer) are copied into their rings now if still needed.
+   * `from` restarts at 0 when the source wraps to the start of its buffer. `undefined` detaches
+   * the source (everything referenced is copied).
+   */
+  overwrite(buf: Uint8Array | undefined, from: number, to: number): void {
+    if (buf !== this.source) {
+      this.settlePending(Infinity);
+      this.source = buf;
+      this.pass = 0;
+      this.lastWriteFrom = from;
+      return;
+    }
+    if (from < this.lastWriteFrom) this.pass++;
+    this.lastWriteFrom = from;
+    // Overwritten: everything of earlier passes below `to` (the previous pass wrote every byte up
+    // to where it wrapped, so older passes are gone entirely).
+    this.settlePending((this.pass - 1) * POS_PASS + to);
   }
 
-  private skipTo(rel: number, tsUs: number): void {
-    const n = rel - this.nextRel;
+  /** Copies, oldest first, the queued deliveries at source positions below `limit` that are still referenced. */
+  private settlePending(limit: number): void {
+    const q = this.pending;
+    const cap = q.length / PENDING_FIELDS;
+    while (this.pendingSize > 0) {
+      const at = this.pendingHead * PENDING_FIELDS;
+      const pos = q[at + 1];
+      if (pos >= limit) break;
+      const h = q[at];
+      if (pos >= this.oldestRef[h]) this.settleRef(h, pos);
+      this.pendingHead = (this.pendingHead + 1) & (cap - 1);
+      this.pendingSize--;
+    }
+  }
+
+  /** Where half h's i-th oldest reference is in `hot`. */
+  private refAt(h: number, i: number): number {
+    const k = this.deferFirst[h] + i;
+    return h * HOT_STRIDE + H_REFS + (k < DEFER_REFS ? k : k - DEFER_REFS) * REF_FIELDS;
+  }
+
+  /** Copies half h's references up to the one at source position `pos` into its ring, and drops them. */
+  private settleRef(h: number, pos: number): void {
+    const n = this.deferCount[h];
+    for (let i = 0; i < n; i++) {
+      const ref = this.refAt(h, i);
+      if (this.hot[ref + REF_POS] === pos) {
+        for (let j = 0; j <= i; j++) this.materialize(h, this.refAt(h, j));
+        this.dropRefs(h, i + 1);
+        return;
+      }
+    }
+  }
+
+  /** Drops the `k` oldest references of half h. */
+  private dropRefs(h: number, k: number): void {
+    const first = this.deferFirst[h] + k;
+    this.deferFirst[h] = first < DEFER_REFS ? first : first - DEFER_REFS;
+    const n = this.deferCount[h] - k;
+    this.deferCount[h] = n;
+    this.oldestRef[h] = n === 0 ? Infinity : this.hot[this.refAt(h, 0) + REF_POS];
+  }
+
+  /** Copies the still-retained part of a referenced delivery into half h's ring. */
+  private materialize(h: number, ref: number): void {
+    const size = this.retainSize;
+    const hot = this.hot;
+    const nextRel = hot[h * HOT_STRIDE + H_NEXT_REL];
+    const rel = hot[ref + REF_REL];
+    const from = Math.max(rel, nextRel - size);
+    const to = Math.min(rel + hot[ref + REF_LEN], nextRel);
+    if (to <= from) return;
+    let r = this.rings[h];
+    if (r === undefined) r = this.rings[h] = this.budget.takeRing(size);
+    const src = this.source!;
+    const off = (hot[ref + REF_POS] % POS_PASS) + (from - rel);
+    const at = from % size;
+    const first = Math.min(to - from, size - at);
+    r.set(src.subarray(off, off + first), at);
+    if (first < to - from) r.set(src.subarray(off + first, off + (to - from)), 0);
+  }
+
+  /**
+   * Retains a delivery of source bytes `[off, off+n)` at the next relative offset by reference:
+   * references now wholly older than the retained window are dropped, and the oldest is copied
+   * if the half already holds DEFER_REFS.
+   */
+  private deferRetain(h: number, off: number, n: number): void {
+    const size = this.retainSize;
+    const hot = this.hot;
+    const o = h * HOT_STRIDE;
+    const rel = hot[o + H_NEXT_REL];
+    const floor = rel + n - size;
+    let k = this.deferCount[h];
+    let stale = 0;
+    while (stale < k) {
+      const ref = this.refAt(h, stale);
+      if (hot[ref + REF_REL] + hot[ref + REF_LEN] > floor) break;
+      stale++;
+    }
+    if (stale > 0) {
+      this.dropRefs(h, stale);
+      k -= stale;
+    }
+    if (k === DEFER_REFS) {
+      this.materialize(h, this.refAt(h, 0));
+      this.dropRefs(h, 1);
+      k--;
+    }
+    const pos = this.pass * POS_PASS + off;
+    const ref = this.refAt(h, k);
+    hot[ref + REF_REL] = rel;
+    hot[ref + REF_POS] = pos;
+    hot[ref + REF_LEN] = n;
+    this.deferCount[h] = k + 1;
+    if (k === 0) this.oldestRef[h] = pos;
+    this.queuePending(h, pos);
+    const kept = hot[o + H_RETAIN_LEN] + n;
+    hot[o + H_RETAIN_LEN] = kept < size ? kept : size;
+  }
+
+  private queuePending(h: number, pos: number): void {
+    let q = this.pending;
+    let cap = q.length / PENDING_FIELDS;
+    if (this.pendingSize === cap) {
+      // Full: double, unrolling the circle so that the oldest entry comes first.
+      const bigger = new Float64Array(q.length * 2);
+      const head = this.pendingHead * PENDING_FIELDS;
+      bigger.set(q.subarray(head));
+      bigger.set(q.subarray(0, head), q.length - head);
+      this.pending = q = bigger;
+      this.pendingHead = 0;
+      cap *= 2;
+    }
+    const at = ((this.pendingHead + this.pendingSize) & (cap - 1)) * PENDING_FIELDS;
+    q[at] = h;
+    q[at + 1] = pos;
+    this.pendingSize++;
+  }
+
+  private fillAckedHoles(h: number, tsUs: number): void {
+    const o = h * HOT_STRIDE;
+    const hot = this.hot;
+    const q = this.ooo[h]!;
+    while (q.length > 0 && q[0].start < hot[o + H_ACKED_REL]) {
+      if (q[0].start > hot[o + H_NEXT_REL]) this.skipTo(h, q[0].start, tsUs);
+      this.drain(h, tsUs);
+    }
+    this.cold[h * COLD_STRIDE + C_HOLE_ACKED_AT_US] = q.length > 0 && hot[o + H_ACKED_REL] > hot[o + H_NEXT_REL] ? tsUs : -1;
+  }
+
+  /** Hands `buf[off..off+n)` to the output (as a view valid during the call) and keeps a copy of its tail. */
+  private deliver(h: number, buf: Uint8Array, off: number, n: number, tsUs: number): void {
+    const bytes = viewOf(buf, off, n);
+    const hot = this.hot;
+    const o = h * HOT_STRIDE;
+    const size = this.retainSize;
+    if (size !== 0) {
+      if (buf === this.source) this.deferRetain(h, off, n);
+      else this.copyToRing(h, bytes);
+      let pos = hot[o + H_RING_POS] + n;
+      if (pos >= size) pos = n < size ? pos - size : pos % size;
+      hot[o + H_RING_POS] = pos;
+    }
+    hot[o + H_NEXT_REL] += n;
+    hot[o + H_NEXT_SEQ] = (hot[o + H_NEXT_SEQ] + n) >>> 0;
+    hot[o + H_DELIVERED] += n;
+    this.counterValues[C_BYTES] += n;
+    this.out.halfData(h, bytes, tsUs);
+  }
+
+  private skipTo(h: number, rel: number, tsUs: number): void {
+    const hot = this.hot;
+    const o = h * HOT_STRIDE;
+    const n = rel - hot[o + H_NEXT_REL];
     if (n <= 0) return;
-    this.nextRel = rel;
-    this.nextSeq = (this.nextSeq + n) >>> 0;
-    this.gapBytes += n;
-    this.gaps++;
-    this.retainLen = 0; // the retained tail no longer ends at nextRel
+    hot[o + H_NEXT_REL] = rel;
+    hot[o + H_NEXT_SEQ] = (hot[o + H_NEXT_SEQ] + n) >>> 0;
+    if (this.retainSize !== 0) hot[o + H_RING_POS] = rel % this.retainSize;
+    const c = h * COLD_STRIDE;
+    this.cold[c + C_GAP_BYTES_FIELD] += n;
+    this.cold[c + C_GAPS]++;
+    hot[o + H_RETAIN_LEN] = 0; // the retained tail no longer ends at nextRel
+    this.deferCount[h] = 0;
+    this.oldestRef[h] = Infinity;
     this.counters.inc(C_GAP);
     this.counters.inc(C_GAP_BYTES, n);
-    this.sink.gap(n, tsUs);
+    this.out.halfGap(h, n, tsUs);
   }
 
-  /** Delivers held segments that now start at (or before) the next expected byte. */
-  private drain(tsUs: number): void {
-    const q = this.ooo;
-    let i = 0;
-    while (i < q.length && q[i].start <= this.nextRel) {
-      const s = q[i++];
-      const end = s.start + s.data.length;
-      this.oooBytes -= s.data.length;
-      this.budget.held -= s.data.length;
-      if (end <= this.nextRel) continue; // fully covered by what was delivered (insert kept it disjoint)
-      const from = this.nextRel - s.start;
-      this.deliver(s.data, from, s.data.length - from, tsUs);
+  /**
+   * Delivers held segments that now start at (or before) the next expected byte. Each segment
+   * leaves the queue before it is delivered, so the accounting stays exact if the output throws.
+   */
+  private drain(h: number, tsUs: number): void {
+    const q = this.ooo[h]!;
+    const hot = this.hot;
+    const o = h * HOT_STRIDE;
+    while (q.length > 0 && q[0].start <= hot[o + H_NEXT_REL]) {
+      const s = q.shift()!;
+      const len = s.data.length;
+      hot[o + H_OOO_BYTES] -= len;
+      this.budget.held -= len;
+      if (q.length === 0) this.cold[h * COLD_STRIDE + C_HOLE_ACKED_AT_US] = -1;
+      const nextRel = hot[o + H_NEXT_REL];
+      if (s.start + len <= nextRel) continue; // fully covered by what was delivered (insert kept it disjoint)
+      const from = nextRel - s.start;
+      this.deliver(h, s.data, from, len - from, tsUs);
     }
-    if (i > 0) q.splice(0, i);
-    if (q.length === 0) this.holeAckedAtUs = -1;
   }
 
   /**
    * First-wins insert of [start, end): only the parts not already held are copied in; where the
    * new bytes overlap held ones, they are compared and a difference is an evasion signal.
    */
-  private insert(start: number, end: number, buf: Uint8Array, off: number): void {
-    const q = this.ooo;
+  private insert(h: number, start: number, end: number, buf: Uint8Array, off: number): void {
+    let q = this.ooo[h];
+    if (q === undefined) q = this.ooo[h] = [];
     // Find the first held segment that ends after `start`.
     let lo = 0;
     let hi = q.length;
@@ -288,22 +708,21 @@ export class TcpHalf {
     }
     let cursor = start;
     const pieces: Segment[] = [];
-    let i = lo;
-    for (; i < q.length && cursor < end; i++) {
+    for (let i = lo; i < q.length && cursor < end; i++) {
       const s = q[i];
       const sEnd = s.start + s.data.length;
       if (s.start >= end) break;
       if (s.start > cursor) pieces.push({ start: cursor, data: buf.slice(off + cursor - start, off + s.start - start) });
       const os = Math.max(s.start, cursor);
       const oe = Math.min(sEnd, end);
-      if (oe > os) this.compare(s.data, os - s.start, buf, off + os - start, oe - os);
+      if (oe > os) this.compare(h, s.data, os - s.start, buf, off + os - start, oe - os);
       if (sEnd > cursor) cursor = sEnd;
     }
     if (cursor < end) pieces.push({ start: cursor, data: buf.slice(off + cursor - start, off + end - start) });
     if (pieces.length === 0) return;
     let added = 0;
     for (const p of pieces) added += p.data.length;
-    this.oooBytes += added;
+    this.hot[h * HOT_STRIDE + H_OOO_BYTES] += added;
     this.budget.held += added;
     // Pieces are sorted and fall between held segments from index `lo` on.
     let at = lo;
@@ -314,12 +733,13 @@ export class TcpHalf {
     }
   }
 
-  private compare(held: Uint8Array, heldOff: number, buf: Uint8Array, off: number, len: number): void {
-    this.overlaps++;
+  private compare(h: number, held: Uint8Array, heldOff: number, buf: Uint8Array, off: number, len: number): void {
+    const c = h * COLD_STRIDE;
+    this.cold[c + C_OVERLAPS]++;
     this.counters.inc(C_OVERLAP);
     for (let k = 0; k < len; k++) {
       if (held[heldOff + k] !== buf[off + k]) {
-        this.mismatches++;
+        this.cold[c + C_MISMATCHES]++;
         this.counters.inc(A_OVERLAP_MISMATCH);
         return;
       }
@@ -327,75 +747,214 @@ export class TcpHalf {
   }
 
   /** A retransmission of delivered bytes [start, start+len): compare with the retained tail. */
-  private verifyDelivered(start: number, buf: Uint8Array, off: number, len: number): void {
+  private verifyDelivered(h: number, start: number, buf: Uint8Array, off: number, len: number): void {
     let checked = false;
-    const r = this.retain;
-    if (r !== undefined && this.retainLen > 0) {
-      const s = Math.max(start, this.nextRel - this.retainLen);
-      const e = Math.min(start + len, this.nextRel);
+    const o = h * HOT_STRIDE;
+    const retainLen = this.hot[o + H_RETAIN_LEN];
+    if (retainLen > 0) {
+      const nextRel = this.hot[o + H_NEXT_REL];
+      const s = Math.max(start, nextRel - retainLen);
+      const e = Math.min(start + len, nextRel);
       if (e > s) {
         checked = true;
-        this.overlaps++;
+        const c = h * COLD_STRIDE;
+        this.cold[c + C_OVERLAPS]++;
         this.counters.inc(C_OVERLAP);
-        const size = r.length;
-        for (let i = s; i < e; i++) {
-          if (r[i % size] !== buf[off + i - start]) {
-            this.mismatches++;
-            this.counters.inc(A_OVERLAP_MISMATCH);
-            break;
-          }
+        if (!this.retainedMatches(h, s, e, buf, off + s - start)) {
+          this.cold[c + C_MISMATCHES]++;
+          this.counters.inc(A_OVERLAP_MISMATCH);
         }
       }
     }
     if (!checked) this.counters.inc(C_UNVERIFIED);
   }
 
-  private keep(bytes: Uint8Array): void {
-    if (this.limits.retainBytes !== 0) this.copyToRing(bytes);
-  }
-
-  /** Copies delivered bytes (about to be placed at nextRel) into the ring: at most two copies, no shifting. */
-  private copyToRing(bytes: Uint8Array): void {
-    const size = this.limits.retainBytes;
-    let r = this.retain;
-    if (r === undefined) r = this.retain = this.budget.takeRing(size);
-    let n = bytes.length;
-    let from = 0;
-    let at = this.nextRel;
-    if (n > size) {
-      from = n - size;
-      at += from;
-      n = size;
+  /** Whether the retained bytes at relative offsets [from, to) equal `buf[at..)`: referenced source bytes where a reference covers them, the ring elsewhere. */
+  private retainedMatches(h: number, from: number, to: number, buf: Uint8Array, at: number): boolean {
+    const n = this.deferCount[h];
+    const defer = this.hot;
+    let x = from;
+    for (let i = 0; i < n && x < to; i++) {
+      const ref = this.refAt(h, i);
+      const rel = defer[ref + REF_REL];
+      const end = rel + defer[ref + REF_LEN];
+      if (end <= x) continue;
+      if (rel >= to) break;
+      if (rel > x) {
+        if (!this.ringMatches(this.rings[h]!, x, rel, buf, at + (x - from))) return false;
+        x = rel;
+      }
+      const stop = Math.min(end, to);
+      const src = this.source!;
+      const so = (defer[ref + REF_POS] % POS_PASS) + (x - rel);
+      const bo = at + (x - from);
+      for (let k = 0; k < stop - x; k++) if (src[so + k] !== buf[bo + k]) return false;
+      x = stop;
     }
-    const pos = at % size;
-    const first = Math.min(n, size - pos);
-    r.set(first === bytes.length ? bytes : bytes.subarray(from, from + first), pos);
-    if (first < n) r.set(bytes.subarray(from + first, from + n), 0);
-    this.retainLen = Math.min(size, this.retainLen + bytes.length);
+    return x >= to || this.ringMatches(this.rings[h]!, x, to, buf, at + (x - from));
   }
 
+  /** Whether the retained bytes at relative offsets [from, to) equal `buf[at..)`: two straight runs, no per-byte modulo. */
+  private ringMatches(r: Uint8Array, from: number, to: number, buf: Uint8Array, at: number): boolean {
+    const size = this.retainSize;
+    let pos = from % size;
+    for (let left = to - from; left > 0; ) {
+      const run = Math.min(left, size - pos);
+      for (let k = 0; k < run; k++) if (r[pos + k] !== buf[at + k]) return false;
+      at += run;
+      left -= run;
+      pos = 0;
+    }
+    return true;
+  }
+
+  /**
+   * Copies delivered bytes (about to be placed at the next relative offset x) into the ring, where
+   * the byte at relative offset x lives at x % size: one copy into the ring and its spill room,
+   * then the part past the end moves to the front.
+   */
+  private copyToRing(h: number, bytes: Uint8Array): void {
+    const size = this.retainSize;
+    let r = this.rings[h];
+    if (r === undefined) r = this.rings[h] = this.budget.takeRing(size);
+    const n = bytes.length;
+    const o = h * HOT_STRIDE;
+    const pos = this.hot[o + H_RING_POS];
+    if (n < size) {
+      typedArraySet.call(r, bytes, pos);
+      if (pos + n > size) typedArrayCopyWithin.call(r, 0, size, pos + n);
+    } else {
+      // Only the last `size` bytes can still be needed; they start at (x + n - size) % size.
+      const at = (pos + n - size) % size;
+      typedArraySet.call(r, n === size ? bytes : bytes.subarray(n - size), at);
+      if (at > 0) typedArrayCopyWithin.call(r, 0, size, size + at);
+    }
+    const kept = this.hot[o + H_RETAIN_LEN] + n;
+    this.hot[o + H_RETAIN_LEN] = kept < size ? kept : size;
+  }
+
+  private enforceLimits(h: number, tsUs: number): void {
+    const l = this.limits;
+    const q = this.ooo[h]!;
+    const o = h * HOT_STRIDE;
+    while (q.length > 0 && (this.hot[o + H_OOO_BYTES] > l.maxOooBytesPerStream || q.length > l.maxOooSegmentsPerStream || this.budget.held > this.budget.maxBytes)) {
+      this.counters.inc(this.budget.held > this.budget.maxBytes ? C_MEMCAP : C_STREAM_DEPTH);
+      this.skipTo(h, q[0].start, tsUs);
+      this.drain(h, tsUs);
+    }
+  }
+}
+
+/** A `HalfOutput` for a store of one half: forwards to a `HalfSink`. */
+class SinkOutput implements HalfOutput {
+  constructor(private readonly sink: HalfSink) {}
+  halfData(_h: number, bytes: Uint8Array, tsUs: number): void {
+    this.sink.data(bytes, tsUs);
+  }
+  halfGap(_h: number, len: number, tsUs: number): void {
+    this.sink.gap(len, tsUs);
+  }
+}
+
+/** TCP reassembly for one direction of one connection, output through a `HalfSink`. */
+export class TcpHalf {
+  private readonly store: HalfStore;
+
+  constructor(sink: HalfSink, counters: Counters, budget: ReassemblyBudget, limits: ReassemblyLimits = DEFAULT_REASSEMBLY_LIMITS) {
+    this.store = new HalfStore(new SinkOutput(sink), counters, budget, limits, 1);
+  }
+
+  /** True once the stream's starting sequence number is known (SYN, SYN-ACK's ack, or first data). */
+  get started(): boolean {
+    return this.store.started(0);
+  }
+  /** True when the start came from a SYN (not midstream pickup). */
+  get fromSyn(): boolean {
+    return this.store.fromSyn(0);
+  }
+  /** Next expected sequence number (32-bit) and its relative offset (bytes delivered + gaps). */
+  get nextSeq(): number {
+    return this.store.nextSeq(0);
+  }
+  get nextRel(): number {
+    return this.store.nextRel(0);
+  }
+  get isn(): number {
+    return this.store.isn(0);
+  }
+  /** Bytes delivered and lost. */
+  get delivered(): number {
+    return this.store.delivered(0);
+  }
+  get gapBytes(): number {
+    return this.store.gapBytes(0);
+  }
+  get gaps(): number {
+    return this.store.gaps(0);
+  }
+  get overlaps(): number {
+    return this.store.overlaps(0);
+  }
+  get mismatches(): number {
+    return this.store.mismatches(0);
+  }
+  /** Relative offset of the FIN, or -1. */
+  get finRel(): number {
+    return this.store.finRel(0);
+  }
+  /** Relative offset the peer has acknowledged (max), and when it first passed a hole (-1 if none). */
+  get ackedRel(): number {
+    return this.store.ackedRel(0);
+  }
+  get holeAckedAtUs(): number {
+    return this.store.holeAckedAtUs(0);
+  }
+  get oooHeld(): number {
+    return this.store.oooHeld(0);
+  }
+  /** Bytes this half holds (out-of-order data + retained tail). */
+  get memory(): number {
+    return this.store.memory(0);
+  }
+  /** True when every byte up to the FIN has been delivered. */
+  get finished(): boolean {
+    return this.store.finished(0);
+  }
+
+  /** Back to the state of a new stream. */
+  reset(): void {
+    this.store.reset(0);
+  }
+  /** SYN seen with this sequence number: the stream starts at isn + 1. */
+  startFromSyn(isn: number): void {
+    this.store.startFromSyn(0, isn);
+  }
+  /** Midstream pickup: the stream starts at this sequence number. */
+  startAt(seq: number): void {
+    this.store.startAt(0, seq);
+  }
+  /** Relative offset of a sequence number (valid within +-2 GiB of the next expected byte). */
+  rel(seq: number): number {
+    return this.store.rel(0, seq);
+  }
+  /** One segment's payload `buf[off..off+len)` at sequence `seq`. */
+  segment(seq: number, buf: Uint8Array, off: number, len: number, tsUs: number): void {
+    this.store.segment(0, seq, buf, off, len, tsUs);
+  }
+  /** The peer acknowledged up to `ack`: a hole below it was lost by the capture, not the network. */
+  acked(ack: number, tsUs: number): void {
+    this.store.acked(0, ack, tsUs);
+  }
+  /** FIN at this sequence number (after the segment's payload). */
+  fin(seq: number): void {
+    this.store.fin(0, seq);
+  }
+  /** End of the stream: deliver whatever is held, with gaps for the holes. */
+  flush(tsUs: number): void {
+    this.store.flush(0, tsUs);
+  }
   /** The stream is over (FIN delivered): the retention ring goes back to the pool. */
   releaseRetained(): void {
-    this.releaseRetain();
-  }
-
-  private releaseRetain(): void {
-    if (this.retain !== undefined) this.budget.giveRing(this.retain);
-    this.retain = undefined;
-    this.retainLen = 0;
-  }
-
-  private enforceLimits(tsUs: number): void {
-    const l = this.limits;
-    while (this.ooo.length > 0 && (this.oooBytes > l.maxOooBytesPerStream || this.ooo.length > l.maxOooSegmentsPerStream || this.budget.held > this.budget.maxBytes)) {
-      this.counters.inc(this.budget.held > this.budget.maxBytes ? C_MEMCAP : C_STREAM_DEPTH);
-      this.skipTo(this.ooo[0].start, tsUs);
-      this.drain(tsUs);
-    }
-  }
-
-  /** Bytes this half holds (out-of-order data + retained tail), for the flow memcap. */
-  get memory(): number {
-    return this.oooBytes + (this.retain === undefined ? 0 : this.retain.length);
+    this.store.releaseRetained(0);
   }
 }

@@ -149,6 +149,46 @@ test('readCaptureFile grows its buffer for a record larger than a read chunk', (
   assert.ok(packets[2].data.equals(FRAMES[1]));
 });
 
+test('readCaptureFile with a larger buffer keeps packets in place until onOverwrite announces their bytes', () => {
+  // About 4 MiB of records of varied sizes through a 1 MiB buffer: it wraps to its start repeatedly.
+  const frames = Array.from({ length: 5000 }, (_, i) => counting(60 + ((i * 7919) % 1400), i));
+  const buf = writePcap(frames.map((data, i) => ({ data, tsUs: i })));
+  const live: Array<{ b: Uint8Array; off: number; i: number }> = [];
+  const calls: Array<[number, number]> = [];
+  let checked = 0;
+  const intact = (p: { b: Uint8Array; off: number; i: number }) => Buffer.from(p.b.subarray(p.off, p.off + frames[p.i].length)).equals(frames[p.i]);
+  withTempFile(buf, (file) => {
+    let n = 0;
+    const summary = readCaptureFile(
+      file,
+      (_lt, b, off, capLen) => {
+        assert.equal(capLen, frames[n].length);
+        live.push({ b, off, i: n++ });
+      },
+      {
+        windowBytes: 1 << 20,
+        onOverwrite: (b, from, to) => {
+          calls.push([from, to]);
+          // Every packet handed out earlier is intact up to this call; those in [from, to) are then given up.
+          for (let k = live.length - 1; k >= 0; k--) {
+            const p = live[k];
+            assert.ok(intact(p), `packet ${p.i} intact until its bytes are announced`);
+            checked++;
+            if (p.b !== b || (p.off < to && p.off + frames[p.i].length > from)) live.splice(k, 1);
+          }
+        },
+      },
+    );
+    assert.equal(summary.problem, undefined);
+    assert.equal(n, frames.length);
+  });
+  assert.ok(live.every(intact));
+  const wraps = calls.filter(([from], k) => k > 0 && from < calls[k - 1][0]).length;
+  assert.ok(wraps >= 2, `the buffer wrapped (${wraps} times)`);
+  assert.ok(calls.every(([from, to]) => to - from <= CHUNK_BYTES && from >= 0 && to <= 1 << 20), 'each write is one read chunk within the buffer');
+  assert.ok(checked > frames.length);
+});
+
 // ---------------------------------------------------------------------------------------------
 // pcapng written by the helper
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Counters } from '../../sensor/events/counters.js';
-import { DEFAULT_DUPLICATE_WINDOW_US, DuplicateFilter } from '../../sensor/decode/duplicates.js';
+import { DEFAULT_DUPLICATE_WINDOW_US, DUPLICATE_SLOTS, DuplicateFilter, duplicateHash } from '../../sensor/decode/duplicates.js';
 import { Decoder } from '../../sensor/decode/decoder.js';
 import { readCaptureFile } from '../../sensor/capture/file-reader.js';
 import { Pipeline } from '../../sensor/pipeline.js';
@@ -59,4 +59,44 @@ test('a capture with every frame doubled (SPAN ingress + egress) reassembles exa
   assert.equal(twice.text, once.text);
   assert.equal(twice.counters.get('decoder.duplicates'), frames.length);
   assert.equal(twice.counters.get('tcp.retransmission'), once.counters.get('tcp.retransmission'));
+});
+
+test('DuplicateFilter decides exactly like a plain direct-mapped table (collisions, repeats, clock steps)', () => {
+  // The model: the last packet of each slot, its hash and time; a packet is a duplicate when its
+  // slot's last packet has the same hash and is at most the window older (not newer).
+  const counters = new Counters();
+  const f = new DuplicateFilter(counters);
+  const d = new Decoder(counters);
+  const model = new Map<number, { h: number; t: number }>();
+  let s = 0x1234567;
+  const rnd = () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
+  // Enough distinct packets that slots (and the filter's cache of recent slots) collide often.
+  const frames = Array.from({ length: 5000 }, (_, i) => ethTcp({ ...C, sport: 1024 + (i % 60000), seq: i * 7, id: i & 0xffff }, Buffer.from(`p${i}`)));
+  let ts = 1_000_000;
+  let drops = 0;
+  let steps = 0;
+  for (let i = 0; i < 200_000; i++) {
+    const k = rnd() % 100;
+    if (k < 2) {
+      ts -= rnd() % 3000; // the clock steps back
+      steps++;
+    } else ts += rnd() % (k < 50 ? 3 : 400);
+    const frame = frames[rnd() % (k < 30 ? 50 : frames.length)];
+    assert.ok(d.decodeFrame(1, frame, 0, frame.length, ts));
+    const h = duplicateHash(d.packet);
+    const slot = h & (DUPLICATE_SLOTS - 1);
+    const last = model.get(slot);
+    const expected = last !== undefined && last.h === h && ts - last.t <= DEFAULT_DUPLICATE_WINDOW_US && ts >= last.t;
+    if (!expected) model.set(slot, { h, t: ts });
+    else drops++;
+    assert.equal(f.isDuplicate(d.packet), expected, `packet ${i}`);
+  }
+  assert.ok(drops > 1000 && steps > 1000, `the stream had duplicates (${drops}) and clock steps (${steps})`);
 });

@@ -8,7 +8,9 @@ import { describe, test } from 'node:test';
 import { DEFAULT_FLOW_LIMITS, type FlowLimits, type FlowRecord } from '../../sensor/flow/flow-table.js';
 import type { FlowInfo } from '../../sensor/flow/stream.js';
 import { Pipeline } from '../../sensor/pipeline.js';
+import { readCaptureFile } from '../../sensor/capture/file-reader.js';
 import { ethTcp, ethUdp, TCP_FLAGS } from '../helpers/packets.js';
+import { withTempFile, writePcap } from '../helpers/pcap-writer.js';
 
 const { SYN, ACK, FIN, RST, PSH } = TCP_FLAGS;
 const C = { src: '10.1.0.5', dst: '192.0.2.80', sport: 40000, dport: 80 };
@@ -175,5 +177,73 @@ describe('FlowTable', () => {
     p.packet(1, a, 0, a.length, a.length, 2, 0);
     assert.deepEqual(seen, [[0, 'query'], [1, 'answer']]);
     assert.equal(p.flows.active, 1);
+  });
+});
+
+describe('FlowTable retention by reference (Pipeline.runFile)', () => {
+  test('reading a file, where reassembly keeps source bytes by reference, judges every retransmission as copying does', () => {
+    // 60 interleaved connections send ~4 MiB through a 1 MiB read buffer; some segments come again
+    // later, soon or after the buffer has wrapped, a third of them with altered bytes.
+    let s = 0xfeed;
+    const rnd = () => {
+      s ^= s << 13;
+      s >>>= 0;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      s >>>= 0;
+      return s;
+    };
+    const packets: Array<{ data: Uint8Array; tsUs: number }> = [];
+    let ts = 1_000_000;
+    const conns = Array.from({ length: 60 }, (_, i) => ({ c: { ...C, sport: 30000 + i }, sseq: 5000 + i * 100_000, sent: [] as Array<{ seq: number; bytes: Buffer }> }));
+    for (const k of conns) {
+      const sv = { src: k.c.dst, dst: k.c.src, sport: k.c.dport, dport: k.c.sport };
+      packets.push({ data: ethTcp({ ...k.c, seq: 100, flags: SYN }), tsUs: ts++ });
+      packets.push({ data: ethTcp({ ...sv, seq: k.sseq, ack: 101, flags: SYN | ACK }), tsUs: ts++ });
+      packets.push({ data: ethTcp({ ...k.c, seq: 101, ack: k.sseq + 1, flags: ACK }, Buffer.from('GET / HTTP/1.1\r\n\r\n')), tsUs: ts++ });
+      k.sseq++;
+    }
+    for (let i = 0; i < 5000; i++) {
+      // In the second half only ten connections send new data: the others go quiet for longer
+      // than the buffer takes to wrap, and only see their last segments come again.
+      const quiet = i >= 2500;
+      const idx = quiet && rnd() % 100 < 10 ? 10 + (rnd() % 50) : rnd() % (quiet ? 10 : conns.length);
+      const k = conns[idx];
+      const sv = { src: k.c.dst, dst: k.c.src, sport: k.c.dport, dport: k.c.sport };
+      if (k.sent.length > 0 && ((quiet && idx >= 10) || rnd() % 100 < 8)) {
+        // Mostly one of the last few segments (still retained), sometimes any earlier one.
+        const old = k.sent[rnd() % 4 === 0 ? rnd() % k.sent.length : Math.max(0, k.sent.length - 1 - (rnd() % 3))];
+        const bytes = Buffer.from(old.bytes);
+        if (rnd() % 3 === 0) bytes[rnd() % bytes.length] ^= 0x40;
+        packets.push({ data: ethTcp({ ...sv, seq: old.seq, ack: 119, flags: ACK | PSH, id: rnd() & 0xffff }, bytes), tsUs: (ts += 1000) });
+        continue;
+      }
+      const bytes = Buffer.alloc(rnd() % 100 < 30 ? 1 + (rnd() % 300) : 1460);
+      for (let j = 0; j < bytes.length; j++) bytes[j] = rnd() & 0xff;
+      k.sent.push({ seq: k.sseq, bytes });
+      packets.push({ data: ethTcp({ ...sv, seq: k.sseq, ack: 119, flags: ACK | PSH, id: rnd() & 0xffff }, bytes), tsUs: (ts += 1000) });
+      k.sseq += bytes.length;
+    }
+    const run = (byFile: boolean) => {
+      const out: string[] = [];
+      const p = new Pipeline({
+        streams: { open: (info) => ({ data: (d, b) => out.push(`${info.srcPort}/${d}:${Buffer.from(b).toString('hex')}`), gap: (d, n) => out.push(`${info.srcPort}/${d}:[${n}]`), end: () => {} }) },
+      });
+      withTempFile(writePcap(packets), (file) => {
+        if (byFile) p.runFile(file, { windowBytes: 1 << 20 });
+        else {
+          readCaptureFile(file, p.packet);
+          p.finish();
+        }
+      });
+      return { out, counters: p.counters.snapshot() };
+    };
+    const copied = run(false);
+    const referenced = run(true);
+    assert.deepEqual(referenced.counters, copied.counters);
+    assert.deepEqual(referenced.out, copied.out);
+    assert.ok((copied.counters['stream.tcp.overlap_mismatch'] ?? 0) > 50, `altered retransmissions were caught (${JSON.stringify(copied.counters)})`);
+    assert.ok((copied.counters['tcp.overlap'] ?? 0) > 200);
+    assert.ok((copied.counters['tcp.retransmission_unverified'] ?? 0) > 10);
   });
 });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Counters } from '../../sensor/events/counters.js';
-import { DEFAULT_REASSEMBLY_LIMITS, ReassemblyBudget, TcpHalf, type ReassemblyLimits } from '../../sensor/flow/tcp-reassembly.js';
+import { DEFAULT_REASSEMBLY_LIMITS, HalfStore, ReassemblyBudget, TcpHalf, type ReassemblyLimits } from '../../sensor/flow/tcp-reassembly.js';
 
 interface Seg {
   seq: number;
@@ -196,5 +196,121 @@ describe('TcpHalf', () => {
       const r = run({ isn: 0, segs: order });
       assert.equal(r.out, parts.join(''), `order ${order.map((s) => s.seq).join(',')}`);
     }
+  });
+});
+
+describe('HalfStore retention by reference', () => {
+  /**
+   * Two stores get the same segments: one copies every delivery into its rings, the other is told
+   * the segments sit in a capture source's buffer and keeps references until the source says it
+   * will overwrite them (the test then really overwrites them). Retransmissions of old bytes, some
+   * altered, must be judged the same way by both, whatever the segment sizes and buffer wraps.
+   */
+  function compare(seed: number, retainBytes: number, sourceBytes: number) {
+    let s = seed >>> 0 || 1;
+    const rnd = () => {
+      s ^= s << 13;
+      s >>>= 0;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      s >>>= 0;
+      return s;
+    };
+    const HALVES = 3;
+    const limits = { ...DEFAULT_REASSEMBLY_LIMITS, retainBytes };
+    const make = () => {
+      const counters = new Counters();
+      const out: string[] = [];
+      const store = new HalfStore(
+        {
+          halfData: (h, b) => out.push(`${h}:${Buffer.from(b).toString('latin1')}`),
+          halfGap: (h, n) => out.push(`${h}:[${n}]`),
+        },
+        counters,
+        new ReassemblyBudget(1 << 30),
+        limits,
+        HALVES,
+      );
+      return { counters, out, store };
+    };
+    const eager = make();
+    const byRef = make();
+    let source = new Uint8Array(sourceBytes);
+    let at = 0; // where the source writes next
+    byRef.store.overwrite(source, 0, 0);
+    // What each half has sent so far (for retransmissions), and its next sequence number.
+    const sent = Array.from({ length: HALVES }, () => [] as number[]);
+    for (let h = 0; h < HALVES; h++) {
+      eager.store.startFromSyn(h, 999);
+      byRef.store.startFromSyn(h, 999);
+    }
+    let mismatches = 0;
+    for (let i = 0; i < 6000; i++) {
+      const h = rnd() % HALVES;
+      const k = rnd() % 100;
+      const history = sent[h];
+      if (k < 12 && history.length > 0) {
+        // A retransmission of earlier bytes (maybe altered, maybe running past the end), from another buffer.
+        const len = 1 + (rnd() % Math.min(history.length, 3000));
+        const from = rnd() % (history.length - len + 1);
+        const extra = rnd() % 4 === 0 ? rnd() % 50 : 0;
+        const seg = Buffer.alloc(len + extra);
+        for (let j = 0; j < len; j++) seg[j] = history[from + j];
+        for (let j = 0; j < extra; j++) seg[len + j] = rnd() & 0xff;
+        if (rnd() % 3 === 0) {
+          seg[rnd() % len] ^= 0x20;
+          mismatches++;
+        }
+        for (let j = 0; j < extra; j++) history.push(seg[len + j]);
+        eager.store.segment(h, 1000 + from, seg, 0, seg.length, i);
+        byRef.store.segment(h, 1000 + from, seg, 0, seg.length, i);
+        continue;
+      }
+      if (k < 14) {
+        // The stream ends (its rings and references go) and another starts on the same half.
+        eager.store.reset(h);
+        byRef.store.reset(h);
+        eager.store.startFromSyn(h, 999);
+        byRef.store.startFromSyn(h, 999);
+        history.length = 0;
+        continue;
+      }
+      if (k < 15) {
+        // The source moves to a new buffer: everything referenced in the old one must be copied.
+        source = new Uint8Array(sourceBytes);
+        at = 0;
+        byRef.store.overwrite(source, 0, 0);
+        continue;
+      }
+      // New in-order data, written by the source into its buffer first (wrapping when it does not fit).
+      const len = 1 + (k < 60 ? rnd() % 200 : rnd() % 1600);
+      if (at + len > source.length) at = 0;
+      byRef.store.overwrite(source, at, at + len);
+      for (let j = 0; j < len; j++) {
+        const v = rnd() & 0xff;
+        source[at + j] = v;
+        history.push(v);
+      }
+      const seq = 1000 + history.length - len;
+      eager.store.segment(h, seq, source.slice(at, at + len), 0, len, i);
+      byRef.store.segment(h, seq, source, at, len, i);
+      at += len;
+    }
+    assert.deepEqual(byRef.out, eager.out);
+    assert.deepEqual(byRef.counters.snapshot(), eager.counters.snapshot());
+    for (let h = 0; h < HALVES; h++) assert.equal(byRef.store.mismatches(h), eager.store.mismatches(h));
+    return { counters: eager.counters, mismatches };
+  }
+
+  test('judges retransmissions exactly as copying everything does (4 KiB retained, small source buffer)', () => {
+    const r = compare(0x51ed, 4096, 20_000);
+    assert.ok(r.counters.get('stream.tcp.overlap_mismatch') > 20, 'altered retransmissions were caught');
+    assert.ok(r.counters.get('tcp.overlap') > 100);
+    assert.ok(r.counters.get('tcp.retransmission_unverified') > 0, 'some retransmissions were older than what is retained');
+  });
+
+  test('judges retransmissions exactly as copying everything does (tiny retention, large source buffer)', () => {
+    const r = compare(0xbeef, 300, 1 << 20);
+    assert.ok(r.counters.get('stream.tcp.overlap_mismatch') > 0);
   });
 });
