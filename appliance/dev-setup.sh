@@ -44,6 +44,7 @@ fi
 # needs an x86-64 CPU with SSSE3; elsewhere Hark uses its pure-TypeScript matcher.
 HS_ADDON=sensor/match/native/build/Release/hark_hyperscan.node
 if [ "$(uname -m)" = x86_64 ] && { [ ! -f "$HS_ADDON" ] || [ sensor/match/native/hark_hyperscan.cc -nt "$HS_ADDON" ] \
+   || [ sensor/match/native/hark_fold.cc -nt "$HS_ADDON" ] || [ sensor/match/native/hark_fold.h -nt "$HS_ADDON" ] \
    || [ sensor/match/native/binding.gyp -nt "$HS_ADDON" ]; }; then
   echo "hark setup: building the Hyperscan addon" >&2
   nodedir="${npm_config_nodedir:-$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")}"

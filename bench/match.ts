@@ -2,7 +2,8 @@
  * Benchmark: the phrase matcher with its pure-TS engine, on the decoded HTTP content of the shared
  * workload (gen-workload.mjs, 20,000 flows, seed 1, in bench/.cache/wl; generated when missing) and
  * its 10,000 phrases. Prints compile/load cost and sizes, then MB/s (10^6 bytes per second of CPU
- * time, and of wall time; median and best of --runs) for the normaliser alone, the engine alone on
+ * time, and of wall time; median and best of --runs) for the normaliser alone (also batched, and
+ * with the Hyperscan addon's native fold loop), the engine alone on
  * the normalised skeleton, and the whole PhraseScanner (one per HTTP message, fed 1,460-byte
  * pieces; also with the native Hyperscan engine when it loads), with its match count beside the
  * ground truth; then memory per stream, and the cost of
@@ -18,7 +19,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Phrase } from '../rules/dictionary.js';
-import { SLICE_BYTES, TextNormalizer } from '../sensor/normalize/text.js';
+import { SLICE_BYTES, TextNormalizer, type NormalizerOptions } from '../sensor/normalize/text.js';
 import { Counters } from '../sensor/events/counters.js';
 import { loadHyperscan } from '../sensor/match/hyperscan.js';
 import { compileDictionary, loadMatcher, matcherPatterns, serializeMatcher, type CompiledMatcher } from '../sensor/match/matcher.js';
@@ -117,6 +118,25 @@ rate('normaliser alone (writeAscii, 1,460-byte pieces)', sampleBytes, () => {
     n.dispose();
   }
 });
+/** Messages as the extractors hand them over: latin1 strings of ~120 characters. */
+const textPieces = msgs.map((b) => {
+  const out: string[] = [];
+  for (let o = 0; o < b.length; o += 120) out.push(b.toString('latin1', o, Math.min(b.length, o + 120)));
+  return out;
+});
+const normaliserRate = (label: string, options: NormalizerOptions): void =>
+  rate(label, sampleBytes, () => {
+    for (const ps of textPieces) {
+      const n = new TextNormalizer(() => undefined, undefined, options);
+      for (const p of ps) n.write(p);
+      n.finish();
+      n.dispose();
+    }
+  });
+normaliserRate('normaliser alone (write, 120-char strings)', {});
+normaliserRate('  the same, batched (as the scanner runs it)', { batch: true });
+const folder = loadHyperscan(new Counters()).engine?.textFolder;
+if (folder !== undefined) normaliserRate('  the same, batched, native fold loop', { batch: true, folder });
 
 // the skeleton the engine sees, as the scanner's slices
 const slices: Uint8Array[] = [];

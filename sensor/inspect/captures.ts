@@ -5,7 +5,9 @@
  * Input: `CaptureCandidate`s in capture-time order. Output: each capture is emitted at once (so
  * it is stored at once and survives a crash); when repeats were merged into it, it is emitted
  * again with the same id and the final count once its window has passed (or at `flush`): the
- * latest event of an id wins. Bounded: at most MAX_PENDING_CAPTURES windows open.
+ * latest event of an id wins. Bounded: at most MAX_PENDING_CAPTURES windows open, each held as one
+ * flat record (the event is rebuilt, id included, only when it is emitted again), found by a
+ * numeric hash of its merge key and expired in first-seen order from a queue.
  */
 import { Counters, defineCounter } from '../events/counters.js';
 import { isoMicros, stableId, type CaptureEvent, type CaptureField, type CaptureSource, type Device } from '../events/capture.js';
@@ -23,6 +25,7 @@ const C_MERGED = defineCounter('capture.merged');
 const C_EARLY = defineCounter('capture.pending_overflow');
 const C_ALLOW_LISTED = defineCounter('capture.allow_listed');
 const C_IGNORED_NETWORK = defineCounter('capture.ignored_network');
+
 
 export interface CaptureCandidate {
   readonly flow: FlowInfo;
@@ -44,11 +47,77 @@ export interface CaptureCandidate {
   readonly decrypted?: boolean;
 }
 
-interface Pending {
-  event: CaptureEvent;
-  firstUs: number;
-  /** The count already emitted for this id. */
-  emittedCount: number;
+/** An open merge window: its capture's candidate fields, flat (no rope of context pieces, no event),
+ * and the count so far. */
+class Pending implements CaptureCandidate {
+  /** Next window in the same hash bucket. */
+  next: Pending | undefined = undefined;
+  closed = false;
+  readonly flow: FlowInfo;
+  readonly dir: Direction;
+  readonly messageIndex: number;
+  readonly source: CaptureSource;
+  readonly field: CaptureField;
+  readonly host: string | undefined;
+  readonly url: string | undefined;
+  readonly method: string | undefined;
+  readonly status: number | undefined;
+  readonly phraseIndex: number;
+  readonly phrase: Phrase;
+  readonly context: string;
+  /** When the window opened. */
+  readonly tsUs: number;
+  readonly appProto: 'http' | 'http2' | undefined;
+  readonly decrypted: boolean | undefined;
+  /** The count already emitted for this capture. */
+  readonly emittedCount: number;
+
+  constructor(
+    readonly hash: number,
+    /** The device's address: with phraseIndex, host + URL and source, the merge key. */
+    readonly deviceIp: string,
+    c: CaptureCandidate,
+    readonly device: Device,
+    /** The count so far. */
+    public count: number,
+  ) {
+    this.flow = c.flow;
+    this.dir = c.dir;
+    this.messageIndex = c.messageIndex;
+    this.source = c.source;
+    this.field = c.field;
+    this.host = c.host;
+    this.url = c.url;
+    this.method = c.method;
+    this.status = c.status;
+    this.phraseIndex = c.phraseIndex;
+    this.phrase = c.phrase;
+    // trimming joins the pieces the context was built from: the window does not keep them
+    this.context = c.context.trim();
+    this.tsUs = c.tsUs;
+    this.appProto = c.appProto;
+    this.decrypted = c.decrypted;
+    this.emittedCount = count;
+  }
+
+  /** Same merge key as a candidate of the same hash (host and URL count as one string). */
+  sameKey(ip: string, c: CaptureCandidate): boolean {
+    if (this.deviceIp !== ip || this.phraseIndex !== c.phraseIndex || this.source !== c.source) return false;
+    if (this.host === c.host && this.url === c.url) return true;
+    return (this.host ?? '') + (this.url ?? '') === (c.host ?? '') + (c.url ?? '');
+  }
+}
+
+/** FNV-1a over the merge key (the UTF-16 units of the strings). */
+function keyHash(ip: string, phraseIndex: number, host: string | undefined, url: string | undefined, source: CaptureSource): number {
+  let h = 0x811c9dc5;
+  for (let k = 0; k < ip.length; k++) h = Math.imul(h ^ ip.charCodeAt(k), 0x01000193);
+  h = Math.imul(h ^ phraseIndex, 0x01000193);
+  h = Math.imul(h ^ (phraseIndex >>> 16), 0x01000193);
+  if (host !== undefined) for (let k = 0; k < host.length; k++) h = Math.imul(h ^ host.charCodeAt(k), 0x01000193);
+  if (url !== undefined) for (let k = 0; k < url.length; k++) h = Math.imul(h ^ url.charCodeAt(k), 0x01000193);
+  h = Math.imul(h ^ (source === 'typed' ? 1 : 2), 0x01000193);
+  return h & 0x3fffffff;
 }
 
 /** Site knowledge the collector applies to every capture. */
@@ -77,7 +146,12 @@ export function deviceOf(f: FlowInfo, side: 'src' | 'dst', tsUs: number, attribu
 }
 
 export class CaptureCollector {
-  private readonly pending = new Map<string, Pending>();
+  /** Open windows by key hash (colliding ones chained through `next`). */
+  private readonly table = new Map<number, Pending>();
+  /** Windows in first-seen order from `head` on; closed ones are skipped (and dropped in bulk). */
+  private order: Pending[] = [];
+  private head = 0;
+  private open = 0;
 
   constructor(
     private readonly emit: (capture: CaptureEvent) => void,
@@ -103,74 +177,109 @@ export class CaptureCollector {
       this.counters.inc(C_IGNORED_NETWORK);
       return;
     }
-    const key = `${side === 'src' ? f.srcIp : f.dstIp}\u0000${c.phraseIndex}\u0000${c.host ?? ''}${c.url ?? ''}\u0000${c.source}`;
-    const held = this.pending.get(key);
-    if (held !== undefined && c.tsUs - held.firstUs <= this.windowUs) {
-      held.event.count += c.count;
+    const ip = side === 'src' ? f.srcIp : f.dstIp;
+    const hash = keyHash(ip, c.phraseIndex, c.host, c.url, c.source);
+    let held = this.table.get(hash);
+    while (held !== undefined && !held.sameKey(ip, c)) held = held.next;
+    if (held !== undefined && c.tsUs - held.tsUs <= this.windowUs) {
+      held.count += c.count;
       this.counters.inc(C_MERGED);
       return;
     }
-    if (held !== undefined) this.release(key, held);
-    if (this.pending.size >= MAX_PENDING_CAPTURES) {
-      const [oldKey, old] = this.pending.entries().next().value as [string, Pending];
+    if (held !== undefined) this.release(held);
+    if (this.open >= MAX_PENDING_CAPTURES) {
       this.counters.inc(C_EARLY);
-      this.release(oldKey, old);
+      this.release(this.oldest()!);
     }
-    const event: CaptureEvent = {
-      event_type: 'capture',
-      id: stableId(f.flowId, f.srcIp, f.srcPort, f.dstIp, f.dstPort, f.startUs, c.dir, c.messageIndex, c.field, c.phraseIndex, c.phrase.phrase),
-      timestamp: isoMicros(c.tsUs),
-      ts_us: c.tsUs,
-      flow_id: f.flowId,
-      src_ip: c.dir === 0 ? f.srcIp : f.dstIp,
-      src_port: c.dir === 0 ? f.srcPort : f.dstPort,
-      dest_ip: c.dir === 0 ? f.dstIp : f.srcIp,
-      dest_port: c.dir === 0 ? f.dstPort : f.srcPort,
-      vlan: [...f.vlan],
-      proto: 'TCP',
-      app_proto: c.appProto ?? 'http',
-      ...(c.decrypted === true ? { decrypted: true } : {}),
-      direction: c.dir === 0 ? 'to_server' : 'to_client',
-      source: c.source,
-      field: c.field,
-      ...(c.host !== undefined ? { host: c.host } : {}),
-      ...(c.url !== undefined ? { url: c.url } : {}),
-      ...(c.method !== undefined ? { method: c.method } : {}),
-      ...(c.status !== undefined ? { status: c.status } : {}),
-      phrase: c.phrase.phrase,
-      category: c.phrase.category,
-      severity: c.phrase.severity,
-      count: c.count,
-      context: c.context.trim(),
-      device: this.device(f, side, c.tsUs),
-    };
+    const device = this.device(f, side, c.tsUs);
+    const p = new Pending(hash, ip, c, device, c.count);
     this.counters.inc(C_CAPTURES);
-    this.emit({ ...event, vlan: [...event.vlan], device: { ...event.device, ...(event.device.sources ? { sources: { ...event.device.sources } } : {}) } });
-    this.pending.set(key, { event, firstUs: c.tsUs, emittedCount: event.count });
+    this.emit(captureEvent(p, { ...device, ...(device.sources ? { sources: { ...device.sources } } : {}) }, c.count));
+    p.next = this.table.get(hash);
+    this.table.set(hash, p);
+    this.order.push(p);
+    this.open++;
   }
 
   /** Emits captures whose merge window has passed as of capture time `nowUs`. */
   expire(nowUs: number): void {
-    for (const [key, p] of this.pending) {
-      if (nowUs - p.firstUs <= this.windowUs) break; // insertion order is first-seen order
-      this.release(key, p);
+    for (let p = this.oldest(); p !== undefined; p = this.oldest()) {
+      if (nowUs - p.tsUs <= this.windowUs) break; // insertion order is first-seen order
+      this.release(p);
     }
   }
 
   /** Emits everything held (end of input, shutdown). */
   flush(): void {
-    for (const [key, p] of this.pending) this.release(key, p);
+    for (let p = this.oldest(); p !== undefined; p = this.oldest()) this.release(p);
   }
 
   get held(): number {
-    return this.pending.size;
+    return this.open;
+  }
+
+  /** The open window seen first, or undefined. */
+  private oldest(): Pending | undefined {
+    const order = this.order;
+    while (this.head < order.length && order[this.head].closed) this.head++;
+    if (this.head >= 1024 && this.head * 2 >= order.length) {
+      this.order = order.slice(this.head);
+      this.head = 0;
+    }
+    return this.head < this.order.length ? this.order[this.head] : undefined;
   }
 
   /** Closes a window: re-emits the capture when repeats raised its count. */
-  private release(key: string, p: Pending): void {
-    this.pending.delete(key);
-    if (p.event.count === p.emittedCount) return;
+  private release(p: Pending): void {
+    p.closed = true;
+    this.open--;
+    const first = this.table.get(p.hash);
+    if (first === p) {
+      if (p.next === undefined) this.table.delete(p.hash);
+      else this.table.set(p.hash, p.next);
+    } else {
+      let q = first;
+      while (q !== undefined && q.next !== p) q = q.next;
+      if (q !== undefined) q.next = p.next;
+    }
+    if (p.count === p.emittedCount) return;
     this.counters.inc(C_UPDATES);
-    this.emit(p.event);
+    this.emit(captureEvent(p, p.device, p.count));
   }
+}
+
+/** The capture event of a window, with the device as identified and a count. The optional fields
+ * are added in place, in the schema's order (the JSON keeps it), rather than spread in: cheaper. */
+function captureEvent(c: Pending, device: Device, count: number): CaptureEvent {
+  const f = c.flow;
+  const toServer = c.dir === 0;
+  const e = {
+    event_type: 'capture',
+    id: stableId(f.flowId, f.srcIp, f.srcPort, f.dstIp, f.dstPort, f.startUs, c.dir, c.messageIndex, c.field, c.phraseIndex, c.phrase.phrase),
+    timestamp: isoMicros(c.tsUs),
+    ts_us: c.tsUs,
+    flow_id: f.flowId,
+    src_ip: toServer ? f.srcIp : f.dstIp,
+    src_port: toServer ? f.srcPort : f.dstPort,
+    dest_ip: toServer ? f.dstIp : f.srcIp,
+    dest_port: toServer ? f.dstPort : f.srcPort,
+    vlan: [...f.vlan],
+    proto: 'TCP',
+    app_proto: c.appProto ?? 'http',
+  } as Record<string, unknown>;
+  if (c.decrypted === true) e.decrypted = true;
+  e.direction = toServer ? 'to_server' : 'to_client';
+  e.source = c.source;
+  e.field = c.field;
+  if (c.host !== undefined) e.host = c.host;
+  if (c.url !== undefined) e.url = c.url;
+  if (c.method !== undefined) e.method = c.method;
+  if (c.status !== undefined) e.status = c.status;
+  e.phrase = c.phrase.phrase;
+  e.category = c.phrase.category;
+  e.severity = c.phrase.severity;
+  e.count = count;
+  e.context = c.context;
+  e.device = device;
+  return e as unknown as CaptureEvent;
 }

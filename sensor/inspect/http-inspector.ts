@@ -61,24 +61,30 @@ interface Aggregate {
   hit: PhraseHit;
 }
 
-/** One message's scan: one phrase scanner, fields separated by gaps, hits aggregated per phrase and field. */
+/** Fields as scanner segment tags (PhraseHit.tag indexes this). */
+const FIELDS: readonly CaptureField[] = ['url', 'search', 'request_header', 'request_body', 'response_body'];
+const FIELD_TAGS = new Map(FIELDS.map((f, k) => [f, k]));
+const fieldTag = (f: CaptureField): number => FIELD_TAGS.get(f)!;
+
+/**
+ * One message's scan: one phrase scanner whose segments (URL parts, headers, paragraphs) are
+ * split apart and tagged with their field, hits aggregated per phrase and field.
+ */
 class MessageScan implements TextSink {
   readonly scanner: PhraseScanner;
-  field: CaptureField;
   extractor: Extractor | undefined;
   bodySeen = false;
-  private readonly hits = new Map<string, Aggregate>();
+  /** By phraseIndex * FIELDS.length + field tag. */
+  private readonly hits = new Map<number, Aggregate>();
 
   constructor(ctx: InspectContext, field: CaptureField) {
-    this.field = field;
-    this.scanner = new PhraseScanner(ctx.matcher, (hit) => this.onHit(hit), { counters: ctx.counters, database: ctx.database });
+    this.scanner = new PhraseScanner(ctx.matcher, (hit) => this.onHit(hit), { counters: ctx.counters, database: ctx.database, tag: fieldTag(field) });
   }
 
-  /** Scans one complete piece of text as its own segment. */
-  segment(field: CaptureField, text: string): void {
-    this.field = field;
+  /** Scans a complete piece of text as its own segment; what follows is `next`. */
+  segment(text: string, next: CaptureField): void {
     this.scanner.write(text);
-    this.scanner.gap();
+    this.scanner.split(fieldTag(next));
   }
 
   onText(text: string): void {
@@ -86,14 +92,14 @@ class MessageScan implements TextSink {
   }
 
   onBreak(): void {
-    this.scanner.gap();
+    this.scanner.split();
   }
 
   private onHit(hit: PhraseHit): void {
-    const key = `${hit.phraseIndex}|${this.field}`;
+    const key = hit.phraseIndex * FIELDS.length + hit.tag;
     const a = this.hits.get(key);
     if (a !== undefined) a.count++;
-    else this.hits.set(key, { phraseIndex: hit.phraseIndex, field: this.field, count: 1, context: hit.context, hit });
+    else this.hits.set(key, { phraseIndex: hit.phraseIndex, field: FIELDS[hit.tag], count: 1, context: hit.context, hit });
   }
 
   finish(): Aggregate[] {
@@ -124,16 +130,18 @@ export class HttpInspector implements HttpSink {
     const info: RequestInfo = { url: req.uri, host: req.host ?? this.carrier.sni, method: req.method };
     this.requests.set(req.index, info);
     if (this.requests.size > MAX_REMEMBERED_REQUESTS) this.requests.delete(this.requests.keys().next().value as number);
-    const scan = new MessageScan(this.ctx, 'url');
-    this.scans.set(req, scan);
+    const fields: CaptureField[] = [];
+    const texts: string[] = [];
     const url = extractUrlText(req.uri, this.ctx.counters);
-    for (const s of url.path) scan.segment('url', s);
-    for (const s of url.query) scan.segment('url', s);
-    for (const s of url.search) scan.segment('search', s);
+    for (const s of url.path) fields.push('url'), texts.push(s);
+    for (const s of url.query) fields.push('url'), texts.push(s);
+    for (const s of url.search) fields.push('search'), texts.push(s);
     for (const [name, value] of req.headers) {
-      if (!UNSCANNED_REQUEST_HEADERS.has(name.toLowerCase())) scan.segment('request_header', value);
+      if (!UNSCANNED_REQUEST_HEADERS.has(name.toLowerCase())) fields.push('request_header'), texts.push(value);
     }
-    scan.field = 'request_body';
+    const scan = new MessageScan(this.ctx, fields.length > 0 ? fields[0] : 'request_body');
+    this.scans.set(req, scan);
+    for (let k = 0; k < texts.length; k++) scan.segment(texts[k], k + 1 < fields.length ? fields[k + 1] : 'request_body');
   }
 
   onResponse(res: HttpResponse): void {
@@ -154,7 +162,7 @@ export class HttpInspector implements HttpSink {
   }
 
   onBodyGap(msg: HttpMessage): void {
-    this.scans.get(msg)?.scanner.gap();
+    this.scans.get(msg)?.scanner.split();
   }
 
   onMessageEnd(msg: HttpMessage, dir: Direction, _info: MessageEndInfo, tsUs: number): void {

@@ -15,6 +15,7 @@
  * reset(): forgets the stream (after a gap: nothing matches across it); offsets restart at 0.
  * close(): ends the stream; scan after close is a caller bug.
  */
+import type { NativeFolder } from '../normalize/text.js';
 
 /** Flat [patternId, endOffset, ...] pairs. */
 export type MatchPairs = Uint32Array;
@@ -34,6 +35,9 @@ export interface MatchStream {
 export interface MatchDatabase {
   /** Bytes of the compiled database. */
   readonly size: number;
+  /** A native text fold loop that ships with this engine (Hyperscan's addon), for the normaliser in
+   * front of it; absent for the pure-TS engine. */
+  readonly textFolder?: NativeFolder;
   /** Bytes of state each open stream holds. */
   readonly streamStateSize: number;
   serialize(): Uint8Array;

@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { defineCounter, type Counters } from '../events/counters.js';
+import type { NativeFolder } from '../normalize/text.js';
 import { NO_MATCHES, type CompileOptions, type MatchDatabase, type MatchEngine, type MatchPairs, type MatchStream } from './engine.js';
 
 /*
@@ -47,6 +48,11 @@ import { NO_MATCHES, type CompileOptions, type MatchDatabase, type MatchEngine, 
  *   size); close() frees a stream's state at once and is preferred.
  *
  * Input bytes: scan() does not keep them; the caller may reuse the buffer once it returns.
+ *
+ * Text folding: the same addon carries the text normaliser's native ASCII fold loop
+ *   (native/hark_fold.cc), exposed as `textFolder` on the engine and its databases: PhraseScanner
+ *   hands it to the normaliser in front of this engine. Addons built before it have none, and the
+ *   normaliser then folds in TypeScript (same output).
  *
  * Cost: scan() is one native call (~0.1 us of binding overhead). The native side copies the pairs
  *   into a per-thread output array that the wrapper passes in; only a call that found matches then
@@ -112,6 +118,9 @@ interface NativeBinding {
   /** [databases, streams] alive in the process (leak tests). */
   liveCounts(): [number, number];
   readonly MAX_MATCHES_PER_SCAN: number;
+  /** The text normaliser's native ASCII fold loop (hark_fold.cc); absent from addons built before it. */
+  readonly configureFold?: NativeFolder['configureFold'];
+  readonly foldRun?: NativeFolder['foldRun'];
 }
 
 const ADDON_FILE = 'build/Release/hark_hyperscan.node';
@@ -201,12 +210,16 @@ export class HyperscanEngine implements MatchEngine {
   readonly name = 'hyperscan';
   /** Hyperscan's version string, e.g. "5.4.0 2021-01-26". */
   readonly version: string;
+  /** The addon's native text fold loop, handed to the normaliser of every stream of this engine. */
+  readonly textFolder: NativeFolder | undefined;
 
   constructor(
     private readonly native: NativeBinding,
     private readonly counters: Counters,
   ) {
     this.version = native.version();
+    const { configureFold, foldRun } = native;
+    this.textFolder = configureFold !== undefined && foldRun !== undefined ? (native as NativeBinding & NativeFolder) : undefined;
   }
 
   compileLiterals(patterns: readonly Uint8Array[], options: CompileOptions = {}): HyperscanDatabase {
@@ -260,6 +273,7 @@ export class HyperscanEngine implements MatchEngine {
 export class HyperscanDatabase implements MatchDatabase {
   readonly size: number;
   readonly streamStateSize: number;
+  readonly textFolder: NativeFolder | undefined;
 
   constructor(
     private readonly engine: HyperscanEngine,
@@ -267,6 +281,7 @@ export class HyperscanDatabase implements MatchDatabase {
     private readonly handle: NativeDatabase,
   ) {
     [this.size, this.streamStateSize] = native.databaseSizes(handle);
+    this.textFolder = engine.textFolder;
   }
 
   /** Hyperscan's description, e.g. "Version: 5.4.0 Features: AVX2 Mode: STREAM". */

@@ -1,16 +1,19 @@
 /**
  * Phrase scanner (match stage): one per stream of decoded text. Input: text chunks cut anywhere
- * (`write`, `writeUtf8`), holes (`gap`), the end (`end`). Output: `onMatch` once per phrase
- * occurrence that survives its exclusions, with readable context around it.
- * Path: TextNormalizer -> MatchEngine (pure-TS DFA or any engine built from matcherPatterns) ->
- * letter-run check -> pending, held until every exclusion that could cover the match and the
- * after-context have been seen (or the stream ends) -> hit. Memory per stream: the normaliser's
- * 4 KiB display ring, a history ring as long as the longest pattern, a few pending matches.
+ * (`write`, `writeUtf8`), segment ends (`split`), holes (`gap`), the end (`end`). Output: `onMatch`
+ * once per phrase occurrence that survives its exclusions, with readable context around it and
+ * the tag of the segment it was in.
+ * Path: TextNormalizer (batched; with the engine's native fold loop when it has one) -> MatchEngine
+ * (pure-TS DFA or any engine built from matcherPatterns; one stream per scanner, reused by later
+ * scanners) -> letter-run check -> pending, held until every exclusion that could cover the match
+ * and the after-context have been seen (or its segment or the stream ends) -> hit. Memory per
+ * stream: the normaliser's 12 KiB arena (display ring and slice) and up to BATCH_UNITS of text not
+ * yet folded, a history ring as long as the longest pattern, a few pending matches.
  */
 import { isAscii } from 'node:buffer';
 import { TextDecoder } from 'node:util';
 import { Counters, defineCounter } from '../events/counters.js';
-import { mapDisplayPos, TextNormalizer } from '../normalize/text.js';
+import { DISPLAY_RING_UNITS, mapDisplayPos, TextNormalizer } from '../normalize/text.js';
 import type { Phrase } from '../../rules/dictionary.js';
 import type { MatchDatabase, MatchStream } from './engine.js';
 import { PATTERN_EXCLUSION, type CompiledMatcher } from './matcher.js';
@@ -23,6 +26,8 @@ export interface PhraseHit {
   readonly context: string;
   /** Where the match starts in the stream's normalised text, in UTF-16 units. */
   readonly offset: number;
+  /** The tag of the segment the match is in (`tag` option, `split(nextTag)`); 0 by default. */
+  readonly tag: number;
 }
 
 export interface PhraseScannerOptions {
@@ -32,6 +37,8 @@ export interface PhraseScannerOptions {
   readonly database?: MatchDatabase;
   /** Context characters on each side of a match (at most MAX_CONTEXT_CHARS). */
   readonly contextChars?: number;
+  /** Tag of the first segment (see `split`). */
+  readonly tag?: number;
 }
 
 export const CONTEXT_CHARS = 60;
@@ -59,21 +66,34 @@ const CTR_WRITE_AFTER_END = defineCounter('match.write_after_end');
  * built from the same patterns, so the matches are the same. */
 const SHORT_STRETCH_BYTES = 256;
 
+/** Engine streams kept per database for later scanners (each is reset before it is kept): a
+ * message is scanned by one stream, and opening one costs a native allocation and a finalizer. */
+const MAX_POOLED_STREAMS = 256;
+
 const NO_COUNTERS = new Counters();
 /** One reusable DFA stream per matcher for short stretches (always reset after use). */
 const shortStreams = new WeakMap<CompiledMatcher, MatchStream>();
+const streamPools = new WeakMap<MatchDatabase, MatchStream[]>();
 const EMPTY_MAP = new Int32Array(0);
 
-interface Pending {
-  phrase: number;
-  /** Skeleton span [start, end) of the whole pattern. */
-  start: number;
-  end: number;
-  dispStart: number;
+class Pending {
   /** -1 until the skeleton byte after an embedded match exists. */
-  dispEnd: number;
-  /** Skeleton offset by which every exclusion that could cover this match has been scanned. */
-  readyAt: number;
+  dispEnd = -1;
+  /** Where the match's segment ends: its skeleton offset and display position, -1 while it goes on. */
+  stop = -1;
+  limit = -1;
+  constructor(
+    readonly phrase: number,
+    /** Skeleton span [start, end) of the whole pattern. */
+    readonly start: number,
+    readonly end: number,
+    readonly dispStart: number,
+    /** Skeleton offset by which every exclusion that could cover this match has been scanned. */
+    readonly readyAt: number,
+    /** Display position where the match's segment begins: its context never reaches before it. */
+    readonly floor: number,
+    readonly tag: number,
+  ) {}
 }
 
 interface Exclusion {
@@ -83,13 +103,16 @@ interface Exclusion {
 }
 
 /**
- * Scans one stream. Call order: `write`/`writeUtf8`*, `gap` any time, `end` once; calls after `end`
- * are ignored. `onMatch` is called synchronously from `write`, `gap` and `end`, in stream order
- * (by match end), and must not call back into the same scanner.
+ * Scans one stream. Call order: `write`/`writeUtf8`*, `split` and `gap` any time, `end` once; calls
+ * after `end` are ignored. `onMatch` is called synchronously from `write`, `split`, `gap` and `end`,
+ * in stream order (by match end), and must not call back into the same scanner. Every match is
+ * reported by the `gap` or `end` that follows it at the latest.
  */
 export class PhraseScanner {
   private readonly norm: TextNormalizer;
-  private readonly stream: MatchStream;
+  private readonly database: MatchDatabase;
+  /** Opened at the first slice that needs it (short texts never do); back to the pool at `end`. */
+  private stream: MatchStream | undefined;
   private readonly counters: Counters;
   private readonly ctx: number;
   private readonly hist: Int32Array;
@@ -102,6 +125,12 @@ export class PhraseScanner {
   private sliceMap: Int32Array = EMPTY_MAP;
   private pending: Pending[] = [];
   private exclusions: Exclusion[] = [];
+  /** Segment ends not yet scanned past: [skeleton offset, display position, next tag, ...]. */
+  private readonly seams: number[] = [];
+  /** Display floor and tag of the segment that starts after the last seam scanned past. */
+  private floorBase = 0;
+  private tagBase: number;
+  private tag: number;
   private ended = false;
   /** True while gap/end hand over the last slice of a stretch. */
   private finishing = false;
@@ -117,7 +146,8 @@ export class PhraseScanner {
   ) {
     this.counters = opts.counters ?? NO_COUNTERS;
     this.ctx = Math.min(MAX_CONTEXT_CHARS, Math.max(0, Math.floor(opts.contextChars ?? CONTEXT_CHARS)));
-    this.stream = (opts.database ?? m.engine).openStream();
+    this.tag = this.tagBase = opts.tag ?? 0;
+    this.database = opts.database ?? m.engine;
     if (opts.database !== undefined && opts.database !== m.engine) {
       let short = shortStreams.get(m);
       if (short === undefined) shortStreams.set(m, (short = m.engine.openStream()));
@@ -127,7 +157,7 @@ export class PhraseScanner {
     while (h < m.maxPatternLength + 1) h <<= 1;
     this.hist = new Int32Array(h);
     this.histMask = h - 1;
-    this.norm = new TextNormalizer((bytes, map, len) => this.onSlice(bytes, map, len), this.counters);
+    this.norm = new TextNormalizer((bytes, map, len) => this.onSlice(bytes, map, len), this.counters, { folder: this.database.textFolder, batch: true });
   }
 
   write(text: string): void {
@@ -156,22 +186,56 @@ export class PhraseScanner {
     this.utf8Pending = bytes[bytes.length - 1] >= 0x80;
   }
 
+  /**
+   * Ends a segment (a field, a paragraph, the text before a hole): nothing matches across the
+   * seam and no context reaches over it, exactly as with `gap`, but the text goes on in the same
+   * slice and engine stream, so the segment's matches may be reported later (by a later call).
+   * Text written after it is tagged `nextTag` (default: the current tag).
+   */
+  split(nextTag: number = this.tag): void {
+    if (this.ended) return;
+    this.flushUtf8();
+    const norm = this.norm;
+    norm.finishStretch();
+    const at = norm.skeletonPos;
+    const display = norm.displayPos;
+    for (const p of this.pending) {
+      if (p.stop < 0) {
+        p.stop = at;
+        p.limit = display;
+      }
+    }
+    this.seams.push(at, display, nextTag);
+    this.tag = nextTag;
+    norm.restart();
+  }
+
   /** A hole in the stream: what came before is finished (its matches reported), nothing matches across. */
   gap(): void {
     if (this.ended) return;
     this.finishText();
     // a stream that scanned nothing since open or the last reset is already fresh
-    if (this.enginePos !== 0) this.stream.reset();
+    if (this.enginePos !== 0) this.stream!.reset();
     this.engineBase = this.norm.skeletonPos;
     this.enginePos = 0;
     this.exclusions.length = 0;
     this.norm.restart();
+    this.floorBase = this.norm.displayFloor;
   }
 
   end(): void {
     if (this.ended) return;
     this.finishText();
-    this.stream.close();
+    const stream = this.stream;
+    if (stream !== undefined) {
+      this.stream = undefined;
+      let pool = streamPools.get(this.database);
+      if (pool === undefined) streamPools.set(this.database, (pool = []));
+      if (pool.length < MAX_POOLED_STREAMS) {
+        if (this.enginePos !== 0) stream.reset();
+        pool.push(stream);
+      } else stream.close();
+    }
     this.ended = true;
     this.norm.dispose();
   }
@@ -207,7 +271,8 @@ export class PhraseScanner {
         pairs = this.shortStream.scan(bytes.subarray(0, len));
         this.shortStream.reset();
       } else {
-        pairs = this.stream.scan(bytes.subarray(0, len));
+        const stream = this.stream ?? (this.stream = streamPools.get(this.database)?.pop() ?? this.database.openStream());
+        pairs = stream.scan(bytes.subarray(0, len));
         this.enginePos += len;
       }
       // engine offsets are modulo 2^32; every end lies in (before, before + len]
@@ -218,6 +283,14 @@ export class PhraseScanner {
       const end = base + len;
       for (const p of this.pending) if (p.dispEnd < 0 && p.end < end) p.dispEnd = this.displayAt(p.end);
       for (let k = Math.max(0, len - this.hist.length); k < len; k++) this.hist[(base + k) & this.histMask] = map[k];
+      // Seams scanned past: every match before them has been found (none crosses a seam).
+      const seams = this.seams;
+      let k = 0;
+      for (; k < seams.length && seams[k] <= end; k += 3) {
+        this.floorBase = seams[k + 1];
+        this.tagBase = seams[k + 2];
+      }
+      if (k !== 0) seams.splice(0, k);
     }
     // Everything that reads the shared slice is done: from here on user callbacks may run.
     if (this.pending.length > MAX_PENDING_MATCHES) {
@@ -263,11 +336,23 @@ export class PhraseScanner {
       return;
     }
     const whole = m.patternWhole[pid] === 1;
-    const dispStart = this.displayAt(whole ? start + 1 : start);
-    let dispEnd = -1;
-    if (whole) dispEnd = this.displayAt(end - 1);
-    else if (end < this.sliceBase + this.sliceLen) dispEnd = this.displayAt(end);
-    this.pending.push({ phrase, start, end, dispStart, dispEnd, readyAt: start + m.maxExclusionLength[phrase] });
+    // the segment the match is in: the first seam at or after its end closes it
+    const seams = this.seams;
+    let floor = this.floorBase;
+    let tag = this.tagBase;
+    let k = 0;
+    for (; k < seams.length && seams[k] < end; k += 3) {
+      floor = seams[k + 1];
+      tag = seams[k + 2];
+    }
+    const p = new Pending(phrase, start, end, this.displayAt(whole ? start + 1 : start), start + m.maxExclusionLength[phrase], floor, tag);
+    if (k < seams.length) {
+      p.stop = seams[k];
+      p.limit = seams[k + 1];
+    }
+    if (whole) p.dispEnd = this.displayAt(end - 1);
+    else if (end < this.sliceBase + this.sliceLen) p.dispEnd = this.displayAt(end);
+    this.pending.push(p);
   }
 
   /** Reports pending matches that are ready (all of them when `final`). */
@@ -277,11 +362,17 @@ export class PhraseScanner {
     let n = 0;
     for (; n < this.pending.length; n++) {
       const p = this.pending[n];
-      if (!final && (p.dispEnd < 0 || scanned < p.readyAt || displayPos <= p.dispEnd + this.ctx)) break;
+      if (final || (p.stop >= 0 && p.stop <= scanned)) continue; // its segment is complete and scanned
+      if (p.dispEnd < 0 || scanned < p.readyAt || displayPos <= p.dispEnd + this.ctx) break;
     }
     if (n !== 0) {
-      const ready = this.pending.splice(0, n);
-      for (const p of ready) this.deliver(p);
+      const pending = this.pending;
+      for (let k = 0; k < n; k++) this.deliver(pending[k]);
+      if (n === pending.length) pending.length = 0;
+      else {
+        pending.copyWithin(0, n);
+        pending.length -= n;
+      }
     }
     if (this.pending.length === 0) this.exclusions.length = 0;
     else if (this.exclusions.length !== 0) {
@@ -298,20 +389,22 @@ export class PhraseScanner {
         return;
       }
     }
-    const dispEnd = p.dispEnd < 0 ? this.norm.displayPos : p.dispEnd;
+    const now = p.limit >= 0 ? p.limit : this.norm.displayPos;
+    const dispEnd = p.dispEnd < 0 ? now : p.dispEnd;
     this.counters.inc(CTR_HITS);
     this.onMatch({
       phraseIndex: p.phrase,
       phrase: this.m.phrases[p.phrase],
-      context: this.context(p.dispStart, dispEnd),
+      context: this.context(p.dispStart, dispEnd, p.floor, now),
       offset: p.dispStart,
+      tag: p.tag,
     });
   }
 
-  private context(start: number, end: number): string {
+  /** Context of a match at display [start, end) in a segment that spans display [floor, now). */
+  private context(start: number, end: number, floor: number, now: number): string {
     const norm = this.norm;
-    const oldest = norm.displayOldest;
-    const now = norm.displayPos;
+    const oldest = Math.max(floor, norm.displayPos - DISPLAY_RING_UNITS);
     if (start < oldest) {
       this.counters.inc(CTR_CONTEXT_TRUNCATED);
       start = oldest;
@@ -326,7 +419,7 @@ export class PhraseScanner {
     let after = norm.displayText(end, to);
     let pre = '';
     let post = '';
-    if (from > norm.displayFloor) {
+    if (from > floor) {
       const sp = norm.displayUnit(from - 1) === 0x20 ? -1 : before.indexOf(' ');
       if (sp >= 0) before = before.slice(sp + 1);
       pre = '... ';

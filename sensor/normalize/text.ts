@@ -5,6 +5,9 @@
  * UTF-8 skeleton bytes, and per byte a map entry (where its source sits in a bounded ring of
  * readable display text, and the length of the letter run it stands for).
  * Guarantees: the output does not depend on how the input was chunked; state per stream is bounded.
+ * Speed: ASCII text can be folded by a native loop handed in by the match stage (NativeFolder, the
+ * Hyperscan addon's hark_fold.cc: the same output, tested against this module), and written text
+ * can be collected and folded in batches (NormalizerOptions).
  *
  * Rules, in order (NORMALIZER_VERSION names this exact list):
  *  1. Unicode NFKC, then lower case. This text is the display text (whitespace runs shown as one space).
@@ -272,15 +275,117 @@ const SPELLED_START = new Int32Array(MAX_SPELLED_LETTERS);
 const NO_CARRY = new Uint16Array(0);
 const NO_COUNTERS = new Counters();
 
-/** Initial-size buffers of disposed normalisers, reused by new ones (one normaliser per HTTP message:
+// ---------- native fold ----------
+
+/**
+ * The fold loop (`process`) for ASCII text, implemented natively (sensor/match/native/hark_fold.cc,
+ * handed in by the match stage, which loads that addon). It works on the normaliser's arena: the
+ * float64 state slots S_*, then the display ring, the slice bytes and the slice map, laid out as
+ * below. It stops where TypeScript must act: a full slice, an item that may continue past the text,
+ * or an item that involves a character that is not ASCII (folded here, then it is called again).
+ * Output, state and counters are exactly those of the TypeScript loop (tests compare the two).
+ */
+export interface NativeFolder {
+  /** Hands over this module's constants and tables; false when the native side cannot follow them. */
+  configureFold(params: Int32Array, kind: Uint8Array, leet: Int32Array): boolean;
+  /** Folds t[from, n); returns where it stopped, the reason (FOLD_*) in the state's S_STATUS slot. */
+  foldRun(arena: Uint8Array, t: Uint16Array, from: number, n: number, final: number): number;
+}
+
+/** Version of the arena layout and parameter list below (hark_fold.cc LAYOUT_VERSION). */
+const FOLD_LAYOUT_VERSION = 1;
+// State slots (float64), in this order in hark_fold.cc.
+const S_DISPLAY_POS = 0;
+const S_OUT_LEN = 1;
+const S_OUT_LIMIT = 2;
+const S_SLICE_DISPLAY = 3;
+const S_LAST_DISP = 4;
+const S_DISP_REPEAT = 5;
+const S_SEP_DISPLAY = 6;
+const S_LAST_SKEL_SPACE = 7;
+const S_BAIL = 8;
+const S_STATUS = 9;
+const S_TOKEN_CUT = 10;
+const S_SPELLED_CUT = 11;
+const S_DISPLAY_TRIMMED = 12;
+const STATE_SLOTS = 16;
+// Why foldRun stopped besides the end of the text (0) and a full slice (1: the loop flushes and goes on).
+const FOLD_CARRY = 2;
+const FOLD_FOREIGN = 3;
+/** Slice buffer length: a slice is handed over from SLICE_BYTES on, and one unit adds at most MAX_UNIT_BYTES. */
+const OUT_CAPACITY = SLICE_BYTES + MAX_UNIT_BYTES;
+const RING_OFFSET = STATE_SLOTS * 8;
+const OUT_BYTES_OFFSET = RING_OFFSET + DISPLAY_RING_UNITS * 2;
+const OUT_MAP_OFFSET = (OUT_BYTES_OFFSET + OUT_CAPACITY + 3) & ~3;
+const ARENA_BYTES = OUT_MAP_OFFSET + OUT_CAPACITY * 4;
+
+/** Text shorter than this is folded here even with a native folder: a native call costs about a
+ * quarter of a microsecond, more than folding a word or two here (most such calls fold the last
+ * word of a segment). Both give the same output. */
+const NATIVE_FOLD_MIN_UNITS = 32;
+
+/** Folders that accepted this module's parameters (configureFold is asked once per folder). */
+const foldersReady = new WeakMap<NativeFolder, boolean>();
+
+function folderReady(f: NativeFolder): boolean {
+  let ok = foldersReady.get(f);
+  if (ok === undefined) {
+    const params = Int32Array.from([
+      FOLD_LAYOUT_VERSION, MAX_TOKEN_CHARS, MAX_SPELLED_LETTERS, MAX_SPELLED_GAP, SLICE_DISPLAY_UNITS, DISPLAY_RING_UNITS,
+      MAX_DISPLAY_REPEAT, MAX_DISPLAY_SEPARATOR_RUN, MAP_POS_MASK, LEADING_LEET, RING_OFFSET, OUT_BYTES_OFFSET,
+      OUT_MAP_OFFSET, OUT_CAPACITY, ARENA_BYTES, K_SPACE, K_SEP, K_LETTER, K_DIGIT, K_LEET,
+    ]);
+    try {
+      ok = typeof f.foldRun === 'function' && f.configureFold(params, ASCII_KIND, ASCII_LEET) === true;
+    } catch {
+      ok = false;
+    }
+    foldersReady.set(f, ok);
+  }
+  return ok;
+}
+
+/** A normaliser's buffers: state slots, display ring, slice bytes and map, in one ArrayBuffer. */
+interface Arena {
+  readonly bytes: Uint8Array;
+  readonly state: Float64Array;
+  readonly ring: Uint16Array;
+  readonly out: Uint8Array;
+  readonly map: Int32Array;
+}
+
+function newArena(): Arena {
+  const buf = new ArrayBuffer(ARENA_BYTES);
+  return {
+    bytes: new Uint8Array(buf),
+    state: new Float64Array(buf, 0, STATE_SLOTS),
+    ring: new Uint16Array(buf, RING_OFFSET, DISPLAY_RING_UNITS),
+    out: new Uint8Array(buf, OUT_BYTES_OFFSET, OUT_CAPACITY),
+    map: new Int32Array(buf, OUT_MAP_OFFSET, OUT_CAPACITY),
+  };
+}
+
+/** Arenas of disposed normalisers, reused by new ones (one normaliser per HTTP message:
  * allocation and zeroing would otherwise cost more than folding a short message). */
 const MAX_POOLED = 64;
-const poolRing: Uint16Array[] = [];
-const poolBytes: Uint8Array[] = [];
-const poolMap: Int32Array[] = [];
-const EMPTY_RING = new Uint16Array(DISPLAY_RING_UNITS);
-const EMPTY_BYTES = new Uint8Array(MAX_UNIT_BYTES);
-const EMPTY_MAP = new Int32Array(MAX_UNIT_BYTES);
+const arenaPool: Arena[] = [];
+
+/** Text a batching normaliser collects before folding it (UTF-16 units): every fold costs a few
+ * calls and copies whatever its size, and extractors hand text over in pieces of ~100 characters. */
+export const BATCH_UNITS = 4096;
+
+export interface NormalizerOptions {
+  /** The native ASCII fold loop (same output, faster); without it everything is folded here. */
+  readonly folder?: NativeFolder;
+  /**
+   * Collect written text and fold it in batches (at BATCH_UNITS, and at `writeAscii`,
+   * `finishStretch` and `finish`). The output is the same (it does not depend on chunking; see
+   * foldBatch for the one exception), but the state (`displayPos`, `skeletonPos`, the display
+   * text) lags what was written until then.
+   */
+  readonly batch?: boolean;
+}
+const EMPTY_ARENA = newArena();
 
 /**
  * Streaming normaliser for one stream. Call order: `write`* then `finish`; after `finish`,
@@ -294,10 +399,15 @@ export class TextNormalizer {
   /** Display position of the last (re)start: context never reaches before it. */
   displayFloor = 0;
 
+  private arena: Arena;
   private ring: Uint16Array;
   /** The current slice: skeleton bytes and their map entries (limit + MAX_UNIT_BYTES long). */
   private outBytes: Uint8Array;
   private outMap: Int32Array;
+  /** The native fold loop, when one was handed in and accepted. */
+  private folder: NativeFolder | undefined;
+  /** Text written and not folded yet (batching normalisers only; a rope until folded). */
+  private batch: string | undefined;
   private outLen = 0;
   /** The slice is handed over from this many bytes on (0 once disposed: every unit flushes). */
   private outLimit = SLICE_BYTES;
@@ -322,10 +432,14 @@ export class TextNormalizer {
   /** Where asciiRun stopped at an item it leaves to the general path, or -1. */
   private bailAt = -1;
 
-  constructor(private readonly sink: SliceSink, private readonly counters: Counters = NO_COUNTERS) {
-    this.ring = poolRing.pop() ?? new Uint16Array(DISPLAY_RING_UNITS);
-    this.outBytes = poolBytes.pop() ?? new Uint8Array(SLICE_BYTES + MAX_UNIT_BYTES);
-    this.outMap = poolMap.pop() ?? new Int32Array(SLICE_BYTES + MAX_UNIT_BYTES);
+  constructor(private readonly sink: SliceSink, private readonly counters: Counters = NO_COUNTERS, options: NormalizerOptions = {}) {
+    const arena = (this.arena = arenaPool.pop() ?? newArena());
+    this.ring = arena.ring;
+    this.outBytes = arena.out;
+    this.outMap = arena.map;
+    const folder = options.folder;
+    if (folder !== undefined && folderReady(folder)) this.folder = folder;
+    if (options.batch === true) this.batch = '';
     this.emitSpace(0);
   }
 
@@ -334,15 +448,13 @@ export class TextNormalizer {
    * neither the normaliser nor the display text it holds is used again.
    */
   dispose(): void {
-    if (this.ring !== EMPTY_RING && poolRing.length < MAX_POOLED) poolRing.push(this.ring);
-    if (this.outBytes !== EMPTY_BYTES && poolBytes.length < MAX_POOLED) {
-      poolBytes.push(this.outBytes);
-      poolMap.push(this.outMap);
-    }
-    this.ring = EMPTY_RING;
-    this.outBytes = EMPTY_BYTES;
-    this.outMap = EMPTY_MAP;
+    if (this.arena !== EMPTY_ARENA && arenaPool.length < MAX_POOLED) arenaPool.push(this.arena);
+    this.arena = EMPTY_ARENA;
+    this.ring = EMPTY_ARENA.ring;
+    this.outBytes = EMPTY_ARENA.out;
+    this.outMap = EMPTY_ARENA.map;
     this.outLimit = 0;
+    this.folder = undefined;
   }
 
   /** Absolute skeleton offset of the next byte. */
@@ -357,6 +469,42 @@ export class TextNormalizer {
 
   write(text: string): void {
     if (text.length === 0) return;
+    if (this.batch !== undefined) {
+      const batch = (this.batch += text);
+      if (batch.length >= BATCH_UNITS) this.foldBatch(false);
+      return;
+    }
+    this.writeNow(text);
+  }
+
+  /**
+   * Folds the collected text as one write: ASCII text (with an ASCII held character) straight
+   * into the fold, ending the stretch when `final` (returns whether it did); anything else
+   * through `write`'s own path. The output is that of the pieces written one by one (it does not
+   * depend on chunking), except that a combining sequence longer than MAX_HELD_UNITS spanning
+   * two pieces is now seen whole (the one case where chunking changes the output).
+   */
+  private foldBatch(final: boolean): boolean {
+    const text = this.batch!;
+    if (text.length === 0) return false;
+    this.batch = '';
+    const held = this.held;
+    if (RE_NON_ASCII.test(text) || RE_NON_ASCII.test(held)) {
+      this.writeNow(text);
+      return false;
+    }
+    // what `write` does with ASCII text, here for the whole batch
+    if (final) {
+      this.held = '';
+      this.fold(held, text, text.length, true);
+    } else {
+      this.held = text.slice(text.length - 1);
+      this.fold(held, text, text.length - 1, false);
+    }
+    return final;
+  }
+
+  private writeNow(text: string): void {
     // Hold back from the last place where NFKC may not cut (a combining sequence may continue).
     let cut = -1;
     const lo = Math.max(0, text.length - MAX_HELD_UNITS);
@@ -389,6 +537,7 @@ export class TextNormalizer {
   writeAscii(bytes: Uint8Array): void {
     const len = bytes.length;
     if (len === 0) return;
+    if (this.batch !== undefined) this.foldBatch(false);
     const held = this.held;
     if (!isAscii(bytes) || (held.length !== 0 && RE_NON_ASCII.test(held))) {
       this.write(Buffer.from(bytes.buffer, bytes.byteOffset, len).toString('latin1'));
@@ -400,12 +549,25 @@ export class TextNormalizer {
 
   /** Folds everything held, emits the virtual trailing space and hands over the last slice. */
   finish(): void {
-    const rest = this.held;
-    this.held = '';
-    this.fold(rest.length !== 0 ? unicodeFold(rest) : '', '', 0, true);
+    this.finishStretch();
+    this.flushSlice();
+  }
+
+  /**
+   * Folds everything held and emits the virtual trailing space, but keeps the slice: with
+   * `restart` right after, the next stretch continues in the same slice. The skeleton then holds
+   * two spaces in a row at the seam, which no pattern contains (a skeleton never has two), so
+   * nothing matches across it; the display positions of the seam tell a reader where each
+   * stretch's context ends and begins.
+   */
+  finishStretch(): void {
+    if (this.batch === undefined || !this.foldBatch(true)) {
+      const rest = this.held;
+      this.held = '';
+      this.fold(rest.length !== 0 ? unicodeFold(rest) : '', '', 0, true);
+    }
     this.flushLetter();
     this.emitSpace(this.displayPos);
-    this.flushSlice();
   }
 
   /** Starts a new stretch after `finish`: a fresh virtual leading space, context cut at this point. */
@@ -420,17 +582,13 @@ export class TextNormalizer {
 
   /** Display text between two absolute positions (both within [displayOldest, displayPos]). */
   displayText(from: number, to: number): string {
-    let s = '';
-    const CHUNK = 1024;
-    const tmp: number[] = [];
-    for (let p = from; p < to; p++) {
-      tmp.push(this.ring[p & DISPLAY_RING_MASK]);
-      if (tmp.length === CHUNK) {
-        s += String.fromCharCode(...tmp);
-        tmp.length = 0;
-      }
-    }
-    return s + String.fromCharCode(...tmp);
+    if (to <= from) return '';
+    // at most one ring's worth, in at most two contiguous pieces of the ring
+    const a = from & DISPLAY_RING_MASK;
+    const len = Math.min(to - from, DISPLAY_RING_UNITS);
+    if (a + len <= DISPLAY_RING_UNITS) return String.fromCharCode.apply(null, this.ring.subarray(a, a + len) as unknown as number[]);
+    return String.fromCharCode.apply(null, this.ring.subarray(a) as unknown as number[])
+      + String.fromCharCode.apply(null, this.ring.subarray(0, a + len - DISPLAY_RING_UNITS) as unknown as number[]);
   }
 
   /** Display unit at an absolute position within the ring. */
@@ -478,7 +636,9 @@ export class TextNormalizer {
     workBusy = true;
     try {
       let n = this.carryLen;
-      t.set(this.carry.subarray(0, n));
+      // the carry is a word or a spelled run at most: copied unit by unit, no views made
+      const carry = this.carry;
+      for (let k = 0; k < n; k++) t[k] = carry[k];
       if (a.length !== 0) n += bytes.write(a, n * 2, a.length * 2, 'utf16le') >> 1;
       if (bLen !== 0) {
         if (typeof b === 'string') n += bytes.write(b, n * 2, bLen * 2, 'utf16le') >> 1;
@@ -496,7 +656,8 @@ export class TextNormalizer {
         keep = 0;
       }
       if (keep > this.carry.length) this.carry = new Uint16Array(Math.min(MAX_CARRY_UNITS, Math.max(32, keep * 2)));
-      this.carry.set(t.subarray(stop, stop + keep));
+      const next = this.carry;
+      for (let k = 0; k < keep; k++) next[k] = t[stop + k];
       this.carryLen = keep;
     } finally {
       if (shared) workBusy = false;
@@ -507,9 +668,23 @@ export class TextNormalizer {
   private process(t: Uint16Array, n: number, final: boolean): number {
     let i = 0;
     let bail = -1;
+    const folder = this.folder;
+    /** The native loop's own `bail`, and the item it left to this loop. */
+    let nativeBail = -1;
+    let foreign = -1;
     while (i < n) {
       if (this.outLen >= this.outLimit || this.sliceDisplay >= SLICE_DISPLAY_UNITS) this.flushSlice();
       const u = t[i];
+      if (folder !== undefined && u < 0x80 && i !== foreign && n - i >= NATIVE_FOLD_MIN_UNITS) {
+        i = this.foldNative(folder, t, i, n, final, nativeBail);
+        const st = this.arena.state;
+        nativeBail = st[S_BAIL];
+        const status = st[S_STATUS];
+        if (status === FOLD_CARRY) return i;
+        // an item with a character that is not ASCII in reach: this loop folds it (general path)
+        if (status === FOLD_FOREIGN) foreign = bail = i;
+        continue;
+      }
       if (u < 0x80 && i !== bail) {
         i = this.asciiRun(t, i, n);
         bail = this.bailAt;
@@ -544,6 +719,35 @@ export class TextNormalizer {
       }
     }
     return n;
+  }
+
+  /** One run of the native fold loop over t[i, n), with this normaliser's state handed over and back. */
+  private foldNative(folder: NativeFolder, t: Uint16Array, i: number, n: number, final: boolean, bail: number): number {
+    const st = this.arena.state;
+    st[S_DISPLAY_POS] = this.displayPos;
+    st[S_OUT_LEN] = this.outLen;
+    st[S_OUT_LIMIT] = this.outLimit;
+    st[S_SLICE_DISPLAY] = this.sliceDisplay;
+    st[S_LAST_DISP] = this.lastDisp;
+    st[S_DISP_REPEAT] = this.dispRepeat;
+    st[S_SEP_DISPLAY] = this.sepDisplay;
+    st[S_LAST_SKEL_SPACE] = this.lastSkelSpace ? 1 : 0;
+    st[S_BAIL] = bail;
+    const at = folder.foldRun(this.arena.bytes, t, i, n, final ? 1 : 0);
+    this.displayPos = st[S_DISPLAY_POS];
+    this.outLen = st[S_OUT_LEN];
+    this.sliceDisplay = st[S_SLICE_DISPLAY];
+    this.lastDisp = st[S_LAST_DISP];
+    this.dispRepeat = st[S_DISP_REPEAT];
+    this.sepDisplay = st[S_SEP_DISPLAY];
+    this.lastSkelSpace = st[S_LAST_SKEL_SPACE] !== 0;
+    if (st[S_DISPLAY_TRIMMED] !== 0 || st[S_TOKEN_CUT] !== 0 || st[S_SPELLED_CUT] !== 0) {
+      if (st[S_DISPLAY_TRIMMED] !== 0) this.counters.inc(CTR_DISPLAY_TRIMMED, st[S_DISPLAY_TRIMMED]);
+      if (st[S_TOKEN_CUT] !== 0) this.counters.inc(CTR_TOKEN_CUT, st[S_TOKEN_CUT]);
+      if (st[S_SPELLED_CUT] !== 0) this.counters.inc(CTR_SPELLED_CUT, st[S_SPELLED_CUT]);
+      st[S_DISPLAY_TRIMMED] = st[S_TOKEN_CUT] = st[S_SPELLED_CUT] = 0;
+    }
+    return at;
   }
 
   /**

@@ -51,3 +51,35 @@ test('CaptureCollector keeps devices, URLs and sources apart, and starts anew af
   assert.equal(new Set(out.map((c) => c.id)).size, 5);
   assert.ok(out.every((c) => c.count === 1), 'no window merged anything, so no count updates');
 });
+
+test('CaptureCollector closes thousands of windows in first-seen order as capture time passes', () => {
+  const out: CaptureEvent[] = [];
+  const counters = new Counters();
+  const col = new CaptureCollector((c) => out.push(c), counters, 10_000_000);
+  const n = 5000;
+  // every window gets a repeat, so each is emitted again when it closes
+  for (let k = 0; k < n; k++) col.add(candidate({ url: `/p${k}`, messageIndex: k, tsUs: k * 1000 }));
+  for (let k = 0; k < n; k++) col.add(candidate({ url: `/p${k}`, messageIndex: n + k, count: 2, tsUs: n * 1000 + k }));
+  assert.equal(col.held, n);
+  col.expire(n * 1000 + 10_000_000); // closes the windows first seen before tsUs n * 1000
+  const updates = out.slice(n);
+  assert.equal(updates.length, n);
+  assert.deepEqual(updates.map((c) => c.url), Array.from({ length: n }, (_, k) => `/p${k}`), 'in first-seen order');
+  assert.ok(updates.every((c) => c.count === 3));
+  assert.equal(col.held, 0);
+  assert.equal(counters.get('capture.merged'), n);
+});
+
+test('CaptureCollector emits a merged capture again exactly as first emitted, with the final count', () => {
+  const out: CaptureEvent[] = [];
+  const col = new CaptureCollector((c) => out.push(c), new Counters(), 60_000_000);
+  col.add(candidate({ host: 'h.test', url: '/a?q=1', method: 'GET', status: 200, context: '  the [[ak47]] here  ', tsUs: 1_000_123 }));
+  col.add(candidate({ host: 'h.test', url: '/a?q=1', method: 'GET', status: 200, messageIndex: 4, count: 4, tsUs: 2_000_000 }));
+  col.flush();
+  assert.equal(out.length, 2);
+  assert.deepEqual({ ...out[1], count: 1 }, out[0]);
+  assert.equal(out[1].count, 5);
+  assert.equal(out[0].context, 'the [[ak47]] here');
+  assert.deepEqual(Object.keys(out[0]).slice(0, 4), ['event_type', 'id', 'timestamp', 'ts_us']);
+  for (const c of out) assertCapture(c);
+});

@@ -1,8 +1,9 @@
 /**
  * Tests for sensor/match/hyperscan.ts: the native Hyperscan engine against a naive indexOf
  * reference over whole streams cut into random chunks, plus serialization, errors, limits, GC and
- * worker threads. Builds the addon first when it is missing or older than its sources (node-gyp),
- * and fails with the build output when that is impossible: nothing is skipped.
+ * worker threads; and the addon's native text fold loop (hark_fold.cc) against the TypeScript
+ * normaliser on random texts. Builds the addon first when it is missing or older than its sources
+ * (node-gyp), and fails with the build output when that is impossible: nothing is skipped.
  */
 
 import { test } from 'node:test';
@@ -14,6 +15,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import { Counters, counterId } from '../../sensor/events/counters.js';
+import { TextNormalizer, type NativeFolder, type NormalizerOptions } from '../../sensor/normalize/text.js';
 import {
   hyperscanAddonPath,
   hyperscanNativeDir,
@@ -41,8 +43,7 @@ function ensureAddonBuilt(): void {
   const dir = hyperscanNativeDir();
   const addon = hyperscanAddonPath();
   const newestSource = Math.max(
-    statSync(path.join(dir, 'binding.gyp')).mtimeMs,
-    statSync(path.join(dir, 'hark_hyperscan.cc')).mtimeMs,
+    ...['binding.gyp', 'hark_hyperscan.cc', 'hark_fold.cc', 'hark_fold.h'].map((f) => statSync(path.join(dir, f)).mtimeMs),
   );
   if (existsSync(addon) && statSync(addon).mtimeMs >= newestSource) return;
   const gyp = findNodeGyp();
@@ -360,4 +361,88 @@ test('loadHyperscan works in a worker thread with its own scratch, from serializ
   for (let i = 0; i < got.length; i += 2) keys.push(key(got[i], got[i + 1]));
   assert.deepEqual(keys.sort((x, y) => x - y), naiveMatches(patterns, text));
   assert.ok(keys.length > 5);
+});
+
+// ---------- the native text fold loop ----------
+
+/** Pieces of text that exercise every folding rule, ASCII and not. */
+const FOLD_ATOMS = [
+  'a', 'b', 'k', 'i', 'l', 'e', 's', 'A', 'K', 'L', 'I', 'kill', 'KILL', 'die', 'diiiie', 'hello', 'world', 'ss', 'x', 'y',
+  'q', '1', '0', '3', '4', '5', '7', '9', '42', '$', '@', '!', '|', ' ', '  ', '    ', '\t', '\n', '.', '-', ',', ';', '/',
+  '"', '=', 'k1ll', '$uicide', 'h@te', 's.u.i.c.i.d.e', 'a b c d e', 'k.i.l.l m.e', 'a.b', 'AK-47', 'ak47', 'tiger5',
+  '-=-=-=-=-=-=-=-=-=-=', '!!!!!!!!!!!!', 'iiiiiiiiiii', 'a'.repeat(58), 'abcdefghijklmnopqrstuvwxyz'.repeat(2),
+  '0123456789'.repeat(6), 'é', 'ß', 'ü', '€', '\u00a0', '\u200b', '\u0301', 'Ж', 'убить', '\ud83d\ude00', 'ＫＩＬＬ',
+];
+
+interface FoldRun {
+  slices: string[];
+  states: string[];
+  counters: number[];
+}
+
+/** Feeds `chunks` to a normaliser; op 1 after a chunk = finishStretch + restart, op 2 = finish + restart. */
+function foldRun(chunks: string[], ops: number[], options: NormalizerOptions): FoldRun {
+  const counters = new Counters();
+  const slices: string[] = [];
+  const n: TextNormalizer = new TextNormalizer((bytes, map, len) => {
+    slices.push(`${n.sliceStart}:${n.displayPos}:${Buffer.from(bytes.subarray(0, len)).toString('latin1')}|${map.subarray(0, len).join(',')}`);
+  }, counters, options);
+  const states: string[] = [];
+  const state = (): void => {
+    states.push(`${n.displayPos}:${n.skeletonPos}:${n.displayFloor}:${n.displayText(n.displayOldest, n.displayPos)}`);
+  };
+  chunks.forEach((c, k) => {
+    n.write(c);
+    if (ops[k] === 1) n.finishStretch();
+    else if (ops[k] === 2) n.finish();
+    if (ops[k] !== 0) {
+      state();
+      n.restart();
+    } else if (options.batch !== true) state();
+  });
+  n.finish();
+  state();
+  const names = ['long_token_cut', 'spelled_run_cut', 'display_trimmed', 'combining_run_cut', 'carry_overflow'];
+  return { slices, states, counters: names.map((c) => counters.get(`normalize.text.${c}`)) };
+}
+
+test('HyperscanEngine.textFolder folds random texts exactly as the TypeScript normaliser', () => {
+  const native = engineFor().textFolder;
+  assert.ok(native !== undefined, 'the addon carries the fold loop');
+  let calls = 0;
+  const counted: NativeFolder = {
+    configureFold: (params, kind, leet) => native.configureFold(params, kind, leet),
+    foldRun: (arena, t, from, n, final) => (calls++, native.foldRun(arena, t, from, n, final)),
+  };
+  const random = rng(7);
+  const pick = (n: number): number => Math.floor(random() * n);
+  for (let iter = 0; iter < 400; iter++) {
+    const ascii = random() < 0.6;
+    let text = '';
+    for (let k = 1 + pick(ascii ? 300 : 100); k > 0; k--) text += FOLD_ATOMS[pick(FOLD_ATOMS.length)] + (random() < 0.5 ? ' ' : '');
+    if (ascii) text = text.replace(/[^\x00-\x7f]/g, ' ');
+    const chunks: string[] = [];
+    for (let at = 0; at < text.length; ) {
+      const len = 1 + pick(random() < 0.3 ? 5 : 200);
+      chunks.push(text.slice(at, at + len));
+      at += len;
+    }
+    const ops = chunks.map(() => (random() < 0.1 ? 1 + pick(2) : 0));
+    const batch = random() < 0.5;
+    assert.deepEqual(foldRun(chunks, ops, { folder: counted, batch }), foldRun(chunks, ops, { batch }), `text ${JSON.stringify(text)}`);
+  }
+  assert.ok(calls > 1000, `the native loop ran (${calls} calls)`);
+});
+
+test('HyperscanEngine.textFolder refuses parameters it was not built for', () => {
+  const native = engineFor().textFolder!;
+  const params = new Int32Array(20).fill(0);
+  params[0] = 999; // layout version
+  assert.equal(native.configureFold(params, new Uint8Array(128), new Int32Array(128)), false);
+  // the normaliser still folds (the refusal was for another parameter set; its own is accepted)
+  const out: number[] = [];
+  const n = new TextNormalizer((b, _m, len) => out.push(...b.subarray(0, len)), undefined, { folder: native });
+  n.write('Hello WORLD, k1ll');
+  n.finish();
+  assert.equal(Buffer.from(out).toString(), ' helo world kil ');
 });

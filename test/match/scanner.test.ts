@@ -1,8 +1,9 @@
 /**
  * Tests for sensor/match/scanner.ts: whole-word versus embedded phrases, the letter-run check,
- * overlapping phrases, exclusions (also cut across chunks), gaps, the end of a stream, context
- * windows, UTF-8 input, another engine behind the same matcher, and that every two-chunk cut of a
- * text gives exactly the matches and contexts of the whole text.
+ * overlapping phrases, exclusions (also cut across chunks), gaps and splits, segment tags, the end
+ * of a stream, context windows, UTF-8 input, another engine behind the same matcher, engine streams
+ * reused across scanners, and that every two-chunk cut of a text gives exactly the matches and
+ * contexts of the whole text.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,12 +29,13 @@ interface Found {
   offset: number;
 }
 
-function run(m: CompiledMatcher, chunks: readonly string[], opts: { counters?: Counters; database?: MatchDatabase; gapAfter?: number[] } = {}): Found[] {
+function run(m: CompiledMatcher, chunks: readonly string[], opts: { counters?: Counters; database?: MatchDatabase; gapAfter?: number[]; splitAfter?: number[] } = {}): Found[] {
   const out: Found[] = [];
   const s = new PhraseScanner(m, (h: PhraseHit) => out.push({ phrase: h.phrase.phrase, embedded: h.phrase.embedded, context: h.context, offset: h.offset }), opts);
   chunks.forEach((c, i) => {
     s.write(c);
     if (opts.gapAfter?.includes(i)) s.gap();
+    if (opts.splitAfter?.includes(i)) s.split();
   });
   s.end();
   return out;
@@ -126,6 +128,44 @@ describe('PhraseScanner gaps and stream end', () => {
     assert.deepEqual(found.map((f) => f.context), ['[[kill]] now', '[[kill]] now']);
   });
 
+  it('split() stops a phrase from matching across the seam, and context from reaching over it', () => {
+    assert.deepEqual(run(m, ['I will ki', 'll'], { splitAfter: [0] }), []);
+    assert.deepEqual(names(run(m, ['I will kill', ' myself'], { splitAfter: [0] })), ['~kill', 'kill']);
+    const found = run(m, ['before the seam ', 'kill now', ' and after it'], { splitAfter: [0, 1] });
+    assert.deepEqual(found.map((f) => f.context), ['[[kill]] now', '[[kill]] now']);
+  });
+
+  it('split() gives the matches and contexts of gap(), wherever the text is split', () => {
+    const e = matcher(phrase('kill myself'), phrase('kill', { embedded: true, exclusions: ['killer whale'] }), phrase('die'), phrase('ass', { embedded: true, exclusions: ['class'] }));
+    const texts = ['I want to kill myself, a killer whale in class', 'you ass. diiie now; kill', 'myself kill kill die die', ' and then some more words to die for in class'];
+    for (let a = 0; a < texts.length; a++) {
+      for (let b = a; b < texts.length; b++) {
+        const at = [a, b];
+        assert.deepEqual(run(e, texts, { splitAfter: at }), run(e, texts, { gapAfter: at }), `split after ${at}`);
+      }
+    }
+    // one long text whose matches wait across slices before their segment ends
+    const long = Array.from({ length: 400 }, (_, k) => (k % 7 === 0 ? 'kill myself' : k % 5 === 0 ? 'killer whale' : `w${k}`)).join(' ');
+    const pieces = [long.slice(0, 1500), long.slice(1500, 2600), long.slice(2600)];
+    assert.deepEqual(run(e, pieces, { splitAfter: [0, 1] }), run(e, pieces, { gapAfter: [0, 1] }));
+    assert.ok(run(e, pieces, { splitAfter: [0, 1] }).length > 100);
+  });
+
+  it('split(nextTag) tags each hit with the segment it is in', () => {
+    const tags: [string, number][] = [];
+    const s = new PhraseScanner(m, (h) => tags.push([h.context, h.tag]), { tag: 5 });
+    s.write('kill in five');
+    s.split(7);
+    s.write('nothing here');
+    s.split();
+    s.write('seven kill');
+    s.split(2);
+    s.write('two: kill myself');
+    s.end();
+    assert.deepEqual(tags.filter(([c]) => !c.includes('[[kill myself]]')).map(([, t]) => t), [5, 5, 7, 7, 2, 2]);
+    assert.deepEqual(tags.filter(([c]) => c.includes('[[kill myself]]')).map(([, t]) => t), [2]);
+  });
+
   it('end() reports a phrase at the very end of the text', () => {
     assert.deepEqual(names(run(m, ['time to kill'])), ['~kill', 'kill']);
   });
@@ -200,6 +240,21 @@ describe('PhraseScanner input', () => {
       s.end();
       assert.deepEqual(out, ['la [[suïcide]] et убить', 'la suïcide et [[убить]]'], `cut at ${cut}`);
     }
+  });
+
+  it('reuses engine streams across scanners (a scanner gives its stream back at end)', () => {
+    const db = AcDfa.compile(matcherPatterns(m), 1);
+    let opened = 0;
+    const counting: MatchDatabase = {
+      size: db.size,
+      streamStateSize: db.streamStateSize,
+      serialize: () => db.serialize(),
+      openStream: () => (opened++, db.openStream()),
+    };
+    const text = 'nous suicide, SUICIDE!! убить '.repeat(20); // past the short-text path
+    const expected = run(m, [text]);
+    for (let k = 0; k < 50; k++) assert.deepEqual(run(m, [text], { database: counting }), expected);
+    assert.equal(opened, 1);
   });
 
   it('runs on any engine built from matcherPatterns with the same results', () => {

@@ -1,12 +1,14 @@
 /**
  * Tests for sensor/normalize/text.ts: every folding rule on whole texts, the run-length map, the
  * display ring, and chunk independence (a text cut in two at every offset, and fed one unit at a
- * time, gives exactly the skeleton of the whole text).
+ * time, gives exactly the skeleton of the whole text), batching and stretch seams. The native fold
+ * loop is compared with this module in test/match/hyperscan.test.ts (it ships with that addon).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Counters } from '../../sensor/events/counters.js';
 import {
+  BATCH_UNITS,
   MAX_SPELLED_LETTERS,
   MAX_TOKEN_CHARS,
   mapDisplayPos,
@@ -17,7 +19,7 @@ import {
 } from '../../sensor/normalize/text.js';
 
 /** Skeleton bytes and runs of a text fed as `chunks` (strings, or ASCII bytes), via a real streaming normaliser. */
-function stream(chunks: readonly (string | Uint8Array)[]): { skeleton: string; runs: number[]; display: number[] } {
+function stream(chunks: readonly (string | Uint8Array)[], batch = false): { skeleton: string; runs: number[]; display: number[] } {
   const bytes: number[] = [];
   const runs: number[] = [];
   const display: number[] = [];
@@ -27,7 +29,7 @@ function stream(chunks: readonly (string | Uint8Array)[]): { skeleton: string; r
       runs.push(mapRun(map[k]));
       display.push(mapDisplayPos(map[k], n.displayPos));
     }
-  });
+  }, undefined, { batch });
   for (const c of chunks) {
     if (typeof c === 'string') n.write(c);
     else n.writeAscii(c);
@@ -214,6 +216,36 @@ describe('TextNormalizer chunking', () => {
   it('joins Hangul jamo and halfwidth voiced kana split across chunks as NFKC does', () => {
     assert.equal(stream(['\u1100', '\u1161']).skeleton, ' \uac00 ');
     assert.equal(stream(['\uff76', '\uff9e']).skeleton, ' \u30ac ');
+  });
+
+  it('batch: collected writes give the same skeleton, runs and map, folded at BATCH_UNITS and at the end', () => {
+    for (const text of texts) {
+      const whole = stream([text]);
+      assert.deepEqual(stream(text.split(''), true), whole, 'one unit at a time, batched');
+      assert.deepEqual(stream([text.slice(0, 7), new Uint8Array(Buffer.from('ki')), text.slice(7)], true), stream([text.slice(0, 7), 'ki', text.slice(7)]));
+    }
+    const seen: number[] = [];
+    const n = new TextNormalizer((_b, _m, len) => seen.push(len), undefined, { batch: true });
+    n.write('kill '.repeat(100));
+    assert.equal(n.skeletonPos, 1, 'nothing folded yet: only the leading virtual space');
+    n.write('kill '.repeat(BATCH_UNITS / 5));
+    assert.ok(n.skeletonPos > 1000, 'folded once BATCH_UNITS were collected');
+    n.finish();
+    assert.equal(seen.reduce((a, b) => a + b, 0), n.skeletonPos);
+  });
+
+  it('finishStretch + restart keeps the slice and puts two spaces at the seam', () => {
+    const slices: string[] = [];
+    const n = new TextNormalizer((b, _m, len) => slices.push(Buffer.from(b.subarray(0, len)).toString()));
+    n.write('ki');
+    n.finishStretch();
+    assert.deepEqual(slices, [], 'no slice handed over');
+    const seam = n.displayPos;
+    n.restart();
+    n.write('ll me');
+    n.finish();
+    assert.deepEqual(slices, [' ki  l me ']);
+    assert.equal(n.displayFloor, seam);
   });
 
   it('restart begins an unrelated stretch: no word joins across it', () => {

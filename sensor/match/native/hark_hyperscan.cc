@@ -4,10 +4,13 @@
 // into the caller's Uint32Array (takeMatches() copies them again when it was too small). Never
 // throws on scanned bytes; databases and streams are freed by close or their GC finalizer, the
 // scratch and match buffer at env teardown.
-// Only sensor/match/hyperscan.ts calls this; its header documents the contract.
+// Only sensor/match/hyperscan.ts calls this; its header documents the contract. The same addon also
+// carries the text normaliser's native fold loop (hark_fold.cc).
 
 #include <hs/hs.h>
 #include <node_api.h>
+
+#include "hark_fold.h"
 
 #include <atomic>
 #include <stdint.h>
@@ -557,5 +560,6 @@ NAPI_MODULE_INIT() {
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) {
     return nullptr;
   }
+  HarkRegisterFold(env, exports);
   return exports;
 }
