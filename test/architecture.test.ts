@@ -23,6 +23,7 @@ const FORBIDDEN: Record<string, string[]> = {
   'sensor/inspect': ['sensor/capture', 'sensor/decode', 'sensor/output', 'sensor/store', 'sensor/cli', 'sensor/pipeline', 'sensor/main'],
   'sensor/store': ['sensor/capture', 'sensor/decode', 'sensor/flow', 'sensor/app-layer', 'sensor/normalize', 'sensor/match', 'sensor/inspect', 'sensor/cli', 'sensor/pipeline', 'sensor/main'],
   'sensor/output': ['sensor/cli', 'sensor/pipeline', 'sensor/main'],
+  'sensor/net': ['sensor/events', 'sensor/capture', 'sensor/decode', 'sensor/flow', 'sensor/app-layer', 'sensor/normalize', 'sensor/match', 'sensor/inspect', 'sensor/identity', 'sensor/policy', 'sensor/store', 'sensor/output', 'sensor/api', 'sensor/cli', 'sensor/pipeline', 'sensor/main'],
   'sensor/policy': ['sensor/capture', 'sensor/decode', 'sensor/flow', 'sensor/app-layer', 'sensor/normalize', 'sensor/match', 'sensor/inspect', 'sensor/identity', 'sensor/store', 'sensor/output', 'sensor/api', 'sensor/cli', 'sensor/pipeline', 'sensor/main'],
   'sensor/identity': ['sensor/capture', 'sensor/decode', 'sensor/app-layer', 'sensor/normalize', 'sensor/match', 'sensor/inspect', 'sensor/store', 'sensor/output', 'sensor/api', 'sensor/cli', 'sensor/pipeline', 'sensor/main'],
   'sensor/api': ['sensor/capture', 'sensor/decode', 'sensor/flow', 'sensor/normalize', 'sensor/match', 'sensor/inspect', 'sensor/output', 'sensor/cli', 'sensor/pipeline', 'sensor/main'],

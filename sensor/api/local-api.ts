@@ -111,6 +111,10 @@ export class LocalApi {
 
   private makeServer(): Server {
     const server = createServer((req, res) => void this.handle(req, res));
+    // A client that hangs up mid-request or mid-answer (EPIPE, ECONNRESET) ends its connection,
+    // never the sensor.
+    server.on('connection', (socket) => socket.on('error', () => socket.destroy()));
+    server.on('clientError', (_err, socket) => socket.destroy());
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
     this.servers.push(server);

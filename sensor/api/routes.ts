@@ -5,7 +5,7 @@
  */
 import { parseKeyLog, type KeyStore } from '../app-layer/tls/keylog.js';
 import type { Counters } from '../events/counters.js';
-import { mappingToObservation, MAX_API_MAPPINGS_PER_REQUEST } from '../identity/push-api.js';
+import { mappingToObservation, MAX_API_MAPPINGS_PER_REQUEST } from '../identity/mapping.js';
 import { parseStaticMap } from '../identity/static-map.js';
 import type { IdentitySink } from '../identity/observation.js';
 import type { ApiRoute } from './local-api.js';
@@ -16,7 +16,8 @@ export interface InterfaceStatus {
 }
 
 /** Identity mappings pushed by identity products: a JSON array of {ip|mac, hostname?, user?, domain?,
- * ttlSeconds?, release?}, or the static-map CSV. Observed as source `api`, at the time they arrive. */
+ * ttlSeconds?, release?} (or { mappings: [...] }), or the static-map CSV. Observed as source `api`, at
+ * the time they arrive. */
 function identityRoute(identity: IdentitySink): ApiRoute {
   return {
     method: 'POST',
@@ -31,7 +32,8 @@ function identityRoute(identity: IdentitySink): ApiRoute {
         } catch (err) {
           return { status: 400, body: { error: `not JSON: ${(err as Error).message}` } };
         }
-        const list = Array.isArray(parsed) ? parsed : [parsed];
+        const wrapped = typeof parsed === 'object' && parsed !== null && Array.isArray((parsed as { mappings?: unknown }).mappings);
+        const list: unknown[] = Array.isArray(parsed) ? parsed : wrapped ? (parsed as { mappings: unknown[] }).mappings : [parsed];
         if (list.length > MAX_API_MAPPINGS_PER_REQUEST) return { status: 413, body: { error: `more than ${MAX_API_MAPPINGS_PER_REQUEST} mappings` } };
         const bad: Array<{ index: number; reason: string }> = [];
         let accepted = 0;

@@ -5,6 +5,7 @@
  * an allocation per packet on a path budgeted at under a microsecond, so this is the one place
  * where Hark trades smoltcp's readonly structs for a reused one; nothing keeps a reference to it.
  */
+import { formatIpv6Words } from '../net/ipv6-text.js';
 
 /** Next-layer identifiers used by the dispatch table in decoder.ts. */
 export const L_DONE = 0;
@@ -134,28 +135,7 @@ export function formatIpv4(a: number): string {
   return `${DEC_BYTE[a >>> 24]}.${DEC_BYTE[(a >>> 16) & 255]}.${DEC_BYTE[(a >>> 8) & 255]}.${DEC_BYTE[a & 255]}`;
 }
 
-/** RFC 5952 text form: lower case, longest zero run compressed. */
+/** RFC 5952 text form: lower case, longest zero run compressed (see net/ipv6-text.ts). */
 export function formatIpv6(w: ArrayLike<number>, base: number): string {
-  const g: number[] = [];
-  for (let i = 0; i < 4; i++) {
-    g.push(w[base + i] >>> 16, w[base + i] & 0xffff);
-  }
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return formatIpv6Words(w, base);
 }

@@ -3,8 +3,8 @@
  * or an HTTP Host header. Says which list, category and threat level matched, and who asked.
  * Shape fixed by events/dns.schema.json; EVE-style flow fields.
  */
-import { isoMicros, type Device } from './capture.js';
-import type { EventFlow } from './tls.js';
+import type { Device } from './capture.js';
+import { eveFlowFields, type EventFlow } from './tls.js';
 
 export type PolicyMatchedOn = 'dns_query' | 'tls_sni' | 'quic_sni' | 'http_host';
 
@@ -41,15 +41,7 @@ export function dnsPolicyEvent(
 ): DnsPolicyEvent {
   return {
     event_type: 'dns',
-    timestamp: isoMicros(tsUs),
-    ts_us: tsUs,
-    flow_id: flow.flowId,
-    src_ip: flow.srcIp,
-    src_port: flow.srcPort,
-    dest_ip: flow.dstIp,
-    dest_port: flow.dstPort,
-    vlan: [...flow.vlan],
-    proto: flow.proto === 17 ? 'UDP' : 'TCP',
+    ...eveFlowFields(flow, tsUs),
     app_proto: appProto,
     ...(query !== undefined ? { dns: { type: 'query' as const, ...query } } : {}),
     policy,

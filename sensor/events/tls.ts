@@ -74,10 +74,9 @@ export interface TlsEvent {
   device: { ip: string; mac?: string };
 }
 
-/** The flow part of a tls event. */
-export function tlsEventFor(flow: EventFlow, tsUs: number, appProto: 'tls' | 'quic', tls: TlsFields): TlsEvent {
+/** The EVE flow fields every flow-level event starts with: time, flow id, endpoints, VLANs, proto. */
+export function eveFlowFields(flow: EventFlow, tsUs: number) {
   return {
-    event_type: 'tls',
     timestamp: isoMicros(tsUs),
     ts_us: tsUs,
     flow_id: flow.flowId,
@@ -86,7 +85,15 @@ export function tlsEventFor(flow: EventFlow, tsUs: number, appProto: 'tls' | 'qu
     dest_ip: flow.dstIp,
     dest_port: flow.dstPort,
     vlan: [...flow.vlan],
-    proto: flow.proto === 17 ? 'UDP' : 'TCP',
+    proto: flow.proto === 17 ? ('UDP' as const) : ('TCP' as const),
+  };
+}
+
+/** A tls event for a flow. */
+export function tlsEventFor(flow: EventFlow, tsUs: number, appProto: 'tls' | 'quic', tls: TlsFields): TlsEvent {
+  return {
+    event_type: 'tls',
+    ...eveFlowFields(flow, tsUs),
     app_proto: appProto,
     tls,
     device: { ip: flow.srcIp, ...(flow.srcMac !== undefined ? { mac: flow.srcMac } : {}) },

@@ -4,6 +4,7 @@
  * Output: `a.b.c.d`, RFC 5952-style IPv6 (lower case, longest zero run compressed, the same form the
  * flow stage prints), `aa:bb:cc:dd:ee:ff`; `undefined` for anything that is not one. Never throws.
  */
+import { formatIpv6Bytes, formatIpv6Groups } from '../net/ipv6-text.js';
 
 const HEX = '0123456789abcdef';
 
@@ -14,30 +15,7 @@ export function ipv4FromBytes(b: Uint8Array, off: number): string {
 
 /** IPv6 text from sixteen bytes at `off`, formatted exactly as the flow stage formats addresses. */
 export function ipv6FromBytes(b: Uint8Array, off: number): string {
-  const g: number[] = new Array(8);
-  for (let i = 0; i < 8; i++) g[i] = (b[off + 2 * i] << 8) | b[off + 2 * i + 1];
-  return formatIpv6Groups(g);
-}
-
-function formatIpv6Groups(g: readonly number[]): string {
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return formatIpv6Bytes(b, off);
 }
 
 /** `aa:bb:cc:dd:ee:ff` from six bytes at `off`. */

@@ -6,6 +6,7 @@
  * (`10.0.0.0/8` monitored with `10.9.0.0/16` ignored leaves 10.9.x.x out). Addresses no list names are
  * special-use (RFC 5735 / RFC 6890: loopback, multicast, documentation, ...) or outside.
  */
+import { formatIpv6Words } from '../net/ipv6-text.js';
 
 /** Internal by default: RFC 1918, RFC 6598 shared address space (CGNAT), link-local (RFC 3927, RFC 4291),
  * IPv6 unique local addresses (RFC 4193). */
@@ -218,35 +219,13 @@ export function parseCidr(text: string): Cidr | { readonly error: string } {
   const net = new Uint32Array(4);
   if (version === 4) net[3] = maskWord(words[3], 0, prefix);
   else for (let w = 0; w < 4; w++) net[w] = maskWord(words[w], w, prefix);
-  const canonical = version === 4 ? `${formatIpv4(net[3])}/${prefix}` : `${formatIpv6Words(net)}/${prefix}`;
+  const canonical = version === 4 ? `${formatIpv4(net[3])}/${prefix}` : `${formatIpv6Words(net, 0)}/${prefix}`;
   for (let w = 0; w < 4; w++) {
     if (net[w] !== words[w]) return { error: `${shown}: host bits are set (did you mean "${canonical}"?)` };
   }
   return { version, words: [net[0], net[1], net[2], net[3]], prefix, text: canonical };
 }
 
-function formatIpv6Words(w: Uint32Array): string {
-  const g: number[] = [];
-  for (let i = 0; i < 4; i++) g.push(w[i] >>> 16, w[i] & 0xffff);
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Lookup tables

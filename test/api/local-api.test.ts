@@ -13,6 +13,7 @@ import { sensorApiRoutes } from '../../sensor/api/routes.js';
 import { KeyStore } from '../../sensor/app-layer/tls/keylog.js';
 import { Counters } from '../../sensor/events/counters.js';
 import { IdentityTable } from '../../sensor/identity/table.js';
+import { MAX_API_MAPPINGS_PER_REQUEST } from '../../sensor/identity/mapping.js';
 
 let dir: string;
 let api: LocalApi;
@@ -125,4 +126,44 @@ test('POST /v1/identity takes JSON mappings and CSV, observed as source api', as
   assert.equal(csv.status, 200);
   assert.equal(identity.lookup('10.1.2.4', Date.now() * 1000 + 1000)?.user, 'asmith');
   assert.equal((await call({ method: 'POST', path: '/v1/identity', token: 'x'.repeat(64), body: '[]' })).status, 401);
+});
+
+test('POST /v1/identity: {mappings} form, MAC forms, ttl, every rejected mapping named, bounds', async () => {
+  const table = new IdentityTable(new Counters());
+  const own = await LocalApi.start({ socketPath: join(dir, 'id', 'api.sock'), tokenFile: join(dir, 'state', 'api.token'), routes: sensorApiRoutes(store, counters, () => [], table) });
+  const post = (body: string, t = token): Promise<{ status: number; body: any }> =>
+    new Promise((resolve, reject) => {
+      const req = request({ socketPath: join(dir, 'id', 'api.sock'), method: 'POST', path: '/v1/identity', headers: { authorization: `Bearer ${t}` } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString() || 'null') }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  try {
+    const before = Date.now() * 1000;
+    const r = await post(JSON.stringify({ mappings: [
+      { ip: '10.4.7.23', user: 'jsmith', hostname: 'LAPTOP-7F3', ttlSeconds: 600 },
+      { mac: 'AA-BB-CC-DD-EE-FF', user: 'alice' },
+      { ip: 'nope', user: 'x' },
+      { ip: '10.0.0.1' },
+    ] }));
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, { accepted: 2, bad: [
+      { index: 2, reason: '"ip" "nope" is not an IPv4 or IPv6 address' },
+      { index: 3, reason: 'needs "hostname", "user" or "domain"' },
+    ] });
+    const now = Date.now() * 1000;
+    assert.deepEqual(table.lookup('10.4.7.23', now), { ip: '10.4.7.23', hostname: 'LAPTOP-7F3', user: 'jsmith', sources: { hostname: 'api', user: 'api' } });
+    assert.equal(table.lookup('10.4.7.23', before + 601_000_000), undefined, 'ttlSeconds respected');
+    assert.equal((await post('[]', `${token}x`)).status, 401);
+    assert.equal((await post('{not json')).status, 400);
+    assert.equal((await post('{"x":1}')).status, 400);
+    assert.equal((await post(`[${'"x",'.repeat(MAX_API_MAPPINGS_PER_REQUEST)}"x"]`)).status, 413, 'one mapping over the bound');
+    assert.equal(table.size.ips, 1);
+    assert.equal(table.size.macs, 1);
+  } finally {
+    await own.close();
+  }
 });

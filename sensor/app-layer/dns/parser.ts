@@ -5,6 +5,9 @@
  * dotted `dns.malformed.*` code. Compressed names are followed only backwards (strictly decreasing
  * targets) and at most MAX_DNS_POINTER_JUMPS times, so no input loops. Never throws on packet bytes.
  */
+import { formatIpv6Bytes } from '../../net/ipv6-text.js';
+
+export { formatIpv6Bytes };
 
 /** RFC 1035 §4.1.1. */
 export const DNS_HEADER_LEN = 12;
@@ -367,35 +370,6 @@ function formatIpv4At(b: Uint8Array, o: number): string {
   return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
 }
 
-/** RFC 5952 text form of 16 bytes: lower case, the longest run (>= 2) of zero groups compressed. */
-export function formatIpv6Bytes(b: Uint8Array, o: number): string {
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (b[o + 2 * i] !== 0 || b[o + 2 * i + 1] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && b[o + 2 * j] === 0 && b[o + 2 * j + 1] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  let s = '';
-  for (let i = 0; i < 8; i++) {
-    if (i === bestStart) {
-      s += i === 0 ? '::' : ':';
-      i += bestLen - 1;
-      continue;
-    }
-    s += ((b[o + 2 * i] << 8) | b[o + 2 * i + 1]).toString(16);
-    if (i < 7) s += ':';
-  }
-  return s;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Rdata

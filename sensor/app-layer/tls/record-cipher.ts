@@ -114,7 +114,7 @@ export class RecordDecryptor {
   }
 
   /** Advances the sequence number over records the caller knows were lost (e.g. counted across a gap). */
-  skip(records = 1): void {
+  skipRecords(records = 1): void {
     this.seqNo += records;
   }
 
