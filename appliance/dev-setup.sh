@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 # tcpreplay, tcpdump, iproute2: live-capture tests replay pcaps onto veth pairs.
 # wamerican: the benchmark workload generator draws its words from it.
 # libhyperscan-dev: the native phrase matcher (sensor/match/native) is built against it.
-PACKAGES=(build-essential python3 libpcap-dev libhyperscan-dev tcpflow ngrep tcpreplay tcpdump iproute2 wamerican)
+# tmux: the console-menu tests drive the real menu in a terminal. openssl: certificate cross-checks.
+PACKAGES=(build-essential python3 libpcap-dev libhyperscan-dev tcpflow ngrep tcpreplay tcpdump iproute2 wamerican tmux openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
