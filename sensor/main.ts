@@ -20,7 +20,7 @@ import { RsaKeyError, RsaKeyRing } from './app-layer/tls/rsa.js';
 import { PendingBudget, tlsAppLayer } from './app-layer/tls/index.js';
 import type { CaptureEvent } from './events/capture.js';
 import { tlsEventFor, type TlsEvent } from './events/tls.js';
-import { Counters } from './events/counters.js';
+import { Counters, defineCounter } from './events/counters.js';
 import { CaptureCollector, DEFAULT_DEDUP_WINDOW_US } from './inspect/captures.js';
 import type { FlowInfo } from './flow/stream.js';
 import { HttpInspector, type HttpCarrier, type InspectContext } from './inspect/http-inspector.js';
@@ -49,6 +49,8 @@ export const DEFAULT_DICTIONARY = fileURLToPath(new URL('../../rules/starter.jso
 export const COMPILED_DICTIONARY_EXT = '.hdict';
 
 export type EngineChoice = 'auto' | 'hyperscan' | 'js';
+
+const C_RECONFIGURED = defineCounter('sensor.reconfigured');
 
 export interface SensorOptions {
   /** A dictionary file (CSV, JSON pack, compiled .hdict) or a Dictionary already in memory. */
@@ -133,6 +135,15 @@ function isSitePolicy(site: SitePolicyFiles | SitePolicy): site is SitePolicy {
   return 'networks' in site;
 }
 
+function sitePolicyFrom(site: SitePolicyFiles | SitePolicy | undefined): SitePolicy {
+  try {
+    return site === undefined ? loadSitePolicy({}) : isSitePolicy(site) ? site : loadSitePolicy(site);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    throw new SensorConfigError(e.code ?? 'E_POLICY', e.message, { cause: err });
+  }
+}
+
 function loadRsaKeys(paths: readonly string[] | undefined): RsaKeyRing | undefined {
   if (paths === undefined || paths.length === 0) return undefined;
   try {
@@ -166,10 +177,15 @@ export class Sensor {
   readonly counters: Counters;
   readonly pipeline: Pipeline;
   readonly collector: CaptureCollector;
-  readonly matching: Matching;
+  /** Replaced as a whole by `reconfigure()`; messages being scanned keep the one they started with. */
+  matching: Matching;
   readonly keyStore: KeyStore | undefined;
   readonly identity: IdentityTable;
-  readonly site: SitePolicy;
+  /** Replaced as a whole by `reconfigure()`. */
+  site: SitePolicy;
+  private watch: DomainWatch | undefined;
+  private readonly attribution: CaptureAttribution;
+  private readonly onEvent: SensorOptions['onEvent'];
   private readonly keyLogWatchers: KeyLogWatcher[] = [];
   private readonly dnsTransactions: DnsTransactions;
 
@@ -177,32 +193,37 @@ export class Sensor {
     this.counters = opts.counters ?? new Counters();
     const counters = this.counters;
     this.matching = loadMatching(opts.dictionary ?? DEFAULT_DICTIONARY, opts.engine ?? 'auto', counters);
-    try {
-      this.site = opts.site === undefined ? loadSitePolicy({}) : isSitePolicy(opts.site) ? opts.site : loadSitePolicy(opts.site);
-    } catch (err) {
-      const e = err as Error & { code?: string };
-      throw new SensorConfigError(e.code ?? 'E_POLICY', e.message, { cause: err });
-    }
-    const site = this.site;
+    this.site = sitePolicyFrom(opts.site);
     const identity = (this.identity = opts.identity ?? new IdentityTable(counters));
-    if (site.identityMap !== undefined) applyStaticMap(identity, site.identityMap);
-    const attribution: CaptureAttribution = {
+    if (this.site.identityMap !== undefined) applyStaticMap(identity, this.site.identityMap);
+    // Every closure reads this.site / this.watch / this.matching when called, so reconfigure() swaps them.
+    const attribution: CaptureAttribution = (this.attribution = {
       identify: (ip, tsUs) => identity.lookup(ip, tsUs),
       userSide: (src, dst) => {
-        const o = site.networks.orient(src, dst);
+        const o = this.site.networks.orient(src, dst);
         return o.kind === 'ignored' ? 'ignore' : o.user ?? 'src';
       },
-      ...(site.allowList !== undefined ? { allowed: (host: string) => site.allowList!.allows(host) } : {}),
-    };
+      allowed: (host: string) => this.site.allowList?.allows(host) === true,
+    });
     this.collector = new CaptureCollector(opts.onCapture, counters, opts.dedupWindowUs ?? DEFAULT_DEDUP_WINDOW_US, attribution);
-    const onEvent = opts.onEvent;
-    const watch = site.domains !== undefined ? new DomainWatch(site.domains, attribution, (e) => onEvent?.(e), counters) : undefined;
+    const onEvent = (this.onEvent = opts.onEvent);
+    this.watch = this.domainWatch(this.site);
     const ntlm = new NtlmIdentity(identity, counters);
     const observe = (req: HttpRequest): void => {
       ntlm.onHttpRequest(req);
-      watch?.request(req);
+      this.watch?.request(req);
     };
-    const ctx = { matcher: this.matching.matcher, database: this.matching.database, counters, collector: this.collector };
+    const sensor = this;
+    const ctx: InspectContext = {
+      get matcher() {
+        return sensor.matching.matcher;
+      },
+      get database() {
+        return sensor.matching.database;
+      },
+      counters,
+      collector: this.collector,
+    };
     const http = httpProtocols(ctx, counters, opts.bodyLimitBytes, {}, observe);
     this.keyStore = opts.keyStore ?? (opts.keyLogs !== undefined && opts.keyLogs.length > 0 ? new KeyStore(counters) : undefined);
     this.openKeyLogs(opts.keyLogs ?? [], opts.followKeyLogs === true);
@@ -212,17 +233,17 @@ export class Sensor {
       pending: new PendingBudget(),
       inner: (flow, sni) => new AppLayerFactory(httpProtocols(ctx, counters, opts.bodyLimitBytes, { decrypted: true, sni }, observe), counters).open(flow),
       onEvent: (flow, tsUs, fields) => {
-        if (fields.sni !== undefined) watch?.sni(flow, tsUs, fields.sni, false);
+        if (fields.sni !== undefined) this.watch?.sni(flow, tsUs, fields.sni, false);
         onEvent?.(tlsEventFor(flow, tsUs, 'tls', fields));
       },
     });
     const quic = new QuicTracker(counters, (hello) => {
-      if (hello.sni !== undefined) watch?.sni(hello.flow, hello.tsUs, hello.sni, true);
+      if (hello.sni !== undefined) this.watch?.sni(hello.flow, hello.tsUs, hello.sni, true);
       onEvent?.(quicEvent(hello));
     });
     // DNS: queries against the domain policy; reverse answers name addresses for the identity table.
     const dnsSink: DnsSink = {
-      query: (q) => watch?.query(q),
+      query: (q) => this.watch?.query(q),
       response: (r) => {
         const mdns = r.service === 'mdns';
         const local = (name: string): string => (mdns && name.toLowerCase().endsWith('.local') ? name.slice(0, -'.local'.length) : name);
@@ -256,6 +277,28 @@ export class Sensor {
       flowEnded: { flowEnded: (r) => udp.flowEnded(r) },
       dropDuplicates: opts.dropDuplicates,
     });
+  }
+
+  private domainWatch(site: SitePolicy): DomainWatch | undefined {
+    return site.domains !== undefined ? new DomainWatch(site.domains, this.attribution, (e) => this.onEvent?.(e), this.counters) : undefined;
+  }
+
+  /**
+   * Swaps in a new dictionary and/or site policy (a reload) without stopping: everything new is
+   * loaded and checked first, so a bad file leaves the running configuration untouched (and throws
+   * a SensorConfigError); then the swap is a few assignments. Flows go on; a message already being
+   * scanned finishes with the dictionary it started with.
+   */
+  reconfigure(opts: { dictionary?: string | Dictionary; engine?: EngineChoice; site?: SitePolicyFiles | SitePolicy }): void {
+    const matching = opts.dictionary !== undefined ? loadMatching(opts.dictionary, opts.engine ?? 'auto', this.counters) : undefined;
+    const site = opts.site !== undefined ? sitePolicyFrom(opts.site) : undefined;
+    if (matching !== undefined) this.matching = matching;
+    if (site !== undefined) {
+      this.site = site;
+      this.watch = this.domainWatch(site);
+      if (site.identityMap !== undefined) applyStaticMap(this.identity, site.identityMap);
+    }
+    this.counters.inc(C_RECONFIGURED);
   }
 
   private openKeyLogs(paths: readonly string[], follow: boolean): void {

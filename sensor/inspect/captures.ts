@@ -102,7 +102,8 @@ class Pending implements CaptureCandidate {
 
   /** Same merge key as a candidate of the same hash (host and URL count as one string). */
   sameKey(ip: string, c: CaptureCandidate): boolean {
-    if (this.deviceIp !== ip || this.phraseIndex !== c.phraseIndex || this.source !== c.source) return false;
+    // the phrase object too: after a dictionary reload the same index names another phrase
+    if (this.deviceIp !== ip || this.phraseIndex !== c.phraseIndex || this.phrase.phrase !== c.phrase.phrase || this.source !== c.source) return false;
     if (this.host === c.host && this.url === c.url) return true;
     return (this.host ?? '') + (this.url ?? '') === (c.host ?? '') + (c.url ?? '');
   }

@@ -41,6 +41,8 @@ const C_MESSAGES = defineCounter('inspect.http.messages');
 const C_NO_TEXT = defineCounter('inspect.http.body_not_text');
 
 export interface InspectContext {
+  /** Swapped as a whole on a dictionary reload: a message already being scanned keeps the matcher
+   * (and database) it started with, the next message uses the new one, and no flow is dropped. */
   readonly matcher: CompiledMatcher;
   readonly database?: MatchDatabase;
   readonly counters: Counters;
