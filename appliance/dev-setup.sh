@@ -43,16 +43,24 @@ fi
 # Hyperscan phrase-matcher addon (sensor/match/native): rebuild when missing or older than its
 # sources. Headers come from the installed node (nodedir), never from the network. Hyperscan
 # needs an x86-64 CPU with SSSE3; elsewhere Hark uses its pure-TypeScript matcher.
+nodedir="${npm_config_nodedir:-$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")}"
+gyp=(node-gyp)
+command -v node-gyp >/dev/null 2>&1 \
+  || gyp=(node "$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js")
 HS_ADDON=sensor/match/native/build/Release/hark_hyperscan.node
 if [ "$(uname -m)" = x86_64 ] && { [ ! -f "$HS_ADDON" ] || [ sensor/match/native/hark_hyperscan.cc -nt "$HS_ADDON" ] \
    || [ sensor/match/native/hark_fold.cc -nt "$HS_ADDON" ] || [ sensor/match/native/hark_fold.h -nt "$HS_ADDON" ] \
    || [ sensor/match/native/binding.gyp -nt "$HS_ADDON" ]; }; then
   echo "hark setup: building the Hyperscan addon" >&2
-  nodedir="${npm_config_nodedir:-$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")}"
-  gyp=(node-gyp)
-  command -v node-gyp >/dev/null 2>&1 \
-    || gyp=(node "$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js")
   "${gyp[@]}" rebuild -C sensor/match/native --nodedir="$nodedir" --loglevel=warn >&2
+fi
+# The ring capture addon (sensor/capture/native): TPACKET_V3 capture with kernel drop counters,
+# linked against libpcap for BPF compilation. Linux only; the sensor falls back to `cap` without it.
+RING_ADDON=sensor/capture/native/build/Release/hark_ring.node
+if [ "$(uname -s)" = Linux ] && { [ ! -f "$RING_ADDON" ] || [ sensor/capture/native/hark_ring.cc -nt "$RING_ADDON" ] \
+   || [ sensor/capture/native/binding.gyp -nt "$RING_ADDON" ]; }; then
+  echo "hark setup: building the ring capture addon" >&2
+  "${gyp[@]}" rebuild -C sensor/capture/native --nodedir="$nodedir" --loglevel=warn >&2
 fi
 
 # Compile (incremental: fast when nothing changed).
