@@ -1,24 +1,59 @@
 /**
- * Durable capture store: SQLite (better-sqlite3) in WAL mode with a versioned schema.
- * Input: capture events. Output: rows committed in batches inside one transaction each; `flush()`
- * returns only once they are on disk (synchronous=FULL), so a capture is never acknowledged before
- * it is stored. The same capture id again updates the row when its count grew (a merged repeat)
- * and is otherwise a no-op (ids are stable for the same input, so a re-scan adds nothing).
- * The database file and its WAL are created mode 0600 in a directory of mode 0700: captures hold
- * children's data.
+ * Durable capture store and upload outbox: SQLite (better-sqlite3) in WAL mode, synchronous=FULL,
+ * versioned schema. Input: capture events (`add`). Output: rows committed in batches, one
+ * transaction each; `flush()` returns the rows it committed only once they are on disk, and
+ * `onCommitted` listeners see each committed batch, so nothing is acknowledged before it is stored.
+ * The same capture id again updates the row when its count grew (a merged repeat), else is a no-op.
+ * Outbox: un-uploaded captures, severity 4-5 first, each tier in time order, through partial
+ * indexes. Space: an optional quota (`maxBytes`); when full, the oldest uploaded captures go first;
+ * un-uploaded ones are never deleted to make room (they wait in memory, bounded, instead).
+ * The database, WAL and shm are mode 0600 in a 0700 directory: captures hold children's data.
  */
 import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type { CaptureEvent } from '../events/capture.js';
+import { Counters, defineCounter } from '../events/counters.js';
+import { healthEvent, type HealthSink } from '../events/health.js';
 import { ensurePrivateDir } from './private-dir.js';
 
 const require = createRequire(import.meta.url);
 
 /** Captures written per transaction: fsync once per batch rather than per row. */
 const BATCH_ROWS = 500;
+/** Uploaded captures deleted per step when the store is full: small enough to keep the writer lock short. */
+const EVICT_BATCH_ROWS = 1000;
+/** Rows deleted per retention transaction: the sensor keeps committing between batches. */
+const PURGE_BATCH_ROWS = 1000;
+/** Deleting at least this many rows checkpoints the WAL (TRUNCATE) so the freed space shows on disk. */
+const CHECKPOINT_AFTER_ROWS = 10_000;
+/** Captures kept in memory while nothing can be committed (disk full, nothing uploaded left to
+ * delete): about 2 KiB each, so ~40 MiB at worst. Past it the least severe, newest go (`store.dropped`). */
+export const MAX_HELD_CAPTURES = 20_000;
+/** Share of the quota kept back from new captures so marking uploaded (which must succeed for space
+ * ever to come back) has room to write. */
+const QUOTA_RESERVE_FRACTION = 1 / 32;
+const QUOTA_RESERVE_MIN_PAGES = 8;
+const DEFAULT_RETENTION_DAYS = 30;
+const DAY_MS = 86_400_000;
 
-/** Schema migrations, in order; `PRAGMA user_version` records how many have run. */
+const C_COMMITTED = defineCounter('store.committed');
+const C_FULL = defineCounter('store.full');
+const C_EVICTED = defineCounter('store.evicted');
+const C_HELD = defineCounter('store.held');
+const C_DROPPED = defineCounter('store.dropped');
+const C_PURGED = defineCounter('store.purged');
+const C_UPLOADED = defineCounter('store.uploaded');
+const C_QUARANTINED = defineCounter('store.quarantined');
+const C_LISTENER_ERRORS = defineCounter('store.listener_errors');
+
+/** Predicates of the partial indexes; queries repeat them verbatim so SQLite can use the index. */
+const PENDING = 'uploaded_at IS NULL AND quarantined_at IS NULL';
+const URGENT = `${PENDING} AND severity >= 4`;
+const ROUTINE = `${PENDING} AND severity < 4`;
+const UPLOADED = 'uploaded_at IS NOT NULL';
+
+/** Schema migrations, in order; `PRAGMA user_version` records how many have run. Append only. */
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE captures (
      id TEXT PRIMARY KEY,
@@ -37,12 +72,21 @@ const MIGRATIONS: readonly string[] = [
    ) STRICT;
    CREATE INDEX captures_ts ON captures(ts_us);
    CREATE INDEX captures_outbox ON captures(uploaded_at, severity DESC, ts_us);`,
+  // Outbox and retention through partial indexes: the pending ones hold only what is still to be
+  // sent (small, and shrinking as uploads succeed); the uploaded one orders what may be deleted.
+  `ALTER TABLE captures ADD COLUMN quarantined_at INTEGER;
+   ALTER TABLE captures ADD COLUMN quarantine_reason TEXT;
+   DROP INDEX captures_outbox;
+   CREATE INDEX captures_pending_urgent ON captures(ts_us) WHERE ${URGENT};
+   CREATE INDEX captures_pending_routine ON captures(ts_us) WHERE ${ROUTINE};
+   CREATE INDEX captures_uploaded ON captures(ts_us) WHERE ${UPLOADED};`,
 ];
 
 interface Statement {
   run(...params: unknown[]): { changes: number };
   get(...params: unknown[]): unknown;
   all(...params: unknown[]): unknown[];
+  pluck(on?: boolean): Statement;
 }
 
 interface Database {
@@ -51,6 +95,7 @@ interface Database {
   prepare(sql: string): Statement;
   transaction<T extends (...args: never[]) => unknown>(fn: T): T;
   close(): void;
+  readonly open: boolean;
 }
 
 export class StoreError extends Error {
@@ -59,14 +104,71 @@ export class StoreError extends Error {
   }
 }
 
+export interface CaptureStoreOptions {
+  /** Quota for the database file (PRAGMA max_page_count); unset: the disk is the limit. */
+  maxBytes?: number;
+  counters?: Counters;
+  /** `store.full` (warning) and `store.dropped` (critical), raised and cleared. */
+  onHealth?: HealthSink;
+  /** Wall clock for stored_at and health timestamps (tests). */
+  now?: () => number;
+}
+
+export interface RetentionPolicy {
+  /** Uploaded captures older than this (capture time) are deleted. Default 30. */
+  days?: number;
+  /** Per-category overrides of `days`. */
+  byCategory?: Readonly<Record<string, number>>;
+  /** Also delete un-uploaded captures past their age: only for a standalone sensor with no home. */
+  includeNotUploaded?: boolean;
+  /** Stop after this many deletions (call again later to go on); default: until done. */
+  maxRows?: number;
+}
+
+export interface PurgeResult {
+  deleted: number;
+  batches: number;
+  /** False when `maxRows` stopped it before every expired capture was gone. */
+  done: boolean;
+}
+
+export type CommittedListener = (rows: readonly CaptureEvent[]) => void;
+
+function isFull(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'SQLITE_FULL';
+}
+
 export class CaptureStore {
   private readonly db: Database;
   private readonly insert: Statement;
   private readonly pending: CaptureEvent[] = [];
-  private readonly commit: (rows: CaptureEvent[]) => number;
+  /** Captures that could not be committed (store full): retried first on every flush. */
+  private held: CaptureEvent[] = [];
+  private readonly commit: (rows: CaptureEvent[]) => CaptureEvent[];
+  private readonly listeners: CommittedListener[] = [];
+  private readonly counters: Counters;
+  private readonly onHealth: HealthSink | undefined;
+  private readonly now: () => number;
+  /** Page limits: new captures stop at `insertPages`; marking and quarantining may use up to `quotaPages`. */
+  private readonly quotaPages: number | undefined;
+  private readonly insertPages: number | undefined;
+  private fullRaised = false;
+  private droppedRaised = false;
+  private readonly selectUrgent: Statement;
+  private readonly selectRoutine: Statement;
+  private readonly markOne: Statement;
+  private readonly quarantineOne: Statement;
+  private readonly oldestUploaded: Statement;
+  private readonly deleteRow: Statement;
+  private readonly countUrgent: Statement;
+  private readonly countRoutine: Statement;
+  private readonly deleteRows: (rowids: number[]) => number;
   stored = 0;
 
-  constructor(readonly path: string) {
+  constructor(readonly path: string, options: CaptureStoreOptions = {}) {
+    this.counters = options.counters ?? new Counters();
+    this.onHealth = options.onHealth;
+    this.now = options.now ?? Date.now;
     const dir = dirname(path);
     try {
       ensurePrivateDir(dir);
@@ -82,7 +184,18 @@ export class CaptureStore {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
     this.migrate();
+    // SQLite gives the WAL and shm the database file's mode; set it again in case they predate it.
     for (const suffix of ['-wal', '-shm']) if (existsSync(path + suffix)) chmodSync(path + suffix, 0o600);
+    if (options.maxBytes !== undefined) {
+      if (!(options.maxBytes > 0) || !Number.isFinite(options.maxBytes)) {
+        this.db.close();
+        throw new StoreError('E_STORE_QUOTA', `Cannot use capture store quota ${options.maxBytes}: it must be a positive number of bytes`);
+      }
+      const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+      this.quotaPages = Math.max(1, Math.floor(options.maxBytes / pageSize));
+      this.insertPages = Math.max(1, this.quotaPages - Math.max(QUOTA_RESERVE_MIN_PAGES, Math.floor(this.quotaPages * QUOTA_RESERVE_FRACTION)));
+      this.setPageLimit(this.insertPages);
+    }
     this.insert = this.db.prepare(
       `INSERT INTO captures (id, ts_us, timestamp, flow_id, src_ip, src_port, dest_ip, dest_port, vlan, app_proto,
          direction, source, field, host, url, method, status, phrase, category, severity, count, context,
@@ -92,17 +205,31 @@ export class CaptureStore {
          WHERE excluded.count > captures.count`,
     );
     this.commit = this.db.transaction((rows: CaptureEvent[]) => {
-      let n = 0;
-      const now = Date.now();
+      const changed: CaptureEvent[] = [];
+      const now = this.now();
       for (const c of rows) {
-        n += this.insert.run(
+        const n = this.insert.run(
           c.id, c.ts_us, c.timestamp, c.flow_id, c.src_ip, c.src_port, c.dest_ip, c.dest_port,
           c.vlan.length > 0 ? c.vlan.join('/') : null, c.app_proto, c.direction, c.source, c.field,
           c.host ?? null, c.url ?? null, c.method ?? null, c.status ?? null, c.phrase, c.category, c.severity, c.count,
           c.context, c.device.ip, c.device.mac ?? null, c.device.hostname ?? null, c.device.user ?? null,
           JSON.stringify(c), now,
         ).changes;
+        if (n > 0) changed.push(c);
       }
+      return changed;
+    });
+    this.selectUrgent = this.db.prepare(`SELECT event FROM captures INDEXED BY captures_pending_urgent WHERE ${URGENT} ORDER BY ts_us LIMIT ?`).pluck();
+    this.selectRoutine = this.db.prepare(`SELECT event FROM captures INDEXED BY captures_pending_routine WHERE ${ROUTINE} ORDER BY ts_us LIMIT ?`).pluck();
+    this.markOne = this.db.prepare(`UPDATE captures SET uploaded_at = ? WHERE id = ? AND ${PENDING}`);
+    this.quarantineOne = this.db.prepare(`UPDATE captures SET quarantined_at = ?, quarantine_reason = ? WHERE id = ? AND ${PENDING}`);
+    this.oldestUploaded = this.db.prepare(`SELECT rowid FROM captures INDEXED BY captures_uploaded WHERE ${UPLOADED} ORDER BY ts_us LIMIT ?`).pluck();
+    this.deleteRow = this.db.prepare('DELETE FROM captures WHERE rowid = ?');
+    this.countUrgent = this.db.prepare(`SELECT count(*) FROM captures INDEXED BY captures_pending_urgent WHERE ${URGENT}`).pluck();
+    this.countRoutine = this.db.prepare(`SELECT count(*) FROM captures INDEXED BY captures_pending_routine WHERE ${ROUTINE}`).pluck();
+    this.deleteRows = this.db.transaction((rowids: number[]) => {
+      let n = 0;
+      for (const r of rowids) n += this.deleteRow.run(r).changes;
       return n;
     });
   }
@@ -114,6 +241,7 @@ export class CaptureStore {
   private migrate(): void {
     const have = this.schemaVersion;
     if (have > MIGRATIONS.length) {
+      this.db.close();
       throw new StoreError('E_STORE_SCHEMA', `Capture store "${this.path}" has schema version ${have}, newer than this Hark (${MIGRATIONS.length})`);
     }
     for (let v = have; v < MIGRATIONS.length; v++) {
@@ -124,16 +252,196 @@ export class CaptureStore {
     }
   }
 
+  /** Called after every commit that changed rows, with those rows (as `flush()` returns them), in
+   * commit order, synchronously before `flush()` returns. A throwing listener is counted, not fatal. Returns an unsubscribe. */
+  onCommitted(listener: CommittedListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
   add(capture: CaptureEvent): void {
     this.pending.push(capture);
     if (this.pending.length >= BATCH_ROWS) this.flush();
   }
 
-  /** Commits what is pending; returns once it is durable. */
-  flush(): void {
-    if (this.pending.length === 0) return;
-    const rows = this.pending.splice(0);
-    this.stored += this.commit(rows);
+  /** Captures waiting in memory because the store is full (not yet durable). */
+  get heldCount(): number {
+    return this.held.length;
+  }
+
+  /**
+   * Commits what is pending (first anything held back by a full store); returns once it is durable,
+   * with the rows that changed the store (new ids, or a count that grew; a repeat that changes
+   * nothing is not returned or announced). When the store is full it deletes the oldest uploaded captures and
+   * retries; when none are left the rows stay in memory (bounded) for the next flush.
+   */
+  flush(): readonly CaptureEvent[] {
+    if (this.pending.length === 0 && this.held.length === 0) return [];
+    const rows = this.held.length > 0 ? this.held.concat(this.pending) : this.pending.slice();
+    this.pending.length = 0;
+    this.held = [];
+    let changed: CaptureEvent[];
+    let hitFull = false;
+    for (;;) {
+      try {
+        changed = this.commit(rows);
+        break;
+      } catch (err) {
+        if (!isFull(err)) {
+          this.held = rows;
+          this.boundHeld();
+          throw new StoreError('E_STORE_WRITE', `Cannot commit ${rows.length} captures to "${this.path}": ${(err as Error).message}`, { cause: err });
+        }
+        hitFull = true;
+        this.counters.inc(C_FULL);
+        this.raiseFull();
+        if (this.evictUploaded(EVICT_BATCH_ROWS) > 0) continue;
+        this.held = rows;
+        this.boundHeld();
+        return [];
+      }
+    }
+    this.stored += changed.length;
+    this.counters.inc(C_COMMITTED, changed.length);
+    this.counters.set(C_HELD, 0);
+    this.clearDropped();
+    // A commit that needed no room made is the end of the episode; one that had to evict is not.
+    if (!hitFull) this.clearFull();
+    if (changed.length === 0) return changed;
+    for (const l of this.listeners) {
+      try {
+        l(changed);
+      } catch {
+        // A consumer's bug must not undo or repeat a commit; it is counted.
+        this.counters.inc(C_LISTENER_ERRORS);
+      }
+    }
+    return changed;
+  }
+
+  /**
+   * The next captures to upload, at most `limit`: un-uploaded, not quarantined; severity 4-5 first,
+   * oldest first, then the rest oldest first.
+   */
+  outboxBatch(limit: number): CaptureEvent[] {
+    const n = Math.max(0, Math.floor(limit));
+    if (n === 0) return [];
+    const out = (this.selectUrgent.all(n) as string[]).map((e) => JSON.parse(e) as CaptureEvent);
+    if (out.length < n) for (const e of this.selectRoutine.all(n - out.length) as string[]) out.push(JSON.parse(e) as CaptureEvent);
+    return out;
+  }
+
+  /** Marks captures as accepted by home; returns how many were still pending. */
+  markUploaded(ids: readonly string[], atMs: number = this.now()): number {
+    const n = this.writeWithReserve(() => {
+      let changed = 0;
+      for (const id of ids) changed += this.markOne.run(atMs, id).changes;
+      return changed;
+    });
+    this.counters.inc(C_UPLOADED, n);
+    return n;
+  }
+
+  /** Takes captures home refuses out of the outbox; they stay stored, marked with why. */
+  quarantine(ids: readonly string[], reason: string, atMs: number = this.now()): number {
+    const n = this.writeWithReserve(() => {
+      let changed = 0;
+      for (const id of ids) changed += this.quarantineOne.run(atMs, reason, id).changes;
+      return changed;
+    });
+    this.counters.inc(C_QUARANTINED, n);
+    return n;
+  }
+
+  /** Captures waiting to be uploaded (committed, not uploaded, not quarantined); counts index entries only. */
+  pendingCount(): number {
+    return (this.countUrgent.get() as number) + (this.countRoutine.get() as number);
+  }
+
+  quarantinedCount(): number {
+    return this.db.prepare('SELECT count(*) FROM captures WHERE quarantined_at IS NOT NULL').pluck().get() as number;
+  }
+
+  /** Upload state of one capture: undefined when absent. */
+  stateOf(id: string): { uploadedAt: number | null; quarantinedAt: number | null; reason: string | null } | undefined {
+    const r = this.db.prepare('SELECT uploaded_at, quarantined_at, quarantine_reason FROM captures WHERE id = ?').get(id) as
+      { uploaded_at: number | null; quarantined_at: number | null; quarantine_reason: string | null } | undefined;
+    return r === undefined ? undefined : { uploadedAt: r.uploaded_at, quarantinedAt: r.quarantined_at, reason: r.quarantine_reason };
+  }
+
+  /**
+   * Retention: deletes captures older than their category's days (capture time), in batches of
+   * PURGE_BATCH_ROWS, one transaction each. Only uploaded ones unless `includeNotUploaded`.
+   */
+  purge(policy: RetentionPolicy = {}, nowMs: number = this.now()): PurgeResult {
+    const days = policy.days ?? DEFAULT_RETENTION_DAYS;
+    const byCategory = new Map<string, number>();
+    for (const [cat, d] of Object.entries(policy.byCategory ?? {})) byCategory.set(cat, d);
+    for (const [what, d] of [['days', days], ...byCategory] as [string, number][]) {
+      if (!(d > 0) || !Number.isFinite(d)) throw new StoreError('E_STORE_RETENTION', `Cannot apply retention ${what}=${d}: it must be a positive number of days`);
+    }
+    const cutoffUs = (d: number) => (nowMs - d * DAY_MS) * 1000;
+    const defaultCutoff = cutoffUs(days);
+    let scanCutoff = defaultCutoff;
+    const cutoffs = new Map<string, number>();
+    for (const [cat, d] of byCategory) {
+      const c = cutoffUs(d);
+      cutoffs.set(cat, c);
+      if (c > scanCutoff) scanCutoff = c;
+    }
+    // One pass in capture-time order up to the latest cutoff, resuming after the last row seen, so
+    // rows kept by a longer category retention are read once, not once per batch.
+    const scan = this.db.prepare(policy.includeNotUploaded === true
+      ? 'SELECT rowid AS r, ts_us AS t, category AS c FROM captures INDEXED BY captures_ts WHERE ts_us < ? AND (ts_us > ? OR (ts_us = ? AND rowid > ?)) ORDER BY ts_us, rowid LIMIT ?'
+      : `SELECT rowid AS r, ts_us AS t, category AS c FROM captures INDEXED BY captures_uploaded WHERE ${UPLOADED} AND ts_us < ? AND (ts_us > ? OR (ts_us = ? AND rowid > ?)) ORDER BY ts_us, rowid LIMIT ?`);
+    const maxRows = policy.maxRows ?? Number.POSITIVE_INFINITY;
+    let lastTs = Number.MIN_SAFE_INTEGER;
+    let lastRow = 0;
+    let deleted = 0;
+    let batches = 0;
+    let done = true;
+    for (;;) {
+      const rows = scan.all(scanCutoff, lastTs, lastTs, lastRow, PURGE_BATCH_ROWS) as { r: number; t: number; c: string }[];
+      if (rows.length === 0) break;
+      const victims: number[] = [];
+      for (const row of rows) {
+        if (deleted + victims.length >= maxRows) {
+          done = false;
+          break;
+        }
+        if (row.t < (cutoffs.get(row.c) ?? defaultCutoff)) victims.push(row.r);
+        lastTs = row.t;
+        lastRow = row.r;
+      }
+      if (victims.length > 0) {
+        deleted += this.deleteRows(victims);
+        batches++;
+      }
+      if (!done || rows.length < PURGE_BATCH_ROWS) break;
+    }
+    this.counters.inc(C_PURGED, deleted);
+    if (deleted >= CHECKPOINT_AFTER_ROWS) this.checkpoint();
+    // Deleting made room: anything held back by a full store can go in now.
+    if (deleted > 0 && this.held.length > 0) this.flush();
+    return { deleted, batches, done };
+  }
+
+  /** Moves the WAL into the database and truncates it, so space freed by deletes is reusable. */
+  checkpoint(): void {
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (err) {
+      // A full disk can refuse the checkpoint itself; the WAL is checkpointed again later.
+      if (!isFull(err)) throw err;
+    }
+  }
+
+  /** `PRAGMA integrity_check`: 'ok' or SQLite's first complaints. */
+  integrityCheck(): string {
+    return (this.db.prepare('PRAGMA integrity_check').pluck().all() as string[]).join('; ');
   }
 
   /** The stored count of one capture, or undefined. */
@@ -145,8 +453,117 @@ export class CaptureStore {
     return (this.db.prepare('SELECT count(*) AS n FROM captures').get() as { n: number }).n;
   }
 
+  /** Ids of every stored capture (tests and tools). */
+  ids(): string[] {
+    return this.db.prepare('SELECT id FROM captures ORDER BY ts_us, rowid').pluck().all() as string[];
+  }
+
+  /** How a statement would run (EXPLAIN QUERY PLAN details), to check that the outbox uses its indexes. */
+  queryPlan(which: 'outbox-urgent' | 'outbox-routine' | 'evict'): string[] {
+    const sql = which === 'outbox-urgent'
+      ? `SELECT event FROM captures INDEXED BY captures_pending_urgent WHERE ${URGENT} ORDER BY ts_us LIMIT 1`
+      : which === 'outbox-routine'
+        ? `SELECT event FROM captures INDEXED BY captures_pending_routine WHERE ${ROUTINE} ORDER BY ts_us LIMIT 1`
+        : `SELECT rowid FROM captures INDEXED BY captures_uploaded WHERE ${UPLOADED} ORDER BY ts_us LIMIT 1`;
+    return (this.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail);
+  }
+
+  /** Commits what it can and closes; captures still held by a full store are lost and counted. */
   close(): void {
-    this.flush();
-    this.db.close();
+    if (!this.db.open) return;
+    try {
+      this.flush();
+    } finally {
+      if (this.held.length > 0) {
+        this.counters.inc(C_DROPPED, this.held.length);
+        this.held = [];
+      }
+      this.db.close();
+    }
+  }
+
+  private setPageLimit(pages: number): void {
+    this.db.pragma(`max_page_count = ${pages}`);
+  }
+
+  /**
+   * Runs an outbox update (mark, quarantine) with the quota's reserve open to it, and without the
+   * fsync: in WAL mode synchronous=NORMAL cannot corrupt, it can only lose the last updates on power
+   * loss, and a lost mark only means those captures are sent again, which home ignores by id. The
+   * next capture commit (FULL) makes the update durable too, the WAL being append-only.
+   */
+  private writeWithReserve(write: () => number): number {
+    const tx = this.db.transaction(write);
+    if (this.quotaPages !== undefined) this.setPageLimit(this.quotaPages);
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      for (;;) {
+        try {
+          return tx();
+        } catch (err) {
+          if (!isFull(err)) throw new StoreError('E_STORE_WRITE', `Cannot update captures in "${this.path}": ${(err as Error).message}`, { cause: err });
+          this.counters.inc(C_FULL);
+          this.raiseFull();
+          if (this.evictUploaded(EVICT_BATCH_ROWS) === 0) throw new StoreError('E_STORE_FULL', `Cannot update captures in "${this.path}": the store is full`, { cause: err });
+        }
+      }
+    } finally {
+      this.db.pragma('synchronous = FULL');
+      if (this.insertPages !== undefined) this.setPageLimit(this.insertPages);
+    }
+  }
+
+  /** Deletes up to `n` of the oldest uploaded captures; returns how many went. */
+  private evictUploaded(n: number): number {
+    const rowids = this.oldestUploaded.all(n) as number[];
+    if (rowids.length === 0) return 0;
+    const deleted = this.deleteRows(rowids);
+    this.counters.inc(C_EVICTED, deleted);
+    this.checkpoint();
+    return deleted;
+  }
+
+  /** Keeps at most MAX_HELD_CAPTURES in memory: the least severe, then the newest, are dropped. */
+  private boundHeld(): void {
+    this.counters.set(C_HELD, this.held.length);
+    if (this.held.length <= MAX_HELD_CAPTURES) return;
+    const keep = this.held.slice().sort((a, b) => b.severity - a.severity || a.ts_us - b.ts_us);
+    const dropped = keep.length - MAX_HELD_CAPTURES;
+    keep.length = MAX_HELD_CAPTURES;
+    this.held = keep;
+    this.counters.inc(C_DROPPED, dropped);
+    this.counters.set(C_HELD, this.held.length);
+    if (!this.droppedRaised) {
+      this.droppedRaised = true;
+      this.emit('store.dropped', 'critical', `Capture store "${this.path}" is full with nothing uploaded left to delete: captures are being lost`, { dropped, held: this.held.length }, 'raised');
+    }
+  }
+
+  private raiseFull(): void {
+    if (this.fullRaised) return;
+    this.fullRaised = true;
+    this.emit('store.full', 'warning', `Capture store "${this.path}" is full: deleting the oldest uploaded captures to make room`, this.quotaPages !== undefined ? { quota_pages: this.quotaPages } : undefined, 'raised');
+  }
+
+  private clearDropped(): void {
+    if (!this.droppedRaised) return;
+    this.droppedRaised = false;
+    this.emit('store.dropped', 'critical', `Capture store "${this.path}" commits again`, undefined, 'cleared');
+  }
+
+  private clearFull(): void {
+    if (this.fullRaised) {
+      this.fullRaised = false;
+      this.emit('store.full', 'warning', `Capture store "${this.path}" commits again`, undefined, 'cleared');
+    }
+  }
+
+  private emit(name: string, severity: 'warning' | 'critical', message: string, detail: Record<string, number> | undefined, state: 'raised' | 'cleared'): void {
+    if (this.onHealth === undefined) return;
+    try {
+      this.onHealth(healthEvent(name, severity, message, detail, state, this.now()));
+    } catch {
+      this.counters.inc(C_LISTENER_ERRORS);
+    }
   }
 }

@@ -1,89 +1,391 @@
 /**
- * CaptureStore: schema version through migrations, owner-only file modes, stored rows equal to the
- * events, idempotent re-insert of the same capture id, and a clear typed error when it cannot open.
+ * CaptureStore: schema migrations (from version 1 too), owner-only file modes, idempotent
+ * re-insert, the upload outbox (priority order, marking, quarantine, index use), commit
+ * notification, retention per category, a quota that fills (oldest uploaded deleted first,
+ * un-uploaded kept, held in memory, health raised and cleared), and durability across kill -9.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import type { CaptureEvent } from '../../sensor/events/capture.js';
-import { isoMicros, stableId } from '../../sensor/events/capture.js';
-import { CaptureStore, StoreError } from '../../sensor/store/capture-store.js';
+import { Counters } from '../../sensor/events/counters.js';
+import type { HealthEvent } from '../../sensor/events/health.js';
+import { CaptureStore, MAX_HELD_CAPTURES, StoreError } from '../../sensor/store/capture-store.js';
 import { assertCapture } from '../helpers/schema.js';
+import { BASE_TS_US, makeCapture as capture } from './make-capture.js';
 
-function capture(n: number): CaptureEvent {
-  const ts = 1_700_000_000_000_000 + n;
-  return {
-    event_type: 'capture',
-    id: stableId('test', n),
-    timestamp: isoMicros(ts),
-    ts_us: ts,
-    flow_id: 42,
-    src_ip: '10.0.0.2',
-    src_port: 50000,
-    dest_ip: '192.0.2.1',
-    dest_port: 80,
-    vlan: [6],
-    proto: 'TCP',
-    app_proto: 'http',
-    direction: 'to_server',
-    source: 'typed',
-    field: 'search',
-    host: 'example.test',
-    url: '/?q=ak47',
-    method: 'GET',
-    phrase: 'AK47',
-    category: 'weapons',
-    severity: 4,
-    count: 1,
-    context: '[[ak47]]',
-    device: { ip: '10.0.0.2', mac: '00:11:22:33:44:55' },
+const require = createRequire(import.meta.url);
+const DAY_US = 86_400_000_000;
+
+function withDir(fn: (dir: string) => void | Promise<void>): () => Promise<void> {
+  return async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-store-'));
+    try {
+      await fn(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   };
 }
 
-test('CaptureStore migrates, stores privately, and ignores a repeated capture id', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hark-store-'));
-  try {
-    const path = join(dir, 'data', 'captures.db');
-    const store = new CaptureStore(path);
-    assert.equal(store.schemaVersion, 1);
-    for (let i = 0; i < 3; i++) {
-      assertCapture(capture(i));
-      store.add(capture(i));
-    }
-    store.add(capture(1)); // the same capture again (a re-scan): no second row
-    store.add({ ...capture(2), count: 7 }); // a merged repeat raised its count: the row follows
-    store.flush();
-    assert.equal(store.count(), 3);
-    assert.equal(store.countOf(capture(2).id), 7);
-    assert.equal(store.countOf(capture(1).id), 1);
-    assert.equal(store.stored, 4, 'three inserts and one count update changed rows');
-    store.close();
-    assert.equal(statSync(path).mode & 0o077, 0);
-    assert.equal(statSync(join(dir, 'data')).mode & 0o077, 0);
-    const again = new CaptureStore(path);
-    assert.equal(again.schemaVersion, 1, 'reopening does not migrate again');
-    assert.equal(again.count(), 3);
-    again.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+test('CaptureStore migrates, stores privately, and ignores a repeated capture id', withDir((dir) => {
+  const path = join(dir, 'data', 'captures.db');
+  const store = new CaptureStore(path);
+  assert.equal(store.schemaVersion, 2);
+  for (let i = 0; i < 3; i++) {
+    assertCapture(capture(i));
+    store.add(capture(i));
   }
-});
+  store.add(capture(1)); // the same capture again (a re-scan): no second row
+  store.add({ ...capture(2), count: 7 }); // a merged repeat raised its count: the row follows
+  assert.deepEqual(store.flush().map((c) => c.id), [0, 1, 2, 2].map((i) => capture(i).id), 'the unchanged repeat is not reported as committed');
+  store.add(capture(0));
+  assert.deepEqual(store.flush(), []);
+  assert.equal(store.count(), 3);
+  assert.equal(store.countOf(capture(2).id), 7);
+  assert.equal(store.countOf(capture(1).id), 1);
+  assert.equal(store.stored, 4, 'three inserts and one count update changed rows');
+  for (const suffix of ['', '-wal', '-shm']) {
+    assert.ok(existsSync(path + suffix), `${suffix} exists while open`);
+    assert.equal(statSync(path + suffix).mode & 0o077, 0, `captures.db${suffix} is owner-only`);
+  }
+  store.close();
+  assert.equal(statSync(path).mode & 0o077, 0);
+  assert.equal(statSync(join(dir, 'data')).mode & 0o077, 0);
+  const again = new CaptureStore(path);
+  assert.equal(again.schemaVersion, 2, 'reopening does not migrate again');
+  assert.equal(again.count(), 3);
+  for (const suffix of ['-wal', '-shm']) if (existsSync(path + suffix)) assert.equal(statSync(path + suffix).mode & 0o077, 0);
+  again.close();
+}));
 
 test('CaptureStore refuses a directory under /proc at once (recursive mkdir would spin there)', () => {
   assert.throws(() => new CaptureStore('/proc/hark-cannot-be-here/captures.db'), (e: unknown) => e instanceof StoreError && e.code === 'E_STORE_OPEN');
 });
 
-test('CaptureStore says which file it cannot open', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hark-store-'));
+test('CaptureStore says which file it cannot open', withDir((dir) => {
+  // A directory path that runs through a regular file cannot be created (ENOTDIR).
+  const file = join(dir, 'plain-file');
+  writeFileSync(file, 'x');
+  const path = join(file, 'sub', 'captures.db');
+  assert.throws(() => new CaptureStore(path), (e: unknown) => e instanceof StoreError && e.code === 'E_STORE_OPEN' && e.message.startsWith(`Cannot open capture store "${path}"`));
+}));
+
+test('CaptureStore upgrades a version-1 database: its captures land in the outbox', withDir((dir) => {
+  const path = join(dir, 'captures.db');
+  const Sqlite = require('better-sqlite3') as new (file: string) => { exec(sql: string): void; pragma(s: string): unknown; prepare(s: string): { run(...a: unknown[]): unknown }; close(): void };
+  const db = new Sqlite(path);
+  // Version 1 exactly as it shipped (migration 1 of capture-store.ts).
+  db.exec(`CREATE TABLE captures (id TEXT PRIMARY KEY, ts_us INTEGER NOT NULL, timestamp TEXT NOT NULL, flow_id INTEGER NOT NULL,
+     src_ip TEXT NOT NULL, src_port INTEGER NOT NULL, dest_ip TEXT NOT NULL, dest_port INTEGER NOT NULL,
+     vlan TEXT, app_proto TEXT NOT NULL, direction TEXT NOT NULL, source TEXT NOT NULL, field TEXT NOT NULL,
+     host TEXT, url TEXT, method TEXT, status INTEGER, phrase TEXT NOT NULL, category TEXT NOT NULL, severity INTEGER NOT NULL, count INTEGER NOT NULL,
+     context TEXT NOT NULL, device_ip TEXT NOT NULL, device_mac TEXT, device_hostname TEXT, device_user TEXT,
+     event TEXT NOT NULL, stored_at INTEGER NOT NULL, uploaded_at INTEGER) STRICT;
+   CREATE INDEX captures_ts ON captures(ts_us);
+   CREATE INDEX captures_outbox ON captures(uploaded_at, severity DESC, ts_us);`);
+  db.pragma('user_version = 1');
+  const old = capture(1, { severity: 2 });
+  db.prepare(`INSERT INTO captures (id, ts_us, timestamp, flow_id, src_ip, src_port, dest_ip, dest_port, app_proto, direction, source, field,
+      phrase, category, severity, count, context, device_ip, event, stored_at) VALUES (?, ?, ?, 1, '10.0.0.2', 1, '192.0.2.1', 80, 'http', 'to_server', 'typed', 'url',
+      'AK47', 'weapons', 2, 1, '[[ak47]]', '10.0.0.2', ?, 0)`).run(old.id, old.ts_us, old.timestamp, JSON.stringify(old));
+  db.close();
+  const store = new CaptureStore(path);
   try {
-    // A directory path that runs through a regular file cannot be created (ENOTDIR).
-    const file = join(dir, 'plain-file');
-    writeFileSync(file, 'x');
-    const path = join(file, 'sub', 'captures.db');
-    assert.throws(() => new CaptureStore(path), (e: unknown) => e instanceof StoreError && e.code === 'E_STORE_OPEN' && e.message.startsWith(`Cannot open capture store "${path}"`));
+    assert.equal(store.schemaVersion, 2);
+    assert.deepEqual(store.outboxBatch(10), [old]);
+    assert.equal(store.pendingCount(), 1);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    store.close();
   }
-});
+}));
+
+test('CaptureStore.outboxBatch gives severity 4-5 first in time order, then the rest in time order', withDir((dir) => {
+  const store = new CaptureStore(join(dir, 'captures.db'));
+  try {
+    // Times shuffled against insertion order; severities mixed.
+    const plan: [number, number][] = [[7, 1], [3, 5], [9, 4], [1, 2], [5, 4], [2, 3], [8, 5], [4, 1], [6, 3]];
+    for (const [t, sev] of plan) store.add(capture(t, { severity: sev }));
+    store.flush();
+    const first = store.outboxBatch(4).map((c) => c.ts_us - BASE_TS_US);
+    assert.deepEqual(first, [3, 5, 8, 9], 'urgent ones (4-5) oldest first');
+    const all = store.outboxBatch(100).map((c) => c.ts_us - BASE_TS_US);
+    assert.deepEqual(all, [3, 5, 8, 9, 1, 2, 4, 6, 7]);
+    assert.deepEqual(store.outboxBatch(6).map((c) => c.ts_us - BASE_TS_US), [3, 5, 8, 9, 1, 2], 'the limit cuts into the routine tier');
+    assert.deepEqual(store.outboxBatch(0), []);
+    assert.deepEqual(store.outboxBatch(1)[0], capture(3, { severity: 5 }), 'the event comes back as it was stored');
+    assert.equal(store.pendingCount(), 9);
+
+    assert.equal(store.markUploaded([capture(3).id, capture(1).id, 'no-such-id'], 1000), 2);
+    assert.equal(store.markUploaded([capture(3).id], 2000), 0, 'marking again changes nothing');
+    assert.equal(store.stateOf(capture(3).id)?.uploadedAt, 1000);
+    assert.equal(store.quarantine([capture(5).id], 'HTTP 400: E_BAD_CAPTURE', 1500), 1);
+    assert.deepEqual(store.stateOf(capture(5).id), { uploadedAt: null, quarantinedAt: 1500, reason: 'HTTP 400: E_BAD_CAPTURE' });
+    assert.equal(store.quarantinedCount(), 1);
+    assert.equal(store.pendingCount(), 6);
+    assert.deepEqual(store.outboxBatch(100).map((c) => c.ts_us - BASE_TS_US), [8, 9, 2, 4, 6, 7]);
+    // A merged repeat of an uploaded capture updates the row but does not put it back in the outbox.
+    store.add(capture(3, { severity: 5, count: 9 }));
+    store.flush();
+    assert.equal(store.countOf(capture(3).id), 9);
+    assert.equal(store.pendingCount(), 6);
+  } finally {
+    store.close();
+  }
+}));
+
+test('CaptureStore outbox and eviction queries read their partial indexes, never the whole table', withDir((dir) => {
+  const store = new CaptureStore(join(dir, 'captures.db'));
+  try {
+    const plans = { urgent: store.queryPlan('outbox-urgent'), routine: store.queryPlan('outbox-routine'), evict: store.queryPlan('evict') };
+    assert.match(plans.urgent.join('|'), /USING INDEX captures_pending_urgent/);
+    assert.match(plans.routine.join('|'), /USING INDEX captures_pending_routine/);
+    assert.match(plans.evict.join('|'), /USING INDEX captures_uploaded/);
+    for (const p of Object.values(plans)) assert.ok(!p.some((d) => /^SCAN captures$/.test(d) || /TEMP B-TREE/.test(d)), p.join('|'));
+  } finally {
+    store.close();
+  }
+}));
+
+test('CaptureStore.onCommitted sees each batch only after it is readable from another connection', withDir((dir) => {
+  const path = join(dir, 'captures.db');
+  const store = new CaptureStore(path);
+  const Sqlite = require('better-sqlite3') as new (file: string, o: object) => { prepare(s: string): { get(...a: unknown[]): unknown }; close(): void };
+  const reader = new Sqlite(path, { readonly: true });
+  try {
+    const seen: number[] = [];
+    let visible = 0;
+    const off = store.onCommitted((rows) => {
+      seen.push(rows.length);
+      for (const r of rows) if (reader.prepare('SELECT 1 AS x FROM captures WHERE id = ?').get(r.id) !== undefined) visible++;
+    });
+    store.onCommitted(() => { throw new Error('a broken consumer'); });
+    for (let i = 0; i < 510; i++) store.add(capture(i)); // 500 commit by themselves
+    assert.deepEqual(seen, [500]);
+    const rows = store.flush();
+    assert.equal(rows.length, 10);
+    assert.deepEqual(seen, [500, 10]);
+    assert.equal(visible, 510, 'every row handed to a listener was already committed');
+    assert.deepEqual(store.flush(), [], 'nothing pending: nothing committed');
+    off();
+    store.add(capture(1000));
+    store.flush();
+    assert.deepEqual(seen, [500, 10], 'unsubscribed');
+    assert.equal(store.count(), 511, 'the throwing listener undid nothing');
+  } finally {
+    reader.close();
+    store.close();
+  }
+}));
+
+test('CaptureStore.purge deletes uploaded captures past their category retention, keeps un-uploaded ones', withDir((dir) => {
+  const counters = new Counters();
+  const store = new CaptureStore(join(dir, 'captures.db'), { counters });
+  try {
+    const nowMs = BASE_TS_US / 1000 + 100 * 86_400_000; // 100 days after BASE
+    const age = (days: number) => BASE_TS_US + (100 - days) * DAY_US;
+    const rows: CaptureEvent[] = [];
+    let n = 0;
+    for (const [cat, days] of [['weapons', 10], ['weapons', 40], ['weapons', 95], ['violence', 40], ['violence', 95], ['drugs', 31], ['drugs', 29]] as [string, number][]) {
+      rows.push(capture(n++, { category: cat, tsUs: age(days) }));
+    }
+    const pendingOld = capture(n++, { category: 'weapons', tsUs: age(99) });
+    for (const r of rows) store.add(r);
+    store.add(pendingOld);
+    store.flush();
+    store.markUploaded(rows.map((r) => r.id), nowMs);
+    const r1 = store.purge({ days: 30, byCategory: { violence: 90 } }, nowMs);
+    assert.equal(r1.deleted, 4, 'weapons 40 and 95, violence 95, drugs 31');
+    assert.equal(r1.done, true);
+    const left = new Set(store.ids());
+    assert.deepEqual([...left].sort(), [rows[0].id, rows[3].id, rows[6].id, pendingOld.id].sort());
+    assert.equal(counters.get('store.purged'), 4);
+    assert.equal(store.purge({ days: 30, byCategory: { violence: 90 } }, nowMs).deleted, 0, 'idempotent');
+    // A standalone sensor with no home: un-uploaded captures age out too.
+    assert.equal(store.purge({ days: 30, includeNotUploaded: true }, nowMs).deleted, 2, 'violence 40 now under the default, and the pending 99');
+    assert.ok(!store.ids().includes(pendingOld.id));
+    assert.throws(() => store.purge({ days: 0 }, nowMs), (e: unknown) => e instanceof StoreError && e.code === 'E_STORE_RETENTION');
+    assert.throws(() => store.purge({ byCategory: { x: Number.NaN } }, nowMs), (e: unknown) => e instanceof StoreError && e.code === 'E_STORE_RETENTION');
+  } finally {
+    store.close();
+  }
+}));
+
+test('CaptureStore.purge works in batches and stops at maxRows, resuming on the next call', withDir((dir) => {
+  const store = new CaptureStore(join(dir, 'captures.db'));
+  try {
+    const total = 2500;
+    const ids: string[] = [];
+    for (let i = 0; i < total; i++) {
+      // Every fifth is 'violence', kept longer, interleaved in time with those that go.
+      const c = capture(i, { category: i % 5 === 0 ? 'violence' : 'weapons' });
+      ids.push(c.id);
+      store.add(c);
+    }
+    store.flush();
+    store.markUploaded(ids, 0);
+    const nowMs = BASE_TS_US / 1000 + 45 * 86_400_000;
+    const policy = { days: 30, byCategory: { violence: 60 } };
+    const part = store.purge({ ...policy, maxRows: 1500 }, nowMs);
+    assert.deepEqual(part, { deleted: 1500, batches: 2, done: false });
+    const rest = store.purge(policy, nowMs);
+    assert.equal(rest.deleted, 500);
+    assert.equal(rest.done, true);
+    assert.equal(store.count(), 500, 'only the violence ones are left');
+    assert.equal(store.integrityCheck(), 'ok');
+  } finally {
+    store.close();
+  }
+}));
+
+test('CaptureStore with a quota deletes the oldest uploaded captures first and never an un-uploaded one', withDir((dir) => {
+  const counters = new Counters();
+  const health: HealthEvent[] = [];
+  const store = new CaptureStore(join(dir, 'captures.db'), { maxBytes: 512 * 1024, counters, onHealth: (e) => health.push(e) });
+  try {
+    // 80 uploaded captures of ~3 KB each (the context is in its column and in the event JSON), oldest first.
+    const uploaded: string[] = [];
+    for (let i = 0; i < 80; i++) {
+      const c = capture(i, { tag: 'up', contextBytes: 1500 });
+      uploaded.push(c.id);
+      store.add(c);
+    }
+    assert.equal(store.flush().length, 80);
+    store.markUploaded(uploaded, 1);
+    // Newer, un-uploaded captures until the store has had to make room.
+    const pending: string[] = [];
+    let n = 0;
+    while (counters.get('store.evicted') === 0 && n < 2000) {
+      for (let k = 0; k < 20; k++, n++) {
+        const c = capture(n, { tag: 'new', tsUs: BASE_TS_US + 1_000_000 + n, contextBytes: 1500, severity: 1 + (n % 5) });
+        pending.push(c.id);
+        store.add(c);
+      }
+      store.flush();
+    }
+    assert.ok(counters.get('store.full') > 0, 'the quota was hit');
+    assert.equal(store.heldCount, 0, 'eviction made room');
+    const have = new Set(store.ids());
+    for (const id of pending) assert.ok(have.has(id), 'every un-uploaded capture is stored');
+    const kept = uploaded.filter((id) => have.has(id));
+    assert.ok(kept.length < uploaded.length, 'uploaded captures were deleted');
+    assert.deepEqual(kept, uploaded.slice(uploaded.length - kept.length), 'the oldest uploaded went first');
+    assert.equal(counters.get('store.evicted'), uploaded.length - kept.length);
+    assert.equal(health[0]?.name, 'store.full');
+    assert.equal(health[0]?.state, 'raised');
+    assert.equal(store.pendingCount(), pending.length);
+    assert.equal(store.integrityCheck(), 'ok');
+  } finally {
+    store.close();
+  }
+}));
+
+test('CaptureStore full with nothing uploaded holds captures in memory, retries, and clears store.full once they commit', withDir((dir) => {
+  const counters = new Counters();
+  const health: HealthEvent[] = [];
+  const store = new CaptureStore(join(dir, 'captures.db'), { maxBytes: 256 * 1024, counters, onHealth: (e) => health.push(e) });
+  try {
+    const committed: string[] = [];
+    let n = 0;
+    store.onCommitted((rows) => { for (const r of rows) committed.push(r.id); });
+    while (store.heldCount === 0 && n < 2000) {
+      store.add(capture(n++, { contextBytes: 1500 }));
+      store.flush();
+    }
+    assert.ok(store.heldCount > 0, 'a capture is waiting in memory');
+    const heldId = capture(n - 1).id;
+    assert.ok(!store.ids().includes(heldId));
+    assert.equal(health.at(-1)?.name, 'store.full');
+    assert.equal(health.at(-1)?.state, 'raised');
+    const before = store.count();
+    // More arrive while full: they wait too, nothing stored is touched.
+    for (let k = 0; k < 3; k++) store.add(capture(n++, { contextBytes: 1500 }));
+    assert.deepEqual(store.flush(), []);
+    assert.equal(store.heldCount, 4);
+    assert.equal(store.count(), before);
+    assert.equal(counters.get('store.held'), 4);
+    // Home takes the stored ones: now there is something that may go.
+    store.markUploaded(store.ids(), 5);
+    const rows = store.flush();
+    assert.equal(rows.length, 4, 'the held captures commit on the next flush');
+    assert.equal(store.heldCount, 0);
+    assert.ok(store.ids().includes(heldId));
+    assert.ok(committed.includes(heldId), 'listeners hear of them only now');
+    // The next commit needs no room made: the episode is over.
+    store.add(capture(n++, { contextBytes: 100 }));
+    store.flush();
+    assert.deepEqual(health.map((e) => `${e.name}:${e.state}`), ['store.full:raised', 'store.full:cleared']);
+    assert.equal(counters.get('store.dropped'), 0);
+  } finally {
+    store.close();
+  }
+}));
+
+test('CaptureStore drops the least severe held captures past MAX_HELD_CAPTURES and raises store.dropped', withDir((dir) => {
+  const counters = new Counters();
+  const health: HealthEvent[] = [];
+  const store = new CaptureStore(join(dir, 'captures.db'), { maxBytes: 128 * 1024, counters, onHealth: (e) => health.push(e) });
+  try {
+    let n = 0;
+    while (store.heldCount === 0) {
+      store.add(capture(n++, { contextBytes: 1500, severity: 5 }));
+      store.flush();
+    }
+    const extra = 50;
+    const room = MAX_HELD_CAPTURES - store.heldCount;
+    for (let k = 0; k < room; k++) store.add(capture(n++, { severity: 3 }));
+    for (let k = 0; k < extra; k++) store.add(capture(n++, { severity: 2 }));
+    store.flush();
+    assert.equal(store.heldCount, MAX_HELD_CAPTURES);
+    assert.equal(counters.get('store.dropped'), extra, 'the severity-2 ones went');
+    const dropped = health.find((e) => e.name === 'store.dropped');
+    assert.equal(dropped?.severity, 'critical');
+    assert.equal(dropped?.state, 'raised');
+  } finally {
+    store.close();
+  }
+}));
+
+test('CaptureStore rejects a quota that is not a positive number', withDir((dir) => {
+  assert.throws(() => new CaptureStore(join(dir, 'c.db'), { maxBytes: -1 }), (e: unknown) => e instanceof StoreError && e.code === 'E_STORE_QUOTA');
+}));
+
+test('CaptureStore keeps every flushed capture when its process is killed with SIGKILL mid-stream', withDir(async (dir) => {
+  const path = join(dir, 'captures.db');
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./kill-child.js', import.meta.url))], {
+    env: { ...process.env, HARK_KILL_CHILD_DB: path, HARK_KILL_CHILD_BATCH: '50' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let durable = 0;
+  let buf = '';
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, sig) => resolve(sig)));
+  await new Promise<void>((resolve) => {
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      for (const l of lines) durable = Math.max(durable, Number(l));
+      // Kill while it is still writing: after at least 20 flushes.
+      if (durable >= 1000 && child.exitCode === null && !child.killed) {
+        child.kill('SIGKILL');
+        resolve();
+      }
+    });
+  });
+  assert.equal(await exited, 'SIGKILL');
+  assert.ok(durable >= 1000);
+  const store = new CaptureStore(path);
+  try {
+    assert.equal(store.integrityCheck(), 'ok');
+    const have = new Set(store.ids());
+    for (let i = 0; i < durable; i++) assert.ok(have.has(capture(i, { tag: 'kill' }).id), `capture ${i} of ${durable} acknowledged by flush() is present`);
+    assert.ok(store.count() >= durable);
+  } finally {
+    store.close();
+  }
+}));
