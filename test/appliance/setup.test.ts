@@ -1,0 +1,95 @@
+/**
+ * appliance/setup.sh into a temporary root (Debian packages and npm skipped, the already compiled
+ * output given with --dist): the tree, owners, modes and capabilities it leaves, that a second run
+ * changes nothing and says so, and that a Node.js older than 20 is refused clearly.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+
+const DIST = fileURLToPath(new URL('../../', import.meta.url));
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const SETUP = join(REPO, 'appliance/setup.sh');
+
+let root = '';
+let first = { code: -1, out: '', err: '' };
+
+function setup(...extra: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync('bash', [SETUP, '--root', root, '--skip-packages', '--dist', DIST, '--node', process.execPath, ...extra], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+/** Every path under the root (node_modules-free) with its mode and owner, for comparing runs. */
+function snapshot(dir: string, base = dir, out: string[] = []): string[] {
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (st === undefined) continue;
+    out.push(`${p.slice(base.length)} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} ${st.isFile() ? st.size : ''}`);
+    if (st.isDirectory() && !p.endsWith('/opt/hark/dist')) snapshot(p, base, out);
+  }
+  return out;
+}
+
+function mode(p: string): string {
+  const st = statSync(join(root, p));
+  return `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
+}
+
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'hark-setup-'));
+  first = setup();
+});
+
+after(() => rmSync(root, { recursive: true, force: true }));
+
+test('setup.sh installs the tree with the right owners, modes and capabilities', () => {
+  assert.equal(first.code, 0, first.err);
+  const passwd = readFileSync(join(root, 'etc/passwd'), 'utf8');
+  const m = /^hark:[^:]*:(\d+):(\d+):[^:]*:\/var\/lib\/hark:\/usr\/sbin\/nologin$/m.exec(passwd);
+  assert.ok(m, `no nologin hark user in ${passwd}`);
+  const [uid, gid] = [m[1], m[2]];
+  assert.equal(mode('var/lib/hark'), `700 ${uid}:${gid}`);
+  assert.equal(mode('etc/hark'), `750 0:${gid}`);
+  assert.equal(mode('etc/hark/hark.env'), `640 0:${gid}`);
+  assert.match(readFileSync(join(root, 'etc/hark/hark.env'), 'utf8'), /^HARK_DATA_DIR=\/var\/lib\/hark$/m);
+  assert.equal(mode('opt/hark/node/bin/node'), '755 0:0');
+  const caps = spawnSync('getcap', [join(root, 'opt/hark/node/bin/node')], { encoding: 'utf8' }).stdout;
+  assert.match(caps, /cap_net_admin,cap_net_raw=eip/);
+  assert.ok(statSync(join(root, 'opt/hark/dist/sensor/cli/hark.js')).isFile());
+  assert.ok(statSync(join(root, 'opt/hark/dist/menu/main.js')).isFile());
+  assert.ok(statSync(join(root, 'opt/hark/appliance/hark.sh')).isFile());
+  for (const u of ['hark.service', 'hark-mirror@.service', 'hark-menu.service']) assert.equal(mode(`etc/systemd/system/${u}`), '644 0:0');
+  assert.match(first.out, /user: created system user hark/);
+  assert.match(first.out, /units: systemd is not running here \(or --root is set\): installed, not enabled/);
+});
+
+test('setup.sh run twice changes nothing and says it was already done', () => {
+  const before = snapshot(root);
+  const second = setup();
+  assert.equal(second.code, 0, second.err);
+  assert.deepEqual(snapshot(root), before);
+  for (const said of [/Node\.js: .* is already 20\./, /already has cap_net_raw,cap_net_admin/, /user: hark already exists/, /\/var\/lib\/hark already 0700 hark:hark/, /hark\.env kept as it is/, /units: already up to date/]) {
+    assert.match(second.out, said);
+  }
+  assert.equal(readFileSync(join(root, 'etc/passwd'), 'utf8').split('\n').filter((l) => l.startsWith('hark:')).length, 1);
+});
+
+test('setup.sh keeps a configured hark.env', () => {
+  writeFileSync(join(root, 'etc/hark/hark.env'), 'HARK_MODE=standalone\nHARK_INTERFACE=eth1\n');
+  assert.equal(setup().code, 0);
+  assert.equal(readFileSync(join(root, 'etc/hark/hark.env'), 'utf8'), 'HARK_MODE=standalone\nHARK_INTERFACE=eth1\n');
+});
+
+test('setup.sh refuses a Node.js older than 20 with what to do', () => {
+  const old = join(root, 'old-node');
+  writeFileSync(old, '#!/bin/sh\necho 18.19.0\n');
+  chmodSync(old, 0o755);
+  const r = setup('--node', old);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /Hark needs Node\.js 20 or newer; ".*old-node" is version 18\.19\.0 \(Debian 12 ships 18\)\. .*HARK_NODE=\/path\/to\/node/);
+});

@@ -1,0 +1,84 @@
+/**
+ * menu/config-files.ts: hark.env round trip, allow-list parsing, networkd rendering for the
+ * management and mirror interfaces, read-back of the management settings, and identity reading.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  isUnconfigured,
+  menuPaths,
+  parseAllowList,
+  parseEnvFile,
+  readManagementNetwork,
+  renderEnvFile,
+  renderNetworkdFiles,
+  settingsFromEnv,
+  writeNetworkPlan,
+  writeSettings,
+} from '../../menu/config-files.js';
+
+test('parseEnvFile reads EnvironmentFile syntax: comments, quotes, empty values', () => {
+  const v = parseEnvFile('# c\n; c\nHARK_MODE=home\nHARK_RUN_ARGS="--stats-interval 0"\n  HARK_PROXY=\nnot a line\n');
+  assert.equal(v.get('HARK_MODE'), 'home');
+  assert.equal(v.get('HARK_RUN_ARGS'), '--stats-interval 0');
+  assert.equal(v.get('HARK_PROXY'), '');
+  assert.equal(v.size, 3);
+});
+
+test('renderEnvFile and settingsFromEnv round-trip the sensor settings', () => {
+  const s = { mode: 'standalone' as const, interfaces: ['eth1', 'eth2'], dataDir: '/var/lib/hark', allowList: '/etc/hark/allow-list.txt', proxy: 'http://p:3128', runArgs: '--stats-interval 0' };
+  assert.deepEqual(settingsFromEnv(parseEnvFile(renderEnvFile(s))), s);
+  assert.match(renderEnvFile(s), /^HARK_INTERFACE=eth1,eth2$/m);
+});
+
+test('parseAllowList skips comments and blank lines', () => {
+  assert.deepEqual(parseAllowList('# x\n\nyoutube.com\n  bbc.co.uk \n'), ['youtube.com', 'bbc.co.uk']);
+});
+
+test('renderNetworkdFiles addresses the management interface and leaves mirror ports without an address', () => {
+  const files = renderNetworkdFiles({ management: { iface: 'eth0', dhcp: false, address: '10.0.0.5', prefix: 22, gateway: '10.0.0.1', dns: '10.0.0.2' }, mirrors: ['eth1'] });
+  assert.deepEqual(files.map((f) => f.name), ['10-hark-management.network', '10-hark-mirror-eth1.network']);
+  assert.match(files[0].text, /^Address=10\.0\.0\.5\/22$/m);
+  assert.match(files[1].text, /^Promiscuous=yes$/m);
+  assert.doesNotMatch(files[1].text, /^(Address|Gateway|DNS)=/m);
+  const dhcp = renderNetworkdFiles({ management: { iface: 'eth0', dhcp: true }, mirrors: [] });
+  assert.match(dhcp[0].text, /^DHCP=ipv4$/m);
+});
+
+test('writeNetworkPlan replaces only the menu files and reads back the management settings', () => {
+  const root = mkdtempSync(join(tmpdir(), 'hark-cf-'));
+  try {
+    const paths = menuPaths({ HARK_ROOT: root });
+    mkdirSync(paths.networkDir, { recursive: true });
+    writeFileSync(join(paths.networkDir, '50-other.network'), '[Match]\nName=eth9\n');
+    writeNetworkPlan(paths, { management: { iface: 'eth0', dhcp: true }, mirrors: ['eth1', 'eth2'] });
+    writeNetworkPlan(paths, { management: { iface: 'eth0', dhcp: false, address: '192.168.1.5', prefix: 24, gateway: '192.168.1.1', dns: '192.168.1.1' }, mirrors: ['eth1'] });
+    assert.deepEqual(readManagementNetwork(paths), { iface: 'eth0', dhcp: false, address: '192.168.1.5', prefix: 24, gateway: '192.168.1.1', dns: '192.168.1.1' });
+    assert.throws(() => readFileSync(join(paths.networkDir, '10-hark-mirror-eth2.network')));
+    assert.equal(readFileSync(join(paths.networkDir, '50-other.network'), 'utf8'), '[Match]\nName=eth9\n');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('isUnconfigured: no hark.env, or home mode with sensor id 0; a damaged identity counts as 0', () => {
+  const root = mkdtempSync(join(tmpdir(), 'hark-cf-'));
+  try {
+    const paths = menuPaths({ HARK_ROOT: root });
+    assert.ok(isUnconfigured(paths));
+    writeSettings(paths, { mode: 'home', interfaces: ['eth1'], dataDir: '/var/lib/hark', allowList: '/etc/hark/allow-list.txt' });
+    assert.ok(isUnconfigured(paths));
+    mkdirSync(join(root, 'var/lib/hark/identity'), { recursive: true });
+    writeFileSync(join(root, 'var/lib/hark/identity/sensor.json'), '{"sensor_id": 7}');
+    assert.ok(!isUnconfigured(paths));
+    writeFileSync(join(root, 'var/lib/hark/identity/sensor.json'), '{"sensor_id": 7');
+    assert.ok(isUnconfigured(paths));
+    writeSettings(paths, { mode: 'standalone', interfaces: ['eth1'], dataDir: '/var/lib/hark', allowList: '/etc/hark/allow-list.txt' });
+    assert.ok(!isUnconfigured(paths));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,115 @@
+/**
+ * Drives the real console menu in tmux for the menu tests: a private tmux server per session
+ * (its own socket, killed in finally), a temporary HARK_ROOT with fake interfaces under
+ * sys/class/net, and a stand-in `hark` command that records its arguments, enrols into
+ * DATA/identity/sensor.json and "runs" as a sleeping process the real control script supervises.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const DIST = fileURLToPath(new URL('../../', import.meta.url));
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+/** How long one screen may take to appear (node start-up on a busy 2-core machine). */
+const SCREEN_DEADLINE_MS = 15_000;
+
+/** The stand-in sensor command: the CLI contract of `hark enrol` / `hark run` / `hark status`. */
+const FAKE_HARK = `#!/bin/bash
+mkdir -p "$HARK_ROOT/var/log/hark"
+echo "$*" >> "$HARK_ROOT/var/log/hark/fake-hark.log"
+data="\${HARK_DATA_DIR:-$HARK_ROOT/var/lib/hark}"
+case "$1" in
+  enrol)
+    case "$2" in
+      --reset) mkdir -p "$data/identity"; echo '{"sensor_id":0}' > "$data/identity/sensor.json" ;;
+      --status) echo '{"sensor_id":0,"enrolled":false}' ;;
+      *)
+        if [ "$5" = "BADCODE-0000" ]; then echo "hark enrol: home refused the enrolment code" >&2; exit 1; fi
+        mkdir -p "$data/identity"
+        echo "{\\"sensor_id\\":42,\\"home\\":\\"$3\\"}" > "$data/identity/sensor.json" ;;
+    esac ;;
+  run) trap 'exit 0' TERM; while :; do sleep 0.2; done ;;
+  status) echo '{"captures":7,"interfaces":[{"name":"eth1","packets":99,"kernel_drops":0,"interface_drops":0}]}'; exit 0 ;;
+  *) exit 2 ;;
+esac
+`;
+
+export class MenuSession {
+  readonly root: string;
+  readonly socket: string;
+  readonly name = 'menu';
+  private started = false;
+
+  constructor(label: string) {
+    this.root = mkdtempSync(join(tmpdir(), `hark-menu-${label}-`));
+    this.socket = `hark-menu-test-${process.pid}-${label}`;
+    for (const n of ['eth0', 'eth1', 'eth2']) {
+      mkdirSync(join(this.root, 'sys/class/net', n, 'statistics'), { recursive: true });
+      writeFileSync(join(this.root, 'sys/class/net', n, 'operstate'), 'up\n');
+      writeFileSync(join(this.root, 'sys/class/net', n, 'statistics/rx_packets'), '1234\n');
+      writeFileSync(join(this.root, 'sys/class/net', n, 'statistics/rx_dropped'), '0\n');
+    }
+    writeFileSync(join(this.root, 'hark'), FAKE_HARK);
+    chmodSync(join(this.root, 'hark'), 0o755);
+    writeFileSync(
+      join(this.root, 'launch.sh'),
+      `#!/bin/sh\nexport HARK_ROOT=${this.root} HARK_BIN=${this.root}/hark HARK_CTL=${join(REPO, 'appliance/hark.sh')} HARK_RESTART_DELAY_S=1\n` +
+        `node ${join(DIST, 'menu/main.js')}\necho "MENU-EXITED $?"\nsleep 60\n`,
+    );
+    chmodSync(join(this.root, 'launch.sh'), 0o755);
+  }
+
+  file(p: string): string {
+    return readFileSync(join(this.root, p), 'utf8');
+  }
+
+  tmux(...args: string[]): string {
+    return execFileSync('tmux', ['-L', this.socket, ...args], { encoding: 'utf8' });
+  }
+
+  start(): void {
+    this.tmux('new-session', '-d', '-s', this.name, '-x', '140', '-y', '50', join(this.root, 'launch.sh'));
+    this.started = true;
+  }
+
+  screen(): string {
+    return this.tmux('capture-pane', '-p', '-t', this.name);
+  }
+
+  async expect(re: RegExp): Promise<string> {
+    const end = Date.now() + SCREEN_DEADLINE_MS;
+    let last = '';
+    while (Date.now() < end) {
+      last = this.screen();
+      if (re.test(last)) return last;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail(`screen never showed ${re}; it shows:\n${last}`);
+  }
+
+  /** Types text and Enter. */
+  type(text: string): void {
+    if (text !== '') this.tmux('send-keys', '-t', this.name, '-l', text);
+    this.tmux('send-keys', '-t', this.name, 'Enter');
+  }
+
+  key(k: string): void {
+    this.tmux('send-keys', '-t', this.name, k);
+  }
+
+  /** Answers the question matching `prompt` once it is on screen. */
+  async answer(prompt: RegExp, text: string): Promise<void> {
+    await this.expect(prompt);
+    this.type(text);
+  }
+
+  close(): void {
+    if (this.started) spawnSync('tmux', ['-L', this.socket, 'kill-server']);
+    // The control script's supervisor outlives the menu: stop it through the script itself.
+    spawnSync('bash', [join(REPO, 'appliance/hark.sh'), 'stop'], { env: { ...process.env, HARK_ROOT: this.root, HARK_BIN: join(this.root, 'hark') } });
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
