@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { HEARTBEAT_TRIM_EVERY, HomeStore, type CaptureInsert } from '../../home/store.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hark-home-store-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function row(id: string, severity = 3): CaptureInsert {
+  return { id, ts_us: 1000 + Number(id.replace(/\D/g, '')), severity, category: 'drugs', user: 'u', host: 'h', url: '/', phrase: 'p', event: JSON.stringify({ id }) };
+}
+
+test('HomeStore migrates to the current user_version once and keeps the file 0600', () => {
+  const path = join(dir, 'a.db');
+  const s = new HomeStore(path);
+  const v = s.schemaVersion;
+  assert.ok(v >= 1);
+  s.close();
+  const again = new HomeStore(path);
+  assert.equal(again.schemaVersion, v);
+  again.close();
+  assert.equal(statSync(path).mode & 0o777, 0o600);
+});
+
+test('HomeStore.ingestCaptures stores a capture id once and counts only new ones', () => {
+  const s = new HomeStore(join(dir, 'b.db'));
+  s.putDictionary('starter', 'csv', 'x', 1);
+  const sid = s.addSensor({ name: 'n' });
+  assert.equal(s.ingestCaptures(sid, [row('c1'), row('c2')]), 2);
+  assert.equal(s.ingestCaptures(sid, [row('c2'), row('c3')]), 1);
+  assert.equal(s.captureCount(sid), 3);
+  assert.deepEqual(s.captures({ limit: 10, min_severity: 3 }).map((r) => r.id), ['c3', 'c2', 'c1']);
+  s.close();
+});
+
+test('HomeStore.addHeartbeat keeps a bounded history per sensor and the last heartbeat whole', () => {
+  const s = new HomeStore(join(dir, 'c.db'), 10);
+  for (let i = 0; i < 200; i++) s.addHeartbeat(1, i, 'p', JSON.stringify({ n: i, big: 'x' }), JSON.stringify({ n: i }));
+  for (let i = 0; i < 5; i++) s.addHeartbeat(2, i, 'p', '{}');
+  assert.ok(s.heartbeatHistoryCount(1) <= 10 + HEARTBEAT_TRIM_EVERY, `history ${s.heartbeatHistoryCount(1)}`);
+  assert.ok(s.heartbeatHistoryCount(1) >= 10);
+  assert.equal(s.heartbeatHistoryCount(2), 5, 'trimming one sensor leaves the others alone');
+  assert.deepEqual(JSON.parse(s.lastHeartbeat(1)!.body), { n: 199, big: 'x' });
+  assert.deepEqual(s.heartbeatHistory(1, 1).map((h) => JSON.parse(h.body)), [{ n: 199 }]);
+  s.close();
+});
+
+test('HomeStore.recordEnrolment revokes the earlier certificate of the sensor and bumps config_version', () => {
+  const s = new HomeStore(join(dir, 'd.db'));
+  s.putDictionary('starter', 'csv', 'x', 1);
+  const sid = s.addSensor({ name: 'n' });
+  const v0 = s.sensor(sid)!.config_version;
+  const cert = (serial: string) => ({ serial, pem: 'pem', notBefore: new Date(), notAfter: new Date(Date.now() + 1e9) });
+  assert.deepEqual(s.recordEnrolment(sid, 'u1', 'h', cert('AA')), []);
+  assert.deepEqual(s.recordEnrolment(sid, 'u1', 'h', cert('BB')), ['AA']);
+  assert.notEqual(s.certificate('AA')!.revoked_at, null);
+  assert.equal(s.certificate('BB')!.revoked_at, null);
+  assert.equal(s.sensor(sid)!.cert_serial, 'BB');
+  assert.equal(s.sensor(sid)!.config_version, v0 + 2);
+  s.close();
+});
