@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 # wamerican: the benchmark workload generator draws its words from it.
 # libhyperscan-dev: the native phrase matcher (sensor/match/native) is built against it.
 # tmux: the console-menu tests drive the real menu in a terminal. openssl: certificate cross-checks.
-PACKAGES=(build-essential python3 libpcap-dev libhyperscan-dev tcpflow ngrep tcpreplay tcpdump iproute2 wamerican tmux openssl)
+# chromium: home renders evidence images with it (headless, network off) and the portal tests drive it.
+PACKAGES=(build-essential python3 libpcap-dev libhyperscan-dev tcpflow ngrep tcpreplay tcpdump iproute2 wamerican tmux openssl chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
