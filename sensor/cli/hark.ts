@@ -9,8 +9,26 @@ import { runCommand } from './run-command.js';
 import { scanCommand } from './scan-command.js';
 import { keysCommand } from './keys-command.js';
 import { identityCommand } from './identity-command.js';
+import { statusCommand } from '../health/status-command.js';
+import { enrolCommand } from '../home-client/enrol-command.js';
+import { runHome } from '../../home/main.js';
+import { runMenu } from '../../menu/main.js';
 
-const COMMANDS: Command[] = [runCommand, scanCommand, flowsCommand, identityCommand, dictionaryCommand, keysCommand];
+const homeCommand: Command = {
+  name: 'home',
+  summary: "run Hark's home server (sensors enrol, fetch configuration, upload); hark home --help",
+  usage: 'see hark home --help',
+  run: (argv) => runHome(argv),
+};
+
+const menuCommand: Command = {
+  name: 'menu',
+  summary: 'the appliance console menu (first-boot wizard when unconfigured)',
+  usage: 'see hark menu --help',
+  run: (argv) => runMenu(argv),
+};
+
+const COMMANDS: Command[] = [runCommand, statusCommand, enrolCommand, scanCommand, flowsCommand, identityCommand, dictionaryCommand, keysCommand, homeCommand, menuCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,30 +1,44 @@
 /**
- * `hark run`: the live sensor. Listens promiscuously on one or more interfaces (a mirror port or
- * TAP), runs the whole pipeline, and writes captures to the SQLite store and the EVE JSON lines
- * file in the data directory. Status every --stats-interval seconds on stderr. SIGINT/SIGTERM:
- * stop capturing, finish every flow, store every capture, exit 0. SIGHUP: reopen the EVE file
- * (after logrotate has moved it).
+ * `hark run`: the live sensor. Parses the command line and environment into `ServiceOptions` and
+ * runs `SensorService` (sensor/service.ts) until a signal: SIGINT/SIGTERM stop after committing
+ * every capture, SIGHUP reopens the log files (logrotate), SIGUSR2 reloads dictionary and policy
+ * (from home, or the files given here) without dropping flows.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { defaultInterface, LiveCapture } from '../capture/live.js';
-import type { CaptureEvent } from '../events/capture.js';
-import { JsonLinesWriter } from '../output/eve-writer.js';
-import { CaptureStore } from '../store/capture-store.js';
-import { ensurePrivateDir } from '../store/private-dir.js';
-import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from '../main.js';
-import { LocalApi } from '../api/local-api.js';
-import { sensorApiRoutes } from '../api/routes.js';
-import { KeyStore } from '../app-layer/tls/keylog.js';
 import { TLS_KEY_WAIT_US } from '../app-layer/tls/index.js';
-import { Counters } from '../events/counters.js';
-import { IdentityTable } from '../identity/table.js';
+import type { EngineChoice } from '../main.js';
+import { SensorService, type SensorMode } from '../service.js';
 import { CliError, type Command } from './command.js';
 import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
 
 /** Where a checkout keeps its data when nothing else is configured (gitignored). */
-const CHECKOUT_DATA_DIR = fileURLToPath(new URL('../../../var', import.meta.url));
+export const CHECKOUT_DATA_DIR = fileURLToPath(new URL('../../../var', import.meta.url));
+
+/** The data directory: --data-dir, else $HARK_DATA_DIR, else ./var in a checkout. */
+export function dataDirFrom(option: string | undefined): string {
+  return option ?? process.env.HARK_DATA_DIR ?? CHECKOUT_DATA_DIR;
+}
+
+function number(name: string, text: string, min = 0): number {
+  const v = Number(text);
+  if (!Number.isFinite(v) || v < min) throw new CliError(`--${name} must be a number${min > 0 ? ` of at least ${min}` : ''}, not "${text}"`);
+  return v;
+}
+
+/** Enrolled (identity/sensor.json with a sensor id) -> home; otherwise standalone. */
+function defaultMode(dataDir: string): SensorMode {
+  const env = process.env.HARK_MODE;
+  if (env === 'home' || env === 'standalone') return env;
+  try {
+    const rec = JSON.parse(readFileSync(join(dataDir, 'identity', 'sensor.json'), 'utf8')) as { sensor_id?: number };
+    return typeof rec.sensor_id === 'number' && rec.sensor_id > 0 ? 'home' : 'standalone';
+  } catch {
+    return 'standalone';
+  }
+}
 
 export const runCommand: Command = {
   name: 'run',
@@ -33,16 +47,23 @@ export const runCommand: Command = {
 
 Captures promiscuously on the given interfaces (all feed one flow table, so a TAP that sends each
 direction to its own port gives whole conversations), reassembles, decodes HTTP, matches the
-phrase dictionary and stores every capture. Needs root or cap_net_raw,cap_net_admin.
+phrase dictionary and stores every capture. An enrolled sensor (hark enrol) phones home on every
+start, builds its whole configuration from home's signed bundle (or the last good copy when home
+is unreachable), uploads captures and heartbeats; a standalone one takes everything from here.
+Needs root or cap_net_raw,cap_net_admin. Signals: TERM/INT stop, HUP reopens log files, USR2 reloads.
 
 Options:
-  -i, --interface IF     interface to listen on; repeat for several (default: $HARK_INTERFACE,
-                         else the first non-loopback interface)
-  -f, --filter BPF       capture filter (default: none)
-  --data-dir DIR         captures.db and eve.json go here (default: $HARK_DATA_DIR, else ./var
-                         in a checkout); created mode 0700
-  --dictionary FILE      phrase dictionary, CSV, JSON pack or compiled .hdict (default: starter)
+  -i, --interface IF     interface to listen on; repeat for several (default: the bundle's, else
+                         $HARK_INTERFACE (comma-separated), else the first non-loopback interface)
+  -f, --filter BPF       capture filter (default: the bundle's, else none)
+  --mode MODE            home or standalone (default: $HARK_MODE, else home when enrolled)
+  --data-dir DIR         captures.db, eve.json, status.json, identity/ and config/ go here
+                         (default: $HARK_DATA_DIR, else ./var in a checkout); created mode 0700
+  --dictionary FILE      standalone: phrase dictionary, CSV, JSON pack or compiled .hdict
+                         (default: the starter dictionary in rules/)
   --engine NAME          auto, hyperscan or js (default: auto)
+  --capture NAME         ring (Hark's TPACKET_V3 addon: batches, kernel drop counters), pcap
+                         (libpcap) or auto (ring when built, default)
   --keylog FILE          TLS key log (SSLKEYLOGFILE format) to follow as it grows; repeatable
   --rsa-key FILE         RSA server private key (PEM) for TLS <= 1.2 RSA key exchange; repeatable
   --key-wait SECS        how long encrypted records wait for keys that arrive late (default 10)
@@ -51,6 +72,23 @@ Options:
   --api-listen ADDR      also serve the local API on a loopback address, e.g. 127.0.0.1:8439
   --no-api               no local API
 ${SITE_USAGE}
+                        (an enrolled sensor takes these from home; --allow-list, or
+                        $HARK_ALLOW_LIST, is added to home's allow list)
+  --store-max-bytes N    capture store quota; when full the oldest uploaded captures go first
+                         (default: none, the disk is the limit)
+  --eve-max-bytes N      rotate eve.json at this size (default 100 MiB; 0 never)
+  --eve-keep N           rotated eve.json files kept (default 5)
+  --syslog URL           also send events to syslog: udp://, tcp:// or tls://HOST:PORT (RFC 5424);
+                         repeatable
+  --metrics-listen ADDR  Prometheus /metrics on this local address, e.g. 127.0.0.1:9469
+  --status-interval SECS how often DATA_DIR/status.json (read by hark status) is written (default 5)
+  --watchdog-minutes N   raise a health event when an interface receives nothing for N minutes
+                         (default 5)
+  --proxy URL            upstream HTTP proxy to reach home (default: $HARK_PROXY, else the one
+                         given at enrolment)
+  --heartbeat-interval SECS  how often an enrolled sensor reports to home (default 60)
+  --home-insecure        allow plain http:// home addresses: for tests only, never in production
+  --user NAME            drop to this user once the capture handles are open (when started as root)
   --stats-interval SECS  status line period on stderr, 0 for none (default: 10)
   -h, --help             this help`,
   async run(argv) {
@@ -59,9 +97,11 @@ ${SITE_USAGE}
       options: {
         interface: { type: 'string', short: 'i', multiple: true },
         filter: { type: 'string', short: 'f' },
+        mode: { type: 'string' },
         'data-dir': { type: 'string' },
         dictionary: { type: 'string' },
         engine: { type: 'string', default: 'auto' },
+        capture: { type: 'string', default: 'auto' },
         keylog: { type: 'string', multiple: true },
         ...SITE_OPTIONS,
         'rsa-key': { type: 'string', multiple: true },
@@ -69,6 +109,17 @@ ${SITE_USAGE}
         'api-socket': { type: 'string' },
         'api-listen': { type: 'string' },
         'no-api': { type: 'boolean', default: false },
+        'store-max-bytes': { type: 'string' },
+        'eve-max-bytes': { type: 'string', default: String(100 * 1024 * 1024) },
+        'eve-keep': { type: 'string', default: '5' },
+        syslog: { type: 'string', multiple: true },
+        'metrics-listen': { type: 'string' },
+        'status-interval': { type: 'string', default: '5' },
+        'watchdog-minutes': { type: 'string', default: '5' },
+        'heartbeat-interval': { type: 'string' },
+        'home-insecure': { type: 'boolean', default: false },
+        proxy: { type: 'string' },
+        user: { type: 'string' },
         'stats-interval': { type: 'string', default: '10' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -77,107 +128,60 @@ ${SITE_USAGE}
       process.stdout.write(`${this.usage}\n`);
       return 0;
     }
-    const interfaces = values.interface ?? (process.env.HARK_INTERFACE ? process.env.HARK_INTERFACE.split(',') : [defaultInterface()]);
-    const dataDir = values['data-dir'] ?? process.env.HARK_DATA_DIR ?? CHECKOUT_DATA_DIR;
-    const statsSecs = Number(values['stats-interval']);
-    if (!Number.isFinite(statsSecs) || statsSecs < 0) throw new CliError(`--stats-interval must be a number of seconds, not "${values['stats-interval']}"`);
+    const dataDir = dataDirFrom(values['data-dir']);
+    const mode = (values.mode ?? defaultMode(dataDir)) as SensorMode;
+    if (mode !== 'home' && mode !== 'standalone') throw new CliError(`--mode must be home or standalone, not "${values.mode}"`);
+    if (!['auto', 'ring', 'pcap'].includes(values.capture)) throw new CliError(`--capture must be auto, ring or pcap, not "${values.capture}"`);
+    if (!['auto', 'hyperscan', 'js'].includes(values.engine)) throw new CliError(`--engine must be auto, hyperscan or js, not "${values.engine}"`);
+    const envInterfaces = process.env.HARK_INTERFACE?.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+    const site = siteFilesFrom(values);
+    const allowList = site.allowList ?? (process.env.HARK_ALLOW_LIST !== undefined && existsSync(process.env.HARK_ALLOW_LIST) ? process.env.HARK_ALLOW_LIST : undefined);
+    const service = new SensorService({
+      dataDir,
+      mode,
+      interfaces: values.interface ?? (envInterfaces !== undefined && envInterfaces.length > 0 ? envInterfaces : undefined),
+      filter: values.filter,
+      dictionary: values.dictionary,
+      engine: values.engine as EngineChoice,
+      capture: values.capture as 'auto' | 'ring' | 'pcap',
+      keyLogs: values.keylog,
+      rsaKeys: values['rsa-key'],
+      keyWaitUs: number('key-wait', values['key-wait']) * 1e6,
+      site: { ...site, allowList },
+      api: { enabled: !values['no-api'], socket: values['api-socket'], listen: values['api-listen'] },
+      metricsListen: values['metrics-listen'],
+      statusIntervalMs: number('status-interval', values['status-interval'], 0.1) * 1000,
+      statsIntervalMs: number('stats-interval', values['stats-interval']) * 1000,
+      storeMaxBytes: values['store-max-bytes'] !== undefined ? number('store-max-bytes', values['store-max-bytes'], 65536) : undefined,
+      eve: { maxBytes: number('eve-max-bytes', values['eve-max-bytes']), keep: number('eve-keep', values['eve-keep']) },
+      syslog: values.syslog ?? [],
+      proxy: values.proxy ?? process.env.HARK_PROXY,
+      user: values.user,
+      watchdogSilentMs: number('watchdog-minutes', values['watchdog-minutes'], 0.01) * 60_000,
+      heartbeatMs: values['heartbeat-interval'] !== undefined ? number('heartbeat-interval', values['heartbeat-interval'], 0.1) * 1000 : undefined,
+      homeInsecure: values['home-insecure'],
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    const stop = (): void => service.stop('signal');
+    const hup = (): void => service.reopenLogs();
+    const usr2 = (): void => void service.reload('SIGUSR2');
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    process.on('SIGHUP', hup);
+    process.on('SIGUSR2', usr2);
     try {
-      ensurePrivateDir(dataDir);
+      const reason = await service.run();
+      process.stderr.write(`hark: stopped (${reason}); ${service.counters.get('capture.emitted')} captures stored in ${join(dataDir, 'captures.db')}\n`);
+      return 0;
     } catch (err) {
-      throw new CliError((err as Error).message);
-    }
-    const keyWaitSecs = Number(values['key-wait']);
-    if (!Number.isFinite(keyWaitSecs) || keyWaitSecs < 0) throw new CliError(`--key-wait must be a number of seconds, not "${values['key-wait']}"`);
-    const store = new CaptureStore(join(dataDir, 'captures.db'));
-    const evePath = join(dataDir, 'eve.json');
-    let eve = new JsonLinesWriter(evePath);
-    const counters = new Counters();
-    // Always a key store: keys may come over the local API even when no key log is configured.
-    const keyStore = new KeyStore(counters);
-    const identity = new IdentityTable(counters);
-    let sensor: Sensor;
-    try {
-      sensor = new Sensor({
-        counters,
-        dictionary: values.dictionary ?? DEFAULT_DICTIONARY,
-        engine: values.engine as EngineChoice,
-        keyStore,
-        keyLogs: values.keylog,
-        followKeyLogs: true,
-        rsaKeys: values['rsa-key'],
-        site: siteFilesFrom(values),
-        identity,
-        keyWaitUs: keyWaitSecs * 1e6,
-        onCapture: (c: CaptureEvent) => {
-          store.add(c);
-          eve.write(c);
-        },
-        onEvent: (e) => eve.write(e),
-      });
-    } catch (err) {
-      store.close();
-      eve.close();
       const e = err as Error & { code?: string };
       if (typeof e.code === 'string' && e.code.startsWith('E_')) throw new CliError(e.message);
       throw err;
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      process.off('SIGHUP', hup);
+      process.off('SIGUSR2', usr2);
     }
-    const live = new LiveCapture({ interfaces, filter: values.filter }, sensor.pipeline.packet);
-    let api: LocalApi | undefined;
-    try {
-      live.start();
-      if (!values['no-api']) {
-        api = await LocalApi.start({
-          socketPath: values['api-socket'] ?? join(dataDir, 'api.sock'),
-          listen: values['api-listen'],
-          tokenFile: join(dataDir, 'api.token'),
-          routes: sensorApiRoutes(keyStore, counters, () => interfaces.map((name, i) => ({ name, packets: live.packets[i] })), identity),
-        });
-      }
-    } catch (err) {
-      live.stop();
-      sensor.close();
-      store.close();
-      eve.close();
-      throw new CliError((err as Error).message);
-    }
-    const m = sensor.matching;
-    process.stderr.write(`hark: listening on ${interfaces.join(', ')} (${live.linkTypes.join(', ')})${values.filter ? ` filter "${values.filter}"` : ''}; ${m.matcher.phrases.length} phrases, engine ${m.engine}; data in ${dataDir}\n`);
-
-    // Capture time is wall time here: flows and merge windows must expire even when traffic stops.
-    const tick = setInterval(() => {
-      const now = Date.now() * 1000;
-      sensor.pipeline.flows.expire(now);
-      sensor.collector.expire(now);
-      store.flush();
-      eve.flush();
-    }, 1000);
-    const stats = statsSecs > 0
-      ? setInterval(() => {
-          const c = sensor.counters;
-          const per = interfaces.map((n, i) => `${n} ${live.packets[i]} pkts`).join(', ');
-          process.stderr.write(`hark: ${per}; flows active ${sensor.pipeline.flows.active}; http ${c.get('http.requests')} requests; captures ${c.get('capture.emitted')}; anomalies ${c.anomalyTotal()}\n`);
-        }, statsSecs * 1000)
-      : undefined;
-    const reopen = () => {
-      eve.close();
-      eve = new JsonLinesWriter(evePath);
-    };
-    process.on('SIGHUP', reopen);
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
-    live.stop();
-    await api?.close();
-    sensor.close();
-    clearInterval(tick);
-    if (stats) clearInterval(stats);
-    process.off('SIGHUP', reopen);
-    sensor.finish();
-    store.close();
-    eve.close();
-    process.stderr.write(`hark: stopped; ${sensor.counters.get('capture.emitted')} captures stored in ${join(dataDir, 'captures.db')}\n`);
-    return 0;
   },
 };

@@ -72,7 +72,7 @@ test('hark run holds TLS records until keys pushed over the local API arrive, th
       assert.ok(caps.some((c) => c.phrase === s.typed && c.source === 'typed' && c.host === s.host && c.url === s.path && c.decrypted === true), `${s.name}: typed`);
       assert.ok(caps.some((c) => c.phrase === s.viewed && c.source === 'viewed' && c.host === s.host), `${s.name}: viewed`);
     }
-    assert.match(err, /stopped; [1-9]\d* captures stored/);
+    assert.match(err, /stopped \(signal\); [1-9]\d* captures stored/);
   } finally {
     try {
       ip('link', 'del', IF_SEND);

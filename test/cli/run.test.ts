@@ -41,7 +41,7 @@ test('hark run captures from a mirror port (veth) and stores every capture on SI
     child.kill('SIGINT');
     const [code] = await exited;
     assert.equal(code, 0, err);
-    assert.match(err, /stopped; 4 captures stored/);
+    assert.match(err, /stopped \(signal\); 4 captures stored/);
 
     const db = join(dir, 'captures.db');
     assert.equal(statSync(db).mode & 0o077, 0, 'captures.db is private');

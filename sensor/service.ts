@@ -1,0 +1,500 @@
+/**
+ * The long-running sensor (`hark run`): composition of everything around the pipeline. Input: the
+ * command line and, for an enrolled sensor, the configuration bundle home signs (fetched on every
+ * start, last-known-good when home is down). Output: captures committed to the store, then handed
+ * to the outputs (EVE, syslog, e-mail) and the uploader; status file, /metrics, heartbeats. Reload
+ * (SIGUSR2, home's reload action, a newer config_version, every 12 hours) swaps dictionary and
+ * policy without dropping flows. No packet logic here: it only chooses, wires and schedules.
+ */
+import { chownSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LocalApi } from './api/local-api.js';
+import { sensorApiRoutes } from './api/routes.js';
+import { KeyStore } from './app-layer/tls/keylog.js';
+import { defaultInterface, LiveCapture } from './capture/live.js';
+import { RingCapture, ringAvailable } from './capture/ring.js';
+import type { CaptureEvent } from './events/capture.js';
+import { Counters, defineCounter } from './events/counters.js';
+import { healthEvent, type HealthEvent } from './events/health.js';
+import { ActiveHealth } from './health/active-health.js';
+import { startMetricsServer, type MetricsServer } from './health/metrics.js';
+import { SensorSampler, type SensorSnapshot } from './health/snapshot.js';
+import { StatusFileWriter } from './health/status-file.js';
+import { InterfaceWatchdog } from './health/watchdog.js';
+import { loadStartupConfig, fetchBundle, materialise, type MaterialisedConfig } from './home-client/config.js';
+import { SensorCredentials } from './home-client/credentials.js';
+import { Heartbeat, type HomeAction } from './home-client/heartbeat.js';
+import { HomeLink } from './home-client/link.js';
+import { IdentityTable } from './identity/table.js';
+import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from './main.js';
+import { EmailAlerter } from './output/email.js';
+import { JsonLinesWriter } from './output/eve-writer.js';
+import { OutputFanout, type EventOutput, type OutputEvent } from './output/output.js';
+import { SyslogOutput } from './output/syslog.js';
+import type { SitePolicyFiles } from './site-policy.js';
+import { CaptureStore } from './store/capture-store.js';
+import { ensurePrivateDir } from './store/private-dir.js';
+import { Uploader } from './upload/uploader.js';
+
+const C_RELOADS = defineCounter('sensor.reloads');
+const C_RELOAD_FAILED = defineCounter('sensor.reload_failed');
+
+/** Flows and merge windows expire, and the store commits, on this wall-clock tick. */
+const TICK_MS = 1000;
+/** Home pushes dictionary and policy changes through heartbeats; this catches anything missed. */
+export const PERIODIC_RELOAD_MS = 12 * 3600_000;
+/** Retention runs this often (it deletes in batches, so a run is short). */
+const RETENTION_INTERVAL_MS = 3600_000;
+/** How long a clean stop waits for the uploader to empty the outbox before leaving it for next start. */
+const STOP_UPLOAD_WAIT_MS = 5000;
+
+export type SensorMode = 'standalone' | 'home';
+
+export interface ServiceOptions {
+  readonly dataDir: string;
+  readonly mode: SensorMode;
+  /** Interfaces from the command line or environment: they override the bundle's. */
+  readonly interfaces?: readonly string[];
+  readonly filter?: string;
+  readonly dictionary?: string;
+  readonly engine: EngineChoice;
+  /** ring (Hark's TPACKET_V3 addon), pcap (libpcap through cap) or auto (ring when built). */
+  readonly capture?: 'auto' | 'ring' | 'pcap';
+  readonly keyLogs?: readonly string[];
+  readonly rsaKeys?: readonly string[];
+  readonly keyWaitUs: number;
+  /** Site policy from the command line (standalone), or added to the bundle's (local allow list). */
+  readonly site: SitePolicyFiles;
+  readonly api: { readonly enabled: boolean; readonly socket?: string; readonly listen?: string };
+  readonly metricsListen?: string;
+  readonly statusIntervalMs: number;
+  readonly statsIntervalMs: number;
+  readonly storeMaxBytes?: number;
+  readonly eve: { readonly maxBytes: number; readonly keep: number };
+  readonly syslog: readonly string[];
+  readonly proxy?: string;
+  /** Drop to this user after the capture handles are open. */
+  readonly user?: string;
+  readonly watchdogSilentMs?: number;
+  readonly heartbeatMs?: number;
+  /** Plain HTTP to home: tests only. */
+  readonly homeInsecure?: boolean;
+  readonly log: (line: string) => void;
+}
+
+/** Why the service stopped: the exit code follows (a restart or reset exits for the supervisor to start it again). */
+export type StopReason = 'signal' | 'restart' | 'reset';
+
+export class ServiceError extends Error {
+  constructor(readonly code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+interface ActiveConfig {
+  readonly source: 'command line' | 'home' | 'last-known-good';
+  readonly version?: number;
+  readonly fetchedAtMs?: number;
+  readonly settings?: MaterialisedConfig;
+}
+
+export class SensorService {
+  readonly counters = new Counters();
+  private readonly health = new ActiveHealth();
+  private sensor!: Sensor;
+  /** Hark's TPACKET_V3 ring when its addon is built (kernel drop counters, batches), else libpcap via cap. */
+  private live!: LiveCapture | RingCapture;
+  private store!: CaptureStore;
+  private outputs!: OutputFanout;
+  private eve!: JsonLinesWriter;
+  private credentials: SensorCredentials | undefined;
+  private link: HomeLink | undefined;
+  private uploader: Uploader | undefined;
+  private heartbeat: Heartbeat | undefined;
+  private api: LocalApi | undefined;
+  private metrics: MetricsServer | undefined;
+  private status!: StatusFileWriter;
+  private sampler!: SensorSampler;
+  private config: ActiveConfig = { source: 'command line' };
+  private interfaces: string[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private stopping: ((reason: StopReason) => void) | undefined;
+  private reloading: Promise<void> | undefined;
+  private lastUploadAtMs: number | undefined;
+  private uploadBatchesSeen = 0;
+
+  constructor(private readonly opts: ServiceOptions) {}
+
+  private onHealth = (e: HealthEvent): void => {
+    this.health.sink(e);
+    this.eve?.write(e);
+    this.opts.log(`hark: health ${e.state} ${e.name}: ${e.message}`);
+  };
+
+  /** Starts everything; resolves when the sensor stops (signal, restart or reset action). */
+  async run(): Promise<StopReason> {
+    const o = this.opts;
+    ensurePrivateDir(o.dataDir);
+    const site = await this.resolveConfig();
+    const settings = this.config.settings;
+    this.interfaces = [...(o.interfaces ?? settings?.interfaces ?? [])];
+    if (this.interfaces.length === 0) this.interfaces = [defaultInterface()];
+    const keyStore = new KeyStore(this.counters);
+    const identity = new IdentityTable(this.counters);
+    this.sensor = new Sensor({
+      counters: this.counters,
+      dictionary: settings?.dictionary ?? o.dictionary ?? DEFAULT_DICTIONARY,
+      engine: o.engine,
+      keyStore,
+      keyLogs: o.keyLogs,
+      followKeyLogs: true,
+      rsaKeys: o.rsaKeys,
+      site,
+      identity,
+      keyWaitUs: o.keyWaitUs,
+      onCapture: (c: CaptureEvent) => this.store.add(c),
+      onEvent: (e) => this.outputs.write(e as OutputEvent),
+    });
+    const filter = o.filter ?? (settings?.bpf !== undefined && settings.bpf !== '' ? settings.bpf : undefined);
+    const ring = o.capture !== 'pcap' ? ringAvailable() : { ok: false, reason: 'libpcap chosen with --capture pcap' };
+    if (o.capture === 'ring' && !ring.ok) throw new ServiceError('E_CAPTURE_RING', `Cannot use the ring capture: ${ring.reason}`);
+    this.live = ring.ok
+      ? new RingCapture({ interfaces: this.interfaces, filter }, this.sensor.pipeline.packet, this.counters)
+      : new LiveCapture({ interfaces: this.interfaces, filter }, this.sensor.pipeline.packet);
+    try {
+      this.live.start();
+      this.openStorage(settings);
+      if (o.user !== undefined) dropPrivileges(o.user, o.dataDir);
+      if (o.api.enabled) {
+        this.api = await LocalApi.start({
+          socketPath: o.api.socket ?? join(o.dataDir, 'api.sock'),
+          listen: o.api.listen,
+          tokenFile: join(o.dataDir, 'api.token'),
+          routes: sensorApiRoutes(keyStore, this.counters, () => this.interfaces.map((name, i) => ({ name, packets: this.live.packets[i] })), identity),
+        });
+      }
+      this.startMonitoring();
+    } catch (err) {
+      await this.shutdown();
+      throw err;
+    }
+    if (this.link !== undefined) this.startHome(this.link);
+    const m = this.sensor.matching;
+    o.log(`hark: listening on ${this.interfaces.join(', ')} (${this.live.linkTypes.join(', ')}, ${this.live instanceof RingCapture ? 'ring' : 'libpcap'})${filter !== undefined ? ` filter "${filter}"` : ''}; ${m.matcher.phrases.length} phrases, engine ${m.engine}; configuration from ${this.describeConfig()}; data in ${o.dataDir}`);
+    this.schedule();
+    const reason = await new Promise<StopReason>((resolve) => {
+      this.stopping = resolve;
+    });
+    await this.shutdown();
+    if (reason === 'reset') {
+      // home asked: forget the enrolment; the next start is unconfigured and enrols again
+      this.credentials?.reset();
+      removeOldConfigDirs(join(o.dataDir, 'config'), '');
+      rmSync(join(o.dataDir, 'config', 'last-good.json'), { force: true });
+    }
+    return reason;
+  }
+
+  /** Asks the running service to stop (SIGTERM / SIGINT). */
+  stop(reason: StopReason = 'signal'): void {
+    this.stopping?.(reason);
+  }
+
+  /** SIGHUP: reopen log files after logrotate moved them. */
+  reopenLogs(): void {
+    this.outputs?.reopen();
+  }
+
+  private describeConfig(): string {
+    const c = this.config;
+    if (c.source === 'command line') return 'the command line (standalone)';
+    return `${c.source === 'home' ? 'home' : 'the last-known-good copy (home unreachable)'}, version ${c.version}`;
+  }
+
+  /** Standalone: the command line. Home: the signed bundle, or the last good one; never nothing. */
+  private async resolveConfig(): Promise<SitePolicyFiles> {
+    const o = this.opts;
+    if (o.mode === 'standalone') return o.site;
+    const creds = (this.credentials = SensorCredentials.loadOrCreate(join(o.dataDir, 'identity')));
+    if (!creds.enrolled || creds.caPem === undefined) {
+      throw new ServiceError('E_NOT_ENROLLED', 'This sensor is not enrolled with a home server: run "hark enrol" (or option 4 of the console menu), or start it with --mode standalone');
+    }
+    this.link = new HomeLink({
+      homes: [...creds.homes],
+      ca: creds.caPem,
+      cert: creds.certPem,
+      key: creds.keyPem,
+      proxy: o.proxy ?? creds.proxy,
+      allowPlaintext: o.homeInsecure === true,
+      onSwitch: (from, to, why) => o.log(`hark: home ${from ?? '-'} -> ${to} (${why})`),
+    });
+    await this.link.start();
+    const startup = await loadStartupConfig(this.link, creds, join(o.dataDir, 'config'));
+    if (startup.source === 'last-known-good') {
+      this.onHealth(healthEvent('config.last_known_good', 'warning', `Home was not reachable at start (${startup.reason ?? 'no answer'}): running the last-known-good configuration, version ${startup.version}`));
+    }
+    const dir = join(o.dataDir, 'config', `active-${startup.version}`);
+    const settings = materialise(startup.config, dir);
+    this.config = { source: startup.source, version: startup.version, fetchedAtMs: startup.fetchedAt, settings };
+    return this.siteFrom(settings, dir);
+  }
+
+  /** The bundle's site policy plus the local allow list (the console menu edits it): both lists apply. */
+  private siteFrom(settings: MaterialisedConfig, dir: string): SitePolicyFiles {
+    const local = this.opts.site.allowList;
+    const fromHome = settings.site.allowList;
+    if (local === undefined || !existsSync(local)) return settings.site;
+    if (fromHome === undefined) return { ...settings.site, allowList: local };
+    const combined = join(dir, 'allow-list-combined.txt');
+    writeFileSync(combined, `${readFileSync(fromHome, 'utf8')}\n${readFileSync(local, 'utf8')}\n`, { mode: 0o600 });
+    return { ...settings.site, allowList: combined };
+  }
+
+  private openStorage(settings: MaterialisedConfig | undefined): void {
+    const o = this.opts;
+    this.store = new CaptureStore(join(o.dataDir, 'captures.db'), { maxBytes: o.storeMaxBytes, onHealth: this.onHealth, counters: this.counters });
+    const eveSettings = settings?.outputs?.eve;
+    this.eve = new JsonLinesWriter(join(o.dataDir, 'eve.json'), { maxBytes: eveSettings?.max_bytes ?? o.eve.maxBytes, keep: eveSettings?.keep ?? o.eve.keep, counters: this.counters });
+    this.outputs = new OutputFanout([this.eve, ...this.networkOutputs(settings)]);
+    // Outputs and the uploader only ever see committed captures.
+    this.store.onCommitted((rows) => {
+      for (const c of rows) this.outputs.write(c);
+      this.uploader?.kick();
+    });
+  }
+
+  private networkOutputs(settings: MaterialisedConfig | undefined): EventOutput[] {
+    const out: EventOutput[] = [];
+    for (const url of [...this.opts.syslog, ...(settings?.outputs?.syslog ?? []).map((s) => s.url)]) {
+      out.push(new SyslogOutput({ url, counters: this.counters }));
+    }
+    const email = settings?.outputs?.email;
+    if (email !== undefined && email.to.length > 0) {
+      out.push(new EmailAlerter({ smtp: email.smtp, from: email.from, to: email.to, minSeverity: email.min_severity, batchSeconds: email.batch_seconds, site: settings?.site_name ?? 'Hark', counters: this.counters }));
+    }
+    return out;
+  }
+
+  private snapshotExtra(): Partial<SensorSnapshot> {
+    const c = this.config;
+    return {
+      flows_active: this.sensor.pipeline.flows.active,
+      captures: this.counters.get('capture.emitted'),
+      upload: {
+        queue: this.store.pendingCount(),
+        ...(this.lastUploadAtMs !== undefined ? { last_success_at: new Date(this.lastUploadAtMs).toISOString() } : {}),
+        ...(this.link?.current !== undefined ? { home: this.link.current } : {}),
+      },
+      config: {
+        source: c.source,
+        ...(c.version !== undefined ? { version: String(c.version) } : {}),
+        ...(c.fetchedAtMs !== undefined ? { age_s: Math.round((Date.now() - c.fetchedAtMs) / 1000) } : {}),
+      },
+      health: this.health.list(),
+    };
+  }
+
+  private startMonitoring(): void {
+    const o = this.opts;
+    const watchdog = new InterfaceWatchdog({ silentMs: o.watchdogSilentMs, onHealth: this.onHealth });
+    this.sampler = new SensorSampler({
+      counters: this.counters,
+      interfaces: () => {
+        const kernel = this.live instanceof RingCapture ? this.live.stats() : undefined;
+        return this.interfaces.map((name, i) => ({ name, packets: this.live.packets[i], bytes: this.live.bytes[i], ...(kernel !== undefined ? { kernelDrops: kernel[i].kernelDrops } : {}) }));
+      },
+      extra: () => this.snapshotExtra(),
+      watchdog,
+    });
+    this.status = new StatusFileWriter(join(o.dataDir, 'status.json'), { intervalMs: o.statusIntervalMs, snapshot: () => this.sampler.sample() });
+    this.status.start();
+    if (o.metricsListen !== undefined) {
+      void startMetricsServer({ listen: o.metricsListen, snapshot: () => this.sampler.latest() }).then(
+        (m) => (this.metrics = m),
+        (err: Error) => o.log(`hark: metrics endpoint not started: ${err.message}`),
+      );
+    }
+  }
+
+  private startHome(link: HomeLink): void {
+    const store = this.store;
+    this.uploader = new Uploader(store, link, {
+      counters: this.counters,
+      onHealth: this.onHealth,
+    });
+    this.uploader.start();
+    this.heartbeat = new Heartbeat({
+      link,
+      intervalMs: this.opts.heartbeatMs,
+      counters: this.counters,
+      onHealth: this.onHealth,
+      collect: () => {
+        const s = this.sampler.latest();
+        return {
+          hark_version: s.version,
+          started_at: s.started_at,
+          config_version: this.config.version ?? 0,
+          config_source: this.config.source,
+          counters: s.counters,
+          interfaces: s.interfaces.map((i) => ({ name: i.name, packets: i.packets, drops: (i.kernel_drops ?? 0) + (i.interface_drops ?? 0) })),
+          queue: store.pendingCount(),
+          health: this.health.list(),
+        };
+      },
+      onAction: (a: HomeAction) => this.action(a),
+      onConfigVersion: (v: number) => {
+        if (v > (this.config.version ?? 0)) void this.reload(`home has configuration version ${v}`);
+      },
+    });
+    this.heartbeat.start();
+  }
+
+  private async action(a: HomeAction): Promise<{ ok: boolean; message?: string }> {
+    this.opts.log(`hark: home asks to ${a.kind} (action ${a.id})`);
+    if (a.kind === 'reload') {
+      const err = await this.reload('home asked');
+      return err === undefined ? { ok: true } : { ok: false, message: err };
+    }
+    if (a.kind === 'restart' || a.kind === 'reset') {
+      // acknowledge first: the answer must reach home before this process goes
+      setTimeout(() => this.stop(a.kind as StopReason), 100);
+      return { ok: true };
+    }
+    return { ok: false, message: `unknown action "${a.kind}"` };
+  }
+
+  /**
+   * Rebuilds dictionary and policy from their source (home's bundle, or the command line's files)
+   * and swaps them in; flows go on. Concurrent requests share one reload. Resolves with an error
+   * message when the reload failed (the running configuration stays).
+   */
+  reload(why: string): Promise<string | undefined> {
+    if (this.reloading !== undefined) return this.reloading.then(() => undefined);
+    const run = async (): Promise<string | undefined> => {
+      try {
+        if (this.link !== undefined && this.credentials !== undefined) {
+          const b = await fetchBundle(this.link, this.credentials, join(this.opts.dataDir, 'config'));
+          const dir = join(this.opts.dataDir, 'config', `active-${b.version}`);
+          const settings = materialise(b.config, dir);
+          this.sensor.reconfigure({ dictionary: settings.dictionary, engine: this.opts.engine, site: this.siteFrom(settings, dir) });
+          const old = this.config;
+          this.config = { source: 'home', version: b.version, fetchedAtMs: Date.now(), settings };
+          if (old.settings !== undefined && old.version !== b.version) removeOldConfigDirs(join(this.opts.dataDir, 'config'), dir);
+          if (old.source === 'last-known-good') this.onHealth(healthEvent('config.last_known_good', 'info', 'Configuration from home again', undefined, 'cleared'));
+        } else {
+          this.sensor.reconfigure({ dictionary: this.opts.dictionary ?? DEFAULT_DICTIONARY, engine: this.opts.engine, site: this.opts.site });
+        }
+        this.counters.inc(C_RELOADS);
+        this.opts.log(`hark: reloaded (${why}): ${this.sensor.matching.matcher.phrases.length} phrases; configuration from ${this.describeConfig()}`);
+        return undefined;
+      } catch (err) {
+        this.counters.inc(C_RELOAD_FAILED);
+        const msg = (err as Error).message;
+        this.opts.log(`hark: reload (${why}) failed, the running configuration stays: ${msg}`);
+        return msg;
+      } finally {
+        this.reloading = undefined;
+      }
+    };
+    const p = run();
+    this.reloading = p.then(() => undefined);
+    return p;
+  }
+
+  private schedule(): void {
+    const o = this.opts;
+    this.timers.push(setInterval(() => {
+      // capture time is wall time on a live sensor: flows and merge windows expire when traffic stops
+      const now = Date.now() * 1000;
+      this.sensor.pipeline.flows.expire(now);
+      this.sensor.collector.expire(now);
+      this.store.flush();
+      this.outputs.flush();
+      const batches = this.counters.get('upload.batches');
+      if (batches !== this.uploadBatchesSeen) {
+        this.uploadBatchesSeen = batches;
+        this.lastUploadAtMs = Date.now();
+      }
+    }, TICK_MS));
+    const retention = (): void => {
+      const r = this.config.settings?.retention;
+      this.store.purge({ days: r?.days ?? 30, byCategory: r?.by_category, includeNotUploaded: o.mode === 'standalone' }, Date.now());
+    };
+    this.timers.push(setInterval(retention, RETENTION_INTERVAL_MS));
+    if (o.mode === 'home') this.timers.push(setInterval(() => void this.reload('periodic, every 12 hours'), PERIODIC_RELOAD_MS));
+    if (o.statsIntervalMs > 0) {
+      this.timers.push(setInterval(() => {
+        const c = this.counters;
+        const per = this.interfaces.map((n, i) => `${n} ${this.live.packets[i]} pkts`).join(', ');
+        o.log(`hark: ${per}; flows active ${this.sensor.pipeline.flows.active}; http ${c.get('http.requests')} requests; captures ${c.get('capture.emitted')}; upload queue ${this.store.pendingCount()}; anomalies ${c.anomalyTotal()}`);
+      }, o.statsIntervalMs));
+    }
+  }
+
+  /** Stops capture, finishes every flow, commits every capture, gives the uploader a moment, closes. */
+  private async shutdown(): Promise<void> {
+    for (const t of this.timers.splice(0)) clearInterval(t);
+    this.live?.stop();
+    await this.api?.close();
+    this.sensor?.close();
+    if (this.sensor !== undefined && this.store !== undefined) {
+      this.sensor.finish();
+      this.store.flush();
+    }
+    this.heartbeat?.stop();
+    if (this.uploader !== undefined) {
+      await this.uploader.drain(STOP_UPLOAD_WAIT_MS).catch(() => undefined);
+      await this.uploader.stop();
+    }
+    await this.outputs?.close();
+    await this.metrics?.close();
+    this.status?.stop();
+    this.store?.close();
+    await this.link?.close();
+  }
+}
+
+/** Deletes materialised configuration folders other than the active one. */
+function removeOldConfigDirs(configDir: string, keep: string): void {
+  for (const name of readdirSync(configDir)) {
+    const p = join(configDir, name);
+    if (name.startsWith('active-') && p !== keep) rmSync(p, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Becomes `user` (and its group) after the capture handles are open: everything in the data
+ * directory was made by root until now, so it is handed to that user first.
+ */
+function dropPrivileges(user: string, dataDir: string): void {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
+  let uid: number;
+  let gid: number;
+  try {
+    const { uid: u, gid: g } = userIds(user);
+    uid = u;
+    gid = g;
+  } catch (err) {
+    throw new ServiceError('E_USER', `Cannot drop privileges to user "${user}": ${(err as Error).message}`);
+  }
+  const chown = (p: string): void => {
+    chownSync(p, uid, gid);
+    if (statSync(p).isDirectory()) for (const n of readdirSync(p)) chown(join(p, n));
+  };
+  chown(dataDir);
+  process.setgroups?.([gid]);
+  process.setgid!(gid);
+  process.setuid!(uid);
+}
+
+function userIds(user: string): { uid: number; gid: number } {
+  // /etc/passwd: name:x:uid:gid:...
+  const line = readPasswd().find((l) => l.split(':')[0] === user);
+  if (line === undefined) throw new Error('no such user');
+  const [, , uid, gid] = line.split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+function readPasswd(): string[] {
+  return readFileSync('/etc/passwd', 'utf8').split('\n');
+}

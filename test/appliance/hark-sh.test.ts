@@ -1,0 +1,186 @@
+/**
+ * appliance/hark.sh against a REAL sensor process: `hark run -i lo` (standalone) in a temporary
+ * HARK_ROOT, started under the script's own supervisor. Walks start -> status -> reload -> restart
+ * -> SIGKILL (the supervisor brings it back within 10 s) -> stop, and the LSB status codes.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+
+const DIST = fileURLToPath(new URL('../../', import.meta.url));
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const SCRIPT = join(REPO, 'appliance/hark.sh');
+
+/** How long the sensor may take to load its dictionary and open lo: startup, not a speed claim. */
+const READY_DEADLINE_MS = 20_000;
+/** The appliance promise: a killed sensor is running again within 10 s. */
+const RESTART_DEADLINE_MS = 10_000;
+
+let root = '';
+let env: NodeJS.ProcessEnv = {};
+
+function ctl(...args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync('bash', [SCRIPT, ...args], { env, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+function pidFile(name: string): number {
+  try {
+    return Number(readFileSync(join(root, 'run/hark', name), 'utf8').trim());
+  } catch {
+    return 0;
+  }
+}
+
+function alive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function log(): string {
+  try {
+    return readFileSync(join(root, 'var/log/hark/hark.log'), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+async function waitFor(what: string, deadlineMs: number, check: () => boolean): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  while (Date.now() < end) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`${what} did not happen within ${deadlineMs} ms; log:\n${log()}`);
+}
+
+/** Counts "listening on" lines: each sensor start that got as far as capturing adds one. */
+function listens(): number {
+  return log().split('\n').filter((l) => l.startsWith('hark: listening on lo')).length;
+}
+
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'hark-sh-'));
+  mkdirSync(join(root, 'etc/hark'), { recursive: true });
+  writeFileSync(
+    join(root, 'etc/hark/hark.env'),
+    '# test settings\nHARK_INTERFACE=lo\nHARK_DATA_DIR=/var/lib/hark\nHARK_MODE=standalone\nHARK_RUN_ARGS="--stats-interval 0 --no-api"\n',
+  );
+  const bin = join(root, 'hark');
+  writeFileSync(bin, `#!/bin/sh\nexec node ${JSON.stringify(join(DIST, 'sensor/cli/hark.js'))} "$@"\n`);
+  chmodSync(bin, 0o755);
+  env = { ...process.env, HARK_ROOT: root, HARK_BIN: bin, HARK_STOP_TIMEOUT_S: '20' };
+});
+
+after(() => {
+  // Whatever happened, leave no sensor behind.
+  for (const f of ['supervisor.pid', 'hark.pid']) {
+    const pid = pidFile(f);
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+  }
+  rmSync(root, { recursive: true, force: true });
+});
+
+test('hark.sh status says not running (exit 3) before the first start', () => {
+  const r = ctl('status');
+  assert.equal(r.code, 3);
+  assert.match(r.out, /not running/);
+});
+
+test('hark.sh start -> status -> reload -> restart -> SIGKILL -> stop drives a real sensor', async () => {
+  const started = ctl('start');
+  assert.equal(started.code, 0, started.err);
+  const pid1 = pidFile('hark.pid');
+  assert.ok(alive(pid1), 'sensor process alive after start');
+  assert.match(readFileSync(`/proc/${pid1}/cmdline`, 'utf8'), /sensor\/cli\/hark\.js\x00run\x00--stats-interval\x000\x00--no-api/);
+  await waitFor('the sensor listening on lo', READY_DEADLINE_MS, () => listens() === 1);
+  assert.ok(existsSync(join(root, 'var/lib/hark')), 'data dir created under HARK_ROOT');
+
+  const again = ctl('start');
+  assert.equal(again.code, 0);
+  assert.match(again.out, /already running/);
+  assert.equal(pidFile('hark.pid'), pid1);
+
+  const st = ctl('status');
+  assert.equal(st.code, 0);
+  assert.match(st.out, new RegExp(`running \\(pid ${pid1}\\) since \\d{4}-`));
+  const js = ctl('status', '--json');
+  assert.equal(js.code, 0);
+  const parsed = JSON.parse(js.out) as { state: string; pid: number };
+  assert.equal(parsed.state, 'running');
+  assert.equal(parsed.pid, pid1);
+
+  // reload = SIGUSR2: the sensor re-fetches its configuration in place, keeping its pid.
+  const rl = ctl('reload');
+  assert.equal(rl.code, 0, rl.err);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.ok(alive(pid1), 'sensor survives SIGUSR2');
+  assert.equal(pidFile('hark.pid'), pid1);
+
+  const rs = ctl('restart');
+  assert.equal(rs.code, 0, rs.err);
+  const pid2 = pidFile('hark.pid');
+  assert.ok(alive(pid2));
+  assert.notEqual(pid2, pid1);
+  assert.ok(!alive(pid1), 'old sensor gone after restart');
+  assert.match(log(), /hark: stopped \(signal\); \d+ captures stored/, 'the restart let the sensor flush');
+  await waitFor('the restarted sensor listening', READY_DEADLINE_MS, () => listens() === 2);
+
+  // Tamper resistance: killed outright, it is back within 10 s under a new pid.
+  process.kill(pid2, 'SIGKILL');
+  await waitFor('the supervisor restarting a killed sensor', RESTART_DEADLINE_MS, () => {
+    const p = pidFile('hark.pid');
+    return p !== pid2 && alive(p);
+  });
+  const pid3 = pidFile('hark.pid');
+  assert.match(log(), /sensor exited with status 137; restarting/);
+  await waitFor('the revived sensor listening', READY_DEADLINE_MS, () => listens() === 3);
+
+  const supervisor = pidFile('supervisor.pid');
+  assert.ok(alive(supervisor));
+  const sp = ctl('stop');
+  assert.equal(sp.code, 0, sp.err);
+  assert.ok(!alive(pid3), 'sensor stopped');
+  assert.ok(!alive(supervisor), 'supervisor stopped');
+  assert.equal(log().split('\n').filter((l) => l.startsWith('hark: stopped (signal);')).length, 2, 'the sensor flushed on stop');
+  assert.ok(!existsSync(join(root, 'run/hark/hark.pid')));
+  assert.equal(ctl('status').code, 3);
+  assert.match(ctl('stop').out, /not running/);
+});
+
+test('hark.sh status exits 1 for a stale pid file', () => {
+  mkdirSync(join(root, 'run/hark'), { recursive: true });
+  // A pid that cannot be alive: above the kernel's pid_max.
+  const pidMax = Number(execFileSync('cat', ['/proc/sys/kernel/pid_max'], { encoding: 'utf8' }).trim());
+  writeFileSync(join(root, 'run/hark/hark.pid'), `${pidMax + 1}\n`);
+  const r = ctl('status');
+  assert.equal(r.code, 1);
+  assert.match(r.out, /dead/);
+  rmSync(join(root, 'run/hark/hark.pid'));
+});
+
+test('hark.sh start refuses clearly when the sensor is not configured', () => {
+  const bare = mkdtempSync(join(tmpdir(), 'hark-sh-bare-'));
+  try {
+    const r = spawnSync('bash', [SCRIPT, 'start'], { env: { ...env, HARK_ROOT: bare }, encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /hark\.env" is missing; configure the sensor first/);
+  } finally {
+    rmSync(bare, { recursive: true, force: true });
+  }
+});
+
+test('hark.sh rejects an unknown command with usage and exit 2', () => {
+  const r = ctl('frobnicate');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /Usage: hark\.sh start\|stop\|restart\|reload\|status/);
+});

@@ -1,0 +1,57 @@
+/**
+ * Synthetic mirror-port traffic for the system tests: N complete HTTP/1.1 conversations (handshake,
+ * one GET whose search terms carry a dictionary phrase, a 200 answer, FIN both ways), each from its
+ * own client port, as an Ethernet pcap. Every conversation gives exactly one typed capture with the
+ * starter dictionary ("AK47" in the query) whose URL names the conversation, so counts are exact.
+ */
+import { ascii, ETHERTYPE, ethernet, IPPROTO, ipv4, tcp, TCP_FLAGS } from './packets.js';
+import { writePcap, type PcapPacket } from './pcap-writer.js';
+
+export interface HttpTrafficOptions {
+  /** Conversations to generate. */
+  readonly conversations: number;
+  /** Added to the client port and the URL so several files do not repeat each other. */
+  readonly offset?: number;
+  /** The phrase put in each query (default "ak47", category weapons in the starter dictionary). */
+  readonly phrase?: string;
+}
+
+/** The URL path of conversation `i` (what its capture's `url` starts with). */
+export function conversationPath(i: number): string {
+  return `/search?q=buy+ak47+number+${i}`;
+}
+
+export function httpTrafficPcap(o: HttpTrafficOptions): Buffer {
+  const packets: PcapPacket[] = [];
+  let ts = 1_700_000_000_000_000;
+  const off = o.offset ?? 0;
+  for (let k = 0; k < o.conversations; k++) {
+    const i = off + k;
+    const client = `10.20.${(i >> 8) & 0xff}.${(i & 0xff) + 1 > 254 ? 254 : (i & 0xff) + 1}`;
+    const server = '192.0.2.80';
+    const sport = 20000 + (i % 40000);
+    let cseq = 1000;
+    let sseq = 9000;
+    const send = (fromClient: boolean, flags: number, text: string): void => {
+      const seg = tcp({ sport: fromClient ? sport : 80, dport: fromClient ? 80 : sport, seq: fromClient ? cseq : sseq, ack: fromClient ? sseq : cseq, flags }, ascii(text));
+      const frame = ethernet({ type: ETHERTYPE.IPV4, src: fromClient ? '02:00:00:00:00:01' : '02:00:00:00:00:02', dst: fromClient ? '02:00:00:00:00:02' : '02:00:00:00:00:01' },
+        ipv4({ proto: IPPROTO.TCP, src: fromClient ? client : server, dst: fromClient ? server : client }, seg));
+      ts += 200;
+      packets.push({ data: frame, tsUs: ts });
+      const adv = text.length + (flags & (TCP_FLAGS.SYN | TCP_FLAGS.FIN) ? 1 : 0);
+      if (fromClient) cseq += adv;
+      else sseq += adv;
+    };
+    const body = '<html><body><p>Nothing to see here.</p></body></html>';
+    const query = (o.phrase ?? 'ak47') === 'ak47' ? conversationPath(i) : `/search?q=${encodeURIComponent(o.phrase!)}+number+${i}`;
+    send(true, TCP_FLAGS.SYN, '');
+    send(false, TCP_FLAGS.SYN | TCP_FLAGS.ACK, '');
+    send(true, TCP_FLAGS.ACK, '');
+    send(true, TCP_FLAGS.ACK | TCP_FLAGS.PSH, `GET ${query} HTTP/1.1\r\nHost: search.example.test\r\nUser-Agent: hark-test\r\n\r\n`);
+    send(false, TCP_FLAGS.ACK | TCP_FLAGS.PSH, `HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    send(true, TCP_FLAGS.FIN | TCP_FLAGS.ACK, '');
+    send(false, TCP_FLAGS.FIN | TCP_FLAGS.ACK, '');
+    send(true, TCP_FLAGS.ACK, '');
+  }
+  return writePcap(packets);
+}

@@ -1,0 +1,242 @@
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import forge from 'node-forge';
+import { CliError } from '../../sensor/cli/command.js';
+import { fingerprint, SensorCredentials } from '../../sensor/home-client/credentials.js';
+import { completeEnrolment, EnrolError, enrolWithCredentials, listSensors, requestCode, waitForApproval } from '../../sensor/home-client/enrol.js';
+import { enrolCommand, runEnrol } from '../../sensor/home-client/enrol-command.js';
+import { HomeLink } from '../../sensor/home-client/link.js';
+import { FakeHome, makeCa, type Pem, type SeenRequest } from './fake-home.js';
+
+let ca: Pem;
+let otherCa: Pem;
+let creds: SensorCredentials;
+
+before(() => {
+  ca = makeCa('Hark Home CA');
+  otherCa = makeCa('Other CA');
+  creds = SensorCredentials.loadOrCreate(join(mkdtempSync(join(tmpdir(), 'hark-enrol-')), 'identity'));
+});
+
+/** Signs a sensor's CSR the way PROTOCOL.md says home does (CN = UUID from the request). */
+function signCsr(signer: Pem, csrPem: string): string {
+  const csr = forge.pki.certificationRequestFromPem(csrPem);
+  assert.equal(csr.verify(), true);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = csr.publicKey as forge.pki.PublicKey;
+  cert.serialNumber = '0a1b2c3d';
+  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notAfter = new Date(Date.now() + 5 * 365 * 86400_000);
+  cert.setSubject(csr.subject.attributes);
+  cert.setIssuer(forge.pki.certificateFromPem(signer.cert).subject.attributes);
+  cert.sign(forge.pki.privateKeyFromPem(signer.key), forge.md.sha256.create());
+  return forge.pki.certificateToPem(cert);
+}
+
+/** A home speaking the enrolment calls: code approved after `pending` polls, one admin "admin"/"pw", site key "hilltop-key". */
+async function enrolHome(pending = 1, signer = ca): Promise<FakeHome> {
+  const home = await FakeHome.start(ca);
+  let csr = '';
+  let polls = 0;
+  const siteOk = (r: SeenRequest): boolean => (r.body as { site_key?: string }).site_key === 'hilltop-key';
+  const siteRefused = { status: 403, body: { error: 'E_SITE_KEY', message: 'site key required' } };
+  home.routes.set('POST /v1/enrol/request', (r) => {
+    if (!siteOk(r)) return siteRefused;
+    csr = (r.body as { csr: string }).csr;
+    return { status: 202, body: { code: 'ABCD-EFGH', poll: 'poll-1' } };
+  });
+  home.routes.set('GET /v1/enrol/request/poll-1', () => (polls++ < pending ? { body: { status: 'pending' } } : { body: { status: 'approved', sensor_id: 7, certificate: signCsr(signer, csr), ca: ca.cert } }));
+  home.routes.set('GET /v1/enrol/request/poll-2', () => ({ body: { status: 'rejected' } }));
+  const login = (r: SeenRequest): boolean => {
+    const b = r.body as { user?: string; password?: string };
+    return b.user === 'admin' && b.password === 'pw';
+  };
+  home.routes.set('POST /v1/enrol/sensors', (r) => (!siteOk(r) ? siteRefused : !login(r) ? { status: 401, body: { error: 'E_LOGIN', message: 'bad login' } } : { body: { sensors: [{ id: 7, name: 'Main', site: 'Hilltop', enrolled: false }] } }));
+  home.routes.set('POST /v1/enrol/credentials', (r) => {
+    if (!siteOk(r)) return siteRefused;
+    if (!login(r)) return { status: 401, body: { error: 'E_LOGIN', message: 'bad login' } };
+    const b = r.body as { sensor_id: number; csr: string };
+    return { body: { sensor_id: b.sensor_id, certificate: signCsr(signer, b.csr), ca: ca.cert } };
+  });
+  return home;
+}
+
+describe('enrol by code', () => {
+  it('requestCode then waitForApproval gives a grant that installs', async () => {
+    const home = await enrolHome(2);
+    const link = new HomeLink({ homes: [home.url], ca: ca.cert });
+    const mine = SensorCredentials.loadOrCreate(join(mkdtempSync(join(tmpdir(), 'hark-enrol-')), 'identity'));
+    try {
+      const ctx = { link, creds: mine, hostname: 'sensor1', siteKey: 'hilltop-key' };
+      const { code, poll } = await requestCode(ctx);
+      assert.equal(code, 'ABCD-EFGH');
+      const sent = home.seen.find((r) => r.path === '/v1/enrol/request')!.body as Record<string, unknown>;
+      assert.equal(sent.uuid, mine.uuid);
+      assert.equal(sent.hostname, 'sensor1');
+      assert.match(String(sent.csr), /BEGIN CERTIFICATE REQUEST/);
+      const grant = await waitForApproval(ctx, poll, { intervalMs: 5 });
+      assert.equal(home.count('/v1/enrol/request/poll-1'), 3);
+      completeEnrolment(mine, grant, [home.url], ca.cert);
+      assert.equal(mine.sensorId, 7);
+      assert.equal(mine.caFingerprint, fingerprint(ca.cert));
+    } finally {
+      await link.close();
+      await home.close();
+    }
+  });
+
+  it('waitForApproval reports a rejected request', async () => {
+    const home = await enrolHome();
+    const link = new HomeLink({ homes: [home.url], ca: ca.cert });
+    try {
+      await assert.rejects(waitForApproval({ link, creds }, 'poll-2', { intervalMs: 5 }), (e: unknown) => e instanceof EnrolError && e.code === 'E_ENROL_REJECTED');
+    } finally {
+      await link.close();
+      await home.close();
+    }
+  });
+
+  it('waitForApproval stops when its signal aborts', async () => {
+    const home = await enrolHome(1_000_000);
+    const link = new HomeLink({ homes: [home.url], ca: ca.cert });
+    try {
+      const stop = new AbortController();
+      const p = waitForApproval({ link, creds }, 'poll-1', { intervalMs: 5, signal: stop.signal });
+      setTimeout(() => stop.abort(new Error('stopped')), 30);
+      await assert.rejects(p, /stopped/);
+    } finally {
+      await link.close();
+      await home.close();
+    }
+  });
+
+  it('requestCode turns E_SITE_KEY into "Home refused the site key"', async () => {
+    const home = await enrolHome();
+    const link = new HomeLink({ homes: [home.url], ca: ca.cert });
+    try {
+      await assert.rejects(requestCode({ link, creds, siteKey: 'wrong' }), (e: unknown) => e instanceof EnrolError && e.code === 'E_SITE_KEY' && e.message === 'Home refused the site key' && e.status === 403);
+      await assert.rejects(requestCode({ link, creds }), (e: unknown) => e instanceof EnrolError && /needs one \(--site-key KEY\)/.test(e.message));
+    } finally {
+      await link.close();
+      await home.close();
+    }
+  });
+
+  it('completeEnrolment refuses a grant naming another CA than the confirmed one', () => {
+    const grant = { sensor_id: 7, certificate: signCsr(otherCa, creds.csr('x')), ca: otherCa.cert };
+    assert.throws(() => completeEnrolment(creds, grant, [], ca.cert), (e: unknown) => e instanceof EnrolError && e.code === 'E_ENROL_CA');
+    assert.equal(creds.enrolled, false);
+  });
+});
+
+describe('enrol with credentials', () => {
+  it('listSensors and enrolWithCredentials with an admin login', async () => {
+    const home = await enrolHome();
+    const link = new HomeLink({ homes: [home.url], ca: ca.cert });
+    const mine = SensorCredentials.loadOrCreate(join(mkdtempSync(join(tmpdir(), 'hark-enrol-')), 'identity'));
+    try {
+      const ctx = { link, creds: mine, siteKey: 'hilltop-key' };
+      assert.deepEqual(await listSensors(ctx, 'admin', 'pw'), [{ id: 7, name: 'Main', site: 'Hilltop', enrolled: false }]);
+      const grant = await enrolWithCredentials(ctx, 'admin', 'pw', 7);
+      completeEnrolment(mine, grant, [home.url], ca.cert);
+      assert.equal(mine.sensorId, 7);
+    } finally {
+      await link.close();
+      await home.close();
+    }
+  });
+
+  it('enrolWithCredentials turns E_LOGIN into "Wrong user ID or password"', async () => {
+    const home = await enrolHome();
+    const link = new HomeLink({ homes: [home.url], ca: ca.cert });
+    try {
+      await assert.rejects(enrolWithCredentials({ link, creds, siteKey: 'hilltop-key' }, 'admin', 'nope', 7), (e: unknown) => e instanceof EnrolError && e.code === 'E_LOGIN' && e.message === 'Wrong user ID or password');
+    } finally {
+      await link.close();
+      await home.close();
+    }
+  });
+});
+
+async function runCommand(argv: string[]): Promise<{ code: number | undefined; out: string; error?: unknown }> {
+  let out = '';
+  try {
+    return { code: await runEnrol(argv, (t) => (out += t)), out };
+  } catch (error) {
+    return { code: undefined, out, error };
+  }
+}
+
+describe('enrolCommand', () => {
+  it('hark enrol --code enrols, prints the code and fingerprint, and --status and --reset work', async () => {
+    const home = await enrolHome(0);
+    const data = mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'));
+    try {
+      const r = await runCommand(['--home', home.url, '--code', '--site-key', 'hilltop-key', '--ca-fingerprint', fingerprint(ca.cert), '--data-dir', data, '--proxy', 'http://127.0.0.1:1']);
+      // The proxy is unreachable: the CA fetch fails, naming it.
+      assert.ok(r.error instanceof CliError && r.error.exitCode === 1 && /proxy/.test(r.error.message), String(r.error));
+      const ok = await runCommand(['--home', home.url, '--code', '--site-key', 'hilltop-key', '--ca-fingerprint', fingerprint(ca.cert), '--data-dir', data]);
+      assert.equal(ok.error, undefined);
+      assert.equal(ok.code, 0);
+      assert.match(ok.out, /Enrolment code: ABCD-EFGH/);
+      assert.ok(ok.out.includes(fingerprint(ca.cert)));
+      assert.match(ok.out, /Enrolled as sensor 7/);
+      const info = JSON.parse(readFileSync(join(data, 'identity', 'sensor.json'), 'utf8'));
+      assert.equal(info.sensor_id, 7);
+      assert.deepEqual(info.homes, [home.url]);
+      const st = await runCommand(['--status', '--data-dir', data]);
+      assert.match(st.out, /Sensor id: +7/);
+      assert.match(st.out, /from home/);
+      const again = await runCommand(['--home', home.url, '--code', '--data-dir', data]);
+      assert.ok(again.error instanceof CliError && /already enrolled/.test(again.error.message));
+      const rs = await runCommand(['--reset', '--data-dir', data]);
+      assert.match(rs.out, /Reset to unconfigured \(was sensor 7\)/);
+      assert.equal(JSON.parse(readFileSync(join(data, 'identity', 'sensor.json'), 'utf8')).sensor_id, 0);
+    } finally {
+      await home.close();
+    }
+  });
+
+  it('hark enrol stops when the CA fingerprint differs from --ca-fingerprint', async () => {
+    const home = await enrolHome(0);
+    const data = mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'));
+    try {
+      const r = await runCommand(['--home', home.url, '--code', '--site-key', 'hilltop-key', '--ca-fingerprint', fingerprint(otherCa.cert), '--data-dir', data]);
+      assert.ok(r.error instanceof CliError && r.error.exitCode === 1 && /fingerprint/.test(r.error.message), String(r.error));
+      assert.equal(home.count('/v1/enrol/request'), 0);
+    } finally {
+      await home.close();
+    }
+  });
+
+  it('hark enrol --user with $HARK_PASSWORD and --sensor enrols by credentials', async () => {
+    const home = await enrolHome();
+    const data = mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'));
+    process.env.HARK_PASSWORD = 'pw';
+    try {
+      const r = await runCommand(['--home', home.url, '--user', 'admin', '--sensor', '7', '--site-key', 'hilltop-key', '--ca-fingerprint', fingerprint(ca.cert), '--data-dir', data]);
+      assert.equal(r.error, undefined);
+      assert.equal(r.code, 0);
+      assert.equal(JSON.parse(readFileSync(join(data, 'identity', 'sensor.json'), 'utf8')).sensor_id, 7);
+    } finally {
+      delete process.env.HARK_PASSWORD;
+      await home.close();
+    }
+  });
+
+  it('enrolCommand --help explains the modes', async () => {
+    assert.match(enrolCommand.usage, /--code/);
+    const r = await runCommand(['--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.out, /--ca-fingerprint FP/);
+    assert.match(r.out, /HARK_PASSWORD/);
+  });
+
+  it('hark enrol refuses both --code and --user', async () => {
+    const r = await runCommand(['--home', 'https://h:1', '--code', '--user', 'a', '--data-dir', mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'))]);
+    assert.ok(r.error instanceof CliError && r.error.exitCode === 2);
+  });
+});
