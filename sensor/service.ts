@@ -77,6 +77,9 @@ export interface ServiceOptions {
   readonly user?: string;
   readonly watchdogSilentMs?: number;
   readonly heartbeatMs?: number;
+  /** Damping of the switch back to the preferred home: probe period and minimum hold-down. */
+  readonly homeRecheckMs?: number;
+  readonly homeHoldDownMs?: number;
   /** Plain HTTP to home: tests only. */
   readonly homeInsecure?: boolean;
   readonly log: (line: string) => void;
@@ -226,6 +229,9 @@ export class SensorService {
       key: creds.keyPem,
       proxy: o.proxy ?? creds.proxy,
       allowPlaintext: o.homeInsecure === true,
+      recheckMs: o.homeRecheckMs,
+      holdDownMs: o.homeHoldDownMs,
+      counters: this.counters,
       onSwitch: (from, to, why) => o.log(`hark: home ${from ?? '-'} -> ${to} (${why})`),
     });
     await this.link.start();
@@ -235,8 +241,18 @@ export class SensorService {
     }
     const dir = join(o.dataDir, 'config', `active-${startup.version}`);
     const settings = materialise(startup.config, dir);
+    this.adoptHomes(settings);
     this.config = { source: startup.source, version: startup.version, fetchedAtMs: startup.fetchedAt, settings };
     return this.siteFrom(settings, dir);
+  }
+
+  /** Home's list of its addresses (when it has one) is where the next start phones. */
+  private adoptHomes(settings: MaterialisedConfig): void {
+    const creds = this.credentials;
+    if (creds === undefined || settings.homes.length === 0) return;
+    if (settings.homes.join(' ') === creds.homes.join(' ')) return;
+    creds.setLinkSettings([...settings.homes], creds.proxy);
+    this.opts.log(`hark: home addresses are now ${settings.homes.join(', ')} (used from the next start)`);
   }
 
   /** The bundle's site policy plus the local allow list (the console menu edits it): both lists apply. */
@@ -345,6 +361,9 @@ export class SensorService {
       onConfigVersion: (v: number) => {
         if (v > (this.config.version ?? 0)) void this.reload(`home has configuration version ${v}`);
       },
+      onAnswered: () => {
+        if (this.config.source === 'last-known-good') void this.reload('home answers again');
+      },
     });
     this.heartbeat.start();
   }
@@ -376,6 +395,7 @@ export class SensorService {
           const b = await fetchBundle(this.link, this.credentials, join(this.opts.dataDir, 'config'));
           const dir = join(this.opts.dataDir, 'config', `active-${b.version}`);
           const settings = materialise(b.config, dir);
+          this.adoptHomes(settings);
           this.sensor.reconfigure({ dictionary: settings.dictionary, engine: this.opts.engine, site: this.siteFrom(settings, dir) });
           const old = this.config;
           this.config = { source: 'home', version: b.version, fetchedAtMs: Date.now(), settings };

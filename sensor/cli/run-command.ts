@@ -87,6 +87,9 @@ ${SITE_USAGE}
   --proxy URL            upstream HTTP proxy to reach home (default: $HARK_PROXY, else the one
                          given at enrolment)
   --heartbeat-interval SECS  how often an enrolled sensor reports to home (default 60)
+  --home-recheck SECS    while on a fail-over home, how often the preferred one is probed (default 60)
+  --home-hold-down SECS  the preferred home must answer 3 probes over at least this long before the
+                         sensor switches back to it (default 300): a flapping link causes no flapping
   --home-insecure        allow plain http:// home addresses: for tests only, never in production
   --user NAME            drop to this user once the capture handles are open (when started as root)
   --stats-interval SECS  status line period on stderr, 0 for none (default: 10)
@@ -118,6 +121,8 @@ ${SITE_USAGE}
         'watchdog-minutes': { type: 'string', default: '5' },
         'heartbeat-interval': { type: 'string' },
         'home-insecure': { type: 'boolean', default: false },
+        'home-recheck': { type: 'string' },
+        'home-hold-down': { type: 'string' },
         proxy: { type: 'string' },
         user: { type: 'string' },
         'stats-interval': { type: 'string', default: '10' },
@@ -160,6 +165,8 @@ ${SITE_USAGE}
       watchdogSilentMs: number('watchdog-minutes', values['watchdog-minutes'], 0.01) * 60_000,
       heartbeatMs: values['heartbeat-interval'] !== undefined ? number('heartbeat-interval', values['heartbeat-interval'], 0.1) * 1000 : undefined,
       homeInsecure: values['home-insecure'],
+      homeRecheckMs: values['home-recheck'] !== undefined ? number('home-recheck', values['home-recheck'], 0.1) * 1000 : undefined,
+      homeHoldDownMs: values['home-hold-down'] !== undefined ? number('home-hold-down', values['home-hold-down']) * 1000 : undefined,
       log: (line) => process.stderr.write(`${line}\n`),
     });
     const stop = (): void => service.stop('signal');

@@ -200,7 +200,7 @@ function validateConfig(v: unknown): HomeConfig {
     });
   }
   const homes = strList(c.homes, 'config.homes', (s, f) => url(s, f, ['https:', 'http:']));
-  if (homes.length === 0) throw fieldError('config.homes', 'is empty: the sensor would lose its way home');
+  // Empty: home has no list of its addresses configured; the sensor keeps the ones it enrolled with.
   return {
     name: str(c.name, 'config.name'),
     site: optStr(c.site, 'config.site'),

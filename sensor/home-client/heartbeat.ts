@@ -43,6 +43,8 @@ export interface HeartbeatOptions {
   readonly onAction: (a: HomeAction) => Promise<ActionResult>;
   /** Called when home's configuration version is newer than the one in the body sent. */
   readonly onConfigVersion?: (version: number) => void;
+  /** After every answered heartbeat (a sensor running its last-known-good copy fetches home's now). */
+  readonly onAnswered?: () => void;
   readonly onHealth?: (e: HealthEvent) => void;
   readonly counters?: Counters;
 }
@@ -114,6 +116,7 @@ export class Heartbeat {
       this.opts.onConfigVersion?.(a.config_version as number);
     }
     if (Array.isArray(a.actions)) await this.runActions(a.actions);
+    this.opts.onAnswered?.();
     return true;
   }
 

@@ -125,7 +125,7 @@ describe('fetchBundle', () => {
     ['config.outputs.syslog[0].url', {}, { outputs: { syslog: [{ url: 'ftp://x' }] } }],
     ['config.outputs.eve.keep', {}, { outputs: { eve: { enabled: true, keep: 'five' } } }],
     ['config.retention.days', {}, { retention: { days: 0 } }],
-    ['config.homes', {}, { homes: [] }],
+    ['config.homes[0]', {}, { homes: ['ftp://home.example'] }],
     ['config.name', {}, { name: 5 }],
   ];
   for (const [field, over, config] of badFields) {
