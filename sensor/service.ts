@@ -72,6 +72,8 @@ export interface ServiceOptions {
   readonly storeMaxBytes?: number;
   readonly eve: { readonly maxBytes: number; readonly keep: number };
   readonly syslog: readonly string[];
+  /** E-mail alerts from the command line (standalone); an enrolled sensor takes home's. */
+  readonly email?: { readonly smtp: string; readonly from: string; readonly to: readonly string[]; readonly minSeverity: number; readonly batchSeconds: number; readonly site: string; readonly ca?: string };
   readonly proxy?: string;
   /** Drop to this user after the capture handles are open. */
   readonly user?: string;
@@ -217,7 +219,11 @@ export class SensorService {
   /** Standalone: the command line. Home: the signed bundle, or the last good one; never nothing. */
   private async resolveConfig(): Promise<SitePolicyFiles> {
     const o = this.opts;
-    if (o.mode === 'standalone') return o.site;
+    if (o.mode === 'standalone') {
+      // the sensor's key pair and certificate exist from the first start, enrolled or not
+      this.credentials = SensorCredentials.loadOrCreate(join(o.dataDir, 'identity'));
+      return o.site;
+    }
     const creds = (this.credentials = SensorCredentials.loadOrCreate(join(o.dataDir, 'identity')));
     if (!creds.enrolled || creds.caPem === undefined) {
       throw new ServiceError('E_NOT_ENROLLED', 'This sensor is not enrolled with a home server: run "hark enrol" (or option 4 of the console menu), or start it with --mode standalone');
@@ -283,6 +289,10 @@ export class SensorService {
     const out: EventOutput[] = [];
     for (const url of [...this.opts.syslog, ...(settings?.outputs?.syslog ?? []).map((s) => s.url)]) {
       out.push(new SyslogOutput({ url, counters: this.counters }));
+    }
+    const local = this.opts.email;
+    if (local !== undefined && settings?.outputs?.email === undefined) {
+      out.push(new EmailAlerter({ smtp: local.smtp, from: local.from, to: local.to, minSeverity: local.minSeverity, batchSeconds: local.batchSeconds, site: local.site, ...(local.ca !== undefined ? { ca: local.ca } : {}), counters: this.counters, onError: (e) => this.opts.log(`hark: e-mail alert: ${e.message}`) }));
     }
     const email = settings?.outputs?.email;
     if (email !== undefined && email.to.length > 0) {

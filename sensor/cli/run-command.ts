@@ -5,6 +5,7 @@
  * (from home, or the files given here) without dropping flows.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -26,6 +27,33 @@ function number(name: string, text: string, min = 0): number {
   const v = Number(text);
   if (!Number.isFinite(v) || v < min) throw new CliError(`--${name} must be a number${min > 0 ? ` of at least ${min}` : ''}, not "${text}"`);
   return v;
+}
+
+function emailFrom(v: { smtp?: string; 'smtp-ca'?: string; 'alert-to'?: string[]; 'alert-from'?: string; 'alert-min-severity': string; 'alert-batch': string; site?: string }) {
+  if (v.smtp === undefined) {
+    if (v['alert-to'] !== undefined) throw new CliError('--alert-to needs --smtp (the mail server to send through)');
+    return undefined;
+  }
+  if (v['alert-to'] === undefined || v['alert-to'].length === 0) throw new CliError('--smtp needs at least one --alert-to address');
+  const minSeverity = number('alert-min-severity', v['alert-min-severity'], 1);
+  if (minSeverity > 5 || !Number.isInteger(minSeverity)) throw new CliError(`--alert-min-severity must be 1 to 5, not "${v['alert-min-severity']}"`);
+  return {
+    smtp: v.smtp,
+    from: v['alert-from'] ?? `hark@${hostname()}`,
+    to: v['alert-to'],
+    minSeverity,
+    batchSeconds: number('alert-batch', v['alert-batch'], 1),
+    site: v.site ?? hostname(),
+    ...(v['smtp-ca'] !== undefined ? { ca: readText(v['smtp-ca'], '--smtp-ca') } : {}),
+  };
+}
+
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new CliError(`Cannot read ${what} "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
 
 /** Enrolled (identity/sensor.json with a sensor id) -> home; otherwise standalone. */
@@ -80,6 +108,14 @@ ${SITE_USAGE}
   --eve-keep N           rotated eve.json files kept (default 5)
   --syslog URL           also send events to syslog: udp://, tcp:// or tls://HOST:PORT (RFC 5424);
                          repeatable
+  --smtp URL             standalone e-mail alerts: smtp://HOST[:587] (STARTTLS required) or
+                         smtps://HOST[:465]; with --alert-to (repeatable) and --alert-from
+  --smtp-ca FILE         trust only this CA (PEM) for the mail server (default: the system's CAs)
+  --alert-to ADDR        who receives alerts; repeatable
+  --alert-from ADDR      the alerts' sender (default hark@HOSTNAME)
+  --alert-min-severity N alert on captures of this severity or more (default 4)
+  --alert-batch SECS     captures within this window go in one message (default 60)
+  --site NAME            the site name alerts give (default: this machine's hostname)
   --metrics-listen ADDR  Prometheus /metrics on this local address, e.g. 127.0.0.1:9469
   --status-interval SECS how often DATA_DIR/status.json (read by hark status) is written (default 5)
   --watchdog-minutes N   raise a health event when an interface receives nothing for N minutes
@@ -116,6 +152,13 @@ ${SITE_USAGE}
         'eve-max-bytes': { type: 'string', default: String(100 * 1024 * 1024) },
         'eve-keep': { type: 'string', default: '5' },
         syslog: { type: 'string', multiple: true },
+        smtp: { type: 'string' },
+        'smtp-ca': { type: 'string' },
+        'alert-to': { type: 'string', multiple: true },
+        'alert-from': { type: 'string' },
+        'alert-min-severity': { type: 'string', default: '4' },
+        'alert-batch': { type: 'string', default: '60' },
+        site: { type: 'string' },
         'metrics-listen': { type: 'string' },
         'status-interval': { type: 'string', default: '5' },
         'watchdog-minutes': { type: 'string', default: '5' },
@@ -160,6 +203,7 @@ ${SITE_USAGE}
       storeMaxBytes: values['store-max-bytes'] !== undefined ? number('store-max-bytes', values['store-max-bytes'], 65536) : undefined,
       eve: { maxBytes: number('eve-max-bytes', values['eve-max-bytes']), keep: number('eve-keep', values['eve-keep']) },
       syslog: values.syslog ?? [],
+      email: emailFrom(values),
       proxy: values.proxy ?? process.env.HARK_PROXY,
       user: values.user,
       watchdogSilentMs: number('watchdog-minutes', values['watchdog-minutes'], 0.01) * 60_000,
