@@ -7,8 +7,6 @@ import { parse as parseDomain } from 'tldts';
 
 /** Linux IFNAMSIZ is 16 including the terminating NUL. */
 const MAX_INTERFACE_NAME_LEN = 15;
-/** Shortest enrolment code home issues; shorter is a typo (NetSupport gateway keys: 8 or more). */
-const MIN_ENROL_CODE_LEN = 8;
 /** Shortest root password accepted on the console. */
 export const MIN_ROOT_PASSWORD_LEN = 8;
 /** Sensor numbers are listed by home as small positive integers. */
@@ -99,12 +97,6 @@ export function normaliseHomeUrl(value: string): string | undefined {
 
 export const checkHomeUrl: Check = (value) =>
   normaliseHomeUrl(value) === undefined ? `"${value}" is not a server address; type for example https://home.example.org or home.example.org:8443` : undefined;
-
-export const checkEnrolCode: Check = (value) => {
-  if (!/^[A-Za-z0-9-]+$/.test(value)) return 'The enrolment code has only letters, digits and dashes; check it against the one home gave you';
-  if (value.replace(/-/g, '').length < MIN_ENROL_CODE_LEN) return `The enrolment code is at least ${MIN_ENROL_CODE_LEN} characters; "${value}" is too short`;
-  return undefined;
-};
 
 export const checkSensorNumber: Check = (value) => {
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > MAX_SENSOR_NUMBER) return `"${value}" is not a sensor number; type the number shown beside the sensor in home's sensor list, for example 3`;

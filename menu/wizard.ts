@@ -20,10 +20,9 @@ import {
   writeSettings,
 } from './config-files.js';
 import { ask, askSecret, choose, yesNo } from './prompts.js';
-import { applyNetwork, control, runQuiet, sensorEnv } from './system.js';
+import { applyNetwork, control, runOnConsole, sensorEnv } from './system.js';
 import {
   checkCidr,
-  checkEnrolCode,
   checkHomeUrl,
   checkHostPort,
   checkIpv4,
@@ -34,7 +33,7 @@ import {
   sameNetwork,
 } from './validate.js';
 
-type Enrolment = { kind: 'code'; code: string } | { kind: 'account'; user: string; password: string; sensor: string };
+type Enrolment = { kind: 'code' } | { kind: 'account'; user: string; password: string; sensor: string };
 
 interface Answers {
   mode: 'home' | 'standalone';
@@ -76,7 +75,11 @@ async function askEnrolment(): Promise<Enrolment> {
     { name: 'With an enrolment code from home', value: 'code' },
     { name: 'With a home account user name, password and sensor number', value: 'account' },
   ]);
-  if (kind === 'code') return { kind, code: await ask('Enrolment code:', checkEnrolCode) };
+  if (kind === 'code') {
+    say('When you confirm the summary, this sensor asks home for an enrolment code and shows it here with');
+    say("home's certificate fingerprint; an administrator approves the code at home, and setup goes on.");
+    return { kind };
+  }
   const user = await ask('Home account user name:', checkNotEmpty('the user name'));
   const password = await askSecret('Password:', (v) => (v === '' ? 'Type the password' : undefined));
   const sensor = await ask('Sensor number (from the list of sensors configured in home):', checkSensorNumber);
@@ -150,13 +153,18 @@ function summary(a: Answers): string {
   ].join('\n');
 }
 
-/** `hark enrol`; the password goes on standard input, never on the command line. */
-function enrol(paths: MenuPaths, s: SensorSettings, home: string, e: Enrolment): { ok: boolean; message: string } {
-  const args = e.kind === 'code' ? ['enrol', '--home', home, '--code', e.code] : ['enrol', '--home', home, '--user', e.user, '--sensor', e.sensor];
+/**
+ * `hark enrol` on the console: in code mode it shows the code and home's CA fingerprint and waits
+ * for an administrator to approve; with an account it asks to confirm the fingerprint. The password
+ * goes in the environment of that one process, never on the command line.
+ */
+async function enrol(paths: MenuPaths, s: SensorSettings, home: string, e: Enrolment): Promise<{ ok: boolean; message: string }> {
+  const proxy = s.proxy !== undefined ? ['--proxy', s.proxy.includes('://') ? s.proxy : `http://${s.proxy}`] : [];
+  const args = e.kind === 'code' ? ['enrol', '--home', home, '--code', ...proxy] : ['enrol', '--home', home, '--user', e.user, '--sensor', e.sensor, ...proxy];
   const env = sensorEnv(paths, s);
-  const r = runQuiet(paths.bin, args, { env, input: e.kind === 'account' ? `${e.password}\n` : '' });
-  const message = (r.err.trim() || r.out.trim()).split('\n').slice(-3).join('\n');
-  return { ok: r.code === 0, message };
+  if (e.kind === 'account') env.HARK_PASSWORD = e.password;
+  const code = await runOnConsole(paths.bin, args, env);
+  return { ok: code === 0, message: code === 0 ? '' : `hark enrol exited with status ${code}` };
 }
 
 /** The first-boot wizard. Resolves true when the sensor was configured and started. */
@@ -238,7 +246,7 @@ async function apply(paths: MenuPaths, a: Answers, prev: SensorSettings | undefi
   writeAllowList(allowPath, readAllowList(allowPath));
   if (a.mode === 'home' && a.home && a.enrolment) {
     say(`Enrolling with ${a.home} ...`);
-    const r = enrol(paths, s, a.home, a.enrolment);
+    const r = await enrol(paths, s, a.home, a.enrolment);
     if (!r.ok) {
       say(`Enrolment failed: ${r.message || 'no reason given'}`);
       say('Check the home address, the enrolment details and the network, then choose a section to change.');

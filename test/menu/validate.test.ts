@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import {
   checkAllowDomain,
   checkCidr,
-  checkEnrolCode,
   checkHostPort,
   checkIpv4,
   checkSensorNumber,
@@ -60,10 +59,7 @@ test('normaliseHomeUrl adds https:// to a bare host and refuses credentials or o
   assert.equal(normaliseHomeUrl('https://u:p@home.example.org'), undefined);
 });
 
-test('checkEnrolCode and checkSensorNumber refuse short codes and non-numbers', () => {
-  assert.equal(checkEnrolCode('ABCD-1234-EFGH'), undefined);
-  assert.match(checkEnrolCode('ABC-123') ?? '', /at least 8/);
-  assert.match(checkEnrolCode('ABCD 1234 EFGH') ?? '', /letters, digits and dashes/);
+test('checkSensorNumber refuses non-numbers', () => {
   assert.equal(checkSensorNumber('3'), undefined);
   assert.notEqual(checkSensorNumber('0'), undefined);
   assert.notEqual(checkSensorNumber('three'), undefined);
