@@ -40,6 +40,7 @@ import { applyStaticMap } from './identity/static-map.js';
 import { IdentityTable } from './identity/table.js';
 import type { CaptureAttribution } from './inspect/captures.js';
 import { DomainWatch } from './inspect/domain-watch.js';
+import { EVIDENCE_BUDGET_BYTES, EvidenceBudget, type Evidence } from './inspect/evidence.js';
 import type { HttpRequest } from './app-layer/http/session.js';
 import { loadSitePolicy, type SitePolicy, type SitePolicyFiles } from './site-policy.js';
 
@@ -58,7 +59,10 @@ export interface SensorOptions {
   readonly engine?: EngineChoice;
   readonly dedupWindowUs?: number;
   readonly bodyLimitBytes?: number;
-  readonly onCapture: (capture: CaptureEvent) => void;
+  /** Every capture; with `keepEvidence`, the page of a viewed capture the first time it is emitted. */
+  readonly onCapture: (capture: CaptureEvent, evidence?: Evidence) => void;
+  /** Keep the response pages of viewed captures (bounded) for home's evidence pictures. */
+  readonly keepEvidence?: boolean;
   readonly counters?: Counters;
   /** Drop mirror-port duplicate copies of packets (default true). */
   readonly dropDuplicates?: boolean;
@@ -223,6 +227,7 @@ export class Sensor {
       },
       counters,
       collector: this.collector,
+      ...(opts.keepEvidence === true ? { evidence: new EvidenceBudget(EVIDENCE_BUDGET_BYTES, counters) } : {}),
     };
     const http = httpProtocols(ctx, counters, opts.bodyLimitBytes, {}, observe);
     this.keyStore = opts.keyStore ?? (opts.keyLogs !== undefined && opts.keyLogs.length > 0 ? new KeyStore(counters) : undefined);

@@ -157,7 +157,9 @@ export class SensorService {
       site,
       identity,
       keyWaitUs: o.keyWaitUs,
-      onCapture: (c: CaptureEvent) => this.store.add(c),
+      // an enrolled sensor keeps the pages of viewed captures: home renders them as evidence
+      keepEvidence: o.mode === 'home',
+      onCapture: (c: CaptureEvent, evidence) => this.store.add(c, evidence),
       onEvent: (e) => this.outputs.write(e as OutputEvent),
     });
     const filter = o.filter ?? (settings?.bpf !== undefined && settings.bpf !== '' ? settings.bpf : undefined);

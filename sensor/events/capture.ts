@@ -49,6 +49,15 @@ export interface CaptureEvent {
   device: Device;
 }
 
+/** The page a viewed capture was seen in: the decoded response body (at most home's limit), kept
+ * beside the capture (never inside its JSON) so home can render the page as the user received it. */
+export interface Evidence {
+  readonly contentType: string;
+  readonly charset?: string;
+  readonly body: Buffer;
+  readonly truncated: boolean;
+}
+
 /** ISO 8601 with microseconds, as Suricata writes timestamps. */
 export function isoMicros(us: number): string {
   const ms = Math.floor(us / 1000);

@@ -9,6 +9,7 @@
  * flat record (the event is rebuilt, id included, only when it is emitted again), found by a
  * numeric hash of its merge key and expired in first-seen order from a queue.
  */
+import type { Evidence } from './evidence.js';
 import { Counters, defineCounter } from '../events/counters.js';
 import { isoMicros, stableId, type CaptureEvent, type CaptureField, type CaptureSource, type Device } from '../events/capture.js';
 import type { Direction, FlowInfo } from '../flow/stream.js';
@@ -45,6 +46,8 @@ export interface CaptureCandidate {
   /** Default `http`. */
   readonly appProto?: 'http' | 'http2';
   readonly decrypted?: boolean;
+  /** The page the response carried (viewed captures of HTML/text responses), for home's picture. */
+  readonly evidence?: Evidence;
 }
 
 /** An open merge window: its capture's candidate fields, flat (no rope of context pieces, no event),
@@ -155,7 +158,8 @@ export class CaptureCollector {
   private open = 0;
 
   constructor(
-    private readonly emit: (capture: CaptureEvent) => void,
+    /** A capture (again when repeats raised its count); its evidence with the first emission only. */
+    private readonly emit: (capture: CaptureEvent, evidence?: Evidence) => void,
     private readonly counters: Counters,
     private readonly windowUs: number = DEFAULT_DEDUP_WINDOW_US,
     private readonly attribution: CaptureAttribution = {},
@@ -195,7 +199,7 @@ export class CaptureCollector {
     const device = this.device(f, side, c.tsUs);
     const p = new Pending(hash, ip, c, device, c.count);
     this.counters.inc(C_CAPTURES);
-    this.emit(captureEvent(p, { ...device, ...(device.sources ? { sources: { ...device.sources } } : {}) }, c.count));
+    this.emit(captureEvent(p, { ...device, ...(device.sources ? { sources: { ...device.sources } } : {}) }, c.count), c.evidence);
     p.next = this.table.get(hash);
     this.table.set(hash, p);
     this.order.push(p);

@@ -5,6 +5,7 @@
  * (HttpSink). Output: one candidate per (phrase, field) per message, with the number of
  * occurrences and the first occurrence's context, handed to the CaptureCollector.
  */
+import type { EvidenceBudget, EvidenceBuffer } from './evidence.js';
 import type { HttpMessage, HttpRequest, HttpResponse, HttpSink, MessageEndInfo } from '../app-layer/http/index.js';
 import { headerValue } from '../app-layer/http/index.js';
 import type { CaptureField, CaptureSource } from '../events/capture.js';
@@ -47,6 +48,8 @@ export interface InspectContext {
   readonly database?: MatchDatabase;
   readonly counters: Counters;
   readonly collector: CaptureCollector;
+  /** Keeps the pages of viewed captures (home renders them); none kept without it. */
+  readonly evidence?: EvidenceBudget;
 }
 
 interface RequestInfo {
@@ -75,6 +78,7 @@ const fieldTag = (f: CaptureField): number => FIELD_TAGS.get(f)!;
 class MessageScan implements TextSink {
   readonly scanner: PhraseScanner;
   extractor: Extractor | undefined;
+  evidence: EvidenceBuffer | undefined;
   bodySeen = false;
   /** By phraseIndex * FIELDS.length + field tag. */
   private readonly hits = new Map<number, Aggregate>();
@@ -157,10 +161,13 @@ export class HttpInspector implements HttpSink {
     if (scan === undefined) return;
     if (!scan.bodySeen) {
       scan.bodySeen = true;
-      scan.extractor = createExtractor(headerValue(msg.headers, 'content-type'), dir === 0 ? 'request' : 'response', scan, this.ctx.counters);
+      const type = headerValue(msg.headers, 'content-type');
+      scan.extractor = createExtractor(type, dir === 0 ? 'request' : 'response', scan, this.ctx.counters);
       if (scan.extractor === undefined) this.ctx.counters.inc(C_NO_TEXT);
+      else if (dir === 1) scan.evidence = this.ctx.evidence?.open(type);
     }
     scan.extractor?.write(chunk);
+    scan.evidence?.write(chunk);
   }
 
   onBodyGap(msg: HttpMessage): void {
@@ -172,8 +179,12 @@ export class HttpInspector implements HttpSink {
     if (scan === undefined) return;
     this.scans.delete(msg);
     const hits = scan.finish();
-    if (hits.length === 0) return;
+    if (hits.length === 0) {
+      scan.evidence?.release();
+      return;
+    }
     const isRequest = msg.kind === 'request';
+    const evidence = scan.evidence?.take();
     const req = isRequest ? this.requests.get(msg.index) : this.requests.get(msg.requestIndex);
     const source: CaptureSource = isRequest ? 'typed' : 'viewed';
     for (const a of hits) {
@@ -194,6 +205,7 @@ export class HttpInspector implements HttpSink {
         tsUs: msg.tsUs > 0 ? msg.tsUs : tsUs,
         appProto: this.carrier.appProto,
         decrypted: this.carrier.decrypted,
+        ...(evidence !== undefined && a.field === 'response_body' ? { evidence } : {}),
       });
     }
   }

@@ -10,9 +10,10 @@
  * The database, WAL and shm are mode 0600 in a 0700 directory: captures hold children's data.
  */
 import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import type { CaptureEvent } from '../events/capture.js';
+import type { CaptureEvent, Evidence } from '../events/capture.js';
 import { Counters, defineCounter } from '../events/counters.js';
 import { healthEvent, type HealthSink } from '../events/health.js';
 import { ensurePrivateDir } from './private-dir.js';
@@ -80,7 +81,27 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX captures_pending_urgent ON captures(ts_us) WHERE ${URGENT};
    CREATE INDEX captures_pending_routine ON captures(ts_us) WHERE ${ROUTINE};
    CREATE INDEX captures_uploaded ON captures(ts_us) WHERE ${UPLOADED};`,
+  // 3: the page a viewed capture came from (home renders it), compressed, deleted with its capture.
+  `CREATE TABLE evidence (
+     capture_id TEXT PRIMARY KEY REFERENCES captures(id) ON DELETE CASCADE,
+     content_type TEXT NOT NULL, charset TEXT, body BLOB NOT NULL, truncated INTEGER NOT NULL,
+     uploaded_at INTEGER
+   ) STRICT;
+   CREATE INDEX evidence_pending ON evidence(capture_id) WHERE uploaded_at IS NULL;`,
 ];
+
+/** A capture's page rides on the event object under this key until it is committed (JSON.stringify skips symbols). */
+const EVIDENCE = Symbol('evidence');
+type WithEvidence = CaptureEvent & { [EVIDENCE]?: Evidence };
+
+/** One stored page as the uploader sends it. */
+export interface StoredEvidence {
+  readonly captureId: string;
+  readonly contentType: string;
+  readonly charset: string | null;
+  readonly body: Buffer;
+  readonly truncated: boolean;
+}
 
 interface Statement {
   run(...params: unknown[]): { changes: number };
@@ -163,6 +184,8 @@ export class CaptureStore {
   private readonly countUrgent: Statement;
   private readonly countRoutine: Statement;
   private readonly deleteRows: (rowids: number[]) => number;
+  private readonly selectEvidence: Statement;
+  private readonly markEvidence: Statement;
   stored = 0;
 
   constructor(readonly path: string, options: CaptureStoreOptions = {}) {
@@ -204,6 +227,7 @@ export class CaptureStore {
        ON CONFLICT(id) DO UPDATE SET count = excluded.count, event = excluded.event
          WHERE excluded.count > captures.count`,
     );
+    const insertEvidence = this.db.prepare('INSERT OR IGNORE INTO evidence (capture_id, content_type, charset, body, truncated) VALUES (?, ?, ?, ?, ?)');
     this.commit = this.db.transaction((rows: CaptureEvent[]) => {
       const changed: CaptureEvent[] = [];
       const now = this.now();
@@ -215,6 +239,8 @@ export class CaptureStore {
           c.context, c.device.ip, c.device.mac ?? null, c.device.hostname ?? null, c.device.user ?? null,
           JSON.stringify(c), now,
         ).changes;
+        const ev = (c as WithEvidence)[EVIDENCE];
+        if (ev !== undefined && n > 0) insertEvidence.run(c.id, ev.contentType, ev.charset ?? null, deflateRawSync(ev.body), ev.truncated ? 1 : 0);
         if (n > 0) changed.push(c);
       }
       return changed;
@@ -227,6 +253,10 @@ export class CaptureStore {
     this.deleteRow = this.db.prepare('DELETE FROM captures WHERE rowid = ?');
     this.countUrgent = this.db.prepare(`SELECT count(*) FROM captures INDEXED BY captures_pending_urgent WHERE ${URGENT}`).pluck();
     this.countRoutine = this.db.prepare(`SELECT count(*) FROM captures INDEXED BY captures_pending_routine WHERE ${ROUTINE}`).pluck();
+    this.selectEvidence = this.db.prepare(
+      `SELECT e.capture_id, e.content_type, e.charset, e.body, e.truncated FROM evidence e INDEXED BY evidence_pending
+         JOIN captures c ON c.id = e.capture_id WHERE e.uploaded_at IS NULL AND c.${UPLOADED} LIMIT ?`);
+    this.markEvidence = this.db.prepare('UPDATE evidence SET uploaded_at = ? WHERE capture_id = ? AND uploaded_at IS NULL');
     this.deleteRows = this.db.transaction((rowids: number[]) => {
       let n = 0;
       for (const r of rowids) n += this.deleteRow.run(r).changes;
@@ -262,7 +292,9 @@ export class CaptureStore {
     };
   }
 
-  add(capture: CaptureEvent): void {
+  /** Queues a capture (and the page it was seen in) for the next commit. */
+  add(capture: CaptureEvent, evidence?: Evidence): void {
+    if (evidence !== undefined) (capture as WithEvidence)[EVIDENCE] = evidence;
     this.pending.push(capture);
     if (this.pending.length >= BATCH_ROWS) this.flush();
   }
@@ -304,6 +336,7 @@ export class CaptureStore {
         return [];
       }
     }
+    for (const c of rows) delete (c as WithEvidence)[EVIDENCE];
     this.stored += changed.length;
     this.counters.inc(C_COMMITTED, changed.length);
     this.counters.set(C_HELD, 0);
@@ -332,6 +365,36 @@ export class CaptureStore {
     const out = (this.selectUrgent.all(n) as string[]).map((e) => JSON.parse(e) as CaptureEvent);
     if (out.length < n) for (const e of this.selectRoutine.all(n - out.length) as string[]) out.push(JSON.parse(e) as CaptureEvent);
     return out;
+  }
+
+  /**
+   * Pages of captures home already has, not yet sent: at most `maxItems`, and at most `maxBytes` of
+   * page (one page even when it alone is bigger).
+   */
+  evidenceBatch(maxItems: number, maxBytes: number): StoredEvidence[] {
+    const rows = this.selectEvidence.all(Math.max(1, Math.floor(maxItems))) as Array<{ capture_id: string; content_type: string; charset: string | null; body: Buffer; truncated: number }>;
+    const out: StoredEvidence[] = [];
+    let bytes = 0;
+    for (const r of rows) {
+      const body = inflateRawSync(r.body);
+      if (out.length > 0 && bytes + body.length > maxBytes) break;
+      bytes += body.length;
+      out.push({ captureId: r.capture_id, contentType: r.content_type, charset: r.charset, body, truncated: r.truncated === 1 });
+    }
+    return out;
+  }
+
+  markEvidenceUploaded(captureIds: readonly string[], atMs: number = this.now()): number {
+    return this.writeWithReserve(() => {
+      let n = 0;
+      for (const id of captureIds) n += this.markEvidence.run(atMs, id).changes;
+      return n;
+    });
+  }
+
+  /** Pages not yet sent whose captures home has. */
+  evidencePending(): number {
+    return this.db.prepare(`SELECT count(*) FROM evidence e INDEXED BY evidence_pending JOIN captures c ON c.id = e.capture_id WHERE e.uploaded_at IS NULL AND c.${UPLOADED}`).pluck().get() as number;
   }
 
   /** Marks captures as accepted by home; returns how many were still pending. */

@@ -17,6 +17,10 @@ export const CAPTURES_PATH = '/v1/sensor/captures';
 const DEFAULT_BATCH = 500;
 /** Home takes at most this many captures per request (PROTOCOL.md). */
 export const MAX_BATCH = 1000;
+export const EVIDENCE_PATH = '/v1/sensor/evidence';
+/** Pages per evidence call and their decoded bytes: home accepts 32 and 24 MiB of base64. */
+const EVIDENCE_ITEMS = 32;
+const EVIDENCE_BYTES = 12 << 20;
 const DEFAULT_MIN_BACKOFF_MS = 1000;
 const DEFAULT_MAX_BACKOFF_MS = 5 * 60_000;
 /** Failing this long without one success raises `upload.failing`: short outages are normal. */
@@ -30,6 +34,8 @@ const DEFAULT_STOP_GRACE_MS = 5000;
 
 const C_CAPTURES = defineCounter('upload.captures');
 const C_BATCHES = defineCounter('upload.batches');
+const C_EVIDENCE = defineCounter('upload.evidence');
+const C_EVIDENCE_REFUSED = defineCounter('upload.evidence_refused');
 const C_FAILURES = defineCounter('upload.failures');
 const C_DUPLICATES = defineCounter('upload.duplicates');
 const C_QUEUE = defineCounter('upload.queue');
@@ -223,7 +229,8 @@ export class Uploader {
     this.kicked = false;
     const batch = this.store.outboxBatch(this.batch);
     this.counters.set(C_QUEUE, batch.length < this.batch ? batch.length : this.store.pendingCount());
-    if (batch.length === 0) return { kind: 'empty' };
+    // Captures first; the pages of captures home already has when there are none to send.
+    if (batch.length === 0) return this.evidencePass(run);
     // Slices still to send, last = next; a refused slice is split in two in its place.
     const todo: CaptureEvent[][] = [batch];
     let refusedStatus = 0;
@@ -268,6 +275,41 @@ export class Uploader {
     }
     if (quarantined.length > 0) this.raiseQuarantined(quarantined, refusedStatus);
     return { kind: 'sent' };
+  }
+
+  /**
+   * Sends stored pages of uploaded captures. Home without evidence storage (404) or refusing one
+   * page (400/413/422) marks them sent: a page never blocks the queue, and the capture has its text.
+   */
+  private async evidencePass(run: { abandoned: boolean }): Promise<Outcome> {
+    const items = this.store.evidenceBatch(EVIDENCE_ITEMS, EVIDENCE_BYTES);
+    if (items.length === 0) return { kind: 'empty' };
+    const body = {
+      evidence: items.map((e) => ({ capture_id: e.captureId, content_type: e.contentType, charset: e.charset, body_base64: e.body.toString('base64'), truncated: e.truncated })),
+    };
+    const ac = new AbortController();
+    this.inFlight = ac;
+    let res: HomeResponse;
+    try {
+      res = await this.transport.request('POST', EVIDENCE_PATH, body, { timeoutMs: this.requestTimeoutMs, signal: ac.signal });
+    } catch (err) {
+      return { kind: 'failed', reason: `evidence: ${(err as { code?: string }).code ?? 'error'}: ${(err as Error).message}` };
+    } finally {
+      this.inFlight = undefined;
+    }
+    if (run.abandoned) return { kind: 'failed', reason: 'stopped' };
+    const ids = items.map((e) => e.captureId);
+    if (res.status >= 200 && res.status < 300) {
+      this.store.markEvidenceUploaded(ids, this.now());
+      this.counters.inc(C_EVIDENCE, items.length);
+      return { kind: 'sent' };
+    }
+    if (res.status === 404 || refusesContent(res.status) || res.status === 413) {
+      this.store.markEvidenceUploaded(ids, this.now());
+      this.counters.inc(C_EVIDENCE_REFUSED, items.length);
+      return { kind: 'sent' };
+    }
+    return { kind: 'failed', reason: `evidence: HTTP ${res.status}` };
   }
 
   /** The two halves, pushed so that the first half is sent first. */

@@ -36,7 +36,7 @@ function withDir(fn: (dir: string) => void | Promise<void>): () => Promise<void>
 test('CaptureStore migrates, stores privately, and ignores a repeated capture id', withDir((dir) => {
   const path = join(dir, 'data', 'captures.db');
   const store = new CaptureStore(path);
-  assert.equal(store.schemaVersion, 2);
+  assert.equal(store.schemaVersion, 3);
   for (let i = 0; i < 3; i++) {
     assertCapture(capture(i));
     store.add(capture(i));
@@ -58,7 +58,7 @@ test('CaptureStore migrates, stores privately, and ignores a repeated capture id
   assert.equal(statSync(path).mode & 0o077, 0);
   assert.equal(statSync(join(dir, 'data')).mode & 0o077, 0);
   const again = new CaptureStore(path);
-  assert.equal(again.schemaVersion, 2, 'reopening does not migrate again');
+  assert.equal(again.schemaVersion, 3, 'reopening does not migrate again');
   assert.equal(again.count(), 3);
   for (const suffix of ['-wal', '-shm']) if (existsSync(path + suffix)) assert.equal(statSync(path + suffix).mode & 0o077, 0);
   again.close();
@@ -97,7 +97,7 @@ test('CaptureStore upgrades a version-1 database: its captures land in the outbo
   db.close();
   const store = new CaptureStore(path);
   try {
-    assert.equal(store.schemaVersion, 2);
+    assert.equal(store.schemaVersion, 3);
     assert.deepEqual(store.outboxBatch(10), [old]);
     assert.equal(store.pendingCount(), 1);
   } finally {
@@ -388,4 +388,36 @@ test('CaptureStore keeps every flushed capture when its process is killed with S
   } finally {
     store.close();
   }
+}));
+
+test('CaptureStore keeps a capture\'s page beside it (not in its JSON), offers it once home has the capture, and deletes it with the capture', withDir((dir) => {
+  const store = new CaptureStore(join(dir, 'captures.db'));
+  const page = Buffer.from(`<html><body><p>${'filler '.repeat(2000)} ak47 for sale</p></body></html>`);
+  const c = capture(1);
+  store.add(c, { contentType: 'text/html', charset: 'utf-8', body: page, truncated: false });
+  store.add(capture(2));
+  const committed = store.flush();
+  assert.equal(committed.length, 2);
+  assert.ok(!JSON.stringify(committed[0]).includes('filler'), 'the page is not in the capture event');
+  assert.deepEqual(store.evidenceBatch(10, 1 << 20), [], 'nothing to send before home has the capture');
+  store.markUploaded([c.id, capture(2).id]);
+  const batch = store.evidenceBatch(10, 1 << 20);
+  assert.equal(batch.length, 1);
+  assert.equal(batch[0].captureId, c.id);
+  assert.equal(batch[0].contentType, 'text/html');
+  assert.equal(batch[0].charset, 'utf-8');
+  assert.equal(batch[0].truncated, false);
+  assert.ok(batch[0].body.equals(page), 'the page comes back byte for byte');
+  assert.equal(store.evidencePending(), 1);
+  store.markEvidenceUploaded([c.id]);
+  assert.equal(store.evidencePending(), 0);
+  assert.deepEqual(store.evidenceBatch(10, 1 << 20), []);
+  // retention deletes the capture: its page goes with it (ON DELETE CASCADE)
+  store.purge({ days: 1 }, BASE_TS_US / 1000 + 10 * 86_400_000);
+  assert.equal(store.count(), 0);
+  const Sqlite = createRequire(import.meta.url)('better-sqlite3') as new (f: string, o?: object) => { prepare(s: string): { pluck(): { get(): unknown } }; close(): void };
+  store.close();
+  const db = new Sqlite(join(dir, 'captures.db'), { readonly: true });
+  assert.equal(db.prepare('SELECT count(*) FROM evidence').pluck().get(), 0);
+  db.close();
 }));

@@ -29,6 +29,9 @@ export class FakeHome {
   /** More captures than this in one request: 413. */
   maxBatch = Number.POSITIVE_INFINITY;
   onBatch: ((ids: string[]) => void) | undefined;
+  /** Pages received on /v1/sensor/evidence by capture id (decoded), and whether home keeps any. */
+  readonly evidence = new Map<string, { contentType: string; body: Buffer }>();
+  keepsEvidence = true;
   private server: Server | undefined;
   port = 0;
 
@@ -57,6 +60,7 @@ export class FakeHome {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      if (req.method === 'POST' && req.url === '/v1/sensor/evidence') return this.handleEvidence(res, Buffer.concat(chunks));
       if (req.method !== 'POST' || req.url !== '/v1/sensor/captures') return this.answer(res, 404, { error: 'E_NOT_FOUND', message: 'no such call' });
       let ids: string[];
       try {
@@ -89,6 +93,17 @@ export class FakeHome {
       }
       this.answer(res, 200, { accepted, duplicates });
     });
+  }
+
+  private handleEvidence(res: ServerResponse, raw: Buffer): void {
+    if (!this.keepsEvidence) return this.answer(res, 404, { error: 'E_NOT_FOUND', message: 'This home keeps no evidence' });
+    const body = JSON.parse(raw.toString('utf8')) as { evidence: Array<{ capture_id: string; content_type: string; body_base64: string }> };
+    for (const e of body.evidence) {
+      // home keeps a page only for a capture it has
+      if (!this.stored.has(e.capture_id)) return this.answer(res, 409, { error: 'E_NO_CAPTURE', message: 'unknown capture' });
+      this.evidence.set(e.capture_id, { contentType: e.content_type, body: Buffer.from(e.body_base64, 'base64') });
+    }
+    this.answer(res, 200, { accepted: body.evidence.length });
   }
 
   private answer(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

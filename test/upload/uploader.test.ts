@@ -239,3 +239,37 @@ test('Uploader.kick wakes an idle uploader when new captures commit', rigged(asy
   store.flush();
   assert.deepEqual(await arrived, [makeCapture(99).id]);
 }));
+
+test('Uploader sends a capture\'s page after home has the capture, once; a home without evidence storage does not block the queue', rigged(async ({ store, home, counters, uploader }) => {
+  const page = Buffer.from('<html><body>buy an ak47 here</body></html>');
+  const withPage = makeCapture(1, { severity: 2 });
+  store.add(withPage, { contentType: 'text/html', body: page, truncated: false });
+  store.add(makeCapture(2, { severity: 5 }));
+  store.flush();
+  const u = uploader();
+  u.start();
+  assert.equal(await u.drain(5000), true);
+  await waitUntil(() => home.evidence.size === 1);
+  assert.ok(home.stored.has(withPage.id));
+  assert.ok(home.evidence.get(withPage.id)!.body.equals(page));
+  assert.equal(home.evidence.get(withPage.id)!.contentType, 'text/html');
+  assert.equal(counters.get('upload.evidence'), 1);
+  assert.equal(store.evidencePending(), 0);
+
+  home.keepsEvidence = false;
+  const another = makeCapture(3);
+  store.add(another, { contentType: 'text/plain', body: Buffer.from('ak47'), truncated: true });
+  store.flush();
+  u.kick();
+  await waitUntil(() => counters.get('upload.evidence_refused') === 1);
+  assert.ok(home.stored.has(another.id), 'the capture itself went');
+  assert.equal(store.evidencePending(), 0, 'a page home cannot keep is not retried forever');
+}));
+
+async function waitUntil(check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) assert.fail('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
