@@ -7,10 +7,14 @@
  * (tests never time things). The counts must equal the generator's ground truth: those are checked
  * (reassembled bytes; phrase matches and the sum of the captures' counts).
  *
- * Last, TLS record decryption throughput per suite family (bench/tls.ts) and the domain policy's
- * memory and lookup rate (bench/policy.ts).
+ * Then TLS record decryption throughput per suite family (bench/tls.ts), the domain policy's
+ * memory and lookup rate (bench/policy.ts), captures committed and uploaded per second
+ * (bench/store.ts), a home server under 200 heartbeating, uploading sensors (bench/home-soak.ts),
+ * and last the live figure: tcpreplay onto a veth pair at rising rates, Hark beside tcpdump
+ * (bench/live.ts, needs root).
  *
  *   npm run bench [-- --runs N] [-- --skip-tcpflow] [-- --skip-pipeline] [-- --skip-tls] [-- --skip-policy]
+ *                 [-- --skip-store] [-- --skip-home] [-- --skip-live]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -41,6 +45,9 @@ const { values } = parseArgs({
     'skip-pipeline': { type: 'boolean', default: false },
     'skip-tls': { type: 'boolean', default: false },
     'skip-policy': { type: 'boolean', default: false },
+    'skip-store': { type: 'boolean', default: false },
+    'skip-home': { type: 'boolean', default: false },
+    'skip-live': { type: 'boolean', default: false },
   },
 });
 const runs = Math.max(1, Number(values.runs));
@@ -159,5 +166,20 @@ if (!values['skip-policy']) {
     allOk = false;
     process.stderr.write(r.stderr);
   }
+}
+/** Runs one of the other benchmarks in its own process, its figures going straight to stdout. */
+function child(what: string, script: string, args: string[]): void {
+  process.stdout.write(`\n${what}\n`);
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'bench', script), ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) {
+    allOk = false;
+    process.stderr.write(`${script} failed (exit ${r.status})\n`);
+  }
+}
+if (!values['skip-store']) child('capture store and upload (bench/store.ts)', 'store.js', ['--captures', '100000']);
+if (!values['skip-home']) child('home server soak (bench/home-soak.ts)', 'home-soak.js', ['--sensors', '200', '--seconds', '30']);
+if (!values['skip-live']) {
+  if (process.getuid?.() !== 0) process.stdout.write('\nlive capture: skipped (needs root for the veth pair)\n');
+  else if (existsSync(join(ROOT, 'dist', 'bench', 'live.js'))) child('live capture on a veth pair (bench/live.ts)', 'live.js', []);
 }
 process.exitCode = allOk ? 0 : 1;
