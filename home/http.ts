@@ -20,8 +20,8 @@ export class HttpError extends Error {
 export interface Reply {
   status: number;
   body?: unknown;
-  /** Sent as is (PEM), with this content type. */
-  raw?: { contentType: string; text: string };
+  /** Sent as is (PEM, HTML, PNG, CSV, PDF), with this content type. */
+  raw?: { contentType: string; text: string | Buffer };
   headers?: Record<string, string>;
 }
 
@@ -35,6 +35,8 @@ export interface RequestContext {
   readonly peerIp: string;
   readonly socket: TLSSocket;
   body(limit?: number): Promise<unknown>;
+  /** An `application/x-www-form-urlencoded` body (portal forms): first value of each field. */
+  form(limit?: number): Promise<Map<string, string>>;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<Reply> | Reply;
@@ -103,11 +105,46 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<unkno
   });
 }
 
+/** Reads a urlencoded form body up to `limit` bytes; 413 past it, 415 for another content type. */
+export function readFormBody(req: IncomingMessage, limit: number): Promise<Map<string, string>> {
+  const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') {
+    req.resume();
+    return Promise.reject(new HttpError(415, 'E_CONTENT_TYPE', 'This form must be sent as application/x-www-form-urlencoded'));
+  }
+  return readRawBody(req, limit).then((buf) => {
+    const out = new Map<string, string>();
+    for (const [k, v] of new URLSearchParams(buf.toString('utf8'))) if (!out.has(k)) out.set(k, v);
+    return out;
+  });
+}
+
+function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > limit) {
+        failed = true;
+        chunks.length = 0;
+        reject(new HttpError(413, 'E_TOO_LARGE', `The request body is over the ${limit}-byte limit for this call`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('error', (err) => { if (!failed) { failed = true; reject(new HttpError(400, 'E_BODY', `Cannot read the request body: ${err.message}`)); } });
+    req.on('end', () => { if (!failed) resolve(Buffer.concat(chunks, size)); });
+  });
+}
+
 export function sendReply(res: ServerResponse, reply: Reply): void {
   if (res.headersSent) return;
   const headers: Record<string, string> = { 'cache-control': 'no-store', ...(reply.headers ?? {}) };
   if (reply.raw !== undefined) {
-    res.writeHead(reply.status, { ...headers, 'content-type': reply.raw.contentType });
+    res.writeHead(reply.status, { ...headers, 'content-type': reply.raw.contentType, 'content-length': String(Buffer.byteLength(reply.raw.text)) });
     res.end(reply.raw.text);
   } else if (reply.body === undefined) {
     res.writeHead(reply.status, headers);

@@ -11,10 +11,10 @@ import { SESSION_TTL_MS, type HomeCore } from './core.js';
 import { checkUpload, DICTIONARY_BODY_LIMIT_BYTES, dictionaryName, DictionaryUploadError, sensorFields, sensorView } from './definition.js';
 import { asObject, errorReply, HttpError, intParam, reqStr, str, type RequestContext, type Router } from './http.js';
 import { ROLES, type EnrolmentRow, type Role } from './store.js';
+import { applyTriage, MAX_NOTE_CHARS } from './triage.js';
 import { rmSync } from 'node:fs';
 
 const ACTION_KINDS = ['reload', 'restart', 'reset'] as const;
-const TRIAGE_STATES = ['new', 'reviewed', 'escalated', 'dismissed'] as const;
 const USER_NAME = /^[A-Za-z0-9_.@-]{1,64}$/;
 /** Heartbeats shown in a status answer's history. */
 const STATUS_HISTORY = 60;
@@ -402,13 +402,8 @@ export function registerOperatorApi(router: Router, home: HomeCore, initialPassw
   router.add('PATCH', '/v1/captures/:id', async (ctx) => {
     const { op } = home.operator(ctx, 'lead');
     const body = asObject(await ctx.body());
-    const state = body.status;
-    if (typeof state !== 'string' || !(TRIAGE_STATES as readonly string[]).includes(state)) throw new HttpError(400, 'E_FIELD', `"status" must be one of ${TRIAGE_STATES.join(', ')}`);
-    const note = (str(body, 'note', { max: 4000, optional: true }) ?? '');
-    const triage = { status: state, note, by: op.name, at: new Date().toISOString() };
-    if (!store.setTriage(ctx.params[0], JSON.stringify(triage))) throw new HttpError(404, 'E_NOT_FOUND', `No capture "${ctx.params[0].slice(0, 64)}"`);
-    audit(op.name, 'capture.triage', `capture:${ctx.params[0]}`, { status: state }, ctx);
-    return { status: 200, body: triage };
+    const note = (str(body, 'note', { max: MAX_NOTE_CHARS, optional: true }) ?? '');
+    return { status: 200, body: applyTriage(store, ctx.params[0], body.status, note, op.name, ctx.peer) };
   });
 
   // ---- audit ----

@@ -12,6 +12,8 @@ import { asObject, HttpError, reqStr, type RequestContext, type Router } from '.
 import { newToken, sha256Hex } from './auth.js';
 import { readCsr, PkiError, signBundle } from './pki.js';
 import type { CaptureInsert } from './store.js';
+import { recordCoverage } from './coverage.js';
+import { EVIDENCE_CALL_LIMIT_BYTES, evidenceItem, MAX_EVIDENCE_PER_CALL, type EvidenceItem, type EvidenceRenderer, type EvidenceStore } from './evidence.js';
 
 /** PROTOCOL.md: a capture batch holds at most 1000 captures. */
 export const MAX_CAPTURES_PER_BATCH = 1000;
@@ -72,6 +74,7 @@ export function captureRow(c: unknown): CaptureInsert | undefined {
   return {
     id: o.id, ts_us: ts, severity: o.severity as number, category: o.category, phrase: o.phrase,
     user: opt(device.user, 256), host: opt(o.host, 512), url: opt(o.url, 8192), event,
+    source: opt(o.source, 16), device_ip: opt(device.ip, 64), device_name: opt(device.hostname, 256), context: opt(o.context, 8192),
   };
 }
 
@@ -92,7 +95,14 @@ export function heartbeatSummary(body: Record<string, unknown>): string {
   });
 }
 
-export function registerSensorApi(router: Router, home: HomeCore): void {
+export interface EvidenceDeps {
+  evidence: EvidenceStore;
+  renderer: EvidenceRenderer;
+  /** False when no Chromium: evidence is stored as `unavailable` (text kept, no image). */
+  rendererAvailable: boolean;
+}
+
+export function registerSensorApi(router: Router, home: HomeCore, ev?: EvidenceDeps): void {
   const { store } = home;
 
   router.add('GET', '/v1/ping', () => ({ status: 200, body: { ok: true, time: new Date().toISOString() } }));
@@ -180,6 +190,10 @@ export function registerSensorApi(router: Router, home: HomeCore): void {
     const body = asObject(await ctx.body(HEARTBEAT_BODY_LIMIT_BYTES));
     const now = Date.now();
     home.seen(sensor, ctx, true, now);
+    const prev = store.lastHeartbeat(sensor.id);
+    let prevBody: Record<string, unknown> | undefined;
+    try { prevBody = prev === undefined ? undefined : JSON.parse(prev.body) as Record<string, unknown>; } catch { prevBody = undefined; }
+    recordCoverage(store, sensor.id, now, body, prevBody);
     store.addHeartbeat(sensor.id, now, ctx.peer, JSON.stringify(body), heartbeatSummary(body));
     home.counters.inc(C_HEARTBEATS);
     const pending = store.pendingActions(sensor.id);
@@ -220,6 +234,29 @@ export function registerSensorApi(router: Router, home: HomeCore): void {
     home.counters.inc(C_CAPTURES_DUPLICATE, duplicates);
     home.counters.inc(C_CAPTURES_REJECTED, rejected);
     if (rejected > 0) home.log.write('ingest.rejected', { sensor: sensor.id, rejected, peer: ctx.peer });
+    // Evidence that arrived before its capture can be drawn now.
+    if (accepted > 0) ev?.renderer.kick();
     return { status: 200, body: { accepted, duplicates, rejected } };
+  });
+
+  router.add('POST', '/v1/sensor/evidence', async (ctx) => {
+    const sensor = home.sensor(ctx);
+    if (ev === undefined) throw new HttpError(404, 'E_NOT_FOUND', 'This home keeps no evidence');
+    const body = asObject(await ctx.body(EVIDENCE_CALL_LIMIT_BYTES));
+    const list = body.evidence;
+    if (!Array.isArray(list)) throw new HttpError(400, 'E_FIELD', '"evidence" must be a list');
+    if (list.length > MAX_EVIDENCE_PER_CALL) throw new HttpError(413, 'E_TOO_MANY', `A call holds at most ${MAX_EVIDENCE_PER_CALL} evidence items, not ${list.length}`);
+    const items: EvidenceItem[] = [];
+    for (const e of list) {
+      const item = evidenceItem(e);
+      if (item !== undefined) items.push(item);
+    }
+    const rejected = list.length - items.length;
+    ev.evidence.rejected(rejected);
+    const accepted = items.length > 0 ? ev.evidence.add(sensor.id, items, ev.rendererAvailable ? 'pending' : 'unavailable') : 0;
+    if (!ev.rendererAvailable) ev.renderer.unavailable(accepted);
+    if (rejected > 0) home.log.write('evidence.rejected', { sensor: sensor.id, rejected, peer: ctx.peer });
+    if (accepted > 0) ev.renderer.kick();
+    return { status: 200, body: { accepted, duplicates: items.length - accepted, rejected } };
   });
 }

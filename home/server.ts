@@ -15,11 +15,13 @@ import { checkDictionarySource } from '../rules/check.js';
 import { hashPassword, randomPassword } from './auth.js';
 import { C_HANDLER_ERRORS, DEFAULT_HEARTBEAT_TIMEOUT_S, HomeCore } from './core.js';
 import { ensurePrivateDir, writePrivateFile } from './files.js';
-import { DEFAULT_BODY_LIMIT_BYTES, errorReply, HttpError, readJsonBody, Router, sendReply, type RequestContext } from './http.js';
+import { DEFAULT_BODY_LIMIT_BYTES, errorReply, HttpError, readFormBody, readJsonBody, Router, sendReply, type RequestContext } from './http.js';
 import { HomeLog } from './log.js';
 import { registerOperatorApi } from './operator-api.js';
 import { ensurePki } from './pki.js';
 import { registerSensorApi } from './sensor-api.js';
+import { Chromium, EvidenceRenderer, EvidenceStore } from './evidence.js';
+import { registerPortal } from './portal/index.js';
 import { HomeStore } from './store.js';
 
 /** Slow-loris guards: a request's headers within 20 s, the whole request within 120 s. */
@@ -45,6 +47,8 @@ export interface HomeOptions {
   onLog?: (line: string) => void;
   /** Where the first admin password is announced; default process.stderr. */
   announce?: (text: string) => void;
+  /** Chromium for evidence images and report PDFs; null: none (captures keep their text). Default $HARK_CHROMIUM, else /usr/bin/chromium when present. */
+  chromium?: string | null;
 }
 
 export interface HomeServer {
@@ -59,6 +63,8 @@ export interface HomeServer {
   checkHeartbeats(nowMs?: number): void;
   /** Counter snapshot (home.*). */
   counters(): Record<string, number>;
+  /** Resolves when no evidence image is being rendered (tests). */
+  evidenceIdle(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -103,8 +109,13 @@ export async function startHome(opts: HomeOptions): Promise<HomeServer> {
   await firstStart(store, dataDir, log, opts.announce ?? ((t) => process.stderr.write(t)));
 
   const router = new Router();
-  registerSensorApi(router, core);
+  const chromium = new Chromium({ chromium: opts.chromium });
+  const evidence = new EvidenceStore(store, core.counters);
+  const renderer = new EvidenceRenderer(evidence, chromium, core.counters, log);
+  registerSensorApi(router, core, { evidence, renderer, rendererAvailable: chromium.available });
   registerOperatorApi(router, core, join(dataDir, 'initial-admin-password'));
+  registerPortal(router, { home: core, evidence, chromium });
+  renderer.kick();
 
   const server: Server = createServer({
     key: tls.keyPem, cert: tls.certPem, ca: [ca.certPem],
@@ -132,6 +143,7 @@ export async function startHome(opts: HomeOptions): Promise<HomeServer> {
     const ctx: RequestContext = {
       req, res, url, params: found.params, peer, peerIp, socket,
       body: (limit = DEFAULT_BODY_LIMIT_BYTES) => { bodyRead = true; return readJsonBody(req, limit); },
+      form: (limit = DEFAULT_BODY_LIMIT_BYTES) => { bodyRead = true; return readFormBody(req, limit); },
     };
     Promise.resolve()
       .then(() => found.handler(ctx))
@@ -177,13 +189,18 @@ export async function startHome(opts: HomeOptions): Promise<HomeServer> {
     url, port, caPem: ca.certPem, caFingerprint: ca.fingerprint, dataDir,
     checkHeartbeats: (nowMs?: number) => core.sweep(nowMs),
     counters: () => core.counters.snapshot(),
+    evidenceIdle: () => renderer.idle(),
     close: () => {
       closed ??= new Promise<void>((resolve) => {
         clearInterval(sweeper);
+        // The renderer finishes its page (it writes to the store) before the store closes.
+        const rendering = renderer.stop().then(() => chromium.close());
         server.close(() => {
-          log.write('home.stop', { port });
-          store.close();
-          resolve();
+          void rendering.then(() => {
+            log.write('home.stop', { port });
+            store.close();
+            resolve();
+          });
         });
         server.closeAllConnections();
       });

@@ -87,15 +87,61 @@ const MIGRATIONS: readonly string[] = [
      detail TEXT, peer TEXT
    ) STRICT;
    CREATE INDEX audit_at ON audit(at);`,
+  // 2: the portal. Filter columns pulled out of the event (each with a (column, ts_us) index so a
+  // filtered, time-ordered page is an index range, never a table scan), triage state, FTS5 over
+  // phrase / context / url, notes, evidence (response bodies + rendered PNGs), per-day coverage.
+  `ALTER TABLE captures ADD COLUMN source TEXT;
+   ALTER TABLE captures ADD COLUMN device_ip TEXT;
+   ALTER TABLE captures ADD COLUMN device_name TEXT;
+   ALTER TABLE captures ADD COLUMN context TEXT;
+   ALTER TABLE captures ADD COLUMN status TEXT NOT NULL DEFAULT 'open';
+   UPDATE captures SET source = json_extract(event, '$.source'), device_ip = json_extract(event, '$.device.ip'),
+     device_name = json_extract(event, '$.device.hostname'), context = json_extract(event, '$.context'),
+     status = CASE json_extract(triage, '$.status') WHEN 'reviewed' THEN 'closed' WHEN 'dismissed' THEN 'false_positive'
+       WHEN 'escalated' THEN 'escalated' ELSE 'open' END;
+   DROP INDEX captures_category;
+   DROP INDEX captures_user;
+   DROP INDEX captures_host;
+   CREATE INDEX captures_category_ts ON captures(category, ts_us);
+   CREATE INDEX captures_user_ts ON captures(user, ts_us);
+   CREATE INDEX captures_host_ts ON captures(host, ts_us);
+   CREATE INDEX captures_device_ip_ts ON captures(device_ip, ts_us);
+   CREATE INDEX captures_device_name_ts ON captures(device_name, ts_us);
+   CREATE INDEX captures_source_ts ON captures(source, ts_us);
+   CREATE INDEX captures_status_ts ON captures(status, ts_us);
+   CREATE INDEX captures_phrase_ts ON captures(phrase, ts_us);
+   CREATE VIRTUAL TABLE captures_fts USING fts5(phrase, context, url, content='captures', content_rowid='rowid');
+   CREATE TRIGGER captures_fts_insert AFTER INSERT ON captures BEGIN
+     INSERT INTO captures_fts (rowid, phrase, context, url) VALUES (new.rowid, new.phrase, new.context, new.url);
+   END;
+   CREATE TRIGGER captures_fts_delete AFTER DELETE ON captures BEGIN
+     INSERT INTO captures_fts (captures_fts, rowid, phrase, context, url) VALUES ('delete', old.rowid, old.phrase, old.context, old.url);
+   END;
+   INSERT INTO captures_fts (captures_fts) VALUES ('rebuild');
+   CREATE INDEX audit_target ON audit(target, id);
+   CREATE TABLE capture_notes (
+     id INTEGER PRIMARY KEY, capture_id TEXT NOT NULL, at TEXT NOT NULL, who TEXT NOT NULL, status TEXT NOT NULL, note TEXT NOT NULL
+   ) STRICT;
+   CREATE INDEX capture_notes_capture ON capture_notes(capture_id, id);
+   CREATE TABLE evidence (
+     capture_id TEXT PRIMARY KEY, sensor_id INTEGER NOT NULL, received_at INTEGER NOT NULL, content_type TEXT NOT NULL,
+     charset TEXT, truncated INTEGER NOT NULL, body BLOB NOT NULL, body_bytes INTEGER NOT NULL,
+     png_status TEXT NOT NULL, png BLOB, marks INTEGER, rendered_at INTEGER, error TEXT
+   ) STRICT;
+   CREATE INDEX evidence_status ON evidence(png_status, received_at);
+   CREATE TABLE coverage_daily (
+     sensor_id INTEGER NOT NULL, day TEXT NOT NULL, counter TEXT NOT NULL, value INTEGER NOT NULL,
+     PRIMARY KEY (sensor_id, day, counter)
+   ) STRICT;`,
 ];
 
-interface Statement {
+export interface Statement {
   run(...params: unknown[]): { changes: number; lastInsertRowid: number | bigint };
   get(...params: unknown[]): unknown;
   all(...params: unknown[]): unknown[];
 }
 
-interface Database {
+export interface Database {
   pragma(sql: string, opts?: { simple?: boolean }): unknown;
   exec(sql: string): void;
   prepare(sql: string): Statement;
@@ -140,10 +186,17 @@ export interface EnrolmentRow {
 export interface CertificateRow { serial: string; sensor_id: number; uuid: string; not_before: string; not_after: string; issued_at: string; revoked_at: string | null; pem: string }
 export interface ActionRow { id: number; sensor_id: number; kind: string; status: string; created_at: string; created_by: string; delivered_at: string | null; done_at: string | null; ok: number | null; message: string | null }
 export interface AuditRow { id: number; at: string; who: string; action: string; target: string | null; detail: string | null; peer: string | null }
-export interface CaptureRow { id: string; sensor_id: number; received_at: number; ts_us: number; severity: number; category: string; user: string | null; host: string | null; url: string | null; phrase: string; triage: string | null; event: string }
+export interface CaptureRow {
+  id: string; sensor_id: number; received_at: number; ts_us: number; severity: number; category: string; user: string | null; host: string | null;
+  url: string | null; phrase: string; triage: string | null; event: string; source: string | null; device_ip: string | null; device_name: string | null;
+  context: string | null; status: string;
+}
 
 /** A capture as ingest stores it: the indexed columns plus the full JSON text. */
-export interface CaptureInsert { id: string; ts_us: number; severity: number; category: string; user: string | null; host: string | null; url: string | null; phrase: string; event: string }
+export interface CaptureInsert {
+  id: string; ts_us: number; severity: number; category: string; user: string | null; host: string | null; url: string | null; phrase: string; event: string;
+  source?: string | null; device_ip?: string | null; device_name?: string | null; context?: string | null;
+}
 
 export interface CaptureQuery { since_us?: number; until_us?: number; sensor_id?: number; min_severity?: number; category?: string; limit: number }
 
@@ -172,13 +225,14 @@ export class HomeStore {
     this.migrate();
     for (const suffix of ['-wal', '-shm']) if (existsSync(path + suffix)) chmodSync(path + suffix, 0o600);
     this.insertCapture = this.db.prepare(
-      `INSERT INTO captures (id, sensor_id, received_at, ts_us, severity, category, user, host, url, phrase, event)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
+      `INSERT INTO captures (id, sensor_id, received_at, ts_us, severity, category, user, host, url, phrase, event, source, device_ip, device_name, context)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
     );
     this.ingestTx = this.db.transaction((sensorId: number, rows: readonly CaptureInsert[], now: number) => {
       let n = 0;
       for (const c of rows) {
-        n += this.insertCapture.run(c.id, sensorId, now, c.ts_us, c.severity, c.category, c.user, c.host, c.url, c.phrase, c.event).changes;
+        n += this.insertCapture.run(c.id, sensorId, now, c.ts_us, c.severity, c.category, c.user, c.host, c.url, c.phrase, c.event,
+          c.source ?? null, c.device_ip ?? null, c.device_name ?? null, c.context ?? null).changes;
       }
       return n;
     });
@@ -482,8 +536,14 @@ export class HomeStore {
     return this.db.prepare('SELECT * FROM captures WHERE id = ?').get(id) as CaptureRow | undefined;
   }
 
-  setTriage(id: string, triage: string): boolean {
-    return this.db.prepare('UPDATE captures SET triage = ? WHERE id = ?').run(triage, id).changes > 0;
+  /** Sets the triage JSON and the indexed state (open, closed, false_positive, escalated). */
+  setTriage(id: string, triage: string, status: string): boolean {
+    return this.db.prepare('UPDATE captures SET triage = ?, status = ? WHERE id = ?').run(triage, status, id).changes > 0;
+  }
+
+  /** The underlying connection, for the portal's queries (home/portal/queries.ts). */
+  get sql(): Database {
+    return this.db;
   }
 
   captureCount(sensorId?: number): number {

@@ -1,0 +1,312 @@
+/**
+ * Evidence: the response body a sensor reassembled for a capture, stored compressed, and a PNG of
+ * it rendered by headless Chromium (playwright-core) with scripts off, every network request
+ * aborted and a CSP meta tag forbidding external loads, the phrase wrapped in <mark> before the
+ * picture is taken. Input: evidence items from sensors (untrusted). Output: rows in `evidence`;
+ * one render at a time, pulled from the database (the queue is the pending rows, so it is bounded
+ * by storage, never by memory). Without Chromium the rows say `unavailable` and the text stays.
+ */
+
+import { existsSync } from 'node:fs';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { defineCounter, type Counters } from '../sensor/events/counters.js';
+import type { HomeLog } from './log.js';
+import type { HomeStore } from './store.js';
+
+/** PROTOCOL.md: a body is at most 512 KiB decoded; bigger ones are refused (the sensor truncates first). */
+export const MAX_EVIDENCE_BODY_BYTES = 512 * 1024;
+/** Evidence items per call: 32 bodies of 512 KiB in base64 is ~22 MiB, under EVIDENCE_CALL_LIMIT_BYTES. */
+export const MAX_EVIDENCE_PER_CALL = 32;
+export const EVIDENCE_CALL_LIMIT_BYTES = 24 * 1024 * 1024;
+/** Rendering one page may take this long before it is abandoned as failed. */
+export const RENDER_TIMEOUT_MS = 15_000;
+/** Viewport and the tallest picture kept: a long page is cut around the first highlight. */
+export const RENDER_WIDTH_PX = 1280;
+export const RENDER_MAX_HEIGHT_PX = 2400;
+/** The browser is closed after this long without work (it holds ~100 MiB). */
+export const BROWSER_IDLE_MS = 30_000;
+export const DEFAULT_CHROMIUM = '/usr/bin/chromium';
+
+const C_STORED = defineCounter('home.evidence.stored');
+const C_DUPLICATE = defineCounter('home.evidence.duplicates');
+const C_REJECTED = defineCounter('home.evidence.rejected');
+const C_RENDERED = defineCounter('home.evidence.rendered');
+const C_RENDER_FAILED = defineCounter('home.evidence.render_failed');
+const C_UNAVAILABLE = defineCounter('home.evidence.renderer_unavailable');
+
+export interface EvidenceItem { capture_id: string; content_type: string; charset: string | null; body: Buffer; truncated: boolean }
+
+/** One untrusted evidence entry as an item, or undefined when it is malformed or too large. */
+export function evidenceItem(v: unknown): EvidenceItem | undefined {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  if (typeof o.capture_id !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(o.capture_id)) return undefined;
+  if (typeof o.content_type !== 'string' || o.content_type.length > 200 || /[\x00-\x1f]/.test(o.content_type)) return undefined;
+  if (o.charset !== undefined && o.charset !== null && (typeof o.charset !== 'string' || !/^[A-Za-z0-9_.:-]{1,40}$/.test(o.charset))) return undefined;
+  if (typeof o.body_base64 !== 'string' || o.body_base64.length > Math.ceil(MAX_EVIDENCE_BODY_BYTES / 3) * 4 + 4) return undefined;
+  const body = Buffer.from(o.body_base64, 'base64');
+  if (body.length > MAX_EVIDENCE_BODY_BYTES) return undefined;
+  return { capture_id: o.capture_id, content_type: o.content_type.toLowerCase(), charset: typeof o.charset === 'string' ? o.charset : null, body, truncated: o.truncated === true };
+}
+
+export interface EvidenceRow {
+  capture_id: string; content_type: string; charset: string | null; truncated: number; body_bytes: number;
+  png_status: 'pending' | 'done' | 'failed' | 'unavailable'; marks: number | null; rendered_at: number | null; error: string | null;
+}
+
+/** The charset named by the item, else by its content type, else UTF-8. */
+export function evidenceText(body: Buffer, contentType: string, charset: string | null): string {
+  const label = charset ?? /charset=["']?([A-Za-z0-9_.:-]+)/i.exec(contentType)?.[1] ?? 'utf-8';
+  try {
+    return new TextDecoder(label, { fatal: false }).decode(body);
+  } catch {
+    return new TextDecoder('utf-8').decode(body);
+  }
+}
+
+/** No loads of any kind from the rendered document: belt to the renderer's aborted routes. */
+const EVIDENCE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:";
+
+/** The document Chromium renders: HTML as received with a CSP meta first; anything else as text. */
+export function evidenceDocument(text: string, contentType: string): string {
+  const meta = `<meta http-equiv="Content-Security-Policy" content="${EVIDENCE_CSP}">`;
+  if (/html|xml/.test(contentType)) {
+    const head = /<head[^>]*>/i.exec(text);
+    if (head !== null) return text.slice(0, head.index + head[0].length) + meta + text.slice(head.index + head[0].length);
+    return meta + text;
+  }
+  const esc = text.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' }[c] as string));
+  return `<!DOCTYPE html><html><head>${meta}</head><body><pre style="white-space:pre-wrap;font:14px monospace">${esc}</pre></body></html>`;
+}
+
+/**
+ * Runs in the page (scripts of the page itself are off): wraps each case-insensitive occurrence of
+ * the phrase (any run of white space between words) in <mark>, returns how many and where the first is.
+ */
+function highlightScript(phrase: string): string {
+  return `(() => {
+    const words = ${JSON.stringify(phrase)}.trim().split(/\\s+/).map((w) => w.replace(/[.*+?^\${}()|[\\]\\\\]/g, '\\\\$&'));
+    if (words.length === 0 || words[0] === '') return { marks: 0, y: 0, height: document.documentElement.scrollHeight };
+    const re = new RegExp(words.join('\\\\s+'), 'gi');
+    const walker = document.createTreeWalker(document.body || document.documentElement, NodeFilter.SHOW_TEXT);
+    const hits = [];
+    for (let n = walker.nextNode(); n !== null; n = walker.nextNode()) {
+      const p = n.parentNode && n.parentNode.nodeName;
+      if (p === 'SCRIPT' || p === 'STYLE' || p === 'NOSCRIPT' || p === 'TITLE') continue;
+      if (re.test(n.nodeValue)) hits.push(n);
+      re.lastIndex = 0;
+    }
+    let marks = 0;
+    for (const n of hits) {
+      const text = n.nodeValue;
+      const frag = document.createDocumentFragment();
+      let last = 0;
+      for (const m of text.matchAll(re)) {
+        frag.appendChild(document.createTextNode(text.slice(last, m.index)));
+        const mark = document.createElement('mark');
+        mark.setAttribute('style', 'background:#ffeb3b;color:#000;outline:3px solid #d32f2f;outline-offset:1px');
+        mark.textContent = m[0];
+        frag.appendChild(mark);
+        marks++;
+        last = m.index + m[0].length;
+      }
+      frag.appendChild(document.createTextNode(text.slice(last)));
+      n.parentNode.replaceChild(frag, n);
+    }
+    const first = document.querySelector('mark');
+    const y = first === null ? 0 : first.getBoundingClientRect().top + window.scrollY;
+    return { marks, y, height: document.documentElement.scrollHeight };
+  })()`;
+}
+
+interface PwBrowser { newContext(o: Record<string, unknown>): Promise<PwContext>; close(): Promise<void> }
+interface PwContext {
+  route(url: string, handler: (route: { abort(): Promise<void> }) => unknown): Promise<void>;
+  newPage(): Promise<PwPage>;
+  close(): Promise<void>;
+}
+interface PwPage {
+  setContent(html: string, o: Record<string, unknown>): Promise<void>;
+  evaluate(expr: string): Promise<unknown>;
+  screenshot(o: Record<string, unknown>): Promise<Buffer>;
+  pdf(o: Record<string, unknown>): Promise<Buffer>;
+}
+
+export interface RendererOptions {
+  /** Chromium executable; null turns rendering off. Default $HARK_CHROMIUM, else /usr/bin/chromium. */
+  chromium?: string | null;
+}
+
+/**
+ * One headless Chromium, launched on demand, used by one job at a time (evidence renders and report
+ * PDFs), closed when idle. `available` is false when no executable or no playwright-core.
+ */
+export class Chromium {
+  readonly path: string | undefined;
+  private browser: Promise<PwBrowser> | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+  private idle: NodeJS.Timeout | undefined;
+
+  constructor(opts: RendererOptions = {}) {
+    const p = opts.chromium === undefined ? (process.env.HARK_CHROMIUM ?? DEFAULT_CHROMIUM) : opts.chromium;
+    this.path = p !== null && p !== '' && existsSync(p) ? p : undefined;
+  }
+
+  get available(): boolean {
+    return this.path !== undefined;
+  }
+
+  /** Runs `job` with a fresh context (JavaScript off, every request aborted), one job at a time. */
+  run<T>(job: (page: PwPage) => Promise<T>): Promise<T> {
+    const next = this.chain.then(async () => {
+      if (this.idle !== undefined) clearTimeout(this.idle);
+      const browser = await this.launch();
+      const context = await browser.newContext({ javaScriptEnabled: false, offline: true, viewport: { width: RENDER_WIDTH_PX, height: 900 }, serviceWorkers: 'block' });
+      try {
+        await context.route('**/*', (route) => route.abort());
+        const page = await context.newPage();
+        return await withTimeout(job(page), RENDER_TIMEOUT_MS);
+      } finally {
+        await context.close().catch(() => {});
+        this.idle = setTimeout(() => { void this.close(); }, BROWSER_IDLE_MS);
+        this.idle.unref();
+      }
+    });
+    this.chain = next.catch(() => {});
+    return next;
+  }
+
+  private launch(): Promise<PwBrowser> {
+    if (this.path === undefined) return Promise.reject(new Error('Chromium is not installed'));
+    this.browser ??= import('playwright-core').then((pw) => pw.chromium.launch({
+      executablePath: this.path,
+      // Belt and braces beside the aborted routes: no proxy, no name resolution, no background fetches.
+      args: ['--no-sandbox', '--proxy-server=127.0.0.1:9', '--proxy-bypass-list=<-loopback>', '--host-resolver-rules=MAP * ~NOTFOUND', '--disable-background-networking', '--disable-extensions'],
+    }) as unknown as PwBrowser);
+    this.browser.catch(() => { this.browser = undefined; });
+    return this.browser;
+  }
+
+  async close(): Promise<void> {
+    if (this.idle !== undefined) clearTimeout(this.idle);
+    const b = this.browser;
+    this.browser = undefined;
+    if (b !== undefined) await b.then((x) => x.close(), () => {});
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms); })])
+    .finally(() => clearTimeout(timer));
+}
+
+export class EvidenceStore {
+  constructor(private readonly store: HomeStore, private readonly counters: Counters) {}
+
+  /** Stores items (compressed); an item for a capture that has evidence already changes nothing. */
+  add(sensorId: number, items: readonly EvidenceItem[], status: 'pending' | 'unavailable', now = Date.now()): number {
+    const st = this.store.sql.prepare(`INSERT INTO evidence (capture_id, sensor_id, received_at, content_type, charset, truncated, body, body_bytes, png_status)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(capture_id) DO NOTHING`);
+    const n = this.store.transaction(() => {
+      let added = 0;
+      for (const e of items) added += st.run(e.capture_id, sensorId, now, e.content_type, e.charset, e.truncated ? 1 : 0, deflateRawSync(e.body), e.body.length, status).changes;
+      return added;
+    });
+    this.counters.inc(C_STORED, n);
+    this.counters.inc(C_DUPLICATE, items.length - n);
+    return n;
+  }
+
+  rejected(n: number): void {
+    this.counters.inc(C_REJECTED, n);
+  }
+
+  row(captureId: string): EvidenceRow | undefined {
+    return this.store.sql.prepare('SELECT capture_id, content_type, charset, truncated, body_bytes, png_status, marks, rendered_at, error FROM evidence WHERE capture_id = ?')
+      .get(captureId) as EvidenceRow | undefined;
+  }
+
+  body(captureId: string): { text: string; contentType: string } | undefined {
+    const r = this.store.sql.prepare('SELECT content_type, charset, body FROM evidence WHERE capture_id = ?').get(captureId) as { content_type: string; charset: string | null; body: Buffer } | undefined;
+    if (r === undefined) return undefined;
+    return { text: evidenceText(inflateRawSync(r.body), r.content_type, r.charset), contentType: r.content_type };
+  }
+
+  png(captureId: string): Buffer | undefined {
+    const r = this.store.sql.prepare("SELECT png FROM evidence WHERE capture_id = ? AND png_status = 'done'").get(captureId) as { png: Buffer } | undefined;
+    return r?.png;
+  }
+
+  /** The oldest pending evidence whose capture has arrived, with the phrase to highlight. */
+  nextPending(): { capture_id: string; phrase: string } | undefined {
+    return this.store.sql.prepare(`SELECT e.capture_id, c.phrase FROM evidence e JOIN captures c ON c.id = e.capture_id
+      WHERE e.png_status = 'pending' ORDER BY e.received_at LIMIT 1`).get() as { capture_id: string; phrase: string } | undefined;
+  }
+
+  finish(captureId: string, result: { png: Buffer; marks: number } | { error: string }, now = Date.now()): void {
+    if ('png' in result) {
+      this.store.sql.prepare("UPDATE evidence SET png_status = 'done', png = ?, marks = ?, rendered_at = ?, error = NULL WHERE capture_id = ?").run(result.png, result.marks, now, captureId);
+    } else {
+      this.store.sql.prepare("UPDATE evidence SET png_status = 'failed', rendered_at = ?, error = ? WHERE capture_id = ?").run(now, result.error.slice(0, 500), captureId);
+    }
+  }
+}
+
+/** Renders pending evidence one at a time; `kick()` after new evidence or captures. */
+export class EvidenceRenderer {
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(private readonly evidence: EvidenceStore, private readonly chromium: Chromium, private readonly counters: Counters, private readonly log: HomeLog) {}
+
+  kick(): void {
+    if (this.stopped || !this.chromium.available) return;
+    if (this.running !== undefined) { this.again = true; return; }
+    this.running = this.pump().finally(() => {
+      this.running = undefined;
+      if (this.again) { this.again = false; this.kick(); }
+    });
+  }
+
+  /** Resolves when nothing is rendering (tests). */
+  async idle(): Promise<void> {
+    while (this.running !== undefined) await this.running;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.idle();
+  }
+
+  private async pump(): Promise<void> {
+    for (let job = this.evidence.nextPending(); job !== undefined && !this.stopped; job = this.evidence.nextPending()) {
+      const { capture_id: id, phrase } = job;
+      try {
+        const body = this.evidence.body(id);
+        if (body === undefined) continue;
+        const doc = evidenceDocument(body.text, body.contentType);
+        const shot = await this.chromium.run(async (page) => {
+          await page.setContent(doc, { waitUntil: 'load', timeout: RENDER_TIMEOUT_MS });
+          const h = await page.evaluate(highlightScript(phrase)) as { marks: number; y: number; height: number };
+          const height = Math.max(1, Math.min(h.height, RENDER_MAX_HEIGHT_PX));
+          const top = h.y + 300 > height ? Math.max(0, Math.min(h.y - 300, h.height - height)) : 0;
+          const png = await page.screenshot({ type: 'png', fullPage: true, clip: { x: 0, y: top, width: RENDER_WIDTH_PX, height } });
+          return { png, marks: h.marks };
+        });
+        this.evidence.finish(id, shot);
+        this.counters.inc(C_RENDERED);
+      } catch (err) {
+        this.counters.inc(C_RENDER_FAILED);
+        this.evidence.finish(id, { error: (err as Error).message ?? String(err) });
+        this.log.write('evidence.render_failed', { capture: id, error: ((err as Error).message ?? '').split('\n')[0].slice(0, 200) });
+      }
+    }
+  }
+
+  /** Counts evidence stored while no renderer exists. */
+  unavailable(n: number): void {
+    this.counters.inc(C_UNAVAILABLE, n);
+  }
+}
