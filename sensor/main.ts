@@ -23,6 +23,7 @@ import { tlsEventFor, type TlsEvent } from './events/tls.js';
 import { Counters, defineCounter } from './events/counters.js';
 import { CaptureCollector, DEFAULT_DEDUP_WINDOW_US } from './inspect/captures.js';
 import type { FlowInfo } from './flow/stream.js';
+import { DEFAULT_FLOW_LIMITS, type FlowLimits } from './flow/flow-table.js';
 import { HttpInspector, type HttpCarrier, type InspectContext } from './inspect/http-inspector.js';
 import type { MatchDatabase } from './match/engine.js';
 import { loadHyperscan } from './match/hyperscan.js';
@@ -61,6 +62,8 @@ export interface SensorOptions {
   readonly bodyLimitBytes?: number;
   /** Every capture; with `keepEvidence`, the page of a viewed capture the first time it is emitted. */
   readonly onCapture: (capture: CaptureEvent, evidence?: Evidence) => void;
+  /** Flow table limits (count and memcap); default DEFAULT_FLOW_LIMITS. */
+  readonly flowLimits?: Partial<Pick<FlowLimits, 'maxFlows' | 'memcapBytes'>>;
   /** Keep the response pages of viewed captures (bounded) for home's evidence pictures. */
   readonly keepEvidence?: boolean;
   readonly counters?: Counters;
@@ -281,6 +284,7 @@ export class Sensor {
       datagrams: udp,
       flowEnded: { flowEnded: (r) => udp.flowEnded(r) },
       dropDuplicates: opts.dropDuplicates,
+      flowLimits: { ...DEFAULT_FLOW_LIMITS, ...opts.flowLimits },
     });
   }
 

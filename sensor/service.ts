@@ -26,7 +26,7 @@ import { SensorCredentials } from './home-client/credentials.js';
 import { Heartbeat, type HomeAction } from './home-client/heartbeat.js';
 import { HomeLink } from './home-client/link.js';
 import { IdentityTable } from './identity/table.js';
-import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from './main.js';
+import { DEFAULT_DICTIONARY, Sensor, type EngineChoice, type SensorOptions } from './main.js';
 import { EmailAlerter } from './output/email.js';
 import { JsonLinesWriter } from './output/eve-writer.js';
 import { OutputFanout, type EventOutput, type OutputEvent } from './output/output.js';
@@ -70,6 +70,7 @@ export interface ServiceOptions {
   readonly statusIntervalMs: number;
   readonly statsIntervalMs: number;
   readonly storeMaxBytes?: number;
+  readonly flowLimits?: SensorOptions['flowLimits'];
   readonly eve: { readonly maxBytes: number; readonly keep: number };
   readonly syslog: readonly string[];
   /** E-mail alerts from the command line (standalone); an enrolled sensor takes home's. */
@@ -157,6 +158,7 @@ export class SensorService {
       site,
       identity,
       keyWaitUs: o.keyWaitUs,
+      flowLimits: o.flowLimits,
       // an enrolled sensor keeps the pages of viewed captures: home renders them as evidence
       keepEvidence: o.mode === 'home',
       onCapture: (c: CaptureEvent, evidence) => this.store.add(c, evidence),
@@ -363,7 +365,7 @@ export class SensorService {
           started_at: s.started_at,
           config_version: this.config.version ?? 0,
           config_source: this.config.source,
-          counters: s.counters,
+          counters: { ...s.counters, ...s.anomalies },
           interfaces: s.interfaces.map((i) => ({ name: i.name, packets: i.packets, drops: (i.kernel_drops ?? 0) + (i.interface_drops ?? 0) })),
           queue: store.pendingCount(),
           health: this.health.list(),

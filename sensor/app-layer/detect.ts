@@ -43,6 +43,9 @@ interface Held {
   ts: number;
 }
 
+/** The starting prefix of both directions: shared, never written (a prefix grows into a new array). */
+const EMPTY = new Uint8Array(0);
+
 class ProbingConsumer implements StreamConsumer {
   private chosen: StreamConsumer | undefined;
   private chosenName: string | undefined;
@@ -51,7 +54,7 @@ class ProbingConsumer implements StreamConsumer {
   private refused = false;
   private readonly held: Held[] = [];
   private heldBytes = 0;
-  private readonly prefix: [Uint8Array, Uint8Array] = [new Uint8Array(0), new Uint8Array(0)];
+  private readonly prefix: [Uint8Array, Uint8Array] = [EMPTY, EMPTY];
   private readonly done: [boolean, boolean] = [false, false];
 
   constructor(private readonly flow: FlowInfo, private readonly protocols: readonly AppLayerProtocol[], private readonly counters: Counters) {}

@@ -13,6 +13,7 @@ import { TLS_KEY_WAIT_US } from '../app-layer/tls/index.js';
 import type { EngineChoice } from '../main.js';
 import { SensorService, type SensorMode } from '../service.js';
 import { CliError, type Command } from './command.js';
+import { FLOW_OPTIONS, FLOW_USAGE, flowLimitsFrom } from './flow-options.js';
 import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
 
 /** Where a checkout keeps its data when nothing else is configured (gitignored). */
@@ -102,6 +103,7 @@ Options:
 ${SITE_USAGE}
                         (an enrolled sensor takes these from home; --allow-list, or
                         $HARK_ALLOW_LIST, is added to home's allow list)
+${FLOW_USAGE}
   --store-max-bytes N    capture store quota; when full the oldest uploaded captures go first
                          (default: none, the disk is the limit)
   --eve-max-bytes N      rotate eve.json at this size (default 100 MiB; 0 never)
@@ -149,6 +151,7 @@ ${SITE_USAGE}
         'api-listen': { type: 'string' },
         'no-api': { type: 'boolean', default: false },
         'store-max-bytes': { type: 'string' },
+        ...FLOW_OPTIONS,
         'eve-max-bytes': { type: 'string', default: String(100 * 1024 * 1024) },
         'eve-keep': { type: 'string', default: '5' },
         syslog: { type: 'string', multiple: true },
@@ -200,6 +203,7 @@ ${SITE_USAGE}
       metricsListen: values['metrics-listen'],
       statusIntervalMs: number('status-interval', values['status-interval'], 0.1) * 1000,
       statsIntervalMs: number('stats-interval', values['stats-interval']) * 1000,
+      flowLimits: flowLimitsFrom(values),
       storeMaxBytes: values['store-max-bytes'] !== undefined ? number('store-max-bytes', values['store-max-bytes'], 65536) : undefined,
       eve: { maxBytes: number('eve-max-bytes', values['eve-max-bytes']), keep: number('eve-keep', values['eve-keep']) },
       syslog: values.syslog ?? [],

@@ -9,6 +9,7 @@ import { JsonLinesWriter } from '../output/eve-writer.js';
 import { CaptureStore } from '../store/capture-store.js';
 import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from '../main.js';
 import { CliError, type Command } from './command.js';
+import { FLOW_OPTIONS, FLOW_USAGE, flowLimitsFrom } from './flow-options.js';
 import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
 import { exitStatusFor, parseFileCommand, readWithProgress } from './file-run.js';
 import { formatCoverage, formatSummary } from './summary.js';
@@ -39,6 +40,7 @@ ${SITE_USAGE}
   --engine NAME         auto (Hyperscan when available), hyperscan, or js (default: auto)
   --dedup-window SECS   merge repeats of a phrase by a device on a URL within this window (default 60)
   --body-limit BYTES    decoded body bytes inspected per message (default 8388608)
+${FLOW_USAGE}
   --keep-duplicates     do not drop mirror-port duplicates (identical copies of a packet within 1 ms)
   --no-progress         no progress bar (shown only when stderr is a terminal anyway)
   --quiet               no summary on stderr
@@ -57,6 +59,7 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
       engine: { type: 'string', default: 'auto' },
       'dedup-window': { type: 'string', default: '60' },
       'body-limit': { type: 'string' },
+      ...FLOW_OPTIONS,
     });
     if (parsed === undefined) return 0;
     const { values, file } = parsed;
@@ -78,6 +81,7 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
         dedupWindowUs: windowSecs * 1e6,
         bodyLimitBytes: bodyLimit,
         dropDuplicates: !values['keep-duplicates'],
+        flowLimits: flowLimitsFrom(values),
         keyLogs: values.keylog,
         rsaKeys: values['rsa-key'],
         site: siteFilesFrom(values),

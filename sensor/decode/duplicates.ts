@@ -5,7 +5,10 @@
  * Output: true when an identical packet (addresses, ports, IPv4 id, TCP sequence, ack, flags,
  * payload length and edges) was seen within the window; counted as `decoder.duplicates`.
  * A real retransmission carries a new IPv4 id and comes after at least a round trip, so it passes.
- * Bounded: a fixed direct-mapped table; a collision only lets a duplicate through.
+ * Bounded: a fixed direct-mapped table; a collision only lets a duplicate through. Packets are
+ * compared on a 53-bit key (the 32-bit hash and 21 bits of a second, independently mixed one), so
+ * two different packets are taken for copies of each other about once in 2^53 comparisons, not
+ * 2^32: with 32 bits a flood of a million SYNs in a second lost two real ones.
  */
 import { Counters, defineCounter } from '../events/counters.js';
 import type { Packet } from './packet.js';
@@ -50,6 +53,17 @@ export function duplicateHash(p: Packet): number {
   return h ^ (h >>> 16);
 }
 
+/** 21 more bits for the comparison, mixed from the same fields in another order with another seed. */
+function checkBits(p: Packet): number {
+  const a = p.addr;
+  let h = 0x61c88647 ^ (p.payloadLen << 8);
+  h = mix(h, p.seq ^ p.ack);
+  h = mix(h, p.dstPort | (p.srcPort << 16));
+  for (let i = 7; i >= 0; i--) h = mix(h, a[i]);
+  h = mix(h, p.ipId);
+  return (h ^ (h >>> 13)) & 0x1fffff;
+}
+
 /** Slots in the direct-mapped table (exported for tests). */
 export const DUPLICATE_SLOTS = DUPLICATE_TABLE_SIZE;
 
@@ -82,8 +96,10 @@ export class DuplicateFilter {
 
   /** True when `p` is a copy of a packet seen within the window (the caller drops it). */
   isDuplicate(p: Packet): boolean {
-    const h = duplicateHash(p);
-    const slot = h & (DUPLICATE_TABLE_SIZE - 1);
+    const h32 = duplicateHash(p);
+    const slot = h32 & (DUPLICATE_TABLE_SIZE - 1);
+    // the stored and compared key: exact in a double (53 bits)
+    const h = (h32 >>> 0) + checkBits(p) * 4294967296;
     const ts = p.tsUs;
     const r = this.recent;
     const ri = (slot & (RECENT_SIZE - 1)) * RECENT_STRIDE;

@@ -1,0 +1,422 @@
+/**
+ * Live figure for `npm run bench`: the benchmark workload replayed with tcpreplay onto a veth pair
+ * at stepped rates, into the real `hark run` (ring capture, then libpcap, with the workload's
+ * 10,000 phrases) and into `tcpdump -w /dev/null` on the same path in the same run. A step passes
+ * when nothing was lost (kernel drops 0, interface drops 0, every sent packet received) and, for
+ * Hark, every planted phrase was found (match.hits and the stored captures' counts both equal the
+ * generator's ground truth). Prints a table and the highest passing rate per tool. Root only.
+ *
+ *   node dist/bench/live.js [--capture ring,pcap] [--first MBPS] [--low MBPS] [--steps N] [--rates M1,M2 (0 = top speed)] [--skip-tcpdump]
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { DEFAULT_WORKLOAD_DIR, ensureWorkload } from './workload.js';
+
+/** The compiled CLI beside this file (dist-x/bench/live.js -> dist-x/sensor/cli/hark.js). */
+const HARK_JS = fileURLToPath(new URL('../sensor/cli/hark.js', import.meta.url));
+/** tcpdump's capture buffer in KiB (-B): 256 MiB, what the issue names. */
+const TCPDUMP_BUFFER_KIB = 262_144;
+/** The sensor's status file period during a step: drain is judged from it. */
+const STATUS_INTERVAL_S = 0.5;
+/** After the sender ends, a receiver whose packet count has not moved for this long is done. */
+const DRAIN_QUIET_MS = 2000;
+/** Longest wait for a receiver to start listening (the 10k-phrase dictionary compiles first). */
+const START_TIMEOUT_MS = 120_000;
+/** Longest wait for hark to commit every capture and exit after SIGTERM. */
+const STOP_TIMEOUT_MS = 120_000;
+/** Rate steps are searched to within this fraction of the rate. */
+const SEARCH_RESOLUTION = 0.08;
+
+export type LiveTool = 'hark ring' | 'hark pcap' | 'tcpdump';
+
+export interface LiveStep {
+  readonly tool: LiveTool;
+  /** Requested tcpreplay rate in Mbit/s, or 0 for --topspeed. */
+  readonly requestedMbps: number;
+  /** What tcpreplay reports it sent ("Rated:" line). */
+  readonly mbps: number;
+  readonly pps: number;
+  readonly sent: number;
+  /** Packets the receiver saw. */
+  readonly received: number;
+  /** Dropped by the capture socket (TPACKET ring tp_drops / pcap_stats ps_drop); undefined when not reported. */
+  readonly kernelDrops: number | undefined;
+  /** veth drops (receiver rx_dropped + sender tx_dropped) and softnet backlog drops during the step. */
+  readonly interfaceDrops: number;
+  /** Hark only: match.hits and the sum of the stored captures' counts. */
+  readonly hits?: number;
+  readonly countSum?: number;
+  /** Hark only: peak RSS of the sensor process in bytes (VmHWM). */
+  readonly peakRss?: number;
+  readonly ok: boolean;
+  readonly note: string;
+}
+
+export interface LiveResult {
+  readonly steps: readonly LiveStep[];
+  /** The highest passing step per tool, when any passed. */
+  readonly best: Partial<Record<LiveTool, LiveStep>>;
+  /** Planted phrase occurrences (the generator's ground truth). */
+  readonly planted: number;
+}
+
+interface Replay {
+  sent: number;
+  mbps: number;
+  pps: number;
+  failed: number;
+}
+
+interface Veth {
+  readonly send: string;
+  readonly recv: string;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function ip(...args: string[]): void {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+function makeVeth(): Veth {
+  const base = `hkl${process.pid % 100000}`;
+  const v = { send: `${base}a`, recv: `${base}b` };
+  ip('link', 'add', v.send, 'type', 'veth', 'peer', 'name', v.recv);
+  for (const n of [v.send, v.recv]) {
+    // no IPv6 router/neighbour solicitations: only the replayed packets cross the pair
+    try {
+      writeFileSync(`/proc/sys/net/ipv6/conf/${n}/disable_ipv6`, '1');
+    } catch {
+      // no IPv6 on this kernel
+    }
+    ip('link', 'set', n, 'up');
+  }
+  return v;
+}
+
+function removeVeth(v: Veth): void {
+  try {
+    ip('link', 'del', v.send);
+  } catch {
+    // already gone
+  }
+}
+
+function sysfsCounter(dev: string, name: string): number {
+  try {
+    return Number(readFileSync(`/sys/class/net/${dev}/statistics/${name}`, 'utf8').trim()) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Backlog drops of every CPU (/proc/net/softnet_stat, second column, hex). */
+function softnetDrops(): number {
+  try {
+    return readFileSync('/proc/net/softnet_stat', 'utf8')
+      .trim()
+      .split('\n')
+      .reduce((s, l) => s + parseInt(l.trim().split(/\s+/)[1] ?? '0', 16), 0);
+  } catch {
+    return 0;
+  }
+}
+
+function pathDrops(v: Veth): number {
+  return sysfsCounter(v.recv, 'rx_dropped') + sysfsCounter(v.send, 'tx_dropped') + softnetDrops();
+}
+
+/** tcpreplay at `mbps` (0: --topspeed) and its own account of what it sent. */
+async function tcpreplay(iface: string, pcap: string, mbps: number): Promise<Replay> {
+  const child = spawn('tcpreplay', ['-i', iface, ...(mbps > 0 ? ['--mbps', String(mbps)] : ['--topspeed']), pcap], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const [code] = await once(child, 'exit');
+  const sent = /Actual: (\d+) packets/.exec(out);
+  const rated = /Rated: [\d.]+ Bps, ([\d.]+) Mbps, ([\d.]+) pps/.exec(out);
+  if (code !== 0 || sent === null || rated === null) throw new Error(`tcpreplay on "${iface}" failed (exit ${code}): ${out.trim()}`);
+  return { sent: Number(sent[1]), mbps: Number(rated[1]), pps: Number(rated[2]), failed: Number(/Failed packets:\s+(\d+)/.exec(out)?.[1] ?? 0) };
+}
+
+function readStatus(dir: string): any {
+  try {
+    return JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15, in clock ticks of 1/100 s). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+function peakRss(pid: number | undefined): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Sum of `count` over the stored captures (a merged capture is one row with its final count). */
+function storedCountSum(db: string): number {
+  const Sqlite = createRequire(import.meta.url)('better-sqlite3') as new (f: string, o?: object) => { prepare(s: string): { get(): { n: number | null } }; close(): void };
+  const conn = new Sqlite(db, { readonly: true });
+  try {
+    return conn.prepare('SELECT SUM(count) AS n FROM captures').get().n ?? 0;
+  } finally {
+    conn.close();
+  }
+}
+
+/** One step of `hark run` on the receiving end: start, replay, drain, SIGTERM, read status and store. */
+async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, dictionaryCsv: string, planted: number, mbps: number): Promise<LiveStep> {
+  const dir = mkdtempSync(join(tmpdir(), 'hark-live-'));
+  const args = [HARK_JS, 'run', '-i', v.recv, '--capture', tool === 'hark ring' ? 'ring' : 'pcap', '--mode', 'standalone', '--dictionary', dictionaryCsv,
+    '--data-dir', dir, '--no-api', '--status-interval', String(STATUS_INTERVAL_S), '--stats-interval', '0', '--watchdog-minutes', '60'];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const exited = once(child, 'exit');
+  try {
+    const end = Date.now() + START_TIMEOUT_MS;
+    while (!err.includes('listening on')) {
+      if (child.exitCode !== null || Date.now() > end) throw new Error(`hark run did not start: ${err.trim()}`);
+      await sleep(100);
+    }
+    const drops0 = pathDrops(v);
+    const cpu0 = cpuSeconds(child.pid);
+    const t0 = Date.now();
+    const r = await tcpreplay(v.send, pcap, mbps);
+    // drain: the ring or libpcap buffer may still hold what the sensor has not processed yet
+    let last = -1;
+    let quietSince = Date.now();
+    for (;;) {
+      const n = readStatus(dir)?.interfaces?.[0]?.packets ?? 0;
+      if (n !== last) {
+        last = n;
+        quietSince = Date.now();
+      } else if (n >= r.sent || Date.now() - quietSince > DRAIN_QUIET_MS) break;
+      await sleep(200);
+    }
+    const rss = peakRss(child.pid);
+    const cpuShare = (cpuSeconds(child.pid) - cpu0) / ((Date.now() - t0) / 1000);
+    child.kill('SIGTERM');
+    const stopped = await Promise.race([exited, sleep(STOP_TIMEOUT_MS).then(() => undefined)]);
+    if (stopped === undefined) throw new Error(`hark run did not stop within ${STOP_TIMEOUT_MS} ms`);
+    const [code] = stopped;
+    if (code !== 0) throw new Error(`hark run exited with ${code}: ${err.trim()}`);
+    const st = readStatus(dir);
+    const iface = st?.interfaces?.[0] ?? {};
+    const counters = (st?.counters ?? {}) as Record<string, number>;
+    const received = Number(iface.packets ?? 0);
+    const kernelDrops = iface.kernel_drops !== undefined ? Number(iface.kernel_drops) : undefined;
+    const interfaceDrops = pathDrops(v) - drops0;
+    const hits = counters['match.hits'] ?? 0;
+    const countSum = storedCountSum(join(dir, 'captures.db'));
+    const lost = r.sent - received;
+    const found = hits === planted && countSum === planted;
+    const ok = (kernelDrops ?? 0) === 0 && interfaceDrops === 0 && lost <= 0 && r.failed === 0 && found;
+    const notes: string[] = [];
+    if (lost > 0) notes.push(`${lost} not received`);
+    if (r.failed > 0) notes.push(`${r.failed} tcpreplay send failures`);
+    if (!found) notes.push(`${planted - hits} planted phrases missed`);
+    // a sensor far below one core while it dropped was starved by other processes, not too slow
+    notes.push(`sensor CPU ${(cpuShare * 100).toFixed(0)}% of a core`);
+    const engine = /engine (\w+)/.exec(err)?.[1];
+    if (engine !== undefined) notes.push(`engine ${engine}`);
+    if (counters['pipeline.exception']) notes.push(`${counters['pipeline.exception']} pipeline exceptions`);
+    return { tool, requestedMbps: mbps, mbps: r.mbps, pps: r.pps, sent: r.sent, received, kernelDrops, interfaceDrops, hits, countSum, peakRss: rss, ok, note: notes.join('; ') };
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** One step of `tcpdump -i IF -w /dev/null -B 262144`: its own "captured" and "dropped by kernel" lines. */
+async function tcpdumpStep(v: Veth, pcap: string, mbps: number): Promise<LiveStep> {
+  const child = spawn('tcpdump', ['-i', v.recv, '-n', '-w', '/dev/null', '-B', String(TCPDUMP_BUFFER_KIB)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const exited = once(child, 'exit');
+  try {
+    const end = Date.now() + START_TIMEOUT_MS;
+    while (!err.includes('listening on')) {
+      if (child.exitCode !== null || Date.now() > end) throw new Error(`tcpdump did not start: ${err.trim()}`);
+      await sleep(50);
+    }
+    const drops0 = pathDrops(v);
+    const r = await tcpreplay(v.send, pcap, mbps);
+    await sleep(DRAIN_QUIET_MS);
+    child.kill('SIGTERM');
+    await exited;
+    const captured = Number(/(\d+) packets? captured/.exec(err)?.[1] ?? 0);
+    const kernelDrops = Number(/(\d+) packets? dropped by kernel/.exec(err)?.[1] ?? NaN);
+    const interfaceDrops = pathDrops(v) - drops0;
+    const lost = r.sent - captured;
+    const ok = kernelDrops === 0 && interfaceDrops === 0 && lost <= 0 && r.failed === 0;
+    const note = [lost > 0 ? `${lost} not captured` : '', r.failed > 0 ? `${r.failed} tcpreplay send failures` : ''].filter(Boolean).join('; ');
+    return { tool: 'tcpdump', requestedMbps: mbps, mbps: r.mbps, pps: r.pps, sent: r.sent, received: captured, kernelDrops, interfaceDrops, ok, note };
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }
+}
+
+/**
+ * The highest passing rate: top speed first (when it passes, that is the figure), then `first`,
+ * then bisection between the best pass and the lowest failure, `steps` runs at most in all.
+ */
+async function search(run: (mbps: number) => Promise<LiveStep>, first: number, low: number, steps: number, log: (s: LiveStep) => void, fixed?: number[]): Promise<LiveStep | undefined> {
+  if (fixed !== undefined) {
+    let pass: LiveStep | undefined;
+    for (const r of fixed) {
+      const s = await run(r);
+      log(s);
+      if (s.ok && (pass === undefined || s.mbps > pass.mbps)) pass = s;
+    }
+    return pass;
+  }
+  const top = await run(0);
+  log(top);
+  if (top.ok) return top;
+  let best: LiveStep | undefined;
+  let failAt = top.mbps;
+  let next = Math.min(first, top.mbps * 0.9);
+  for (let i = 1; i < steps; i++) {
+    const s = await run(Math.round(next));
+    log(s);
+    if (s.ok) {
+      best = s;
+    } else {
+      failAt = Math.min(failAt, s.requestedMbps);
+    }
+    const lo = best?.requestedMbps ?? 0;
+    if (best === undefined && s.requestedMbps <= low) break;
+    if (failAt - lo <= failAt * SEARCH_RESOLUTION) break;
+    next = best === undefined ? Math.max(low, s.requestedMbps / 2) : (lo + failAt) / 2;
+  }
+  return best;
+}
+
+function fmtStep(s: LiveStep): string[] {
+  return [
+    s.tool,
+    s.requestedMbps === 0 ? 'top' : String(s.requestedMbps),
+    s.mbps.toFixed(0),
+    (s.pps / 1000).toFixed(0) + 'k',
+    String(s.sent),
+    String(s.received),
+    s.kernelDrops === undefined ? 'n/a' : String(s.kernelDrops),
+    String(s.interfaceDrops),
+    s.hits === undefined ? '' : `${s.hits}/${s.countSum}`,
+    s.peakRss === undefined ? '' : (s.peakRss / 1048576).toFixed(0),
+    s.ok ? 'yes' : 'no',
+    s.note,
+  ];
+}
+
+function printTable(rows: string[][], out: (s: string) => void): void {
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) out(`${r.map((c, i) => (i === 0 || i === r.length - 1 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')}\n`);
+}
+
+/** Runs the live figure; resolves with every step (and prints them). Throws when not root. */
+export async function main(argv: string[] = process.argv.slice(2)): Promise<LiveResult> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      capture: { type: 'string', default: 'ring,pcap' },
+      low: { type: 'string', default: '100' },
+      first: { type: 'string', default: '1000' },
+      steps: { type: 'string', default: '5' },
+      rates: { type: 'string' },
+      workload: { type: 'string', default: DEFAULT_WORKLOAD_DIR },
+      'skip-tcpdump': { type: 'boolean', default: false },
+    },
+  });
+  if (process.getuid?.() !== 0) throw new Error('The live bench needs root (veth pairs, packet sockets)');
+  const out = (s: string): void => void process.stdout.write(s);
+  const wl = values.workload;
+  ensureWorkload(wl);
+  const pcap = join(wl, 'workload.pcap');
+  const planted = (JSON.parse(readFileSync(join(wl, 'truth.json'), 'utf8')) as { planted: { total: number } }).planted.total;
+  const work = mkdtempSync(join(tmpdir(), 'hark-live-bench-'));
+  const csv = join(work, 'phrases.csv');
+  const phrases = readFileSync(join(wl, 'phrases.txt'), 'utf8').split('\n').filter((l) => l.trim().length > 0);
+  // the bench pipeline's dictionary (bench/workload.ts workloadPhrase): whole words, any case
+  writeFileSync(csv, `phrase,category,severity,embedded\n${phrases.map((p) => `"${p}",bench,3,false`).join('\n')}\n`);
+  const low = Number(values.low);
+  const first = Number(values.first);
+  const steps = Math.max(2, Number(values.steps));
+  // --rates 0,500,1000: exactly these steps (0 = top speed) instead of the search
+  const fixed = values.rates?.split(',').map(Number).filter((n) => Number.isFinite(n) && n >= 0);
+  const all: LiveStep[] = [];
+  const best: Partial<Record<LiveTool, LiveStep>> = {};
+  const log = (s: LiveStep): void => {
+    all.push(s);
+    process.stderr.write(`live: ${fmtStep(s).join(' ')}\n`);
+  };
+  const v = makeVeth();
+  try {
+    out(`live: ${pcap} replayed onto veth ${v.send} -> ${v.recv}; ${phrases.length} phrases, ${planted} planted occurrences; load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores\n`);
+    if (!values['skip-tcpdump']) {
+      const b = await search((r) => tcpdumpStep(v, pcap, r), first * 2, low, steps, log, fixed);
+      if (b !== undefined) best.tcpdump = b;
+    }
+    for (const capture of values.capture.split(',').map((s) => s.trim()).filter(Boolean)) {
+      if (capture !== 'ring' && capture !== 'pcap') throw new Error(`--capture takes ring and/or pcap, not "${capture}"`);
+      const tool: LiveTool = capture === 'ring' ? 'hark ring' : 'hark pcap';
+      const b = await search((r) => harkStep(tool, v, pcap, csv, planted, r), first, low, steps, log, fixed);
+      if (b !== undefined) best[tool] = b;
+    }
+  } finally {
+    removeVeth(v);
+    rmSync(work, { recursive: true, force: true });
+  }
+  out('\nlive capture (tcpreplay onto a veth pair; pass = no kernel/interface drop, every packet received, hark: every planted phrase found)\n');
+  printTable([['tool', 'asked Mbit/s', 'Mbit/s', 'pkt/s', 'sent', 'received', 'kernel drops', 'if drops', 'hits/count sum', 'peak RSS MB', 'pass', 'note'], ...all.map(fmtStep)], out);
+  out(`\nhighest passing rate (load average at the end ${loadavg()[0].toFixed(1)}: other processes on the machine share its cores):\n`);
+  for (const tool of ['tcpdump', 'hark ring', 'hark pcap'] as const) {
+    const b = best[tool];
+    if (all.some((s) => s.tool === tool)) out(`  ${tool.padEnd(9)}  ${b === undefined ? 'none passed' : `${b.mbps.toFixed(0)} Mbit/s, ${Math.round(b.pps)} packets/s${b.requestedMbps === 0 ? ' (tcpreplay top speed)' : ''}`}\n`);
+  }
+  const t = best.tcpdump;
+  const h = best['hark ring'];
+  if (t !== undefined && h !== undefined) out(`  hark ring / tcpdump: ${(h.mbps / t.mbps).toFixed(2)} (target: 1 Gbit/s, i.e. at least 0.5)\n`);
+  return { steps: all, best, planted };
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then(
+    (r) => {
+      process.exitCode = r.best['hark ring'] !== undefined || r.best['hark pcap'] !== undefined ? 0 : 1;
+    },
+    (err: Error) => {
+      process.stderr.write(`live bench: ${err.message}\n`);
+      process.exitCode = 2;
+    },
+  );
+}

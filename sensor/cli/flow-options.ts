@@ -1,0 +1,30 @@
+/**
+ * The flow-table options `hark run` and `hark scan` share: how many flows, and how much memory
+ * their state may take, before the least recently active are evicted (closed, then UDP, then
+ * half-open, then established; counted in flow.memcap_evicted).
+ */
+import { DEFAULT_FLOW_LIMITS, type FlowLimits } from '../flow/flow-table.js';
+import { CliError } from './command.js';
+
+export const FLOW_OPTIONS = {
+  'flow-memcap': { type: 'string' },
+  'max-flows': { type: 'string' },
+} as const;
+
+export const FLOW_USAGE = `  --flow-memcap MIB      memory for flow state, reassembly and out-of-order bytes (default ${DEFAULT_FLOW_LIMITS.memcapBytes / 1048576})
+  --max-flows N          flows tracked at once (default ${DEFAULT_FLOW_LIMITS.maxFlows})`;
+
+export function flowLimitsFrom(v: { 'flow-memcap'?: string; 'max-flows'?: string }): Partial<Pick<FlowLimits, 'maxFlows' | 'memcapBytes'>> {
+  const out: { maxFlows?: number; memcapBytes?: number } = {};
+  if (v['flow-memcap'] !== undefined) {
+    const mib = Number(v['flow-memcap']);
+    if (!Number.isFinite(mib) || mib < 1) throw new CliError(`--flow-memcap must be a number of MiB (at least 1), not "${v['flow-memcap']}"`);
+    out.memcapBytes = Math.floor(mib * 1048576);
+  }
+  if (v['max-flows'] !== undefined) {
+    const n = Number(v['max-flows']);
+    if (!Number.isInteger(n) || n < 1) throw new CliError(`--max-flows must be a whole number of flows, not "${v['max-flows']}"`);
+    out.maxFlows = n;
+  }
+  return out;
+}
