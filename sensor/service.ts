@@ -13,7 +13,13 @@ import { sensorApiRoutes } from './api/routes.js';
 import { KeyStore } from './app-layer/tls/keylog.js';
 import { defaultInterface, LiveCapture } from './capture/live.js';
 import { RingCapture, ringAvailable } from './capture/ring.js';
-import type { CaptureEvent } from './events/capture.js';
+import type { CaptureEvent, Evidence } from './events/capture.js';
+import type { DnsPolicyEvent } from './events/dns.js';
+import type { TlsEvent } from './events/tls.js';
+import type { PacketHandler } from './capture/file-reader.js';
+import type { IdentitySink } from './identity/observation.js';
+import { defaultWorkerCount, forwardKeyStore, WorkerPool } from './workers/pool.js';
+import { availableParallelism } from 'node:os';
 import { Counters, defineCounter } from './events/counters.js';
 import { healthEvent, type HealthEvent } from './events/health.js';
 import { ActiveHealth } from './health/active-health.js';
@@ -58,6 +64,8 @@ export interface ServiceOptions {
   readonly filter?: string;
   readonly dictionary?: string;
   readonly engine: EngineChoice;
+  /** Worker threads for the packet work (0: one thread, the Sensor on this one). */
+  readonly workers: number;
   /** ring (Hark's TPACKET_V3 addon), pcap (libpcap through cap) or auto (ring when built). */
   readonly capture?: 'auto' | 'ring' | 'pcap';
   readonly keyLogs?: readonly string[];
@@ -104,10 +112,61 @@ interface ActiveConfig {
   readonly settings?: MaterialisedConfig;
 }
 
+/** The packet work: one Sensor on this thread, or a pool of worker threads each owning its flows. */
+interface PacketEngine {
+  readonly packet: PacketHandler;
+  readonly description: string;
+  flowsActive(): number;
+  /** Every second: flows and merge windows expire by wall time (workers tick themselves). */
+  tick(nowUs: number): void;
+  reconfigure(o: { dictionary: string; engine: EngineChoice; site: SitePolicyFiles }): Promise<void>;
+  /** End of capture: every flow ends, every capture is emitted. */
+  finish(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function singleEngine(sensor: Sensor): PacketEngine {
+  return {
+    packet: sensor.pipeline.packet,
+    get description() {
+      return `${sensor.matching.matcher.phrases.length} phrases, engine ${sensor.matching.engine}, one thread`;
+    },
+    flowsActive: () => sensor.pipeline.flows.active,
+    tick(nowUs) {
+      sensor.pipeline.flows.expire(nowUs);
+      sensor.collector.expire(nowUs);
+    },
+    reconfigure: async (o) => sensor.reconfigure(o),
+    finish: async () => sensor.finish(),
+    close: async () => sensor.close(),
+  };
+}
+
+function poolEngine(pool: WorkerPool): PacketEngine {
+  return {
+    packet: pool.packet,
+    description: `${pool.workers} worker threads`,
+    flowsActive: () => pool.flowsActive(),
+    tick: () => pool.syncCounters(),
+    reconfigure: (o) => pool.reconfigure(o),
+    async finish() {
+      await pool.finish();
+      pool.syncCounters();
+    },
+    close: () => pool.close(),
+  };
+}
+
+/** Worker threads by default only where there are cores to spare for them (4 or more). */
+export function autoWorkers(): number {
+  const n = availableParallelism();
+  return n >= 4 ? defaultWorkerCount() : 0;
+}
+
 export class SensorService {
   readonly counters = new Counters();
   private readonly health = new ActiveHealth();
-  private sensor!: Sensor;
+  private engine!: PacketEngine;
   /** Hark's TPACKET_V3 ring when its addon is built (kernel drop counters, batches), else libpcap via cap. */
   private live!: LiveCapture | RingCapture;
   private store!: CaptureStore;
@@ -127,6 +186,7 @@ export class SensorService {
   private stopping: ((reason: StopReason) => void) | undefined;
   private reloading: Promise<void> | undefined;
   private lastUploadAtMs: number | undefined;
+  private unforwardKeys: (() => void) | undefined;
   private uploadBatchesSeen = 0;
 
   constructor(private readonly opts: ServiceOptions) {}
@@ -147,29 +207,49 @@ export class SensorService {
     if (this.interfaces.length === 0) this.interfaces = [defaultInterface()];
     const keyStore = new KeyStore(this.counters);
     const identity = new IdentityTable(this.counters);
-    this.sensor = new Sensor({
-      counters: this.counters,
-      dictionary: settings?.dictionary ?? o.dictionary ?? DEFAULT_DICTIONARY,
-      engine: o.engine,
-      keyStore,
-      keyLogs: o.keyLogs,
-      followKeyLogs: true,
-      rsaKeys: o.rsaKeys,
-      site,
-      identity,
-      keyWaitUs: o.keyWaitUs,
-      flowLimits: o.flowLimits,
-      // an enrolled sensor keeps the pages of viewed captures: home renders them as evidence
-      keepEvidence: o.mode === 'home',
-      onCapture: (c: CaptureEvent, evidence) => this.store.add(c, evidence),
-      onEvent: (e) => this.outputs.write(e as OutputEvent),
-    });
+    let apiIdentity: IdentitySink = identity;
+    const dictionary = settings?.dictionary ?? o.dictionary ?? DEFAULT_DICTIONARY;
+    // an enrolled sensor keeps the pages of viewed captures: home renders them as evidence
+    const keepEvidence = o.mode === 'home';
+    const onCapture = (c: CaptureEvent, evidence?: Evidence): void => this.store.add(c, evidence);
+    const onEvent = (e: TlsEvent | DnsPolicyEvent): void => this.outputs.write(e as OutputEvent);
+    if (o.workers > 0) {
+      const pool = await WorkerPool.start({
+        workers: o.workers,
+        sensorOptions: { dictionary, engine: o.engine, keyLogs: o.keyLogs, followKeyLogs: true, rsaKeys: o.rsaKeys, keyWaitUs: o.keyWaitUs, site, keepEvidence, flowLimits: o.flowLimits },
+        onCapture,
+        onEvent,
+        counters: this.counters,
+        identity,
+        log: o.log,
+      });
+      this.unforwardKeys = forwardKeyStore(keyStore, pool);
+      apiIdentity = { observe: (obs) => { identity.observe(obs); pool.observeIdentity(obs); } };
+      this.engine = poolEngine(pool);
+    } else {
+      this.engine = singleEngine(new Sensor({
+        counters: this.counters,
+        dictionary,
+        engine: o.engine,
+        keyStore,
+        keyLogs: o.keyLogs,
+        followKeyLogs: true,
+        rsaKeys: o.rsaKeys,
+        site,
+        identity,
+        keyWaitUs: o.keyWaitUs,
+        flowLimits: o.flowLimits,
+        keepEvidence,
+        onCapture,
+        onEvent,
+      }));
+    }
     const filter = o.filter ?? (settings?.bpf !== undefined && settings.bpf !== '' ? settings.bpf : undefined);
     const ring = o.capture !== 'pcap' ? ringAvailable() : { ok: false, reason: 'libpcap chosen with --capture pcap' };
     if (o.capture === 'ring' && !ring.ok) throw new ServiceError('E_CAPTURE_RING', `Cannot use the ring capture: ${ring.reason}`);
     this.live = ring.ok
-      ? new RingCapture({ interfaces: this.interfaces, filter }, this.sensor.pipeline.packet, this.counters)
-      : new LiveCapture({ interfaces: this.interfaces, filter }, this.sensor.pipeline.packet);
+      ? new RingCapture({ interfaces: this.interfaces, filter }, this.engine.packet, this.counters)
+      : new LiveCapture({ interfaces: this.interfaces, filter }, this.engine.packet);
     try {
       this.live.start();
       this.openStorage(settings);
@@ -179,7 +259,7 @@ export class SensorService {
           socketPath: o.api.socket ?? join(o.dataDir, 'api.sock'),
           listen: o.api.listen,
           tokenFile: join(o.dataDir, 'api.token'),
-          routes: sensorApiRoutes(keyStore, this.counters, () => this.interfaces.map((name, i) => ({ name, packets: this.live.packets[i] })), identity),
+          routes: sensorApiRoutes(keyStore, this.counters, () => this.interfaces.map((name, i) => ({ name, packets: this.live.packets[i] })), apiIdentity),
         });
       }
       this.startMonitoring();
@@ -188,8 +268,7 @@ export class SensorService {
       throw err;
     }
     if (this.link !== undefined) this.startHome(this.link);
-    const m = this.sensor.matching;
-    o.log(`hark: listening on ${this.interfaces.join(', ')} (${this.live.linkTypes.join(', ')}, ${this.live instanceof RingCapture ? 'ring' : 'libpcap'})${filter !== undefined ? ` filter "${filter}"` : ''}; ${m.matcher.phrases.length} phrases, engine ${m.engine}; configuration from ${this.describeConfig()}; data in ${o.dataDir}`);
+    o.log(`hark: listening on ${this.interfaces.join(', ')} (${this.live.linkTypes.join(', ')}, ${this.live instanceof RingCapture ? 'ring' : 'libpcap'})${filter !== undefined ? ` filter "${filter}"` : ''}; ${this.engine.description}; configuration from ${this.describeConfig()}; data in ${o.dataDir}`);
     this.schedule();
     const reason = await new Promise<StopReason>((resolve) => {
       this.stopping = resolve;
@@ -308,7 +387,7 @@ export class SensorService {
   private snapshotExtra(): Partial<SensorSnapshot> {
     const c = this.config;
     return {
-      flows_active: this.sensor.pipeline.flows.active,
+      flows_active: this.engine.flowsActive(),
       captures: this.counters.get('capture.emitted'),
       upload: {
         queue: this.store.pendingCount(),
@@ -410,16 +489,16 @@ export class SensorService {
           const dir = join(this.opts.dataDir, 'config', `active-${b.version}`);
           const settings = materialise(b.config, dir);
           this.adoptHomes(settings);
-          this.sensor.reconfigure({ dictionary: settings.dictionary, engine: this.opts.engine, site: this.siteFrom(settings, dir) });
+          await this.engine.reconfigure({ dictionary: settings.dictionary, engine: this.opts.engine, site: this.siteFrom(settings, dir) });
           const old = this.config;
           this.config = { source: 'home', version: b.version, fetchedAtMs: Date.now(), settings };
           if (old.settings !== undefined && old.version !== b.version) removeOldConfigDirs(join(this.opts.dataDir, 'config'), dir);
           if (old.source === 'last-known-good') this.onHealth(healthEvent('config.last_known_good', 'info', 'Configuration from home again', undefined, 'cleared'));
         } else {
-          this.sensor.reconfigure({ dictionary: this.opts.dictionary ?? DEFAULT_DICTIONARY, engine: this.opts.engine, site: this.opts.site });
+          await this.engine.reconfigure({ dictionary: this.opts.dictionary ?? DEFAULT_DICTIONARY, engine: this.opts.engine, site: this.opts.site });
         }
         this.counters.inc(C_RELOADS);
-        this.opts.log(`hark: reloaded (${why}): ${this.sensor.matching.matcher.phrases.length} phrases; configuration from ${this.describeConfig()}`);
+        this.opts.log(`hark: reloaded (${why}): ${this.engine.description}; configuration from ${this.describeConfig()}`);
         return undefined;
       } catch (err) {
         this.counters.inc(C_RELOAD_FAILED);
@@ -439,9 +518,7 @@ export class SensorService {
     const o = this.opts;
     this.timers.push(setInterval(() => {
       // capture time is wall time on a live sensor: flows and merge windows expire when traffic stops
-      const now = Date.now() * 1000;
-      this.sensor.pipeline.flows.expire(now);
-      this.sensor.collector.expire(now);
+      this.engine.tick(Date.now() * 1000);
       this.store.flush();
       this.outputs.flush();
       const batches = this.counters.get('upload.batches');
@@ -460,7 +537,7 @@ export class SensorService {
       this.timers.push(setInterval(() => {
         const c = this.counters;
         const per = this.interfaces.map((n, i) => `${n} ${this.live.packets[i]} pkts`).join(', ');
-        o.log(`hark: ${per}; flows active ${this.sensor.pipeline.flows.active}; http ${c.get('http.requests')} requests; captures ${c.get('capture.emitted')}; upload queue ${this.store.pendingCount()}; anomalies ${c.anomalyTotal()}`);
+        o.log(`hark: ${per}; flows active ${this.engine.flowsActive()}; http ${c.get('http.requests')} requests; captures ${c.get('capture.emitted')}; upload queue ${this.store.pendingCount()}; anomalies ${c.anomalyTotal()}`);
       }, o.statsIntervalMs));
     }
   }
@@ -470,10 +547,11 @@ export class SensorService {
     for (const t of this.timers.splice(0)) clearInterval(t);
     this.live?.stop();
     await this.api?.close();
-    this.sensor?.close();
-    if (this.sensor !== undefined && this.store !== undefined) {
-      this.sensor.finish();
-      this.store.flush();
+    this.unforwardKeys?.();
+    if (this.engine !== undefined) {
+      await this.engine.finish();
+      await this.engine.close();
+      this.store?.flush();
     }
     this.heartbeat?.stop();
     if (this.uploader !== undefined) {

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TLS_KEY_WAIT_US } from '../app-layer/tls/index.js';
 import type { EngineChoice } from '../main.js';
-import { SensorService, type SensorMode } from '../service.js';
+import { autoWorkers, SensorService, type SensorMode } from '../service.js';
 import { CliError, type Command } from './command.js';
 import { FLOW_OPTIONS, FLOW_USAGE, flowLimitsFrom } from './flow-options.js';
 import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
@@ -22,6 +22,12 @@ export const CHECKOUT_DATA_DIR = fileURLToPath(new URL('../../../var', import.me
 /** The data directory: --data-dir, else $HARK_DATA_DIR, else ./var in a checkout. */
 export function dataDirFrom(option: string | undefined): string {
   return option ?? process.env.HARK_DATA_DIR ?? CHECKOUT_DATA_DIR;
+}
+
+function wholeNumber(name: string, text: string, max: number): number {
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < 0 || v > max) throw new CliError(`--${name} must be a whole number from 0 to ${max}, not "${text}"`);
+  return v;
 }
 
 function number(name: string, text: string, min = 0): number {
@@ -93,6 +99,9 @@ Options:
   --engine NAME          auto, hyperscan or js (default: auto)
   --capture NAME         ring (Hark's TPACKET_V3 addon: batches, kernel drop counters), pcap
                          (libpcap) or auto (ring when built, default)
+  --workers N            worker threads for the packet work, each owning its flows (same hash
+                         both directions); 0 runs everything on one thread (default: the number
+                         of cores when there are 4 or more, else 0)
   --keylog FILE          TLS key log (SSLKEYLOGFILE format) to follow as it grows; repeatable
   --rsa-key FILE         RSA server private key (PEM) for TLS <= 1.2 RSA key exchange; repeatable
   --key-wait SECS        how long encrypted records wait for keys that arrive late (default 10)
@@ -143,6 +152,7 @@ ${FLOW_USAGE}
         dictionary: { type: 'string' },
         engine: { type: 'string', default: 'auto' },
         capture: { type: 'string', default: 'auto' },
+        workers: { type: 'string' },
         keylog: { type: 'string', multiple: true },
         ...SITE_OPTIONS,
         'rsa-key': { type: 'string', multiple: true },
@@ -195,6 +205,7 @@ ${FLOW_USAGE}
       dictionary: values.dictionary,
       engine: values.engine as EngineChoice,
       capture: values.capture as 'auto' | 'ring' | 'pcap',
+      workers: values.workers !== undefined ? wholeNumber('workers', values.workers, 64) : autoWorkers(),
       keyLogs: values.keylog,
       rsaKeys: values['rsa-key'],
       keyWaitUs: number('key-wait', values['key-wait']) * 1e6,

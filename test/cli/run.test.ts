@@ -84,3 +84,44 @@ test('hark run names a missing interface and what exists', () => {
   assert.match(r.err, /Cannot open capture interface "nosuchif0": no such interface \(available: .*lo/);
   rmSync(join(tmpdir(), `hark-run-missing-${process.pid}`), { recursive: true, force: true });
 });
+
+test('hark run --workers 2 spreads the packet work over worker threads and stores the same captures', async () => {
+  assert.equal(process.getuid?.(), 0, 'the live capture test needs root (CI runs as root)');
+  const dir = mkdtempSync(join(tmpdir(), 'hark-run-workers-'));
+  const send = `hkw${process.pid % 10000}a`;
+  const recv = `hkw${process.pid % 10000}b`;
+  ip('link', 'add', send, 'type', 'veth', 'peer', 'name', recv);
+  try {
+    ip('link', 'set', send, 'up');
+    ip('link', 'set', recv, 'up');
+    const child = spawn(HARK, ['run', '-i', recv, '--workers', '2', '--data-dir', dir, '--stats-interval', '0', '--no-api'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    const exited = once(child, 'exit');
+    for (let i = 0; i < 200 && !err.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(err, /2 worker threads/);
+    execFileSync('tcpreplay', ['-i', send, fixture('school-search', 'school-search.pcap')], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGTERM');
+    const [code] = await exited;
+    assert.equal(code, 0, err);
+    assert.match(err, /stopped \(signal\); 4 captures stored/);
+    const Sqlite = createRequire(import.meta.url)('better-sqlite3') as new (f: string, o?: object) => { prepare(s: string): { all(): Array<{ phrase: string; source: string }> }; close(): void };
+    const conn = new Sqlite(join(dir, 'captures.db'), { readonly: true });
+    const rows = conn.prepare('SELECT phrase, source FROM captures ORDER BY phrase, source').all();
+    conn.close();
+    assert.deepEqual(rows, [
+      { phrase: 'AK47', source: 'typed' },
+      { phrase: 'AK47', source: 'viewed' },
+      { phrase: 'our secret', source: 'typed' },
+      { phrase: 'our secret', source: 'viewed' },
+    ]);
+  } finally {
+    try {
+      ip('link', 'del', send);
+    } catch {
+      // already gone with its peer
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

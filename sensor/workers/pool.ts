@@ -1,0 +1,527 @@
+/**
+ * Packet work spread over worker threads (`hark run --workers N`). Input: frames from a capture
+ * source through `packet` (the PacketHandler shape, given to RingCapture / LiveCapture exactly
+ * like `sensor.pipeline.packet`). Each frame's inner flow is hashed (the same both directions,
+ * dispatch.ts) to one of N workers and copied into that worker's shared ring; each worker runs a
+ * whole Sensor and owns its flows end to end. Output: `onCapture` / `onEvent` on the main thread,
+ * worker counters summed into the main thread's Counters (`syncCounters`). A full ring drops the
+ * frame (counted `workers.ring_full`) and never blocks a live capture. A worker that dies is
+ * counted, logged and restarted; its flows are lost (`workers.flows_lost`).
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { KeyLogEntry, KeyStore, SessionSecrets } from '../app-layer/tls/keylog.js';
+import type { PacketHandler } from '../capture/file-reader.js';
+import type { CaptureEvent, Evidence } from '../events/capture.js';
+import { Counters, defineAnomaly, defineCounter } from '../events/counters.js';
+import type { DnsPolicyEvent } from '../events/dns.js';
+import type { TlsEvent } from '../events/tls.js';
+import type { IdentityObservation, IdentitySink } from '../identity/observation.js';
+import { FlowHasher, HASH_FRAGMENT, HASH_NOT_IP, workerForHash, type Balance } from './dispatch.js';
+import {
+  COUNTER_SLOTS, createCounterBuffer, type ConfigError, type CounterNames, type FromWorker, type KeyMessageEntry,
+  type ReconfigureOptions, type ToWorker, type WorkerData, type WorkerSensorOptions,
+} from './protocol.js';
+import { createRingBuffer, RingProducer } from './shared-ring.js';
+
+/** Ring per worker: 32 MiB holds ~25k full-size frames, about 0.3 s of 1 Gbit/s while a worker is busy. */
+export const DEFAULT_RING_BYTES = 32 << 20;
+/** Workers at most: beyond the cores of any sensor box, and each holds a whole dictionary. */
+export const MAX_WORKERS = 64;
+/** Unpublished bytes after which a ring is published mid-batch, so a long batch (a file) keeps workers busy. */
+const PUBLISH_EVERY_BYTES = 256 << 10;
+/** A file replay (`whenFull: 'wait'`) gives up on a frame after a worker made no room for this long. */
+const WAIT_FOR_ROOM_MS = 120_000;
+/** Worker counters are added into the main thread's this often (and on drain / finish / syncCounters()). */
+const COUNTER_SYNC_MS = 1000;
+/** First restart of a crashed worker after this long, doubling per consecutive crash up to the max. */
+const RESTART_DELAY_MS = 200;
+const MAX_RESTART_DELAY_MS = 30_000;
+/** Keys and identity observations pushed from the main thread, kept to bring a restarted worker up to date. */
+const MAX_REPLAY_KEYS = 20_000;
+const MAX_REPLAY_OBSERVATIONS = 20_000;
+
+const C_RING_FULL = defineCounter('workers.ring_full');
+const C_FRAME_TOO_LARGE = defineCounter('workers.frame_too_large');
+const C_NOT_IP = defineCounter('workers.dispatch_not_ip');
+const C_FRAGMENTS = defineCounter('workers.dispatch_fragments');
+const C_CRASHES = defineAnomaly('workers.crashes');
+const C_RESTARTS = defineCounter('workers.restarts');
+const C_FLOWS_LOST = defineCounter('workers.flows_lost');
+const C_RECORDS_LOST = defineCounter('workers.records_lost');
+const C_FLOW_ACTIVE = defineCounter('flow.active');
+const C_DEFRAG_IN_PROGRESS = defineCounter('defrag.in_progress');
+/** Gauges a dead worker's share of is taken back out of the sums (its flows and fragments are gone). */
+const GAUGES: ReadonlySet<number> = new Set([C_FLOW_ACTIVE, C_DEFRAG_IN_PROGRESS]);
+
+export interface WorkerPoolOptions {
+  /** Worker threads, 1 to MAX_WORKERS (defaultWorkerCount(): the cores available). */
+  readonly workers: number;
+  readonly sensorOptions: WorkerSensorOptions;
+  readonly onCapture: (capture: CaptureEvent, evidence?: Evidence) => void;
+  readonly onEvent?: (event: TlsEvent | DnsPolicyEvent) => void;
+  /** The main thread's counters: workers' counters are added into them, plus the pool's own. */
+  readonly counters?: Counters;
+  /** Receives every identity observation a worker makes (the main thread's table, for the API and `hark identity`). */
+  readonly identity?: IdentitySink;
+  /** Ring bytes per worker (power of two; default DEFAULT_RING_BYTES). */
+  readonly ringBytes?: number;
+  /** `drop` (live capture, default): a full ring drops the frame. `wait`: block until there is room (file replay). */
+  readonly whenFull?: 'drop' | 'wait';
+  /** Wall-clock flow expiry tick in each worker, ms (live capture: 1000, the default); 0 for files (capture time only). */
+  readonly tickMs?: number;
+  /** `hosts` (default): a pair of hosts to one worker; `flows`: TCP connections spread too (dispatch.ts says what that costs). */
+  readonly balance?: Balance;
+  readonly log?: (line: string) => void;
+}
+
+/** Worker threads by default: the cores this process may use. */
+export function defaultWorkerCount(): number {
+  return Math.max(1, Math.min(MAX_WORKERS, availableParallelism()));
+}
+
+export class WorkerPoolError extends Error {
+  constructor(readonly code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+interface Waiter {
+  readonly waiting: Set<number>;
+  readonly errors: ConfigError[];
+  readonly resolve: () => void;
+}
+
+class Slot {
+  worker: Worker | undefined;
+  ready = false;
+  /** Main-thread counter id for each of this worker's ids (-1: not named yet). */
+  readonly idMap = new Int32Array(COUNTER_SLOTS).fill(-1);
+  /** Worker id of `flow.active`, once named. */
+  flowActiveId = -1;
+  counterBuf: SharedArrayBuffer;
+  values: Float64Array;
+  /** Values already added into the main counters. */
+  readonly seen = new Float64Array(COUNTER_SLOTS);
+  crashes = 0;
+  restartTimer: NodeJS.Timeout | undefined;
+  readonly producer: RingProducer;
+
+  constructor(readonly index: number, readonly ring: SharedArrayBuffer) {
+    this.producer = new RingProducer(ring);
+    this.counterBuf = createCounterBuffer();
+    this.values = new Float64Array(this.counterBuf);
+  }
+
+  /** A fresh counter store (a restarted worker starts from zero). */
+  resetCounters(): void {
+    this.counterBuf = createCounterBuffer();
+    this.values = new Float64Array(this.counterBuf);
+    this.seen.fill(0);
+    this.idMap.fill(-1);
+    this.flowActiveId = -1;
+  }
+}
+
+const KEY_LABEL_OF: ReadonlyArray<[keyof SessionSecrets, string]> = [
+  ['masterSecret', 'CLIENT_RANDOM'],
+  ['clientEarlyTrafficSecret', 'CLIENT_EARLY_TRAFFIC_SECRET'],
+  ['clientHandshakeTrafficSecret', 'CLIENT_HANDSHAKE_TRAFFIC_SECRET'],
+  ['serverHandshakeTrafficSecret', 'SERVER_HANDSHAKE_TRAFFIC_SECRET'],
+  ['clientTrafficSecret0', 'CLIENT_TRAFFIC_SECRET_0'],
+  ['serverTrafficSecret0', 'SERVER_TRAFFIC_SECRET_0'],
+];
+
+/** The key log lines of one session's secrets (to forward a main-thread KeyStore's sessions). */
+export function sessionKeyEntries(clientRandomHex: string, s: Readonly<SessionSecrets>): KeyMessageEntry[] {
+  const out: KeyMessageEntry[] = [];
+  for (const [field, label] of KEY_LABEL_OF) {
+    const v = s[field];
+    if (v !== undefined) out.push({ label, clientRandom: clientRandomHex, secret: new Uint8Array(v) });
+  }
+  return out;
+}
+
+export class WorkerPool {
+  readonly workers: number;
+  /** Resolves when every worker has built its Sensor; rejects with the first one's configuration error. */
+  readonly ready: Promise<void>;
+  private readonly slots: Slot[];
+  private readonly counters: Counters;
+  private readonly hasher: FlowHasher;
+  /** Frames handed to each worker (accepted into its ring). */
+  private readonly frames: Float64Array;
+  private readonly wait: boolean;
+  private readonly tickMs: number;
+  private sensorOptions: WorkerSensorOptions;
+  private readonly waiters = new Map<number, Waiter>();
+  private nextId = 1;
+  private publishQueued = false;
+  private closed = false;
+  private started = false;
+  private readyResolve!: () => void;
+  private readyReject!: (err: Error) => void;
+  private readonly syncTimer: NodeJS.Timeout;
+  private readonly replayKeys = new Map<string, KeyMessageEntry>();
+  private readonly replayObservations: IdentityObservation[] = [];
+  private reconfiguring: Promise<void> = Promise.resolve();
+
+  constructor(private readonly opts: WorkerPoolOptions) {
+    const n = opts.workers;
+    if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) throw new WorkerPoolError('E_WORKERS', `Cannot start ${n} workers: give 1 to ${MAX_WORKERS}`);
+    this.workers = n;
+    this.counters = opts.counters ?? new Counters();
+    this.wait = opts.whenFull === 'wait';
+    this.tickMs = opts.tickMs ?? 1000;
+    this.sensorOptions = opts.sensorOptions;
+    this.hasher = new FlowHasher(opts.balance ?? 'hosts');
+    this.frames = new Float64Array(n);
+    const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
+    this.slots = [];
+    for (let i = 0; i < n; i++) this.slots.push(new Slot(i, createRingBuffer(ringBytes)));
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.readyResolve = resolve;
+      this.readyReject = reject;
+    });
+    // Nobody may be listening yet when a worker fails at start; close() or the caller's await sees it.
+    this.ready.catch(() => undefined);
+    for (const s of this.slots) this.spawn(s);
+    this.syncTimer = setInterval(() => this.syncCounters(), COUNTER_SYNC_MS);
+    this.syncTimer.unref();
+  }
+
+  /** Starts a pool and waits until every worker runs; a configuration error closes it and throws. */
+  static async start(opts: WorkerPoolOptions): Promise<WorkerPool> {
+    const pool = new WorkerPool(opts);
+    try {
+      await pool.ready;
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return pool;
+  }
+
+  /** One captured frame: hashed to its worker and copied into that worker's ring. */
+  readonly packet: PacketHandler = (linkType, buf, off, capLen, origLen, tsUs, ifIndex) => {
+    const hash = this.hasher.hash(linkType, buf, off, capLen);
+    const kind = this.hasher.kind;
+    if (kind === HASH_NOT_IP) this.counters.inc(C_NOT_IP);
+    else if (kind === HASH_FRAGMENT) this.counters.inc(C_FRAGMENTS);
+    const k = this.workers === 1 ? 0 : workerForHash(hash, this.workers);
+    const slot = this.slots[k];
+    const p = slot.producer;
+    const ok = this.wait
+      ? p.writeWaiting(linkType, buf, off, capLen, origLen, tsUs, ifIndex, WAIT_FOR_ROOM_MS)
+      : p.write(linkType, buf, off, capLen, origLen, tsUs, ifIndex);
+    if (!ok) {
+      this.counters.inc(capLen > p.maxFrame ? C_FRAME_TOO_LARGE : C_RING_FULL);
+      return;
+    }
+    this.frames[k]++;
+    if (p.pendingBytes >= PUBLISH_EVERY_BYTES) p.publish();
+    else if (!this.publishQueued) {
+      // One publish (and at most one wake-up per worker) per capture batch: the capture source
+      // hands a whole block over synchronously, and microtasks run when it returns.
+      this.publishQueued = true;
+      queueMicrotask(this.publishAll);
+    }
+  };
+
+  /** Makes every frame handed to `packet` so far visible to the workers. */
+  readonly publishAll = (): void => {
+    this.publishQueued = false;
+    for (const s of this.slots) s.producer.publish();
+  };
+
+  /**
+   * Loads a new dictionary and/or site policy in every worker, then swaps it in everywhere; a
+   * file that fails to load in any worker leaves every worker on the running configuration and
+   * rejects with a WorkerPoolError carrying the Sensor's error code (E_DICTIONARY_READ, ...).
+   */
+  reconfigure(o: ReconfigureOptions): Promise<void> {
+    // One reload at a time: a second waits for the first (each worker holds one prepared configuration).
+    const run = this.reconfiguring.then(() => this.reconfigureNow(o));
+    this.reconfiguring = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reconfigureNow(o: ReconfigureOptions): Promise<void> {
+    let prepared = 0;
+    const errors = await this.request((id) => ({ t: 'prepare', id: (prepared = id), opts: o }));
+    const fail = errors[0];
+    if (fail !== undefined) {
+      await this.request((id) => ({ t: 'abort', id, prepared }));
+      throw new WorkerPoolError(fail.code, fail.message);
+    }
+    await this.request((id) => ({ t: 'commit', id, prepared }));
+    // A worker started from now on loads the new configuration.
+    const s = this.sensorOptions;
+    this.sensorOptions = {
+      ...s,
+      ...(o.dictionary !== undefined ? { dictionary: o.dictionary } : {}),
+      ...(o.engine !== undefined ? { engine: o.engine } : {}),
+      ...(o.site !== undefined ? { site: o.site } : {}),
+    };
+  }
+
+  /**
+   * TLS secrets (pushed over the local API, or read by the main thread) for every worker, in one
+   * message each. Frames handed over before the call may be processed before the keys arrive
+   * (as with keys that come late on one thread: keyWaitUs covers it).
+   */
+  addKeys(entries: readonly (KeyLogEntry | KeyMessageEntry)[]): void {
+    const batch: KeyMessageEntry[] = [];
+    for (const e of entries) {
+      const m: KeyMessageEntry = { label: e.label, clientRandom: e.clientRandom, secret: new Uint8Array(e.secret) };
+      batch.push(m);
+      const k = `${m.label} ${m.clientRandom}`;
+      this.replayKeys.delete(k);
+      this.replayKeys.set(k, m);
+      if (this.replayKeys.size > MAX_REPLAY_KEYS) this.replayKeys.delete(this.replayKeys.keys().next().value as string);
+    }
+    if (batch.length > 0) this.broadcast({ t: 'keys', entries: batch });
+  }
+
+  /**
+   * An identity observation made on the main thread (local API, static map pushed at run time):
+   * every worker applies it.
+   */
+  observeIdentity(obs: IdentityObservation): void {
+    this.replayObservations.push(obs);
+    if (this.replayObservations.length > MAX_REPLAY_OBSERVATIONS) this.replayObservations.splice(0, this.replayObservations.length - MAX_REPLAY_OBSERVATIONS);
+    this.broadcast({ t: 'identity', observations: [obs] });
+  }
+
+  /**
+   * Resolves when every worker has processed every frame handed over before the call, and every
+   * identity observation they made has reached the others. Counters are synced.
+   */
+  async drain(): Promise<void> {
+    this.publishAll();
+    await this.request((id) => ({ t: 'drain', id }));
+    // Observations sent on during the drain are queued ahead of this round trip.
+    await this.request((id) => ({ t: 'ping', id }));
+    this.syncCounters();
+  }
+
+  /** End of input: every worker processes what it holds, ends every flow and flushes every merge window; all captures are delivered. */
+  async finish(): Promise<void> {
+    await this.drain();
+    await this.request((id) => ({ t: 'finish', id }));
+    await this.request((id) => ({ t: 'ping', id }));
+    this.syncCounters();
+  }
+
+  /** Stops every worker (frames still in the rings are not processed: call finish() first for that). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.syncTimer);
+    this.syncCounters();
+    for (const s of this.slots) {
+      if (s.restartTimer !== undefined) clearTimeout(s.restartTimer);
+    }
+    await Promise.all(this.slots.map((s) => s.worker?.terminate()));
+    for (const w of this.waiters.values()) w.resolve();
+    this.waiters.clear();
+  }
+
+  /** Flows tracked by all workers now (from their shared counters: no messages). */
+  flowsActive(): number {
+    let n = 0;
+    for (const s of this.slots) if (s.flowActiveId >= 0) n += s.values[s.flowActiveId];
+    return n;
+  }
+
+  /** Frames handed to each worker so far (the balance of the hash). */
+  framesPerWorker(): number[] {
+    return [...this.frames];
+  }
+
+  /** Per-worker flows tracked now. */
+  flowsPerWorker(): number[] {
+    return this.slots.map((s) => (s.flowActiveId >= 0 ? s.values[s.flowActiveId] : 0));
+  }
+
+  /**
+   * Adds what every worker counted since the last call into the main thread's counters (by name:
+   * counter ids differ between threads). Gauges such as `flow.active` come out as the sum.
+   * Doubles are read without a lock: aligned 8-byte loads are single-copy atomic on x86-64 and arm64.
+   */
+  syncCounters(): void {
+    const main = this.counters.values;
+    for (const s of this.slots) {
+      const { values, seen, idMap } = s;
+      for (let i = 0; i < COUNTER_SLOTS; i++) {
+        const v = values[i];
+        const d = v - seen[i];
+        if (d === 0) continue;
+        const to = idMap[i];
+        if (to < 0) continue;
+        main[to] += d;
+        seen[i] = v;
+      }
+    }
+  }
+
+  /** Ends worker k as a crash would (a stuck worker; tests): it is counted and restarted. */
+  async terminateWorker(k: number): Promise<void> {
+    const w = this.slots[k]?.worker;
+    if (w !== undefined) await w.terminate();
+  }
+
+  private spawn(slot: Slot): void {
+    const data: WorkerData = { index: slot.index, ring: slot.ring, counters: slot.counterBuf, sensor: this.sensorOptions, tickMs: this.tickMs };
+    const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
+    slot.worker = w;
+    slot.ready = false;
+    w.on('message', (m: FromWorker) => this.onMessage(slot, m));
+    w.on('error', (err) => {
+      this.opts.log?.(`hark: worker ${slot.index} failed: ${err?.stack ?? String(err)}`);
+    });
+    w.on('exit', (code) => {
+      if (slot.worker !== w) return;
+      slot.worker = undefined;
+      if (!this.closed) this.crashed(slot, code);
+    });
+  }
+
+  private onMessage(slot: Slot, m: FromWorker): void {
+    switch (m.t) {
+      case 'out': {
+        const pages = m.evidence.length > 0 ? new Map(m.evidence.map((e) => [e.id, e])) : undefined;
+        for (const c of m.captures) {
+          const e = pages?.get(c.id);
+          this.opts.onCapture(c, e === undefined ? undefined : { contentType: e.contentType, ...(e.charset !== undefined ? { charset: e.charset } : {}), body: Buffer.from(e.body.buffer, e.body.byteOffset, e.body.byteLength), truncated: e.truncated });
+        }
+        if (this.opts.onEvent !== undefined) for (const e of m.events) this.opts.onEvent(e);
+        if (m.identity.length > 0) {
+          for (const o of m.identity) this.opts.identity?.observe(o);
+          // Another worker's packets may need this device's name: everyone else applies it.
+          const msg: ToWorker = { t: 'identity', observations: m.identity };
+          for (const s of this.slots) if (s !== slot) s.worker?.postMessage(msg);
+        }
+        break;
+      }
+      case 'names':
+        this.learnNames(slot, m.counters);
+        break;
+      case 'ready':
+        slot.ready = true;
+        slot.crashes = 0;
+        if (!this.started && this.slots.every((s) => s.ready)) {
+          this.started = true;
+          this.readyResolve();
+        }
+        break;
+      case 'failed': {
+        const err = new WorkerPoolError(m.error.code, m.error.message);
+        if (!this.started) {
+          this.readyReject(err);
+        } else {
+          this.opts.log?.(`hark: worker ${slot.index} could not start again: ${m.error.message}`);
+        }
+        void slot.worker?.terminate();
+        break;
+      }
+      case 'prepared':
+        this.answered(slot, m.id, m.error);
+        break;
+      case 'done':
+        this.answered(slot, m.id, undefined);
+        break;
+    }
+  }
+
+  private learnNames(slot: Slot, n: CounterNames): void {
+    for (let i = 0; i < n.names.length; i++) {
+      const id = n.first + i;
+      if (id >= COUNTER_SLOTS) break;
+      const name = n.names[i];
+      slot.idMap[id] = n.anomaly[i] ? defineAnomaly(name) : defineCounter(name);
+      if (slot.idMap[id] === C_FLOW_ACTIVE) slot.flowActiveId = id;
+    }
+  }
+
+  /** Sends a request to every live worker; resolves with the errors they answered once all did (or died). */
+  private request(make: (id: number) => ToWorker): Promise<ConfigError[]> {
+    const id = this.nextId++;
+    const msg = make(id);
+    const live = this.slots.filter((s) => s.worker !== undefined && !this.closed);
+    if (live.length === 0) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      const w: Waiter = { waiting: new Set(live.map((s) => s.index)), errors: [], resolve: () => resolve(w.errors) };
+      this.waiters.set(id, w);
+      for (const s of live) s.worker!.postMessage(msg);
+    });
+  }
+
+  private answered(slot: Slot, id: number, error: ConfigError | undefined): void {
+    const w = this.waiters.get(id);
+    if (w === undefined) return;
+    if (error !== undefined) w.errors.push(error);
+    w.waiting.delete(slot.index);
+    if (w.waiting.size === 0) {
+      this.waiters.delete(id);
+      w.resolve();
+    }
+  }
+
+  private broadcast(msg: ToWorker): void {
+    for (const s of this.slots) s.worker?.postMessage(msg);
+  }
+
+  /**
+   * A worker died: its counters are folded in (its flows and in-progress fragments leave the
+   * gauges and are counted lost), what it had not read from its ring is thrown away and counted,
+   * requests stop waiting for it, and a new worker takes its place after a back-off.
+   */
+  private crashed(slot: Slot, code: number): void {
+    this.counters.inc(C_CRASHES);
+    this.syncCounters();
+    const main = this.counters.values;
+    const lostFlows = slot.flowActiveId >= 0 ? slot.values[slot.flowActiveId] : 0;
+    for (let i = 0; i < COUNTER_SLOTS; i++) {
+      const to = slot.idMap[i];
+      if (to >= 0 && GAUGES.has(to)) main[to] -= slot.values[i];
+    }
+    this.counters.inc(C_FLOWS_LOST, lostFlows);
+    const lostRecords = slot.producer.discardUnconsumed();
+    this.counters.inc(C_RECORDS_LOST, lostRecords);
+    this.opts.log?.(`hark: worker ${slot.index} exited (code ${code}): ${lostFlows} flows and ${lostRecords} queued frames lost; restarting it`);
+    for (const [id, w] of this.waiters) {
+      if (w.waiting.delete(slot.index) && w.waiting.size === 0) {
+        this.waiters.delete(id);
+        w.resolve();
+      }
+    }
+    if (!this.started) {
+      this.readyReject(new WorkerPoolError('E_WORKER_EXIT', `Worker ${slot.index} exited (code ${code}) while starting`));
+      return;
+    }
+    const delay = Math.min(MAX_RESTART_DELAY_MS, RESTART_DELAY_MS * 2 ** slot.crashes);
+    slot.crashes++;
+    slot.restartTimer = setTimeout(() => {
+      slot.restartTimer = undefined;
+      if (this.closed) return;
+      slot.resetCounters();
+      this.counters.inc(C_RESTARTS);
+      this.spawn(slot);
+      // Bring it up to date with what the main thread pushed (the others' observations since are lost with it).
+      if (this.replayKeys.size > 0) slot.worker!.postMessage({ t: 'keys', entries: [...this.replayKeys.values()] } satisfies ToWorker);
+      if (this.replayObservations.length > 0) slot.worker!.postMessage({ t: 'identity', observations: this.replayObservations } satisfies ToWorker);
+    }, delay);
+  }
+}
+
+/**
+ * Forwards every session a main-thread KeyStore learns (key logs it follows, the local API) to the
+ * pool's workers. Returns the function that stops it.
+ */
+export function forwardKeyStore(store: KeyStore, pool: WorkerPool): () => void {
+  return store.onKeys((hex) => {
+    const s = store.get(hex);
+    if (s !== undefined) pool.addKeys(sessionKeyEntries(hex, s));
+  });
+}
