@@ -125,9 +125,20 @@ export interface HttpCarrier {
   readonly sni?: string;
 }
 
+/**
+ * Captures of responses that ended before any request arrived, waiting for it: a TAP delivers each
+ * direction on its own port, and one port's packets can be processed milliseconds before the
+ * other's, so a page can be complete before the request that asked for it. Bounded per flow; past
+ * the bound, or at the end of the flow, they are emitted without the request's URL.
+ */
+const MAX_EARLY_RESPONSES = 8;
+const C_EARLY_RESPONSE = defineCounter('http.response_before_request');
+
 export class HttpInspector implements HttpSink {
   private readonly requests = new Map<number, RequestInfo>();
   private readonly scans = new Map<HttpMessage, MessageScan>();
+  /** Emitters of early responses' captures, oldest first; each takes the request when it comes. */
+  private readonly early: Array<(req: RequestInfo | undefined) => void> = [];
 
   constructor(private readonly flow: FlowInfo, private readonly ctx: InspectContext, private readonly carrier: HttpCarrier = {}) {}
 
@@ -135,6 +146,7 @@ export class HttpInspector implements HttpSink {
     this.ctx.counters.inc(C_MESSAGES);
     const info: RequestInfo = { url: req.uri, host: req.host ?? this.carrier.sni, method: req.method };
     this.requests.set(req.index, info);
+    this.early.shift()?.(info);
     if (this.requests.size > MAX_REMEMBERED_REQUESTS) this.requests.delete(this.requests.keys().next().value as number);
     const fields: CaptureField[] = [];
     const texts: string[] = [];
@@ -185,28 +197,40 @@ export class HttpInspector implements HttpSink {
     }
     const isRequest = msg.kind === 'request';
     const evidence = scan.evidence?.take();
-    const req = isRequest ? this.requests.get(msg.index) : this.requests.get(msg.requestIndex);
-    const source: CaptureSource = isRequest ? 'typed' : 'viewed';
-    for (const a of hits) {
-      this.ctx.collector.add({
-        flow: this.flow,
-        dir,
-        messageIndex: msg.index,
-        source,
-        field: a.field,
-        host: req?.host,
-        url: req?.url,
-        method: req?.method,
-        status: isRequest ? undefined : msg.status,
-        phraseIndex: a.phraseIndex,
-        phrase: a.hit.phrase,
-        count: a.count,
-        context: a.context,
-        tsUs: msg.tsUs > 0 ? msg.tsUs : tsUs,
-        appProto: this.carrier.appProto,
-        decrypted: this.carrier.decrypted,
-        ...(evidence !== undefined && a.field === 'response_body' ? { evidence } : {}),
-      });
-    }
+    const emit = (req: RequestInfo | undefined): void => {
+      const source: CaptureSource = isRequest ? 'typed' : 'viewed';
+      for (const a of hits) {
+        this.ctx.collector.add({
+          flow: this.flow,
+          dir,
+          messageIndex: msg.index,
+          source,
+          field: a.field,
+          host: req?.host,
+          url: req?.url,
+          method: req?.method,
+          status: isRequest ? undefined : msg.status,
+          phraseIndex: a.phraseIndex,
+          phrase: a.hit.phrase,
+          count: a.count,
+          context: a.context,
+          tsUs: msg.tsUs > 0 ? msg.tsUs : tsUs,
+          appProto: this.carrier.appProto,
+          decrypted: this.carrier.decrypted,
+          ...(evidence !== undefined && a.field === 'response_body' ? { evidence } : {}),
+        });
+      }
+    };
+    if (isRequest) return emit(this.requests.get(msg.index));
+    if (msg.requestIndex >= 0) return emit(this.requests.get(msg.requestIndex));
+    // no request yet: wait for the next one (the first page then goes with the first request)
+    this.ctx.counters.inc(C_EARLY_RESPONSE);
+    if (this.early.length >= MAX_EARLY_RESPONSES) this.early.shift()?.(undefined);
+    this.early.push(emit);
+  }
+
+  /** The flow ended: early responses whose request never came are emitted as they are. */
+  onClose(): void {
+    for (const emit of this.early.splice(0)) emit(undefined);
   }
 }

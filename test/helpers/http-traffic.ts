@@ -14,6 +14,10 @@ export interface HttpTrafficOptions {
   readonly offset?: number;
   /** The phrase put in each query (default "ak47", category weapons in the starter dictionary). */
   readonly phrase?: string;
+  /** The answer repeats the phrase too: each conversation then gives a viewed capture as well. */
+  readonly echo?: boolean;
+  /** Microseconds between packets (default 200). */
+  readonly gapUs?: number;
 }
 
 /** The URL path of conversation `i` (what its capture's `url` starts with). */
@@ -22,7 +26,12 @@ export function conversationPath(i: number): string {
 }
 
 export function httpTrafficPcap(o: HttpTrafficOptions): Buffer {
-  const packets: PcapPacket[] = [];
+  return writePcap(httpTrafficPackets(o));
+}
+
+/** The same conversations as packets, each marked with the side that sent it (to split a TAP's two outputs). */
+export function httpTrafficPackets(o: HttpTrafficOptions): Array<PcapPacket & { fromClient: boolean }> {
+  const packets: Array<PcapPacket & { fromClient: boolean }> = [];
   let ts = 1_700_000_000_000_000;
   const off = o.offset ?? 0;
   for (let k = 0; k < o.conversations; k++) {
@@ -36,13 +45,13 @@ export function httpTrafficPcap(o: HttpTrafficOptions): Buffer {
       const seg = tcp({ sport: fromClient ? sport : 80, dport: fromClient ? 80 : sport, seq: fromClient ? cseq : sseq, ack: fromClient ? sseq : cseq, flags }, ascii(text));
       const frame = ethernet({ type: ETHERTYPE.IPV4, src: fromClient ? '02:00:00:00:00:01' : '02:00:00:00:00:02', dst: fromClient ? '02:00:00:00:00:02' : '02:00:00:00:00:01' },
         ipv4({ proto: IPPROTO.TCP, src: fromClient ? client : server, dst: fromClient ? server : client }, seg));
-      ts += 200;
-      packets.push({ data: frame, tsUs: ts });
+      ts += o.gapUs ?? 200;
+      packets.push({ data: frame, tsUs: ts, fromClient });
       const adv = text.length + (flags & (TCP_FLAGS.SYN | TCP_FLAGS.FIN) ? 1 : 0);
       if (fromClient) cseq += adv;
       else sseq += adv;
     };
-    const body = '<html><body><p>Nothing to see here.</p></body></html>';
+    const body = o.echo === true ? `<html><body><p>Results for ${o.phrase ?? 'ak47'} number ${i}</p></body></html>` : '<html><body><p>Nothing to see here.</p></body></html>';
     const query = (o.phrase ?? 'ak47') === 'ak47' ? conversationPath(i) : `/search?q=${encodeURIComponent(o.phrase!)}+number+${i}`;
     send(true, TCP_FLAGS.SYN, '');
     send(false, TCP_FLAGS.SYN | TCP_FLAGS.ACK, '');
@@ -53,5 +62,5 @@ export function httpTrafficPcap(o: HttpTrafficOptions): Buffer {
     send(false, TCP_FLAGS.FIN | TCP_FLAGS.ACK, '');
     send(true, TCP_FLAGS.ACK, '');
   }
-  return writePcap(packets);
+  return packets;
 }

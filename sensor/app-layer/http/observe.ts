@@ -29,6 +29,10 @@ export class ObservedHttpSink implements HttpSink {
     this.inner.onMessageEnd(msg, dir, info, tsUs);
   }
 
+  onClose(): void {
+    this.inner.onClose?.();
+  }
+
   onParserEvent(event: HttpParserEvent): void {
     this.inner.onParserEvent?.(event);
   }

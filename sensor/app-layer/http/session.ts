@@ -118,6 +118,8 @@ export interface HttpSink {
   onBodyGap?(msg: HttpMessage, dir: Direction, len: number, tsUs: number): void;
   onMessageEnd(msg: HttpMessage, dir: Direction, info: MessageEndInfo, tsUs: number): void;
   onParserEvent?(event: HttpParserEvent): void;
+  /** The flow ended; every message has had its onMessageEnd. */
+  onClose?(): void;
 }
 
 export interface HttpSessionOptions {
@@ -376,6 +378,7 @@ export class HttpSession implements StreamConsumer {
       half.parser.end(reason === 'fin');
       half.dispose();
     }
+    this.sink.onClose?.();
   }
 
   /** @internal A head was parsed: builds the record, pairs it, emits it, and rules on its body. */

@@ -394,6 +394,7 @@ export class Http2Session implements StreamConsumer {
     this.ts[0] = Math.max(this.ts[0], tsUs);
     this.ts[1] = Math.max(this.ts[1], tsUs);
     if (!this.stopped) this.closeAll();
+    this.sink.onClose?.();
   }
 
   /** @internal Time of the bytes being parsed in `dir`. */
