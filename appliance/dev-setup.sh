@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 # libhyperscan-dev: the native phrase matcher (sensor/match/native) is built against it.
 # tmux: the console-menu tests drive the real menu in a terminal. openssl: certificate cross-checks.
 # chromium: home renders evidence images with it (headless, network off) and the portal tests drive it.
-PACKAGES=(build-essential python3 libpcap-dev libhyperscan-dev tcpflow ngrep tcpreplay tcpdump iproute2 wamerican tmux openssl chromium)
+# zip: the VMware bundle tests cross-check Hark's zip reader against zip(1).
+PACKAGES=(build-essential python3 libpcap-dev libhyperscan-dev tcpflow ngrep tcpreplay tcpdump iproute2 wamerican tmux openssl chromium zip)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
