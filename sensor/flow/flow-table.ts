@@ -438,6 +438,9 @@ export class FlowTable implements HalfOutput {
     const hs = this.halves;
     const h0 = 2 * f;
     const o = f * REC_STRIDE;
+    // The client has sent nothing on this flow yet: its SYN is this connection's own, arriving late
+    // (a TAP that delivers each direction on its own port can hand over the server's side first).
+    if (this.rec[o + R_PKTS0] === 0) return false;
     const state = this.rec[o + R_STATE];
     if (state === S_CLOSED || state === S_CLOSING || this.rec[o + R_RST] !== 0) return !(hs.fromSyn(h0) && hs.isn(h0) === p.seq && hs.delivered(h0) === 0);
     return hs.fromSyn(h0) && hs.isn(h0) !== p.seq && hs.delivered(h0) + hs.delivered(h0 + 1) > 0;
