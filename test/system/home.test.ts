@@ -148,7 +148,7 @@ describe('home and phone-home, end to end', { timeout: 300_000 }, () => {
     assert.equal(await sensor.stop('SIGTERM'), 0);
   });
 
-  test('fail-over: primary home killed -> the secondary; primary back -> switch back only after the hold-down', async () => {
+  test('fail-over: the preferred home killed -> the other; preferred back -> switch back only after the hold-down', async () => {
     const def = await op.ok('POST', '/v1/sensors', { name: 'fail-over', site: 'Hilltop', interfaces: [veth.recv], dictionary: 'starter' });
     const dir = join(root, 's-fo');
     // The secondary shares the primary's CA and sensor records: a copy of its data directory.
@@ -165,17 +165,24 @@ describe('home and phone-home, end to end', { timeout: 300_000 }, () => {
     const sensor = hark(sensorArgs(dir, ['--home-recheck', '0.5', '--home-hold-down', '3']));
     running.push(sensor);
     await listening(sensor);
-    await waitFor('heartbeats to the primary', 15_000, () => status(dir)?.upload?.home === home.url);
+    // The preferred home is the one that answered fastest at start (ties: list order): either.
+    await waitFor('heartbeats to a home', 15_000, () => [home.url, secondaryUrl].includes(status(dir)?.upload?.home));
+    const preferredIsPrimary = status(dir).upload.home === home.url;
+    const preferred = preferredIsPrimary ? home : secondary;
+    const other = preferredIsPrimary ? secondaryUrl : home.url;
 
-    await home.proc.stop('SIGKILL');
-    await waitFor('the switch to the secondary', 30_000, () => status(dir)?.upload?.home === secondaryUrl);
+    await preferred.proc.stop('SIGKILL');
+    await waitFor('the switch to the other home', 30_000, () => status(dir)?.upload?.home === other);
     const switchedAt = Date.now();
-    home = await startHomeProcess(home.dataDir, home.port);
-    await waitFor('the switch back to the primary', 60_000, () => status(dir)?.upload?.home === home.url);
+    const back = await startHomeProcess(preferred.dataDir, preferred.port);
+    running.push(back.proc);
+    if (preferredIsPrimary) home = back;
+    await waitFor('the switch back to the preferred home', 60_000, () => status(dir)?.upload?.home === back.url);
     const heldMs = Date.now() - switchedAt;
     assert.ok(heldMs >= 3000, `switched back after ${heldMs} ms, before the 3 s hold-down`);
-    assert.match(sensor.err, new RegExp(`home ${home.url.replace(/[.]/g, '\\.')} -> ${secondaryUrl.replace(/[.]/g, '\\.')}`));
+    assert.match(sensor.err, new RegExp(`home ${back.url.replace(/[.]/g, '\\.')} -> ${other.replace(/[.]/g, '\\.')}`));
     assert.equal(await sensor.stop('SIGTERM'), 0);
+    if (!preferredIsPrimary) await back.proc.stop('SIGTERM');
     await secondary.proc.stop('SIGTERM');
   });
 });
