@@ -202,7 +202,7 @@ async function attempt(home: string, method: string, path: string, body: unknown
       throw new HomeTransportError('E_HOME_RESPONSE', `Home "${home}" answered ${method} ${path} with more than ${MAX_HOME_RESPONSE_BYTES} bytes`, home);
     }
     const ct = res.headers['content-type'];
-    return { status: res.statusCode, body: decodeBody(bytes, Array.isArray(ct) ? ct[0] : ct), home };
+    return { status: res.statusCode, body: decodeBody(bytes, Array.isArray(ct) ? ct[0] : ct), home, headers: res.headers };
   } catch (err) {
     if (err instanceof HomeTransportError) throw err;
     if (s.signal?.aborted === true) throw s.signal.reason ?? err;

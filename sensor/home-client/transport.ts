@@ -11,6 +11,8 @@ export interface HomeResponse {
   readonly body: unknown;
   /** The home (base URL) that answered. */
   readonly home: string;
+  /** Response headers, lower-case names (the uploader honours `retry-after`). */
+  readonly headers?: Readonly<Record<string, string | string[] | undefined>>;
 }
 
 export interface HomeRequestOptions {

@@ -71,8 +71,6 @@ export interface UploaderOptions {
 /** What one pass over the outbox came to. */
 type Outcome = { kind: 'sent' } | { kind: 'empty' } | { kind: 'failed'; reason: string; retryAfterMs?: number };
 
-/** A response that carries headers (plain-HTTP transports do; the interface does not require it). */
-type MaybeHeaders = HomeResponse & { headers?: Record<string, string | string[] | undefined> };
 
 /** `retry-after` as milliseconds from now: delta-seconds or an HTTP-date (RFC 9110 section 10.2.3). */
 export function parseRetryAfter(value: string | string[] | undefined, nowMs: number): number | undefined {
@@ -237,7 +235,7 @@ export class Uploader {
     const quarantined: string[] = [];
     while (todo.length > 0) {
       const part = todo.pop() as CaptureEvent[];
-      let res: MaybeHeaders;
+      let res: HomeResponse;
       try {
         res = await this.post(part);
       } catch (err) {
@@ -318,7 +316,7 @@ export class Uploader {
     return [part.slice(mid), part.slice(0, mid)];
   }
 
-  private async post(part: CaptureEvent[]): Promise<MaybeHeaders> {
+  private async post(part: CaptureEvent[]): Promise<HomeResponse> {
     const ac = new AbortController();
     this.inFlight = ac;
     try {

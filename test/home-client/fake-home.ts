@@ -99,6 +99,7 @@ export interface Reply {
   readonly body?: unknown;
   readonly contentType?: string;
   readonly delayMs?: number;
+  readonly headers?: Record<string, string>;
 }
 
 export type Route = (req: SeenRequest) => Reply | Promise<Reply>;
@@ -172,7 +173,7 @@ export class FakeHome {
       return;
     }
     const isText = typeof reply.body === 'string';
-    res.writeHead(status, { 'content-type': reply.contentType ?? (isText ? 'text/plain' : 'application/json') });
+    res.writeHead(status, { 'content-type': reply.contentType ?? (isText ? 'text/plain' : 'application/json'), ...reply.headers });
     res.end(isText ? (reply.body as string) : JSON.stringify(reply.body));
   }
 

@@ -42,6 +42,20 @@ describe('HomeLink trust', () => {
     }
   });
 
+  it('HomeLink passes home\'s answer headers on (the uploader honours retry-after)', async () => {
+    const home = await FakeHome.start(ca);
+    home.routes.set('POST /v1/enrol/request', () => ({ status: 429, body: { error: 'E_RATE_LIMIT', message: 'slow down' }, headers: { 'retry-after': '7' } }));
+    const link = new HomeLink({ homes: [home.url], ca: ca.cert });
+    try {
+      const res = await link.request('POST', '/v1/enrol/request', { uuid: 'x' });
+      assert.equal(res.status, 429);
+      assert.equal(res.headers?.['retry-after'], '7');
+    } finally {
+      await link.close();
+      await home.close();
+    }
+  });
+
   it('HomeLink refuses a server certificate from another CA with E_HOME_TLS', async () => {
     const home = await FakeHome.start(ca, serverCert(otherCa));
     const link = new HomeLink({ homes: [home.url], ca: ca.cert });
