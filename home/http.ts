@@ -70,39 +70,19 @@ function safeDecode(s: string): string {
 }
 
 /** Reads the whole body up to `limit` bytes and parses it as JSON; HttpError 413 / 400 otherwise. */
-export function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? NaN);
-    if (Number.isFinite(declared) && declared > limit) {
-      req.resume();
-      reject(new HttpError(413, 'E_TOO_LARGE', `The request body of ${declared} bytes is over the ${limit}-byte limit for this call`));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on('data', (chunk: Buffer) => {
-      if (failed) return;
-      size += chunk.length;
-      if (size > limit) {
-        failed = true;
-        chunks.length = 0;
-        reject(new HttpError(413, 'E_TOO_LARGE', `The request body is over the ${limit}-byte limit for this call`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('error', (err) => { if (!failed) { failed = true; reject(new HttpError(400, 'E_BODY', `Cannot read the request body: ${err.message}`)); } });
-    req.on('end', () => {
-      if (failed) return;
-      if (size === 0) { resolve(undefined); return; }
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks, size).toString('utf8')));
-      } catch (err) {
-        reject(new HttpError(400, 'E_JSON', `The request body is not JSON: ${(err as Error).message}`));
-      }
-    });
-  });
+export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    throw new HttpError(413, 'E_TOO_LARGE', `The request body of ${declared} bytes is over the ${limit}-byte limit for this call`);
+  }
+  const body = await readRawBody(req, limit);
+  if (body.length === 0) return undefined;
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new HttpError(400, 'E_JSON', `The request body is not JSON: ${(err as Error).message}`);
+  }
 }
 
 /** Reads a urlencoded form body up to `limit` bytes; 413 past it, 415 for another content type. */
