@@ -16,59 +16,69 @@ import { test } from 'node:test';
 import { fixture } from '../helpers/replay.js';
 
 const HARK = fileURLToPath(new URL('../../../bin/hark', import.meta.url));
-const IF_SEND = `hkt${process.pid % 10000}a`;
-const IF_RECV = `hkt${process.pid % 10000}b`;
 
 function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-test('hark run captures from a mirror port (veth) and stores every capture on SIGINT', async () => {
+const SCHOOL_SEARCH_ROWS = [
+  { phrase: 'AK47', source: 'typed' },
+  { phrase: 'AK47', source: 'viewed' },
+  { phrase: 'our secret', source: 'typed' },
+  { phrase: 'our secret', source: 'viewed' },
+];
+
+/**
+ * A veth pair as the mirror port: `hark run` (with `extra` options) on one end, the school-search
+ * capture replayed into the other, then `signal`. Resolves with the sensor's stderr and the stored
+ * (phrase, source) rows; removes the pair and, after `check`, the data directory.
+ */
+async function replayIntoRun(tag: string, extra: string[], signal: NodeJS.Signals, check: (r: { dir: string; err: string; rows: Array<{ phrase: string; source: string }> }) => void): Promise<void> {
   assert.equal(process.getuid?.(), 0, 'the live capture test needs root (CI runs as root)');
   const dir = mkdtempSync(join(tmpdir(), 'hark-run-'));
-  ip('link', 'add', IF_SEND, 'type', 'veth', 'peer', 'name', IF_RECV);
+  const send = `hk${tag}${process.pid % 10000}a`;
+  const recv = `hk${tag}${process.pid % 10000}b`;
+  ip('link', 'add', send, 'type', 'veth', 'peer', 'name', recv);
   try {
-    ip('link', 'set', IF_SEND, 'up');
-    ip('link', 'set', IF_RECV, 'up');
-    const child = spawn(HARK, ['run', '-i', IF_RECV, '--data-dir', dir, '--stats-interval', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    ip('link', 'set', send, 'up');
+    ip('link', 'set', recv, 'up');
+    const child = spawn(HARK, ['run', '-i', recv, '--data-dir', dir, '--stats-interval', '0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
     const exited = once(child, 'exit');
-    for (let i = 0; i < 100 && !err.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 100));
-    assert.match(err, new RegExp(`listening on ${IF_RECV}`));
-    execFileSync('tcpreplay', ['-i', IF_SEND, fixture('school-search', 'school-search.pcap')], { stdio: 'ignore' });
+    for (let i = 0; i < 200 && !err.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(err, new RegExp(`listening on ${recv}`));
+    execFileSync('tcpreplay', ['-i', send, fixture('school-search', 'school-search.pcap')], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 1500));
-    child.kill('SIGINT');
+    child.kill(signal);
     const [code] = await exited;
     assert.equal(code, 0, err);
-    assert.match(err, /stopped \(signal\); 4 captures stored/);
-
-    const db = join(dir, 'captures.db');
-    assert.equal(statSync(db).mode & 0o077, 0, 'captures.db is private');
-    assert.equal(statSync(join(dir, 'eve.json')).mode & 0o077, 0, 'eve.json is private');
-    assert.equal(statSync(dir).mode & 0o077, 0, 'the data directory is private');
     const Sqlite = createRequire(import.meta.url)('better-sqlite3') as new (f: string, o?: object) => { prepare(s: string): { all(): Array<{ phrase: string; source: string }> }; close(): void };
-    const conn = new Sqlite(db, { readonly: true });
+    const conn = new Sqlite(join(dir, 'captures.db'), { readonly: true });
     const rows = conn.prepare('SELECT phrase, source FROM captures ORDER BY phrase, source').all();
     conn.close();
-    assert.deepEqual(rows, [
-      { phrase: 'AK47', source: 'typed' },
-      { phrase: 'AK47', source: 'viewed' },
-      { phrase: 'our secret', source: 'typed' },
-      { phrase: 'our secret', source: 'viewed' },
-    ]);
-    const eve = readFileSync(join(dir, 'eve.json'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    assert.equal(eve.length, 4);
-    assert.ok(eve.every((e) => e.event_type === 'capture'));
+    check({ dir, err, rows });
   } finally {
     try {
-      ip('link', 'del', IF_SEND);
+      ip('link', 'del', send);
     } catch {
       // already gone with its peer
     }
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}
+
+test('hark run captures from a mirror port (veth) and stores every capture on SIGINT', () =>
+  replayIntoRun('t', [], 'SIGINT', ({ dir, err, rows }) => {
+    assert.match(err, /stopped \(signal\); 4 captures stored/);
+    assert.equal(statSync(join(dir, 'captures.db')).mode & 0o077, 0, 'captures.db is private');
+    assert.equal(statSync(join(dir, 'eve.json')).mode & 0o077, 0, 'eve.json is private');
+    assert.equal(statSync(dir).mode & 0o077, 0, 'the data directory is private');
+    assert.deepEqual(rows, SCHOOL_SEARCH_ROWS);
+    const eve = readFileSync(join(dir, 'eve.json'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(eve.length, 4);
+    assert.ok(eve.every((e) => e.event_type === 'capture'));
+  }));
 
 test('hark run names a missing interface and what exists', () => {
   const r = (() => {
@@ -85,43 +95,9 @@ test('hark run names a missing interface and what exists', () => {
   rmSync(join(tmpdir(), `hark-run-missing-${process.pid}`), { recursive: true, force: true });
 });
 
-test('hark run --workers 2 spreads the packet work over worker threads and stores the same captures', async () => {
-  assert.equal(process.getuid?.(), 0, 'the live capture test needs root (CI runs as root)');
-  const dir = mkdtempSync(join(tmpdir(), 'hark-run-workers-'));
-  const send = `hkw${process.pid % 10000}a`;
-  const recv = `hkw${process.pid % 10000}b`;
-  ip('link', 'add', send, 'type', 'veth', 'peer', 'name', recv);
-  try {
-    ip('link', 'set', send, 'up');
-    ip('link', 'set', recv, 'up');
-    const child = spawn(HARK, ['run', '-i', recv, '--workers', '2', '--data-dir', dir, '--stats-interval', '0', '--no-api'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (d) => (err += d));
-    const exited = once(child, 'exit');
-    for (let i = 0; i < 200 && !err.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 100));
+test('hark run --workers 2 spreads the packet work over worker threads and stores the same captures', () =>
+  replayIntoRun('w', ['--workers', '2', '--no-api'], 'SIGTERM', ({ err, rows }) => {
     assert.match(err, /2 worker threads/);
-    execFileSync('tcpreplay', ['-i', send, fixture('school-search', 'school-search.pcap')], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 1500));
-    child.kill('SIGTERM');
-    const [code] = await exited;
-    assert.equal(code, 0, err);
     assert.match(err, /stopped \(signal\); 4 captures stored/);
-    const Sqlite = createRequire(import.meta.url)('better-sqlite3') as new (f: string, o?: object) => { prepare(s: string): { all(): Array<{ phrase: string; source: string }> }; close(): void };
-    const conn = new Sqlite(join(dir, 'captures.db'), { readonly: true });
-    const rows = conn.prepare('SELECT phrase, source FROM captures ORDER BY phrase, source').all();
-    conn.close();
-    assert.deepEqual(rows, [
-      { phrase: 'AK47', source: 'typed' },
-      { phrase: 'AK47', source: 'viewed' },
-      { phrase: 'our secret', source: 'typed' },
-      { phrase: 'our secret', source: 'viewed' },
-    ]);
-  } finally {
-    try {
-      ip('link', 'del', send);
-    } catch {
-      // already gone with its peer
-    }
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+    assert.deepEqual(rows, SCHOOL_SEARCH_ROWS);
+  }));
