@@ -48,17 +48,21 @@ const MAX_SPELLED_GAP = 4;
 const MAX_HELD_UNITS = 32;
 /** Skeleton bytes per slice handed to the sink: bounds the per-stream buffers and match latency.
  * A slice is handed over when full or at `finish`, not at every `write`: text written in many small
- * pieces reaches the engine in few calls (a native engine costs ~1-2 us per call). */
-export const SLICE_BYTES = 1024;
-/** Display units per slice, so the display ring always holds the last slices' context. */
-const SLICE_DISPLAY_UNITS = 512;
+ * pieces reaches the engine in few calls. Hyperscan with 10,000 phrases costs several microseconds
+ * per call when its tables were evicted by the work between calls: 4 KiB slices took the workload's
+ * pipeline from 33.7 s to 28.2 s against 1 KiB ones (bench/pipeline.ts). */
+export const SLICE_BYTES = 4096;
+/** Display units per slice, so the display ring always holds the last slices' context (a slice of
+ * plain words has about as many display units as skeleton bytes). */
+const SLICE_DISPLAY_UNITS = 4096;
 /** Most skeleton bytes one unit (token piece or spelled run) emits past the slice limit:
  * 48 chars x (3 folded code points x 4 bytes + 1 boundary). */
 const MAX_UNIT_BYTES = 1024;
 /** Display text kept per stream, in UTF-16 units: a match's context is read at most one slice
- * (SLICE_DISPLAY_UNITS) after its after-context is complete, so 60 + match + 60 + 512 must fit;
- * a match spanning more than ~300 display units gets a shortened context (counted by the scanner). */
-export const DISPLAY_RING_UNITS = 1024;
+ * (SLICE_DISPLAY_UNITS) after its after-context is complete, so 60 + match + 60 + 4096 must fit;
+ * a match spanning more than ~3,800 display units gets a shortened context (counted by the
+ * scanner). Costs 16 KiB per normaliser being written (one per HTTP message in progress). */
+export const DISPLAY_RING_UNITS = 8192;
 const DISPLAY_RING_MASK = DISPLAY_RING_UNITS - 1;
 /** Identical display characters kept in a row ("!!!!!!!!", "iiiiiiii"): bounds a match's display
  * span. Trimmed runs are counted (normalize.text.display_trimmed), once per run. */
