@@ -26,6 +26,8 @@ const CACHE = join(ROOT, 'bench', '.cache');
 const WORKLOAD = DEFAULT_WORKLOAD_DIR;
 /** Ground truth of gen-workload.mjs with its default options (shared/bench/README.md). */
 const EXPECTED_REASSEMBLED = 379_453_566;
+/** The V8 flags bin/hark runs the sensor with: the engine and pipeline are measured as they run. */
+const SENSOR_NODE_FLAGS = ['--max-semi-space-size=64'];
 
 interface EngineResult {
   seconds: number;
@@ -58,7 +60,7 @@ function median(xs: number[]): number {
 }
 
 function runEngine(pcap: string): EngineResult {
-  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'bench', 'engine.js'), pcap], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const r = spawnSync(process.execPath, [...SENSOR_NODE_FLAGS, join(ROOT, 'dist', 'bench', 'engine.js'), pcap], { encoding: 'utf8', maxBuffer: 1 << 20 });
   if (r.status !== 0) throw new Error(`engine run failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as EngineResult;
 }
@@ -118,7 +120,7 @@ interface PipelineResult {
 }
 
 function runPipeline(engine: string): PipelineResult {
-  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'bench', 'pipeline.js'), pcap, join(WORKLOAD, 'phrases.txt'), engine], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const r = spawnSync(process.execPath, [...SENSOR_NODE_FLAGS, join(ROOT, 'dist', 'bench', 'pipeline.js'), pcap, join(WORKLOAD, 'phrases.txt'), engine], { encoding: 'utf8', maxBuffer: 1 << 20 });
   if (r.status !== 0) throw new Error(`pipeline run failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as PipelineResult;
 }

@@ -3,7 +3,7 @@
  * after deduplication. Shape fixed by events/capture.schema.json; every emitted capture is
  * validated against that schema in the tests. Field names follow Suricata's EVE where they overlap.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export type CaptureSource = 'typed' | 'viewed';
 /** Where in the message the text was: URL path, search terms, a request header, a body. */
@@ -58,14 +58,23 @@ export interface Evidence {
   readonly truncated: boolean;
 }
 
+/** The last second isoMicros formatted (captures come in bursts within one second). */
+let isoSecond = NaN;
+let isoPrefix = '';
+
 /** ISO 8601 with microseconds, as Suricata writes timestamps. */
 export function isoMicros(us: number): string {
-  const ms = Math.floor(us / 1000);
-  return new Date(ms).toISOString().replace('Z', `${String(us % 1000).padStart(3, '0')}Z`);
+  const second = Math.floor(us / 1_000_000);
+  if (second !== isoSecond) {
+    // "2023-11-14T22:13:20." from "2023-11-14T22:13:20.000Z"
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, -4);
+    isoSecond = second;
+  }
+  return `${isoPrefix}${String(us - second * 1_000_000).padStart(6, '0')}Z`;
 }
 
 /** A UUID-shaped id from a SHA-256 of the parts (version nibble 8: custom, RFC 9562 section 5.8). */
 export function stableId(...parts: Array<string | number>): string {
-  const h = createHash('sha256').update(parts.join('\u0000')).digest('hex');
+  const h = hash('sha256', parts.join('\u0000'), 'hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16], 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

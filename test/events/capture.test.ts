@@ -1,0 +1,41 @@
+/**
+ * Tests for sensor/events/capture.ts helpers: isoMicros (cached per second, must read exactly as a
+ * fresh Date formatting would) and stableId (same digest for the same parts, UUID-shaped).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { isoMicros, stableId } from '../../sensor/events/capture.js';
+
+/** What isoMicros must print, formatted from scratch. */
+function reference(us: number): string {
+  const ms = Math.floor(us / 1000);
+  const micros = us - ms * 1000;
+  return new Date(ms).toISOString().replace('Z', `${String(micros).padStart(3, '0')}Z`);
+}
+
+describe('isoMicros', () => {
+  it('prints microseconds exactly, across second, day and year boundaries, in any order', () => {
+    const starts = [0, 1_700_000_000_000_000, Date.UTC(2023, 11, 31, 23, 59, 59) * 1000, Date.UTC(2024, 1, 29) * 1000];
+    const values: number[] = [];
+    for (const s of starts) for (const d of [0, 1, 999, 1000, 999_999, 1_000_000, 1_000_001, 86_400_000_000]) values.push(s + d, s - d);
+    // out of order and repeated: the cached second must never leak into another second
+    for (const us of [...values, ...values.reverse()]) {
+      if (us < 0) continue;
+      assert.equal(isoMicros(us), reference(us), String(us));
+    }
+    assert.equal(isoMicros(1_700_000_000_123_456), '2023-11-14T22:13:20.123456Z');
+  });
+});
+
+describe('stableId', () => {
+  it('is a UUID-shaped SHA-256 of the parts joined by NUL, version nibble 8', () => {
+    const id = stableId(7, '10.0.0.1', 80, 'kill');
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const h = createHash('sha256').update('7\u000010.0.0.1\u000080\u0000kill').digest('hex');
+    assert.equal(id.replace(/-/g, '').slice(0, 12), h.slice(0, 12));
+    assert.equal(id.slice(-12), h.slice(20, 32));
+    assert.equal(stableId(7, '10.0.0.1', 80, 'kill'), id);
+    assert.notEqual(stableId(7, '10.0.0.1', 81, 'kill'), id);
+  });
+});
