@@ -74,6 +74,9 @@ const NO_COUNTERS = new Counters();
 /** One reusable DFA stream per matcher for short stretches (always reset after use). */
 const shortStreams = new WeakMap<CompiledMatcher, MatchStream>();
 const streamPools = new WeakMap<MatchDatabase, MatchStream[]>();
+/** Letter-run history arrays of ended scanners, by length, for new ones: one scanner runs per HTTP
+ * message, and a typed array this size lives outside V8's heap (malloc, then the GC's sweeper). */
+const histPools = new Map<number, Int32Array[]>();
 const EMPTY_MAP = new Int32Array(0);
 
 class Pending {
@@ -155,7 +158,7 @@ export class PhraseScanner {
     }
     let h = 64;
     while (h < m.maxPatternLength + 1) h <<= 1;
-    this.hist = new Int32Array(h);
+    this.hist = histPools.get(h)?.pop()?.fill(0) ?? new Int32Array(h);
     this.histMask = h - 1;
     this.norm = new TextNormalizer((bytes, map, len) => this.onSlice(bytes, map, len), this.counters, { folder: this.database.textFolder, batch: true });
   }
@@ -238,6 +241,9 @@ export class PhraseScanner {
     }
     this.ended = true;
     this.norm.dispose();
+    let hists = histPools.get(this.hist.length);
+    if (hists === undefined) histPools.set(this.hist.length, (hists = []));
+    if (hists.length < MAX_POOLED_STREAMS) hists.push(this.hist);
   }
 
   /** Everything written so far is normalised, scanned and its matches reported. */
