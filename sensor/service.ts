@@ -12,7 +12,7 @@ import { LocalApi } from './api/local-api.js';
 import { sensorApiRoutes } from './api/routes.js';
 import { KeyStore } from './app-layer/tls/keylog.js';
 import { defaultInterface, LiveCapture } from './capture/live.js';
-import { RingCapture, ringAvailable } from './capture/ring.js';
+import { DEFAULT_BLOCK_BYTES, RingCapture, ringAvailable } from './capture/ring.js';
 import type { CaptureEvent, Evidence } from './events/capture.js';
 import type { DnsPolicyEvent } from './events/dns.js';
 import type { TlsEvent } from './events/tls.js';
@@ -87,6 +87,10 @@ export interface ServiceOptions {
   /** Drop to this user after the capture handles are open. */
   readonly user?: string;
   readonly watchdogSilentMs?: number;
+  /** A capture.drops alarm clears after this long without a new drop. */
+  readonly dropWindowMs?: number;
+  /** Ring capture: kernel buffer per interface in MiB (1 MiB blocks; default 64). */
+  readonly ringMb?: number;
   readonly heartbeatMs?: number;
   /** Damping of the switch back to the preferred home: probe period and minimum hold-down. */
   readonly homeRecheckMs?: number;
@@ -248,7 +252,7 @@ export class SensorService {
     const ring = o.capture !== 'pcap' ? ringAvailable() : { ok: false, reason: 'libpcap chosen with --capture pcap' };
     if (o.capture === 'ring' && !ring.ok) throw new ServiceError('E_CAPTURE_RING', `Cannot use the ring capture: ${ring.reason}`);
     this.live = ring.ok
-      ? new RingCapture({ interfaces: this.interfaces, filter }, this.engine.packet, this.counters)
+      ? new RingCapture({ interfaces: this.interfaces, filter, ...(o.ringMb !== undefined ? { blockBytes: DEFAULT_BLOCK_BYTES, blocks: o.ringMb } : {}) }, this.engine.packet, this.counters)
       : new LiveCapture({ interfaces: this.interfaces, filter }, this.engine.packet);
     try {
       this.live.start();
@@ -405,7 +409,7 @@ export class SensorService {
 
   private startMonitoring(): void {
     const o = this.opts;
-    const watchdog = new InterfaceWatchdog({ silentMs: o.watchdogSilentMs, onHealth: this.onHealth });
+    const watchdog = new InterfaceWatchdog({ silentMs: o.watchdogSilentMs, dropWindowMs: o.dropWindowMs, onHealth: this.onHealth });
     this.sampler = new SensorSampler({
       counters: this.counters,
       interfaces: () => {

@@ -30,9 +30,21 @@ function wholeNumber(name: string, text: string, max: number): number {
   return v;
 }
 
+/** Ring capture buffer per interface: two 1 MiB blocks at least, 1 GiB at most (the addon's limit). */
+const MIN_RING_MB = 2;
+const MAX_RING_MB = 1024;
+
 function number(name: string, text: string, min = 0): number {
   const v = Number(text);
   if (!Number.isFinite(v) || v < min) throw new CliError(`--${name} must be a number${min > 0 ? ` of at least ${min}` : ''}, not "${text}"`);
+  return v;
+}
+
+/** --ring-mb: whole MiB (1 MiB blocks), within what the ring addon accepts. */
+function ringMb(text: string, capture: string): number {
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < MIN_RING_MB || v > MAX_RING_MB) throw new CliError(`--ring-mb must be a whole number of MiB from ${MIN_RING_MB} to ${MAX_RING_MB}, not "${text}"`);
+  if (capture === 'pcap') throw new CliError('--ring-mb sizes the ring capture: it does not apply with --capture pcap');
   return v;
 }
 
@@ -99,6 +111,8 @@ Options:
   --engine NAME          auto, hyperscan or js (default: auto)
   --capture NAME         ring (Hark's TPACKET_V3 addon: batches, kernel drop counters), pcap
                          (libpcap) or auto (ring when built, default)
+  --ring-mb N            ring capture: kernel buffer per interface in MiB, 2 to 1024 (default 64);
+                         a larger one rides out longer bursts
   --workers N            worker threads for the packet work, each owning its flows (same hash
                          both directions); 0 runs everything on one thread (default: the number
                          of cores when there are 4 or more, else 0)
@@ -131,6 +145,8 @@ ${FLOW_USAGE}
   --status-interval SECS how often DATA_DIR/status.json (read by hark status) is written (default 5)
   --watchdog-minutes N   raise a health event when an interface receives nothing for N minutes
                          (default 5)
+  --drop-alarm-minutes N a packet-loss health event (capture.drops) clears after N minutes
+                         without a new drop (default 5)
   --proxy URL            upstream HTTP proxy to reach home (default: $HARK_PROXY, else the one
                          given at enrolment)
   --heartbeat-interval SECS  how often an enrolled sensor reports to home (default 60)
@@ -175,6 +191,8 @@ ${FLOW_USAGE}
         'metrics-listen': { type: 'string' },
         'status-interval': { type: 'string', default: '5' },
         'watchdog-minutes': { type: 'string', default: '5' },
+        'drop-alarm-minutes': { type: 'string', default: '5' },
+        'ring-mb': { type: 'string' },
         'heartbeat-interval': { type: 'string' },
         'home-insecure': { type: 'boolean', default: false },
         'home-recheck': { type: 'string' },
@@ -222,6 +240,8 @@ ${FLOW_USAGE}
       proxy: values.proxy ?? process.env.HARK_PROXY,
       user: values.user,
       watchdogSilentMs: number('watchdog-minutes', values['watchdog-minutes'], 0.01) * 60_000,
+      dropWindowMs: number('drop-alarm-minutes', values['drop-alarm-minutes'], 0.01) * 60_000,
+      ringMb: values['ring-mb'] !== undefined ? ringMb(values['ring-mb'], values.capture) : undefined,
       heartbeatMs: values['heartbeat-interval'] !== undefined ? number('heartbeat-interval', values['heartbeat-interval'], 0.1) * 1000 : undefined,
       homeInsecure: values['home-insecure'],
       homeRecheckMs: values['home-recheck'] !== undefined ? number('home-recheck', values['home-recheck'], 0.1) * 1000 : undefined,

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Counters } from '../events/counters.js';
 import type { HealthEvent } from '../events/health.js';
-import type { InterfaceWatchdog } from './watchdog.js';
+import type { InterfaceWatchdog, WatchdogInterface } from './watchdog.js';
 
 export interface InterfaceSnapshot {
   name: string;
@@ -140,6 +140,7 @@ export class SensorSampler {
   sample(nowMs: number = Date.now()): SensorSnapshot {
     const counts = this.opts.interfaces();
     const dtMs = this.prevMs === undefined ? 0 : nowMs - this.prevMs;
+    const watched: WatchdogInterface[] = [];
     const interfaces: InterfaceSnapshot[] = counts.map((c) => {
       const p = this.prev.get(c.name);
       const moved = p === undefined ? c.packets > 0 : c.packets !== p.packets;
@@ -155,11 +156,12 @@ export class SensorSampler {
       if (c.kernelDrops !== undefined) out.kernel_drops = c.kernelDrops;
       const nicDrops = readInterfaceDrops(c.name, this.opts.sysfsRoot);
       if (nicDrops !== undefined) out.interface_drops = nicDrops;
+      watched.push({ name: c.name, packets: c.packets, kernelDrops: c.kernelDrops, interfaceDrops: nicDrops });
       if (lastPacketAtMs !== undefined) out.last_packet_at = new Date(lastPacketAtMs).toISOString();
       return out;
     });
     this.prevMs = nowMs;
-    this.opts.watchdog?.check(nowMs, counts);
+    this.opts.watchdog?.check(nowMs, watched);
 
     const counters = this.opts.counters;
     const extra = this.opts.extra?.() ?? {};

@@ -95,6 +95,27 @@ test('hark run names a missing interface and what exists', () => {
   rmSync(join(tmpdir(), `hark-run-missing-${process.pid}`), { recursive: true, force: true });
 });
 
+test('hark run refuses a ring size it cannot have, naming the range', () => {
+  for (const [args, message] of [
+    [['--ring-mb', '1'], /--ring-mb must be a whole number of MiB from 2 to 1024, not "1"/],
+    [['--ring-mb', '2048'], /from 2 to 1024, not "2048"/],
+    [['--ring-mb', '8.5'], /not "8\.5"/],
+    [['--ring-mb', '8', '--capture', 'pcap'], /--ring-mb sizes the ring capture: it does not apply with --capture pcap/],
+  ] as const) {
+    const dir = join(tmpdir(), `hark-run-ring-${process.pid}`);
+    try {
+      execFileSync(HARK, ['run', '-i', 'lo', '--data-dir', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+      assert.fail(`accepted ${args.join(' ')}`);
+    } catch (e) {
+      const x = e as { status: number; stderr: string };
+      assert.equal(x.status, 2, x.stderr);
+      assert.match(x.stderr, message);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
+
 test('hark run --workers 2 spreads the packet work over worker threads and stores the same captures', () =>
   replayIntoRun('w', ['--workers', '2', '--no-api'], 'SIGTERM', ({ err, rows }) => {
     assert.match(err, /2 worker threads/);

@@ -135,6 +135,23 @@ describe('SensorSampler', () => {
     assert.equal(alone.sample(T0 + 1).health.length, 1, 'watchdog events without extra');
   });
 
+  test('SensorSampler hands the watchdog kernel drops and the NIC drops it reads from sysfs: a loss alarm', () => {
+    const board = new ActiveHealth();
+    const watchdog = new InterfaceWatchdog({ onHealth: board.sink });
+    let packets = 0;
+    let kernelDrops = 0;
+    const sampler = new SensorSampler({ interfaces: () => [{ name: 'eth7', packets, bytes: 0, kernelDrops }], counters: new Counters(), extra: () => ({ health: board.list() }), watchdog, sysfsRoot: root });
+    fakeNic('eth7', { rx_dropped: '10\n', rx_missed_errors: '0\n' });
+    sampler.sample(T0);
+    packets = 1000;
+    fakeNic('eth7', { rx_dropped: '14\n', rx_missed_errors: '1\n' });
+    const s = sampler.sample(T0 + 5_000);
+    assert.deepEqual(s.health.map((e) => [e.name, e.detail?.interface, e.detail?.interface_drops, e.detail?.kernel_drops]), [['capture.drops', 'eth7', 5, 0]]);
+    kernelDrops = 3;
+    sampler.sample(T0 + 10_000);
+    assert.equal(board.list().length, 1, 'one alarm per interface');
+  });
+
   test('readHarkVersion reads package.json', () => {
     assert.match(readHarkVersion(), /^\d+\.\d+\.\d+/);
   });

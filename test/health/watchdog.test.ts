@@ -1,11 +1,12 @@
 /**
  * InterfaceWatchdog with an injected clock: raises capture.no_packets once per silent interface
- * after silentMs, clears it when packets resume, and treats each interface on its own.
+ * after silentMs, clears it when packets resume, and treats each interface on its own; raises
+ * capture.drops when the drop counters move and clears it after a window without drops.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { HealthEvent } from '../../sensor/events/health.js';
-import { InterfaceWatchdog, WATCHDOG_DEFAULT_SILENT_MS } from '../../sensor/health/watchdog.js';
+import { InterfaceWatchdog, WATCHDOG_DEFAULT_DROP_WINDOW_MS, WATCHDOG_DEFAULT_SILENT_MS } from '../../sensor/health/watchdog.js';
 
 const T0 = Date.parse('2024-05-01T10:00:00Z');
 const MIN = 60_000;
@@ -84,5 +85,72 @@ describe('InterfaceWatchdog', () => {
     assert.equal(events.length, 1);
     assert.throws(() => new InterfaceWatchdog({ silentMs: 0, onHealth: () => undefined }), RangeError);
     assert.throws(() => new InterfaceWatchdog({ silentMs: NaN, onHealth: () => undefined }), RangeError);
+  });
+});
+
+describe('InterfaceWatchdog packet loss', () => {
+  const SEC = 1000;
+
+  test('raises capture.drops at the first check where the kernel drop counter moved, once, with the figures', () => {
+    const events: HealthEvent[] = [];
+    const w = new InterfaceWatchdog({ onHealth: (e) => events.push(e) });
+    // drops counted before the first check are history, not news
+    w.check(T0, [{ name: 'eth1', packets: 1000, kernelDrops: 50, interfaceDrops: 3 }]);
+    w.check(T0 + 5 * SEC, [{ name: 'eth1', packets: 9000, kernelDrops: 50, interfaceDrops: 3 }]);
+    assert.equal(events.length, 0);
+    w.check(T0 + 10 * SEC, [{ name: 'eth1', packets: 17_000, kernelDrops: 2050, interfaceDrops: 3 }]);
+    assert.equal(events.length, 1);
+    const e = events[0];
+    assert.equal(e.name, 'capture.drops');
+    assert.equal(e.state, 'raised');
+    assert.equal(e.severity, 'warning');
+    assert.equal(e.timestamp, new Date(T0 + 10 * SEC).toISOString());
+    assert.deepEqual(e.detail, { interface: 'eth1', dropped: 2000, kernel_drops: 2000, interface_drops: 0, received: 8000, loss_pct: 20, step_s: 5 });
+    assert.match(e.message, /"eth1" is losing packets: 2000 dropped by the capture socket against 8000 received in the last 5 seconds \(20% lost\)/);
+    w.check(T0 + 15 * SEC, [{ name: 'eth1', packets: 25_000, kernelDrops: 3000, interfaceDrops: 10 }]);
+    assert.equal(events.length, 1, 'raised once while losses go on');
+    assert.deepEqual(w.active(), [e]);
+  });
+
+  test('clears after a whole window without drops, summing what was lost meanwhile, and raises again later', () => {
+    const events: HealthEvent[] = [];
+    const w = new InterfaceWatchdog({ dropWindowMs: 60 * SEC, onHealth: (e) => events.push(e) });
+    w.check(T0, [{ name: 'eth1', packets: 0, interfaceDrops: 0 }]);
+    w.check(T0 + 10 * SEC, [{ name: 'eth1', packets: 900, interfaceDrops: 100 }]);
+    assert.match(events[0].message, /dropped by the network card/);
+    w.check(T0 + 20 * SEC, [{ name: 'eth1', packets: 1900, interfaceDrops: 150 }]);
+    w.check(T0 + 60 * SEC, [{ name: 'eth1', packets: 5000, interfaceDrops: 150 }]);
+    assert.equal(events.length, 1, 'not cleared: the last drop was 40 s ago');
+    w.check(T0 + 80 * SEC, [{ name: 'eth1', packets: 7000, interfaceDrops: 150 }]);
+    assert.deepEqual(events.map((x) => x.state), ['raised', 'cleared']);
+    assert.deepEqual(events[1].detail, { interface: 'eth1', dropped: 150, received: 7000, loss_pct: 2.1 });
+    assert.match(events[1].message, /"eth1" has lost no packets for 1 minute/);
+    assert.deepEqual(w.active(), []);
+    w.check(T0 + 90 * SEC, [{ name: 'eth1', packets: 8000, interfaceDrops: 151 }]);
+    assert.deepEqual(events.map((x) => x.state), ['raised', 'cleared', 'raised']);
+    assert.equal(WATCHDOG_DEFAULT_DROP_WINDOW_MS, 5 * MIN);
+  });
+
+  test('a counter that goes down was reset: it is not a loss, and counts from there', () => {
+    const events: HealthEvent[] = [];
+    const w = new InterfaceWatchdog({ onHealth: (e) => events.push(e) });
+    w.check(T0, [{ name: 'eth1', packets: 500, kernelDrops: 900 }]);
+    w.check(T0 + 5 * SEC, [{ name: 'eth1', packets: 10, kernelDrops: 0 }]);
+    w.check(T0 + 10 * SEC, [{ name: 'eth1', packets: 20, kernelDrops: 0 }]);
+    assert.equal(events.length, 0);
+    w.check(T0 + 15 * SEC, [{ name: 'eth1', packets: 30, kernelDrops: 4 }]);
+    assert.equal(events[0]?.detail?.dropped, 4);
+  });
+
+  test('watches each interface on its own, and counters never reported never alarm', () => {
+    const events: HealthEvent[] = [];
+    const w = new InterfaceWatchdog({ onHealth: (e) => events.push(e) });
+    w.check(T0, [{ name: 'eth1', packets: 0, kernelDrops: 0 }, { name: 'eth2', packets: 0 }]);
+    w.check(T0 + 5 * SEC, [{ name: 'eth1', packets: 100, kernelDrops: 0 }, { name: 'eth2', packets: 100 }]);
+    w.check(T0 + 10 * SEC, [{ name: 'eth1', packets: 200, kernelDrops: 0 }, { name: 'eth2', packets: 200, kernelDrops: 7 }]);
+    assert.equal(events.length, 0, 'eth2 reported no drop counter before: no baseline, no alarm');
+    w.check(T0 + 15 * SEC, [{ name: 'eth1', packets: 300, kernelDrops: 1 }, { name: 'eth2', packets: 300, kernelDrops: 7 }]);
+    assert.deepEqual(events.map((x) => x.detail?.interface), ['eth1']);
+    assert.throws(() => new InterfaceWatchdog({ dropWindowMs: 0, onHealth: () => undefined }), RangeError);
   });
 });

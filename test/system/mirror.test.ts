@@ -4,7 +4,8 @@
  * the captures `hark scan` finds in the same file; (2) a TAP's two outputs: each direction on its
  * own veth pair, both listened to, gives whole conversations (typed and viewed captures, like the
  * unsplit file); (3) every packet mirrored twice: the copies are dropped (counted) and no capture is
- * doubled. Root only; removes its interfaces and files.
+ * doubled; (4) a sensor that falls behind (stopped while the port floods its 2 MiB ring) reports
+ * the kernel's drops and raises capture.drops. Root only; removes its interfaces and files.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -15,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { httpTrafficPackets } from '../helpers/http-traffic.js';
+import { ethernet, ipv4, udp } from '../helpers/packets.js';
 import { writePcap } from '../helpers/pcap-writer.js';
 import { fixture } from '../helpers/replay.js';
 import { HARK, hark, makeVeth, removeVeth, status, waitFor } from '../helpers/system.js';
@@ -149,6 +151,43 @@ test('hark run --user drops to that user once the capture handles are open, and 
     await waitFor('the captures stored by the unprivileged sensor', 30_000, () => (status(data)?.captures ?? 0) >= 4);
     assert.equal(await sensor.stop('SIGTERM'), 0, sensor.err);
     assert.equal(stored(data).length, 4);
+  } finally {
+    await sensor.stop('SIGKILL');
+    removeVeth(v);
+  }
+});
+
+test('a sensor that falls behind the mirror port reports the kernel drops and raises capture.drops', { timeout: 120_000 }, async () => {
+  const v = makeVeth('d');
+  const data = join(dir, 'drops');
+  // 6,000 full-size frames (~9 MB) against a 2 MiB ring the stopped sensor cannot empty
+  const frame = ethernet({ type: 0x0800 }, ipv4({ proto: 17, src: '10.9.0.1', dst: '10.9.0.2' }, udp({ sport: 40000, dport: 9 }, Buffer.alloc(1400, 0x61))));
+  const pcap = join(dir, 'flood.pcap');
+  writeFileSync(pcap, writePcap(Array.from({ length: 6000 }, (_, k) => ({ data: frame, tsUs: 1_700_000_000_000_000 + k * 10 }))));
+  const sensor = hark(['run', '-i', v.recv, '--capture', 'ring', '--ring-mb', '2', '--mode', 'standalone', '--data-dir', data, '--no-api', '--stats-interval', '0', '--status-interval', '0.2']);
+  try {
+    await waitFor('the sensor to listen', 60_000, () => {
+      if (!sensor.alive) throw new Error(sensor.err);
+      return sensor.err.includes('listening on');
+    });
+    await waitFor('a first status', 10_000, () => status(data)?.interfaces?.[0] !== undefined);
+    sensor.child.kill('SIGSTOP');
+    try {
+      execFileSync('tcpreplay', ['-i', v.send, '--topspeed', pcap], { stdio: 'ignore' });
+    } finally {
+      sensor.child.kill('SIGCONT');
+    }
+    await waitFor('the loss reported', 30_000, () => (status(data)?.health ?? []).some((e: { name: string }) => e.name === 'capture.drops'));
+    const st = status(data);
+    const iface = st.interfaces[0];
+    const alarm = st.health.find((e: { name: string }) => e.name === 'capture.drops');
+    assert.ok(iface.kernel_drops > 0, `kernel drops counted: ${JSON.stringify(iface)}`);
+    assert.ok(iface.packets < 6000 && iface.packets + iface.kernel_drops >= 6000, `received ${iface.packets} + dropped ${iface.kernel_drops} cover what was sent`);
+    assert.equal(alarm.state, 'raised');
+    assert.equal(alarm.detail.interface, v.recv);
+    assert.ok(alarm.detail.kernel_drops > 0 && alarm.detail.kernel_drops <= iface.kernel_drops, JSON.stringify(alarm));
+    assert.match(alarm.message, /is losing packets: \d+ dropped by the capture socket/);
+    assert.equal(await sensor.stop('SIGTERM'), 0, sensor.err);
   } finally {
     await sensor.stop('SIGKILL');
     removeVeth(v);
