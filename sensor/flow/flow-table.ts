@@ -803,21 +803,27 @@ export class FlowTable implements HalfOutput {
     const tcp = slot.proto === IPPROTO_TCP;
     const hs = this.halves;
     const h0 = 2 * f;
-    return {
-      ...info,
-      endUs: r[o + R_LAST_US],
-      pkts: [r[o + R_PKTS0], r[o + R_PKTS1]],
-      bytes: [r[o + R_BYTES0], r[o + R_BYTES1]],
-      dataBytes: tcp ? [hs.delivered(h0), hs.delivered(h0 + 1)] : [slot.udpData0, slot.udpData1],
-      gaps: tcp ? [hs.gaps(h0), hs.gaps(h0 + 1)] : [0, 0],
-      gapBytes: tcp ? [hs.gapBytes(h0), hs.gapBytes(h0 + 1)] : [0, 0],
-      overlaps: tcp ? hs.overlaps(h0) + hs.overlaps(h0 + 1) : 0,
-      overlapMismatches: tcp ? hs.mismatches(h0) + hs.mismatches(h0 + 1) : 0,
-      state: STATE_NAMES[r[o + R_STATE]],
-      closeReason: slot.closeReason,
-      midstream: slot.midstream,
-    };
+    // Built field by field in FlowInfo's order: V8 (Node 20) takes ~2 us per property added after
+    // an object spread ({...info, endUs, ...}: 27 us a record, measured), a lot per ended flow.
+    const rec: { -readonly [K in keyof FlowRecord]: FlowRecord[K] } = {
+      flowId: info.flowId, proto: info.proto, srcIp: info.srcIp, srcPort: info.srcPort, dstIp: info.dstIp, dstPort: info.dstPort,
+      vlan: info.vlan, startUs: info.startUs,
+    } as { -readonly [K in keyof FlowRecord]: FlowRecord[K] };
+    if (info.srcMac !== undefined) rec.srcMac = info.srcMac;
+    rec.endUs = r[o + R_LAST_US];
+    rec.pkts = [r[o + R_PKTS0], r[o + R_PKTS1]];
+    rec.bytes = [r[o + R_BYTES0], r[o + R_BYTES1]];
+    rec.dataBytes = tcp ? [hs.delivered(h0), hs.delivered(h0 + 1)] : [slot.udpData0, slot.udpData1];
+    rec.gaps = tcp ? [hs.gaps(h0), hs.gaps(h0 + 1)] : [0, 0];
+    rec.gapBytes = tcp ? [hs.gapBytes(h0), hs.gapBytes(h0 + 1)] : [0, 0];
+    rec.overlaps = tcp ? hs.overlaps(h0) + hs.overlaps(h0 + 1) : 0;
+    rec.overlapMismatches = tcp ? hs.mismatches(h0) + hs.mismatches(h0 + 1) : 0;
+    rec.state = STATE_NAMES[r[o + R_STATE]];
+    rec.closeReason = slot.closeReason;
+    rec.midstream = slot.midstream;
+    return rec;
   }
+
 }
 
 /** Scratch words for formatting an IPv6 address. */
