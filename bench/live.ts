@@ -191,7 +191,8 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
   const dir = mkdtempSync(join(tmpdir(), 'hark-live-'));
   const args = [HARK_JS, 'run', '-i', v.recv, '--capture', tool === 'hark ring' ? 'ring' : 'pcap', '--mode', 'standalone', '--dictionary', dictionaryCsv,
     '--data-dir', dir, '--no-api', '--status-interval', String(STATUS_INTERVAL_S), '--stats-interval', '0', '--watchdog-minutes', '60'];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // as bin/hark runs it (a 64 MiB young generation)
+  const child = spawn(process.execPath, ['--max-semi-space-size=64', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   const exited = once(child, 'exit');

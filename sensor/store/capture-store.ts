@@ -93,6 +93,15 @@ const MIGRATIONS: readonly string[] = [
 /** A capture's page rides on the event object under this key until it is committed (JSON.stringify skips symbols). */
 const EVIDENCE = Symbol('evidence');
 type WithEvidence = CaptureEvent & { [EVIDENCE]?: Evidence };
+/** Each page compressed once: the captures of one message (a page with three phrases is three
+ * captures) share its Evidence object, and deflating it again per capture tripled the cost. */
+const deflated = new WeakMap<Evidence, Buffer>();
+
+function deflatedBody(ev: Evidence): Buffer {
+  let body = deflated.get(ev);
+  if (body === undefined) deflated.set(ev, (body = deflateRawSync(ev.body)));
+  return body;
+}
 
 /** One stored page as the uploader sends it. */
 export interface StoredEvidence {
@@ -240,7 +249,7 @@ export class CaptureStore {
           JSON.stringify(c), now,
         ).changes;
         const ev = (c as WithEvidence)[EVIDENCE];
-        if (ev !== undefined && n > 0) insertEvidence.run(c.id, ev.contentType, ev.charset ?? null, deflateRawSync(ev.body), ev.truncated ? 1 : 0);
+        if (ev !== undefined && n > 0) insertEvidence.run(c.id, ev.contentType, ev.charset ?? null, deflatedBody(ev), ev.truncated ? 1 : 0);
         if (n > 0) changed.push(c);
       }
       return changed;
