@@ -16,7 +16,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_WORKLOAD_DIR, ensureWorkload } from './workload.js';
+import { DEFAULT_WORKLOAD_DIR, ensureWorkload, SENSOR_NODE_FLAGS } from './workload.js';
 
 /** The compiled CLI beside this file (dist-x/bench/live.js -> dist-x/sensor/cli/hark.js). */
 const HARK_JS = fileURLToPath(new URL('../sensor/cli/hark.js', import.meta.url));
@@ -191,8 +191,7 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
   const dir = mkdtempSync(join(tmpdir(), 'hark-live-'));
   const args = [HARK_JS, 'run', '-i', v.recv, '--capture', tool === 'hark ring' ? 'ring' : 'pcap', '--mode', 'standalone', '--dictionary', dictionaryCsv,
     '--data-dir', dir, '--no-api', '--status-interval', String(STATUS_INTERVAL_S), '--stats-interval', '0', '--watchdog-minutes', '60'];
-  // as bin/hark runs it (a 64 MiB young generation)
-  const child = spawn(process.execPath, ['--max-semi-space-size=64', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...SENSOR_NODE_FLAGS, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   const exited = once(child, 'exit');

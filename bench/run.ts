@@ -20,14 +20,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_WORKLOAD_DIR, ensureWorkload, ROOT } from './workload.js';
+import { DEFAULT_WORKLOAD_DIR, ensureWorkload, ROOT, SENSOR_NODE_FLAGS } from './workload.js';
 
 const CACHE = join(ROOT, 'bench', '.cache');
 const WORKLOAD = DEFAULT_WORKLOAD_DIR;
 /** Ground truth of gen-workload.mjs with its default options (shared/bench/README.md). */
 const EXPECTED_REASSEMBLED = 379_453_566;
-/** The V8 flags bin/hark runs the sensor with: the engine and pipeline are measured as they run. */
-const SENSOR_NODE_FLAGS = ['--max-semi-space-size=64'];
 
 interface EngineResult {
   seconds: number;
