@@ -8,7 +8,7 @@
  *
  *   node dist/bench/live.js [--capture ring,pcap] [--first MBPS] [--low MBPS] [--steps N] [--rates M1,M2 (0 = top speed)] [--skip-tcpdump]
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -186,21 +186,31 @@ function storedCountSum(db: string): number {
   }
 }
 
+/** A receiver whose stderr is collected (both say "listening on" once their capture is open). */
+function spawnListener(cmd: string, args: string[]): { child: ChildProcess; stderr: () => string; exited: Promise<unknown[]> } {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  return { child, stderr: () => err, exited: once(child, 'exit') };
+}
+
+/** Waits for the receiver's "listening on", polling every `pollMs`; throws with its stderr if it exits or times out. */
+async function listening(what: string, child: ChildProcess, stderr: () => string, pollMs: number): Promise<void> {
+  const end = Date.now() + START_TIMEOUT_MS;
+  while (!stderr().includes('listening on')) {
+    if (child.exitCode !== null || Date.now() > end) throw new Error(`${what} did not start: ${stderr().trim()}`);
+    await sleep(pollMs);
+  }
+}
+
 /** One step of `hark run` on the receiving end: start, replay, drain, SIGTERM, read status and store. */
 async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, dictionaryCsv: string, planted: number, mbps: number): Promise<LiveStep> {
   const dir = mkdtempSync(join(tmpdir(), 'hark-live-'));
   const args = [HARK_JS, 'run', '-i', v.recv, '--capture', tool === 'hark ring' ? 'ring' : 'pcap', '--mode', 'standalone', '--dictionary', dictionaryCsv,
     '--data-dir', dir, '--no-api', '--status-interval', String(STATUS_INTERVAL_S), '--stats-interval', '0', '--watchdog-minutes', '60'];
-  const child = spawn(process.execPath, [...SENSOR_NODE_FLAGS, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const exited = once(child, 'exit');
+  const { child, stderr, exited } = spawnListener(process.execPath, [...SENSOR_NODE_FLAGS, ...args]);
   try {
-    const end = Date.now() + START_TIMEOUT_MS;
-    while (!err.includes('listening on')) {
-      if (child.exitCode !== null || Date.now() > end) throw new Error(`hark run did not start: ${err.trim()}`);
-      await sleep(100);
-    }
+    await listening('hark run', child, stderr, 100);
     const drops0 = pathDrops(v);
     const cpu0 = cpuSeconds(child.pid);
     const t0 = Date.now();
@@ -222,7 +232,7 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
     const stopped = await Promise.race([exited, sleep(STOP_TIMEOUT_MS).then(() => undefined)]);
     if (stopped === undefined) throw new Error(`hark run did not stop within ${STOP_TIMEOUT_MS} ms`);
     const [code] = stopped;
-    if (code !== 0) throw new Error(`hark run exited with ${code}: ${err.trim()}`);
+    if (code !== 0) throw new Error(`hark run exited with ${code}: ${stderr().trim()}`);
     const st = readStatus(dir);
     const iface = st?.interfaces?.[0] ?? {};
     const counters = (st?.counters ?? {}) as Record<string, number>;
@@ -240,7 +250,7 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
     if (!found) notes.push(`${planted - hits} planted phrases missed`);
     // a sensor far below one core while it dropped was starved by other processes, not too slow
     notes.push(`sensor CPU ${(cpuShare * 100).toFixed(0)}% of a core`);
-    const engine = /engine (\w+)/.exec(err)?.[1];
+    const engine = /engine (\w+)/.exec(stderr())?.[1];
     if (engine !== undefined) notes.push(`engine ${engine}`);
     if (counters['pipeline.exception']) notes.push(`${counters['pipeline.exception']} pipeline exceptions`);
     return { tool, requestedMbps: mbps, mbps: r.mbps, pps: r.pps, sent: r.sent, received, kernelDrops, interfaceDrops, hits, countSum, peakRss: rss, ok, note: notes.join('; ') };
@@ -255,23 +265,16 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
 
 /** One step of `tcpdump -i IF -w /dev/null -B 262144`: its own "captured" and "dropped by kernel" lines. */
 async function tcpdumpStep(v: Veth, pcap: string, mbps: number): Promise<LiveStep> {
-  const child = spawn('tcpdump', ['-i', v.recv, '-n', '-w', '/dev/null', '-B', String(TCPDUMP_BUFFER_KIB)], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  const exited = once(child, 'exit');
+  const { child, stderr, exited } = spawnListener('tcpdump', ['-i', v.recv, '-n', '-w', '/dev/null', '-B', String(TCPDUMP_BUFFER_KIB)]);
   try {
-    const end = Date.now() + START_TIMEOUT_MS;
-    while (!err.includes('listening on')) {
-      if (child.exitCode !== null || Date.now() > end) throw new Error(`tcpdump did not start: ${err.trim()}`);
-      await sleep(50);
-    }
+    await listening('tcpdump', child, stderr, 50);
     const drops0 = pathDrops(v);
     const r = await tcpreplay(v.send, pcap, mbps);
     await sleep(DRAIN_QUIET_MS);
     child.kill('SIGTERM');
     await exited;
-    const captured = Number(/(\d+) packets? captured/.exec(err)?.[1] ?? 0);
-    const kernelDrops = Number(/(\d+) packets? dropped by kernel/.exec(err)?.[1] ?? NaN);
+    const captured = Number(/(\d+) packets? captured/.exec(stderr())?.[1] ?? 0);
+    const kernelDrops = Number(/(\d+) packets? dropped by kernel/.exec(stderr())?.[1] ?? NaN);
     const interfaceDrops = pathDrops(v) - drops0;
     const lost = r.sent - captured;
     const ok = kernelDrops === 0 && interfaceDrops === 0 && lost <= 0 && r.failed === 0;

@@ -20,7 +20,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_WORKLOAD_DIR, ensureWorkload, ROOT, SENSOR_NODE_FLAGS } from './workload.js';
+import { DEFAULT_WORKLOAD_DIR, ensureWorkload, ROOT, SENSOR_NODE_FLAGS, type PipelineFigures } from './workload.js';
 
 const CACHE = join(ROOT, 'bench', '.cache');
 const WORKLOAD = DEFAULT_WORKLOAD_DIR;
@@ -111,16 +111,7 @@ const ok = first.reassembled === EXPECTED_REASSEMBLED && results.every((r) => r.
 process.stdout.write(`reassembled bytes ${ok ? 'match' : 'DO NOT match'} the generator's ground truth (${EXPECTED_REASSEMBLED})\n`);
 let allOk = ok;
 
-interface PipelineResult {
-  engine: string;
-  loadSeconds: number;
-  seconds: number;
-  cpuSeconds: number;
-  fileBytes: number;
-  packets: number;
-  hits: number;
-  captures: number;
-  countSum: number;
+interface PipelineResult extends PipelineFigures {
   peakRss: number;
 }
 

@@ -16,19 +16,10 @@ import { Counters } from '../sensor/events/counters.js';
 import { Sensor, type EngineChoice } from '../sensor/main.js';
 import { loadHyperscan } from '../sensor/match/hyperscan.js';
 import { WorkerPool } from '../sensor/workers/pool.js';
-import { DEFAULT_WORKLOAD_DIR, ensureWorkload, workloadPhrase } from './workload.js';
+import { DEFAULT_WORKLOAD_DIR, ensureWorkload, workloadPhrase, type PipelineFigures } from './workload.js';
 
-export interface WorkersResult {
+export interface WorkersResult extends PipelineFigures {
   workers: number;
-  engine: string;
-  loadSeconds: number;
-  seconds: number;
-  cpuSeconds: number;
-  fileBytes: number;
-  packets: number;
-  hits: number;
-  captures: number;
-  countSum: number;
   ringFull: number;
   framesPerWorker: number[];
 }

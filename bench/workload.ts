@@ -57,5 +57,18 @@ export function decodedMessages(decoded: Buffer): Buffer[] {
   return out;
 }
 
+/** What one full-pipeline run reports (bench/pipeline.ts prints it; bench/workers.ts adds its own). */
+export interface PipelineFigures {
+  engine: string;
+  loadSeconds: number;
+  seconds: number;
+  cpuSeconds: number;
+  fileBytes: number;
+  packets: number;
+  hits: number;
+  captures: number;
+  countSum: number;
+}
+
 /** A phrases.txt line as a whole-word dictionary phrase. */
 export const workloadPhrase = (text: string): Phrase => ({ phrase: text, category: 'bench', severity: 3, embedded: false, exclusions: [], languages: [] });
