@@ -6,7 +6,9 @@
  * Hark, every planted phrase was found (match.hits and the stored captures' counts both equal the
  * generator's ground truth). Prints a table and the highest passing rate per tool. Root only.
  *
- *   node dist/bench/live.js [--capture ring,pcap] [--first MBPS] [--low MBPS] [--steps N] [--rates M1,M2 (0 = top speed)] [--skip-tcpdump]
+ *   node dist/bench/live.js [--capture ring,pcap] [--first MBPS] [--low MBPS] [--steps N] [--rates M1,M2 (0 = top speed)] [--workers N] [--skip-tcpdump]
+ *
+ * --workers N is handed to `hark run` (default: hark's own choice for this machine).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -49,6 +51,8 @@ export interface LiveStep {
   readonly kernelDrops: number | undefined;
   /** veth drops (receiver rx_dropped + sender tx_dropped) and softnet backlog drops during the step. */
   readonly interfaceDrops: number;
+  /** Hark with worker threads: captured frames lost because the workers' rings were full. */
+  readonly handoffDrops?: number;
   /** Hark only: match.hits and the sum of the stored captures' counts. */
   readonly hits?: number;
   readonly countSum?: number;
@@ -204,10 +208,11 @@ async function listening(what: string, child: ChildProcess, stderr: () => string
 }
 
 /** One step of `hark run` on the receiving end: start, replay, drain, SIGTERM, read status and store. */
-async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, dictionaryCsv: string, planted: number, mbps: number): Promise<LiveStep> {
+async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, dictionaryCsv: string, planted: number, mbps: number, workers: string | undefined): Promise<LiveStep> {
   const dir = mkdtempSync(join(tmpdir(), 'hark-live-'));
   const args = [HARK_JS, 'run', '-i', v.recv, '--capture', tool === 'hark ring' ? 'ring' : 'pcap', '--mode', 'standalone', '--dictionary', dictionaryCsv,
-    '--data-dir', dir, '--no-api', '--status-interval', String(STATUS_INTERVAL_S), '--stats-interval', '0', '--watchdog-minutes', '60'];
+    '--data-dir', dir, '--no-api', '--status-interval', String(STATUS_INTERVAL_S), '--stats-interval', '0', '--watchdog-minutes', '60',
+    ...(workers !== undefined ? ['--workers', workers] : [])];
   const { child, stderr, exited } = spawnListener(process.execPath, [...SENSOR_NODE_FLAGS, ...args]);
   try {
     await listening('hark run', child, stderr, 100);
@@ -239,21 +244,25 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
     const received = Number(iface.packets ?? 0);
     const kernelDrops = iface.kernel_drops !== undefined ? Number(iface.kernel_drops) : undefined;
     const interfaceDrops = pathDrops(v) - drops0;
+    const handoffDrops = Number(iface.handoff_drops ?? 0);
     const hits = counters['match.hits'] ?? 0;
     const countSum = storedCountSum(join(dir, 'captures.db'));
     const lost = r.sent - received;
     const found = hits === planted && countSum === planted;
-    const ok = (kernelDrops ?? 0) === 0 && interfaceDrops === 0 && lost <= 0 && r.failed === 0 && found;
+    const ok = (kernelDrops ?? 0) === 0 && interfaceDrops === 0 && handoffDrops === 0 && lost <= 0 && r.failed === 0 && found;
     const notes: string[] = [];
     if (lost > 0) notes.push(`${lost} not received`);
+    if (handoffDrops > 0) notes.push(`${handoffDrops} lost at the worker hand-off`);
     if (r.failed > 0) notes.push(`${r.failed} tcpreplay send failures`);
     if (!found) notes.push(`${planted - hits} planted phrases missed`);
     // a sensor far below one core while it dropped was starved by other processes, not too slow
     notes.push(`sensor CPU ${(cpuShare * 100).toFixed(0)}% of a core`);
     const engine = /engine (\w+)/.exec(stderr())?.[1];
     if (engine !== undefined) notes.push(`engine ${engine}`);
+    const threads = /(\d+) worker threads/.exec(stderr())?.[1];
+    if (threads !== undefined) notes.push(`${threads} worker thread${threads === '1' ? '' : 's'}`);
     if (counters['pipeline.exception']) notes.push(`${counters['pipeline.exception']} pipeline exceptions`);
-    return { tool, requestedMbps: mbps, mbps: r.mbps, pps: r.pps, sent: r.sent, received, kernelDrops, interfaceDrops, hits, countSum, peakRss: rss, ok, note: notes.join('; ') };
+    return { tool, requestedMbps: mbps, mbps: r.mbps, pps: r.pps, sent: r.sent, received, kernelDrops, interfaceDrops, handoffDrops, hits, countSum, peakRss: rss, ok, note: notes.join('; ') };
   } finally {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
@@ -358,6 +367,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Live
       rates: { type: 'string' },
       workload: { type: 'string', default: DEFAULT_WORKLOAD_DIR },
       'skip-tcpdump': { type: 'boolean', default: false },
+      workers: { type: 'string' },
     },
   });
   if (process.getuid?.() !== 0) throw new Error('The live bench needs root (veth pairs, packet sockets)');
@@ -392,7 +402,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Live
     for (const capture of values.capture.split(',').map((s) => s.trim()).filter(Boolean)) {
       if (capture !== 'ring' && capture !== 'pcap') throw new Error(`--capture takes ring and/or pcap, not "${capture}"`);
       const tool: LiveTool = capture === 'ring' ? 'hark ring' : 'hark pcap';
-      const b = await search((r) => harkStep(tool, v, pcap, csv, planted, r), first, low, steps, log, fixed);
+      const b = await search((r) => harkStep(tool, v, pcap, csv, planted, r, values.workers), first, low, steps, log, fixed);
       if (b !== undefined) best[tool] = b;
     }
   } finally {

@@ -12,8 +12,12 @@ import type { Phrase } from '../rules/dictionary.js';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** shared/ sits beside the repository (CI clones it that way); HARK_SHARED_DIR overrides. */
 export const SHARED = process.env.HARK_SHARED_DIR ?? join(ROOT, '..', 'shared');
-/** The V8 flags bin/hark runs the sensor with: benches run Hark's code as the sensor runs it. */
-export const SENSOR_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
+/**
+ * The V8 flags bin/hark runs the sensor with: benches run Hark's code as the sensor runs it.
+ * HARK_BENCH_NODE_FLAGS adds more, space-separated, for the bench's sensor children only (e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof`, which NODE_OPTIONS refuses).
+ */
+export const SENSOR_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64', ...(process.env.HARK_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f.length > 0)];
 /** Where `npm run bench` keeps the default workload. */
 export const DEFAULT_WORKLOAD_DIR = join(ROOT, 'bench', '.cache', 'wl');
 /** gen-workload.mjs ends every HTTP message in decoded.bin with this separator. */

@@ -115,7 +115,8 @@ Options:
                          a larger one rides out longer bursts
   --workers N            worker threads for the packet work, each owning its flows (same hash
                          both directions); 0 runs everything on one thread (default: the number
-                         of cores when there are 4 or more, else 0)
+                         of cores, 0 on a single core); --flow-memcap and --max-flows are shared
+                         among them
   --keylog FILE          TLS key log (SSLKEYLOGFILE format) to follow as it grows; repeatable
   --rsa-key FILE         RSA server private key (PEM) for TLS <= 1.2 RSA key exchange; repeatable
   --key-wait SECS        how long encrypted records wait for keys that arrive late (default 10)

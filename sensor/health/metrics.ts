@@ -129,6 +129,7 @@ export class SensorMetrics {
     perInterface('hark_interface_bytes_total', 'Bytes received on the capture interface', (i) => i.bytes);
     perInterface('hark_interface_kernel_drops_total', 'Frames the kernel dropped before libpcap read them (pcap_stats ps_drop)', (i) => i.kernel_drops);
     perInterface('hark_interface_interface_drops_total', 'Frames the NIC or driver dropped (sysfs rx_dropped + rx_missed_errors)', (i) => i.interface_drops);
+    perInterface('hark_interface_handoff_drops_total', 'Captured frames lost because the worker threads were behind (their rings were full)', (i) => i.handoff_drops);
     new Gauge({
       name: fixed('hark_interface_last_packet_timestamp_seconds'), help: 'Unix time a packet was last seen on the interface (sample precision)', labelNames: ['interface'], registers: [reg],
       collect() {

@@ -20,6 +20,8 @@ export interface InterfaceSnapshot {
   kernel_drops?: number;
   /** Dropped by the NIC or its driver: sysfs rx_dropped + rx_missed_errors (Linux only). */
   interface_drops?: number;
+  /** Captured but lost before inspection: the worker threads' rings were full (with --workers only). */
+  handoff_drops?: number;
   /** ISO time of the first sample that saw this interface's count move (sample-interval precision). */
   last_packet_at?: string;
   /** Packets per second since the previous sample (0 on the first). */
@@ -52,6 +54,8 @@ export interface InterfaceCount {
   readonly packets: number;
   readonly bytes: number;
   readonly kernelDrops?: number;
+  /** Captured frames the worker threads had no room for (running total; with workers only). */
+  readonly handoffDrops?: number;
 }
 
 /** Fields only the composition root knows; each one given overrides the sampler's default. */
@@ -156,7 +160,8 @@ export class SensorSampler {
       if (c.kernelDrops !== undefined) out.kernel_drops = c.kernelDrops;
       const nicDrops = readInterfaceDrops(c.name, this.opts.sysfsRoot);
       if (nicDrops !== undefined) out.interface_drops = nicDrops;
-      watched.push({ name: c.name, packets: c.packets, kernelDrops: c.kernelDrops, interfaceDrops: nicDrops });
+      if (c.handoffDrops !== undefined) out.handoff_drops = c.handoffDrops;
+      watched.push({ name: c.name, packets: c.packets, kernelDrops: c.kernelDrops, interfaceDrops: nicDrops, handoffDrops: c.handoffDrops });
       if (lastPacketAtMs !== undefined) out.last_packet_at = new Date(lastPacketAtMs).toISOString();
       return out;
     });

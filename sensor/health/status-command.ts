@@ -108,6 +108,7 @@ export function formatStatus(v: StatusVerdict, nowMs: number = Date.now()): stri
     const drops: string[] = [];
     if (num(i.kernel_drops) !== undefined) drops.push(`kernel drops ${num(i.kernel_drops)}`);
     if (num(i.interface_drops) !== undefined) drops.push(`interface drops ${num(i.interface_drops)}`);
+    if (num(i.handoff_drops) !== undefined) drops.push(`worker hand-off drops ${num(i.handoff_drops)}`);
     const last = ago(str(i.last_packet_at), nowMs);
     lines.push(`  interface ${str(i.name) ?? '?'}: ${num(i.packets) ?? 0} packets (${formatBytes(num(i.bytes) ?? 0)})${drops.length ? `, ${drops.join(', ')}` : ''}, ` +
       `${Math.round(num(i.pps) ?? 0)} pps, ${formatBitRate(num(i.bps) ?? 0)}${last ? `, last packet ${last}` : ', no packets yet'}`);

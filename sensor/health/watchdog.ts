@@ -1,7 +1,8 @@
 /**
  * Capture watchdog: notices a mirror port that went silent, the classic way a sensor goes blind,
  * and a sensor that loses packets (more traffic than it can inspect: every lost segment is a hole
- * in a conversation). Input: `check(nowMs, [{name, packets, kernelDrops?, interfaceDrops?}])` every
+ * in a conversation). Input: `check(nowMs, [{name, packets, kernelDrops?, interfaceDrops?,
+ * handoffDrops?}])` every
  * few seconds with each interface's running counts. Output: per interface, one `capture.no_packets`
  * health event (warning, raised) once it has received nothing for `silentMs`, and one `cleared`
  * when packets resume; one `capture.drops` event (warning, raised) at the first check where its
@@ -26,6 +27,8 @@ export interface WatchdogInterface {
   readonly kernelDrops?: number;
   /** Frames the NIC or driver dropped (sysfs rx_dropped + rx_missed_errors), running total, when known. */
   readonly interfaceDrops?: number;
+  /** Captured frames the worker threads had no room for, running total, when workers run. */
+  readonly handoffDrops?: number;
 }
 
 export interface InterfaceWatchdogOptions {
@@ -45,6 +48,7 @@ interface WatchState {
   /** Drop counters at the previous check (-1: not reported), and the loss alarm. */
   kernelDrops: number;
   interfaceDrops: number;
+  handoffDrops: number;
   /** Packets at the previous check, for the loss fraction of a step. */
   lastPackets: number;
   lastCheckMs: number;
@@ -79,7 +83,7 @@ export class InterfaceWatchdog {
       if (s === undefined) {
         this.state.set(name, {
           packets, sinceMs: nowMs, raised: undefined,
-          kernelDrops: i.kernelDrops ?? -1, interfaceDrops: i.interfaceDrops ?? -1, lastPackets: packets, lastCheckMs: nowMs,
+          kernelDrops: i.kernelDrops ?? -1, interfaceDrops: i.interfaceDrops ?? -1, handoffDrops: i.handoffDrops ?? -1, lastPackets: packets, lastCheckMs: nowMs,
           lastDropMs: nowMs, dropsRaised: undefined, droppedSince: 0, packetsSince: 0,
         });
         continue;
@@ -121,13 +125,15 @@ export class InterfaceWatchdog {
     // A counter that went down was reset (capture reopened): it counts from there.
     const kernel = stepOf(i.kernelDrops, s.kernelDrops);
     const nic = stepOf(i.interfaceDrops, s.interfaceDrops);
+    const handoff = stepOf(i.handoffDrops, s.handoffDrops);
     const received = Math.max(0, i.packets - s.lastPackets);
     const stepMs = nowMs - s.lastCheckMs;
     s.kernelDrops = i.kernelDrops ?? -1;
     s.interfaceDrops = i.interfaceDrops ?? -1;
+    s.handoffDrops = i.handoffDrops ?? -1;
     s.lastPackets = i.packets;
     s.lastCheckMs = nowMs;
-    const dropped = kernel + nic;
+    const dropped = kernel + nic + handoff;
     if (s.dropsRaised !== undefined) {
       s.droppedSince += dropped;
       s.packetsSince += received;
@@ -135,14 +141,14 @@ export class InterfaceWatchdog {
     if (dropped > 0) {
       s.lastDropMs = nowMs;
       if (s.dropsRaised !== undefined) return;
-      const where = kernel > 0 && nic > 0 ? 'by the capture socket and the network card' : kernel > 0 ? 'by the capture socket' : 'by the network card';
+      const where = dropWhere(kernel, nic, handoff);
       const pct = lossPercent(dropped, received);
       s.droppedSince = dropped;
       s.packetsSince = received;
       s.dropsRaised = healthEvent(HEALTH_DROPS, 'warning',
         `Interface "${i.name}" is losing packets: ${dropped} dropped ${where} against ${received} received in the last ${formatDuration(stepMs)} ` +
         `(${pct}% lost): the sensor cannot inspect all this traffic; give it more CPU cores (workers) or leave traffic out with --filter`,
-        { interface: i.name, dropped, kernel_drops: kernel, interface_drops: nic, received, loss_pct: pct, step_s: Math.round(stepMs / 1000) }, 'raised', nowMs);
+        { interface: i.name, dropped, kernel_drops: kernel, interface_drops: nic, handoff_drops: handoff, received, loss_pct: pct, step_s: Math.round(stepMs / 1000) }, 'raised', nowMs);
       this.onHealth(s.dropsRaised);
       return;
     }
@@ -154,6 +160,15 @@ export class InterfaceWatchdog {
       s.dropsRaised = undefined;
     }
   }
+}
+
+/** Where frames were lost, in words: "by the capture socket and the worker hand-off". */
+function dropWhere(kernel: number, nic: number, handoff: number): string {
+  const parts: string[] = [];
+  if (kernel > 0) parts.push('the capture socket');
+  if (nic > 0) parts.push('the network card');
+  if (handoff > 0) parts.push('the worker hand-off (worker threads behind)');
+  return `by ${parts.length > 1 ? `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}` : parts[0]}`;
 }
 
 /** How much a running drop counter moved since `before` (-1: not reported then); 0 when unknown or reset. */

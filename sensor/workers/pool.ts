@@ -14,6 +14,7 @@ import type { KeyLogEntry, KeyStore, SessionSecrets } from '../app-layer/tls/key
 import type { PacketHandler } from '../capture/file-reader.js';
 import type { CaptureEvent, Evidence } from '../events/capture.js';
 import { Counters, defineAnomaly, defineCounter } from '../events/counters.js';
+import { DEFAULT_FLOW_LIMITS } from '../flow/flow-table.js';
 import type { DnsPolicyEvent } from '../events/dns.js';
 import type { TlsEvent } from '../events/tls.js';
 import type { IdentityObservation, IdentitySink } from '../identity/observation.js';
@@ -82,6 +83,20 @@ export interface WorkerPoolOptions {
 /** Worker threads by default: the cores this process may use. */
 export function defaultWorkerCount(): number {
   return Math.max(1, Math.min(MAX_WORKERS, availableParallelism()));
+}
+
+/**
+ * Each worker's share of the sensor's flow limits: every worker has its own flow table, so the
+ * memcap and the flow count given for the sensor (or their defaults) are divided among them,
+ * and the whole stays within what the operator set. A host pair always hashes to one worker, so
+ * a flood from one host fills that worker's share and is evicted there.
+ */
+export function shareFlowLimits(limits: { readonly maxFlows?: number; readonly memcapBytes?: number } | undefined, workers: number): { maxFlows: number; memcapBytes: number } {
+  const n = Math.max(1, Math.floor(workers));
+  return {
+    maxFlows: Math.max(1, Math.floor((limits?.maxFlows ?? DEFAULT_FLOW_LIMITS.maxFlows) / n)),
+    memcapBytes: Math.max(1, Math.floor((limits?.memcapBytes ?? DEFAULT_FLOW_LIMITS.memcapBytes) / n)),
+  };
 }
 
 export class WorkerPoolError extends Error {
@@ -155,6 +170,8 @@ export class WorkerPool {
   private readonly hasher: FlowHasher;
   /** Frames handed to each worker (accepted into its ring). */
   private readonly frames: Float64Array;
+  /** Frames lost at the hand-off, by capture interface index (handoffDrops). */
+  private readonly dropped: number[] = [];
   private readonly wait: boolean;
   private readonly tickMs: number;
   private sensorOptions: WorkerSensorOptions;
@@ -206,6 +223,15 @@ export class WorkerPool {
     return pool;
   }
 
+  /**
+   * Frames of interface `ifIndex` (the capture's index) that could not be handed to a worker: its
+   * ring was full (the workers are behind) or the frame is larger than a ring slot. A running
+   * total; the watchdog's loss alarm and the status file count it beside the kernel's drops.
+   */
+  handoffDrops(ifIndex: number): number {
+    return this.dropped[ifIndex] ?? 0;
+  }
+
   /** One captured frame: hashed to its worker and copied into that worker's ring. */
   readonly packet: PacketHandler = (linkType, buf, off, capLen, origLen, tsUs, ifIndex) => {
     const hash = this.hasher.hash(linkType, buf, off, capLen);
@@ -220,6 +246,8 @@ export class WorkerPool {
       : p.write(linkType, buf, off, capLen, origLen, tsUs, ifIndex);
     if (!ok) {
       this.counters.inc(capLen > p.maxFrame ? C_FRAME_TOO_LARGE : C_RING_FULL);
+      while (this.dropped.length <= ifIndex) this.dropped.push(0);
+      this.dropped[ifIndex]++;
       return;
     }
     this.frames[k]++;

@@ -151,7 +151,7 @@ function snapshot(): SensorSnapshot {
     started_at: '2024-05-01T09:00:00.000Z',
     updated_at: '2024-05-01T10:00:00.000Z',
     interfaces: [
-      { name: 'eth1', packets: 123456, bytes: 98765432, kernel_drops: 17, interface_drops: 4, last_packet_at: '2024-05-01T09:59:58.500Z', pps: 10, bps: 800 },
+      { name: 'eth1', packets: 123456, bytes: 98765432, kernel_drops: 17, interface_drops: 4, handoff_drops: 9, last_packet_at: '2024-05-01T09:59:58.500Z', pps: 10, bps: 800 },
       { name: 'eth2', packets: 0, bytes: 0, pps: 0, bps: 0 },
     ],
     counters: { 'tcp.reassembly_gap': 7, 'capture.emitted': 3, 'flow.active': 12, 'defrag.in_progress': 2, 'http.requests': 1e6 },
@@ -187,6 +187,8 @@ describe('startMetricsServer', () => {
       assert.equal(value(m, 'hark_interface_kernel_drops_total', { interface: 'eth1' }), 17);
       assert.equal(value(m, 'hark_interface_kernel_drops_total', { interface: 'eth2' }), undefined, 'unknown drops are absent, not 0');
       assert.equal(value(m, 'hark_interface_interface_drops_total', { interface: 'eth1' }), 4);
+      assert.equal(value(m, 'hark_interface_handoff_drops_total', { interface: 'eth1' }), 9);
+      assert.equal(value(m, 'hark_interface_handoff_drops_total', { interface: 'eth2' }), undefined, 'no workers: absent');
       assert.equal(value(m, 'hark_interface_last_packet_timestamp_seconds', { interface: 'eth1' }), Date.parse('2024-05-01T09:59:58.500Z') / 1000);
       assert.equal(m.get('hark_flows_active')?.type, 'gauge');
       assert.equal(value(m, 'hark_flows_active'), 12);

@@ -63,14 +63,14 @@ describe('readInterfaceDrops', () => {
 
 describe('SensorSampler', () => {
   test('SensorSampler reports counts, rates since the previous sample and sysfs drops', () => {
-    let counts: InterfaceCount[] = [{ name: 'eth1', packets: 0, bytes: 0, kernelDrops: 3 }, { name: 'eth3', packets: 10, bytes: 1000 }];
+    let counts: InterfaceCount[] = [{ name: 'eth1', packets: 0, bytes: 0, kernelDrops: 3, handoffDrops: 6 }, { name: 'eth3', packets: 10, bytes: 1000 }];
     const sampler = new SensorSampler({ interfaces: () => counts, counters: new Counters(), sysfsRoot: root, version: '1.2.3', startedAtMs: T0 - 1000, pid: 77 });
     const first = sampler.sample(T0);
     assert.equal(first.pid, 77);
     assert.equal(first.version, '1.2.3');
     assert.equal(first.started_at, new Date(T0 - 1000).toISOString());
     assert.equal(first.updated_at, new Date(T0).toISOString());
-    assert.deepEqual(first.interfaces[0], { name: 'eth1', packets: 0, bytes: 0, kernel_drops: 3, interface_drops: 42, pps: 0, bps: 0 });
+    assert.deepEqual(first.interfaces[0], { name: 'eth1', packets: 0, bytes: 0, kernel_drops: 3, interface_drops: 42, handoff_drops: 6, pps: 0, bps: 0 });
     assert.deepEqual(first.interfaces[1], { name: 'eth3', packets: 10, bytes: 1000, pps: 0, bps: 0, last_packet_at: new Date(T0).toISOString() });
 
     counts = [{ name: 'eth1', packets: 500, bytes: 250_000, kernelDrops: 4 }, { name: 'eth3', packets: 10, bytes: 1000 }];
@@ -135,18 +135,24 @@ describe('SensorSampler', () => {
     assert.equal(alone.sample(T0 + 1).health.length, 1, 'watchdog events without extra');
   });
 
-  test('SensorSampler hands the watchdog kernel drops and the NIC drops it reads from sysfs: a loss alarm', () => {
+  test('SensorSampler hands the watchdog kernel drops, hand-off drops and the NIC drops it reads from sysfs: a loss alarm', () => {
     const board = new ActiveHealth();
     const watchdog = new InterfaceWatchdog({ onHealth: board.sink });
     let packets = 0;
     let kernelDrops = 0;
-    const sampler = new SensorSampler({ interfaces: () => [{ name: 'eth7', packets, bytes: 0, kernelDrops }], counters: new Counters(), extra: () => ({ health: board.list() }), watchdog, sysfsRoot: root });
+    let handoffDrops = 0;
+    const sampler = new SensorSampler({ interfaces: () => [{ name: 'eth7', packets, bytes: 0, kernelDrops, handoffDrops }], counters: new Counters(), extra: () => ({ health: board.list() }), watchdog, sysfsRoot: root });
     fakeNic('eth7', { rx_dropped: '10\n', rx_missed_errors: '0\n' });
     sampler.sample(T0);
     packets = 1000;
     fakeNic('eth7', { rx_dropped: '14\n', rx_missed_errors: '1\n' });
     const s = sampler.sample(T0 + 5_000);
     assert.deepEqual(s.health.map((e) => [e.name, e.detail?.interface, e.detail?.interface_drops, e.detail?.kernel_drops]), [['capture.drops', 'eth7', 5, 0]]);
+    const other = new InterfaceWatchdog({ onHealth: () => undefined });
+    const s2 = new SensorSampler({ interfaces: () => [{ name: 'eth8', packets, bytes: 0, handoffDrops }], counters: new Counters(), watchdog: other, sysfsRoot: root });
+    s2.sample(T0);
+    handoffDrops = 12;
+    assert.deepEqual(s2.sample(T0 + 5_000).health.map((e) => [e.name, e.detail?.handoff_drops]), [['capture.drops', 12]]);
     kernelDrops = 3;
     sampler.sample(T0 + 10_000);
     assert.equal(board.list().length, 1, 'one alarm per interface');

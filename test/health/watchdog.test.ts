@@ -105,11 +105,27 @@ describe('InterfaceWatchdog packet loss', () => {
     assert.equal(e.state, 'raised');
     assert.equal(e.severity, 'warning');
     assert.equal(e.timestamp, new Date(T0 + 10 * SEC).toISOString());
-    assert.deepEqual(e.detail, { interface: 'eth1', dropped: 2000, kernel_drops: 2000, interface_drops: 0, received: 8000, loss_pct: 20, step_s: 5 });
+    assert.deepEqual(e.detail, { interface: 'eth1', dropped: 2000, kernel_drops: 2000, interface_drops: 0, handoff_drops: 0, received: 8000, loss_pct: 20, step_s: 5 });
     assert.match(e.message, /"eth1" is losing packets: 2000 dropped by the capture socket against 8000 received in the last 5 seconds \(20% lost\)/);
     w.check(T0 + 15 * SEC, [{ name: 'eth1', packets: 25_000, kernelDrops: 3000, interfaceDrops: 10 }]);
     assert.equal(events.length, 1, 'raised once while losses go on');
     assert.deepEqual(w.active(), [e]);
+  });
+
+  test('frames lost at the worker hand-off raise the alarm too, named with the other sources', () => {
+    const events: HealthEvent[] = [];
+    const w = new InterfaceWatchdog({ onHealth: (e) => events.push(e) });
+    w.check(T0, [{ name: 'eth1', packets: 0, kernelDrops: 0, handoffDrops: 7 }]);
+    w.check(T0 + 5 * SEC, [{ name: 'eth1', packets: 4000, kernelDrops: 0, handoffDrops: 7 }]);
+    assert.equal(events.length, 0, 'hand-off drops from before the first check are history');
+    w.check(T0 + 10 * SEC, [{ name: 'eth1', packets: 8000, kernelDrops: 0, handoffDrops: 407 }]);
+    assert.equal(events.length, 1);
+    assert.deepEqual(events[0].detail, { interface: 'eth1', dropped: 400, kernel_drops: 0, interface_drops: 0, handoff_drops: 400, received: 4000, loss_pct: 9.09, step_s: 5 });
+    assert.match(events[0].message, /400 dropped by the worker hand-off \(worker threads behind\) against 4000 received/);
+    const w2 = new InterfaceWatchdog({ onHealth: (e) => events.push(e) });
+    w2.check(T0, [{ name: 'eth2', packets: 0, kernelDrops: 0, interfaceDrops: 0, handoffDrops: 0 }]);
+    w2.check(T0 + 5 * SEC, [{ name: 'eth2', packets: 100, kernelDrops: 1, interfaceDrops: 2, handoffDrops: 3 }]);
+    assert.match(events[1].message, /6 dropped by the capture socket, the network card and the worker hand-off/);
   });
 
   test('clears after a whole window without drops, summing what was lost meanwhile, and raises again later', () => {

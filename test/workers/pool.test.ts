@@ -17,7 +17,8 @@ import { Counters } from '../../sensor/events/counters.js';
 import type { IdentityObservation } from '../../sensor/identity/observation.js';
 import { Sensor, type SensorOptions } from '../../sensor/main.js';
 import { FlowHasher, workerForHash } from '../../sensor/workers/dispatch.js';
-import { WorkerPool, WorkerPoolError, type WorkerPoolOptions } from '../../sensor/workers/pool.js';
+import { shareFlowLimits, WorkerPool, WorkerPoolError, type WorkerPoolOptions } from '../../sensor/workers/pool.js';
+import { DEFAULT_FLOW_LIMITS } from '../../sensor/flow/flow-table.js';
 import type { WorkerSensorOptions } from '../../sensor/workers/protocol.js';
 import { ascii, ETHERTYPE, ethernet, IPPROTO, ipv4, tcp, TCP_FLAGS } from '../helpers/packets.js';
 import { writePcap } from '../helpers/pcap-writer.js';
@@ -292,4 +293,36 @@ test('WorkerPool.start rejects with the Sensor\'s error code when a worker canno
     WorkerPool.start({ workers: 2, sensorOptions: { dictionary: join(dir, 'absent.csv'), engine: 'js' }, onCapture: () => undefined, tickMs: 0 }),
     (err: unknown) => err instanceof WorkerPoolError && err.code === 'E_DICTIONARY_READ' && /absent\.csv/.test(err.message),
   );
+});
+
+test('WorkerPool.handoffDrops: frames a full ring cannot take are counted per capture interface, beside workers.ring_full', async () => {
+  const o: WorkerSensorOptions = { dictionary: dictionary('h.csv', ['pineapple']) };
+  // A 16 KiB ring (frames up to ~4 KiB) and a synchronous burst of 2,000 full-size frames from two
+  // interfaces: the worker cannot drain it while this thread writes, and live capture never waits.
+  // One jumbo frame (9,000 bytes) is too large for the ring's slots: lost too, and counted.
+  const { pool, counters } = await startPool(1, o, { ringBytes: 16384, whenFull: 'drop' });
+  const jumbo = Buffer.alloc(9000);
+  const frame = ethernet({ type: ETHERTYPE.IPV4 }, ipv4({ proto: IPPROTO.TCP, src: '10.1.1.8', dst: '192.0.2.90' }, tcp({ sport: 44000, dport: 80, seq: 1, ack: 1, flags: TCP_FLAGS.ACK }, Buffer.alloc(1400, 0x61))));
+  try {
+    assert.equal(pool.handoffDrops(0), 0);
+    for (let i = 0; i < 2000; i++) pool.packet(1, frame, 0, frame.length, frame.length, 1_700_000_000_000_000 + i, i % 2);
+    pool.packet(1, jumbo, 0, jumbo.length, jumbo.length, 1_700_000_000_002_000, 1);
+    await pool.drain();
+  } finally {
+    await pool.close();
+  }
+  const d0 = pool.handoffDrops(0);
+  const d1 = pool.handoffDrops(1);
+  assert.ok(d0 > 0 && d1 > 0, `both interfaces lost frames at the hand-off: ${d0}, ${d1}`);
+  assert.equal(counters.get('workers.frame_too_large'), 1);
+  assert.equal(d0 + d1, counters.get('workers.ring_full') + 1);
+  assert.equal(pool.handoffDrops(5), 0, 'an interface that lost nothing');
+  assert.ok(counters.get('decoder.pkts') + d0 + d1 === 2001, `every frame was either inspected or counted lost: ${counters.get('decoder.pkts')} + ${d0 + d1}`);
+});
+
+test('shareFlowLimits divides the sensor\'s flow memcap and flow count among the workers, defaults included', () => {
+  assert.deepEqual(shareFlowLimits({ memcapBytes: 64 << 20, maxFlows: 1000 }, 2), { memcapBytes: 32 << 20, maxFlows: 500 });
+  assert.deepEqual(shareFlowLimits(undefined, 4), { memcapBytes: DEFAULT_FLOW_LIMITS.memcapBytes / 4, maxFlows: DEFAULT_FLOW_LIMITS.maxFlows / 4 });
+  assert.deepEqual(shareFlowLimits({ maxFlows: 7 }, 3), { memcapBytes: Math.floor(DEFAULT_FLOW_LIMITS.memcapBytes / 3), maxFlows: 2 });
+  assert.deepEqual(shareFlowLimits({ maxFlows: 1, memcapBytes: 1 }, 8), { memcapBytes: 1, maxFlows: 1 }, 'never below one');
 });
