@@ -34,6 +34,7 @@ export const C_LOGIN_FAILED = defineCounter('home.login.failed');
 export const C_LOGIN_LIMITED = defineCounter('home.login.rate_limited');
 export const C_CAPTURES_ACCEPTED = defineCounter('home.ingest.accepted');
 export const C_CAPTURES_DUPLICATE = defineCounter('home.ingest.duplicates');
+export const C_CAPTURES_UPDATED = defineCounter('home.ingest.updated');
 export const C_CAPTURES_REJECTED = defineCounter('home.ingest.rejected');
 export const C_HEARTBEATS = defineCounter('home.heartbeats');
 export const C_HANDLER_ERRORS = defineCounter('home.http.handler_errors');

@@ -6,7 +6,7 @@
  */
 
 import { defineCounter } from '../sensor/events/counters.js';
-import { C_CAPTURES_ACCEPTED, C_CAPTURES_DUPLICATE, C_CAPTURES_REJECTED, C_HEARTBEATS, ENROLMENT_TTL_MS, MAX_PENDING_ENROLMENTS, type HomeCore } from './core.js';
+import { C_CAPTURES_ACCEPTED, C_CAPTURES_DUPLICATE, C_CAPTURES_REJECTED, C_CAPTURES_UPDATED, C_HEARTBEATS, ENROLMENT_TTL_MS, MAX_PENDING_ENROLMENTS, type HomeCore } from './core.js';
 import { bundleBytes } from './definition.js';
 import { asObject, HttpError, reqStr, type RequestContext, type Router } from './http.js';
 import { newToken, sha256Hex } from './auth.js';
@@ -228,15 +228,16 @@ export function registerSensorApi(router: Router, home: HomeCore, ev?: EvidenceD
       if (row === undefined) rejected++;
       else rows.push(row);
     }
-    const accepted = rows.length > 0 ? store.ingestCaptures(sensor.id, rows) : 0;
-    const duplicates = rows.length - accepted;
+    const { added: accepted, updated } = rows.length > 0 ? store.ingestCaptures(sensor.id, rows) : { added: 0, updated: 0 };
+    const duplicates = rows.length - accepted - updated;
     home.counters.inc(C_CAPTURES_ACCEPTED, accepted);
+    home.counters.inc(C_CAPTURES_UPDATED, updated);
     home.counters.inc(C_CAPTURES_DUPLICATE, duplicates);
     home.counters.inc(C_CAPTURES_REJECTED, rejected);
     if (rejected > 0) home.log.write('ingest.rejected', { sensor: sensor.id, rejected, peer: ctx.peer });
     // Evidence that arrived before its capture can be drawn now.
     if (accepted > 0) ev?.renderer.kick();
-    return { status: 200, body: { accepted, duplicates, rejected } };
+    return { status: 200, body: { accepted, updated, duplicates, rejected } };
   });
 
   router.add('POST', '/v1/sensor/evidence', async (ctx) => {

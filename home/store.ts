@@ -205,7 +205,7 @@ const iso = (ms = Date.now()): string => new Date(ms).toISOString();
 export class HomeStore {
   private readonly db: Database;
   private readonly insertCapture: Statement;
-  private readonly ingestTx: (sensorId: number, rows: readonly CaptureInsert[], now: number) => number;
+  private readonly ingestTx: (sensorId: number, rows: readonly CaptureInsert[], now: number) => { added: number; updated: number };
   private readonly heartbeatTx: (sensorId: number, at: number, peer: string, body: string, summary: string) => void;
   private readonly heartbeatsSinceTrim = new Map<number, number>();
   private readonly trimHistory: Statement;
@@ -228,13 +228,22 @@ export class HomeStore {
       `INSERT INTO captures (id, sensor_id, received_at, ts_us, severity, category, user, host, url, phrase, event, source, device_ip, device_name, context)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
     );
+    // A capture sent again by the sensor that sent it, because its merge window closed with a larger
+    // count (the phrase repeated on the page): the stored event takes the final count.
+    const growCapture = this.db.prepare(
+      `UPDATE captures SET event = ? WHERE id = ? AND sensor_id = ?
+         AND coalesce(json_extract(?, '$.count'), 0) > coalesce(json_extract(event, '$.count'), 0)`,
+    );
     this.ingestTx = this.db.transaction((sensorId: number, rows: readonly CaptureInsert[], now: number) => {
-      let n = 0;
+      let added = 0;
+      let updated = 0;
       for (const c of rows) {
-        n += this.insertCapture.run(c.id, sensorId, now, c.ts_us, c.severity, c.category, c.user, c.host, c.url, c.phrase, c.event,
+        const n = this.insertCapture.run(c.id, sensorId, now, c.ts_us, c.severity, c.category, c.user, c.host, c.url, c.phrase, c.event,
           c.source ?? null, c.device_ip ?? null, c.device_name ?? null, c.context ?? null).changes;
+        if (n > 0) added++;
+        else updated += growCapture.run(c.event, c.id, sensorId, c.event).changes;
       }
-      return n;
+      return { added, updated };
     });
     const upsertLast = this.db.prepare(
       `INSERT INTO heartbeat_last (sensor_id, at, peer, body) VALUES (?, ?, ?, ?)
@@ -515,8 +524,11 @@ export class HomeStore {
   }
 
   // ---- captures ----
-  /** Stores new captures in one transaction; returns how many were new (the rest were already stored). */
-  ingestCaptures(sensorId: number, rows: readonly CaptureInsert[], now = Date.now()): number {
+  /**
+   * Stores new captures in one transaction: how many were new, and how many this sensor had sent
+   * before with a smaller count (updated to the larger); the rest were already stored as they are.
+   */
+  ingestCaptures(sensorId: number, rows: readonly CaptureInsert[], now = Date.now()): { added: number; updated: number } {
     return this.ingestTx(sensorId, rows, now);
   }
 

@@ -7,6 +7,7 @@
  */
 import { closeSync, fstatSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { Counters, defineCounter } from '../events/counters.js';
+import { jsonOf } from '../events/json-text.js';
 import { OutputConfigError, type EventOutput } from './output.js';
 
 /** Bytes buffered before a write(2): large enough to batch, small enough to lose little on a crash. */
@@ -58,7 +59,7 @@ export class JsonLinesWriter implements EventSink, EventOutput {
   }
 
   write(event: object): void {
-    const line = `${JSON.stringify(event)}\n`;
+    const line = `${jsonOf(event)}\n`;
     const n = Buffer.byteLength(line);
     // Rotate at a line boundary, so no file goes past maxBytes unless one line alone is larger.
     if (this.maxBytes > 0 && this.fileBytes + this.size + n > this.maxBytes && this.fileBytes + this.size > 0) {

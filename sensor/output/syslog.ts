@@ -12,6 +12,7 @@ import * as net from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import * as tls from 'node:tls';
 import { Counters, defineCounter } from '../events/counters.js';
+import { jsonOf } from '../events/json-text.js';
 import { backoffDelayMs, OutputConfigError, type EventOutput, type OutputEvent } from './output.js';
 
 /** SD-ID of Hark's structured data: name@PEN. 32473 is the documentation PEN (RFC 5612). */
@@ -176,7 +177,7 @@ export function formatSyslogMessage(event: OutputEvent, opts: SyslogFormatOption
   const time = typeof ts === 'string' && RFC3339.test(ts) ? ts : (opts.now ?? new Date()).toISOString();
   const header = `<${pri}>1 ${time} ${headerField(opts.hostname, MAX_HOSTNAME)} ${APP_NAME} ${headerField(opts.procId, MAX_PROCID)} ${headerField(event.event_type, MAX_MSGID)}`;
   // RFC 5424 6.4: a UTF-8 MSG starts with the BOM.
-  return Buffer.from(`${header} ${structuredData(event, opts.counters)} \uFEFF${JSON.stringify(event)}`, 'utf8');
+  return Buffer.from(`${header} ${structuredData(event, opts.counters)} \uFEFF${jsonOf(event)}`, 'utf8');
 }
 
 /** Cuts a message to `max` bytes without splitting a UTF-8 sequence. */

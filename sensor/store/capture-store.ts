@@ -3,7 +3,8 @@
  * versioned schema. Input: capture events (`add`). Output: rows committed in batches, one
  * transaction each; `flush()` returns the rows it committed only once they are on disk, and
  * `onCommitted` listeners see each committed batch, so nothing is acknowledged before it is stored.
- * The same capture id again updates the row when its count grew (a merged repeat), else is a no-op.
+ * The same capture id again updates the row when its count grew (a merged repeat), else is a no-op;
+ * an update to a capture already uploaded puts it back in the outbox, so home gets the final count.
  * Outbox: un-uploaded captures, severity 4-5 first, each tier in time order, through partial
  * indexes. Space: an optional quota (`maxBytes`); when full, the oldest uploaded captures go first;
  * un-uploaded ones are never deleted to make room (they wait in memory, bounded, instead).
@@ -16,6 +17,7 @@ import { dirname } from 'node:path';
 import type { CaptureEvent, Evidence } from '../events/capture.js';
 import { Counters, defineCounter } from '../events/counters.js';
 import { healthEvent, type HealthSink } from '../events/health.js';
+import { rememberJson } from '../events/json-text.js';
 import { ensurePrivateDir } from './private-dir.js';
 
 const require = createRequire(import.meta.url);
@@ -172,6 +174,14 @@ export class CaptureStore {
   private readonly db: Database;
   private readonly insert: Statement;
   private readonly pending: CaptureEvent[] = [];
+  /**
+   * Captures in the outbox (committed, not uploaded, not quarantined), kept in step with every
+   * change this store makes (the only writer): counting the partial indexes costs O(outbox),
+   * ~50 ms at a million (a home down for days), and status and the uploader ask every few seconds.
+   */
+  private outbox = 0;
+  /** New and re-queued rows of the commit in progress: added to `outbox` once it succeeded. */
+  private commitQueued = 0;
   /** Captures that could not be committed (store full): retried first on every flush. */
   private held: CaptureEvent[] = [];
   private readonly commit: (rows: CaptureEvent[]) => CaptureEvent[];
@@ -233,21 +243,34 @@ export class CaptureStore {
          direction, source, field, host, url, method, status, phrase, category, severity, count, context,
          device_ip, device_mac, device_hostname, device_user, event, stored_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(id) DO UPDATE SET count = excluded.count, event = excluded.event
-         WHERE excluded.count > captures.count`,
+       ON CONFLICT(id) DO NOTHING`,
     );
+    // A repeat whose count grew: in place while it waits in the outbox (or is quarantined)...
+    const growWaiting = this.db.prepare('UPDATE captures SET count = ?, event = ? WHERE id = ? AND count < ? AND uploaded_at IS NULL');
+    // ...else back into the outbox: home has it with the smaller count and takes the larger one.
+    const growUploaded = this.db.prepare('UPDATE captures SET count = ?, event = ?, uploaded_at = NULL WHERE id = ? AND count < ? AND uploaded_at IS NOT NULL');
     const insertEvidence = this.db.prepare('INSERT OR IGNORE INTO evidence (capture_id, content_type, charset, body, truncated) VALUES (?, ?, ?, ?, ?)');
     this.commit = this.db.transaction((rows: CaptureEvent[]) => {
       const changed: CaptureEvent[] = [];
       const now = this.now();
+      this.commitQueued = 0;
       for (const c of rows) {
-        const n = this.insert.run(
+        const json = rememberJson(c);
+        let n = this.insert.run(
           c.id, c.ts_us, c.timestamp, c.flow_id, c.src_ip, c.src_port, c.dest_ip, c.dest_port,
           c.vlan.length > 0 ? c.vlan.join('/') : null, c.app_proto, c.direction, c.source, c.field,
           c.host ?? null, c.url ?? null, c.method ?? null, c.status ?? null, c.phrase, c.category, c.severity, c.count,
           c.context, c.device.ip, c.device.mac ?? null, c.device.hostname ?? null, c.device.user ?? null,
-          JSON.stringify(c), now,
+          json, now,
         ).changes;
+        if (n > 0) this.commitQueued++;
+        else {
+          n = growWaiting.run(c.count, json, c.id, c.count).changes;
+          if (n === 0) {
+            n = growUploaded.run(c.count, json, c.id, c.count).changes;
+            this.commitQueued += n;
+          }
+        }
         const ev = (c as WithEvidence)[EVIDENCE];
         if (ev !== undefined && n > 0) insertEvidence.run(c.id, ev.contentType, ev.charset ?? null, deflatedBody(ev), ev.truncated ? 1 : 0);
         if (n > 0) changed.push(c);
@@ -262,6 +285,7 @@ export class CaptureStore {
     this.deleteRow = this.db.prepare('DELETE FROM captures WHERE rowid = ?');
     this.countUrgent = this.db.prepare(`SELECT count(*) FROM captures INDEXED BY captures_pending_urgent WHERE ${URGENT}`).pluck();
     this.countRoutine = this.db.prepare(`SELECT count(*) FROM captures INDEXED BY captures_pending_routine WHERE ${ROUTINE}`).pluck();
+    this.outbox = this.countOutbox();
     this.selectEvidence = this.db.prepare(
       `SELECT e.capture_id, e.content_type, e.charset, e.body, e.truncated FROM evidence e INDEXED BY evidence_pending
          JOIN captures c ON c.id = e.capture_id WHERE e.uploaded_at IS NULL AND c.${UPLOADED} LIMIT ?`);
@@ -329,6 +353,7 @@ export class CaptureStore {
     for (;;) {
       try {
         changed = this.commit(rows);
+        this.outbox += this.commitQueued;
         break;
       } catch (err) {
         if (!isFull(err)) {
@@ -413,6 +438,7 @@ export class CaptureStore {
       for (const id of ids) changed += this.markOne.run(atMs, id).changes;
       return changed;
     });
+    this.outbox -= n;
     this.counters.inc(C_UPLOADED, n);
     return n;
   }
@@ -424,12 +450,18 @@ export class CaptureStore {
       for (const id of ids) changed += this.quarantineOne.run(atMs, reason, id).changes;
       return changed;
     });
+    this.outbox -= n;
     this.counters.inc(C_QUARANTINED, n);
     return n;
   }
 
-  /** Captures waiting to be uploaded (committed, not uploaded, not quarantined); counts index entries only. */
+  /** Captures waiting to be uploaded (committed, not uploaded, not quarantined): kept as they change, O(1). */
   pendingCount(): number {
+    return this.outbox;
+  }
+
+  /** The same figure counted from the outbox indexes (O(outbox)): at open, after a purge, and for tests. */
+  countOutbox(): number {
     return (this.countUrgent.get() as number) + (this.countRoutine.get() as number);
   }
 
@@ -495,6 +527,8 @@ export class CaptureStore {
       if (!done || rows.length < PURGE_BATCH_ROWS) break;
     }
     this.counters.inc(C_PURGED, deleted);
+    // Only a purge may delete captures still in the outbox (includeNotUploaded): count again.
+    if (deleted > 0) this.outbox = this.countOutbox();
     if (deleted >= CHECKPOINT_AFTER_ROWS) this.checkpoint();
     // Deleting made room: anything held back by a full store can go in now.
     if (deleted > 0 && this.held.length > 0) this.flush();

@@ -197,11 +197,14 @@ test('capture ingest is idempotent across repeated batches and refuses more than
   const agent = agentFor(t.home.caPem, { cert: e.cert, key: e.keyPem });
   const batch = Array.from({ length: 50 }, (_, i) => capture(`cap-${sensorId}-${i.toString(16).padStart(4, '0')}`, 1 + (i % 5)));
   const one = await call(t.home, agent, 'POST', '/v1/sensor/captures', { captures: batch });
-  assert.deepEqual(one.body, { accepted: 50, duplicates: 0, rejected: 0 });
+  assert.deepEqual(one.body, { accepted: 50, updated: 0, duplicates: 0, rejected: 0 });
   const two = await call(t.home, agent, 'POST', '/v1/sensor/captures', { captures: batch });
-  assert.deepEqual(two.body, { accepted: 0, duplicates: 50, rejected: 0 });
+  assert.deepEqual(two.body, { accepted: 0, updated: 0, duplicates: 50, rejected: 0 });
+  // the first capture again, its merge window closed with the phrase seen 4 times: home takes the count
+  const grown = { ...(batch[0] as object), count: 4 };
+  assert.deepEqual((await call(t.home, agent, 'POST', '/v1/sensor/captures', { captures: [grown] })).body, { accepted: 0, updated: 1, duplicates: 0, rejected: 0 });
   const mixed = [...batch.slice(0, 10), capture(`cap-${sensorId}-ffff`), { id: 'bad' }];
-  assert.deepEqual((await call(t.home, agent, 'POST', '/v1/sensor/captures', { captures: mixed })).body, { accepted: 1, duplicates: 10, rejected: 1 });
+  assert.deepEqual((await call(t.home, agent, 'POST', '/v1/sensor/captures', { captures: mixed })).body, { accepted: 1, updated: 0, duplicates: 10, rejected: 1 });
   const listed = await call(t.home, agent, 'GET', `/v1/captures?sensor=${sensorId}&limit=1000`, undefined, t.adminToken);
   const caps = (listed.body as { captures: Array<{ id: string; sensor_id: number; severity: number }> }).captures;
   assert.equal(caps.length, 51);

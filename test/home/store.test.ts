@@ -28,10 +28,28 @@ test('HomeStore.ingestCaptures stores a capture id once and counts only new ones
   const s = new HomeStore(join(dir, 'b.db'));
   s.putDictionary('starter', 'csv', 'x', 1);
   const sid = s.addSensor({ name: 'n' });
-  assert.equal(s.ingestCaptures(sid, [row('c1'), row('c2')]), 2);
-  assert.equal(s.ingestCaptures(sid, [row('c2'), row('c3')]), 1);
+  assert.deepEqual(s.ingestCaptures(sid, [row('c1'), row('c2')]), { added: 2, updated: 0 });
+  assert.deepEqual(s.ingestCaptures(sid, [row('c2'), row('c3')]), { added: 1, updated: 0 });
   assert.equal(s.captureCount(sid), 3);
   assert.deepEqual(s.captures({ limit: 10, min_severity: 3 }).map((r) => r.id), ['c3', 'c2', 'c1']);
+  s.close();
+});
+
+test('HomeStore.ingestCaptures takes the larger count of a capture its sensor sends again, never a smaller one or another sensor\'s', () => {
+  const s = new HomeStore(join(dir, 'b2.db'));
+  s.putDictionary('starter', 'csv', 'x', 1);
+  const sid = s.addSensor({ name: 'n' });
+  const other = s.addSensor({ name: 'm' });
+  const counted = (id: string, count: number): CaptureInsert => ({ ...row(id), event: JSON.stringify({ id, count, context: 'a [[b]] c' }) });
+  const countAtHome = (id: string): number => (JSON.parse(s.captures({ limit: 10 }).find((r) => r.id === id)!.event) as { count: number }).count;
+  assert.deepEqual(s.ingestCaptures(sid, [counted('g1', 1)]), { added: 1, updated: 0 });
+  // the merge window closed with the phrase seen 5 times
+  assert.deepEqual(s.ingestCaptures(sid, [counted('g1', 5)]), { added: 0, updated: 1 });
+  assert.equal(countAtHome('g1'), 5);
+  assert.deepEqual(s.ingestCaptures(sid, [counted('g1', 3), counted('g1', 5)]), { added: 0, updated: 0 }, 'a retried older batch changes nothing');
+  assert.deepEqual(s.ingestCaptures(other, [counted('g1', 50)]), { added: 0, updated: 0 }, 'another sensor cannot rewrite it');
+  assert.equal(countAtHome('g1'), 5);
+  assert.equal(s.captureCount(sid), 1);
   s.close();
 });
 

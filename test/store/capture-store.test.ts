@@ -129,11 +129,13 @@ test('CaptureStore.outboxBatch gives severity 4-5 first in time order, then the 
     assert.equal(store.quarantinedCount(), 1);
     assert.equal(store.pendingCount(), 6);
     assert.deepEqual(store.outboxBatch(100).map((c) => c.ts_us - BASE_TS_US), [8, 9, 2, 4, 6, 7]);
-    // A merged repeat of an uploaded capture updates the row but does not put it back in the outbox.
+    // A merged repeat of an uploaded capture updates the row and puts it back in the outbox, first
+    // in its tier: home has it with count 1 and takes the final count.
     store.add(capture(3, { severity: 5, count: 9 }));
     store.flush();
     assert.equal(store.countOf(capture(3).id), 9);
-    assert.equal(store.pendingCount(), 6);
+    assert.equal(store.pendingCount(), 7);
+    assert.deepEqual(store.outboxBatch(1).map((c) => [c.ts_us - BASE_TS_US, c.count]), [[3, 9]]);
   } finally {
     store.close();
   }
@@ -179,6 +181,58 @@ test('CaptureStore.onCommitted sees each batch only after it is readable from an
     assert.equal(store.count(), 511, 'the throwing listener undid nothing');
   } finally {
     reader.close();
+    store.close();
+  }
+}));
+
+test('CaptureStore.pendingCount follows every change (insert, repeat, mark, quarantine, re-queue, purge, reopen) as the indexes count it', withDir((dir) => {
+  const path = join(dir, 'captures.db');
+  const store = new CaptureStore(path);
+  const check = (want: number, what: string): void => {
+    assert.equal(store.pendingCount(), want, `${what}: kept count`);
+    assert.equal(store.countOutbox(), want, `${what}: the indexes agree`);
+  };
+  try {
+    check(0, 'empty');
+    for (let i = 0; i < 10; i++) store.add(capture(i, { severity: i % 2 === 0 ? 5 : 2 }));
+    store.add(capture(3)); // a repeat, nothing new
+    check(0, 'before the commit');
+    store.flush();
+    check(10, 'committed');
+    store.add({ ...capture(4, { severity: 5 }), count: 3 }); // a count that grew while waiting: still one row
+    store.flush();
+    check(10, 'a waiting capture grew');
+    assert.equal(store.markUploaded([0, 1, 2, 3].map((i) => capture(i).id)), 4);
+    assert.equal(store.markUploaded([capture(0).id, 'no-such-id']), 0, 'already uploaded, and unknown: no change');
+    check(6, 'four uploaded');
+    assert.equal(store.quarantine([capture(5).id, capture(0).id], 'E_SCHEMA'), 1, 'only the waiting one is quarantined');
+    check(5, 'one quarantined');
+    store.add({ ...capture(5), count: 9 }); // grew while quarantined: updated, stays out of the outbox
+    store.flush();
+    check(5, 'a quarantined capture grew');
+    assert.equal(store.countOf(capture(5).id), 9);
+    // A capture home already has whose merge window closed with a larger count: back in the outbox.
+    store.add({ ...capture(1), count: 4 });
+    assert.deepEqual(store.flush().map((c) => c.id), [capture(1).id]);
+    check(6, 'an uploaded capture grew');
+    const next = store.outboxBatch(100).find((c) => c.id === capture(1).id);
+    assert.equal(next?.count, 4, 'the outbox offers the final count');
+    store.add({ ...capture(2), count: 1 }); // same count as uploaded: nothing to send again
+    assert.deepEqual(store.flush(), []);
+    check(6, 'an uploaded repeat that did not grow');
+    const nowMs = BASE_TS_US / 1000 + 400 * 86_400_000;
+    assert.ok(store.purge({ days: 30, includeNotUploaded: true }, nowMs).deleted > 0);
+    check(0, 'a purge of everything');
+    store.add(capture(20));
+    store.flush();
+    store.close();
+    const again = new CaptureStore(path);
+    try {
+      assert.equal(again.pendingCount(), 1, 'reopened: counted from the indexes');
+    } finally {
+      again.close();
+    }
+  } finally {
     store.close();
   }
 }));
