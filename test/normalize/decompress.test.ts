@@ -227,3 +227,37 @@ test('DecoderChain buffered fallback gives the same output at end(), bounded and
   const corrupt = decode(['gzip'], [Buffer.from('nope')], { forceBuffered: true });
   assert.equal(corrupt.chain.status, 'corrupt');
 });
+
+test('DecoderChain reuses decoders across messages: each message decodes alone after a cut-off, a corrupt and an interleaved one', () => {
+  const other = Buffer.from('A second page, another text entirely. '.repeat(50), 'latin1');
+  const corrupt: Record<string, Buffer> = {
+    gzip: Buffer.concat([zlib.gzipSync(TEXT).subarray(0, 10), Buffer.from('this is not deflate data at all')]),
+    br: Buffer.from('plain text labelled br'),
+    deflate: Buffer.from([0xff, 0xff, 0xff, 0xff]), // a final block of the reserved type 3
+  };
+  for (const [codings, pack] of [[['gzip'], zlib.gzipSync], [['br'], (b: Buffer) => brotli(b)], [['deflate'], zlib.deflateRawSync]] as [Coding[], (b: Buffer) => Buffer][]) {
+    const what = codings.join(',');
+    // cut off mid-stream by the output limit (the decoder goes back to the pool mid-stream)...
+    const cut = decode(codings, [pack(TEXT)], { maxOutputBytes: 100 });
+    assert.equal(cut.chain.status, 'output_limit', what);
+    // ...corrupt (that decoder is closed, never reused)...
+    const bad = decode(codings, [corrupt[what]]);
+    assert.equal(bad.chain.status, 'corrupt', what);
+    // ...then whole messages, sequential and interleaved, each equal to its own text.
+    for (let i = 0; i < 3; i++) assert.deepEqual(decode(codings, [pack(i % 2 ? other : TEXT)]).out, i % 2 ? other : TEXT, `${what} #${i}`);
+    const outA: Buffer[] = [];
+    const outB: Buffer[] = [];
+    const a = new DecoderChain(codings, (c) => outA.push(Buffer.from(c)), new Counters());
+    const b = new DecoderChain(codings, (c) => outB.push(Buffer.from(c)), new Counters());
+    const wa = pack(TEXT);
+    const wb = pack(other);
+    for (let k = 0; k < Math.max(wa.length, wb.length); k += 97) {
+      a.write(wa.subarray(k, k + 97));
+      b.write(wb.subarray(k, k + 97));
+    }
+    a.end();
+    b.end();
+    assert.deepEqual(Buffer.concat(outA), TEXT, `${what}: interleaved A`);
+    assert.deepEqual(Buffer.concat(outB), other, `${what}: interleaved B`);
+  }
+});
