@@ -420,11 +420,11 @@ export class SensorService {
       counters: this.counters,
       interfaces: () => {
         const kernel = this.live instanceof RingCapture ? this.live.stats() : undefined;
-        const handoff = this.engine.handoffDrops?.bind(this.engine);
+        const engine = this.engine;
         return this.interfaces.map((name, i) => ({
           name, packets: this.live.packets[i], bytes: this.live.bytes[i],
           ...(kernel !== undefined ? { kernelDrops: kernel[i].kernelDrops } : {}),
-          ...(handoff !== undefined ? { handoffDrops: handoff(i) } : {}),
+          ...(engine.handoffDrops !== undefined ? { handoffDrops: engine.handoffDrops(i) } : {}),
         }));
       },
       extra: () => this.snapshotExtra(),

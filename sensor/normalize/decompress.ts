@@ -185,31 +185,24 @@ interface Stage {
 
 /** One coding layer over a native zlib/brotli handle, fed synchronously. */
 class StreamingStage implements Stage {
-  private handle: ZlibHandle | null;
+  /** Taken from the pool at construction, given back by close(); undefined after that. */
   private decoder: PooledDecoder | undefined;
-  private readonly state: Uint32Array;
-  private readonly out: Buffer;
   private readonly flush: number;
   private ended = false;
   private failed = false;
   private message = '';
 
   constructor(private readonly chain: DecoderChain, private readonly level: number, private readonly kind: Kind) {
-    const d = takeDecoder(kind);
-    this.decoder = d;
-    this.handle = d?.handle ?? null;
-    this.state = d?.state ?? new Uint32Array(2);
-    this.out = d?.out ?? Buffer.alloc(0);
+    this.decoder = takeDecoder(kind);
     this.flush = kind === 'brotli' ? zlib.constants.BROTLI_OPERATION_PROCESS : zlib.constants.Z_SYNC_FLUSH;
     // Replaces node:zlib's handler, which would destroy the stream and emit 'error' asynchronously.
-    if (this.handle) this.handle.onerror = (message: string) => { this.failed = true; this.message = message; };
+    if (this.decoder !== undefined) this.decoder.handle.onerror = (message: string) => { this.failed = true; this.message = message; };
   }
 
   decode(input: Uint8Array): void {
-    const handle = this.handle;
-    if (handle === null || this.ended) return;
-    const out = this.out;
-    const state = this.state;
+    const d = this.decoder;
+    if (d === undefined || this.ended) return;
+    const { handle, out, state } = d;
     let inOff = 0;
     let inLen = input.length;
     for (;;) {
@@ -246,7 +239,6 @@ class StreamingStage implements Stage {
     if (this.decoder !== undefined) {
       giveBackDecoder(this.kind, this.decoder, !this.failed);
       this.decoder = undefined;
-      this.handle = null;
     }
   }
 }

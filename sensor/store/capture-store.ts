@@ -180,11 +180,10 @@ export class CaptureStore {
    * ~50 ms at a million (a home down for days), and status and the uploader ask every few seconds.
    */
   private outbox = 0;
-  /** New and re-queued rows of the commit in progress: added to `outbox` once it succeeded. */
-  private commitQueued = 0;
   /** Captures that could not be committed (store full): retried first on every flush. */
   private held: CaptureEvent[] = [];
-  private readonly commit: (rows: CaptureEvent[]) => CaptureEvent[];
+  /** One transaction: the rows that changed the store, and how many of them entered the outbox (new or re-queued). */
+  private readonly commit: (rows: CaptureEvent[]) => { changed: CaptureEvent[]; queued: number };
   private readonly listeners: CommittedListener[] = [];
   private readonly counters: Counters;
   private readonly onHealth: HealthSink | undefined;
@@ -253,7 +252,7 @@ export class CaptureStore {
     this.commit = this.db.transaction((rows: CaptureEvent[]) => {
       const changed: CaptureEvent[] = [];
       const now = this.now();
-      this.commitQueued = 0;
+      let queued = 0;
       for (const c of rows) {
         const json = rememberJson(c);
         let n = this.insert.run(
@@ -263,19 +262,19 @@ export class CaptureStore {
           c.context, c.device.ip, c.device.mac ?? null, c.device.hostname ?? null, c.device.user ?? null,
           json, now,
         ).changes;
-        if (n > 0) this.commitQueued++;
+        if (n > 0) queued++;
         else {
           n = growWaiting.run(c.count, json, c.id, c.count).changes;
           if (n === 0) {
             n = growUploaded.run(c.count, json, c.id, c.count).changes;
-            this.commitQueued += n;
+            queued += n;
           }
         }
         const ev = (c as WithEvidence)[EVIDENCE];
         if (ev !== undefined && n > 0) insertEvidence.run(c.id, ev.contentType, ev.charset ?? null, deflatedBody(ev), ev.truncated ? 1 : 0);
         if (n > 0) changed.push(c);
       }
-      return changed;
+      return { changed, queued };
     });
     this.selectUrgent = this.db.prepare(`SELECT event FROM captures INDEXED BY captures_pending_urgent WHERE ${URGENT} ORDER BY ts_us LIMIT ?`).pluck();
     this.selectRoutine = this.db.prepare(`SELECT event FROM captures INDEXED BY captures_pending_routine WHERE ${ROUTINE} ORDER BY ts_us LIMIT ?`).pluck();
@@ -352,8 +351,9 @@ export class CaptureStore {
     let hitFull = false;
     for (;;) {
       try {
-        changed = this.commit(rows);
-        this.outbox += this.commitQueued;
+        const done = this.commit(rows);
+        changed = done.changed;
+        this.outbox += done.queued;
         break;
       } catch (err) {
         if (!isFull(err)) {
