@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import type { CaptureEvent } from '../../sensor/events/capture.js';
 import { Counters } from '../../sensor/events/counters.js';
 import type { HealthEvent } from '../../sensor/events/health.js';
-import { CaptureStore, MAX_HELD_CAPTURES, StoreError } from '../../sensor/store/capture-store.js';
+import { CaptureStore, MAX_HELD_CAPTURES, MIGRATIONS, StoreError } from '../../sensor/store/capture-store.js';
 import { assertCapture } from '../helpers/schema.js';
 import { BASE_TS_US, makeCapture as capture } from './make-capture.js';
 
@@ -36,7 +36,7 @@ function withDir(fn: (dir: string) => void | Promise<void>): () => Promise<void>
 test('CaptureStore migrates, stores privately, and ignores a repeated capture id', withDir((dir) => {
   const path = join(dir, 'data', 'captures.db');
   const store = new CaptureStore(path);
-  assert.equal(store.schemaVersion, 3);
+  assert.equal(store.schemaVersion, MIGRATIONS.length);
   for (let i = 0; i < 3; i++) {
     assertCapture(capture(i));
     store.add(capture(i));
@@ -58,7 +58,7 @@ test('CaptureStore migrates, stores privately, and ignores a repeated capture id
   assert.equal(statSync(path).mode & 0o077, 0);
   assert.equal(statSync(join(dir, 'data')).mode & 0o077, 0);
   const again = new CaptureStore(path);
-  assert.equal(again.schemaVersion, 3, 'reopening does not migrate again');
+  assert.equal(again.schemaVersion, MIGRATIONS.length, 'reopening does not migrate again');
   assert.equal(again.count(), 3);
   for (const suffix of ['-wal', '-shm']) if (existsSync(path + suffix)) assert.equal(statSync(path + suffix).mode & 0o077, 0);
   again.close();
@@ -97,11 +97,66 @@ test('CaptureStore upgrades a version-1 database: its captures land in the outbo
   db.close();
   const store = new CaptureStore(path);
   try {
-    assert.equal(store.schemaVersion, 3);
+    assert.equal(store.schemaVersion, MIGRATIONS.length);
     assert.deepEqual(store.outboxBatch(10), [old]);
     assert.equal(store.pendingCount(), 1);
   } finally {
     store.close();
+  }
+}));
+
+test('CaptureStore upgrades a version-3 database to one copy of each field: `captures` still reads every column, outbox, marks and pages kept', withDir((dir) => {
+  const path = join(dir, 'captures.db');
+  type Db = { exec(sql: string): void; pragma(s: string, o?: object): unknown; prepare(s: string): { run(...a: unknown[]): unknown; all(...a: unknown[]): unknown[]; get(...a: unknown[]): unknown }; close(): void };
+  const Sqlite = require('better-sqlite3') as new (file: string) => Db;
+  const db = new Sqlite(path);
+  for (const sql of MIGRATIONS.slice(0, 3)) db.exec(sql);
+  db.pragma('user_version = 3');
+  // Version 3 stored every field twice: in its own column and in the event JSON.
+  const insert = db.prepare(`INSERT INTO captures (id, ts_us, timestamp, flow_id, src_ip, src_port, dest_ip, dest_port, vlan, app_proto, direction, source, field,
+      host, url, method, status, phrase, category, severity, count, context, device_ip, device_mac, device_hostname, device_user, event, stored_at, uploaded_at, quarantined_at, quarantine_reason)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const waiting = { ...capture(1, { severity: 2 }), vlan: [6, 7], status: 200, device: { ip: '10.0.0.2', mac: '00:11:22:33:44:55', hostname: 'pc-7', user: 'alice' } };
+  const uploaded = { ...capture(2), vlan: [] };
+  const quarantined = capture(3, { severity: 5 });
+  const rows: [CaptureEvent, number | null, number | null][] = [[waiting, null, null], [uploaded, 1000, null], [quarantined, null, 2000]];
+  for (const [c, up, q] of rows) {
+    insert.run(c.id, c.ts_us, c.timestamp, c.flow_id, c.src_ip, c.src_port, c.dest_ip, c.dest_port, c.vlan.length > 0 ? c.vlan.join('/') : null, c.app_proto, c.direction, c.source, c.field,
+      c.host ?? null, c.url ?? null, c.method ?? null, c.status ?? null, c.phrase, c.category, c.severity, c.count, c.context, c.device.ip, c.device.mac ?? null,
+      c.device.hostname ?? null, c.device.user ?? null, JSON.stringify(c), 0, up, q, q === null ? null : 'rejected by home');
+  }
+  db.prepare('INSERT INTO evidence (capture_id, content_type, charset, body, truncated) VALUES (?, ?, ?, ?, 0)').run(uploaded.id, 'text/html', 'utf-8', Buffer.from('page'));
+  const before = db.prepare('SELECT * FROM captures ORDER BY ts_us').all();
+  db.close();
+
+  const store = new CaptureStore(path);
+  try {
+    assert.equal(store.schemaVersion, MIGRATIONS.length);
+    assert.deepEqual(store.outboxBatch(10), [waiting], 'the waiting capture is still the only one to send');
+    assert.equal(store.pendingCount(), 1);
+    assert.equal(store.quarantinedCount(), 1);
+    assert.equal(store.evidencePending(), 1, 'the page of the uploaded capture survived the rebuild');
+  } finally {
+    store.close();
+  }
+  const reopened = new CaptureStore(path);
+  try {
+    // with foreign keys back on, retention deleting the uploaded capture takes its page along
+    assert.equal(reopened.purge({ days: 1 }, BASE_TS_US / 1000 + 10 * 86_400_000).deleted, 1);
+    assert.equal(reopened.evidencePending(), 0);
+  } finally {
+    reopened.close();
+  }
+  const after = new Sqlite(path);
+  try {
+    // Every column an operator could query before reads the same, now a view over the event.
+    assert.deepEqual(after.prepare('SELECT * FROM captures ORDER BY ts_us').all(), before.filter((r) => (r as { id: string }).id !== uploaded.id));
+    const stored = (after.prepare("SELECT name FROM pragma_table_info('capture_rows')").all() as { name: string }[]).map((r) => r.name);
+    assert.deepEqual(stored, ['id', 'ts_us', 'category', 'severity', 'count', 'event', 'stored_at', 'uploaded_at', 'quarantined_at', 'quarantine_reason']);
+    assert.deepEqual(after.prepare('PRAGMA foreign_key_list(evidence)').all().map((r) => (r as { table: string }).table), ['capture_rows']);
+    assert.deepEqual(after.prepare('SELECT count(*) AS n FROM evidence').get(), { n: 0 });
+  } finally {
+    after.close();
   }
 }));
 
