@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import type { CaptureEvent } from '../sensor/events/capture.js';
-import { isoMicros } from '../sensor/events/capture.js';
+import { isoMicros, stableId } from '../sensor/events/capture.js';
 import { Counters } from '../sensor/events/counters.js';
 import type { HomeRequestOptions, HomeResponse, HomeTransport } from '../sensor/home-client/transport.js';
 import { CaptureStore } from '../sensor/store/capture-store.js';
@@ -43,7 +43,7 @@ function syntheticCapture(n: number): CaptureEvent {
   const ts = 1_700_000_000_000_000 + n * 1000;
   return {
     event_type: 'capture',
-    id: `00000000-0000-8000-8000-${n.toString(16).padStart(12, '0')}`,
+    id: stableId(ts, 'bench', n),
     timestamp: isoMicros(ts),
     ts_us: ts,
     flow_id: n >>> 3,

@@ -260,7 +260,7 @@ function captureEvent(c: Pending, device: Device, count: number): CaptureEvent {
   const toServer = c.dir === 0;
   const e = {
     event_type: 'capture',
-    id: stableId(f.flowId, f.srcIp, f.srcPort, f.dstIp, f.dstPort, f.startUs, c.dir, c.messageIndex, c.field, c.phraseIndex, c.phrase.phrase),
+    id: stableId(c.tsUs, f.flowId, f.srcIp, f.srcPort, f.dstIp, f.dstPort, f.startUs, c.dir, c.messageIndex, c.field, c.phraseIndex, c.phrase.phrase),
     timestamp: isoMicros(c.tsUs),
     ts_us: c.tsUs,
     flow_id: f.flowId,

@@ -29,13 +29,24 @@ describe('isoMicros', () => {
 });
 
 describe('stableId', () => {
-  it('is a UUID-shaped SHA-256 of the parts joined by NUL, version nibble 8', () => {
-    const id = stableId(7, '10.0.0.1', 80, 'kill');
-    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    const h = createHash('sha256').update('7\u000010.0.0.1\u000080\u0000kill').digest('hex');
-    assert.equal(id.replace(/-/g, '').slice(0, 12), h.slice(0, 12));
-    assert.equal(id.slice(-12), h.slice(20, 32));
-    assert.equal(stableId(7, '10.0.0.1', 80, 'kill'), id);
-    assert.notEqual(stableId(7, '10.0.0.1', 81, 'kill'), id);
+  it('is a UUIDv7: the time in milliseconds, then a SHA-256 of the time and the parts joined by NUL', () => {
+    const tsUs = 1_700_000_000_123_456;
+    const id = stableId(tsUs, 7, '10.0.0.1', 80, 'kill');
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(parseInt(id.replace(/-/g, '').slice(0, 12), 16), 1_700_000_000_123, 'the first 48 bits are the Unix time in ms');
+    const h = createHash('sha256').update(`${tsUs}\u00007\u000010.0.0.1\u000080\u0000kill`).digest('hex');
+    assert.equal(id.slice(15, 18), h.slice(0, 3));
+    assert.equal(id.slice(-12), h.slice(7, 19));
+    assert.equal(stableId(tsUs, 7, '10.0.0.1', 80, 'kill'), id, 'the same input gives the same id');
+    assert.notEqual(stableId(tsUs, 7, '10.0.0.1', 81, 'kill'), id);
+    assert.notEqual(stableId(tsUs + 1, 7, '10.0.0.1', 80, 'kill'), id, 'the time is hashed too, to the microsecond');
+  });
+
+  it('sorts in time order across milliseconds, and clamps a time no UUIDv7 can hold', () => {
+    const ids = [5, 1_000, 999_999, 1_700_000_000_000_000, 1_700_000_000_001_000].map((t, i) => stableId(t, 'x', i));
+    assert.deepEqual([...ids].sort(), ids);
+    assert.ok(stableId(-5, 'x').startsWith('00000000-0000-7'));
+    assert.ok(stableId(Number.NaN, 'x').startsWith('00000000-0000-7'));
+    assert.ok(stableId(2 ** 60, 'x').startsWith('ffffffff-ffff-7'));
   });
 });

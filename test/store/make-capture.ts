@@ -23,7 +23,7 @@ export function makeCapture(n: number, o: CaptureOverrides = {}): CaptureEvent {
   const context = o.contextBytes !== undefined ? `[[ak47]] ${'x'.repeat(Math.max(0, o.contextBytes - 9))}`.slice(0, Math.max(9, o.contextBytes)) : '[[ak47]]';
   return {
     event_type: 'capture',
-    id: stableId(o.tag ?? 'test', n),
+    id: stableId(ts, o.tag ?? 'test', n),
     timestamp: isoMicros(ts),
     ts_us: ts,
     flow_id: 42,
