@@ -4,7 +4,8 @@
  * 10,000 phrases) and into `tcpdump -w /dev/null` on the same path in the same run. A step passes
  * when nothing was lost (kernel drops 0, interface drops 0, every sent packet received) and, for
  * Hark, every planted phrase was found (match.hits and the stored captures' counts both equal the
- * generator's ground truth). Prints a table and the highest passing rate per tool. Root only.
+ * generator's ground truth) and its worker threads trailed the link by at most MAX_LAG_S when the
+ * sender stopped. Prints a table and the highest passing rate per tool. Root only.
  *
  *   node dist/bench/live.js [--capture ring,pcap] [--first MBPS] [--low MBPS] [--steps N] [--rates M1,M2 (0 = top speed)] [--workers N] [--skip-tcpdump]
  *
@@ -32,6 +33,12 @@ const DRAIN_QUIET_MS = 2000;
 const START_TIMEOUT_MS = 120_000;
 /** Longest wait for hark to commit every capture and exit after SIGTERM. */
 const STOP_TIMEOUT_MS = 120_000;
+/**
+ * A step with worker threads passes only if, when the sender stops, the workers trail the link by
+ * at most this long (the bytes waiting in their rings at the step's rate): a ring larger than the
+ * lag could otherwise hide a sensor slower than the link for a replay that ends before it fills.
+ */
+const MAX_LAG_S = 1;
 /** Rate steps are searched to within this fraction of the rate. */
 const SEARCH_RESOLUTION = 0.08;
 
@@ -220,6 +227,9 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
     const cpu0 = cpuSeconds(child.pid);
     const t0 = Date.now();
     const r = await tcpreplay(v.send, pcap, mbps);
+    // how far the workers trail the link as the sender stops (the status is at most one interval old)
+    const backlogBytes = Number(readStatus(dir)?.handoff_backlog?.bytes ?? 0);
+    const lagS = r.mbps > 0 ? backlogBytes / ((r.mbps * 1e6) / 8) : 0;
     // drain: the ring or libpcap buffer may still hold what the sensor has not processed yet
     let last = -1;
     let quietSince = Date.now();
@@ -249,12 +259,13 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
     const countSum = storedCountSum(join(dir, 'captures.db'));
     const lost = r.sent - received;
     const found = hits === planted && countSum === planted;
-    const ok = (kernelDrops ?? 0) === 0 && interfaceDrops === 0 && handoffDrops === 0 && lost <= 0 && r.failed === 0 && found;
+    const ok = (kernelDrops ?? 0) === 0 && interfaceDrops === 0 && handoffDrops === 0 && lost <= 0 && r.failed === 0 && found && lagS <= MAX_LAG_S;
     const notes: string[] = [];
     if (lost > 0) notes.push(`${lost} not received`);
     if (handoffDrops > 0) notes.push(`${handoffDrops} lost at the worker hand-off`);
     if (r.failed > 0) notes.push(`${r.failed} tcpreplay send failures`);
     if (!found) notes.push(`${planted - hits} planted phrases missed`);
+    if (backlogBytes > 0) notes.push(`workers ${lagS.toFixed(1)} s behind when the sender stopped${lagS > MAX_LAG_S ? ` (over ${MAX_LAG_S} s: not sustained)` : ''}`);
     // a sensor far below one core while it dropped was starved by other processes, not too slow
     notes.push(`sensor CPU ${(cpuShare * 100).toFixed(0)}% of a core`);
     const engine = /engine (\w+)/.exec(stderr())?.[1];

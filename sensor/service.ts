@@ -123,6 +123,8 @@ interface PacketEngine {
   flowsActive(): number;
   /** Frames of capture interface `ifIndex` lost between capture and the packet work (workers only). */
   handoffDrops?(ifIndex: number): number;
+  /** Bytes handed to the workers and not yet taken, and the rings' size (workers only). */
+  handoffBacklog?(): { bytes: number; capacity: number };
   /** Every second: flows and merge windows expire by wall time (workers tick themselves). */
   tick(nowUs: number): void;
   reconfigure(o: { dictionary: string; engine: EngineChoice; site: SitePolicyFiles }): Promise<void>;
@@ -154,6 +156,7 @@ function poolEngine(pool: WorkerPool): PacketEngine {
     description: `${pool.workers} worker threads`,
     flowsActive: () => pool.flowsActive(),
     handoffDrops: (ifIndex) => pool.handoffDrops(ifIndex),
+    handoffBacklog: () => pool.handoffBacklog(),
     tick: () => pool.syncCounters(),
     reconfigure: (o) => pool.reconfigure(o),
     async finish() {
@@ -396,7 +399,9 @@ export class SensorService {
 
   private snapshotExtra(): Partial<SensorSnapshot> {
     const c = this.config;
+    const backlog = this.engine.handoffBacklog?.();
     return {
+      ...(backlog !== undefined ? { handoff_backlog: backlog } : {}),
       flows_active: this.engine.flowsActive(),
       captures: this.counters.get('capture.emitted'),
       upload: {

@@ -140,6 +140,14 @@ export class SensorMetrics {
         }
       },
     });
+    this.optional.push({
+      metric: new Gauge({
+        name: fixed('hark_handoff_backlog_bytes'), help: 'Captured bytes waiting in the worker threads\' rings (growing: the workers are behind the link)', registers: [reg],
+        collect() { this.set(nonNegative(snap()?.handoff_backlog?.bytes)); },
+      }),
+      name: 'hark_handoff_backlog_bytes',
+      present: (s) => s.handoff_backlog !== undefined,
+    });
     new Gauge({
       name: fixed('hark_flows_active'), help: 'Flows in the flow table', registers: [reg],
       collect() { this.set(nonNegative(snap()?.flows_active)); },

@@ -36,6 +36,12 @@ export interface SensorSnapshot {
   started_at: string;
   updated_at: string;
   interfaces: InterfaceSnapshot[];
+  /**
+   * With worker threads: captured bytes waiting in the hand-off rings, and the rings' size. A
+   * backlog that keeps growing means the workers are behind the link; at capacity, frames are
+   * lost (handoff_drops).
+   */
+  handoff_backlog?: { bytes: number; capacity: number };
   /** Non-zero statistic counters by dotted name (`tcp.reassembly_gap`, `capture.emitted`). */
   counters: Record<string, number>;
   flows_active: number;
@@ -59,7 +65,7 @@ export interface InterfaceCount {
 }
 
 /** Fields only the composition root knows; each one given overrides the sampler's default. */
-export type SnapshotExtra = Partial<Pick<SensorSnapshot, 'flows_active' | 'captures' | 'upload' | 'config' | 'health'>>;
+export type SnapshotExtra = Partial<Pick<SensorSnapshot, 'flows_active' | 'captures' | 'upload' | 'config' | 'health' | 'handoff_backlog'>>;
 
 export interface SensorSamplerOptions {
   readonly interfaces: () => readonly InterfaceCount[];
@@ -181,6 +187,7 @@ export class SensorSampler {
       started_at: this.startedAt,
       updated_at: new Date(nowMs).toISOString(),
       interfaces,
+      ...(extra.handoff_backlog !== undefined ? { handoff_backlog: extra.handoff_backlog } : {}),
       counters: counters.snapshot('stat'),
       flows_active: extra.flows_active ?? counters.get('flow.active'),
       captures: extra.captures ?? counters.get('capture.emitted'),

@@ -232,6 +232,17 @@ export class WorkerPool {
     return this.dropped[ifIndex] ?? 0;
   }
 
+  /** Frames handed off and not yet taken by the workers: bytes in all rings, and their capacity. */
+  handoffBacklog(): { bytes: number; capacity: number } {
+    let bytes = 0;
+    let capacity = 0;
+    for (const s of this.slots) {
+      bytes += s.producer.usedBytes;
+      capacity += s.producer.capacity;
+    }
+    return { bytes, capacity };
+  }
+
   /** One captured frame: hashed to its worker and copied into that worker's ring. */
   readonly packet: PacketHandler = (linkType, buf, off, capLen, origLen, tsUs, ifIndex) => {
     const hash = this.hasher.hash(linkType, buf, off, capLen);

@@ -154,6 +154,7 @@ function snapshot(): SensorSnapshot {
       { name: 'eth1', packets: 123456, bytes: 98765432, kernel_drops: 17, interface_drops: 4, handoff_drops: 9, last_packet_at: '2024-05-01T09:59:58.500Z', pps: 10, bps: 800 },
       { name: 'eth2', packets: 0, bytes: 0, pps: 0, bps: 0 },
     ],
+    handoff_backlog: { bytes: 5_000_000, capacity: 67_108_864 },
     counters: { 'tcp.reassembly_gap': 7, 'capture.emitted': 3, 'flow.active': 12, 'defrag.in_progress': 2, 'http.requests': 1e6 },
     flows_active: 12,
     captures: 3,
@@ -192,6 +193,8 @@ describe('startMetricsServer', () => {
       assert.equal(value(m, 'hark_interface_last_packet_timestamp_seconds', { interface: 'eth1' }), Date.parse('2024-05-01T09:59:58.500Z') / 1000);
       assert.equal(m.get('hark_flows_active')?.type, 'gauge');
       assert.equal(value(m, 'hark_flows_active'), 12);
+      assert.equal(m.get('hark_handoff_backlog_bytes')?.type, 'gauge');
+      assert.equal(value(m, 'hark_handoff_backlog_bytes'), 5_000_000);
       assert.equal(value(m, 'hark_captures_total'), 3);
       assert.equal(value(m, 'hark_upload_queue'), 9);
       assert.equal(value(m, 'hark_upload_last_success_timestamp_seconds'), Date.parse('2024-05-01T09:58:00.000Z') / 1000);
@@ -224,7 +227,7 @@ describe('startMetricsServer', () => {
     const server = await startMetricsServer({ listen: '127.0.0.1:0', snapshot: () => snap, defaultMetrics: false });
     try {
       parseExposition(await (await scrape(server.address)).text());
-      snap = { ...snapshot(), interfaces: [{ name: 'eth1', packets: 200000, bytes: 1, pps: 0, bps: 0 }], counters: { 'tcp.reassembly_gap': 8, 'dns.queries': 2 }, anomalies: {}, health: [], upload: { queue: 0 }, config: { source: 'command line' } };
+      snap = { ...snapshot(), handoff_backlog: undefined, interfaces: [{ name: 'eth1', packets: 200000, bytes: 1, pps: 0, bps: 0 }], counters: { 'tcp.reassembly_gap': 8, 'dns.queries': 2 }, anomalies: {}, health: [], upload: { queue: 0 }, config: { source: 'command line' } };
       const m = parseExposition(await (await scrape(server.address)).text());
       assert.equal(value(m, 'hark_interface_packets_total', { interface: 'eth1' }), 200000);
       assert.equal(value(m, 'hark_interface_packets_total', { interface: 'eth2' }), undefined);
@@ -235,6 +238,7 @@ describe('startMetricsServer', () => {
       assert.equal(m.get('hark_health_active')?.samples.length, 0);
       assert.equal(m.has('hark_config_age_seconds'), false, 'unknown config age is absent');
       assert.equal(m.has('hark_upload_last_success_timestamp_seconds'), false);
+      assert.equal(m.has('hark_handoff_backlog_bytes'), false, 'no worker threads: no backlog gauge');
       assert.equal(m.has('process_cpu_user_seconds_total'), false);
     } finally {
       await server.close();

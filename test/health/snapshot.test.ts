@@ -67,6 +67,7 @@ describe('SensorSampler', () => {
     const sampler = new SensorSampler({ interfaces: () => counts, counters: new Counters(), sysfsRoot: root, version: '1.2.3', startedAtMs: T0 - 1000, pid: 77 });
     const first = sampler.sample(T0);
     assert.equal(first.pid, 77);
+    assert.equal(first.handoff_backlog, undefined, 'one thread: no hand-off backlog');
     assert.equal(first.version, '1.2.3');
     assert.equal(first.started_at, new Date(T0 - 1000).toISOString());
     assert.equal(first.updated_at, new Date(T0).toISOString());

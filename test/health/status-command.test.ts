@@ -49,6 +49,7 @@ function content(over: Partial<StatusFileContent>): StatusFileContent {
     pid: process.pid, version: '1.0.0', started_at: now, updated_at: now,
     interfaces: [{ name: 'eth1', packets: 1234, bytes: 2_500_000, kernel_drops: 2, interface_drops: 5, handoff_drops: 8, last_packet_at: now, pps: 50, bps: 8_100_000 }],
     counters: {}, flows_active: 31, captures: 4, anomalies: { 'a.b': 2, 'c.d': 3 },
+    handoff_backlog: { bytes: 16_000_000, capacity: 64_000_000 },
     upload: { queue: 6, home: 'https://home.example' }, config: { source: 'home', version: '12', age_s: 3600 },
     health: [{ event_type: 'health', timestamp: now, name: 'capture.no_packets', severity: 'warning', state: 'raised', message: 'No packets on interface "eth2" for 5 minutes' }],
     stopped: false, interval_ms: 5000, ...over,
@@ -149,6 +150,7 @@ describe('judgeStatusFile and formatStatus', () => {
     const text = formatStatus(v, now);
     assert.match(text, /version 1\.0\.0, pid \d+, started .*, up 3 hours/);
     assert.match(text, /interface eth1: 1234 packets \(2\.5 MB\), kernel drops 2, interface drops 5, worker hand-off drops 8, 50 pps, 8\.1 Mbit\/s, last packet 0 seconds ago/);
+    assert.match(text, /worker hand-off backlog 16\.0 MB of 64\.0 MB \(25%\)/);
     assert.match(text, /flows active 31; captures 4; anomalies 5/);
     assert.match(text, /upload queue 6 to https:\/\/home\.example/);
     assert.match(text, /config from home \(version 12\), fetched 1 hour ago/);

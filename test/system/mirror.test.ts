@@ -108,6 +108,9 @@ test("a TAP's two outputs on two ports give whole conversations (typed and viewe
     assert.equal(st.interfaces.length, 2);
     assert.ok(st.interfaces.every((i: { packets: number }) => i.packets > 0), 'both ports carried traffic');
     assert.equal(st.counters['flow.one_sided'] ?? 0, 0, 'no conversation seen from one side only');
+    // worker threads (the default on this 2-core machine) report what waits in their rings
+    const backlog = st.handoff_backlog as { bytes: number; capacity: number };
+    assert.ok(backlog.capacity >= 2 * (32 << 20) && backlog.bytes >= 0 && backlog.bytes <= backlog.capacity, JSON.stringify(backlog));
   } finally {
     removeVeth(toServer);
     removeVeth(toClient);

@@ -320,6 +320,23 @@ test('WorkerPool.handoffDrops: frames a full ring cannot take are counted per ca
   assert.ok(counters.get('decoder.pkts') + d0 + d1 === 2001, `every frame was either inspected or counted lost: ${counters.get('decoder.pkts')} + ${d0 + d1}`);
 });
 
+test('WorkerPool.handoffBacklog: bytes written and not yet taken by the workers, back to 0 once they catch up', async () => {
+  const o: WorkerSensorOptions = { dictionary: dictionary('b.csv', ['pineapple']) };
+  const { pool } = await startPool(2, o, { ringBytes: 1 << 20, whenFull: 'drop' });
+  const frame = ethernet({ type: ETHERTYPE.IPV4 }, ipv4({ proto: IPPROTO.TCP, src: '10.1.1.9', dst: '192.0.2.91' }, tcp({ sport: 44001, dport: 80, seq: 1, ack: 1, flags: TCP_FLAGS.ACK }, Buffer.alloc(1000, 0x62))));
+  try {
+    assert.deepEqual(pool.handoffBacklog(), { bytes: 0, capacity: 2 << 20 });
+    // a synchronous burst: the workers cannot take any of it before this thread yields
+    for (let i = 0; i < 100; i++) pool.packet(1, frame, 0, frame.length, frame.length, 1_700_000_000_000_000 + i, 0);
+    const during = pool.handoffBacklog().bytes;
+    assert.ok(during >= 100 * frame.length && during <= 100 * (frame.length + 64), `backlog ${during} B for 100 frames of ${frame.length} B`);
+    await pool.drain();
+    assert.equal(pool.handoffBacklog().bytes, 0);
+  } finally {
+    await pool.close();
+  }
+});
+
 test('shareFlowLimits divides the sensor\'s flow memcap and flow count among the workers, defaults included', () => {
   assert.deepEqual(shareFlowLimits({ memcapBytes: 64 << 20, maxFlows: 1000 }, 2), { memcapBytes: 32 << 20, maxFlows: 500 });
   assert.deepEqual(shareFlowLimits(undefined, 4), { memcapBytes: DEFAULT_FLOW_LIMITS.memcapBytes / 4, maxFlows: DEFAULT_FLOW_LIMITS.maxFlows / 4 });
