@@ -2,16 +2,28 @@
  * Events, serialised once: the capture store writes each capture's JSON into its `event` column
  * and then hands the committed captures to the outputs (eve.json, syslog), which would stringify
  * the same object again. `rememberJson` stringifies and keeps the text beside the object (weakly:
- * it goes with the object); `jsonOf` returns the kept text or stringifies. Events are never
+ * it goes with the object); `fromJson` parses and keeps the text it came from; `jsonOf` returns
+ * the kept text or stringifies. Events are never
  * changed after they are emitted (a capture whose count grows is emitted as a new object).
  */
 const kept = new WeakMap<object, string>();
 
-/** JSON.stringify(event), kept for later `jsonOf` calls on the same object. */
+/** JSON.stringify(event), kept for later `jsonOf` calls on the same object (or the text kept already). */
 export function rememberJson(event: object): string {
-  const text = JSON.stringify(event);
-  kept.set(event, text);
+  let text = kept.get(event);
+  if (text === undefined) kept.set(event, (text = JSON.stringify(event)));
   return text;
+}
+
+/**
+ * An event parsed from its JSON text, with the text kept as its serialisation: a worker thread
+ * sends captures as JSON (cheaper to copy across threads than an object graph), and the main
+ * thread then stores and writes that same text instead of stringifying the object again.
+ */
+export function fromJson(text: string): object {
+  const event = JSON.parse(text) as object;
+  kept.set(event, text);
+  return event;
 }
 
 /** The text `rememberJson` kept for this object, else JSON.stringify(event) (not kept). */

@@ -14,6 +14,7 @@ import type { KeyLogEntry, KeyStore, SessionSecrets } from '../app-layer/tls/key
 import type { PacketHandler } from '../capture/file-reader.js';
 import type { CaptureEvent, Evidence } from '../events/capture.js';
 import { Counters, defineAnomaly, defineCounter } from '../events/counters.js';
+import { fromJson } from '../events/json-text.js';
 import { DEFAULT_FLOW_LIMITS } from '../flow/flow-table.js';
 import type { DnsPolicyEvent } from '../events/dns.js';
 import type { TlsEvent } from '../events/tls.js';
@@ -434,7 +435,8 @@ export class WorkerPool {
     switch (m.t) {
       case 'out': {
         const pages = m.evidence.length > 0 ? new Map(m.evidence.map((e) => [e.id, e])) : undefined;
-        for (const c of m.captures) {
+        for (const json of m.captures) {
+          const c = fromJson(json) as CaptureEvent;
           const e = pages?.get(c.id);
           this.opts.onCapture(c, e === undefined ? undefined : { contentType: e.contentType, ...(e.charset !== undefined ? { charset: e.charset } : {}), body: Buffer.from(e.body.buffer, e.body.byteOffset, e.body.byteLength), truncated: e.truncated });
         }

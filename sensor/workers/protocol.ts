@@ -4,7 +4,6 @@
  * shared memory so the main thread sums them without messages. Types and two small helpers only.
  */
 import type { Dictionary } from '../../rules/dictionary.js';
-import type { CaptureEvent } from '../events/capture.js';
 import { Counters } from '../events/counters.js';
 import type { DnsPolicyEvent } from '../events/dns.js';
 import type { TlsEvent } from '../events/tls.js';
@@ -92,7 +91,8 @@ export type FromWorker =
   | { readonly t: 'failed'; readonly error: ConfigError }
   | {
     readonly t: 'out';
-    readonly captures: readonly CaptureEvent[];
+    /** Each capture as its JSON text (copied across threads for less than its object graph). */
+    readonly captures: readonly string[];
     readonly events: readonly (TlsEvent | DnsPolicyEvent)[];
     readonly identity: readonly IdentityObservation[];
     readonly evidence: readonly EvidenceMessage[];

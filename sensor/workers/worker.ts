@@ -6,7 +6,6 @@
  * to end: the dispatcher sends both directions of each flow here.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { CaptureEvent } from '../events/capture.js';
 import { counterName, Counters, defineCounter } from '../events/counters.js';
 import type { DnsPolicyEvent } from '../events/dns.js';
 import type { TlsEvent } from '../events/tls.js';
@@ -80,7 +79,7 @@ function configError(err: unknown): ConfigError {
 function run(port: NonNullable<typeof parentPort>, data: WorkerData): void {
   const counters = sharedCounters(data.counters);
   const ring = new RingConsumer(data.ring);
-  let captures: CaptureEvent[] = [];
+  let captures: string[] = [];
   let events: (TlsEvent | DnsPolicyEvent)[] = [];
   let observations: IdentityObservation[] = [];
   let evidence: EvidenceMessage[] = [];
@@ -122,7 +121,7 @@ function run(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       keyStore,
       identity,
       onCapture: (c, ev) => {
-        captures.push(c);
+        captures.push(JSON.stringify(c));
         if (ev !== undefined) evidence.push({ id: c.id, contentType: ev.contentType, ...(ev.charset !== undefined ? { charset: ev.charset } : {}), body: ev.body, truncated: ev.truncated });
         queued();
       },

@@ -1,7 +1,7 @@
-/** rememberJson / jsonOf: one serialisation shared by the store and the outputs. */
+/** rememberJson / fromJson / jsonOf: one serialisation shared by the store, the outputs and the worker threads. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { jsonOf, rememberJson } from '../../sensor/events/json-text.js';
+import { fromJson, jsonOf, rememberJson } from '../../sensor/events/json-text.js';
 
 test('rememberJson returns JSON.stringify and jsonOf gives back the very same text for that object', () => {
   const e = { event_type: 'capture', id: 'a', count: 2, context: 'caf\u00e9 "quoted"' };
@@ -17,4 +17,20 @@ test('jsonOf stringifies an object nobody remembered, and does not keep it', () 
   assert.equal(jsonOf(e), '{"n":1}');
   e.n = 2;
   assert.equal(jsonOf(e), '{"n":2}');
+});
+
+test('fromJson parses, and rememberJson and jsonOf then give back the text it came from without stringifying', () => {
+  const text = '{"event_type":"capture","id":"b","count":1,"vlan":[6],"device":{"ip":"10.0.0.2"}}';
+  const e = fromJson(text) as { id: string; count: number };
+  assert.deepEqual(e, JSON.parse(text));
+  e.count = 9; // Hark never changes an emitted event; here it shows the text was not recomputed
+  assert.equal(rememberJson(e), text);
+  assert.equal(jsonOf(e), text);
+});
+
+test('rememberJson keeps its first text: a second call does not stringify again', () => {
+  const e = { id: 'c', count: 1 };
+  const first = rememberJson(e);
+  e.count = 2;
+  assert.equal(rememberJson(e), first);
 });
