@@ -113,9 +113,10 @@ export function formatStatus(v: StatusVerdict, nowMs: number = Date.now()): stri
     lines.push(`  interface ${str(i.name) ?? '?'}: ${num(i.packets) ?? 0} packets (${formatBytes(num(i.bytes) ?? 0)})${drops.length ? `, ${drops.join(', ')}` : ''}, ` +
       `${Math.round(num(i.pps) ?? 0)} pps, ${formatBitRate(num(i.bps) ?? 0)}${last ? `, last packet ${last}` : ', no packets yet'}`);
   }
-  const backlog = obj(s.handoff_backlog);
-  if (num(backlog.bytes) !== undefined && num(backlog.capacity)) {
-    lines.push(`  worker hand-off backlog ${formatBytes(num(backlog.bytes)!)} of ${formatBytes(num(backlog.capacity)!)} (${Math.round((100 * num(backlog.bytes)!) / num(backlog.capacity)!)}%)`);
+  const backlog = num(obj(s.handoff_backlog).bytes);
+  const ringBytes = num(obj(s.handoff_backlog).capacity);
+  if (backlog !== undefined && ringBytes !== undefined && ringBytes > 0) {
+    lines.push(`  worker hand-off backlog ${formatBytes(backlog)} of ${formatBytes(ringBytes)} (${Math.round((100 * backlog) / ringBytes)}%)`);
   }
   const anomalies = Object.values(obj(s.anomalies)).reduce<number>((t, x) => t + (num(x) ?? 0), 0);
   lines.push(`  flows active ${num(s.flows_active) ?? 0}; captures ${num(s.captures) ?? 0}; anomalies ${anomalies}`);
