@@ -434,6 +434,29 @@ test('HyperscanEngine.textFolder folds random texts exactly as the TypeScript no
   assert.ok(calls > 1000, `the native loop ran (${calls} calls)`);
 });
 
+test('HyperscanEngine.textFolder folds long prose exactly as the TypeScript normaliser, across slices and display-ring wraps', () => {
+  // Prose is where the native loop's word-and-space fast path runs: words of 2-15 letters, most
+  // followed by one space, some by other separators; long enough to fill many slices and wrap the ring.
+  const native = engineFor().textFolder!;
+  const random = rng(11);
+  const pick = (n: number): number => Math.floor(random() * n);
+  const words = ['the', 'of', 'and', 'hello', 'world', 'letter', 'book', 'Kill', 'DIE', 'a', 'I', 'supercalifragilistic', 'encyclopaedia', 'ab', 'xyzzy', 'moon'];
+  const seps = [' ', ' ', ' ', ' ', '  ', '\t', '\n', ', ', '. ', ' - ', '!!! '];
+  for (let iter = 0; iter < 6; iter++) {
+    let text = '';
+    while (text.length < 150_000) text += words[pick(words.length)] + seps[pick(seps.length)];
+    const chunks: string[] = [];
+    for (let at = 0; at < text.length; ) {
+      const len = 1 + pick(iter % 2 === 0 ? 20_000 : 700);
+      chunks.push(text.slice(at, at + len));
+      at += len;
+    }
+    const ops = chunks.map(() => (random() < 0.05 ? 1 + pick(2) : 0));
+    const batch = iter >= 3;
+    assert.deepEqual(foldRun(chunks, ops, { folder: native, batch }), foldRun(chunks, ops, { batch }), `prose ${iter}`);
+  }
+});
+
 test('HyperscanEngine.textFolder refuses parameters it was not built for', () => {
   const native = engineFor().textFolder!;
   const params = new Int32Array(20).fill(0);

@@ -384,6 +384,20 @@ struct Folder {
                              _mm_or_si128(_mm_and_si128(m0, _mm_unpacklo_epi8(lower, zero)), _mm_andnot_si128(m0, old0)));
             _mm_storeu_si128(reinterpret_cast<__m128i*>(rp + 8),
                              _mm_or_si128(_mm_and_si128(m1, _mm_unpackhi_epi8(lower, zero)), _mm_andnot_si128(m1, old1)));
+            if (kind[after] == kSpace && maxSepRun >= 1 && o + len < limit && dp + len < dispEnd) {
+              // and the space after it, as the separator branch above would take it next: one
+              // skeleton space (its map entry is lane `len` of the stores above) and one shown space
+              ob[o + len] = 0x20;
+              rp[len] = 0x20;
+              last = 0x20;
+              rep = 1;
+              dp += len + 1;
+              o += len + 1;
+              sep = 1;
+              sk = true;
+              i += len + 1;
+              continue;
+            }
             last = t[i + len - 1] | 0x20;
             rep = 1;
             dp += len;
