@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_WORKLOAD_DIR, ensureWorkload, SENSOR_NODE_FLAGS } from './workload.js';
+import { parseStatCpuSeconds, type ThreadsCpu } from '../sensor/health/threads.js';
 
 /** The compiled CLI beside this file (dist-x/bench/live.js -> dist-x/sensor/cli/hark.js). */
 const HARK_JS = fileURLToPath(new URL('../sensor/cli/hark.js', import.meta.url));
@@ -166,15 +167,21 @@ function readStatus(dir: string): any {
   }
 }
 
-/** User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15, in clock ticks of 1/100 s). */
+/** User + system CPU seconds of a process so far. */
 function cpuSeconds(pid: number | undefined): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
+    return parseStatCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'latin1')) ?? 0;
   } catch {
     return 0;
   }
+}
+
+/** Each thread role's share of a core between two status files' `threads` (capture, workers, other). */
+function threadShares(before: ThreadsCpu | undefined, after: ThreadsCpu | undefined, seconds: number): string | undefined {
+  if (before === undefined || after === undefined || seconds <= 0) return undefined;
+  const pct = (a: number, b: number): string => `${Math.round((100 * (a - b)) / seconds)}%`;
+  const workers = after.workers.map((w, k) => pct(w.cpu_seconds, before.workers[k]?.tid === w.tid ? before.workers[k].cpu_seconds : 0));
+  return `capture thread ${pct(after.capture.cpu_seconds, before.capture.cpu_seconds)}${workers.length > 0 ? `, workers ${workers.join(' ')}` : ''}, other threads ${pct(after.other.cpu_seconds, before.other.cpu_seconds)}`;
 }
 
 function peakRss(pid: number | undefined): number {
@@ -225,6 +232,7 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
     await listening('hark run', child, stderr, 100);
     const drops0 = pathDrops(v);
     const cpu0 = cpuSeconds(child.pid);
+    const threads0 = readStatus(dir)?.threads as ThreadsCpu | undefined;
     const t0 = Date.now();
     const r = await tcpreplay(v.send, pcap, mbps);
     // how far the workers trail the link as the sender stops (the status is at most one interval old)
@@ -243,6 +251,8 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
     }
     const rss = peakRss(child.pid);
     const cpuShare = (cpuSeconds(child.pid) - cpu0) / ((Date.now() - t0) / 1000);
+    // the status file is at most one interval old at both ends: the split is over about the same window
+    const split = threadShares(threads0, readStatus(dir)?.threads as ThreadsCpu | undefined, (Date.now() - t0) / 1000);
     child.kill('SIGTERM');
     const stopped = await Promise.race([exited, sleep(STOP_TIMEOUT_MS).then(() => undefined)]);
     if (stopped === undefined) throw new Error(`hark run did not stop within ${STOP_TIMEOUT_MS} ms`);
@@ -267,7 +277,7 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
     if (!found) notes.push(`${planted - hits} planted phrases missed`);
     if (backlogBytes > 0) notes.push(`workers ${lagS.toFixed(1)} s behind when the sender stopped${lagS > MAX_LAG_S ? ` (over ${MAX_LAG_S} s: not sustained)` : ''}`);
     // a sensor far below one core while it dropped was starved by other processes, not too slow
-    notes.push(`sensor CPU ${(cpuShare * 100).toFixed(0)}% of a core`);
+    notes.push(`sensor CPU ${(cpuShare * 100).toFixed(0)}% of a core${split !== undefined ? ` (${split})` : ''}`);
     const engine = /engine (\w+)/.exec(stderr())?.[1];
     if (engine !== undefined) notes.push(`engine ${engine}`);
     const threads = /(\d+) worker threads/.exec(stderr())?.[1];

@@ -26,6 +26,7 @@ import { ActiveHealth } from './health/active-health.js';
 import { startMetricsServer, type MetricsServer } from './health/metrics.js';
 import { SensorSampler, type SensorSnapshot } from './health/snapshot.js';
 import { StatusFileWriter } from './health/status-file.js';
+import { ThreadCpuSampler } from './health/threads.js';
 import { InterfaceWatchdog } from './health/watchdog.js';
 import { loadStartupConfig, fetchBundle, materialise, type MaterialisedConfig } from './home-client/config.js';
 import { SensorCredentials } from './home-client/credentials.js';
@@ -125,6 +126,8 @@ interface PacketEngine {
   handoffDrops?(ifIndex: number): number;
   /** Bytes handed to the workers and not yet taken, and the rings' size (workers only). */
   handoffBacklog?(): { bytes: number; capacity: number };
+  /** The worker threads' kernel ids, for per-thread CPU in the status file (workers only). */
+  workerThreadIds?(): (number | undefined)[];
   /** Every second: flows and merge windows expire by wall time (workers tick themselves). */
   tick(nowUs: number): void;
   reconfigure(o: { dictionary: string; engine: EngineChoice; site: SitePolicyFiles }): Promise<void>;
@@ -157,6 +160,7 @@ function poolEngine(pool: WorkerPool): PacketEngine {
     flowsActive: () => pool.flowsActive(),
     handoffDrops: (ifIndex) => pool.handoffDrops(ifIndex),
     handoffBacklog: () => pool.handoffBacklog(),
+    workerThreadIds: () => pool.workerThreadIds(),
     tick: () => pool.syncCounters(),
     reconfigure: (o) => pool.reconfigure(o),
     async finish() {
@@ -193,6 +197,7 @@ export class SensorService {
   private metrics: MetricsServer | undefined;
   private status!: StatusFileWriter;
   private sampler!: SensorSampler;
+  private threadCpu!: ThreadCpuSampler;
   private config: ActiveConfig = { source: 'command line' };
   private interfaces: string[] = [];
   private timers: NodeJS.Timeout[] = [];
@@ -400,8 +405,10 @@ export class SensorService {
   private snapshotExtra(): Partial<SensorSnapshot> {
     const c = this.config;
     const backlog = this.engine.handoffBacklog?.();
+    const threads = this.threadCpu.sample();
     return {
       ...(backlog !== undefined ? { handoff_backlog: backlog } : {}),
+      ...(threads !== undefined ? { threads } : {}),
       flows_active: this.engine.flowsActive(),
       captures: this.counters.get('capture.emitted'),
       upload: {
@@ -421,6 +428,7 @@ export class SensorService {
   private startMonitoring(): void {
     const o = this.opts;
     const watchdog = new InterfaceWatchdog({ silentMs: o.watchdogSilentMs, dropWindowMs: o.dropWindowMs, onHealth: this.onHealth });
+    this.threadCpu = new ThreadCpuSampler({ workerTids: () => this.engine.workerThreadIds?.() ?? [] });
     this.sampler = new SensorSampler({
       counters: this.counters,
       interfaces: () => {

@@ -148,6 +148,19 @@ export class SensorMetrics {
       name: 'hark_handoff_backlog_bytes',
       present: (s) => s.handoff_backlog !== undefined,
     });
+    new Counter({
+      name: fixed('hark_thread_cpu_seconds_total'),
+      help: 'CPU time of the sensor\'s threads: capture (reads the interfaces, hands off, stores), worker-N (packet work), other (garbage collection helpers, libuv)',
+      labelNames: ['thread'], registers: [reg],
+      collect() {
+        this.reset();
+        const t = snap()?.threads;
+        if (t === undefined) return;
+        this.inc({ thread: 'capture' }, nonNegative(t.capture.cpu_seconds));
+        t.workers.forEach((w, k) => this.inc({ thread: `worker-${k}` }, nonNegative(w.cpu_seconds)));
+        this.inc({ thread: 'other' }, nonNegative(t.other.cpu_seconds));
+      },
+    });
     new Gauge({
       name: fixed('hark_flows_active'), help: 'Flows in the flow table', registers: [reg],
       collect() { this.set(nonNegative(snap()?.flows_active)); },

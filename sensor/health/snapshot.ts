@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Counters } from '../events/counters.js';
 import type { HealthEvent } from '../events/health.js';
+import type { ThreadsCpu } from './threads.js';
 import type { InterfaceWatchdog, WatchdogInterface } from './watchdog.js';
 
 export interface InterfaceSnapshot {
@@ -42,6 +43,8 @@ export interface SensorSnapshot {
    * lost (handoff_drops).
    */
   handoff_backlog?: { bytes: number; capacity: number };
+  /** CPU of the capture thread, each worker thread and the rest of the process (Linux only). */
+  threads?: ThreadsCpu;
   /** Non-zero statistic counters by dotted name (`tcp.reassembly_gap`, `capture.emitted`). */
   counters: Record<string, number>;
   flows_active: number;
@@ -65,7 +68,7 @@ export interface InterfaceCount {
 }
 
 /** Fields only the composition root knows; each one given overrides the sampler's default. */
-export type SnapshotExtra = Partial<Pick<SensorSnapshot, 'flows_active' | 'captures' | 'upload' | 'config' | 'health' | 'handoff_backlog'>>;
+export type SnapshotExtra = Partial<Pick<SensorSnapshot, 'flows_active' | 'captures' | 'upload' | 'config' | 'health' | 'handoff_backlog' | 'threads'>>;
 
 export interface SensorSamplerOptions {
   readonly interfaces: () => readonly InterfaceCount[];
@@ -188,6 +191,7 @@ export class SensorSampler {
       updated_at: new Date(nowMs).toISOString(),
       interfaces,
       ...(extra.handoff_backlog !== undefined ? { handoff_backlog: extra.handoff_backlog } : {}),
+      ...(extra.threads !== undefined ? { threads: extra.threads } : {}),
       counters: counters.snapshot('stat'),
       flows_active: extra.flows_active ?? counters.get('flow.active'),
       captures: extra.captures ?? counters.get('capture.emitted'),

@@ -118,6 +118,13 @@ export function formatStatus(v: StatusVerdict, nowMs: number = Date.now()): stri
   if (backlog !== undefined && ringBytes !== undefined && ringBytes > 0) {
     lines.push(`  worker hand-off backlog ${formatBytes(backlog)} of ${formatBytes(ringBytes)} (${Math.round((100 * backlog) / ringBytes)}%)`);
   }
+  const threads = obj(s.threads);
+  const pct = (t: unknown): string => `${Math.round(num(obj(t).cpu_pct) ?? 0)}%`;
+  if (num(obj(threads.process).cpu_seconds) !== undefined) {
+    const workers = arr(threads.workers);
+    lines.push(`  CPU (% of one core): capture thread ${pct(threads.capture)}` +
+      `${workers.length > 0 ? `, workers ${workers.map(pct).join(' ')}` : ''}, other threads ${pct(threads.other)}; process ${pct(threads.process)}`);
+  }
   const anomalies = Object.values(obj(s.anomalies)).reduce<number>((t, x) => t + (num(x) ?? 0), 0);
   lines.push(`  flows active ${num(s.flows_active) ?? 0}; captures ${num(s.captures) ?? 0}; anomalies ${anomalies}`);
   const up = obj(s.upload);

@@ -115,6 +115,8 @@ interface Waiter {
 class Slot {
   worker: Worker | undefined;
   ready = false;
+  /** The worker's kernel thread id, as it reported when ready (a restarted worker reports its new one). */
+  tid: number | undefined = undefined;
   /** Main-thread counter id for each of this worker's ids (-1: not named yet). */
   readonly idMap = new Int32Array(COUNTER_SLOTS).fill(-1);
   /** Worker id of `flow.active`, once named. */
@@ -231,6 +233,11 @@ export class WorkerPool {
    */
   handoffDrops(ifIndex: number): number {
     return this.dropped[ifIndex] ?? 0;
+  }
+
+  /** Each worker's kernel thread id (undefined until it is ready; a stopped worker keeps its last), in worker order. */
+  workerThreadIds(): (number | undefined)[] {
+    return this.slots.map((s) => s.tid);
   }
 
   /** Frames handed off and not yet taken by the workers: bytes in all rings, and their capacity. */
@@ -419,6 +426,7 @@ export class WorkerPool {
     const data: WorkerData = { index: slot.index, ring: slot.ring, counters: slot.counterBuf, sensor: this.sensorOptions, tickMs: this.tickMs };
     const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     slot.worker = w;
+    slot.tid = undefined;
     slot.ready = false;
     w.on('message', (m: FromWorker) => this.onMessage(slot, m));
     w.on('error', (err) => {
@@ -454,6 +462,7 @@ export class WorkerPool {
         break;
       case 'ready':
         slot.ready = true;
+        slot.tid = m.tid;
         slot.crashes = 0;
         if (!this.started && this.slots.every((s) => s.ready)) {
           this.started = true;

@@ -86,7 +86,8 @@ export interface CounterNames {
 }
 
 export type FromWorker =
-  | { readonly t: 'ready' }
+  /** Built its Sensor; `tid`: its kernel thread id, for the status file's per-thread CPU. */
+  | { readonly t: 'ready'; readonly tid?: number }
   | { readonly t: 'names'; readonly counters: CounterNames }
   | { readonly t: 'failed'; readonly error: ConfigError }
   | {

@@ -16,6 +16,7 @@ import { loadMatching, Sensor, SensorConfigError, type Matching } from '../main.
 import { loadSitePolicy, type SitePolicy } from '../site-policy.js';
 import { type ConfigError, type EvidenceMessage, type FromWorker, type ReconfigureOptions, type ToWorker, type WorkerData, sharedCounters } from './protocol.js';
 import { RingConsumer } from './shared-ring.js';
+import { osThreadId } from '../health/threads.js';
 
 /** Records handed to the pipeline between two looks at the clock. */
 const RECORDS_PER_BATCH = 256;
@@ -221,7 +222,8 @@ function run(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     }, data.tickMs);
     timer.unref();
   }
-  post({ t: 'ready' });
+  const tid = osThreadId();
+  post({ t: 'ready', ...(tid !== undefined ? { tid } : {}) });
   pump();
 }
 

@@ -155,6 +155,10 @@ function snapshot(): SensorSnapshot {
       { name: 'eth2', packets: 0, bytes: 0, pps: 0, bps: 0 },
     ],
     handoff_backlog: { bytes: 5_000_000, capacity: 67_108_864 },
+    threads: {
+      process: { cpu_seconds: 90.5, cpu_pct: 180 }, capture: { cpu_seconds: 12.25, cpu_pct: 25 },
+      workers: [{ cpu_seconds: 33, cpu_pct: 66, tid: 101 }, { cpu_seconds: 32, cpu_pct: 64, tid: 102 }], other: { cpu_seconds: 13.25, cpu_pct: 25 },
+    },
     counters: { 'tcp.reassembly_gap': 7, 'capture.emitted': 3, 'flow.active': 12, 'defrag.in_progress': 2, 'http.requests': 1e6 },
     flows_active: 12,
     captures: 3,
@@ -195,6 +199,10 @@ describe('startMetricsServer', () => {
       assert.equal(value(m, 'hark_flows_active'), 12);
       assert.equal(m.get('hark_handoff_backlog_bytes')?.type, 'gauge');
       assert.equal(value(m, 'hark_handoff_backlog_bytes'), 5_000_000);
+      assert.equal(m.get('hark_thread_cpu_seconds_total')?.type, 'counter');
+      assert.equal(value(m, 'hark_thread_cpu_seconds_total', { thread: 'capture' }), 12.25);
+      assert.equal(value(m, 'hark_thread_cpu_seconds_total', { thread: 'worker-1' }), 32);
+      assert.equal(value(m, 'hark_thread_cpu_seconds_total', { thread: 'other' }), 13.25);
       assert.equal(value(m, 'hark_captures_total'), 3);
       assert.equal(value(m, 'hark_upload_queue'), 9);
       assert.equal(value(m, 'hark_upload_last_success_timestamp_seconds'), Date.parse('2024-05-01T09:58:00.000Z') / 1000);

@@ -50,6 +50,10 @@ function content(over: Partial<StatusFileContent>): StatusFileContent {
     interfaces: [{ name: 'eth1', packets: 1234, bytes: 2_500_000, kernel_drops: 2, interface_drops: 5, handoff_drops: 8, last_packet_at: now, pps: 50, bps: 8_100_000 }],
     counters: {}, flows_active: 31, captures: 4, anomalies: { 'a.b': 2, 'c.d': 3 },
     handoff_backlog: { bytes: 16_000_000, capacity: 64_000_000 },
+    threads: {
+      process: { cpu_seconds: 90, cpu_pct: 181.4 }, capture: { cpu_seconds: 12, cpu_pct: 26.2 },
+      workers: [{ cpu_seconds: 33, cpu_pct: 66, tid: 101 }, { cpu_seconds: 32, cpu_pct: 64.6, tid: 102 }], other: { cpu_seconds: 13, cpu_pct: 24.6 },
+    },
     upload: { queue: 6, home: 'https://home.example' }, config: { source: 'home', version: '12', age_s: 3600 },
     health: [{ event_type: 'health', timestamp: now, name: 'capture.no_packets', severity: 'warning', state: 'raised', message: 'No packets on interface "eth2" for 5 minutes' }],
     stopped: false, interval_ms: 5000, ...over,
@@ -151,6 +155,7 @@ describe('judgeStatusFile and formatStatus', () => {
     assert.match(text, /version 1\.0\.0, pid \d+, started .*, up 3 hours/);
     assert.match(text, /interface eth1: 1234 packets \(2\.5 MB\), kernel drops 2, interface drops 5, worker hand-off drops 8, 50 pps, 8\.1 Mbit\/s, last packet 0 seconds ago/);
     assert.match(text, /worker hand-off backlog 16\.0 MB of 64\.0 MB \(25%\)/);
+    assert.match(text, /CPU \(% of one core\): capture thread 26%, workers 66% 65%, other threads 25%; process 181%/);
     assert.match(text, /flows active 31; captures 4; anomalies 5/);
     assert.match(text, /upload queue 6 to https:\/\/home\.example/);
     assert.match(text, /config from home \(version 12\), fetched 1 hour ago/);

@@ -20,6 +20,7 @@ import { ethernet, ipv4, udp } from '../helpers/packets.js';
 import { writePcap } from '../helpers/pcap-writer.js';
 import { fixture } from '../helpers/replay.js';
 import { HARK, hark, makeVeth, removeVeth, status, waitFor } from '../helpers/system.js';
+import type { ThreadsCpu } from '../../sensor/health/threads.js';
 
 const require = createRequire(import.meta.url);
 type Db = { prepare(sql: string): { all(): Array<{ phrase: string; source: string; url: string; count: number }> }; close(): void };
@@ -111,6 +112,11 @@ test("a TAP's two outputs on two ports give whole conversations (typed and viewe
     // worker threads (the default on this 2-core machine) report what waits in their rings
     const backlog = st.handoff_backlog as { bytes: number; capacity: number };
     assert.ok(backlog.capacity >= 2 * (32 << 20) && backlog.bytes >= 0 && backlog.bytes <= backlog.capacity, JSON.stringify(backlog));
+    // and the CPU of each thread: the capture thread, two workers (threads of the sensor, not its main one), the rest
+    const threads = st.threads as ThreadsCpu;
+    assert.equal(threads.workers.length, 2, JSON.stringify(threads));
+    assert.ok(threads.workers.every((w) => w.tid !== undefined && w.tid !== st.pid && w.cpu_seconds > 0), JSON.stringify(threads));
+    assert.ok(threads.capture.cpu_seconds > 0 && threads.process.cpu_seconds >= threads.capture.cpu_seconds, JSON.stringify(threads));
   } finally {
     removeVeth(toServer);
     removeVeth(toClient);

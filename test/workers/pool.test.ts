@@ -6,7 +6,7 @@
  * replaced. Files are read with the sensor's own reader into `pool.packet`.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -273,8 +273,15 @@ test('WorkerPool restarts a worker that died: counted, its flows counted lost, p
     await pool.drain();
     const before = pool.flowsPerWorker();
     assert.ok(before[0] > 0 && before[1] > 0, `flows on both workers: ${before}`);
+    // each worker reported its kernel thread id: a thread of this process, not the main one
+    const tids = pool.workerThreadIds();
+    assert.equal(new Set(tids).size, 2, `two distinct ids: ${tids}`);
+    for (const tid of tids) assert.ok(tid !== undefined && tid !== process.pid && existsSync(`/proc/${process.pid}/task/${tid}`), `thread ${tid}`);
     await pool.terminateWorker(0);
     for (let i = 0; i < 200 && counters.get('workers.restarts') === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 200 && pool.workerThreadIds()[0] === undefined; i++) await new Promise((r) => setTimeout(r, 25));
+    const after = pool.workerThreadIds();
+    assert.ok(after[0] !== undefined && after[0] !== tids[0] && after[1] === tids[1], `the restarted worker is a new thread: ${tids} -> ${after}`);
     assert.equal(counters.get('workers.crashes'), 1);
     assert.equal(counters.get('workers.restarts'), 1);
     assert.equal(counters.get('workers.flows_lost'), before[0]);
