@@ -4,8 +4,9 @@
  * (each worker reads its own from /proc/thread-self when it starts). Output: per thread role, the
  * CPU seconds used so far and the share of one core since the previous sample; `other` is the
  * process's remaining threads (V8's garbage-collector helpers, libuv's pool). This is what says
- * why a sensor drops: workers near 100% of a core are behind the link; a capture thread near 100%
- * cannot hand frames off fast enough; a large `other` is garbage collection.
+ * why a sensor drops: workers near 100% of a core (or a process using every core the machine
+ * leaves it) are behind the link; a capture thread near 100% cannot hand frames off fast enough;
+ * a large `other` is garbage collection.
  * Never throws: where /proc cannot be read (not Linux, a thread that just ended) the value is left out.
  */
 import { readFileSync, readlinkSync } from 'node:fs';
@@ -63,7 +64,7 @@ export interface ThreadsCpu {
   process: ThreadCpu;
   /** The capture thread: reads the interfaces, hands frames off, stores captures. */
   capture: ThreadCpu;
-  /** One per worker thread (absent without --workers), in worker order. */
+  /** One per worker thread, in worker order (empty when the sensor runs on one thread). */
   workers: ThreadCpu[];
   /** Everything else in the process: garbage-collector helpers, libuv's thread pool, ended threads. */
   other: ThreadCpu;
