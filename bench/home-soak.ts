@@ -18,19 +18,15 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import forge from 'node-forge';
 import { Agent, request } from 'undici';
+import { parseStatCpuSeconds } from '../sensor/health/threads.js';
 
 const HOME_MAIN = fileURLToPath(new URL('../home/main.js', import.meta.url));
-/** Linux USER_HZ: /proc/PID/stat times are in these ticks on every mainstream architecture. */
-const CLOCK_TICKS_PER_S = 100;
 const ADMIN_PASSWORD = 'soak benchmark password';
 
 interface ProcSample { cpuS: number; rssKb: number; hwmKb: number }
 
 function sampleProc(pid: number): ProcSample {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the parenthesised command name: utime is 14th, stime 15th overall.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuS = (Number(rest[11]) + Number(rest[12])) / CLOCK_TICKS_PER_S;
+  const cpuS = parseStatCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'latin1')) ?? 0;
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
   return { cpuS, rssKb: kb('VmRSS'), hwmKb: kb('VmHWM') };

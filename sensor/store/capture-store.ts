@@ -55,6 +55,12 @@ const PENDING = 'uploaded_at IS NULL AND quarantined_at IS NULL';
 const URGENT = `${PENDING} AND severity >= 4`;
 const ROUTINE = `${PENDING} AND severity < 4`;
 const UPLOADED = 'uploaded_at IS NOT NULL';
+/** The outbox's and eviction's reads, each through its partial index; queryPlan explains these same statements. */
+const PLANNED_SQL = {
+  'outbox-urgent': `SELECT event FROM capture_rows INDEXED BY captures_pending_urgent WHERE ${URGENT} ORDER BY ts_us LIMIT ?`,
+  'outbox-routine': `SELECT event FROM capture_rows INDEXED BY captures_pending_routine WHERE ${ROUTINE} ORDER BY ts_us LIMIT ?`,
+  evict: `SELECT rowid FROM capture_rows INDEXED BY captures_uploaded WHERE ${UPLOADED} ORDER BY ts_us LIMIT ?`,
+} as const;
 
 /** Schema migrations, in order; `PRAGMA user_version` records how many have run. Append only.
  * Exported for the upgrade tests, which build older versions from them. */
@@ -318,11 +324,11 @@ export class CaptureStore {
       }
       return { changed, queued };
     });
-    this.selectUrgent = this.db.prepare(`SELECT event FROM capture_rows INDEXED BY captures_pending_urgent WHERE ${URGENT} ORDER BY ts_us LIMIT ?`).pluck();
-    this.selectRoutine = this.db.prepare(`SELECT event FROM capture_rows INDEXED BY captures_pending_routine WHERE ${ROUTINE} ORDER BY ts_us LIMIT ?`).pluck();
+    this.selectUrgent = this.db.prepare(PLANNED_SQL['outbox-urgent']).pluck();
+    this.selectRoutine = this.db.prepare(PLANNED_SQL['outbox-routine']).pluck();
     this.markOne = this.db.prepare(`UPDATE capture_rows SET uploaded_at = ? WHERE id = ? AND ${PENDING}`);
     this.quarantineOne = this.db.prepare(`UPDATE capture_rows SET quarantined_at = ?, quarantine_reason = ? WHERE id = ? AND ${PENDING}`);
-    this.oldestUploaded = this.db.prepare(`SELECT rowid FROM capture_rows INDEXED BY captures_uploaded WHERE ${UPLOADED} ORDER BY ts_us LIMIT ?`).pluck();
+    this.oldestUploaded = this.db.prepare(PLANNED_SQL.evict).pluck();
     this.deleteRow = this.db.prepare('DELETE FROM capture_rows WHERE rowid = ?');
     this.countUrgent = this.db.prepare(`SELECT count(*) FROM capture_rows INDEXED BY captures_pending_urgent WHERE ${URGENT}`).pluck();
     this.countRoutine = this.db.prepare(`SELECT count(*) FROM capture_rows INDEXED BY captures_pending_routine WHERE ${ROUTINE}`).pluck();
@@ -617,13 +623,8 @@ export class CaptureStore {
   }
 
   /** How a statement would run (EXPLAIN QUERY PLAN details), to check that the outbox uses its indexes. */
-  queryPlan(which: 'outbox-urgent' | 'outbox-routine' | 'evict'): string[] {
-    const sql = which === 'outbox-urgent'
-      ? `SELECT event FROM capture_rows INDEXED BY captures_pending_urgent WHERE ${URGENT} ORDER BY ts_us LIMIT 1`
-      : which === 'outbox-routine'
-        ? `SELECT event FROM capture_rows INDEXED BY captures_pending_routine WHERE ${ROUTINE} ORDER BY ts_us LIMIT 1`
-        : `SELECT rowid FROM capture_rows INDEXED BY captures_uploaded WHERE ${UPLOADED} ORDER BY ts_us LIMIT 1`;
-    return (this.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail);
+  queryPlan(which: keyof typeof PLANNED_SQL): string[] {
+    return (this.db.prepare(`EXPLAIN QUERY PLAN ${PLANNED_SQL[which]}`).all(1) as { detail: string }[]).map((r) => r.detail);
   }
 
   /** Commits what it can and closes; captures still held by a full store are lost and counted. */
