@@ -12,6 +12,7 @@ import { LocalApi } from './api/local-api.js';
 import { sensorApiRoutes } from './api/routes.js';
 import { KeyStore } from './app-layer/tls/keylog.js';
 import { defaultInterface, LiveCapture } from './capture/live.js';
+import { describeOffloads, prepareReceiveOffloads, type OffloadPlan } from './capture/offloads.js';
 import { DEFAULT_BLOCK_BYTES, RingCapture, ringAvailable } from './capture/ring.js';
 import type { CaptureEvent, Evidence } from './events/capture.js';
 import type { DnsPolicyEvent } from './events/dns.js';
@@ -92,6 +93,8 @@ export interface ServiceOptions {
   readonly dropWindowMs?: number;
   /** Ring capture: kernel buffer per interface in MiB (1 MiB blocks; default 64). */
   readonly ringMb?: number;
+  /** Leave GRO / LRO on where they are on (a warning says what that costs); default: turn them off. */
+  readonly keepOffloads?: boolean;
   readonly heartbeatMs?: number;
   /** Damping of the switch back to the preferred home: probe period and minimum hold-down. */
   readonly homeRecheckMs?: number;
@@ -206,6 +209,7 @@ export class SensorService {
   private lastUploadAtMs: number | undefined;
   private unforwardKeys: (() => void) | undefined;
   private uploadBatchesSeen = 0;
+  private offloads: OffloadPlan | undefined;
 
   constructor(private readonly opts: ServiceOptions) {}
 
@@ -269,8 +273,10 @@ export class SensorService {
       ? new RingCapture({ interfaces: this.interfaces, filter, ...(o.ringMb !== undefined ? { blockBytes: DEFAULT_BLOCK_BYTES, blocks: o.ringMb } : {}) }, this.engine.packet, this.counters)
       : new LiveCapture({ interfaces: this.interfaces, filter }, this.engine.packet);
     try {
+      this.offloads = prepareReceiveOffloads(this.interfaces, { keep: o.keepOffloads === true });
       this.live.start();
       this.openStorage(settings);
+      this.reportOffloads(this.offloads, o.keepOffloads === true);
       if (o.user !== undefined) dropPrivileges(o.user, o.dataDir);
       if (o.api.enabled) {
         this.api = await LocalApi.start({
@@ -309,6 +315,17 @@ export class SensorService {
   /** SIGHUP: reopen log files after logrotate moved them. */
   reopenLogs(): void {
     this.outputs?.reopen();
+  }
+
+  /** Turned-off offloads go to the log; offloads left on raise a `capture.offloads` warning. */
+  private reportOffloads(plan: OffloadPlan, keep: boolean): void {
+    if (plan.unchecked !== undefined) this.opts.log(`hark: receive offloads not checked: ${plan.unchecked}`);
+    for (const r of plan.reports) {
+      const said = describeOffloads(r, keep);
+      if (said === undefined) continue;
+      if (said.level === 'info') this.opts.log(`hark: ${said.message}`);
+      else this.onHealth(healthEvent('capture.offloads', 'warning', said.message, { interface: r.interface, offloads: r.stillOn.join(',') }));
+    }
   }
 
   private describeConfig(): string {
@@ -574,6 +591,7 @@ export class SensorService {
   private async shutdown(): Promise<void> {
     for (const t of this.timers.splice(0)) clearInterval(t);
     this.live?.stop();
+    for (const failure of this.offloads?.restore() ?? []) this.opts.log(`hark: ${failure}`);
     await this.api?.close();
     this.unforwardKeys?.();
     if (this.engine !== undefined) {

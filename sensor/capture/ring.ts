@@ -76,7 +76,7 @@ const EXPECTED_LAYOUT: Readonly<Record<string, number>> = {
 };
 
 /** Must equal ABI_VERSION in native/hark_ring.cc. */
-const ADDON_ABI_VERSION = 1;
+const ADDON_ABI_VERSION = 2;
 const ADDON_FILE = 'build/Release/hark_ring.node';
 
 const C_KERNEL_PACKETS = defineCounter('capture.kernel_packets');
@@ -99,7 +99,7 @@ interface NativeRing {
   readonly ifindex: number;
 }
 
-interface RingBinding {
+export interface RingBinding {
   readonly ABI_VERSION: number;
   readonly layout: Readonly<Record<string, number>>;
   readonly pcapVersion: string;
@@ -115,6 +115,10 @@ interface RingBinding {
   ): NativeRing;
   close(handle: object): void;
   stats(handle: object): [number, number, number];
+  /** [GRO, LRO] of an interface: 1 on, 0 off, -errno when the driver cannot say. */
+  getOffloads(name: string): [number, number];
+  /** Turns GRO (0) or LRO (1) on or off: 0, or the errno (EPERM without CAP_NET_ADMIN). */
+  setOffload(name: string, which: 0 | 1, on: boolean): number;
 }
 
 /** The addon's source folder, found from this module whether it runs compiled (dist-x/sensor/capture/) or from source. */
@@ -132,9 +136,10 @@ export function ringAddonPath(): string {
 
 let binding: RingBinding | undefined;
 
-type BindingLoad = { binding: RingBinding; reason?: undefined } | { binding?: undefined; reason: string };
+export type BindingLoad = { binding: RingBinding; reason?: undefined } | { binding?: undefined; reason: string };
 
-function loadBinding(): BindingLoad {
+/** The addon (also for offloads.ts), or why it cannot be loaded here. */
+export function loadRingBinding(): BindingLoad {
   if (binding) return { binding };
   if (process.platform !== 'linux') return { reason: `the ring capture needs Linux AF_PACKET (this is ${process.platform})` };
   const file = ringAddonPath();
@@ -159,7 +164,7 @@ function loadBinding(): BindingLoad {
  * (Privileges are checked by start(), which names cap_net_raw when they are missing.)
  */
 export function ringAvailable(): { ok: boolean; reason?: string } {
-  const loaded = loadBinding();
+  const loaded = loadRingBinding();
   return loaded.binding ? { ok: true } : { ok: false, reason: loaded.reason };
 }
 
@@ -277,7 +282,7 @@ export class RingCapture {
   /** Opens every interface or none: the first failure closes what was opened and throws CaptureInterfaceError. */
   start(): void {
     if (this.rings.some((r) => r.open)) throw new Error('RingCapture.start: already started');
-    const loaded = loadBinding();
+    const loaded = loadRingBinding();
     if (!loaded.binding) throw new CaptureInterfaceError(`Cannot start ring capture: ${loaded.reason}`);
     const b = loaded.binding;
     const blockBytes = this.opts.blockBytes ?? DEFAULT_BLOCK_BYTES;

@@ -113,6 +113,9 @@ Options:
                          (libpcap) or auto (ring when built, default)
   --ring-mb N            ring capture: kernel buffer per interface in MiB, 2 to 1024 (default 64);
                          a larger one rides out longer bursts
+  --keep-offloads        leave GRO / LRO on where they are on (by default Hark turns them off on
+                         its interfaces while it runs, as they merge TCP segments before capture,
+                         and puts them back when it stops; a health warning says when they stay on)
   --workers N            worker threads for the packet work, each owning its flows (same hash
                          both directions); 0 runs everything on one thread (default: the number
                          of cores, 0 on a single core); --flow-memcap and --max-flows are shared
@@ -194,6 +197,7 @@ ${FLOW_USAGE}
         'watchdog-minutes': { type: 'string', default: '5' },
         'drop-alarm-minutes': { type: 'string', default: '5' },
         'ring-mb': { type: 'string' },
+        'keep-offloads': { type: 'boolean' },
         'heartbeat-interval': { type: 'string' },
         'home-insecure': { type: 'boolean', default: false },
         'home-recheck': { type: 'string' },
@@ -243,6 +247,7 @@ ${FLOW_USAGE}
       watchdogSilentMs: number('watchdog-minutes', values['watchdog-minutes'], 0.01) * 60_000,
       dropWindowMs: number('drop-alarm-minutes', values['drop-alarm-minutes'], 0.01) * 60_000,
       ringMb: values['ring-mb'] !== undefined ? ringMb(values['ring-mb'], values.capture) : undefined,
+      keepOffloads: values['keep-offloads'] === true,
       heartbeatMs: values['heartbeat-interval'] !== undefined ? number('heartbeat-interval', values['heartbeat-interval'], 0.1) * 1000 : undefined,
       homeInsecure: values['home-insecure'],
       homeRecheckMs: values['home-recheck'] !== undefined ? number('home-recheck', values['home-recheck'], 0.1) * 1000 : undefined,

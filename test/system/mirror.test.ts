@@ -5,7 +5,9 @@
  * own veth pair, both listened to, gives whole conversations (typed and viewed captures, like the
  * unsplit file); (3) every packet mirrored twice: the copies are dropped (counted) and no capture is
  * doubled; (4) a sensor that falls behind (stopped while the port floods its 2 MiB ring) reports
- * the kernel's drops and raises capture.drops. Root only; removes its interfaces and files.
+ * the kernel's drops and raises capture.drops; (5) GRO on the port is turned off for the run and
+ * back on after it, or kept on with a capture.offloads warning. Root only; removes its interfaces
+ * and files.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -20,6 +22,7 @@ import { ethernet, ipv4, udp } from '../helpers/packets.js';
 import { writePcap } from '../helpers/pcap-writer.js';
 import { fixture } from '../helpers/replay.js';
 import { HARK, hark, makeVeth, removeVeth, status, waitFor } from '../helpers/system.js';
+import { loadRingBinding } from '../../sensor/capture/ring.js';
 import type { ThreadsCpu } from '../../sensor/health/threads.js';
 
 const require = createRequire(import.meta.url);
@@ -164,6 +167,58 @@ test('hark run --user drops to that user once the capture handles are open, and 
     assert.equal(stored(data).length, 4);
   } finally {
     await sensor.stop('SIGKILL');
+    removeVeth(v);
+  }
+});
+
+/** GRO of a veth end through the ring addon: 1 on, 0 off. */
+function gro(iface: string, on?: boolean): number {
+  const b = loadRingBinding().binding!;
+  if (on !== undefined) assert.equal(b.setOffload(iface, 0, on), 0, `GRO ${on ? 'on' : 'off'} on ${iface}`);
+  return b.getOffloads(iface)[0];
+}
+
+test('receive offloads: GRO on the mirror port is turned off while hark runs and back on after, or kept with a health warning', { timeout: 120_000 }, async () => {
+  const v = makeVeth('g');
+  try {
+    gro(v.recv, true);
+    const data = join(dir, 'gro');
+    const sensor = hark(['run', '-i', v.recv, '--mode', 'standalone', '--data-dir', data, '--no-api', '--stats-interval', '0', '--status-interval', '0.2']);
+    try {
+      await waitFor('the sensor to listen', 60_000, () => {
+        if (!sensor.alive) throw new Error(sensor.err);
+        return sensor.err.includes('listening on');
+      });
+      assert.match(sensor.err, new RegExp(`hark: ${v.recv}: turned receive offload GRO off for capture \\(back on when Hark stops\\)`));
+      assert.equal(gro(v.recv), 0, 'GRO off while the sensor captures');
+      execFileSync('tcpreplay', ['-i', v.send, fixture('school-search', 'school-search.pcap')], { stdio: 'ignore' });
+      await waitFor('the captures', 30_000, () => (status(data)?.captures ?? 0) >= 4);
+      assert.deepEqual((status(data).health ?? []).filter((e: { name: string }) => e.name === 'capture.offloads'), []);
+      assert.equal(await sensor.stop('SIGTERM'), 0, sensor.err);
+    } finally {
+      await sensor.stop('SIGKILL');
+    }
+    assert.equal(gro(v.recv), 1, 'GRO back on as it was found');
+
+    const kept = join(dir, 'gro-kept');
+    const keeping = hark(['run', '-i', v.recv, '--keep-offloads', '--mode', 'standalone', '--data-dir', kept, '--no-api', '--stats-interval', '0', '--status-interval', '0.2']);
+    try {
+      await waitFor('the offload warning in the status file', 60_000, () => {
+        if (!keeping.alive) throw new Error(keeping.err);
+        return (status(kept)?.health ?? []).some((e: { name: string }) => e.name === 'capture.offloads');
+      });
+      const warning = status(kept).health.find((e: { name: string }) => e.name === 'capture.offloads');
+      assert.equal(warning.severity, 'warning');
+      assert.equal(warning.state, 'raised');
+      assert.deepEqual(warning.detail, { interface: v.recv, offloads: 'gro' });
+      assert.match(warning.message, new RegExp(`run: ethtool -K ${v.recv} gro off$`));
+      assert.equal(gro(v.recv), 1, '--keep-offloads leaves GRO on');
+      assert.equal(await keeping.stop('SIGTERM'), 0, keeping.err);
+    } finally {
+      await keeping.stop('SIGKILL');
+    }
+    assert.equal(gro(v.recv), 1);
+  } finally {
     removeVeth(v);
   }
 });

@@ -22,7 +22,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <linux/ethtool.h>
 #include <linux/filter.h>
+#include <linux/sockios.h>
 
 #include <string>
 #include <vector>
@@ -30,7 +32,7 @@
 namespace {
 
 // Bumped whenever the JS contract changes: ring.ts refuses an addon built from older sources.
-constexpr uint32_t ABI_VERSION = 1;
+constexpr uint32_t ABI_VERSION = 2;
 // Room before each frame to put back a VLAN tag the kernel took out of the frame (libpcap does the
 // same): 4 bytes, one 802.1Q/802.1ad header.
 constexpr int VLAN_TAG_RESERVE = 4;
@@ -543,6 +545,89 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+// ---------- receive offloads (GRO, LRO) ----------
+// A NIC or driver that merges TCP segments before capture (generic / large receive offload) hands
+// packet sockets frames of up to 64 KiB that were never on the wire. Legacy ethtool commands:
+// ETHTOOL_GGRO / SGRO, and the LRO bit of ETHTOOL_GFLAGS / SFLAGS (the kernel maps both onto the
+// device's feature bits). Reading needs no privilege; changing needs CAP_NET_ADMIN.
+
+// One ethtool_value command on `name`: 0, or the errno.
+int EthtoolValue(const std::string& name, uint32_t cmd, uint32_t* data) {
+  if (name.empty() || name.size() >= IFNAMSIZ) return EINVAL;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  struct ethtool_value ev;
+  ev.cmd = cmd;
+  ev.data = *data;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  memcpy(ifr.ifr_name, name.c_str(), name.size());
+  ifr.ifr_data = reinterpret_cast<char*>(&ev);
+  const int rc = ioctl(fd, SIOCETHTOOL, &ifr);
+  const int e = rc != 0 ? errno : 0;
+  close(fd);
+  *data = ev.data;
+  return e;
+}
+
+bool GetName(napi_env env, napi_value v, std::string* out) {
+  char buf[IFNAMSIZ + 1];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, buf, sizeof(buf), &len) != napi_ok) return false;
+  out->assign(buf, len);
+  return true;
+}
+
+// getOffloads(name) -> [gro, lro]: 1 on, 0 off, -errno when the driver cannot say (-EOPNOTSUPP...).
+napi_value GetOffloads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  std::string name;
+  if (argc < 1 || !GetName(env, argv[0], &name)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "getOffloads(name) takes an interface name");
+    return nullptr;
+  }
+  uint32_t gro = 0;
+  uint32_t flags = 0;
+  const int eg = EthtoolValue(name, ETHTOOL_GGRO, &gro);
+  const int ef = EthtoolValue(name, ETHTOOL_GFLAGS, &flags);
+  napi_value arr;
+  napi_create_array_with_length(env, 2, &arr);
+  napi_set_element(env, arr, 0, MakeNumber(env, eg != 0 ? -eg : (gro != 0 ? 1 : 0)));
+  napi_set_element(env, arr, 1, MakeNumber(env, ef != 0 ? -ef : ((flags & ETH_FLAG_LRO) != 0 ? 1 : 0)));
+  return arr;
+}
+
+// setOffload(name, which: 0 GRO | 1 LRO, on: boolean) -> 0, or the errno (EPERM without CAP_NET_ADMIN).
+napi_value SetOffload(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  std::string name;
+  int32_t which = -1;
+  bool on = false;
+  if (argc < 3 || !GetName(env, argv[0], &name) || napi_get_value_int32(env, argv[1], &which) != napi_ok ||
+      (which != 0 && which != 1) || napi_get_value_bool(env, argv[2], &on) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setOffload(name, 0 (GRO) | 1 (LRO), on)");
+    return nullptr;
+  }
+  int e;
+  if (which == 0) {
+    uint32_t v = on ? 1 : 0;
+    e = EthtoolValue(name, ETHTOOL_SGRO, &v);
+  } else {
+    uint32_t flags = 0;
+    e = EthtoolValue(name, ETHTOOL_GFLAGS, &flags);
+    if (e == 0) {
+      flags = on ? (flags | ETH_FLAG_LRO) : (flags & ~static_cast<uint32_t>(ETH_FLAG_LRO));
+      e = EthtoolValue(name, ETHTOOL_SFLAGS, &flags);
+    }
+  }
+  return MakeNumber(env, e);
+}
+
 void SetNumber(napi_env env, napi_value obj, const char* key, double v) {
   napi_set_named_property(env, obj, key, MakeNumber(env, v));
 }
@@ -574,6 +659,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"open", nullptr, Open, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"getOffloads", nullptr, GetOffloads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setOffload", nullptr, SetOffload, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   napi_set_named_property(env, exports, "layout", Layout(env));
