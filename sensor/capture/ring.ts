@@ -136,7 +136,7 @@ export function ringAddonPath(): string {
 
 let binding: RingBinding | undefined;
 
-export type BindingLoad = { binding: RingBinding; reason?: undefined } | { binding?: undefined; reason: string };
+type BindingLoad = { binding: RingBinding; reason?: undefined } | { binding?: undefined; reason: string };
 
 /** The addon (also for offloads.ts), or why it cannot be loaded here. */
 export function loadRingBinding(): BindingLoad {
