@@ -2,11 +2,16 @@
  * Benchmark child: the full sensor pipeline (read, decode, reassembly, HTTP decoding, text
  * extraction, the workload's 10,000-phrase dictionary, captures) on one capture file, with one
  * engine; prints one JSON line of figures. Run in its own process so peak RSS is its own.
- * Usage: node dist/bench/pipeline.js <capture> <phrases.txt> <hyperscan|js>
+ * Usage: node dist/bench/pipeline.js <capture> <phrases.txt> <hyperscan|js> [--bodies extract|raw|none]
+ * `--bodies` is a diagnostic of where the time goes (the counts then differ from the ground truth
+ * for `none`): `raw` scans each decoded body as it is, markup and all, without the HTML/JSON/form
+ * extraction; `none` neither extracts nor scans bodies (URLs and headers still are).
  */
 import { readFileSync } from 'node:fs';
 import type { Dictionary, Phrase } from '../rules/dictionary.js';
+import { HttpInspector } from '../sensor/inspect/http-inspector.js';
 import { Sensor, type EngineChoice } from '../sensor/main.js';
+import type { PhraseScanner } from '../sensor/match/scanner.js';
 
 function peakRssBytes(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
@@ -14,6 +19,17 @@ function peakRssBytes(): number {
 }
 
 const [file, phrasesFile, engine] = process.argv.slice(2);
+const bodiesArg = process.argv.indexOf('--bodies');
+const bodies = bodiesArg > 0 ? process.argv[bodiesArg + 1] : 'extract';
+if (bodies === 'raw' || bodies === 'none') {
+  // Diagnostic only: replaces the inspector's body hand-off (its per-message scans are private).
+  type Scans = { scans: Map<unknown, { scanner: PhraseScanner }> };
+  HttpInspector.prototype.onBody = function (this: HttpInspector, msg, _dir, chunk) {
+    if (bodies === 'raw') (this as unknown as Scans).scans.get(msg)?.scanner.writeUtf8(chunk);
+  };
+} else if (bodies !== 'extract') {
+  throw new Error(`--bodies takes extract, raw or none, not ${bodies}`);
+}
 const phrases: Phrase[] = readFileSync(phrasesFile, 'utf8')
   .split('\n')
   .filter((l) => l.trim().length > 0)
