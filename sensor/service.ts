@@ -276,7 +276,7 @@ export class SensorService {
       this.offloads = prepareReceiveOffloads(this.interfaces, { keep: o.keepOffloads === true });
       this.live.start();
       this.openStorage(settings);
-      this.reportOffloads(this.offloads, o.keepOffloads === true);
+      this.reportOffloads(this.offloads);
       if (o.user !== undefined) dropPrivileges(o.user, o.dataDir);
       if (o.api.enabled) {
         this.api = await LocalApi.start({
@@ -318,10 +318,10 @@ export class SensorService {
   }
 
   /** Turned-off offloads go to the log; offloads left on raise a `capture.offloads` warning. */
-  private reportOffloads(plan: OffloadPlan, keep: boolean): void {
+  private reportOffloads(plan: OffloadPlan): void {
     if (plan.unchecked !== undefined) this.opts.log(`hark: receive offloads not checked: ${plan.unchecked}`);
     for (const r of plan.reports) {
-      const said = describeOffloads(r, keep);
+      const said = describeOffloads(r);
       if (said === undefined) continue;
       if (said.level === 'info') this.opts.log(`hark: ${said.message}`);
       else this.onHealth(healthEvent('capture.offloads', 'warning', said.message, { interface: r.interface, offloads: r.stillOn.join(',') }));

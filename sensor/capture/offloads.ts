@@ -8,6 +8,7 @@
  * was changed (on a clean stop, so a shared interface is left as found). Reading the settings needs
  * no privilege; changing them needs CAP_NET_ADMIN (the hark service has it). Never throws.
  */
+import { constants } from 'node:os';
 import { loadRingBinding, type RingBinding } from './ring.js';
 
 export type Offload = 'gro' | 'lro';
@@ -16,7 +17,7 @@ export interface OffloadReport {
   readonly interface: string;
   /** Offloads found on and turned off. */
   readonly turnedOff: readonly Offload[];
-  /** Offloads still on: kept on request, or the change failed (`error`). */
+  /** Offloads still on: kept on request (no `error`), or the change failed (`error`). */
   readonly stillOn: readonly Offload[];
   /** Why a change failed (errno name and what to do), when it did. */
   readonly error?: string;
@@ -31,10 +32,10 @@ export interface OffloadPlan {
 }
 
 const WHICH: Record<Offload, 0 | 1> = { gro: 0, lro: 1 };
-const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 13: 'EACCES', 19: 'ENODEV', 22: 'EINVAL', 95: 'EOPNOTSUPP' };
+const { EPERM, ENODEV } = constants.errno;
 
 function errnoName(e: number): string {
-  return ERRNO_NAMES[e] ?? `errno ${e}`;
+  return Object.entries(constants.errno).find(([, n]) => n === e)?.[0] ?? `errno ${e}`;
 }
 
 /** The shell command that does by hand what Hark could not. */
@@ -71,7 +72,7 @@ export function prepareReceiveOffloads(interfaces: readonly string[], opts: { ke
         changed.push({ name, offload });
       } else {
         stillOn.push(offload);
-        error ??= e === 1 ? 'EPERM: changing offloads needs CAP_NET_ADMIN' : `${errnoName(e)} from the driver`;
+        error ??= e === EPERM ? 'EPERM: changing offloads needs CAP_NET_ADMIN' : `${errnoName(e)} from the driver`;
       }
     }
     return { interface: name, turnedOff, stillOn, ...(error !== undefined ? { error } : {}) };
@@ -82,7 +83,7 @@ export function prepareReceiveOffloads(interfaces: readonly string[], opts: { ke
       const failures: string[] = [];
       for (const { name, offload } of changed.splice(0)) {
         const e = binding.setOffload(name, WHICH[offload], true);
-        if (e !== 0 && e !== 19) failures.push(`${name}: could not turn ${offload.toUpperCase()} back on (${errnoName(e)})`);
+        if (e !== 0 && e !== ENODEV) failures.push(`${name}: could not turn ${offload.toUpperCase()} back on (${errnoName(e)})`);
       }
       return failures;
     },
@@ -90,10 +91,10 @@ export function prepareReceiveOffloads(interfaces: readonly string[], opts: { ke
 }
 
 /** The log line or health message for one report, or undefined when there is nothing to say. */
-export function describeOffloads(r: OffloadReport, keep: boolean): { level: 'info' | 'warning'; message: string } | undefined {
+export function describeOffloads(r: OffloadReport): { level: 'info' | 'warning'; message: string } | undefined {
   const names = (list: readonly Offload[]): string => list.map((o) => o.toUpperCase()).join(' and ');
   if (r.stillOn.length > 0) {
-    const why = keep ? 'kept on (--keep-offloads)' : `could not be turned off (${r.error ?? 'unknown error'})`;
+    const why = r.error === undefined ? 'kept on (--keep-offloads)' : `could not be turned off (${r.error})`;
     return {
       level: 'warning',
       message: `${r.interface}: receive offload ${names(r.stillOn)} ${why}: the kernel merges TCP segments before capture, hiding retransmissions and overlaps; run: ${offloadCommand(r.interface, r.stillOn)}`,

@@ -35,9 +35,9 @@ test('offloads that are on are turned off, reported, and restored exactly as fou
     { interface: 'eth3', turnedOff: ['gro'], stillOn: [] },
   ]);
   assert.deepEqual(state, { eth1: [0, 0], eth2: [0, 0], eth3: [0, -95] });
-  assert.equal(describeOffloads(plan.reports[0], false)?.message, 'eth1: turned receive offload GRO and LRO off for capture (back on when Hark stops)');
-  assert.equal(describeOffloads(plan.reports[0], false)?.level, 'info');
-  assert.equal(describeOffloads(plan.reports[1], false), undefined, 'nothing to say about an interface without offloads');
+  assert.equal(describeOffloads(plan.reports[0])?.message, 'eth1: turned receive offload GRO and LRO off for capture (back on when Hark stops)');
+  assert.equal(describeOffloads(plan.reports[0])?.level, 'info');
+  assert.equal(describeOffloads(plan.reports[1]), undefined, 'nothing to say about an interface without offloads');
   assert.deepEqual(plan.restore(), []);
   assert.deepEqual(state, { eth1: [1, 1], eth2: [0, 0], eth3: [1, -95] }, 'only what Hark turned off comes back on');
   assert.deepEqual(driver.calls, ['eth1 gro off', 'eth1 lro off', 'eth3 gro off', 'eth1 gro on', 'eth1 lro on', 'eth3 gro on']);
@@ -51,7 +51,7 @@ test('--keep-offloads leaves them on, and the warning says what that costs and t
   const plan = prepareReceiveOffloads(['eth1'], { keep: true, binding: driver });
   assert.deepEqual(plan.reports, [{ interface: 'eth1', turnedOff: [], stillOn: ['gro'] }]);
   assert.deepEqual(driver.calls, []);
-  const said = describeOffloads(plan.reports[0], true)!;
+  const said = describeOffloads(plan.reports[0])!;
   assert.equal(said.level, 'warning');
   assert.equal(said.message, 'eth1: receive offload GRO kept on (--keep-offloads): the kernel merges TCP segments before capture, hiding retransmissions and overlaps; run: ethtool -K eth1 gro off');
 });
@@ -61,7 +61,7 @@ test('a change the kernel refuses is a warning naming the privilege, and nothing
   const driver = fakeDriver(state, 1);
   const plan = prepareReceiveOffloads(['eth1'], { keep: false, binding: driver });
   assert.deepEqual(plan.reports, [{ interface: 'eth1', turnedOff: [], stillOn: ['gro', 'lro'], error: 'EPERM: changing offloads needs CAP_NET_ADMIN' }]);
-  assert.match(describeOffloads(plan.reports[0], false)!.message, /^eth1: receive offload GRO and LRO could not be turned off \(EPERM: changing offloads needs CAP_NET_ADMIN\): .*; run: ethtool -K eth1 gro off lro off$/);
+  assert.match(describeOffloads(plan.reports[0])!.message, /^eth1: receive offload GRO and LRO could not be turned off \(EPERM: changing offloads needs CAP_NET_ADMIN\): .*; run: ethtool -K eth1 gro off lro off$/);
   assert.deepEqual(plan.restore(), []);
   assert.equal(driver.calls.length, 2, 'no restore of what was never changed');
   assert.equal(offloadCommand('bond0', ['lro']), 'ethtool -K bond0 lro off');
