@@ -69,6 +69,8 @@ export interface SensorOptions {
   readonly counters?: Counters;
   /** Drop mirror-port duplicate copies of packets (default true). */
   readonly dropDuplicates?: boolean;
+  /** Frames per connection-grouped batch when reading capture files (PipelineOptions.localityFrames). */
+  readonly localityFrames?: number;
   /** NSS key log files (SSLKEYLOGFILE format) with TLS session secrets. */
   readonly keyLogs?: readonly string[];
   /** Follow the key logs as they grow (live sensor) rather than reading them once (default false). */
@@ -284,6 +286,7 @@ export class Sensor {
       datagrams: udp,
       flowEnded: { flowEnded: (r) => udp.flowEnded(r) },
       dropDuplicates: opts.dropDuplicates,
+      localityFrames: opts.localityFrames,
       flowLimits: { ...DEFAULT_FLOW_LIMITS, ...opts.flowLimits },
     });
   }

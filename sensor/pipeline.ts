@@ -11,6 +11,7 @@ import { DuplicateFilter } from './decode/duplicates.js';
 import { Counters, defineCounter } from './events/counters.js';
 import { DEFAULT_FLOW_LIMITS, FlowTable, type FlowEndSink, type FlowLimits } from './flow/flow-table.js';
 import type { DatagramSink, StreamFactory } from './flow/stream.js';
+import { DEFAULT_LOCALITY_FRAMES, LocalityBatcher } from './workers/locality.js';
 
 const C_EXCEPTION = defineCounter('pipeline.exception');
 /**
@@ -30,6 +31,11 @@ export interface PipelineOptions {
   readonly counters?: Counters;
   /** Drop mirror-port duplicate copies (default true; false for captures known to be clean). */
   readonly dropDuplicates?: boolean;
+  /**
+   * Frames per connection-grouped batch for capture files (workers/locality.ts; default
+   * DEFAULT_LOCALITY_FRAMES); 0 hands every frame over in file order.
+   */
+  readonly localityFrames?: number;
 }
 
 export class Pipeline {
@@ -37,6 +43,7 @@ export class Pipeline {
   readonly decoder: Decoder;
   readonly flows: FlowTable;
   private readonly duplicates: DuplicateFilter | undefined;
+  private readonly localityFrames: number;
   private exceptionsLogged = 0;
 
   constructor(opts: PipelineOptions = {}) {
@@ -44,6 +51,12 @@ export class Pipeline {
     this.decoder = new Decoder(this.counters);
     this.flows = new FlowTable(this.counters, opts.streams, opts.datagrams, opts.flowEnded, opts.flowLimits ?? DEFAULT_FLOW_LIMITS);
     this.duplicates = opts.dropDuplicates === false ? undefined : new DuplicateFilter(this.counters);
+    this.localityFrames = opts.localityFrames ?? DEFAULT_LOCALITY_FRAMES;
+  }
+
+  /** A batcher that hands this pipeline connection-grouped batches (the caller flushes it). */
+  localityBatcher(frames = this.localityFrames): LocalityBatcher | undefined {
+    return frames > 0 ? new LocalityBatcher(this.packet, this.flows, frames) : undefined;
   }
 
   /** One captured frame. Same signature as the file reader's handler, so it can be passed directly. */
@@ -70,12 +83,21 @@ export class Pipeline {
   runFile(path: string, opts: ReadOptions = {}): ReadSummary {
     const flows = this.flows;
     const theirs = opts.onOverwrite;
+    const batcher = this.localityBatcher();
     const onOverwrite = (buf: Uint8Array, from: number, to: number): void => {
+      // frames still waiting in the batch are handed over while their bytes are intact
+      batcher?.overwrite(buf, from, to);
       flows.sourceOverwrite(buf, from, to);
       theirs?.(buf, from, to);
     };
     try {
-      const summary = readCaptureFile(path, this.packet, { ...opts, windowBytes: opts.windowBytes ?? FILE_WINDOW_BYTES, onOverwrite });
+      let summary: ReadSummary;
+      try {
+        summary = readCaptureFile(path, batcher?.add ?? this.packet, { ...opts, windowBytes: opts.windowBytes ?? FILE_WINDOW_BYTES, onOverwrite });
+      } finally {
+        // a file that ends in an error still has everything before the error processed
+        batcher?.flush();
+      }
       this.finish();
       return summary;
     } finally {

@@ -81,6 +81,8 @@ export interface ServiceOptions {
   readonly statsIntervalMs: number;
   readonly storeMaxBytes?: number;
   readonly flowLimits?: SensorOptions['flowLimits'];
+  /** Frames per connection-grouped batch in each worker (default DEFAULT_LOCALITY_FRAMES; 0: off). */
+  readonly localityFrames?: number;
   readonly eve: { readonly maxBytes: number; readonly keep: number };
   readonly syslog: readonly string[];
   /** E-mail alerts from the command line (standalone); an enrolled sensor takes home's. */
@@ -238,7 +240,7 @@ export class SensorService {
     if (o.workers > 0) {
       const pool = await WorkerPool.start({
         workers: o.workers,
-        sensorOptions: { dictionary, engine: o.engine, keyLogs: o.keyLogs, followKeyLogs: true, rsaKeys: o.rsaKeys, keyWaitUs: o.keyWaitUs, site, keepEvidence, flowLimits: shareFlowLimits(o.flowLimits, o.workers) },
+        sensorOptions: { dictionary, engine: o.engine, keyLogs: o.keyLogs, followKeyLogs: true, rsaKeys: o.rsaKeys, keyWaitUs: o.keyWaitUs, site, keepEvidence, flowLimits: shareFlowLimits(o.flowLimits, o.workers), localityFrames: o.localityFrames },
         onCapture,
         onEvent,
         counters: this.counters,

@@ -1,18 +1,36 @@
 /**
  * The flow-table options `hark run` and `hark scan` share: how many flows, and how much memory
  * their state may take, before the least recently active are evicted (closed, then UDP, then
- * half-open, then established; counted in flow.memcap_evicted).
+ * half-open, then established; counted in flow.memcap_evicted); and how many frames a
+ * connection-grouped batch holds (workers/locality.ts).
  */
 import { DEFAULT_FLOW_LIMITS, type FlowLimits } from '../flow/flow-table.js';
+import { DEFAULT_LOCALITY_FRAMES } from '../workers/locality.js';
 import { CliError } from './command.js';
+
+/** Largest batch: 1M frames of index arrays is ~40 MB. */
+const MAX_GROUP_FRAMES = 1 << 20;
 
 export const FLOW_OPTIONS = {
   'flow-memcap': { type: 'string' },
   'max-flows': { type: 'string' },
+  'group-frames': { type: 'string' },
 } as const;
 
 export const FLOW_USAGE = `  --flow-memcap MIB      memory for flow state, reassembly and out-of-order bytes (default ${DEFAULT_FLOW_LIMITS.memcapBytes / 1048576})
-  --max-flows N          flows tracked at once (default ${DEFAULT_FLOW_LIMITS.maxFlows})`;
+  --max-flows N          flows tracked at once (default ${DEFAULT_FLOW_LIMITS.maxFlows})
+  --group-frames N       frames per connection-grouped batch (default ${DEFAULT_LOCALITY_FRAMES}; 0: strictly in
+                         capture order, slower)`;
+
+/** --group-frames as a number of frames, or undefined for the default. */
+export function groupFramesFrom(v: { 'group-frames'?: string }): number | undefined {
+  if (v['group-frames'] === undefined) return undefined;
+  const n = Number(v['group-frames']);
+  if (!Number.isInteger(n) || n < 0 || n > MAX_GROUP_FRAMES) {
+    throw new CliError(`--group-frames must be a whole number of frames from 0 to ${MAX_GROUP_FRAMES}, not "${v['group-frames']}"`);
+  }
+  return n;
+}
 
 export function flowLimitsFrom(v: { 'flow-memcap'?: string; 'max-flows'?: string }): Partial<Pick<FlowLimits, 'maxFlows' | 'memcapBytes'>> {
   const out: { maxFlows?: number; memcapBytes?: number } = {};

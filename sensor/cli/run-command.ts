@@ -13,7 +13,7 @@ import { TLS_KEY_WAIT_US } from '../app-layer/tls/index.js';
 import type { EngineChoice } from '../main.js';
 import { autoWorkers, SensorService, type SensorMode } from '../service.js';
 import { CliError, type Command } from './command.js';
-import { FLOW_OPTIONS, FLOW_USAGE, flowLimitsFrom } from './flow-options.js';
+import { FLOW_OPTIONS, FLOW_USAGE, flowLimitsFrom, groupFramesFrom } from './flow-options.js';
 import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
 
 /** Where a checkout keeps its data when nothing else is configured (gitignored). */
@@ -238,6 +238,7 @@ ${FLOW_USAGE}
       statusIntervalMs: number('status-interval', values['status-interval'], 0.1) * 1000,
       statsIntervalMs: number('stats-interval', values['stats-interval']) * 1000,
       flowLimits: flowLimitsFrom(values),
+      localityFrames: groupFramesFrom(values),
       storeMaxBytes: values['store-max-bytes'] !== undefined ? number('store-max-bytes', values['store-max-bytes'], 65536) : undefined,
       eve: { maxBytes: number('eve-max-bytes', values['eve-max-bytes']), keep: number('eve-keep', values['eve-keep']) },
       syslog: values.syslog ?? [],

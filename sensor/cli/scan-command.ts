@@ -9,7 +9,7 @@ import { JsonLinesWriter } from '../output/eve-writer.js';
 import { CaptureStore } from '../store/capture-store.js';
 import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from '../main.js';
 import { CliError, type Command } from './command.js';
-import { FLOW_OPTIONS, FLOW_USAGE, flowLimitsFrom } from './flow-options.js';
+import { FLOW_OPTIONS, FLOW_USAGE, flowLimitsFrom, groupFramesFrom } from './flow-options.js';
 import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
 import { exitStatusFor, parseFileCommand, readWithProgress } from './file-run.js';
 import { formatCoverage, formatSummary } from './summary.js';
@@ -82,6 +82,7 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
         bodyLimitBytes: bodyLimit,
         dropDuplicates: !values['keep-duplicates'],
         flowLimits: flowLimitsFrom(values),
+        localityFrames: groupFramesFrom(values),
         keyLogs: values.keylog,
         rsaKeys: values['rsa-key'],
         site: siteFilesFrom(values),

@@ -253,6 +253,10 @@ export class FlowTable implements HalfOutput {
   private readonly memcapBytes: number;
   private count = 0;
   private nextExpireUs = 0;
+  /** nextExpireUs during a batch (batchStart), else -1. */
+  private heldExpireUs = -1;
+  /** Deferred-retention queue length when the batch began. */
+  private batchMark = 0;
   private nowUs = 0;
 
   constructor(
@@ -345,6 +349,30 @@ export class FlowTable implements HalfOutput {
         const o = f * REC_STRIDE;
         this.end(f, this.rec[o + R_RST] !== 0 ? 'rst' : this.rec[o + R_STATE] === S_CLOSED ? 'fin' : 'eof');
       }
+    }
+  }
+
+  /**
+   * A batch of packets handed over grouped by connection, out of capture order across flows, begins
+   * (workers/locality.ts). Until `batchEnd`, packets do not run expiry: a packet handed over later
+   * than another flow's later packets must not find its own flow timed out.
+   */
+  batchStart(): void {
+    if (this.heldExpireUs >= 0) return;
+    this.heldExpireUs = this.nextExpireUs;
+    this.nextExpireUs = Infinity;
+    this.batchMark = this.halves.pendingCount;
+  }
+
+  /** The batch is over: source order is restored where reassembly needs it, and due expiry runs. */
+  batchEnd(): void {
+    if (this.heldExpireUs < 0) return;
+    this.halves.sortPendingFrom(this.batchMark);
+    this.nextExpireUs = this.heldExpireUs;
+    this.heldExpireUs = -1;
+    if (this.nowUs >= this.nextExpireUs) {
+      this.expire(this.nowUs);
+      this.nextExpireUs = this.nowUs + EXPIRE_INTERVAL_US;
     }
   }
 

@@ -500,6 +500,43 @@ export class HalfStore {
     this.settlePending((this.pass - 1) * POS_PASS + to);
   }
 
+  /** Deferred deliveries queued so far (see `sortPendingFrom`). */
+  get pendingCount(): number {
+    return this.pendingSize;
+  }
+
+  /**
+   * Puts the deliveries queued since the queue held `mark` back in source order. A batch handed
+   * over grouped by connection (workers/locality.ts) delivers one source range out of order;
+   * `settlePending` walks the queue oldest first and stops at the first position not yet
+   * overwritten, so it needs that order. Only the batch's own entries move: every earlier one is
+   * from an earlier part of the source. Nothing settles during a batch (only `overwrite` does,
+   * and the source does not write while it hands frames over), so the head stays where it was.
+   */
+  sortPendingFrom(mark: number): void {
+    const n = this.pendingSize - mark;
+    if (n < 2) return;
+    const q = this.pending;
+    const mask = q.length / PENDING_FIELDS - 1;
+    const first = this.pendingHead + mark;
+    const hs = new Float64Array(n);
+    const ps = new Float64Array(n);
+    let sorted = true;
+    for (let i = 0; i < n; i++) {
+      const at = ((first + i) & mask) * PENDING_FIELDS;
+      hs[i] = q[at];
+      ps[i] = q[at + 1];
+      if (i > 0 && ps[i] < ps[i - 1]) sorted = false;
+    }
+    if (sorted) return;
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => ps[a] - ps[b]);
+    for (let i = 0; i < n; i++) {
+      const at = ((first + i) & mask) * PENDING_FIELDS;
+      q[at] = hs[order[i]];
+      q[at + 1] = ps[order[i]];
+    }
+  }
+
   /** Copies, oldest first, the queued deliveries at source positions below `limit` that are still referenced. */
   private settlePending(limit: number): void {
     const q = this.pending;

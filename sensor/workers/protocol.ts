@@ -18,6 +18,8 @@ export interface WorkerSensorOptions {
   readonly dedupWindowUs?: number;
   readonly bodyLimitBytes?: number;
   readonly dropDuplicates?: boolean;
+  /** Frames per connection-grouped batch the worker takes from its ring (0: one by one, in order). */
+  readonly localityFrames?: number;
   /** Each worker reads (and with followKeyLogs, follows) these itself. */
   readonly keyLogs?: readonly string[];
   readonly followKeyLogs?: boolean;

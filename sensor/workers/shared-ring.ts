@@ -233,19 +233,27 @@ export class RingConsumer {
     return ((Atomics.load(this.v.ctrl, I_PUBLISHED) >>> 0) - this.consumed) >>> 0;
   }
 
+  /** Bytes of record space (the most one `consume` can hold before releasing). */
+  get capacity(): number {
+    return this.v.size;
+  }
+
   /**
-   * Hands up to `maxRecords` published records to `handler`, in order, then releases their space
-   * (and wakes a producer waiting for room). Returns how many were handed over. A throwing handler
+   * Hands up to `maxRecords` published records (and about `maxBytes` of record space: the record
+   * that crosses it is the last) to `handler`, in order; then calls `beforeRelease` (the records
+   * are still valid in it, for a handler that kept views of them) and releases their space (and
+   * wakes a producer waiting for room). Returns how many were handed over. A throwing handler
    * still releases the records before the exception propagates: that record is not seen again.
    */
-  consume(handler: RingRecordHandler, maxRecords: number): number {
+  consume(handler: RingRecordHandler, maxRecords: number, maxBytes = Infinity, beforeRelease?: () => void): number {
     const v = this.v;
     const ctrl = v.ctrl;
     const head = Atomics.load(ctrl, I_HEAD) >>> 0;
-    let pos = this.readPos;
+    const start = this.readPos;
+    let pos = start;
     let n = 0;
     try {
-      while (pos !== head && n < maxRecords) {
+      while (pos !== head && n < maxRecords && ((pos - start) >>> 0) < maxBytes) {
         let at = pos & v.mask;
         let total = v.u32[(at + R_TOTAL) >>> 2];
         if (total === WRAP_MARKER) {
@@ -263,15 +271,24 @@ export class RingConsumer {
         handler(linkType, v.u8, at + RECORD_HEADER_BYTES, capLen, origLen, tsUs, ifIndex);
       }
     } finally {
-      if (n > 0) {
-        this.readPos = pos;
-        this.consumed = (this.consumed + n) >>> 0;
-        Atomics.store(ctrl, I_CONSUMED, this.consumed | 0);
-        Atomics.store(ctrl, I_TAIL, pos | 0);
-        if (Atomics.load(ctrl, I_PRODUCER_WAITING) !== 0) Atomics.notify(ctrl, I_TAIL, 1);
+      try {
+        if (n > 0) beforeRelease?.();
+      } finally {
+        this.release(n, pos);
       }
     }
     return n;
+  }
+
+  /** Gives the space of `n` consumed records, up to `pos`, back to the producer. */
+  private release(n: number, pos: number): void {
+    if (n === 0) return;
+    const ctrl = this.v.ctrl;
+    this.readPos = pos;
+    this.consumed = (this.consumed + n) >>> 0;
+    Atomics.store(ctrl, I_CONSUMED, this.consumed | 0);
+    Atomics.store(ctrl, I_TAIL, pos | 0);
+    if (Atomics.load(ctrl, I_PRODUCER_WAITING) !== 0) Atomics.notify(ctrl, I_TAIL, 1);
   }
 
   /** True when a published record is waiting. */

@@ -18,7 +18,7 @@ import { type ConfigError, type EvidenceMessage, type FromWorker, type Reconfigu
 import { RingConsumer } from './shared-ring.js';
 import { osThreadId } from '../health/threads.js';
 
-/** Records handed to the pipeline between two looks at the clock. */
+/** Records handed to the pipeline between two looks at the clock (without locality batches). */
 const RECORDS_PER_BATCH = 256;
 /** A worker with a backlog yields its event loop this often, so control messages and ticks run. */
 const SLICE_MS = 20;
@@ -137,18 +137,29 @@ function run(port: NonNullable<typeof parentPort>, data: WorkerData): void {
   }
   sendNames();
   const packet = sensor.pipeline.packet;
+  const batcher = sensor.pipeline.localityBatcher();
+  const flushBatch = (): void => batcher?.flush();
+  /** Half the ring at most is held by a batch: the capture thread keeps the other half to write in. */
+  const batchBytes = ring.capacity >>> 1;
+  /**
+   * The next records: one by one, or as a connection-grouped batch of what the ring holds (up to
+   * the batcher's frames and batchBytes). A worker that keeps up takes small batches; one that
+   * falls behind takes bigger ones, which cost less per packet (workers/locality.ts).
+   */
+  const take = (): number =>
+    batcher === undefined ? ring.consume(packet, RECORDS_PER_BATCH) : ring.consume(batcher.add, batcher.maxFrames, batchBytes, flushBatch);
   let prepared: { id: number; matching?: Matching; site?: SitePolicy } | undefined;
 
   /** Everything published so far through the pipeline (control messages wait meanwhile). */
   const drainAll = (): void => {
-    while (ring.consume(packet, RECORDS_PER_BATCH) > 0);
+    while (take() > 0);
     flushOut();
   };
 
   const pump = (): void => {
     const deadline = performance.now() + SLICE_MS;
     let n = 0;
-    do n = ring.consume(packet, RECORDS_PER_BATCH);
+    do n = take();
     while (n > 0 && performance.now() < deadline);
     flushOut();
     if (n > 0 || ring.hasData()) setImmediate(pump);

@@ -224,24 +224,36 @@ describe('FlowTable retention by reference (Pipeline.runFile)', () => {
       packets.push({ data: ethTcp({ ...sv, seq: k.sseq, ack: 119, flags: ACK | PSH, id: rnd() & 0xffff }, bytes), tsUs: (ts += 1000) });
       k.sseq += bytes.length;
     }
-    const run = (byFile: boolean) => {
-      const out: string[] = [];
+    /** Each connection's deliveries in order (connections in order of first delivery). */
+    const run = (mode: 'copied' | 'referenced' | 'referenced, grouped') => {
+      const out = new Map<number, string[]>();
       const p = new Pipeline({
-        streams: { open: (info) => ({ data: (d, b) => out.push(`${info.srcPort}/${d}:${Buffer.from(b).toString('hex')}`), gap: (d, n) => out.push(`${info.srcPort}/${d}:[${n}]`), end: () => {} }) },
+        localityFrames: mode === 'referenced' ? 0 : undefined,
+        streams: {
+          open: (info) => {
+            const mine = out.get(info.srcPort) ?? [];
+            out.set(info.srcPort, mine);
+            return { data: (d, b) => mine.push(`${d}:${Buffer.from(b).toString('hex')}`), gap: (d, n) => mine.push(`${d}:[${n}]`), end: () => {} };
+          },
+        },
       });
       withTempFile(writePcap(packets), (file) => {
-        if (byFile) p.runFile(file, { windowBytes: 1 << 20 });
+        if (mode !== 'copied') p.runFile(file, { windowBytes: 1 << 20 });
         else {
           readCaptureFile(file, p.packet);
           p.finish();
         }
       });
-      return { out, counters: p.counters.snapshot() };
+      return { out: [...out].sort((a, b) => a[0] - b[0]), counters: p.counters.snapshot() };
     };
-    const copied = run(false);
-    const referenced = run(true);
-    assert.deepEqual(referenced.counters, copied.counters);
-    assert.deepEqual(referenced.out, copied.out);
+    const copied = run('copied');
+    // By reference, in file order and in connection-grouped batches (workers/locality.ts), which
+    // deliver from the read buffer out of its order.
+    for (const mode of ['referenced', 'referenced, grouped'] as const) {
+      const referenced = run(mode);
+      assert.deepEqual(referenced.counters, copied.counters, mode);
+      assert.deepEqual(referenced.out, copied.out, mode);
+    }
     assert.ok((copied.counters['stream.tcp.overlap_mismatch'] ?? 0) > 50, `altered retransmissions were caught (${JSON.stringify(copied.counters)})`);
     assert.ok((copied.counters['tcp.overlap'] ?? 0) > 200);
     assert.ok((copied.counters['tcp.retransmission_unverified'] ?? 0) > 10);
