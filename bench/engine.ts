@@ -5,7 +5,8 @@
  * file, through a new pipeline in the same process, gives the warm figure (`warmSeconds`,
  * `warmCpuSeconds`): the compiled code a long-running sensor has, without the first pass's
  * warm-up (V8 compiling and re-optimising the hot functions).
- * Usage: node dist/bench/engine.js <capture> [--retain BYTES] [--no-warm]
+ * Usage: node dist/bench/engine.js <capture> [--retain BYTES] [--group-frames N] [--no-warm]
+ * (--group-frames: frames per connection-grouped batch, workers/locality.ts; 0: file order)
  */
 import { readFileSync } from 'node:fs';
 import type { StreamConsumer } from '../sensor/flow/stream.js';
@@ -21,6 +22,8 @@ function peakRssBytes(): number {
 const file = process.argv[2];
 // --retain N: bytes kept per direction to verify retransmissions (default: the sensor's default).
 const retainArg = process.argv.indexOf('--retain');
+const groupArg = process.argv.indexOf('--group-frames');
+const localityFrames = groupArg > 0 ? Number(process.argv[groupArg + 1]) : undefined;
 const flowLimits = retainArg > 0 ? { ...DEFAULT_FLOW_LIMITS, reassembly: { ...DEFAULT_REASSEMBLY_LIMITS, retainBytes: Number(process.argv[retainArg + 1]) } } : undefined;
 let reassembled = 0;
 let gapBytes = 0;
@@ -37,7 +40,7 @@ const consumer: StreamConsumer = {
 
 /** One pass over the file through a fresh pipeline: wall and CPU seconds. */
 function pass(): { pipeline: Pipeline; summary: ReturnType<Pipeline['runFile']>; ns: number; cpuUs: number } {
-  const pipeline = new Pipeline({ streams: { open: () => (flows++, consumer) }, flowLimits });
+  const pipeline = new Pipeline({ streams: { open: () => (flows++, consumer) }, flowLimits, localityFrames });
   const t0 = process.hrtime.bigint();
   const cpu0 = process.cpuUsage();
   const summary = pipeline.runFile(file);

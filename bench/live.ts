@@ -7,9 +7,9 @@
  * generator's ground truth) and its worker threads trailed the link by at most MAX_LAG_S when the
  * sender stopped. Prints a table and the highest passing rate per tool. Root only.
  *
- *   node dist/bench/live.js [--capture ring,pcap] [--first MBPS] [--low MBPS] [--steps N] [--rates M1,M2 (0 = top speed)] [--workers N] [--skip-tcpdump]
+ *   node dist/bench/live.js [--capture ring,pcap] [--first MBPS] [--low MBPS] [--steps N] [--rates M1,M2 (0 = top speed)] [--workers N] [--group-frames N] [--skip-tcpdump]
  *
- * --workers N is handed to `hark run` (default: hark's own choice for this machine).
+ * --workers N and --group-frames N are handed to `hark run` (default: hark's own choice).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -222,11 +222,11 @@ async function listening(what: string, child: ChildProcess, stderr: () => string
 }
 
 /** One step of `hark run` on the receiving end: start, replay, drain, SIGTERM, read status and store. */
-async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, dictionaryCsv: string, planted: number, mbps: number, workers: string | undefined): Promise<LiveStep> {
+async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, dictionaryCsv: string, planted: number, mbps: number, workers: string | undefined, groupFrames?: string): Promise<LiveStep> {
   const dir = mkdtempSync(join(tmpdir(), 'hark-live-'));
   const args = [HARK_JS, 'run', '-i', v.recv, '--capture', tool === 'hark ring' ? 'ring' : 'pcap', '--mode', 'standalone', '--dictionary', dictionaryCsv,
     '--data-dir', dir, '--no-api', '--status-interval', String(STATUS_INTERVAL_S), '--stats-interval', '0', '--watchdog-minutes', '60',
-    ...(workers !== undefined ? ['--workers', workers] : [])];
+    ...(workers !== undefined ? ['--workers', workers] : []), ...(groupFrames !== undefined ? ['--group-frames', groupFrames] : [])];
   const { child, stderr, exited } = spawnListener(process.execPath, [...SENSOR_NODE_FLAGS, ...args]);
   try {
     await listening('hark run', child, stderr, 100);
@@ -389,6 +389,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Live
       workload: { type: 'string', default: DEFAULT_WORKLOAD_DIR },
       'skip-tcpdump': { type: 'boolean', default: false },
       workers: { type: 'string' },
+      'group-frames': { type: 'string' },
     },
   });
   if (process.getuid?.() !== 0) throw new Error('The live bench needs root (veth pairs, packet sockets)');
@@ -423,7 +424,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Live
     for (const capture of values.capture.split(',').map((s) => s.trim()).filter(Boolean)) {
       if (capture !== 'ring' && capture !== 'pcap') throw new Error(`--capture takes ring and/or pcap, not "${capture}"`);
       const tool: LiveTool = capture === 'ring' ? 'hark ring' : 'hark pcap';
-      const b = await search((r) => harkStep(tool, v, pcap, csv, planted, r, values.workers), first, low, steps, log, fixed);
+      const b = await search((r) => harkStep(tool, v, pcap, csv, planted, r, values.workers, values['group-frames']), first, low, steps, log, fixed);
       if (b !== undefined) best[tool] = b;
     }
   } finally {

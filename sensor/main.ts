@@ -29,6 +29,7 @@ import type { MatchDatabase } from './match/engine.js';
 import { loadHyperscan } from './match/hyperscan.js';
 import { compileDictionary, loadMatcher, matcherPatterns, type CompiledMatcher } from './match/matcher.js';
 import { Pipeline } from './pipeline.js';
+import { DEFAULT_LOCALITY_FRAMES } from './workers/locality.js';
 import { DhcpIdentity, DHCPV4_PORTS, DHCPV6_PORTS } from './app-layer/dhcp/index.js';
 import { DnsDatagramHandler, DnsTransactions, DNS_UDP_PORTS, dnsAppLayer, type DnsSink } from './app-layer/dns/index.js';
 import { ObservedHttpSink } from './app-layer/http/observe.js';
@@ -69,7 +70,7 @@ export interface SensorOptions {
   readonly counters?: Counters;
   /** Drop mirror-port duplicate copies of packets (default true). */
   readonly dropDuplicates?: boolean;
-  /** Frames per connection-grouped batch when reading capture files (PipelineOptions.localityFrames). */
+  /** Frames per connection-grouped batch (PipelineOptions.localityFrames; default DEFAULT_LOCALITY_FRAMES, 0: capture order). */
   readonly localityFrames?: number;
   /** NSS key log files (SSLKEYLOGFILE format) with TLS session secrets. */
   readonly keyLogs?: readonly string[];
@@ -286,7 +287,7 @@ export class Sensor {
       datagrams: udp,
       flowEnded: { flowEnded: (r) => udp.flowEnded(r) },
       dropDuplicates: opts.dropDuplicates,
-      localityFrames: opts.localityFrames,
+      localityFrames: opts.localityFrames ?? DEFAULT_LOCALITY_FRAMES,
       flowLimits: { ...DEFAULT_FLOW_LIMITS, ...opts.flowLimits },
     });
   }

@@ -11,7 +11,7 @@ import { DuplicateFilter } from './decode/duplicates.js';
 import { Counters, defineCounter } from './events/counters.js';
 import { DEFAULT_FLOW_LIMITS, FlowTable, type FlowEndSink, type FlowLimits } from './flow/flow-table.js';
 import type { DatagramSink, StreamFactory } from './flow/stream.js';
-import { DEFAULT_LOCALITY_FRAMES, LocalityBatcher } from './workers/locality.js';
+import { LocalityBatcher } from './workers/locality.js';
 
 const C_EXCEPTION = defineCounter('pipeline.exception');
 /**
@@ -32,8 +32,10 @@ export interface PipelineOptions {
   /** Drop mirror-port duplicate copies (default true; false for captures known to be clean). */
   readonly dropDuplicates?: boolean;
   /**
-   * Frames per connection-grouped batch for capture files (workers/locality.ts; default
-   * DEFAULT_LOCALITY_FRAMES); 0 hands every frame over in file order.
+   * Frames per connection-grouped batch (workers/locality.ts) for capture files and
+   * `localityBatcher`; default 0: every frame in file order. Grouping pays where each packet
+   * touches much per-connection state (app layers, matching: Sensor turns it on); for bare
+   * reassembly it costs more than it saves (the frames are then read out of order).
    */
   readonly localityFrames?: number;
 }
@@ -51,7 +53,7 @@ export class Pipeline {
     this.decoder = new Decoder(this.counters);
     this.flows = new FlowTable(this.counters, opts.streams, opts.datagrams, opts.flowEnded, opts.flowLimits ?? DEFAULT_FLOW_LIMITS);
     this.duplicates = opts.dropDuplicates === false ? undefined : new DuplicateFilter(this.counters);
-    this.localityFrames = opts.localityFrames ?? DEFAULT_LOCALITY_FRAMES;
+    this.localityFrames = opts.localityFrames ?? 0;
   }
 
   /** A batcher that hands this pipeline connection-grouped batches (the caller flushes it). */

@@ -177,6 +177,8 @@ const POS_PASS = 2 ** 32;
  */
 const PENDING_FIELDS = 2;
 const INITIAL_PENDING = 64;
+/** Entries sortPendingFrom orders at once at most (2^20: the largest connection-grouped batch, in frames). */
+const SORT_INDEX_RANGE = 2 ** 20;
 
 /** True once the stream's starting sequence number is known (SYN, SYN-ACK's ack, or first data). */
 const F_STARTED = 1;
@@ -214,6 +216,9 @@ export class HalfStore {
   private pending = new Float64Array(INITIAL_PENDING * PENDING_FIELDS);
   private pendingHead = 0;
   private pendingSize = 0;
+  /** Scratch of sortPendingFrom, kept between batches. */
+  private sortKeys = new Float64Array(0);
+  private sortHalves = new Float64Array(0);
   /** `counters.values`, for the per-delivery byte count. */
   private readonly counterValues: Float64Array;
 
@@ -519,21 +524,41 @@ export class HalfStore {
     const q = this.pending;
     const mask = q.length / PENDING_FIELDS - 1;
     const first = this.pendingHead + mark;
-    const hs = new Float64Array(n);
-    const ps = new Float64Array(n);
+    let lo = Infinity;
     let sorted = true;
-    for (let i = 0; i < n; i++) {
-      const at = ((first + i) & mask) * PENDING_FIELDS;
-      hs[i] = q[at];
-      ps[i] = q[at + 1];
-      if (i > 0 && ps[i] < ps[i - 1]) sorted = false;
+    for (let i = 0, last = -Infinity; i < n; i++) {
+      const pos = q[((first + i) & mask) * PENDING_FIELDS + 1];
+      if (pos < last) sorted = false;
+      if (pos < lo) lo = pos;
+      last = pos;
     }
     if (sorted) return;
-    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => ps[a] - ps[b]);
+    // One key per entry, (pos - lo) * SORT_INDEX_RANGE + i: exact in a double while the batch's
+    // positions span less than 2^32 (one pass of the source) and it has under SORT_INDEX_RANGE
+    // entries; the typed array's own numeric sort then orders them with no comparator calls.
+    if (n > SORT_INDEX_RANGE) {
+      // more than a batch can hold: copy every reference now instead (always safe, only slower)
+      this.settlePending(Infinity);
+      return;
+    }
+    if (this.sortKeys.length < n) {
+      this.sortKeys = new Float64Array(Math.max(n, this.sortKeys.length * 2));
+      this.sortHalves = new Float64Array(this.sortKeys.length);
+    }
+    const keys = this.sortKeys.subarray(0, n);
+    const halves = this.sortHalves;
     for (let i = 0; i < n; i++) {
       const at = ((first + i) & mask) * PENDING_FIELDS;
-      q[at] = hs[order[i]];
-      q[at + 1] = ps[order[i]];
+      halves[i] = q[at];
+      keys[i] = (q[at + 1] - lo) * SORT_INDEX_RANGE + i;
+    }
+    keys.sort();
+    for (let i = 0; i < n; i++) {
+      const k = keys[i];
+      const j = k % SORT_INDEX_RANGE;
+      const at = ((first + i) & mask) * PENDING_FIELDS;
+      q[at] = halves[j];
+      q[at + 1] = (k - j) / SORT_INDEX_RANGE + lo;
     }
   }
 

@@ -139,11 +139,14 @@ function run(port: NonNullable<typeof parentPort>, data: WorkerData): void {
   const packet = sensor.pipeline.packet;
   const batcher = sensor.pipeline.localityBatcher();
   const flushBatch = (): void => batcher?.flush();
-  /** Half the ring at most is held by a batch: the capture thread keeps the other half to write in. */
-  const batchBytes = ring.capacity >>> 1;
   /**
-   * The next records: one by one, or as a connection-grouped batch of what the ring holds (up to
-   * the batcher's frames and batchBytes). A worker that keeps up takes small batches; one that
+   * A quarter of the ring at most is held by a batch (it is released when the whole batch has been
+   * handed over): the capture thread keeps the rest to write in meanwhile.
+   */
+  const batchBytes = ring.capacity >>> 2;
+  /**
+   * The next records: 256 at a time, or as a connection-grouped batch of what the ring holds (up
+   * to the batcher's frames and batchBytes). A worker that keeps up takes small batches; one that
    * falls behind takes bigger ones, which cost less per packet (workers/locality.ts).
    */
   const take = (): number =>

@@ -179,9 +179,25 @@ describe('hark', () => {
     }
   });
 
+  test('scan --group-frames: capture order (0) finds what grouped batches find; a bad value is refused', () => {
+    const pcap = fixture('school-search', 'school-search.pcap');
+    const grouped = hark('scan', '--quiet', pcap);
+    const inOrder = hark('scan', '--quiet', '--group-frames', '0', pcap);
+    assert.equal(inOrder.code, 0, inOrder.err);
+    const sorted = (text: string) => text.trim().split('\n').sort();
+    assert.deepEqual(sorted(inOrder.out), sorted(grouped.out));
+    assert.equal(sorted(grouped.out).length, 4);
+    for (const bad of ['-1', '1.5', 'many', String(2 ** 20 + 1)]) {
+      const r = hark('scan', '--quiet', `--group-frames=${bad}`, pcap);
+      assert.equal(r.code, 2, `${bad}: ${r.err}`);
+      assert.match(r.err, /--group-frames must be a whole number of frames from 0 to 1048576/);
+      noStackTrace(r.err);
+    }
+  });
+
   test('scan --db stores the captures; scan --help explains every option', () => {
     const help = hark('scan', '--help');
-    for (const opt of ['--dictionary FILE', '--out FILE', '--db FILE', '--engine NAME', '--dedup-window SECS', '--body-limit BYTES', '--keep-duplicates', '--no-progress', '--quiet']) assert.ok(help.out.includes(opt), opt);
+    for (const opt of ['--dictionary FILE', '--out FILE', '--db FILE', '--engine NAME', '--dedup-window SECS', '--body-limit BYTES', '--group-frames N', '--keep-duplicates', '--no-progress', '--quiet']) assert.ok(help.out.includes(opt), opt);
     const dir = mkdtempSync(join(tmpdir(), 'hark-scan-'));
     try {
       const r = hark('scan', '--quiet', '--db', join(dir, 'c.db'), '--out', join(dir, 'c.jsonl'), fixture('school-search', 'school-search.pcap'));

@@ -228,7 +228,7 @@ describe('FlowTable retention by reference (Pipeline.runFile)', () => {
     const run = (mode: 'copied' | 'referenced' | 'referenced, grouped') => {
       const out = new Map<number, string[]>();
       const p = new Pipeline({
-        localityFrames: mode === 'referenced' ? 0 : undefined,
+        localityFrames: mode === 'referenced' ? 0 : 32768,
         streams: {
           open: (info) => {
             const mine = out.get(info.srcPort) ?? [];
