@@ -81,7 +81,7 @@ export interface ServiceOptions {
   readonly statsIntervalMs: number;
   readonly storeMaxBytes?: number;
   readonly flowLimits?: SensorOptions['flowLimits'];
-  /** Frames per connection-grouped batch in each worker (default DEFAULT_LOCALITY_FRAMES; 0: off). */
+  /** Frames per connection-grouped batch in each worker (default 0: in ring order). */
   readonly localityFrames?: number;
   readonly eve: { readonly maxBytes: number; readonly keep: number };
   readonly syslog: readonly string[];

@@ -19,8 +19,8 @@ export const FLOW_OPTIONS = {
 
 export const FLOW_USAGE = `  --flow-memcap MIB      memory for flow state, reassembly and out-of-order bytes (default ${DEFAULT_FLOW_LIMITS.memcapBytes / 1048576})
   --max-flows N          flows tracked at once (default ${DEFAULT_FLOW_LIMITS.maxFlows})
-  --group-frames N       frames per connection-grouped batch (default ${DEFAULT_LOCALITY_FRAMES}; 0: strictly in
-                         capture order, slower)`;
+  --group-frames N       frames per connection-grouped batch (hark scan: default ${DEFAULT_LOCALITY_FRAMES}, 0 for
+                         strict capture order; hark run: default 0, N for each worker)`;
 
 /** --group-frames as a number of frames, or undefined for the default. */
 export function groupFramesFrom(v: { 'group-frames'?: string }): number | undefined {

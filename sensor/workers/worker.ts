@@ -137,7 +137,8 @@ function run(port: NonNullable<typeof parentPort>, data: WorkerData): void {
   }
   sendNames();
   const packet = sensor.pipeline.packet;
-  const batcher = sensor.pipeline.localityBatcher();
+  // off unless asked for (WorkerSensorOptions.localityFrames): see README, "Using every core"
+  const batcher = sensor.pipeline.localityBatcher(data.sensor.localityFrames ?? 0);
   const flushBatch = (): void => batcher?.flush();
   /**
    * A quarter of the ring at most is held by a batch (it is released when the whole batch has been

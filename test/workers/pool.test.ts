@@ -130,6 +130,8 @@ test('WorkerPool with 2 and 3 workers gives the single-thread Sensor\'s captures
   assert.equal(tls.length, 9, 'the 7 + 2 TLS sessions were decrypted');
   assert.ok(want.counters.get('dns.queries') > 0);
   for (const n of [2, 3]) assertSame(want, await pooled(n, files, o), `${n} workers`);
+  // the workers taking connection-grouped batches from their rings (hark run --group-frames)
+  for (const n of [2, 3]) assertSame(want, await pooled(n, files, { ...o, localityFrames: 4096 }), `${n} workers, grouped batches`);
 });
 
 test('WorkerPool.addKeys: TLS secrets pushed at run time reach the worker that owns the session', async () => {
