@@ -10,8 +10,10 @@
  * flows' reassembly, HTTP parser, decompressor window (32 KiB each), normaliser and matcher
  * stream; with a thousand connections that state no longer fits the CPU caches and every packet
  * starts with misses. Grouped, a connection's state is loaded once per batch. Measured on the
- * benchmark workload (`node dist/bench/pipeline.js ... --locality N`, README): batches of 20,000+
- * frames take 3-30% less CPU; a few thousand change nothing.
+ * benchmark workload (README, "Benchmarks"): the full pipeline takes ~9% less CPU (median of 12
+ * alternating pairs of `node dist/bench/pipeline.js ... --locality 0|32768`); bare reassembly
+ * gets slower (its frames are read out of order, for little per-connection state), and workers on
+ * a 2-core VM live showed no gain, so Sensor groups capture files and workers only when asked.
  *
  * What reordering changes, and why it is safe: only frames of different connections change order,
  * and never across more than MAX_BATCH_SPAN_US of capture time (a batch ends before a frame that
@@ -20,17 +22,21 @@
  * batch is handed over (`BatchBounds`), so a frame moved later never finds its flow timed out by
  * a frame moved earlier; reassembly's queue of bytes kept by reference in the source is put back
  * in source order after each batch; and a source that wraps (`overwrite` from a lower offset than
- * before) hands the batch over first, so positions are never mixed across passes. Other timers (fragments, capture merge windows) run on the latest time
- * seen and are seconds or more long: the span bound keeps them exact to within that span.
+ * before) hands the batch over first, so positions are never mixed across passes. Other timers
+ * (fragments, DNS transactions, capture merge windows) run on the latest time seen and are tens
+ * of seconds long: the span bound keeps them exact to within that span.
  * Not grouped (kept in place): UDP (DNS, DHCP, RADIUS: identity signals), IP fragments, non-IP,
  * and TCP in tunnels that `FlowHasher` cannot see into.
  */
 import type { PacketHandler } from '../capture/file-reader.js';
 import { FlowHasher, HASH_PORTS } from './dispatch.js';
 
-/** Frames per batch by default: the measured gain starts between 10,000 and 20,000. */
+/** Frames per batch by default (the 2 s span usually ends a batch first: ~20,000 frames of the benchmark workload). */
 export const DEFAULT_LOCALITY_FRAMES = 32768;
-/** Capture time one batch may span: well below the timers it could shift (closed flows 10 s, fragments 60 s, capture merges 60 s). */
+/**
+ * Capture time one batch may span: well below the timers it could shift (fragments 60 s, DNS
+ * transactions 30 s, capture merges 60 s; flow expiry is held instead).
+ */
 export const MAX_BATCH_SPAN_US = 2_000_000;
 
 /** What the flow table the frames go to is told around each batch (FlowTable implements it). */
