@@ -19,7 +19,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULT_WORKLOAD_DIR, ensureWorkload, SENSOR_NODE_FLAGS } from './workload.js';
+import { DEFAULT_WORKLOAD_DIR, ensureWorkload, plantedTotal, SENSOR_NODE_FLAGS, workloadPhrases } from './workload.js';
 import { parseStatCpuSeconds, type ThreadsCpu } from '../sensor/health/threads.js';
 
 /** The compiled CLI beside this file (dist-x/bench/live.js -> dist-x/sensor/cli/hark.js). */
@@ -397,10 +397,10 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Live
   const wl = values.workload;
   ensureWorkload(wl);
   const pcap = join(wl, 'workload.pcap');
-  const planted = (JSON.parse(readFileSync(join(wl, 'truth.json'), 'utf8')) as { planted: { total: number } }).planted.total;
+  const planted = plantedTotal(wl);
   const work = mkdtempSync(join(tmpdir(), 'hark-live-bench-'));
   const csv = join(work, 'phrases.csv');
-  const phrases = readFileSync(join(wl, 'phrases.txt'), 'utf8').split('\n').filter((l) => l.trim().length > 0);
+  const phrases = workloadPhrases(wl);
   // the bench pipeline's dictionary (bench/workload.ts workloadPhrase): whole words, any case
   writeFileSync(csv, `phrase,category,severity,embedded\n${phrases.map((p) => `"${p}",bench,3,false`).join('\n')}\n`);
   const low = Number(values.low);

@@ -4,7 +4,7 @@
  * test, so all three find the generator and split decoded.bin the same way.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Phrase } from '../rules/dictionary.js';
@@ -47,6 +47,16 @@ export function ensureWorkload(dir: string = DEFAULT_WORKLOAD_DIR): void {
   if (['workload.pcap', 'decoded.bin', 'phrases.txt', 'truth.json'].every((f) => existsSync(join(dir, f)))) return;
   process.stderr.write(`generating the workload into ${dir} (about 30 s)...\n`);
   generateWorkload(dir);
+}
+
+/** The workload's dictionary: phrases.txt, one phrase a line. */
+export function workloadPhrases(dir: string): string[] {
+  return readFileSync(join(dir, 'phrases.txt'), 'utf8').split('\n').filter((l) => l.trim().length > 0);
+}
+
+/** The ground truth: phrase occurrences planted in the decoded HTTP content (truth.json planted.total). */
+export function plantedTotal(dir: string): number {
+  return (JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')) as { planted: { total: number } }).planted.total;
 }
 
 /** decoded.bin split into its HTTP messages. */

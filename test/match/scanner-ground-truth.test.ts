@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Counters } from '../../sensor/events/counters.js';
 import { compileDictionary } from '../../sensor/match/matcher.js';
 import { PhraseScanner } from '../../sensor/match/scanner.js';
-import { decodedMessages, generateWorkload, workloadPhrase } from '../../bench/workload.js';
+import { decodedMessages, generateWorkload, plantedTotal, workloadPhrase, workloadPhrases } from '../../bench/workload.js';
 
 /** Occurrences of each phrase as consecutive words (runs of a-z) of each message, lower-cased. */
 function referenceCounts(phrases: string[], msgs: Buffer[]): Map<string, number> {
@@ -38,8 +38,8 @@ test('PhraseScanner finds exactly the planted phrases of a generated workload', 
   const dir = mkdtempSync(join(tmpdir(), 'hark-match-truth-'));
   try {
     generateWorkload(dir, { flows: 300, concurrency: 50, seed: 3 }, true);
-    const truth = JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')) as { planted: { total: number } };
-    const phrases = readFileSync(join(dir, 'phrases.txt'), 'utf8').split('\n').filter((l) => l.length > 0);
+    const planted = plantedTotal(dir);
+    const phrases = workloadPhrases(dir);
     assert.equal(phrases.length, 10_000);
     const m = compileDictionary({
       name: 'workload',
@@ -57,8 +57,8 @@ test('PhraseScanner finds exactly the planted phrases of a generated workload', 
     }
     let total = 0;
     for (const n of found.values()) total += n;
-    assert.equal(total, truth.planted.total);
-    assert.equal(counters.get('match.hits'), truth.planted.total);
+    assert.equal(total, planted);
+    assert.equal(counters.get('match.hits'), planted);
     assert.deepEqual(new Map([...found].sort()), new Map([...referenceCounts(phrases, msgs)].sort()));
   } finally {
     rmSync(dir, { recursive: true, force: true });

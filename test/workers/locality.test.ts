@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pipeline } from '../../sensor/pipeline.js';
@@ -15,7 +15,7 @@ import { Sensor } from '../../sensor/main.js';
 import { DEFAULT_FLOW_LIMITS, type FlowRecord } from '../../sensor/flow/flow-table.js';
 import { LocalityBatcher, MAX_BATCH_SPAN_US } from '../../sensor/workers/locality.js';
 import { createRingBuffer, RingConsumer, RingProducer } from '../../sensor/workers/shared-ring.js';
-import { generateWorkload, workloadPhrase } from '../../bench/workload.js';
+import { generateWorkload, plantedTotal, workloadPhrase, workloadPhrases } from '../../bench/workload.js';
 import { ethTcp, ethUdp, ethernet, ETHERTYPE, TCP_FLAGS } from '../helpers/packets.js';
 import { withTempFile, writePcap, type PcapPacket } from '../helpers/pcap-writer.js';
 
@@ -221,9 +221,8 @@ test('grouped and in-order runs of a generated workload find the same captures, 
   const dir = mkdtempSync(join(tmpdir(), 'hark-locality-'));
   try {
     generateWorkload(dir, { flows: 400, concurrency: 200, seed: 11 }, true);
-    const truth = JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')) as { planted: { total: number } };
-    const phrases = readFileSync(join(dir, 'phrases.txt'), 'utf8').split('\n').filter((l) => l.length > 0);
-    const dictionary = { name: 'workload', phrases: phrases.map(workloadPhrase) };
+    const planted = plantedTotal(dir);
+    const dictionary = { name: 'workload', phrases: workloadPhrases(dir).map(workloadPhrase) };
     const run = (localityFrames: number) => {
       // a capture whose merge window took in repeats is emitted again with its final count
       const latest = new Map<string, string>();
@@ -236,10 +235,10 @@ test('grouped and in-order runs of a generated workload find the same captures, 
       return { captures: [...latest.values()].sort(), hits, counters: sensor.pipeline.counters.snapshot() };
     };
     const inOrder = run(0);
-    assert.equal(inOrder.hits, truth.planted.total);
+    assert.equal(inOrder.hits, planted);
     for (const frames of [97, 4096]) {
       const grouped = run(frames);
-      assert.equal(grouped.hits, truth.planted.total, `${frames}-frame batches`);
+      assert.equal(grouped.hits, planted, `${frames}-frame batches`);
       assert.equal(grouped.captures.length, inOrder.captures.length);
       assert.deepEqual(grouped.captures, inOrder.captures, `${frames}-frame batches: the same captures, field for field`);
       assert.deepEqual(grouped.counters, inOrder.counters, `${frames}-frame batches: the same counters`);
