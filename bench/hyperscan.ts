@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Counters } from '../sensor/events/counters.js';
 import { loadHyperscan, type MatchDatabase } from '../sensor/match/hyperscan.js';
+import { median } from './stats.js';
 
 function opt(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -59,7 +60,6 @@ try {
   truth = undefined;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mbps = (bytes: number, ms: number): string => (bytes / 1e6 / (ms / 1000)).toFixed(0);
 
 interface Run {

@@ -25,6 +25,7 @@ import { loadHyperscan } from '../sensor/match/hyperscan.js';
 import { compileDictionary, loadMatcher, matcherPatterns, serializeMatcher, type CompiledMatcher } from '../sensor/match/matcher.js';
 import { PhraseScanner } from '../sensor/match/scanner.js';
 import { decodedMessages, DEFAULT_WORKLOAD_DIR, ensureWorkload, workloadPhrase } from './workload.js';
+import { median } from './stats.js';
 
 /** A TCP segment's payload: the piece size the pipeline typically hands over. */
 const SEGMENT_BYTES = 1460;
@@ -53,7 +54,6 @@ function timed(f: () => void): Timing {
   return { cpuMs: (u.user + u.system) / 1000, wallMs: performance.now() - t };
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (n: number, digits = 0): string => n.toFixed(digits);
 
 /** Runs f RUNS times; prints MB/s of `bytes` by CPU time and wall time, median and best. */

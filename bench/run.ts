@@ -20,6 +20,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { median } from './stats.js';
 import { DEFAULT_WORKLOAD_DIR, ensureWorkload, ROOT, SENSOR_NODE_FLAGS, type PipelineFigures } from './workload.js';
 
 const CACHE = join(ROOT, 'bench', '.cache');
@@ -55,11 +56,6 @@ const { values } = parseArgs({
   },
 });
 const runs = Math.max(1, Number(values.runs));
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 function runEngine(pcap: string): EngineResult {
   const r = spawnSync(process.execPath, [...SENSOR_NODE_FLAGS, join(ROOT, 'dist', 'bench', 'engine.js'), pcap], { encoding: 'utf8', maxBuffer: 1 << 20 });

@@ -1,0 +1,130 @@
+/**
+ * Compares two builds of Hark on the same bench by running them in alternation: pair i runs A then
+ * B (B then A for odd i, so a drift in the machine's speed falls on both), then prints each pair,
+ * the medians, the median paired change, how many pairs each build won and a sign test. Every run's
+ * counts (packets, reassembled bytes, matches...) must equal the first run's: a build that is faster
+ * because it finds less fails (exit 1). Speed itself never fails it.
+ *
+ *   node dist/bench/ab.js --a DIR --b DIR [--bench pipeline|engine] [--runs N] [--metric NAME] [-- child args]
+ *
+ * DIR is a built checkout (its own dist/ and native addons), e.g. the commit before a change:
+ *   git worktree add ../hark-base HEAD~1 && (cd ../hark-base && npm run setup)
+ * Child args default to the shared workload (bench/.cache/wl): engine <pcap>; pipeline <pcap>
+ * <phrases.txt> hyperscan. The metric defaults to cpuSeconds (what the speed targets are per core of).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pairedSummary } from './stats.js';
+import { DEFAULT_WORKLOAD_DIR, ensureWorkload, SENSOR_NODE_FLAGS } from './workload.js';
+
+/** The figures of each bench child that must not differ between builds. */
+const COUNT_FIELDS: Record<string, readonly string[]> = {
+  engine: ['packets', 'flows', 'reassembled', 'gapBytes'],
+  pipeline: ['packets', 'hits', 'captures', 'countSum', 'httpRequests', 'httpResponses'],
+};
+const DEFAULT_PAIRS = 6;
+/** A child's JSON line is short; anything longer is a bench printing more than it should. */
+const MAX_CHILD_OUTPUT_BYTES = 1 << 20;
+
+type Figures = Record<string, unknown>;
+
+function usage(message: string): never {
+  process.stderr.write(`bench/ab: ${message}\nUsage: node dist/bench/ab.js --a DIR --b DIR [--bench ${Object.keys(COUNT_FIELDS).join('|')}] [--runs N] [--metric NAME] [-- child args]\n`);
+  process.exit(2);
+}
+
+const { values, positionals } = parseArgs({
+  options: {
+    a: { type: 'string' },
+    b: { type: 'string' },
+    bench: { type: 'string', default: 'pipeline' },
+    runs: { type: 'string', default: String(DEFAULT_PAIRS) },
+    metric: { type: 'string', default: 'cpuSeconds' },
+  },
+  allowPositionals: true,
+});
+if (values.a === undefined || values.b === undefined) usage('--a and --b name the two built checkouts to compare');
+const bench = values.bench;
+const countFields = COUNT_FIELDS[bench];
+if (countFields === undefined) usage(`unknown bench "${bench}"`);
+const pairs = Number(values.runs);
+if (!Number.isInteger(pairs) || pairs < 1) usage(`--runs takes a number of pairs, not "${values.runs}"`);
+const metric = values.metric;
+
+const builds = [resolve(values.a), resolve(values.b)].map((dir) => {
+  const script = join(dir, 'dist', 'bench', `${bench}.js`);
+  if (!existsSync(script)) usage(`${script} not found: build that checkout first (npm run setup)`);
+  return { dir, script, rev: revision(dir) };
+});
+
+let childArgs = positionals;
+if (childArgs.length === 0) {
+  ensureWorkload();
+  const pcap = join(DEFAULT_WORKLOAD_DIR, 'workload.pcap');
+  childArgs = bench === 'engine' ? [pcap] : [pcap, join(DEFAULT_WORKLOAD_DIR, 'phrases.txt'), 'hyperscan'];
+}
+
+/** `git describe` of a checkout, or its path alone when it is not one. */
+function revision(dir: string): string {
+  const r = spawnSync('git', ['-C', dir, 'describe', '--always', '--dirty'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : 'not a git checkout';
+}
+
+function runOnce(script: string): Figures {
+  const r = spawnSync(process.execPath, [...SENSOR_NODE_FLAGS, script, ...childArgs], { encoding: 'utf8', maxBuffer: MAX_CHILD_OUTPUT_BYTES });
+  if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status ?? r.signal}): ${r.stderr.trim()}`);
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as Figures;
+  } catch {
+    throw new Error(`${script} printed no JSON figures: ${JSON.stringify(line.slice(0, 200))}`);
+  }
+}
+
+function metricOf(f: Figures, script: string): number {
+  const v = f[metric];
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${script} reports no number "${metric}"`);
+  return v;
+}
+
+console.log(`A ${builds[0].dir} (${builds[0].rev})`);
+console.log(`B ${builds[1].dir} (${builds[1].rev})`);
+console.log(`${bench} ${childArgs.join(' ')}: ${metric}, ${pairs} alternating pairs`);
+
+const a: number[] = [];
+const b: number[] = [];
+let reference: Figures | undefined;
+const mismatches: string[] = [];
+for (let i = 0; i < pairs; i++) {
+  const order = i % 2 === 0 ? [0, 1] : [1, 0];
+  const got: number[] = [];
+  for (const k of order) {
+    const f = runOnce(builds[k].script);
+    got[k] = metricOf(f, builds[k].script);
+    reference ??= f;
+    for (const field of countFields) {
+      if (f[field] !== reference[field]) mismatches.push(`pair ${i + 1}, ${k === 0 ? 'A' : 'B'}: ${field} ${String(f[field])}, first run ${String(reference[field])}`);
+    }
+  }
+  a.push(got[0]);
+  b.push(got[1]);
+  console.log(`pair ${i + 1} (${order[0] === 0 ? 'A first' : 'B first'}): A ${got[0].toFixed(3)}  B ${got[1].toFixed(3)}  (${formatChange(got[1] / got[0] - 1)})`);
+}
+
+const s = pairedSummary(a, b);
+console.log(
+  `median A ${s.medianA.toFixed(3)}, B ${s.medianB.toFixed(3)}; median paired change ${formatChange(s.medianChange)}; ` +
+    `B less in ${s.bLess} of ${s.pairs} pairs, more in ${s.bMore} (sign test p = ${s.p.toFixed(3)})`,
+);
+if (mismatches.length > 0) {
+  console.log(`counts differ:\n  ${mismatches.join('\n  ')}`);
+  process.exitCode = 1;
+} else {
+  console.log(`counts identical in all ${2 * pairs} runs: ${countFields.map((f) => `${f} ${String(reference?.[f])}`).join(', ')}`);
+}
+
+function formatChange(x: number): string {
+  return `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}%`;
+}
