@@ -5,10 +5,13 @@
  * counts (packets, reassembled bytes, matches...) must equal the first run's: a build that is faster
  * because it finds less fails (exit 1). Speed itself never fails it.
  *
- *   node dist/bench/ab.js --a DIR --b DIR [--bench pipeline|engine] [--runs N] [--metric NAME] [-- child args]
+ *   node dist/bench/ab.js --a DIR --b DIR [--bench pipeline|engine] [--runs N] [--metric NAME]
+ *                         [--extra-a ARGS] [--extra-b ARGS] [-- child args]
  *
  * DIR is a built checkout (its own dist/ and native addons), e.g. the commit before a change:
  *   git worktree add ../hark-base HEAD~1 && (cd ../hark-base && npm run setup)
+ * or the same checkout twice with different options: --extra-b="--locality 0" appends those
+ * (space-separated) to B's child arguments (the `=` form, since they start with a dash).
  * Child args default to the shared workload (bench/.cache/wl): engine <pcap>; pipeline <pcap>
  * <phrases.txt> hyperscan. The metric defaults to cpuSeconds (what the speed targets are per core of).
  */
@@ -31,20 +34,30 @@ const MAX_CHILD_OUTPUT_BYTES = 1 << 20;
 type Figures = Record<string, unknown>;
 
 function usage(message: string): never {
-  process.stderr.write(`bench/ab: ${message}\nUsage: node dist/bench/ab.js --a DIR --b DIR [--bench ${Object.keys(COUNT_FIELDS).join('|')}] [--runs N] [--metric NAME] [-- child args]\n`);
+  process.stderr.write(`bench/ab: ${message}\nUsage: node dist/bench/ab.js --a DIR --b DIR [--bench ${Object.keys(COUNT_FIELDS).join('|')}] [--runs N] [--metric NAME] [--extra-a ARGS] [--extra-b ARGS] [-- child args]\n`);
   process.exit(2);
 }
 
-const { values, positionals } = parseArgs({
-  options: {
-    a: { type: 'string' },
-    b: { type: 'string' },
-    bench: { type: 'string', default: 'pipeline' },
-    runs: { type: 'string', default: String(DEFAULT_PAIRS) },
-    metric: { type: 'string', default: 'cpuSeconds' },
-  },
-  allowPositionals: true,
-});
+const OPTIONS = {
+  a: { type: 'string' },
+  b: { type: 'string' },
+  bench: { type: 'string', default: 'pipeline' },
+  runs: { type: 'string', default: String(DEFAULT_PAIRS) },
+  metric: { type: 'string', default: 'cpuSeconds' },
+  'extra-a': { type: 'string', default: '' },
+  'extra-b': { type: 'string', default: '' },
+} as const;
+
+/** The command line; a bad one ends with the usage, not a stack trace. */
+function parse() {
+  try {
+    return parseArgs({ options: OPTIONS, allowPositionals: true });
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+}
+
+const { values, positionals } = parse();
 if (values.a === undefined || values.b === undefined) usage('--a and --b name the two built checkouts to compare');
 const bench = values.bench;
 const countFields = COUNT_FIELDS[bench];
@@ -53,10 +66,14 @@ const pairs = Number(values.runs);
 if (!Number.isInteger(pairs) || pairs < 1) usage(`--runs takes a number of pairs, not "${values.runs}"`);
 const metric = values.metric;
 
-const builds = [resolve(values.a), resolve(values.b)].map((dir) => {
+const words = (s: string): string[] => s.split(' ').filter((w) => w.length > 0);
+const builds = [
+  { dir: resolve(values.a), extra: words(values['extra-a']) },
+  { dir: resolve(values.b), extra: words(values['extra-b']) },
+].map(({ dir, extra }) => {
   const script = join(dir, 'dist', 'bench', `${bench}.js`);
   if (!existsSync(script)) usage(`${script} not found: build that checkout first (npm run setup)`);
-  return { dir, script, rev: revision(dir) };
+  return { dir, script, extra, rev: revision(dir) };
 });
 
 let childArgs = positionals;
@@ -72,8 +89,8 @@ function revision(dir: string): string {
   return r.status === 0 ? r.stdout.trim() : 'not a git checkout';
 }
 
-function runOnce(script: string): Figures {
-  const r = spawnSync(process.execPath, [...SENSOR_NODE_FLAGS, script, ...childArgs], { encoding: 'utf8', maxBuffer: MAX_CHILD_OUTPUT_BYTES });
+function runOnce(script: string, extra: readonly string[]): Figures {
+  const r = spawnSync(process.execPath, [...SENSOR_NODE_FLAGS, script, ...childArgs, ...extra], { encoding: 'utf8', maxBuffer: MAX_CHILD_OUTPUT_BYTES });
   if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status ?? r.signal}): ${r.stderr.trim()}`);
   const line = r.stdout.trim().split('\n').pop() ?? '';
   try {
@@ -89,8 +106,7 @@ function metricOf(f: Figures, script: string): number {
   return v;
 }
 
-console.log(`A ${builds[0].dir} (${builds[0].rev})`);
-console.log(`B ${builds[1].dir} (${builds[1].rev})`);
+for (const [k, b] of builds.entries()) console.log(`${k === 0 ? 'A' : 'B'} ${b.dir} (${b.rev})${b.extra.length > 0 ? ` with ${b.extra.join(' ')}` : ''}`);
 console.log(`${bench} ${childArgs.join(' ')}: ${metric}, ${pairs} alternating pairs`);
 
 const a: number[] = [];
@@ -101,7 +117,7 @@ for (let i = 0; i < pairs; i++) {
   const order = i % 2 === 0 ? [0, 1] : [1, 0];
   const got: number[] = [];
   for (const k of order) {
-    const f = runOnce(builds[k].script);
+    const f = runOnce(builds[k].script, builds[k].extra);
     got[k] = metricOf(f, builds[k].script);
     reference ??= f;
     for (const field of countFields) {

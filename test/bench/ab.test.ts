@@ -28,6 +28,14 @@ test('the same build twice: pairs alternate, counts agree, exit 0', () => {
   assert.match(r.out, /counts identical in all 4 runs: packets [1-9]\d*, flows [1-9]\d*, reassembled [1-9]\d*, gapBytes 0/);
 });
 
+test('the same build with different options: each side gets its own extra arguments', () => {
+  // connection-grouped batches change the order frames are handed over in, not what is reassembled
+  const r = ab('--a', ROOT, '--b', ROOT, '--bench', 'engine', '--runs', '1', '--extra-b=--group-frames 64 --no-warm', '--', PCAP);
+  assert.equal(r.status, 0, r.out);
+  assert.match(r.out, /^A \S+ \([^)]*\)\nB \S+ \([^)]*\) with --group-frames 64 --no-warm\n/);
+  assert.match(r.out, /counts identical in all 2 runs/);
+});
+
 test('a build that counts differently fails, naming the field', () => {
   const other = mkdtempSync(join(tmpdir(), 'hark-ab-'));
   try {
@@ -45,6 +53,9 @@ test('a build that counts differently fails, naming the field', () => {
 
 test('bad arguments: a clear message and exit 2', () => {
   assert.equal(ab('--a', ROOT).status, 2);
+  const dashed = ab('--a', ROOT, '--b', ROOT, '--extra-b', '--no-warm');
+  assert.equal(dashed.status, 2);
+  assert.match(dashed.out, /^bench\/ab: Option '--extra-b' argument is ambiguous/);
   const r = ab('--a', ROOT, '--b', ROOT, '--bench', 'nonsense');
   assert.equal(r.status, 2);
   assert.match(r.out, /unknown bench "nonsense"/);
