@@ -81,6 +81,11 @@ const sha256Hex: (text: string) => string = typeof crypto.hash === 'function'
 
 /** Largest millisecond time a UUIDv7 holds (48 bits). */
 const MAX_UUID_MS = 2 ** 48 - 1;
+const TWO_24 = 2 ** 24;
+/** Two lower-case hex digits of each byte value. */
+const HEX_BYTE: readonly string[] = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+/** The UUID variant nibble (RFC 9562: binary 10xx) for each value of the two digest bits it keeps. */
+const VARIANT = '89ab';
 
 /**
  * The id of a capture: a UUIDv7 (RFC 9562 section 5.7) whose 48-bit time is the capture's, in
@@ -88,10 +93,20 @@ const MAX_UUID_MS = 2 ** 48 - 1;
  * input always gives the same id. Ids in time order sort in time order: the stores' id indexes
  * grow at their end rather than at a random page per capture (measured with the sensor's store,
  * 145k captures: 49 us of wall time a capture with random ids, 24 with ordered ones).
+ * Built by concatenation and table lookups, not `join`, `toString(16)` and `parseInt`: those took
+ * 2.4 of its 3.2 us (the digest 0.8), once per capture.
  */
 export function stableId(tsUs: number, ...parts: Array<string | number>): string {
   const ms = Number.isFinite(tsUs) ? Math.min(MAX_UUID_MS, Math.max(0, Math.floor(tsUs / 1000))) : 0;
-  const t = ms.toString(16).padStart(12, '0');
-  const h = sha256Hex(`${tsUs}\u0000${parts.join('\u0000')}`);
-  return `${t.slice(0, 8)}-${t.slice(8, 12)}-7${h.slice(0, 3)}-${((parseInt(h[3], 16) & 0x3) | 0x8).toString(16)}${h.slice(4, 7)}-${h.slice(7, 19)}`;
+  // the digest's input: the time and the parts, each after a NUL (as `join` would write them)
+  let text = String(tsUs);
+  for (const p of parts) text += p === undefined || p === null ? '\u0000' : `\u0000${p}`;
+  const h = sha256Hex(text);
+  // 12 hex digits of the time: two 24-bit halves, three bytes each
+  const hi = Math.floor(ms / TWO_24);
+  const lo = ms - hi * TWO_24;
+  const d3 = h.charCodeAt(3);
+  const variant = VARIANT[(d3 <= 0x39 ? d3 - 0x30 : d3 - 0x57) & 0x3];
+  return `${HEX_BYTE[hi >>> 16]}${HEX_BYTE[(hi >>> 8) & 0xff]}${HEX_BYTE[hi & 0xff]}${HEX_BYTE[lo >>> 16]}-${HEX_BYTE[(lo >>> 8) & 0xff]}${HEX_BYTE[lo & 0xff]}-7${h.slice(0, 3)}-${variant}${h.slice(4, 7)}-${h.slice(7, 19)}`;
 }
+
