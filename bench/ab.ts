@@ -109,36 +109,45 @@ function metricOf(f: Figures, script: string): number {
 for (const [k, b] of builds.entries()) console.log(`${k === 0 ? 'A' : 'B'} ${b.dir} (${b.rev})${b.extra.length > 0 ? ` with ${b.extra.join(' ')}` : ''}`);
 console.log(`${bench} ${childArgs.join(' ')}: ${metric}, ${pairs} alternating pairs`);
 
-const a: number[] = [];
-const b: number[] = [];
-let reference: Figures | undefined;
-const mismatches: string[] = [];
-for (let i = 0; i < pairs; i++) {
-  const order = i % 2 === 0 ? [0, 1] : [1, 0];
-  const got: number[] = [];
-  for (const k of order) {
-    const f = runOnce(builds[k].script, builds[k].extra);
-    got[k] = metricOf(f, builds[k].script);
-    reference ??= f;
-    for (const field of countFields) {
-      if (f[field] !== reference[field]) mismatches.push(`pair ${i + 1}, ${k === 0 ? 'A' : 'B'}: ${field} ${String(f[field])}, first run ${String(reference[field])}`);
+/** Runs the pairs; a child that fails or reports no figures ends the comparison with its message. */
+function compare(): void {
+  const a: number[] = [];
+  const b: number[] = [];
+  let reference: Figures | undefined;
+  const mismatches: string[] = [];
+  for (let i = 0; i < pairs; i++) {
+    const order = i % 2 === 0 ? [0, 1] : [1, 0];
+    const got: number[] = [];
+    for (const k of order) {
+      const f = runOnce(builds[k].script, builds[k].extra);
+      got[k] = metricOf(f, builds[k].script);
+      reference ??= f;
+      for (const field of countFields) {
+        if (f[field] !== reference[field]) mismatches.push(`pair ${i + 1}, ${k === 0 ? 'A' : 'B'}: ${field} ${String(f[field])}, first run ${String(reference[field])}`);
+      }
     }
+    a.push(got[0]);
+    b.push(got[1]);
+    console.log(`pair ${i + 1} (${order[0] === 0 ? 'A first' : 'B first'}): A ${got[0].toFixed(3)}  B ${got[1].toFixed(3)}  (${formatChange(got[1] / got[0] - 1)})`);
   }
-  a.push(got[0]);
-  b.push(got[1]);
-  console.log(`pair ${i + 1} (${order[0] === 0 ? 'A first' : 'B first'}): A ${got[0].toFixed(3)}  B ${got[1].toFixed(3)}  (${formatChange(got[1] / got[0] - 1)})`);
+  const s = pairedSummary(a, b);
+  console.log(
+    `median A ${s.medianA.toFixed(3)}, B ${s.medianB.toFixed(3)}; median paired change ${formatChange(s.medianChange)}; ` +
+      `B less in ${s.bLess} of ${s.pairs} pairs, more in ${s.bMore} (sign test p = ${s.p.toFixed(3)})`,
+  );
+  if (mismatches.length > 0) {
+    console.log(`counts differ:\n  ${mismatches.join('\n  ')}`);
+    process.exitCode = 1;
+  } else {
+    console.log(`counts identical in all ${2 * pairs} runs: ${countFields.map((f) => `${f} ${String(reference?.[f])}`).join(', ')}`);
+  }
 }
 
-const s = pairedSummary(a, b);
-console.log(
-  `median A ${s.medianA.toFixed(3)}, B ${s.medianB.toFixed(3)}; median paired change ${formatChange(s.medianChange)}; ` +
-    `B less in ${s.bLess} of ${s.pairs} pairs, more in ${s.bMore} (sign test p = ${s.p.toFixed(3)})`,
-);
-if (mismatches.length > 0) {
-  console.log(`counts differ:\n  ${mismatches.join('\n  ')}`);
+try {
+  compare();
+} catch (err) {
+  process.stderr.write(`bench/ab: ${(err as Error).message}\n`);
   process.exitCode = 1;
-} else {
-  console.log(`counts identical in all ${2 * pairs} runs: ${countFields.map((f) => `${f} ${String(reference?.[f])}`).join(', ')}`);
 }
 
 function formatChange(x: number): string {

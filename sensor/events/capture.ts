@@ -109,4 +109,3 @@ export function stableId(tsUs: number, ...parts: Array<string | number>): string
   const variant = VARIANT[(d3 <= 0x39 ? d3 - 0x30 : d3 - 0x57) & 0x3];
   return `${HEX_BYTE[hi >>> 16]}${HEX_BYTE[(hi >>> 8) & 0xff]}${HEX_BYTE[hi & 0xff]}${HEX_BYTE[lo >>> 16]}-${HEX_BYTE[(lo >>> 8) & 0xff]}${HEX_BYTE[lo & 0xff]}-7${h.slice(0, 3)}-${variant}${h.slice(4, 7)}-${h.slice(7, 19)}`;
 }
-

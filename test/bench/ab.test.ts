@@ -51,6 +51,20 @@ test('a build that counts differently fails, naming the field', () => {
   }
 });
 
+test('a bench child that fails ends the comparison with its message, no stack trace', () => {
+  const broken = mkdtempSync(join(tmpdir(), 'hark-ab-'));
+  try {
+    mkdirSync(join(broken, 'dist', 'bench'), { recursive: true });
+    writeFileSync(join(broken, 'dist', 'bench', 'engine.js'), `process.stderr.write('cannot read the capture\\n'); process.exit(3);\n`);
+    const r = ab('--a', ROOT, '--b', broken, '--bench', 'engine', '--runs', '1', '--', PCAP);
+    assert.equal(r.status, 1, r.out);
+    assert.match(r.out, /bench\/ab: \S+engine\.js failed \(exit 3\): cannot read the capture/);
+    assert.doesNotMatch(r.out, /\n +at /, 'no stack trace');
+  } finally {
+    rmSync(broken, { recursive: true, force: true });
+  }
+});
+
 test('bad arguments: a clear message and exit 2', () => {
   assert.equal(ab('--a', ROOT).status, 2);
   const dashed = ab('--a', ROOT, '--b', ROOT, '--extra-b', '--no-warm');
