@@ -20,7 +20,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pairedSummary } from './stats.js';
-import { DEFAULT_WORKLOAD_DIR, ensureWorkload, SENSOR_NODE_FLAGS } from './workload.js';
+import { DEFAULT_WORKLOAD_DIR, ensureWorkload, runBenchChild } from './workload.js';
 
 /** The figures of each bench child that must not differ between builds. */
 const COUNT_FIELDS: Record<string, readonly string[]> = {
@@ -28,8 +28,6 @@ const COUNT_FIELDS: Record<string, readonly string[]> = {
   pipeline: ['packets', 'hits', 'captures', 'countSum', 'httpRequests', 'httpResponses'],
 };
 const DEFAULT_PAIRS = 6;
-/** A child's JSON line is short; anything longer is a bench printing more than it should. */
-const MAX_CHILD_OUTPUT_BYTES = 1 << 20;
 
 type Figures = Record<string, unknown>;
 
@@ -89,17 +87,6 @@ function revision(dir: string): string {
   return r.status === 0 ? r.stdout.trim() : 'not a git checkout';
 }
 
-function runOnce(script: string, extra: readonly string[]): Figures {
-  const r = spawnSync(process.execPath, [...SENSOR_NODE_FLAGS, script, ...childArgs, ...extra], { encoding: 'utf8', maxBuffer: MAX_CHILD_OUTPUT_BYTES });
-  if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status ?? r.signal}): ${r.stderr.trim()}`);
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  try {
-    return JSON.parse(line) as Figures;
-  } catch {
-    throw new Error(`${script} printed no JSON figures: ${JSON.stringify(line.slice(0, 200))}`);
-  }
-}
-
 function metricOf(f: Figures, script: string): number {
   const v = f[metric];
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${script} reports no number "${metric}"`);
@@ -119,7 +106,7 @@ function compare(): void {
     const order = i % 2 === 0 ? [0, 1] : [1, 0];
     const got: number[] = [];
     for (const k of order) {
-      const f = runOnce(builds[k].script, builds[k].extra);
+      const f = runBenchChild(builds[k].script, [...childArgs, ...builds[k].extra]);
       got[k] = metricOf(f, builds[k].script);
       reference ??= f;
       for (const field of countFields) {

@@ -21,7 +21,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { median } from './stats.js';
-import { DEFAULT_WORKLOAD_DIR, ensureWorkload, ROOT, SENSOR_NODE_FLAGS, type PipelineFigures } from './workload.js';
+import { DEFAULT_WORKLOAD_DIR, ensureWorkload, plantedTotal, ROOT, runBenchChild, workloadPhrases, type PipelineFigures } from './workload.js';
 
 const CACHE = join(ROOT, 'bench', '.cache');
 const WORKLOAD = DEFAULT_WORKLOAD_DIR;
@@ -58,9 +58,7 @@ const { values } = parseArgs({
 const runs = Math.max(1, Number(values.runs));
 
 function runEngine(pcap: string): EngineResult {
-  const r = spawnSync(process.execPath, [...SENSOR_NODE_FLAGS, join(ROOT, 'dist', 'bench', 'engine.js'), pcap], { encoding: 'utf8', maxBuffer: 1 << 20 });
-  if (r.status !== 0) throw new Error(`engine run failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as EngineResult;
+  return runBenchChild(join(ROOT, 'dist', 'bench', 'engine.js'), [pcap]) as unknown as EngineResult;
 }
 
 function runTcpflow(pcap: string): { seconds: number; bytes: number } | string {
@@ -112,9 +110,7 @@ interface PipelineResult extends PipelineFigures {
 }
 
 function runPipeline(engine: string): PipelineResult {
-  const r = spawnSync(process.execPath, [...SENSOR_NODE_FLAGS, join(ROOT, 'dist', 'bench', 'pipeline.js'), pcap, join(WORKLOAD, 'phrases.txt'), engine], { encoding: 'utf8', maxBuffer: 1 << 20 });
-  if (r.status !== 0) throw new Error(`pipeline run failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as PipelineResult;
+  return runBenchChild(join(ROOT, 'dist', 'bench', 'pipeline.js'), [pcap, join(WORKLOAD, 'phrases.txt'), engine]) as unknown as PipelineResult;
 }
 
 /** ngrep -q -I FILE -i 'p1|...|p10': per-packet regex over the payloads, its output discarded. */
@@ -126,7 +122,7 @@ function runNgrep(phrases: string[]): { seconds: number } | string {
 }
 
 if (!values['skip-pipeline']) {
-  const planted = (JSON.parse(readFileSync(join(WORKLOAD, 'truth.json'), 'utf8')) as { planted: { total: number } }).planted.total;
+  const planted = plantedTotal(WORKLOAD);
   const prow: string[][] = [['what', 'MB/s (wall)', 'MB/s (cpu)', 'packets/s', 'peak RSS MB', 'matches', 'sum of counts', 'captures']];
   for (const engine of ['hyperscan', 'js']) {
     const r = runPipeline(engine);
@@ -135,7 +131,7 @@ if (!values['skip-pipeline']) {
     allOk &&= exact;
     process.stderr.write(`${r.engine}: ${exact ? 'matches and counts equal' : 'MISMATCH with'} the planted total ${planted}\n`);
   }
-  const ten = readFileSync(join(WORKLOAD, 'phrases.txt'), 'utf8').split('\n').filter(Boolean).slice(0, 10);
+  const ten = workloadPhrases(WORKLOAD).slice(0, 10);
   const n = runNgrep(ten);
   if (typeof n === 'string') prow.push(['ngrep, 10 phrases, per packet', n, '', '', '', '', '', '']);
   else prow.push(['ngrep, 10 phrases, per packet', mb(first.fileBytes, n.seconds), '', (first.packets / n.seconds / 1e6).toFixed(2) + 'M', '', '', '', '']);

@@ -3,7 +3,7 @@
  * and reading its files. Used by `npm run bench`, bench/match.ts and the matcher's ground-truth
  * test, so all three find the generator and split decoded.bin the same way.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,25 @@ export const SHARED = process.env.HARK_SHARED_DIR ?? join(ROOT, '..', 'shared');
  * `--cpu-prof --cpu-prof-dir=/tmp/prof`, which NODE_OPTIONS refuses).
  */
 export const SENSOR_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64', ...(process.env.HARK_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f.length > 0)];
+/** A bench child prints one short JSON line; more than this is a bench printing what it should not. */
+const MAX_CHILD_OUTPUT_BYTES = 1 << 20;
+
+/**
+ * Runs a bench child (dist/bench/engine.js, pipeline.js...) in its own process with the sensor's V8
+ * flags, so its peak RSS is its own, and returns the JSON figures of its last output line. Throws
+ * with the child's stderr when it fails or prints no figures.
+ */
+export function runBenchChild(script: string, args: readonly string[]): Record<string, unknown> {
+  const r = spawnSync(process.execPath, [...SENSOR_NODE_FLAGS, script, ...args], { encoding: 'utf8', maxBuffer: MAX_CHILD_OUTPUT_BYTES });
+  if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status ?? r.signal}): ${r.stderr.trim()}`);
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    throw new Error(`${script} printed no JSON figures: ${JSON.stringify(line.slice(0, 200))}`);
+  }
+}
+
 /** Where `npm run bench` keeps the default workload. */
 export const DEFAULT_WORKLOAD_DIR = join(ROOT, 'bench', '.cache', 'wl');
 /** gen-workload.mjs ends every HTTP message in decoded.bin with this separator. */
