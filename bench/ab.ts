@@ -5,14 +5,14 @@
  * counts (packets, reassembled bytes, matches...) must equal the first run's: a build that is faster
  * because it finds less fails (exit 1). Speed itself never fails it.
  *
- *   node dist/bench/ab.js --a DIR --b DIR [--bench pipeline|engine] [--runs N] [--metric NAME]
+ *   node dist/bench/ab.js --a DIR --b DIR [--bench pipeline|engine|stages] [--runs N] [--metric NAME]
  *                         [--extra-a ARGS] [--extra-b ARGS] [-- child args]
  *
  * DIR is a built checkout (its own dist/ and native addons), e.g. the commit before a change:
  *   git worktree add ../hark-base HEAD~1 && (cd ../hark-base && npm run setup)
  * or the same checkout twice with different options: --extra-b="--locality 0" appends those
  * (space-separated) to B's child arguments (the `=` form, since they start with a dash).
- * Child args default to the shared workload (bench/.cache/wl): engine <pcap>; pipeline <pcap>
+ * Child args default to the shared workload (bench/.cache/wl): engine and stages <pcap>; pipeline <pcap>
  * <phrases.txt> hyperscan. The metric defaults to cpuSeconds (what the speed targets are per core of).
  */
 import { spawnSync } from 'node:child_process';
@@ -26,6 +26,7 @@ import { DEFAULT_WORKLOAD_DIR, ensureWorkload, runBenchChild } from './workload.
 const COUNT_FIELDS: Record<string, readonly string[]> = {
   engine: ['packets', 'flows', 'reassembled', 'gapBytes'],
   pipeline: ['packets', 'hits', 'captures', 'countSum', 'httpRequests', 'httpResponses'],
+  stages: ['packets', 'decoded', 'passed', 'reassembled'],
 };
 const DEFAULT_PAIRS = 6;
 
@@ -78,7 +79,7 @@ let childArgs = positionals;
 if (childArgs.length === 0) {
   ensureWorkload();
   const pcap = join(DEFAULT_WORKLOAD_DIR, 'workload.pcap');
-  childArgs = bench === 'engine' ? [pcap] : [pcap, join(DEFAULT_WORKLOAD_DIR, 'phrases.txt'), 'hyperscan'];
+  childArgs = bench === 'engine' || bench === 'stages' ? [pcap] : [pcap, join(DEFAULT_WORKLOAD_DIR, 'phrases.txt'), 'hyperscan'];
 }
 
 /** `git describe` of a checkout, or its path alone when it is not one. */
