@@ -34,34 +34,55 @@ function mix(h: number, v: number): number {
 const RECENT_SIZE = 1024;
 const RECENT_STRIDE = 3; // slot, hash, time
 
-/** The packet hash the filter compares (exported for tests): addresses, ports, IPv4 id, flags, sequence, ack, payload length and edges. */
+/**
+ * The two keys of a packet, computed in one pass over its fields: `duplicateHash` (32 bits, also
+ * the slot) and 21 more bits for the comparison, from a second lane with another seed and other
+ * multipliers (see `mix2`). IPv4 keeps its addresses in words 0 and 4 only, so only those are
+ * read; IPv6 mixes all eight.
+ */
+let lane2 = 0;
+
+function mix2(h: number, v: number): number {
+  h = Math.imul(h ^ v, 0x85ebca6b);
+  h = (h << 13) | (h >>> 19);
+  return Math.imul(h, 0xc2b2ae35);
+}
+
+/** The packet hash the filter compares (exported for tests): addresses, ports, IPv4 id, flags, sequence, ack, payload length and edges. Leaves the second lane in `lane2`. */
 export function duplicateHash(p: Packet): number {
   const a = p.addr;
   let h = 0x2545f491 ^ p.transport;
-  for (let i = 0; i < 8; i++) h = mix(h, a[i]);
-  h = mix(h, p.srcPort | (p.dstPort << 16));
+  let g = 0x61c88647 ^ (p.payloadLen << 8);
+  if (p.ipVersion === 4) {
+    h = mix(h, a[0]);
+    g = mix2(g, a[4]);
+    h = mix(h, a[4]);
+    g = mix2(g, a[0]);
+  } else {
+    for (let i = 0; i < 8; i++) {
+      h = mix(h, a[i]);
+      g = mix2(g, a[7 - i]);
+    }
+  }
+  const ports = p.srcPort | (p.dstPort << 16);
+  h = mix(h, ports);
+  g = mix2(g, (ports >>> 16) | (ports << 16));
   h = mix(h, p.ipId | (p.tcpFlags << 16));
+  g = mix2(g, p.ipId ^ (p.tcpFlags << 24));
   h = mix(h, p.seq);
+  g = mix2(g, p.seq ^ p.ack);
   h = mix(h, p.ack);
   h = mix(h, p.payloadLen);
   const b = p.buf;
   const o = p.payloadOff;
   const n = p.payloadLen;
   if (n > 0) {
-    h = mix(h, (b[o] << 24) | (b[o + (n >> 1)] << 16) | (b[o + n - 1] << 8) | b[o + (n >> 2)]);
+    const edges = (b[o] << 24) | (b[o + (n >> 1)] << 16) | (b[o + n - 1] << 8) | b[o + (n >> 2)];
+    h = mix(h, edges);
+    g = mix2(g, edges);
   }
+  lane2 = (g ^ (g >>> 15)) & 0x1fffff;
   return h ^ (h >>> 16);
-}
-
-/** 21 more bits for the comparison, mixed from the same fields in another order with another seed. */
-function checkBits(p: Packet): number {
-  const a = p.addr;
-  let h = 0x61c88647 ^ (p.payloadLen << 8);
-  h = mix(h, p.seq ^ p.ack);
-  h = mix(h, p.dstPort | (p.srcPort << 16));
-  for (let i = 7; i >= 0; i--) h = mix(h, a[i]);
-  h = mix(h, p.ipId);
-  return (h ^ (h >>> 13)) & 0x1fffff;
 }
 
 /** Slots in the direct-mapped table (exported for tests). */
@@ -99,7 +120,7 @@ export class DuplicateFilter {
     const h32 = duplicateHash(p);
     const slot = h32 & (DUPLICATE_TABLE_SIZE - 1);
     // the stored and compared key: exact in a double (53 bits)
-    const h = (h32 >>> 0) + checkBits(p) * 4294967296;
+    const h = (h32 >>> 0) + lane2 * 4294967296;
     const ts = p.tsUs;
     const r = this.recent;
     const ri = (slot & (RECENT_SIZE - 1)) * RECENT_STRIDE;
