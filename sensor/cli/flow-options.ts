@@ -1,7 +1,7 @@
 /**
  * The flow-table options `hark run` and `hark scan` share: how many flows, and how much memory
- * their state may take, before the least recently active are evicted (closed, then UDP, then
- * half-open, then established; counted in flow.memcap_evicted); and how many frames a
+ * their state may take, before the least recently active are evicted (closed, then DNS lookups,
+ * other UDP, half-open, then established; counted in flow.memcap_evicted); and how many frames a
  * connection-grouped batch holds (workers/locality.ts).
  */
 import { DEFAULT_FLOW_LIMITS, type FlowLimits } from '../flow/flow-table.js';

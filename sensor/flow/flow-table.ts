@@ -46,6 +46,12 @@ export interface FlowLimits {
   tcpEstablishedTimeoutUs: number;
   tcpClosedTimeoutUs: number;
   udpTimeoutUs: number;
+  /**
+   * UDP flows to or from port 53: a DNS lookup is a query and its answer within milliseconds, and a
+   * busy network makes thousands a second, each on its own source port; held for the UDP timeout
+   * they would fill the table (Zeek's dns_session_timeout is 10 s).
+   */
+  dnsTimeoutUs: number;
   reassembly: ReassemblyLimits;
 }
 
@@ -56,6 +62,7 @@ export const DEFAULT_FLOW_LIMITS: FlowLimits = {
   tcpEstablishedTimeoutUs: 600_000_000,
   tcpClosedTimeoutUs: 10_000_000,
   udpTimeoutUs: 120_000_000,
+  dnsTimeoutUs: 10_000_000,
   reassembly: DEFAULT_REASSEMBLY_LIMITS,
 };
 
@@ -99,9 +106,12 @@ const LIST_TCP_NEW = 0;
 const LIST_TCP_EST = 1;
 const LIST_TCP_CLOSED = 2;
 const LIST_UDP = 3;
-const LIST_COUNT = 4;
-/** The order in which the memcap evicts: closed flows, UDP, new (half-open scans), then established. */
-const EVICTION_ORDER = [LIST_TCP_CLOSED, LIST_UDP, LIST_TCP_NEW, LIST_TCP_EST];
+/** UDP flows on port 53 (FlowLimits.dnsTimeoutUs). */
+const LIST_UDP_DNS = 4;
+const LIST_COUNT = 5;
+/** The order in which the memcap evicts: closed flows, DNS, other UDP, new (half-open scans), then established. */
+const EVICTION_ORDER = [LIST_TCP_CLOSED, LIST_UDP_DNS, LIST_UDP, LIST_TCP_NEW, LIST_TCP_EST];
+const DNS_PORT = 53;
 
 const S_NEW = 0;
 const S_ESTABLISHED = 1;
@@ -266,7 +276,7 @@ export class FlowTable implements HalfOutput {
     private readonly ended: FlowEndSink | undefined,
     limits: FlowLimits = DEFAULT_FLOW_LIMITS,
   ) {
-    this.timeouts = [limits.tcpNewTimeoutUs, limits.tcpEstablishedTimeoutUs, limits.tcpClosedTimeoutUs, limits.udpTimeoutUs];
+    this.timeouts = [limits.tcpNewTimeoutUs, limits.tcpEstablishedTimeoutUs, limits.tcpClosedTimeoutUs, limits.udpTimeoutUs, limits.dnsTimeoutUs];
     this.budget = new ReassemblyBudget(Math.floor(limits.memcapBytes / 2));
     this.maxFlows = limits.maxFlows;
     this.memcapBytes = limits.memcapBytes;
@@ -543,7 +553,7 @@ export class FlowTable implements HalfOutput {
       }
     } else {
       this.counters.inc(C_FLOWS_UDP);
-      list = LIST_UDP;
+      list = sp === DNS_PORT || dp === DNS_PORT ? LIST_UDP_DNS : LIST_UDP;
     }
     r[o + R_LIST] = list;
     this.push(list, f);

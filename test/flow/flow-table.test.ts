@@ -139,6 +139,31 @@ describe('FlowTable', () => {
     assert.equal(h.pipeline.counters.get('flow.timeout'), 2);
   });
 
+  test('DNS flows (UDP port 53) end after 10 s idle, other UDP after 120 s; the memcap takes DNS first', () => {
+    const h = harness();
+    const dns = { src: '10.1.0.5', dst: '10.0.0.53', sport: 40053, dport: 53 };
+    const ntp = { src: '10.1.0.5', dst: '10.0.0.123', sport: 40123, dport: 123 };
+    const tick = { src: '10.9.9.9', dst: '192.0.2.1', sport: 7000, dport: 7001 };
+    h.send(ethUdp(dns, Buffer.from('query')), 0);
+    h.send(ethUdp({ src: dns.dst, dst: dns.src, sport: 53, dport: 40053 }, Buffer.from('answer')), 1000);
+    h.send(ethUdp(ntp, Buffer.from('time?')), 0);
+    // an unrelated flow's packets move the clock
+    h.send(ethUdp(tick, Buffer.from('a')), DEFAULT_FLOW_LIMITS.dnsTimeoutUs - 1_000_000);
+    assert.equal(h.records.length, 0, 'idle 9 s: the lookup is still open');
+    h.send(ethUdp(tick, Buffer.from('b')), DEFAULT_FLOW_LIMITS.dnsTimeoutUs + 2_000_000);
+    assert.deepEqual(h.records.map((r) => `${r.closeReason}:${r.dstPort}:${r.pkts.join('/')}`), ['timeout:53:1/1']);
+    h.send(ethUdp(tick, Buffer.from('c')), DEFAULT_FLOW_LIMITS.udpTimeoutUs + 2_000_000);
+    assert.deepEqual(h.records.map((r) => `${r.closeReason}:${r.dstPort}`), ['timeout:53', 'timeout:123']);
+    assert.equal(h.pipeline.flows.active, 1, 'the clock flow itself was never idle that long');
+
+    // Over the flow limit, a finished DNS lookup goes before an older flow of another UDP service.
+    const m = harness({ maxFlows: 2 });
+    m.send(ethUdp(ntp, Buffer.from('time?')), 0);
+    m.send(ethUdp(dns, Buffer.from('query')), 1);
+    m.send(ethUdp({ ...dns, sport: 40054 }, Buffer.from('query 2')), 2);
+    assert.deepEqual(m.records.map((r) => `${r.closeReason}:${r.srcPort}`), ['memcap:40053']);
+  });
+
   test('the flow limit evicts the least recently active flows and counts them', () => {
     const h = harness({ maxFlows: 10 });
     for (let i = 0; i < 25; i++) h.send(ethTcp({ ...C, sport: 20000 + i, seq: 1, flags: SYN }), i);
