@@ -243,7 +243,17 @@ test('a sensor that falls behind the mirror port reports the kernel drops and ra
     } finally {
       sensor.child.kill('SIGCONT');
     }
-    await waitFor('the loss reported', 30_000, () => (status(data)?.health ?? []).some((e: { name: string }) => e.name === 'capture.drops'));
+    // The kernel's drop count can reach a status file before the capture thread has drained what the
+    // ring did hold: wait until the counters cover every frame sent (a sensor that never counts them
+    // fails here), then check that snapshot.
+    const covered = (s: { interfaces?: Array<{ packets: number; kernel_drops: number }> } | undefined) => {
+      const i = s?.interfaces?.[0];
+      return i !== undefined && i.packets + i.kernel_drops >= 6000;
+    };
+    await waitFor('the loss reported and every frame counted', 30_000, () => {
+      const s = status(data);
+      return covered(s) && (s?.health ?? []).some((e: { name: string }) => e.name === 'capture.drops');
+    });
     const st = status(data);
     const iface = st.interfaces[0];
     const alarm = st.health.find((e: { name: string }) => e.name === 'capture.drops');
