@@ -130,6 +130,18 @@ interface Counts {
   reassembled: number;
 }
 
+/** A pipeline of build `b` whose consumer only counts the bytes it is given (as bench/engine.ts). */
+function countingPipeline(b: Build, counts: Counts): PipelineClass {
+  const consumer: StreamConsumer = {
+    data(_dir, bytes) {
+      counts.reassembled += bytes.length;
+    },
+    gap() {},
+    end() {},
+  };
+  return new b.Pipeline({ streams: { open: () => consumer } });
+}
+
 const STAGES = {
   decode(b: Build, counts: Counts): number {
     const d = new b.Decoder(new b.Counters());
@@ -146,28 +158,14 @@ const STAGES = {
     });
   },
   engine(b: Build, counts: Counts): number {
-    const consumer: StreamConsumer = {
-      data(_dir, bytes) {
-        counts.reassembled += bytes.length;
-      },
-      gap() {},
-      end() {},
-    };
-    const pipeline = new b.Pipeline({ streams: { open: () => consumer } });
+    const pipeline = countingPipeline(b, counts);
     const t0 = process.hrtime.bigint();
     feed(pipeline.packet);
     pipeline.finish();
     return Number(process.hrtime.bigint() - t0) / count;
   },
   file(b: Build, counts: Counts): number {
-    const consumer: StreamConsumer = {
-      data(_dir, bytes) {
-        counts.reassembled += bytes.length;
-      },
-      gap() {},
-      end() {},
-    };
-    const pipeline = new b.Pipeline({ streams: { open: () => consumer } });
+    const pipeline = countingPipeline(b, counts);
     const t0 = process.hrtime.bigint();
     const summary = pipeline.runFile(capture);
     if (summary.packets !== count) throw new Error(`${capture}: the file reader handed over ${summary.packets} frames, ${count} before`);

@@ -35,13 +35,15 @@ const RECENT_SIZE = 1024;
 const RECENT_STRIDE = 3; // slot, hash, time
 
 /**
- * The two keys of a packet, computed in one pass over its fields: `duplicateHash` (32 bits, also
- * the slot) and 21 more bits for the comparison, from a second lane with another seed and other
- * multipliers (see `mix2`). IPv4 keeps its addresses in words 0 and 4 only, so only those are
- * read; IPv6 mixes all eight.
+ * A packet has two keys, computed in one pass over its fields by `duplicateHash`: its 32-bit hash
+ * (also the slot), returned, and 21 more bits for the comparison, left here: a second lane with
+ * another seed, the fields in another order and other multipliers (`mix2`), so that the 53 bits
+ * are independent. IPv4 keeps its addresses in words 0 and 4 only, so only those are read; IPv6
+ * mixes all eight. (A module variable rather than a returned pair: no allocation per packet.)
  */
 let lane2 = 0;
 
+/** The second lane's mix: `mix` with other multipliers. */
 function mix2(h: number, v: number): number {
   h = Math.imul(h ^ v, 0x85ebca6b);
   h = (h << 13) | (h >>> 19);
