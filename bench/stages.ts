@@ -33,7 +33,7 @@ import type { Counters as CountersClass } from '../sensor/events/counters.js';
 import type { ReadOptions, ReadSummary, PacketHandler } from '../sensor/capture/file-reader.js';
 import type { StreamConsumer } from '../sensor/flow/stream.js';
 import type { Pipeline as PipelineClass, PipelineOptions } from '../sensor/pipeline.js';
-import { median, signTestP } from './stats.js';
+import { median, pairedSummary } from './stats.js';
 import { ROOT } from './workload.js';
 
 const DEFAULT_ROUNDS = 7;
@@ -224,13 +224,10 @@ if (builds.length > 1) {
   out.against = { dir: resolve(values.against!), ...medians(theirs) };
   out.change = Object.fromEntries(
     Object.keys(mine).map((k) => {
-      const a = theirs[k];
-      const b = mine[k];
-      const less = b.filter((x, i) => x < a[i]).length;
-      const more = b.filter((x, i) => x > a[i]).length;
+      const s = pairedSummary(theirs[k], mine[k]);
       // the median paired difference over the other build's median (differences of stages can be
       // near zero or below in a round, so a per-round ratio would mean nothing)
-      return [k, { median: median(b.map((x, i) => x - a[i])) / median(a), less, more, p: signTestP(less, less + more) }];
+      return [k, { median: s.medianDifference / s.medianA, less: s.bLess, more: s.bMore, p: s.p }];
     }),
   );
 }

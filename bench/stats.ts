@@ -35,6 +35,8 @@ export interface PairedSummary {
   medianB: number;
   /** Median over the pairs of b / a - 1 (negative: B took less). */
   medianChange: number;
+  /** Median over the pairs of b - a: the change to use when a pair's figures can be near zero or below (a difference of two timings). */
+  medianDifference: number;
   /** Pairs in which B took less than A, and more; ties count in neither. */
   bLess: number;
   bMore: number;
@@ -48,10 +50,21 @@ export function pairedSummary(a: readonly number[], b: readonly number[]): Paire
   let bLess = 0;
   let bMore = 0;
   const changes: number[] = [];
+  const differences: number[] = [];
   for (let i = 0; i < a.length; i++) {
     if (b[i] < a[i]) bLess++;
     else if (b[i] > a[i]) bMore++;
     changes.push(b[i] / a[i] - 1);
+    differences.push(b[i] - a[i]);
   }
-  return { pairs: a.length, medianA: median(a), medianB: median(b), medianChange: median(changes), bLess, bMore, p: signTestP(bLess, bLess + bMore) };
+  return {
+    pairs: a.length,
+    medianA: median(a),
+    medianB: median(b),
+    medianChange: median(changes),
+    medianDifference: median(differences),
+    bLess,
+    bMore,
+    p: signTestP(bLess, bLess + bMore),
+  };
 }

@@ -39,6 +39,10 @@ test('paired summary: wins, ties, median change and the test over the pairs that
   assert.equal(s.medianA, 10);
   assert.equal(s.medianB, 9.5);
   assert.ok(Math.abs(s.medianChange - -0.05) < 1e-12, `median change ${s.medianChange}`);
+  // differences -1, -0.5, 0, 1, -2: median -0.5
+  assert.equal(s.medianDifference, -0.5);
+  // a difference near zero, where a ratio would explode, stays a difference
+  assert.equal(pairedSummary([0.001, 5, 5], [1, 6, 7]).medianDifference, 1);
   assert.equal(s.p, signTestP(3, 4));
   assert.throws(() => pairedSummary([1], [1, 2]), RangeError);
 });
