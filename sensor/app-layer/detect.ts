@@ -3,10 +3,11 @@
  * direction. Output: the chosen protocol's `StreamConsumer`, fed everything seen so far (in
  * arrival order) and then everything after. Each protocol's probe says match / no-match /
  * need-more; bytes are held until one matches or all refuse (bounded: PROBE_MAX_BYTES per
- * direction), so a flow is never given to a parser on a guess.
+ * direction), so a flow is never given to a parser on a guess. A flow no protocol takes is
+ * bypassed (see BYPASS), and so is one whose protocol asks for it.
  */
 import { Counters, defineCounter } from '../events/counters.js';
-import type { CloseReason, Direction, FlowInfo, StreamConsumer, StreamFactory } from '../flow/stream.js';
+import { BYPASS, type BypassedBytes, type CloseReason, type Direction, type FlowInfo, type StreamConsumer, type StreamFactory } from '../flow/stream.js';
 
 export type ProbeResult = 'match' | 'no-match' | 'need-more';
 
@@ -52,6 +53,8 @@ class ProbingConsumer implements StreamConsumer {
   /** Counter of the bytes given to the chosen protocol (or of unrecognised bytes). */
   private bytesCounter = -1;
   private refused = false;
+  /** Returned from data and gap: refused, or the chosen protocol asked for bypass while held bytes were replayed to it. */
+  private bypass: true | undefined = undefined;
   private readonly held: Held[] = [];
   private heldBytes = 0;
   private readonly prefix: [Uint8Array, Uint8Array] = [EMPTY, EMPTY];
@@ -64,19 +67,19 @@ class ProbingConsumer implements StreamConsumer {
     return this.chosenName;
   }
 
-  data(dir: Direction, bytes: Uint8Array, tsUs: number): void {
+  data(dir: Direction, bytes: Uint8Array, tsUs: number): boolean | void {
     if (this.chosen !== undefined) {
       this.counters.inc(this.bytesCounter, bytes.length);
-      this.chosen.data(dir, bytes, tsUs);
-      return;
+      return this.chosen.data(dir, bytes, tsUs);
     }
     if (this.refused) {
       this.counters.inc(C_UNKNOWN_BYTES, bytes.length);
-      return;
+      return BYPASS;
     }
     if (this.heldBytes + bytes.length > MAX_HELD_BYTES) {
       this.refuse();
-      return;
+      this.counters.inc(C_UNKNOWN_BYTES, bytes.length);
+      return BYPASS;
     }
     this.held.push({ dir, bytes: bytes.slice(), len: bytes.length, ts: tsUs });
     this.heldBytes += bytes.length;
@@ -88,23 +91,23 @@ class ProbingConsumer implements StreamConsumer {
     next.set(bytes.subarray(0, take), old.length);
     this.prefix[dir] = next;
     this.decide(dir);
+    return this.bypass;
   }
 
-  gap(dir: Direction, len: number, tsUs: number): void {
-    if (this.chosen !== undefined) {
-      this.chosen.gap(dir, len, tsUs);
-      return;
-    }
-    if (this.refused) return;
+  gap(dir: Direction, len: number, tsUs: number): boolean | void {
+    if (this.chosen !== undefined) return this.chosen.gap(dir, len, tsUs);
+    if (this.refused) return BYPASS;
     this.counters.inc(C_GAP_BEFORE_DETECT);
     this.held.push({ dir, bytes: undefined, len, ts: tsUs });
     // Bytes after a hole cannot be probed as a stream start.
     this.done[dir] = true;
     this.giveUpIfBothDone();
+    return this.bypass;
   }
 
-  end(reason: CloseReason, tsUs: number): void {
-    this.chosen?.end(reason, tsUs);
+  end(reason: CloseReason, tsUs: number, bypassed?: BypassedBytes): void {
+    if (bypassed !== undefined) this.counters.inc(this.chosen !== undefined ? this.bytesCounter : C_UNKNOWN_BYTES, bypassed[0] + bypassed[1]);
+    this.chosen?.end(reason, tsUs, bypassed);
     if (this.chosen === undefined && !this.refused && this.held.length > 0) this.refuse();
   }
 
@@ -131,6 +134,7 @@ class ProbingConsumer implements StreamConsumer {
 
   private refuse(): void {
     this.refused = true;
+    this.bypass = BYPASS;
     this.counters.inc(C_UNKNOWN_BYTES, this.heldBytes);
     this.held.length = 0;
     this.heldBytes = 0;
@@ -150,8 +154,8 @@ class ProbingConsumer implements StreamConsumer {
     this.bytesCounter = byteCounter(p.name);
     this.counters.inc(this.bytesCounter, this.heldBytes);
     for (const h of this.held.splice(0)) {
-      if (h.bytes === undefined) consumer.gap(h.dir, h.len, h.ts);
-      else consumer.data(h.dir, h.bytes, h.ts);
+      const wants = h.bytes === undefined ? consumer.gap(h.dir, h.len, h.ts) : consumer.data(h.dir, h.bytes, h.ts);
+      if (wants === BYPASS) this.bypass = BYPASS;
     }
   }
 }

@@ -18,7 +18,7 @@ import type { Packet } from '../decode/packet.js';
 import { formatIpv4, formatIpv6, formatMac, IPPROTO_TCP } from '../decode/packet.js';
 import { TH_ACK, TH_FIN, TH_RST, TH_SYN } from '../decode/transport.js';
 import { Counters, defineAnomaly, defineCounter } from '../events/counters.js';
-import type { CloseReason, DatagramSink, Direction, FlowInfo, StreamConsumer, StreamFactory } from './stream.js';
+import { BYPASS, type BypassedBytes, type CloseReason, type DatagramSink, type Direction, type FlowInfo, type StreamConsumer, type StreamFactory } from './stream.js';
 import { DEFAULT_REASSEMBLY_LIMITS, HalfStore, ReassemblyBudget, type HalfOutput, type ReassemblyLimits } from './tcp-reassembly.js';
 
 const C_FLOWS_TCP = defineCounter('flow.tcp');
@@ -30,6 +30,8 @@ const C_PORT_REUSE = defineCounter('tcp.port_reuse');
 const C_MIDSTREAM = defineCounter('tcp.midstream_pickup');
 const C_ONE_SIDED = defineCounter('flow.one_sided');
 const C_CONSUMER_ERROR = defineCounter('flow.consumer_error');
+const C_BYPASSED = defineCounter('flow.bypassed');
+const C_BYPASSED_BYTES = defineCounter('flow.bypassed_bytes');
 const A_DATA_AFTER_RST = defineAnomaly('stream.tcp.pkt_after_rst');
 const A_RST_IN_HANDSHAKE = defineAnomaly('stream.tcp.rst_before_handshake_done');
 const A_SYN_DATA = defineCounter('tcp.syn_with_data');
@@ -189,6 +191,16 @@ class FlowSlot {
   }
 }
 
+/**
+ * The consumer of a flow whose factory wanted none, or whose own consumer failed: it asks for the
+ * flow to be bypassed, so the flow costs no more reassembly and nobody is fed half a stream.
+ */
+const DETACHED: StreamConsumer = {
+  data: () => BYPASS,
+  gap: () => BYPASS,
+  end: () => undefined,
+};
+
 const macBytes = new Uint8Array(6);
 function macText(mac: number): string {
   let v = mac;
@@ -244,7 +256,7 @@ export class FlowTable implements HalfOutput {
   private rec: Float64Array = new Float64Array(INITIAL_FLOW_SLOTS * REC_STRIDE);
   private v6: Int32Array = new Int32Array(INITIAL_FLOW_SLOTS * V6_STRIDE);
   private readonly slots: FlowSlot[] = [];
-  /** The consumer of each slot's TCP flow (undefined: nobody wants its bytes, or it failed). */
+  /** The consumer of each slot's TCP flow (undefined: not opened yet; DETACHED: nobody wants its bytes, or it failed). */
   private readonly consumers: (StreamConsumer | undefined)[] = new Array<StreamConsumer | undefined>(INITIAL_FLOW_SLOTS).fill(undefined);
   /** Free slots, popped from the end. */
   private readonly free: number[] = [];
@@ -268,6 +280,8 @@ export class FlowTable implements HalfOutput {
   /** Deferred-retention queue length when the batch began. */
   private batchMark = 0;
   private nowUs = 0;
+  /** A flow whose consumer asked for bypass during the current packet, or -1. */
+  private wantBypass = -1;
 
   constructor(
     private readonly counters: Counters,
@@ -286,6 +300,7 @@ export class FlowTable implements HalfOutput {
     // treat them as constants and deoptimise the per-packet code at the first growth.
     this.rec = new Float64Array(this.rec.length);
     this.v6 = new Int32Array(this.v6.length);
+    this.wantBypass = this.wantBypass - 0;
     this.prev = new Int32Array(this.prev.length).fill(-1);
     this.next = new Int32Array(this.next.length).fill(-1);
     this.heads = new Int32Array(this.heads.length).fill(-1);
@@ -346,9 +361,11 @@ export class FlowTable implements HalfOutput {
     } catch (err) {
       // A consumer bug must not take the sensor down: count it and stop feeding that flow.
       this.counters.inc(C_CONSUMER_ERROR);
-      this.consumers[f] = undefined;
+      this.consumers[f] = DETACHED;
+      if (isTcp) this.wantBypass = f;
       reportConsumerError(err);
     }
+    if (this.wantBypass >= 0) this.bypassWanted();
     if (this.count > this.maxFlows || this.memoryEstimate() > this.memcapBytes) this.evict();
   }
 
@@ -412,13 +429,27 @@ export class FlowTable implements HalfOutput {
   /** HalfOutput: in-order bytes of half h (slot h >> 1, direction h & 1). */
   halfData(h: number, bytes: Uint8Array, tsUs: number): void {
     const c = this.consumers[h >> 1] ?? this.openConsumer(h >> 1);
-    if (c !== undefined) c.data((h & 1) as Direction, bytes, tsUs);
+    if (c !== undefined && c.data((h & 1) as Direction, bytes, tsUs) === BYPASS) this.wantBypass = h >> 1;
   }
 
   /** HalfOutput: bytes of half h that were never seen. */
   halfGap(h: number, len: number, tsUs: number): void {
     const c = this.consumers[h >> 1] ?? this.openConsumer(h >> 1);
-    if (c !== undefined) c.gap((h & 1) as Direction, len, tsUs);
+    if (c !== undefined && c.gap((h & 1) as Direction, len, tsUs) === BYPASS) this.wantBypass = h >> 1;
+  }
+
+  /**
+   * The flow whose consumer asked (BYPASS) during this packet stops being reassembled: both halves
+   * drop what they hold, and its later segments only move their sequence on. Applied after the
+   * packet, never inside a half's own delivery.
+   */
+  private bypassWanted(): void {
+    const f = this.wantBypass;
+    this.wantBypass = -1;
+    if (this.halves.isBypassed(2 * f)) return;
+    this.halves.bypass(2 * f);
+    this.halves.bypass(2 * f + 1);
+    this.counters.inc(C_BYPASSED);
   }
 
   /**
@@ -432,8 +463,15 @@ export class FlowTable implements HalfOutput {
     const slot = this.slots[f];
     const info = (slot.info ??= this.flowInfo(f));
     const c = factory.open(info);
-    this.consumers[f] = c;
-    return c;
+    if (c !== undefined) return (this.consumers[f] = c);
+    this.consumers[f] = DETACHED;
+    this.wantBypass = f;
+    return undefined;
+  }
+
+  /** Out-of-order bytes held across all flows (the reassembly budget in use). */
+  heldBytes(): number {
+    return this.budget.held;
   }
 
   private memoryEstimate(): number {
@@ -751,16 +789,22 @@ export class FlowTable implements HalfOutput {
     slot.closeReason = reason;
     const ts = r[o + R_LAST_US];
     try {
+      let bypassed: BypassedBytes | undefined;
       if (slot.proto === IPPROTO_TCP) {
         this.halves.flush(2 * f, ts);
         this.halves.flush(2 * f + 1, ts);
+        if (this.halves.isBypassed(2 * f)) {
+          bypassed = [this.halves.bypassedBytes(2 * f), this.halves.bypassedBytes(2 * f + 1)];
+          this.counters.inc(C_BYPASSED_BYTES, bypassed[0] + bypassed[1]);
+        }
       }
-      this.consumers[f]?.end(reason, ts);
+      this.consumers[f]?.end(reason, ts, bypassed);
     } catch (err) {
       this.counters.inc(C_CONSUMER_ERROR);
       reportConsumerError(err);
     }
     this.consumers[f] = undefined;
+    if (this.wantBypass === f) this.wantBypass = -1;
     if (r[o + R_PKTS0] === 0 || r[o + R_PKTS1] === 0) this.counters.inc(C_ONE_SIDED);
     if (this.ended !== undefined) this.ended.flowEnded(this.flowRecord(f));
     this.recycle(f);

@@ -26,17 +26,28 @@ export interface FlowInfo {
   readonly startUs: number;
 }
 
+/**
+ * What `data` or `gap` returns to say that nothing more can be learned from the flow (an unknown
+ * protocol, TLS that will not be decrypted): the flow table then bypasses it. Its later packets
+ * still count and still close it, but are neither reassembled nor delivered; `end` still comes,
+ * with the stream bytes that went by undelivered. Returning nothing (or false) asks for more.
+ */
+export const BYPASS = true;
+
+/** Stream bytes (sequence space) of each direction that went by after the flow was bypassed. */
+export type BypassedBytes = readonly [number, number];
+
 export interface StreamConsumer {
   /** In-order bytes. `bytes` is a view into a reused buffer, valid only during the call: copy to keep. */
-  data(dir: Direction, bytes: Uint8Array, tsUs: number): void;
+  data(dir: Direction, bytes: Uint8Array, tsUs: number): boolean | void;
   /** `len` bytes of this direction were never seen; the next `data` follows the hole. */
-  gap(dir: Direction, len: number, tsUs: number): void;
-  /** The flow is over. */
-  end(reason: CloseReason, tsUs: number): void;
+  gap(dir: Direction, len: number, tsUs: number): boolean | void;
+  /** The flow is over. `bypassed`: it was bypassed (see BYPASS), with what went by since. */
+  end(reason: CloseReason, tsUs: number, bypassed?: BypassedBytes): void;
 }
 
 export interface StreamFactory {
-  /** A consumer for a new TCP flow, or undefined to ignore its bytes. */
+  /** A consumer for a new TCP flow, or undefined to ignore its bytes (the flow is then bypassed). */
   open(flow: FlowInfo): StreamConsumer | undefined;
 }
 

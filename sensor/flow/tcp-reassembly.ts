@@ -155,6 +155,8 @@ const C_OVERLAPS = 4;
 const C_MISMATCHES = 5;
 /** When the peer's acknowledgement first passed a hole, or -1. */
 const C_HOLE_ACKED_AT_US = 6;
+/** Relative offset where the half was bypassed (see `HalfStore.bypass`). */
+const C_BYPASS_REL = 7;
 
 /**
  * Deferred retention. A delivery from the capture source's own buffer (see `HalfStore.overwrite`)
@@ -184,6 +186,8 @@ const SORT_INDEX_RANGE = 2 ** 20;
 const F_STARTED = 1;
 /** The start came from a SYN (not midstream pickup). */
 const F_FROM_SYN = 2;
+/** Bypassed: segments only move the next expected byte on; nothing is delivered, held or retained. */
+const F_BYPASS = 4;
 
 /**
  * The reassembly state of many halves. Each method takes the half number `h`; `grow` makes room
@@ -372,7 +376,7 @@ export class HalfStore {
     if ((hot[o + H_FLAGS] & F_STARTED) !== 0 && hot[o + H_DELIVERED] + this.cold[h * COLD_STRIDE + C_GAP_BYTES_FIELD] > 0) return;
     this.cold[h * COLD_STRIDE + C_ISN] = isn >>> 0;
     hot[o + H_NEXT_SEQ] = (isn + 1) >>> 0;
-    hot[o + H_FLAGS] = F_STARTED | F_FROM_SYN;
+    hot[o + H_FLAGS] = F_STARTED | F_FROM_SYN | (hot[o + H_FLAGS] & F_BYPASS);
   }
 
   /** Midstream pickup: the stream starts at this sequence number. */
@@ -395,7 +399,13 @@ export class HalfStore {
   segment(h: number, seq: number, buf: Uint8Array, off: number, len: number, tsUs: number): void {
     const hot = this.hot;
     const o = h * HOT_STRIDE;
-    if ((hot[o + H_FLAGS] & F_STARTED) === 0) this.startAt(h, seq);
+    if ((hot[o + H_FLAGS] & (F_STARTED | F_BYPASS)) !== F_STARTED) {
+      this.startAt(h, seq);
+      if ((hot[o + H_FLAGS] & F_BYPASS) !== 0) {
+        this.skip(h, seq, len);
+        return;
+      }
+    }
     const nextRel = hot[o + H_NEXT_REL];
     let start = nextRel + ((seq - hot[o + H_NEXT_SEQ]) | 0);
     // The common case first: the next bytes in order, nothing held.
@@ -468,6 +478,55 @@ export class HalfStore {
       this.drain(h, tsUs);
     }
     this.releaseRetained(h);
+  }
+
+  /**
+   * Nothing more of this stream is wanted: what it holds out of order is dropped (not delivered,
+   * not counted as a gap) and its retained bytes released. From now on a segment only moves the
+   * next expected byte on (so FIN and the flow's end work as before), and `bypassedBytes` counts
+   * the sequence space that went by undelivered.
+   */
+  bypass(h: number): void {
+    const o = h * HOT_STRIDE;
+    const hot = this.hot;
+    if ((hot[o + H_FLAGS] & F_BYPASS) !== 0) return;
+    const c = h * COLD_STRIDE;
+    this.cold[c + C_BYPASS_REL] = hot[o + H_NEXT_REL];
+    this.cold[c + C_HOLE_ACKED_AT_US] = -1;
+    if (hot[o + H_OOO_BYTES] !== 0) {
+      // The held bytes went by too: the stream moves on to the end of the last of them.
+      const q = this.ooo[h]!;
+      for (const seg of q) this.budget.held -= seg.data.length;
+      const last = q[q.length - 1];
+      const ahead = last.start + last.data.length - hot[o + H_NEXT_REL];
+      hot[o + H_NEXT_REL] += ahead;
+      hot[o + H_NEXT_SEQ] = (hot[o + H_NEXT_SEQ] + ahead) >>> 0;
+      q.length = 0;
+      hot[o + H_OOO_BYTES] = 0;
+    }
+    this.releaseRetained(h);
+    hot[o + H_FLAGS] |= F_BYPASS;
+  }
+
+  isBypassed(h: number): boolean {
+    return (this.hot[h * HOT_STRIDE + H_FLAGS] & F_BYPASS) !== 0;
+  }
+
+  /** Stream bytes (sequence space) that went by after `bypass`, none of them delivered. */
+  bypassedBytes(h: number): number {
+    const o = h * HOT_STRIDE;
+    return (this.hot[o + H_FLAGS] & F_BYPASS) === 0 ? 0 : this.hot[o + H_NEXT_REL] - this.cold[h * COLD_STRIDE + C_BYPASS_REL];
+  }
+
+  /** A bypassed half's segment: the next expected byte moves past it, if it reaches further. */
+  private skip(h: number, seq: number, len: number): void {
+    const o = h * HOT_STRIDE;
+    const hot = this.hot;
+    const ahead = ((seq - hot[o + H_NEXT_SEQ]) | 0) + len;
+    if (ahead > 0) {
+      hot[o + H_NEXT_REL] += ahead;
+      hot[o + H_NEXT_SEQ] = (seq + len) >>> 0;
+    }
   }
 
   /** The stream is over (FIN delivered, or flushed): the retention ring goes back to the pool. */

@@ -47,7 +47,7 @@ test('a capture with every frame doubled (SPAN ingress + egress) reassembles exa
   readCaptureFile(fixture('tcp', 'zeek-http-pipelined-requests.pcap'), (lt, buf, off, len, _o, ts) => frames.push({ lt, b: buf.slice(off, off + len), ts }));
   const run = (double: boolean) => {
     const out: string[] = [];
-    const p = new Pipeline({ streams: { open: () => ({ data: (dir, b) => out.push(`${dir}:${Buffer.from(b).toString('latin1')}`), gap: (dir, n) => out.push(`${dir}:[${n}]`), end: () => {} }) } });
+    const p = new Pipeline({ streams: { open: () => ({ data: (dir, b) => void out.push(`${dir}:${Buffer.from(b).toString('latin1')}`), gap: (dir, n) => void out.push(`${dir}:[${n}]`), end: () => {} }) } });
     for (const fr of frames) {
       p.packet(fr.lt, fr.b, 0, fr.b.length, fr.b.length, fr.ts, 0);
       if (double) p.packet(fr.lt, fr.b, 0, fr.b.length, fr.b.length, fr.ts + 2, 1);

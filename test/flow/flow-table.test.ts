@@ -36,7 +36,7 @@ function harness(limits: Partial<FlowLimits> = {}): Harness {
         opened.push(info);
         const s: [string, string] = ['', ''];
         streams.set(info.flowId, s);
-        return { data: (d, b) => (s[d] += Buffer.from(b).toString('latin1')), gap: (d, n) => (s[d] += `[${n}]`), end: () => {} };
+        return { data: (d, b) => void (s[d] += Buffer.from(b).toString('latin1')), gap: (d, n) => void (s[d] += `[${n}]`), end: () => {} };
       },
     },
   });
@@ -258,7 +258,7 @@ describe('FlowTable retention by reference (Pipeline.runFile)', () => {
           open: (info) => {
             const mine = out.get(info.srcPort) ?? [];
             out.set(info.srcPort, mine);
-            return { data: (d, b) => mine.push(`${d}:${Buffer.from(b).toString('hex')}`), gap: (d, n) => mine.push(`${d}:[${n}]`), end: () => {} };
+            return { data: (d, b) => void mine.push(`${d}:${Buffer.from(b).toString('hex')}`), gap: (d, n) => void mine.push(`${d}:[${n}]`), end: () => {} };
           },
         },
       });

@@ -11,7 +11,7 @@
 import type { Counters } from '../../events/counters.js';
 import { defineAnomaly, defineCounter } from '../../events/counters.js';
 import type { NotDecryptedReason, TlsFields } from '../../events/tls.js';
-import type { CloseReason, Direction, FlowInfo, StreamConsumer } from '../../flow/stream.js';
+import { BYPASS, type BypassedBytes, type CloseReason, type Direction, type FlowInfo, type StreamConsumer } from '../../flow/stream.js';
 import { describeCertificate } from './certificate.js';
 import { ja3, ja4 } from './fingerprint.js';
 import {
@@ -226,11 +226,11 @@ export class TlsSession implements StreamConsumer {
     this.sessionCache = sessionCacheFor(ctx.keys, c);
   }
 
-  data(dir: Direction, bytes: Uint8Array, tsUs: number): void {
+  data(dir: Direction, bytes: Uint8Array, tsUs: number): boolean | void {
     this.lastTsUs = tsUs;
     if (bytes.length > 0) this.sawBytes = true;
     const state = this.dirState[dir];
-    if (state === 'stopped') return;
+    if (state === 'stopped') return this.finished();
     if (state === 'lost') {
       this.inner?.gap(dir, bytes.length, tsUs);
       this.dirState[dir] = 'stopped';
@@ -242,20 +242,38 @@ export class TlsSession implements StreamConsumer {
       this.ctx.counters.inc(A_INVALID);
       this.stop(dir);
     }
+    return this.finished();
   }
 
-  gap(dir: Direction, len: number, tsUs: number): void {
+  gap(dir: Direction, len: number, tsUs: number): boolean | void {
     this.lastTsUs = tsUs;
     this.sawBytes = true;
     // Records have no resync marker and AEAD nonces count records: this direction is lost.
-    if (this.dirState[dir] === 'stopped') return;
+    if (this.dirState[dir] === 'stopped') return this.finished();
     if (this.outcome === 'pending') this.decide(this.hs.clientHello === undefined ? 'missing_client_hello' : 'gap', tsUs);
     this.inner?.gap(dir, len, tsUs);
     this.stop(dir);
+    return this.finished();
   }
 
-  end(reason: CloseReason, tsUs: number): void {
+  /**
+   * BYPASS once nothing more can be learned: the connection will not be decrypted, and the server
+   * has stopped sending handshake messages in the clear (TLS 1.3 after its ServerHello, older
+   * versions after its ChangeCipherSpec, so that a TLS 1.2 certificate is still read). What goes
+   * by afterwards reaches `app_bytes` through `end`, record headers included.
+   */
+  private finished(): boolean | undefined {
+    return this.outcome === 'opaque' && this.dirState[1] !== 'clear' ? BYPASS : undefined;
+  }
+
+  end(reason: CloseReason, tsUs: number, bypassed?: BypassedBytes): void {
     this.lastTsUs = tsUs;
+    if (bypassed !== undefined) {
+      // from where the last whole record ended: the partial record each reader holds, and the rest
+      const bytes = bypassed[0] + bypassed[1] + this.readers[0].pendingBytes() + this.readers[1].pendingBytes();
+      this.fields.app_bytes += bytes;
+      this.ctx.counters.inc(C_OPAQUE_BYTES, bytes);
+    }
     if (this.outcome === 'pending') {
       if (this.held.length > 0) {
         this.ctx.counters.inc(C_NEVER_KEYS);

@@ -67,6 +67,8 @@ interface RunOptions {
   /** May edit a packet's bytes before the pipeline sees them. */
   readonly edit?: (frame: number, bytes: Uint8Array) => void;
   readonly counters?: Counters;
+  /** False: a session's BYPASS is not passed on, so the flow is reassembled to its end (a reference run). */
+  readonly bypass?: boolean;
 }
 
 /** Runs a capture through Pipeline -> TlsSession with a recording inner consumer and event sink. */
@@ -106,7 +108,13 @@ function runTls(pcap: string, o: RunOptions = {}): Run {
         const c: Conn = { flow, event: undefined, eventTsUs: 0, events: 0, plain: [[], []], gaps: [[], []], innerEnded: false, innerOpened: 0 };
         conns.push(c);
         byFlow.set(flow, c);
-        return new TlsSession(flow, ctx);
+        const session = new TlsSession(flow, ctx);
+        if (o.bypass !== false) return session;
+        return {
+          data: (dir, bytes, tsUs) => void session.data(dir, bytes, tsUs),
+          gap: (dir, len, tsUs) => void session.gap(dir, len, tsUs),
+          end: (reason, tsUs, bypassed) => session.end(reason, tsUs, bypassed),
+        };
       },
     },
   });
@@ -637,4 +645,25 @@ test('TlsSession treats a session that negotiated compression as unsupported and
   assert.equal(e?.not_decrypted_reason, 'unsupported_suite');
   assert.equal(run.conns[0].innerOpened, 0);
   assert.equal(run.counter('tls.compression_unsupported'), 1);
+});
+
+test('TlsSession that will not decrypt asks for bypass once the server leaves the clear: the same events, app_bytes from the TCP payload after it', () => {
+  for (const name of ['zeek-tls12-decryption.pcap', 'arkime-tls-split-client-hello.pcap']) {
+    const pcap = fixture('tls', name);
+    const full = runTls(pcap, { bypass: false });
+    const cut = runTls(pcap);
+    assert.equal(full.counter('flow.bypassed'), 0, name);
+    assert.ok(cut.counter('flow.bypassed') > 0, `${name}: some connection bypassed`);
+    assert.ok(cut.counter('tcp.reassembled_bytes') < full.counter('tcp.reassembled_bytes'), `${name}: fewer bytes reassembled`);
+    assert.equal(cut.conns.length, full.conns.length, name);
+    for (let i = 0; i < full.conns.length; i++) {
+      const a = full.conns[i].event!;
+      const b = cut.conns[i].event!;
+      assert.equal(cut.conns[i].events, 1, name);
+      // Every field is the same (a TLS 1.2 certificate is read before the bypass) but app_bytes,
+      // which after it counts record headers (5 bytes a record) and the last handshake records too.
+      assert.deepEqual({ ...b, app_bytes: 0 }, { ...a, app_bytes: 0 }, `${name} connection ${i}`);
+      assert.ok(b.app_bytes >= a.app_bytes && b.app_bytes <= a.app_bytes * 1.05 + 128, `${name} connection ${i}: app_bytes ${b.app_bytes} against ${a.app_bytes}`);
+    }
+  }
 });
