@@ -3,11 +3,13 @@
  * extraction, the workload's 10,000-phrase dictionary, captures) on one capture file, with one
  * engine; prints one JSON line of figures. Run in its own process so peak RSS is its own.
  * Usage: node dist/bench/pipeline.js <capture> <phrases.txt> <hyperscan|js> [--bodies extract|raw|none] [--locality N]
+ *        [--no-bypass]
  * `--bodies` is a diagnostic of where the time goes (the counts then differ from the ground truth
  * for `none`): `raw` scans each decoded body as it is, markup and all, without the HTML/JSON/form
  * extraction; `none` neither extracts nor scans bodies (URLs and headers still are).
  * `--locality N` sets the frames per connection-grouped batch (workers/locality.ts; 0 hands the
- * frames over in file order), to compare with the default.
+ * frames over in file order), to compare with the default. `--no-bypass` reassembles every flow to
+ * its end (`hark scan --no-bypass`), to measure what bypassing TLS without keys saves.
  */
 import { readFileSync } from 'node:fs';
 import type { Dictionary, Phrase } from '../rules/dictionary.js';
@@ -48,6 +50,7 @@ const sensor = new Sensor({
   dictionary,
   engine: engine as EngineChoice,
   localityFrames,
+  bypass: !process.argv.includes('--no-bypass'),
   onCapture: (c) => {
     latest.set(c.id, c.count);
   },
@@ -77,6 +80,9 @@ process.stdout.write(
     httpRequests: c.get('http.requests'),
     httpResponses: c.get('http.responses'),
     bodyTruncated: c.get('http.body_truncated'),
+    reassembled: c.get('tcp.reassembled_bytes'),
+    bypassedFlows: c.get('flow.bypassed'),
+    bypassedBytes: c.get('flow.bypassed_bytes'),
     peakRss: peakRssBytes(),
   })}\n`,
 );

@@ -3,7 +3,8 @@
  * (../shared/bench/gen-workload.mjs, generated once into bench/.cache), beside other tools on the
  * same file in the same run: the stream engine (read + decode + reassembly) beside `tcpflow -r`,
  * and the full pipeline (+ HTTP decoding + text extraction + the workload's 10,000 phrases, on
- * both engines) beside ngrep with 10 of the phrases. Prints figures; asserts nothing about speed
+ * both engines) beside ngrep with 10 of the phrases, and the pipeline on a real capture that is
+ * almost all TLS without keys, with flow bypass and without (--no-bypass). Prints figures; asserts nothing about speed
  * (tests never time things). The counts must equal the generator's ground truth: those are checked
  * (reassembled bytes; phrase matches and the sum of the captures' counts).
  *
@@ -107,6 +108,9 @@ let allOk = ok;
 
 interface PipelineResult extends PipelineFigures {
   peakRss: number;
+  reassembled: number;
+  bypassedFlows: number;
+  bypassedBytes: number;
 }
 
 function runPipeline(engine: string): PipelineResult {
@@ -138,6 +142,27 @@ if (!values['skip-pipeline']) {
   const w = prow[0].map((_, i) => Math.max(...prow.map((r) => r[i].length)));
   process.stdout.write(`\nfull pipeline (planted phrase occurrences in the scanned HTTP content: ${planted})\n`);
   for (const r of prow) process.stdout.write(`${r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')}\n`);
+}
+/** A real browser session, almost all TLS (shared/corpus/MANIFEST.md marks it for throughput). */
+const TLS_CAPTURE = join(ROOT, '..', 'shared', 'corpus', 'ndpi-pinterest.pcap');
+if (!values['skip-pipeline'] && !existsSync(TLS_CAPTURE)) process.stdout.write(`\nTLS without keys: skipped (${TLS_CAPTURE} not found)\n`);
+else if (!values['skip-pipeline']) {
+  // Alternating, each run in its own process: what bypassing the connections it cannot decrypt saves.
+  const runsOf: Record<'bypass' | 'no-bypass', PipelineResult[]> = { bypass: [], 'no-bypass': [] };
+  for (let i = 0; i < runs; i++) {
+    for (const mode of i % 2 === 0 ? (['bypass', 'no-bypass'] as const) : (['no-bypass', 'bypass'] as const)) {
+      const args = [TLS_CAPTURE, join(WORKLOAD, 'phrases.txt'), 'hyperscan', ...(mode === 'no-bypass' ? ['--no-bypass'] : [])];
+      runsOf[mode].push(runBenchChild(join(ROOT, 'dist', 'bench', 'pipeline.js'), args) as unknown as PipelineResult);
+    }
+  }
+  process.stdout.write(`\nfull pipeline on a real capture almost all TLS without keys (${TLS_CAPTURE}), ${runs} alternating runs, median\n`);
+  for (const mode of ['bypass', 'no-bypass'] as const) {
+    const rs = runsOf[mode];
+    const r = rs[0];
+    const wall = median(rs.map((x) => x.seconds));
+    const cpu = median(rs.map((x) => x.cpuSeconds));
+    process.stdout.write(`  ${mode === 'bypass' ? 'flow bypass (default)' : '--no-bypass          '}  ${mb(r.fileBytes, wall)} MB/s wall, ${mb(r.fileBytes, cpu)} cpu; reassembled ${(r.reassembled / 1e6).toFixed(1)} MB, bypassed ${r.bypassedFlows} flows (${(r.bypassedBytes / 1e6).toFixed(1)} MB)\n`);
+  }
 }
 if (!values['skip-tls']) {
   // TLS record decryption per core, in its own process (see bench/tls.ts).

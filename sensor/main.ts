@@ -72,6 +72,8 @@ export interface SensorOptions {
   readonly dropDuplicates?: boolean;
   /** Frames per connection-grouped batch (PipelineOptions.localityFrames; default DEFAULT_LOCALITY_FRAMES, 0: capture order). */
   readonly localityFrames?: number;
+  /** Stop reassembling flows nothing more can be learned from (default true; PipelineOptions.bypass). */
+  readonly bypass?: boolean;
   /** NSS key log files (SSLKEYLOGFILE format) with TLS session secrets. */
   readonly keyLogs?: readonly string[];
   /** Follow the key logs as they grow (live sensor) rather than reading them once (default false). */
@@ -287,6 +289,7 @@ export class Sensor {
       datagrams: udp,
       flowEnded: { flowEnded: (r) => udp.flowEnded(r) },
       dropDuplicates: opts.dropDuplicates,
+      bypass: opts.bypass,
       localityFrames: opts.localityFrames ?? DEFAULT_LOCALITY_FRAMES,
       flowLimits: { ...DEFAULT_FLOW_LIMITS, ...opts.flowLimits },
     });

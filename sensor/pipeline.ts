@@ -38,6 +38,8 @@ export interface PipelineOptions {
    * reassembly it costs more than it saves (the frames are then read out of order).
    */
   readonly localityFrames?: number;
+  /** Flows whose consumer asks for it stop being reassembled (default true; see BYPASS in flow/stream.ts). */
+  readonly bypass?: boolean;
 }
 
 export class Pipeline {
@@ -51,7 +53,7 @@ export class Pipeline {
   constructor(opts: PipelineOptions = {}) {
     this.counters = opts.counters ?? new Counters();
     this.decoder = new Decoder(this.counters);
-    this.flows = new FlowTable(this.counters, opts.streams, opts.datagrams, opts.flowEnded, opts.flowLimits ?? DEFAULT_FLOW_LIMITS);
+    this.flows = new FlowTable(this.counters, opts.streams, opts.datagrams, opts.flowEnded, opts.flowLimits ?? DEFAULT_FLOW_LIMITS, opts.bypass !== false);
     this.duplicates = opts.dropDuplicates === false ? undefined : new DuplicateFilter(this.counters);
     this.localityFrames = opts.localityFrames ?? 0;
   }

@@ -83,6 +83,8 @@ export interface ServiceOptions {
   readonly flowLimits?: SensorOptions['flowLimits'];
   /** Frames per connection-grouped batch in each worker (default 0: in ring order). */
   readonly localityFrames?: number;
+  /** Stop reassembling flows nothing more can be learned from (default true; `--no-bypass`). */
+  readonly bypass?: boolean;
   readonly eve: { readonly maxBytes: number; readonly keep: number };
   readonly syslog: readonly string[];
   /** E-mail alerts from the command line (standalone); an enrolled sensor takes home's. */
@@ -240,7 +242,7 @@ export class SensorService {
     if (o.workers > 0) {
       const pool = await WorkerPool.start({
         workers: o.workers,
-        sensorOptions: { dictionary, engine: o.engine, keyLogs: o.keyLogs, followKeyLogs: true, rsaKeys: o.rsaKeys, keyWaitUs: o.keyWaitUs, site, keepEvidence, flowLimits: shareFlowLimits(o.flowLimits, o.workers), localityFrames: o.localityFrames },
+        sensorOptions: { dictionary, engine: o.engine, keyLogs: o.keyLogs, followKeyLogs: true, rsaKeys: o.rsaKeys, keyWaitUs: o.keyWaitUs, site, keepEvidence, flowLimits: shareFlowLimits(o.flowLimits, o.workers), localityFrames: o.localityFrames, bypass: o.bypass },
         onCapture,
         onEvent,
         counters: this.counters,
@@ -263,6 +265,7 @@ export class SensorService {
         identity,
         keyWaitUs: o.keyWaitUs,
         flowLimits: o.flowLimits,
+        bypass: o.bypass,
         keepEvidence,
         onCapture,
         onEvent,

@@ -15,12 +15,15 @@ export const FLOW_OPTIONS = {
   'flow-memcap': { type: 'string' },
   'max-flows': { type: 'string' },
   'group-frames': { type: 'string' },
+  'no-bypass': { type: 'boolean', default: false },
 } as const;
 
 export const FLOW_USAGE = `  --flow-memcap MIB      memory for flow state, reassembly and out-of-order bytes (default ${DEFAULT_FLOW_LIMITS.memcapBytes / 1048576})
   --max-flows N          flows tracked at once (default ${DEFAULT_FLOW_LIMITS.maxFlows})
   --group-frames N       frames per connection-grouped batch (hark scan: default ${DEFAULT_LOCALITY_FRAMES}, 0 for
-                         strict capture order; hark run: default 0, N for each worker)`;
+                         strict capture order; hark run: default 0, N for each worker)
+  --no-bypass            reassemble every flow to its end, also those nothing more can be learned
+                         from (a protocol Hark does not know, TLS it cannot decrypt)`;
 
 /** --group-frames as a number of frames, or undefined for the default. */
 export function groupFramesFrom(v: { 'group-frames'?: string }): number | undefined {

@@ -239,6 +239,7 @@ ${FLOW_USAGE}
       statsIntervalMs: number('stats-interval', values['stats-interval']) * 1000,
       flowLimits: flowLimitsFrom(values),
       localityFrames: groupFramesFrom(values),
+      bypass: !values['no-bypass'],
       storeMaxBytes: values['store-max-bytes'] !== undefined ? number('store-max-bytes', values['store-max-bytes'], 65536) : undefined,
       eve: { maxBytes: number('eve-max-bytes', values['eve-max-bytes']), keep: number('eve-keep', values['eve-keep']) },
       syslog: values.syslog ?? [],

@@ -83,6 +83,7 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
         dropDuplicates: !values['keep-duplicates'],
         flowLimits: flowLimitsFrom(values),
         localityFrames: groupFramesFrom(values),
+        bypass: !values['no-bypass'],
         keyLogs: values.keylog,
         rsaKeys: values['rsa-key'],
         site: siteFilesFrom(values),

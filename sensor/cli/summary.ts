@@ -1,6 +1,6 @@
 /**
  * End-of-run counter summary printed on stderr by the file commands: packets, decoded, anomalies by
- * code, flows, gaps, memcap evictions, and the read problem if the file was truncated or corrupt.
+ * code, flows, gaps, memcap evictions, bypassed flows, and the read problem if the file was truncated or corrupt.
  */
 import type { ReadSummary } from '../capture/file-reader.js';
 import type { Counters } from '../events/counters.js';
@@ -13,7 +13,7 @@ export function formatSummary(file: string, read: ReadSummary, counters: Counter
   lines.push(`  decoded: ipv4 ${c('decoder.ipv4')}, ipv6 ${c('decoder.ipv6')}, tcp ${c('decoder.tcp')}, udp ${c('decoder.udp')}, icmp ${c('decoder.icmpv4') + c('decoder.icmpv6')}, vlan ${c('decoder.vlan')}, mpls ${c('decoder.mpls')}, tunnels ${c('decoder.gre') + c('decoder.vxlan') + c('decoder.geneve') + c('decoder.ipip')}, fragments ${c('defrag.fragments')} (reassembled ${c('defrag.reassembled')})`);
   lines.push(`  mirror-port duplicates dropped: ${c('decoder.duplicates')}`);
   lines.push(`  flows: tcp ${c('flow.tcp')}, udp ${c('flow.udp')}, midstream ${c('tcp.midstream_pickup')}, one-sided ${c('flow.one_sided')}, timeouts ${c('flow.timeout')}, memcap evictions ${c('flow.memcap_evicted')}`);
-  lines.push(`  reassembly: ${c('tcp.reassembled_bytes')} bytes, gaps ${c('tcp.reassembly_gap')} (${c('tcp.reassembly_gap_bytes')} bytes), overlaps ${c('tcp.overlap')}, retransmissions ${c('tcp.retransmission')}, out-of-order ${c('tcp.segments_out_of_order')}, memcap ${c('tcp.reassembly_memcap')}`);
+  lines.push(`  reassembly: ${c('tcp.reassembled_bytes')} bytes, gaps ${c('tcp.reassembly_gap')} (${c('tcp.reassembly_gap_bytes')} bytes), overlaps ${c('tcp.overlap')}, retransmissions ${c('tcp.retransmission')}, out-of-order ${c('tcp.segments_out_of_order')}, memcap ${c('tcp.reassembly_memcap')}, bypassed ${c('flow.bypassed')} flows (${mb(c('flow.bypassed_bytes'))} not reassembled)`);
   const anomalies = counters.snapshot('anomaly');
   const codes = Object.keys(anomalies);
   if (codes.length === 0) lines.push('  anomalies: none');

@@ -289,6 +289,8 @@ export class FlowTable implements HalfOutput {
     private readonly datagrams: DatagramSink | undefined,
     private readonly ended: FlowEndSink | undefined,
     limits: FlowLimits = DEFAULT_FLOW_LIMITS,
+    /** False: a consumer's BYPASS is not acted on, and every flow is reassembled to its end. */
+    private readonly bypassAllowed = true,
   ) {
     this.timeouts = [limits.tcpNewTimeoutUs, limits.tcpEstablishedTimeoutUs, limits.tcpClosedTimeoutUs, limits.udpTimeoutUs, limits.dnsTimeoutUs];
     this.budget = new ReassemblyBudget(Math.floor(limits.memcapBytes / 2));
@@ -362,7 +364,7 @@ export class FlowTable implements HalfOutput {
       // A consumer bug must not take the sensor down: count it and stop feeding that flow.
       this.counters.inc(C_CONSUMER_ERROR);
       this.consumers[f] = DETACHED;
-      if (isTcp) this.wantBypass = f;
+      if (isTcp && this.bypassAllowed) this.wantBypass = f;
       reportConsumerError(err);
     }
     if (this.wantBypass >= 0) this.bypassWanted();
@@ -429,13 +431,13 @@ export class FlowTable implements HalfOutput {
   /** HalfOutput: in-order bytes of half h (slot h >> 1, direction h & 1). */
   halfData(h: number, bytes: Uint8Array, tsUs: number): void {
     const c = this.consumers[h >> 1] ?? this.openConsumer(h >> 1);
-    if (c !== undefined && c.data((h & 1) as Direction, bytes, tsUs) === BYPASS) this.wantBypass = h >> 1;
+    if (c !== undefined && c.data((h & 1) as Direction, bytes, tsUs) === BYPASS && this.bypassAllowed) this.wantBypass = h >> 1;
   }
 
   /** HalfOutput: bytes of half h that were never seen. */
   halfGap(h: number, len: number, tsUs: number): void {
     const c = this.consumers[h >> 1] ?? this.openConsumer(h >> 1);
-    if (c !== undefined && c.gap((h & 1) as Direction, len, tsUs) === BYPASS) this.wantBypass = h >> 1;
+    if (c !== undefined && c.gap((h & 1) as Direction, len, tsUs) === BYPASS && this.bypassAllowed) this.wantBypass = h >> 1;
   }
 
   /**
@@ -465,7 +467,7 @@ export class FlowTable implements HalfOutput {
     const c = factory.open(info);
     if (c !== undefined) return (this.consumers[f] = c);
     this.consumers[f] = DETACHED;
-    this.wantBypass = f;
+    if (this.bypassAllowed) this.wantBypass = f;
     return undefined;
   }
 

@@ -18,6 +18,7 @@ export interface WorkerSensorOptions {
   readonly dedupWindowUs?: number;
   readonly bodyLimitBytes?: number;
   readonly dropDuplicates?: boolean;
+  readonly bypass?: boolean;
   /**
    * Frames per connection-grouped batch the worker takes from its ring; default 0, in ring order
    * (grouping showed no gain live on the 2-core VM and holds ring space while a batch is handed over).

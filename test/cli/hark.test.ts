@@ -195,9 +195,26 @@ describe('hark', () => {
     }
   });
 
+  test('scan bypasses TLS it cannot decrypt and says so; --no-bypass reassembles it all, with the same events', () => {
+    const pcap = fixture('tls', 'zeek-tls12-decryption.pcap');
+    const by = hark('scan', pcap);
+    const all = hark('scan', '--no-bypass', pcap);
+    assert.equal(by.code, 0, by.err);
+    assert.equal(all.code, 0, all.err);
+    const reassembled = (err: string) => Number(/reassembly: (\d+) bytes/.exec(err)?.[1]);
+    assert.match(by.err, /bypassed 1 flows \([\d.]+ kB not reassembled\)/);
+    assert.match(all.err, /bypassed 0 flows \(0\.0 kB not reassembled\)/);
+    assert.ok(reassembled(by.err) < reassembled(all.err), `${reassembled(by.err)} < ${reassembled(all.err)}`);
+    const tls = (out: string) => out.trim().split('\n').map((l) => JSON.parse(l) as { event_type: string; tls: Record<string, unknown> }).filter((e) => e.event_type === 'tls');
+    const [a] = tls(by.out);
+    const [b] = tls(all.out);
+    assert.equal(a.tls.subject, b.tls.subject, 'the certificate is read before the bypass');
+    assert.equal(a.tls.not_decrypted_reason, 'no_keys');
+  });
+
   test('scan --db stores the captures; scan --help explains every option', () => {
     const help = hark('scan', '--help');
-    for (const opt of ['--dictionary FILE', '--out FILE', '--db FILE', '--engine NAME', '--dedup-window SECS', '--body-limit BYTES', '--group-frames N', '--keep-duplicates', '--no-progress', '--quiet']) assert.ok(help.out.includes(opt), opt);
+    for (const opt of ['--dictionary FILE', '--out FILE', '--db FILE', '--engine NAME', '--dedup-window SECS', '--body-limit BYTES', '--group-frames N', '--no-bypass', '--keep-duplicates', '--no-progress', '--quiet']) assert.ok(help.out.includes(opt), opt);
     const dir = mkdtempSync(join(tmpdir(), 'hark-scan-'));
     try {
       const r = hark('scan', '--quiet', '--db', join(dir, 'c.db'), '--out', join(dir, 'c.jsonl'), fixture('school-search', 'school-search.pcap'));

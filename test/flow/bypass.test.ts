@@ -145,6 +145,19 @@ describe('flow bypass', () => {
     assert.equal(pipeline.counters.get('flow.bypassed_bytes'), 16);
   });
 
+  test('a pipeline with bypass off (--no-bypass) feeds every byte to a consumer that asks for bypass', () => {
+    const seen: Seen = { data: [], ends: [] };
+    const pipeline = new Pipeline({ bypass: false, streams: { open: () => recorder(seen, 1) } });
+    const send = (f: Uint8Array, ts: number): void => pipeline.packet(1, f, 0, f.length, f.length, ts, 0);
+    handshake(send);
+    send(ethTcp({ ...C, seq: ISN + 1, ack: SISN + 1, flags: PSH | ACK }, text('one')), 4);
+    send(ethTcp({ ...C, seq: ISN + 4, ack: SISN + 1, flags: PSH | ACK }, text('two')), 5);
+    pipeline.finish();
+    assert.deepEqual(seen.data, ['0:one', '0:two']);
+    assert.deepEqual(seen.ends, [{ reason: 'eof', bypassed: undefined }]);
+    assert.equal(pipeline.counters.get('flow.bypassed'), 0);
+  });
+
   test('a new connection on the same ports after a bypassed one is reassembled again', () => {
     const seen: Seen = { data: [], ends: [] };
     run({ open: () => recorder(seen, 2) }, (send) => {
