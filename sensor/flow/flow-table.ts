@@ -302,7 +302,6 @@ export class FlowTable implements HalfOutput {
     // treat them as constants and deoptimise the per-packet code at the first growth.
     this.rec = new Float64Array(this.rec.length);
     this.v6 = new Int32Array(this.v6.length);
-    this.wantBypass = this.wantBypass - 0;
     this.prev = new Int32Array(this.prev.length).fill(-1);
     this.next = new Int32Array(this.next.length).fill(-1);
     this.heads = new Int32Array(this.heads.length).fill(-1);
