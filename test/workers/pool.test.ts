@@ -244,6 +244,18 @@ test('WorkerPool.reconfigure mid-run: the next message uses the new dictionary, 
   assert.equal(counters.get('sensor.reconfigured'), 2, 'each of the 2 workers swapped once');
 });
 
+test('WorkerPool workers bypass TLS they cannot decrypt as one thread does, and reassemble it all with bypass off', async () => {
+  const files = [fixture('tls', 'zeek-tls12-decryption.pcap'), fixture('tls', 'arkime-tls-split-client-hello.pcap')];
+  for (const bypass of [true, false]) {
+    const one = single(files, { bypass });
+    const two = await pooled(2, files, { bypass });
+    assertSame(one, two, `bypass ${bypass}`);
+    for (const name of ['flow.bypassed', 'flow.bypassed_bytes']) assert.equal(two.counters.get(name), one.counters.get(name), `bypass ${bypass}: ${name}`);
+    if (bypass) assert.ok(two.counters.get('flow.bypassed') > 0, 'connections bypassed');
+    else assert.equal(two.counters.get('flow.bypassed'), 0, 'none bypassed');
+  }
+});
+
 test('WorkerPool.finish ends open flows and flushes merge windows: final counts equal the single-thread sensor', async () => {
   // Never closed (no FIN), the same phrase twice in one page view window: one capture, count 2, re-emitted at the end.
   const frames = httpConnection('10.1.1.6', '192.0.2.81', 41000, 1_700_000_000_000_000, [['/x', 'pineapple'], ['/x', 'pineapple']]).slice(0, -3);
