@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { AppLayerFactory, type AppLayerProtocol } from '../../sensor/app-layer/detect.js';
+import { httpAppLayer } from '../../sensor/app-layer/http/index.js';
+import type { HttpParserEvent, HttpSink } from '../../sensor/app-layer/http/session.js';
 import { Counters } from '../../sensor/events/counters.js';
 import { BYPASS, type Direction } from '../../sensor/flow/stream.js';
 import { Pipeline } from '../../sensor/pipeline.js';
@@ -36,8 +38,7 @@ function helo(seen: string[], enough: number): AppLayerProtocol {
 }
 
 /** A connection: handshake, then each [dir, text] as one segment, then FIN both ways. */
-function converse(protocols: AppLayerProtocol[], segments: Array<[Direction, string]>): Pipeline {
-  const counters = new Counters();
+function converse(protocols: AppLayerProtocol[], segments: Array<[Direction, string]>, counters = new Counters()): Pipeline {
   const pipeline = new Pipeline({ counters, streams: new AppLayerFactory(protocols, counters) });
   const send = (f: Uint8Array, ts: number): void => pipeline.packet(1, f, 0, f.length, f.length, ts, 0);
   let cs = 1001;
@@ -82,6 +83,28 @@ describe('protocol detection and bypass', () => {
     assert.equal(c.get('app_layer.flow.helo'), 1);
     assert.equal(c.get('flow.bypassed'), 1);
     assert.equal(c.get('app_layer.bytes.helo'), 10 + 7 + 4, 'bytes after the bypass still count for the protocol');
+  });
+
+  test('HTTP is bypassed once both directions have stopped: after CONNECT 2xx and 101 Switching Protocols, not before', () => {
+    for (const [request, response, reason] of [
+      ['CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n', 'HTTP/1.1 200 Connection established\r\n\r\n', 'connect'],
+      ['GET /chat HTTP/1.1\r\nHost: example.org\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n', 'upgrade'],
+    ] as const) {
+      const events: HttpParserEvent[] = [];
+      const sink: HttpSink = { onRequest: () => undefined, onResponse: () => undefined, onBody: () => undefined, onMessageEnd: () => undefined, onParserEvent: (e) => void events.push(e) };
+      const counters = new Counters();
+      const http: AppLayerProtocol = { name: 'http', probe: httpAppLayer.probe, create: (flow) => httpAppLayer.create(flow, sink, counters) };
+      const p = converse([http], [[0, request], [1, response], [0, '\x16\x03\x01 tunnelled bytes'], [1, 'y'.repeat(900)], [0, 'z'.repeat(300)]], counters);
+      assert.deepEqual(events.map((e) => [e.kind, e.reason]), [['tunnel', reason]], reason);
+      assert.equal(p.counters.get('flow.bypassed'), 1, reason);
+      assert.equal(p.counters.get('tcp.reassembled_bytes'), request.length + response.length, `${reason}: bypassed from the response that opened the tunnel`);
+    }
+    // a plain exchange keeps every byte
+    const counters = new Counters();
+    const sink: HttpSink = { onRequest: () => undefined, onResponse: () => undefined, onBody: () => undefined, onMessageEnd: () => undefined };
+    const http: AppLayerProtocol = { name: 'http', probe: httpAppLayer.probe, create: (flow) => httpAppLayer.create(flow, sink, counters) };
+    const p = converse([http], [[0, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n'], [1, 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc'], [0, 'GET /2 HTTP/1.1\r\nHost: a\r\n\r\n']], counters);
+    assert.equal(p.counters.get('flow.bypassed'), 0);
   });
 
   test('a protocol that keeps asking for bytes gets all of them', () => {

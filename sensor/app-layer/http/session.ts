@@ -6,7 +6,7 @@
  * (invalid, resync, tunnel). Everything is synchronous and in stream order per direction.
  */
 
-import type { CloseReason, Direction, FlowInfo, StreamConsumer } from '../../flow/stream.js';
+import { BYPASS, type CloseReason, type Direction, type FlowInfo, type StreamConsumer } from '../../flow/stream.js';
 import { Counters, counterName, defineAnomaly, defineCounter } from '../../events/counters.js';
 import {
   DecoderChain, DEFAULT_DECODED_LIMIT_BYTES, MAX_DECODED_BYTES, parseContentEncoding, type Coding, type DecodeStatus,
@@ -356,18 +356,25 @@ export class HttpSession implements StreamConsumer {
     this.halves = [new HttpHalf(this, 0), new HttpHalf(this, 1)];
   }
 
-  data(dir: Direction, bytes: Uint8Array, tsUs: number): void {
+  data(dir: Direction, bytes: Uint8Array, tsUs: number): boolean | void {
     const half = this.halves[dir];
-    if (this.ended || half.parser.stopped) return;
+    if (this.ended || half.parser.stopped) return this.finished();
     half.tsUs = tsUs;
     if (half.parser.push(bytes) === 'invalid') this.onInvalid(dir, tsUs);
+    return this.finished();
   }
 
-  gap(dir: Direction, len: number, tsUs: number): void {
+  gap(dir: Direction, len: number, tsUs: number): boolean | void {
     const half = this.halves[dir];
-    if (this.ended || half.parser.stopped) return;
+    if (this.ended || half.parser.stopped) return this.finished();
     half.tsUs = tsUs;
     half.parser.gap(len);
+    return this.finished();
+  }
+
+  /** BYPASS once both directions have stopped (a tunnel: CONNECT 2xx, 101 Switching Protocols; or not HTTP). */
+  private finished(): boolean | undefined {
+    return this.halves[0].parser.stopped && this.halves[1].parser.stopped ? BYPASS : undefined;
   }
 
   end(reason: CloseReason, tsUs: number): void {
