@@ -22,7 +22,7 @@ import type { CaptureEvent } from './events/capture.js';
 import { tlsEventFor, type TlsEvent } from './events/tls.js';
 import { Counters, defineCounter } from './events/counters.js';
 import { CaptureCollector, DEFAULT_DEDUP_WINDOW_US } from './inspect/captures.js';
-import type { FlowInfo } from './flow/stream.js';
+import type { FlowInfo, StreamConsumer } from './flow/stream.js';
 import { DEFAULT_FLOW_LIMITS, type FlowLimits } from './flow/flow-table.js';
 import { HttpInspector, type HttpCarrier, type InspectContext } from './inspect/http-inspector.js';
 import type { MatchDatabase } from './match/engine.js';
@@ -128,6 +128,7 @@ export function loadMatching(source: string | Dictionary, engine: EngineChoice, 
  * `observe` first (HTTP/2 probes first: its preface also looks like an HTTP/1 request line). */
 function httpProtocols(
   ctx: InspectContext, counters: Counters, bodyLimitBytes: number | undefined, carrier: HttpCarrier, observe: (req: HttpRequest) => void,
+  tunnel?: (flow: FlowInfo) => StreamConsumer | undefined,
 ): AppLayerProtocol[] {
   return [
     {
@@ -138,7 +139,7 @@ function httpProtocols(
     {
       name: 'http',
       probe: probeHttp,
-      create: (flow: FlowInfo) => new HttpSession(flow, new ObservedHttpSink(new HttpInspector(flow, ctx, carrier), observe), counters, { bodyLimitBytes }),
+      create: (flow: FlowInfo) => new HttpSession(flow, new ObservedHttpSink(new HttpInspector(flow, ctx, carrier), observe), counters, { bodyLimitBytes, tunnel }),
     },
   ];
 }
@@ -237,7 +238,9 @@ export class Sensor {
       collector: this.collector,
       ...(opts.keepEvidence === true ? { evidence: new EvidenceBudget(EVIDENCE_BUDGET_BYTES, counters) } : {}),
     };
-    const http = httpProtocols(ctx, counters, opts.bodyLimitBytes, {}, observe);
+    // What a CONNECT tunnel carries (TLS to a web proxy) is detected and inspected like any TCP flow's bytes.
+    const tunnel = (flow: FlowInfo): StreamConsumer => streams.open(flow);
+    const http = httpProtocols(ctx, counters, opts.bodyLimitBytes, {}, observe, tunnel);
     this.keyStore = opts.keyStore ?? (opts.keyLogs !== undefined && opts.keyLogs.length > 0 ? new KeyStore(counters) : undefined);
     this.openKeyLogs(opts.keyLogs ?? [], opts.followKeyLogs === true);
     const tls = tlsAppLayer({
@@ -283,9 +286,10 @@ export class Sensor {
       { name: 'netbios', ports: [NETBIOS_NS_PORT], sink: new NetbiosIdentity(identity, counters) },
     ], counters);
     const dnsTcp = { name: 'dns', probe: dnsAppLayer.probe, create: (flow: FlowInfo) => dnsAppLayer.create(flow, dnsSink, counters, this.dnsTransactions) };
+    const streams = new AppLayerFactory([...http, tls, dnsTcp, kerberosTcpAppLayer(identity, counters)], counters);
     this.pipeline = new Pipeline({
       counters,
-      streams: new AppLayerFactory([...http, tls, dnsTcp, kerberosTcpAppLayer(identity, counters)], counters),
+      streams,
       datagrams: udp,
       flowEnded: { flowEnded: (r) => udp.flowEnded(r) },
       dropDuplicates: opts.dropDuplicates,

@@ -104,6 +104,11 @@ export interface MessageParserSink {
   anomaly(id: number): void;
   /** A valid start line was found again after a gap or garbage. */
   resync(reason: ResyncReason): void;
+  /**
+   * What this direction carries after the HTTP exchange opened a tunnel (CONNECT 2xx, 101): bytes,
+   * or the length of a gap, in stream order, starting with what the client sent ahead of the answer.
+   */
+  tunnel?(item: Uint8Array | number): void;
 }
 
 export type ParseStatus = 'ok' | 'need-more' | 'invalid';
@@ -363,6 +368,9 @@ export class HttpMessageParser {
           pos = end;
           break;
         case S_TUNNEL:
+          this.sink.tunnel?.(buf.subarray(pos, end));
+          pos = end;
+          break;
         case S_INVALID:
           pos = end;
           break;
@@ -399,6 +407,8 @@ export class HttpMessageParser {
         this.hold?.push(len);
         return this.restingStatus();
       case S_TUNNEL:
+        this.sink.tunnel?.(len);
+        return this.restingStatus();
       case S_INVALID:
         return this.restingStatus();
       case S_START:
@@ -448,10 +458,14 @@ export class HttpMessageParser {
   /** Stop parsing this direction (tunnel). A message in progress ends incomplete. */
   stop(): void {
     if (this.state === S_TUNNEL || this.state === S_INVALID) return;
+    // what a client sent after its CONNECT without waiting for the answer is the tunnel's start
+    const held = this.state === S_HOLD ? this.hold : undefined;
     if (this.inMessage) this.endMessage(false);
     this.resetLine();
     this.hold = undefined;
+    this.holdBytes = 0;
     this.state = S_TUNNEL;
+    if (held !== undefined && this.sink.tunnel !== undefined) for (const item of held) this.sink.tunnel(item);
   }
 
   /** After a CONNECT that did not open a tunnel: parse the held bytes and go on normally. */

@@ -6,7 +6,7 @@
  * (invalid, resync, tunnel). Everything is synchronous and in stream order per direction.
  */
 
-import { BYPASS, type CloseReason, type Direction, type FlowInfo, type StreamConsumer } from '../../flow/stream.js';
+import { BYPASS, type BypassedBytes, type CloseReason, type Direction, type FlowInfo, type StreamConsumer } from '../../flow/stream.js';
 import { Counters, counterName, defineAnomaly, defineCounter } from '../../events/counters.js';
 import {
   DecoderChain, DEFAULT_DECODED_LIMIT_BYTES, MAX_DECODED_BYTES, parseContentEncoding, type Coding, type DecodeStatus,
@@ -129,6 +129,11 @@ export interface HttpSessionOptions {
   decompress?: boolean;
   /** Test hook: force the buffered decoding fallback. */
   forceBufferedDecode?: boolean;
+  /**
+   * The consumer of what a CONNECT tunnel carries (TLS to a web proxy), made when the proxy answers
+   * 2xx; it gets both directions' bytes from there on. Without it the tunnel is not looked into.
+   */
+  tunnel?: (flow: FlowInfo) => StreamConsumer | undefined;
 }
 
 interface PendingRequest {
@@ -321,6 +326,10 @@ class HttpHalf implements MessageParserSink {
     else (this.pending ??= []).push(name);
   }
 
+  tunnel(item: Uint8Array | number): void {
+    this.session.tunnelled(this.dir, item, this.tsUs);
+  }
+
   resync(reason: ResyncReason): void {
     this.session.counters.inc(reason === 'gap' ? C_GAP_RESYNC : C_RESYNC);
     this.session.event(this.dir, 'resync', reason, this.tsUs);
@@ -346,8 +355,14 @@ export class HttpSession implements StreamConsumer {
   private responseCount = 0;
   private reportedInvalid: [boolean, boolean] = [false, false];
   private ended = false;
+  private readonly tunnelFactory: ((flow: FlowInfo) => StreamConsumer | undefined) | undefined;
+  /** The consumer of a CONNECT tunnel's bytes, once the proxy said 2xx. */
+  private inner: StreamConsumer | undefined;
+  /** The inner consumer asked for bypass. */
+  private innerDone = false;
 
   constructor(readonly flow: FlowInfo, sink: HttpSink, counters: Counters, options: HttpSessionOptions = {}) {
+    this.tunnelFactory = options.tunnel;
     this.sink = sink;
     this.counters = counters;
     this.bodyLimit = Math.max(0, Math.min(options.bodyLimitBytes ?? DEFAULT_DECODED_LIMIT_BYTES, MAX_DECODED_BYTES));
@@ -358,7 +373,7 @@ export class HttpSession implements StreamConsumer {
 
   data(dir: Direction, bytes: Uint8Array, tsUs: number): boolean | void {
     const half = this.halves[dir];
-    if (this.ended || half.parser.stopped) return this.finished();
+    if (this.ended || (half.parser.stopped && this.inner === undefined)) return this.finished();
     half.tsUs = tsUs;
     if (half.parser.push(bytes) === 'invalid') this.onInvalid(dir, tsUs);
     return this.finished();
@@ -366,18 +381,21 @@ export class HttpSession implements StreamConsumer {
 
   gap(dir: Direction, len: number, tsUs: number): boolean | void {
     const half = this.halves[dir];
-    if (this.ended || half.parser.stopped) return this.finished();
+    if (this.ended || (half.parser.stopped && this.inner === undefined)) return this.finished();
     half.tsUs = tsUs;
     half.parser.gap(len);
     return this.finished();
   }
 
-  /** BYPASS once both directions have stopped (a tunnel: CONNECT 2xx, 101 Switching Protocols; or not HTTP). */
+  /**
+   * BYPASS once both directions have stopped (a tunnel: CONNECT 2xx, 101 Switching Protocols; or not
+   * HTTP) and nothing looks into the tunnel, or what does has asked for it.
+   */
   private finished(): boolean | undefined {
-    return this.halves[0].parser.stopped && this.halves[1].parser.stopped ? BYPASS : undefined;
+    return this.halves[0].parser.stopped && this.halves[1].parser.stopped && (this.inner === undefined || this.innerDone) ? BYPASS : undefined;
   }
 
-  end(reason: CloseReason, tsUs: number): void {
+  end(reason: CloseReason, tsUs: number, bypassed?: BypassedBytes): void {
     if (this.ended) return;
     this.ended = true;
     for (const half of this.halves) {
@@ -385,7 +403,16 @@ export class HttpSession implements StreamConsumer {
       half.parser.end(reason === 'fin');
       half.dispose();
     }
+    this.inner?.end(reason, tsUs, bypassed);
     this.sink.onClose?.();
+  }
+
+  /** @internal Tunnel bytes (or a gap) of one direction, for the inner consumer. */
+  tunnelled(dir: Direction, item: Uint8Array | number, tsUs: number): void {
+    const inner = this.inner;
+    if (inner === undefined) return;
+    const r = typeof item === 'number' ? inner.gap(dir, item, tsUs) : inner.data(dir, item, tsUs);
+    if (r === BYPASS) this.innerDone = true;
   }
 
   /** @internal A head was parsed: builds the record, pairs it, emits it, and rules on its body. */
@@ -467,6 +494,8 @@ export class HttpSession implements StreamConsumer {
   /** Both directions stop parsing; the one that ruled `tunnel` stops by itself after its head. */
   private tunnel(from: Direction, reason: HttpParserEvent['reason'], tsUs: number): void {
     this.counters.inc(C_TUNNEL);
+    // made before the client's side stops: what it held back is handed over as it stops
+    if (reason === 'connect' && this.tunnelFactory !== undefined) this.inner = this.tunnelFactory(this.flow);
     const other = this.halves[from === 0 ? 1 : 0];
     other.parser.stop();
     other.dispose();

@@ -1,0 +1,102 @@
+/**
+ * TLS inside a CONNECT tunnel to a web proxy: the real TLS 1.2 session of zeek-tls12-decryption
+ * (Firefox to heise.de), its payloads carried in their original order on a connection to a proxy
+ * on port 3128 after "CONNECT heise.de:443" and "200 Connection established" (the client's
+ * ClientHello either waits for the answer or is sent right behind the CONNECT). The sensor must
+ * describe it with a tls event, decrypt it with its key log (the GET / and its 301), and bypass it
+ * without keys, as it does the same session without the proxy.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { readCaptureFile } from '../../../sensor/capture/file-reader.js';
+import type { TlsEvent } from '../../../sensor/events/tls.js';
+import { Sensor } from '../../../sensor/main.js';
+import { decodeOne } from '../../helpers/decode.js';
+import { ethTcp, TCP_FLAGS } from '../../helpers/packets.js';
+import { withTempFile, writePcap, type PcapPacket } from '../../helpers/pcap-writer.js';
+import { fixture } from '../../helpers/replay.js';
+
+const { SYN, ACK, PSH } = TCP_FLAGS;
+const PCAP = fixture('tls-crypto', 'zeek-tls12-decryption.pcap');
+const KEYS = fixture('tls-crypto', 'zeek-tls12-decryption.keys');
+const C = { src: '10.20.0.5', dst: '10.20.0.1', sport: 51000, dport: 3128 };
+const S = { src: C.dst, dst: C.src, sport: C.dport, dport: C.sport };
+const CONNECT = 'CONNECT heise.de:443 HTTP/1.1\r\nHost: heise.de:443\r\nUser-Agent: Mozilla/5.0\r\n\r\n';
+const ESTABLISHED = 'HTTP/1.1 200 Connection established\r\n\r\n';
+
+/** The TLS payloads of the fixture's one connection, in capture order, with their direction. */
+function tlsPayloads(): Array<{ dir: 0 | 1; bytes: Buffer; tsUs: number }> {
+  const out: Array<{ dir: 0 | 1; bytes: Buffer; tsUs: number }> = [];
+  let clientPort = -1;
+  readCaptureFile(PCAP, (linkType, buf, off, capLen, _orig, tsUs) => {
+    const { ok, p } = decodeOne(buf.subarray(off, off + capLen), linkType, { tsUs });
+    if (!ok) return;
+    if (clientPort < 0 && (p.tcpFlags & SYN) !== 0 && (p.tcpFlags & ACK) === 0) clientPort = p.srcPort;
+    if (p.payloadLen > 0) out.push({ dir: p.srcPort === clientPort ? 0 : 1, bytes: Buffer.from(p.buf.subarray(p.payloadOff, p.payloadOff + p.payloadLen)), tsUs });
+  });
+  return out;
+}
+
+/** The proxied connection: handshake, CONNECT, 200, the TLS payloads (the first one before the 200 when `eager`). */
+function proxiedPcap(eager: boolean): Buffer {
+  const tls = tlsPayloads();
+  const frames: PcapPacket[] = [];
+  let t = tls[0].tsUs - 1000;
+  const seq = [1000, 7000];
+  const send = (dir: 0 | 1, bytes: Buffer, flags = PSH | ACK): void => {
+    const o = dir === 0 ? C : S;
+    frames.push({ data: ethTcp({ ...o, seq: seq[dir], ack: seq[dir ^ 1], flags }, bytes), tsUs: t++ });
+    seq[dir] += bytes.length;
+  };
+  frames.push({ data: ethTcp({ ...C, seq: seq[0] - 1, flags: SYN }), tsUs: t++ });
+  frames.push({ data: ethTcp({ ...S, seq: seq[1] - 1, ack: seq[0], flags: SYN | ACK }), tsUs: t++ });
+  send(0, Buffer.from(CONNECT));
+  let rest = tls;
+  if (eager) {
+    send(tls[0].dir, tls[0].bytes);
+    rest = tls.slice(1);
+  }
+  send(1, Buffer.from(ESTABLISHED));
+  for (const x of rest) send(x.dir, x.bytes);
+  return writePcap(frames);
+}
+
+function scan(pcap: Buffer, keyLogs: string[]): { tls: TlsEvent[]; counters: Sensor['counters'] } {
+  const tls: TlsEvent[] = [];
+  const sensor = new Sensor({ engine: 'js', keyLogs, onCapture: () => undefined, onEvent: (e) => void (e.event_type === 'tls' && tls.push(e as TlsEvent)) });
+  withTempFile(pcap, (file) => {
+    readCaptureFile(file, sensor.pipeline.packet);
+    sensor.finish();
+  });
+  sensor.close();
+  return { tls, counters: sensor.counters };
+}
+
+describe('TLS inside a CONNECT tunnel', () => {
+  for (const eager of [false, true]) {
+    test(`is described and decrypted with its keys${eager ? ' (ClientHello sent before the proxy answered)' : ''}`, () => {
+      const { tls, counters } = scan(proxiedPcap(eager), [KEYS]);
+      assert.equal(tls.length, 1);
+      const e = tls[0];
+      assert.equal(e.dest_port, 3128, 'the event names the connection to the proxy');
+      assert.equal(e.tls.sni, 'heise.de');
+      assert.equal(e.tls.subject, 'CN=heise.de');
+      assert.equal(e.tls.decrypted, true);
+      assert.equal(e.tls.inner_app_proto, 'http');
+      assert.equal(counters.get('http.tunnel'), 1);
+      // the CONNECT and the GET / inside, the 200 and the 301 inside
+      assert.equal(counters.get('http.requests'), 2);
+      assert.equal(counters.get('http.responses'), 2);
+    });
+  }
+
+  test('without keys: described, not decrypted, and bypassed', () => {
+    const { tls, counters } = scan(proxiedPcap(false), []);
+    assert.equal(tls.length, 1);
+    assert.equal(tls[0].tls.sni, 'heise.de');
+    assert.equal(tls[0].tls.decrypted, false);
+    assert.equal(tls[0].tls.not_decrypted_reason, 'no_keys');
+    assert.equal(counters.get('flow.bypassed'), 1);
+    assert.equal(counters.get('http.requests'), 1);
+  });
+});
