@@ -247,7 +247,7 @@ export class Sensor {
       counters,
       keys: { keyStore: this.keyStore, rsaKeys: loadRsaKeys(opts.rsaKeys), keyWaitUs: opts.keyWaitUs ?? 0 },
       pending: new PendingBudget(),
-      inner: (flow, sni) => new AppLayerFactory(httpProtocols(ctx, counters, opts.bodyLimitBytes, { decrypted: true, sni }, observe), counters).open(flow),
+      inner: (flow, sni) => new AppLayerFactory(httpProtocols(ctx, counters, opts.bodyLimitBytes, { decrypted: true, sni }, observe), counters, 'app_layer.decrypted_bytes').open(flow),
       onEvent: (flow, tsUs, fields) => {
         if (fields.sni !== undefined) this.watch?.sni(flow, tsUs, fields.sni, false);
         onEvent?.(tlsEventFor(flow, tsUs, 'tls', fields));

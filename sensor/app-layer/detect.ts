@@ -24,18 +24,23 @@ const MAX_HELD_BYTES = 4 * PROBE_MAX_BYTES;
 
 const C_UNKNOWN = defineCounter('app_layer.unknown');
 const C_GAP_BEFORE_DETECT = defineCounter('app_layer.gap_before_detection');
-const C_UNKNOWN_BYTES = defineCounter('app_layer.bytes.unknown');
+/** Where bytes are counted: what the wire carries, or what came out of TLS decryption. */
+export type ByteCounting = 'app_layer.bytes' | 'app_layer.decrypted_bytes';
 const protocolCounters = new Map<string, number>();
 const protocolByteCounters = new Map<string, number>();
 
-function byteCounter(name: string): number {
-  let id = protocolByteCounters.get(name);
+function byteCounter(counting: ByteCounting, name: string): number {
+  const full = `${counting}.${name}`;
+  let id = protocolByteCounters.get(full);
   if (id === undefined) {
-    id = defineCounter(`app_layer.bytes.${name}`);
-    protocolByteCounters.set(name, id);
+    id = defineCounter(full);
+    protocolByteCounters.set(full, id);
   }
   return id;
 }
+// defined now (not at a flow's first bytes), so their ids are the same in every thread
+byteCounter('app_layer.bytes', 'unknown');
+byteCounter('app_layer.decrypted_bytes', 'unknown');
 
 interface Held {
   dir: Direction;
@@ -60,7 +65,17 @@ class ProbingConsumer implements StreamConsumer {
   private readonly prefix: [Uint8Array, Uint8Array] = [EMPTY, EMPTY];
   private readonly done: [boolean, boolean] = [false, false];
 
-  constructor(private readonly flow: FlowInfo, private readonly protocols: readonly AppLayerProtocol[], private readonly counters: Counters) {}
+  /** Counter of the bytes no protocol took. */
+  private readonly unknownBytes: number;
+
+  constructor(
+    private readonly flow: FlowInfo,
+    private readonly protocols: readonly AppLayerProtocol[],
+    private readonly counters: Counters,
+    private readonly counting: ByteCounting,
+  ) {
+    this.unknownBytes = byteCounter(counting, 'unknown');
+  }
 
   /** The protocol chosen for this flow, once one matched. */
   get protocol(): string | undefined {
@@ -69,16 +84,16 @@ class ProbingConsumer implements StreamConsumer {
 
   data(dir: Direction, bytes: Uint8Array, tsUs: number): boolean | void {
     if (this.chosen !== undefined) {
-      this.counters.inc(this.bytesCounter, bytes.length);
+      if (!tunnelling(this.chosen)) this.counters.inc(this.bytesCounter, bytes.length);
       return this.chosen.data(dir, bytes, tsUs);
     }
     if (this.refused) {
-      this.counters.inc(C_UNKNOWN_BYTES, bytes.length);
+      this.counters.inc(this.unknownBytes, bytes.length);
       return BYPASS;
     }
     if (this.heldBytes + bytes.length > MAX_HELD_BYTES) {
       this.refuse();
-      this.counters.inc(C_UNKNOWN_BYTES, bytes.length);
+      this.counters.inc(this.unknownBytes, bytes.length);
       return BYPASS;
     }
     this.held.push({ dir, bytes: bytes.slice(), len: bytes.length, ts: tsUs });
@@ -106,7 +121,9 @@ class ProbingConsumer implements StreamConsumer {
   }
 
   end(reason: CloseReason, tsUs: number, bypassed?: BypassedBytes): void {
-    if (bypassed !== undefined) this.counters.inc(this.chosen !== undefined ? this.bytesCounter : C_UNKNOWN_BYTES, bypassed[0] + bypassed[1]);
+    if (bypassed !== undefined && (this.chosen === undefined || !tunnelling(this.chosen))) {
+      this.counters.inc(this.chosen !== undefined ? this.bytesCounter : this.unknownBytes, bypassed[0] + bypassed[1]);
+    }
     this.chosen?.end(reason, tsUs, bypassed);
     if (this.chosen === undefined && !this.refused && this.held.length > 0) this.refuse();
   }
@@ -135,7 +152,7 @@ class ProbingConsumer implements StreamConsumer {
   private refuse(): void {
     this.refused = true;
     this.bypass = BYPASS;
-    this.counters.inc(C_UNKNOWN_BYTES, this.heldBytes);
+    this.counters.inc(this.unknownBytes, this.heldBytes);
     this.held.length = 0;
     this.heldBytes = 0;
     this.counters.inc(C_UNKNOWN);
@@ -151,7 +168,7 @@ class ProbingConsumer implements StreamConsumer {
     const consumer = p.create(this.flow);
     this.chosen = consumer;
     this.chosenName = p.name;
-    this.bytesCounter = byteCounter(p.name);
+    this.bytesCounter = byteCounter(this.counting, p.name);
     this.counters.inc(this.bytesCounter, this.heldBytes);
     for (const h of this.held.splice(0)) {
       const wants = h.bytes === undefined ? consumer.gap(h.dir, h.len, h.ts) : consumer.data(h.dir, h.bytes, h.ts);
@@ -160,10 +177,19 @@ class ProbingConsumer implements StreamConsumer {
   }
 }
 
+/**
+ * The chosen protocol now hands its bytes to a consumer of their own (an HTTP CONNECT tunnel to the
+ * protocol detection again), which counts them: they are not this protocol's.
+ */
+function tunnelling(c: StreamConsumer): boolean {
+  return (c as { tunnelling?: boolean }).tunnelling === true;
+}
+
 export class AppLayerFactory implements StreamFactory {
-  constructor(private readonly protocols: readonly AppLayerProtocol[], private readonly counters: Counters) {}
+  /** `counting`: `app_layer.decrypted_bytes` for what a TLS session decrypted, so it is not counted as cleartext. */
+  constructor(private readonly protocols: readonly AppLayerProtocol[], private readonly counters: Counters, private readonly counting: ByteCounting = 'app_layer.bytes') {}
 
   open(flow: FlowInfo): StreamConsumer {
-    return new ProbingConsumer(flow, this.protocols, this.counters);
+    return new ProbingConsumer(flow, this.protocols, this.counters, this.counting);
   }
 }

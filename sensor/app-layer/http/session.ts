@@ -407,6 +407,11 @@ export class HttpSession implements StreamConsumer {
     this.sink.onClose?.();
   }
 
+  /** True once a CONNECT tunnel's bytes go to their own consumer (protocol detection counts them there). */
+  get tunnelling(): boolean {
+    return this.inner !== undefined;
+  }
+
   /** @internal Tunnel bytes (or a gap) of one direction, for the inner consumer. */
   tunnelled(dir: Direction, item: Uint8Array | number, tsUs: number): void {
     const inner = this.inner;

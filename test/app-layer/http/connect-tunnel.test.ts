@@ -87,6 +87,12 @@ describe('TLS inside a CONNECT tunnel', () => {
       // the CONNECT and the GET / inside, the 200 and the 301 inside
       assert.equal(counters.get('http.requests'), 2);
       assert.equal(counters.get('http.responses'), 2);
+      // the tunnel's bytes are counted as TLS, what was decrypted as decrypted, and only the exchange
+      // with the proxy as cleartext HTTP (a ClientHello sent ahead of the answer was counted as
+      // HTTP when it came, before anyone could know)
+      assert.equal(counters.get('app_layer.bytes.tls'), tlsPayloads().reduce((n, x) => n + x.bytes.length, 0));
+      assert.equal(counters.get('app_layer.decrypted_bytes.http'), counters.get('tls.decrypted_bytes'));
+      if (!eager) assert.equal(counters.get('app_layer.bytes.http'), CONNECT.length + ESTABLISHED.length);
     });
   }
 
@@ -98,5 +104,7 @@ describe('TLS inside a CONNECT tunnel', () => {
     assert.equal(tls[0].tls.not_decrypted_reason, 'no_keys');
     assert.equal(counters.get('flow.bypassed'), 1);
     assert.equal(counters.get('http.requests'), 1);
+    assert.equal(counters.get('app_layer.bytes.http'), CONNECT.length + ESTABLISHED.length, 'only the exchange with the proxy is cleartext HTTP');
+    assert.equal(counters.get('app_layer.bytes.tls'), tlsPayloads().reduce((n, x) => n + x.bytes.length, 0), 'bypassed bytes included');
   });
 });
