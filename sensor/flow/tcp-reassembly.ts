@@ -295,11 +295,7 @@ export class HalfStore {
     this.releaseRetained(h);
     const o = h * HOT_STRIDE;
     const hot = this.hot;
-    if (hot[o + H_OOO_BYTES] !== 0) {
-      const q = this.ooo[h]!;
-      for (const seg of q) this.budget.held -= seg.data.length;
-      q.length = 0;
-    }
+    this.dropHeld(h);
     for (let i = 0; i < HOT_STRIDE; i++) hot[o + i] = 0;
     const c = h * COLD_STRIDE;
     const cold = this.cold;
@@ -496,16 +492,23 @@ export class HalfStore {
     if (hot[o + H_OOO_BYTES] !== 0) {
       // The held bytes went by too: the stream moves on to the end of the last of them.
       const q = this.ooo[h]!;
-      for (const seg of q) this.budget.held -= seg.data.length;
       const last = q[q.length - 1];
       const ahead = last.start + last.data.length - hot[o + H_NEXT_REL];
       hot[o + H_NEXT_REL] += ahead;
       hot[o + H_NEXT_SEQ] = (hot[o + H_NEXT_SEQ] + ahead) >>> 0;
-      q.length = 0;
+      this.dropHeld(h);
       hot[o + H_OOO_BYTES] = 0;
     }
     this.releaseRetained(h);
     hot[o + H_FLAGS] |= F_BYPASS;
+  }
+
+  /** Forgets the segments half h holds out of order, giving their bytes back to the budget (H_OOO_BYTES is the caller's). */
+  private dropHeld(h: number): void {
+    if (this.hot[h * HOT_STRIDE + H_OOO_BYTES] === 0) return;
+    const q = this.ooo[h]!;
+    for (const seg of q) this.budget.held -= seg.data.length;
+    q.length = 0;
   }
 
   isBypassed(h: number): boolean {
