@@ -23,7 +23,7 @@ import { tlsEventFor, type TlsEvent } from './events/tls.js';
 import { Counters, defineCounter } from './events/counters.js';
 import { CaptureCollector, DEFAULT_DEDUP_WINDOW_US } from './inspect/captures.js';
 import type { FlowInfo, StreamConsumer } from './flow/stream.js';
-import { DEFAULT_FLOW_LIMITS, type FlowLimits } from './flow/flow-table.js';
+import { DEFAULT_FLOW_LIMITS, type CaptureBypassSink, type FlowLimits } from './flow/flow-table.js';
 import { HttpInspector, type HttpCarrier, type InspectContext } from './inspect/http-inspector.js';
 import type { MatchDatabase } from './match/engine.js';
 import { loadHyperscan } from './match/hyperscan.js';
@@ -74,6 +74,8 @@ export interface SensorOptions {
   readonly localityFrames?: number;
   /** Stop reassembling flows nothing more can be learned from (default true; PipelineOptions.bypass). */
   readonly bypass?: boolean;
+  /** A worker's capture-thread bypass (PipelineOptions.captureBypass). */
+  readonly captureBypass?: CaptureBypassSink;
   /** NSS key log files (SSLKEYLOGFILE format) with TLS session secrets. */
   readonly keyLogs?: readonly string[];
   /** Follow the key logs as they grow (live sensor) rather than reading them once (default false). */
@@ -294,6 +296,7 @@ export class Sensor {
       flowEnded: { flowEnded: (r) => udp.flowEnded(r) },
       dropDuplicates: opts.dropDuplicates,
       bypass: opts.bypass,
+      captureBypass: opts.captureBypass,
       localityFrames: opts.localityFrames ?? DEFAULT_LOCALITY_FRAMES,
       flowLimits: { ...DEFAULT_FLOW_LIMITS, ...opts.flowLimits },
     });

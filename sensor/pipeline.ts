@@ -9,7 +9,7 @@ import { readCaptureFile, type ReadOptions, type ReadSummary } from './capture/f
 import { Decoder } from './decode/decoder.js';
 import { DuplicateFilter } from './decode/duplicates.js';
 import { Counters, defineCounter } from './events/counters.js';
-import { DEFAULT_FLOW_LIMITS, FlowTable, type FlowEndSink, type FlowLimits } from './flow/flow-table.js';
+import { DEFAULT_FLOW_LIMITS, FlowTable, type CaptureBypassSink, type FlowEndSink, type FlowLimits } from './flow/flow-table.js';
 import type { DatagramSink, StreamFactory } from './flow/stream.js';
 import { LocalityBatcher } from './workers/locality.js';
 
@@ -40,6 +40,8 @@ export interface PipelineOptions {
   readonly localityFrames?: number;
   /** Flows whose consumer asks for it stop being reassembled (default true; see BYPASS in flow/stream.ts). */
   readonly bypass?: boolean;
+  /** Told of each TCP flow bypassed, with the frame that made it, so a capture thread drops the flow's later frames (workers/bypass-table.ts). */
+  readonly captureBypass?: CaptureBypassSink;
 }
 
 export class Pipeline {
@@ -48,12 +50,15 @@ export class Pipeline {
   readonly flows: FlowTable;
   private readonly duplicates: DuplicateFilter | undefined;
   private readonly localityFrames: number;
+  private readonly captureBypass: CaptureBypassSink | undefined;
   private exceptionsLogged = 0;
 
   constructor(opts: PipelineOptions = {}) {
     this.counters = opts.counters ?? new Counters();
     this.decoder = new Decoder(this.counters);
-    this.flows = new FlowTable(this.counters, opts.streams, opts.datagrams, opts.flowEnded, opts.flowLimits ?? DEFAULT_FLOW_LIMITS, opts.bypass !== false);
+    const bypass = opts.bypass !== false;
+    this.captureBypass = bypass ? opts.captureBypass : undefined;
+    this.flows = new FlowTable(this.counters, opts.streams, opts.datagrams, opts.flowEnded, opts.flowLimits ?? DEFAULT_FLOW_LIMITS, bypass, this.captureBypass);
     this.duplicates = opts.dropDuplicates === false ? undefined : new DuplicateFilter(this.counters);
     this.localityFrames = opts.localityFrames ?? 0;
   }
@@ -68,7 +73,15 @@ export class Pipeline {
     try {
       if (this.decoder.decodeFrame(linkType, buf, off, capLen, tsUs, ifIndex)) {
         const p = this.decoder.packet;
-        if (this.duplicates === undefined || !this.duplicates.isDuplicate(p)) this.flows.packet(p, origLen);
+        if (this.duplicates === undefined || !this.duplicates.isDuplicate(p)) {
+          const flows = this.flows;
+          flows.packet(p, origLen);
+          if (flows.bypassedNow >= 0) {
+            const fd = flows.bypassedNow;
+            flows.bypassedNow = -1;
+            this.captureBypass!.bypassed(fd >> 1, fd & 1, linkType, buf, off, capLen, tsUs);
+          }
+        }
       }
     } catch (err) {
       this.counters.inc(C_EXCEPTION);

@@ -158,6 +158,28 @@ const V6_STRIDE = 8;
  */
 const INITIAL_FLOW_SLOTS = 64;
 
+/** What a capture thread dropped of a bypassed connection (workers/bypass-table.ts). */
+export interface BypassedTraffic {
+  /** Frames and bytes (wire length) each way: [originator's, responder's]. */
+  readonly pkts: readonly [number, number];
+  readonly bytes: readonly [number, number];
+  /** The sequence number after the last dropped segment each way (-1: none dropped that way). */
+  readonly seqEnd: readonly [number, number];
+  /** Capture time of the last dropped frame (-1: none). */
+  readonly lastUs: number;
+}
+
+/**
+ * Bypass before the flow table (workers/bypass-table.ts): told of each TCP flow this table
+ * bypasses, with the frame that made it (the Pipeline calls `bypassed`), so that the capture
+ * thread can drop the flow's later frames; asked at the flow's end what it dropped, which the
+ * flow's record then counts as if the frames had come.
+ */
+export interface CaptureBypassSink {
+  bypassed(flow: number, dir: number, linkType: number, buf: Uint8Array, off: number, capLen: number, tsUs: number): void;
+  ended(flow: number): BypassedTraffic | undefined;
+}
+
 /** The parts of a flow that only its first and last packets need. */
 class FlowSlot {
   portA = 0;
@@ -282,6 +304,11 @@ export class FlowTable implements HalfOutput {
   private nowUs = 0;
   /** A flow whose consumer asked for bypass during the current packet, or -1. */
   private wantBypass = -1;
+  /**
+   * With a CaptureBypassSink: 2 * flow + direction of the flow the last packet made this table
+   * bypass (that packet's own flow), else -1. The Pipeline, which has the frame, hands it on.
+   */
+  bypassedNow = -1;
 
   constructor(
     private readonly counters: Counters,
@@ -291,6 +318,8 @@ export class FlowTable implements HalfOutput {
     limits: FlowLimits = DEFAULT_FLOW_LIMITS,
     /** False: a consumer's BYPASS is not acted on, and every flow is reassembled to its end. */
     private readonly bypassAllowed = true,
+    /** Told of what the capture thread dropped of each bypassed flow, at its end. */
+    private readonly captureBypass: CaptureBypassSink | undefined = undefined,
   ) {
     this.timeouts = [limits.tcpNewTimeoutUs, limits.tcpEstablishedTimeoutUs, limits.tcpClosedTimeoutUs, limits.udpTimeoutUs, limits.dnsTimeoutUs];
     this.budget = new ReassemblyBudget(Math.floor(limits.memcapBytes / 2));
@@ -366,7 +395,7 @@ export class FlowTable implements HalfOutput {
       if (isTcp && this.bypassAllowed) this.wantBypass = f;
       reportConsumerError(err);
     }
-    if (this.wantBypass >= 0) this.bypassWanted();
+    if (this.wantBypass >= 0) this.bypassWanted(f, dir);
     if (this.count > this.maxFlows || this.memoryEstimate() > this.memcapBytes) this.evict();
   }
 
@@ -444,13 +473,14 @@ export class FlowTable implements HalfOutput {
    * drop what they hold, and its later segments only move their sequence on. Applied after the
    * packet, never inside a half's own delivery.
    */
-  private bypassWanted(): void {
+  private bypassWanted(current: number, dir: number): void {
     const f = this.wantBypass;
     this.wantBypass = -1;
     if (this.halves.isBypassed(2 * f)) return;
     this.halves.bypass(2 * f);
     this.halves.bypass(2 * f + 1);
     this.counters.inc(C_BYPASSED);
+    if (f === current && this.captureBypass !== undefined && this.slots[f].proto === IPPROTO_TCP) this.bypassedNow = 2 * f + dir;
   }
 
   /**
@@ -788,6 +818,7 @@ export class FlowTable implements HalfOutput {
     this.counters.set(C_ACTIVE, this.count);
     const slot = this.slots[f];
     slot.closeReason = reason;
+    if (this.captureBypass !== undefined && slot.proto === IPPROTO_TCP && this.halves.isBypassed(2 * f)) this.addCaptureBypassed(f);
     const ts = r[o + R_LAST_US];
     try {
       let bypassed: BypassedBytes | undefined;
@@ -806,9 +837,25 @@ export class FlowTable implements HalfOutput {
     }
     this.consumers[f] = undefined;
     if (this.wantBypass === f) this.wantBypass = -1;
+    // ended (evicted) by the packet that made it bypass: nothing for the capture thread to drop
+    if (this.bypassedNow >> 1 === f) this.bypassedNow = -1;
     if (r[o + R_PKTS0] === 0 || r[o + R_PKTS1] === 0) this.counters.inc(C_ONE_SIDED);
     if (this.ended !== undefined) this.ended.flowEnded(this.flowRecord(f));
     this.recycle(f);
+  }
+
+  /** What the capture thread dropped of bypassed flow f goes into its record, as if it had come. */
+  private addCaptureBypassed(f: number): void {
+    const t = this.captureBypass!.ended(f);
+    if (t === undefined) return;
+    const r = this.rec;
+    const o = f * REC_STRIDE;
+    r[o + R_PKTS0] += t.pkts[0];
+    r[o + R_PKTS1] += t.pkts[1];
+    r[o + R_BYTES0] += t.bytes[0];
+    r[o + R_BYTES1] += t.bytes[1];
+    if (t.lastUs > r[o + R_LAST_US]) r[o + R_LAST_US] = t.lastUs;
+    for (let d = 0; d < 2; d++) if (t.seqEnd[d] >= 0) this.halves.bypassedTo(2 * f + d, t.seqEnd[d]);
   }
 
   /** Slot f back to the free list, with new-flow state. */

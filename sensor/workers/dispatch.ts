@@ -73,6 +73,10 @@ const NH_HIP = 139;
 const NH_SHIM6 = 140;
 const IPV6_FRAG_HEADER = 8;
 const L4_PORTS = 4;
+const TCP_MIN_HEADER = 20;
+const TCP_OFF_SEQ = 4;
+const TCP_OFF_DOFF = 12;
+const TCP_OFF_FLAGS = 13;
 const UDP_HEADER = 8;
 const GRE_MIN_HEADER = 4;
 const GRE_FLAG_CSUM = 0x8000;
@@ -141,6 +145,23 @@ export class FlowHasher {
   private result = 0;
   private nextOff = 0;
   private readonly ports: boolean;
+  // Where the last walk found its innermost TCP header (-1: it ended elsewhere), for bypassKey.
+  private tcpAt = -1;
+  private tcpEnd = 0;
+  private ipAt = 0;
+  private ipV6 = false;
+  /** The VLAN ids met on the way, mixed (every tag, outer and inner). */
+  private vlans = 0;
+  /** Out-values of bypassKey: the flow's two 32-bit key lanes, the same both directions. */
+  key1 = 0;
+  key2 = 0;
+  /** Out-values of bypassKey: the sender's and the receiver's endpoint tags (address and port). */
+  srcTag = 0;
+  dstTag = 0;
+  /** Out-values of bypassKey: the TCP flags, the payload's length and the sequence number after it. */
+  tcpFlags = 0;
+  payloadLen = 0;
+  seqEnd = 0;
 
   constructor(readonly balance: Balance = 'hosts') {
     this.ports = balance === 'flows';
@@ -149,6 +170,8 @@ export class FlowHasher {
   /** A uint32 hash of the frame's innermost flow, equal for both directions; 0 for non-IP frames. */
   hash(linkType: number, b: Uint8Array, off: number, len: number): number {
     this.kind = HASH_NOT_IP;
+    this.tcpAt = -1;
+    this.vlans = 0;
     const end = Math.min(off + len, b.length);
     let o = off;
     let state: number;
@@ -218,6 +241,7 @@ export class FlowHasher {
             case ETHERTYPE_QINQ_OLD1:
             case ETHERTYPE_QINQ_OLD2:
               if (end - o < VLAN_TAG) return h;
+              this.vlans = mix(this.vlans, u16(b, o) & 0x0fff);
               type = u16(b, o + 2);
               o += VLAN_TAG;
               break;
@@ -271,6 +295,8 @@ export class FlowHasher {
             return fmix(h);
           }
           this.kind = HASH_ADDRESSES;
+          this.ipAt = o;
+          this.ipV6 = false;
           const l4 = o + hl;
           const next = this.afterIp(b, proto, l4, ipEnd, h);
           if (next === S_DONE) return this.result;
@@ -321,6 +347,8 @@ export class FlowHasher {
             } else break;
           }
           if (walked === MAX_IPV6_EXT_HEADERS) return fmix(h);
+          this.ipAt = o;
+          this.ipV6 = true;
           const next = this.afterIp(b, nh, p, ipEnd, h);
           if (next === S_DONE) return this.result;
           if (++depth > MAX_TUNNEL_DEPTH) return fmix(h);
@@ -370,11 +398,67 @@ export class FlowHasher {
   }
 
   /**
+   * The TCP connection of the frame `hash` last walked, as a 64-bit key (`key1`, `key2`) equal for
+   * both directions, with `srcTag` / `dstTag` telling the directions apart, and the segment's
+   * `tcpFlags` and `seqEnd`. False when the walk did not end at a whole TCP header that is not a
+   * fragment. The key covers what the flow table keys a flow on and more (every VLAN tag on the
+   * way, not only the first two), so two frames the flow table holds apart never share a key; the
+   * capture thread's bypass (workers/bypass-table.ts) relies on that.
+   */
+  bypassKey(b: Uint8Array): boolean {
+    const t = this.tcpAt;
+    if (t < 0 || this.kind === HASH_FRAGMENT || this.tcpEnd - t < TCP_MIN_HEADER) return false;
+    const doff = (b[t + TCP_OFF_DOFF] >> 4) << 2;
+    if (doff < TCP_MIN_HEADER || doff > this.tcpEnd - t) return false;
+    const sp = u16(b, t);
+    const dp = u16(b, t + 2);
+    const ip = this.ipAt;
+    let s1: number;
+    let s2: number;
+    let d1: number;
+    let d2: number;
+    if (this.ipV6) {
+      s1 = d1 = 0x1b873593;
+      s2 = d2 = 0x7feb352d;
+      for (let i = 0; i < 16; i += 4) {
+        const x = u32(b, ip + IPV6_OFF_SRC + i);
+        const y = u32(b, ip + IPV6_OFF_SRC + 16 + i);
+        s1 = mix(s1, x);
+        s2 = mix(s2, x ^ 0x5bd1e995);
+        d1 = mix(d1, y);
+        d2 = mix(d2, y ^ 0x5bd1e995);
+      }
+    } else {
+      const x = u32(b, ip + IPV4_OFF_SRC);
+      const y = u32(b, ip + IPV4_OFF_SRC + 4);
+      s1 = mix(0x1b873593, x);
+      s2 = mix(0x7feb352d, x ^ 0x5bd1e995);
+      d1 = mix(0x1b873593, y);
+      d2 = mix(0x7feb352d, y ^ 0x5bd1e995);
+    }
+    s1 = fmix(mix(s1, sp));
+    d1 = fmix(mix(d1, dp));
+    s2 = fmix(mix(s2, sp ^ 0x68e31da4));
+    d2 = fmix(mix(d2, dp ^ 0x68e31da4));
+    const v = this.vlans;
+    this.key1 = fmix(mix(mix(mix(0x3c6ef372 ^ IPPROTO_TCP, v), s1 ^ d1), (s1 + d1) | 0)) | 0;
+    this.key2 = fmix(mix(mix(mix(0x510e527f ^ IPPROTO_TCP, v ^ 0x2545f491), s2 ^ d2), (s2 + d2) | 0)) | 0;
+    this.srcTag = s1 | 0;
+    this.dstTag = d1 | 0;
+    this.tcpFlags = b[t + TCP_OFF_FLAGS];
+    this.payloadLen = this.tcpEnd - t - doff;
+    this.seqEnd = (u32(b, t + TCP_OFF_SEQ) + this.payloadLen) >>> 0;
+    return true;
+  }
+
+  /**
    * After an IP header: the flow's final hash (S_DONE, in `result`) or the tunnel to follow
    * (its state, with the offset in `nextOff`). `h` is the address hash.
    */
   private afterIp(b: Uint8Array, proto: number, l4: number, ipEnd: number, h: number): number {
     if (proto === IPPROTO_TCP) {
+      this.tcpAt = l4;
+      this.tcpEnd = ipEnd;
       if (this.ports && ipEnd - l4 >= L4_PORTS) {
         const sp = u16(b, l4);
         const dp = u16(b, l4 + 2);

@@ -24,6 +24,7 @@ import {
   COUNTER_SLOTS, createCounterBuffer, type ConfigError, type CounterNames, type FromWorker, type KeyMessageEntry,
   type ReconfigureOptions, type ToWorker, type WorkerData, type WorkerSensorOptions,
 } from './protocol.js';
+import { BypassTable, createBypassBuffer } from './bypass-table.js';
 import { createRingBuffer, RingProducer } from './shared-ring.js';
 
 /** Ring per worker: 32 MiB holds ~25k full-size frames, about 0.3 s of 1 Gbit/s while a worker is busy. */
@@ -50,6 +51,9 @@ const MAX_REPLAY_OBSERVATIONS = 20_000;
 const C_RING_FULL = defineCounter('workers.ring_full');
 const C_FRAME_TOO_LARGE = defineCounter('workers.frame_too_large');
 const C_NOT_IP = defineCounter('workers.dispatch_not_ip');
+/** Frames of connections a worker bypassed, dropped before the hand-off (and their captured bytes). */
+const C_BYPASS_DROPPED = defineCounter('workers.bypass_dropped');
+const C_BYPASS_DROPPED_BYTES = defineCounter('workers.bypass_dropped_bytes');
 const C_FRAGMENTS = defineCounter('workers.dispatch_fragments');
 const C_CRASHES = defineAnomaly('workers.crashes');
 const C_RESTARTS = defineCounter('workers.restarts');
@@ -78,6 +82,12 @@ export interface WorkerPoolOptions {
   readonly tickMs?: number;
   /** `hosts` (default): a pair of hosts to one worker; `flows`: TCP connections spread too (dispatch.ts says what that costs). */
   readonly balance?: Balance;
+  /**
+   * Frames of flows a worker has bypassed are dropped here, before the hand-off (default: on
+   * whenever sensorOptions.bypass is; workers/bypass-table.ts). Off: they cross the ring and the
+   * worker skips them.
+   */
+  readonly captureBypass?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -128,9 +138,12 @@ class Slot {
   crashes = 0;
   restartTimer: NodeJS.Timeout | undefined;
   readonly producer: RingProducer;
+  /** The worker's bypassed connections, whose frames stay here (undefined: capture bypass off). */
+  readonly bypass: BypassTable | undefined;
 
-  constructor(readonly index: number, readonly ring: SharedArrayBuffer) {
+  constructor(readonly index: number, readonly ring: SharedArrayBuffer, readonly bypassBuf: SharedArrayBuffer | undefined) {
     this.producer = new RingProducer(ring);
+    this.bypass = bypassBuf !== undefined ? new BypassTable(bypassBuf) : undefined;
     this.counterBuf = createCounterBuffer();
     this.values = new Float64Array(this.counterBuf);
   }
@@ -202,7 +215,8 @@ export class WorkerPool {
     this.frames = new Float64Array(n);
     const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
     this.slots = [];
-    for (let i = 0; i < n; i++) this.slots.push(new Slot(i, createRingBuffer(ringBytes)));
+    const captureBypass = (opts.captureBypass ?? true) && opts.sensorOptions.bypass !== false;
+    for (let i = 0; i < n; i++) this.slots.push(new Slot(i, createRingBuffer(ringBytes), captureBypass ? createBypassBuffer() : undefined));
     this.ready = new Promise<void>((resolve, reject) => {
       this.readyResolve = resolve;
       this.readyReject = reject;
@@ -259,6 +273,12 @@ export class WorkerPool {
     else if (kind === HASH_FRAGMENT) this.counters.inc(C_FRAGMENTS);
     const k = this.workers === 1 ? 0 : workerForHash(hash, this.workers);
     const slot = this.slots[k];
+    const bypass = slot.bypass;
+    if (bypass !== undefined && bypass.live !== 0 && this.hasher.bypassKey(buf) && bypass.drop(this.hasher, origLen, tsUs)) {
+      this.counters.inc(C_BYPASS_DROPPED);
+      this.counters.inc(C_BYPASS_DROPPED_BYTES, capLen);
+      return;
+    }
     const p = slot.producer;
     const ok = this.wait
       ? p.writeWaiting(linkType, buf, off, capLen, origLen, tsUs, ifIndex, WAIT_FOR_ROOM_MS)
@@ -423,7 +443,9 @@ export class WorkerPool {
   }
 
   private spawn(slot: Slot): void {
-    const data: WorkerData = { index: slot.index, ring: slot.ring, counters: slot.counterBuf, sensor: this.sensorOptions, tickMs: this.tickMs };
+    // a worker (re)starts with no flows: none of its connections is bypassed
+    slot.bypass?.clear();
+    const data: WorkerData = { index: slot.index, ring: slot.ring, counters: slot.counterBuf, ...(slot.bypassBuf !== undefined ? { bypass: slot.bypassBuf } : {}), sensor: this.sensorOptions, tickMs: this.tickMs };
     const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     slot.worker = w;
     slot.tid = undefined;

@@ -61,6 +61,8 @@ export interface WorkerData {
   readonly index: number;
   readonly ring: SharedArrayBuffer;
   readonly counters: SharedArrayBuffer;
+  /** The worker's capture-thread bypass table (workers/bypass-table.ts); absent with bypass off. */
+  readonly bypass?: SharedArrayBuffer;
   readonly sensor: WorkerSensorOptions;
   /** Run flow and merge-window expiry on the wall clock every this many ms (live capture); 0: never (files). */
   readonly tickMs: number;

@@ -15,6 +15,7 @@ import type { IdentityObservation } from '../identity/observation.js';
 import { loadMatching, Sensor, SensorConfigError, type Matching } from '../main.js';
 import { loadSitePolicy, type SitePolicy } from '../site-policy.js';
 import { type ConfigError, type EvidenceMessage, type FromWorker, type ReconfigureOptions, type ToWorker, type WorkerData, sharedCounters } from './protocol.js';
+import { WorkerCaptureBypass } from './bypass-table.js';
 import { RingConsumer } from './shared-ring.js';
 import { osThreadId } from '../health/threads.js';
 
@@ -121,6 +122,7 @@ function run(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       counters,
       keyStore,
       identity,
+      captureBypass: data.bypass !== undefined ? new WorkerCaptureBypass(data.bypass, counters) : undefined,
       onCapture: (c, ev) => {
         captures.push(JSON.stringify(c));
         if (ev !== undefined) evidence.push({ id: c.id, contentType: ev.contentType, ...(ev.charset !== undefined ? { charset: ev.charset } : {}), body: ev.body, truncated: ev.truncated });
