@@ -86,6 +86,8 @@ export interface SensorOptions {
   readonly rsaKeys?: readonly string[];
   /** Capture time encrypted records wait for late keys (default 0 for files, see TLS_KEY_WAIT_US). */
   readonly keyWaitUs?: number;
+  /** Without key logs, records wait for keys only once a key has come (TlsKeySources.waitOnlyOnceKeys). */
+  readonly keyWaitAuto?: boolean;
   /** Events other than captures (tls, dns policy). */
   readonly onEvent?: (event: TlsEvent | DnsPolicyEvent) => void;
   /** Site policy files (blocklists, allow list, identity map, networks), or the policy already loaded. */
@@ -247,7 +249,12 @@ export class Sensor {
     this.openKeyLogs(opts.keyLogs ?? [], opts.followKeyLogs === true);
     const tls = tlsAppLayer({
       counters,
-      keys: { keyStore: this.keyStore, rsaKeys: loadRsaKeys(opts.rsaKeys), keyWaitUs: opts.keyWaitUs ?? 0 },
+      keys: {
+        keyStore: this.keyStore,
+        rsaKeys: loadRsaKeys(opts.rsaKeys),
+        keyWaitUs: opts.keyWaitUs ?? 0,
+        waitOnlyOnceKeys: opts.keyWaitAuto === true && (opts.keyLogs ?? []).length === 0,
+      },
       pending: new PendingBudget(),
       inner: (flow, sni) => new AppLayerFactory(httpProtocols(ctx, counters, opts.bodyLimitBytes, { decrypted: true, sni }, observe), counters, 'app_layer.decrypted_bytes').open(flow),
       onEvent: (flow, tsUs, fields) => {

@@ -73,6 +73,8 @@ export interface ServiceOptions {
   readonly keyLogs?: readonly string[];
   readonly rsaKeys?: readonly string[];
   readonly keyWaitUs: number;
+  /** --key-wait not given: without key logs, records wait only once a key has come (SensorOptions.keyWaitAuto). */
+  readonly keyWaitAuto?: boolean;
   /** Site policy from the command line (standalone), or added to the bundle's (local allow list). */
   readonly site: SitePolicyFiles;
   readonly api: { readonly enabled: boolean; readonly socket?: string; readonly listen?: string };
@@ -242,7 +244,7 @@ export class SensorService {
     if (o.workers > 0) {
       const pool = await WorkerPool.start({
         workers: o.workers,
-        sensorOptions: { dictionary, engine: o.engine, keyLogs: o.keyLogs, followKeyLogs: true, rsaKeys: o.rsaKeys, keyWaitUs: o.keyWaitUs, site, keepEvidence, flowLimits: shareFlowLimits(o.flowLimits, o.workers), localityFrames: o.localityFrames, bypass: o.bypass },
+        sensorOptions: { dictionary, engine: o.engine, keyLogs: o.keyLogs, followKeyLogs: true, rsaKeys: o.rsaKeys, keyWaitUs: o.keyWaitUs, keyWaitAuto: o.keyWaitAuto, site, keepEvidence, flowLimits: shareFlowLimits(o.flowLimits, o.workers), localityFrames: o.localityFrames, bypass: o.bypass },
         onCapture,
         onEvent,
         counters: this.counters,
@@ -264,6 +266,7 @@ export class SensorService {
         site,
         identity,
         keyWaitUs: o.keyWaitUs,
+        keyWaitAuto: o.keyWaitAuto,
         flowLimits: o.flowLimits,
         bypass: o.bypass,
         keepEvidence,

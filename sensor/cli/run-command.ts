@@ -122,7 +122,9 @@ Options:
                          among them
   --keylog FILE          TLS key log (SSLKEYLOGFILE format) to follow as it grows; repeatable
   --rsa-key FILE         RSA server private key (PEM) for TLS <= 1.2 RSA key exchange; repeatable
-  --key-wait SECS        how long encrypted records wait for keys that arrive late (default 10)
+  --key-wait SECS        how long encrypted records wait for keys that arrive late (default 10;
+                         without --keylog, only once a first key has been pushed over the API:
+                         until then nothing is held and TLS is bypassed after its handshake)
   --api-socket PATH      the local API's Unix socket (default: DATA_DIR/api.sock); bearer token
                          in DATA_DIR/api.token (made on first start, mode 0600)
   --api-listen ADDR      also serve the local API on a loopback address, e.g. 127.0.0.1:8439
@@ -176,7 +178,7 @@ ${FLOW_USAGE}
         keylog: { type: 'string', multiple: true },
         ...SITE_OPTIONS,
         'rsa-key': { type: 'string', multiple: true },
-        'key-wait': { type: 'string', default: String(TLS_KEY_WAIT_US / 1e6) },
+        'key-wait': { type: 'string' },
         'api-socket': { type: 'string' },
         'api-listen': { type: 'string' },
         'no-api': { type: 'boolean', default: false },
@@ -231,7 +233,8 @@ ${FLOW_USAGE}
       workers: values.workers !== undefined ? wholeNumber('workers', values.workers, 64) : autoWorkers(),
       keyLogs: values.keylog,
       rsaKeys: values['rsa-key'],
-      keyWaitUs: number('key-wait', values['key-wait']) * 1e6,
+      keyWaitUs: values['key-wait'] !== undefined ? number('key-wait', values['key-wait']) * 1e6 : TLS_KEY_WAIT_US,
+      keyWaitAuto: values['key-wait'] === undefined,
       site: { ...site, allowList },
       api: { enabled: !values['no-api'], socket: values['api-socket'], listen: values['api-listen'] },
       metricsListen: values['metrics-listen'],

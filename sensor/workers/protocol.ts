@@ -29,6 +29,7 @@ export interface WorkerSensorOptions {
   readonly followKeyLogs?: boolean;
   readonly rsaKeys?: readonly string[];
   readonly keyWaitUs?: number;
+  readonly keyWaitAuto?: boolean;
   readonly site?: SitePolicyFiles;
   /** Keep the pages of viewed captures (they travel back with the captures). */
   readonly keepEvidence?: boolean;

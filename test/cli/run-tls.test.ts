@@ -83,6 +83,46 @@ test('hark run holds TLS records until keys pushed over the local API arrive, th
   }
 });
 
+test('hark run without --keylog or --key-wait holds no TLS records for keys nobody gives it: decided at its handshake, bypassed', async () => {
+  assert.equal(process.getuid?.(), 0, 'the live capture test needs root (CI runs as root)');
+  const dir = mkdtempSync(join(tmpdir(), 'hark-run-tls-'));
+  const traffic = await makeTlsTraffic(dir, [
+    { name: 'nokeys13', version: 'TLSv1.3', protocol: 'http/1.1', encoding: 'gzip', typed: 'AK47', viewed: 'our secret' },
+  ]);
+  const data = join(dir, 'data');
+  ip('link', 'add', IF_SEND, 'type', 'veth', 'peer', 'name', IF_RECV);
+  try {
+    ip('link', 'set', IF_SEND, 'up');
+    ip('link', 'set', IF_RECV, 'up');
+    const child = spawn(HARK, ['run', '-i', IF_RECV, '--data-dir', data, '--stats-interval', '0', '--status-interval', '0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    const exited = once(child, 'exit');
+    for (let i = 0; i < 100 && !err.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(err, new RegExp(`listening on ${IF_RECV}`));
+    execFileSync('tcpreplay', ['-i', IF_SEND, traffic.pcap], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 1500));
+    const counters = (JSON.parse(readFileSync(join(data, 'status.json'), 'utf8')) as { counters: Record<string, number> }).counters;
+    child.kill('SIGINT');
+    const [code] = await exited;
+    assert.equal(code, 0, err);
+    const eve = readFileSync(join(data, 'eve.json'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+    const tls = eve.filter((e) => e.event_type === 'tls' && e.dest_port === traffic.results[0].port);
+    assert.equal(tls.length, 1);
+    assert.equal(tls[0].tls.decrypted, false);
+    assert.equal(tls[0].tls.not_decrypted_reason, 'no_keys');
+    assert.equal(counters['tls.pending_records'] ?? 0, 0, 'no record held for keys');
+    assert.ok((counters['flow.bypassed'] ?? 0) >= 1, `bypassed: ${JSON.stringify(counters['flow.bypassed'])}`);
+  } finally {
+    try {
+      ip('link', 'del', IF_SEND);
+    } catch {
+      // already gone with its peer
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 function existsSock(path: string): boolean {
   try {
     return statSync(path).isSocket();

@@ -146,8 +146,14 @@ export class KeyStore {
   private readonly sessions = new Map<string, SessionSecrets>();
   private readonly listeners = new Set<(clientRandomHex: string) => void>();
   private evictedCount = 0;
+  private everAdded = false;
 
   constructor(private readonly counters?: Counters, readonly maxSessions = MAX_KEYLOG_SESSIONS) {}
+
+  /** True once any secret has been stored (evicted since or not): this sensor is being given keys. */
+  get hasHadKeys(): boolean {
+    return this.everAdded;
+  }
 
   /** Stores one secret; false (and nothing stored) when the label is unknown or the sizes are wrong, or it was already known. */
   add(label: KeyLogLabel | string, clientRandom: Uint8Array | string, secret: Uint8Array | string): boolean {
@@ -170,6 +176,7 @@ export class KeyStore {
     }
     s[spec.field] = value;
     this.sessions.set(hex, s);
+    this.everAdded = true;
     if (this.sessions.size > this.maxSessions) this.evictOldest();
     this.notify(hex);
     return true;

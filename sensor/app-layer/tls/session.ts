@@ -103,6 +103,12 @@ export interface TlsKeySources {
   /** Capture-time wait for keys that arrive after the traffic; 0 decides at once. */
   readonly keyWaitUs: number;
   /**
+   * Wait only once the key store has had a key (`hark run` without --keylog or --key-wait): a
+   * sensor nobody gives keys then holds no records for keys that will not come, and bypasses each
+   * connection as soon as its handshake has been read.
+   */
+  readonly waitOnlyOnceKeys?: boolean;
+  /**
    * Master secrets of RSA-keyed sessions by session id, for connections that resume them. When absent,
    * every session sharing this `TlsKeySources` object shares one cache of TLS_SESSION_CACHE_MAX_ENTRIES.
    */
@@ -606,7 +612,7 @@ export class TlsSession implements StreamConsumer {
       return;
     }
     // No keys yet: wait for the key store when late keys can come, else give up now.
-    if (keys.keyWaitUs > 0 && keys.keyStore !== undefined) {
+    if (keys.keyWaitUs > 0 && keys.keyStore !== undefined && (keys.waitOnlyOnceKeys !== true || keys.keyStore.hasHadKeys)) {
       if (this.unsubscribe === undefined && keys.keyStore !== undefined) {
         const crHex = Buffer.from(ch.random).toString('hex');
         this.unsubscribe = keys.keyStore.onKeys((hex) => {

@@ -56,6 +56,7 @@ interface RunOptions {
   readonly keyStore?: KeyStore;
   readonly rsaKeys?: RsaKeyRing;
   readonly keyWaitUs?: number;
+  readonly waitOnlyOnceKeys?: boolean;
   readonly sessionCache?: TlsSessionCache;
   readonly pending?: PendingBudget;
   /** Packets (1-based, as tshark numbers them) left out. */
@@ -77,7 +78,7 @@ function runTls(pcap: string, o: RunOptions = {}): Run {
   const pending = o.pending ?? new PendingBudget();
   const conns: Conn[] = [];
   const byFlow = new Map<FlowInfo, Conn>();
-  const keys: TlsKeySources = { keyStore: o.keyStore, rsaKeys: o.rsaKeys, keyWaitUs: o.keyWaitUs ?? 0, sessionCache: o.sessionCache };
+  const keys: TlsKeySources = { keyStore: o.keyStore, rsaKeys: o.rsaKeys, keyWaitUs: o.keyWaitUs ?? 0, waitOnlyOnceKeys: o.waitOnlyOnceKeys, sessionCache: o.sessionCache };
   const ctx = {
     counters,
     keys,
@@ -532,6 +533,32 @@ test('TlsSession waits for a TLS 1.3 key log arriving line by line until every t
   // Connection 0 started when its last secret came; connection 1's were all there at its ServerHello.
   assert.equal(run.counter('tls.keys_arrived_late'), 1);
   assert.equal(run.counter('tls.undecrypted_bytes'), 0);
+});
+
+test('TlsSession with waitOnlyOnceKeys holds nothing until the key store has had a key, then waits as asked', () => {
+  // nobody has given this sensor a key: decided at once, nothing held, bypassed after the handshake
+  const none = runTls(ZEEK, { keyStore: new KeyStore(), keyWaitUs: TLS_KEY_WAIT_US, waitOnlyOnceKeys: true });
+  assert.equal(none.conns[0].event?.not_decrypted_reason, 'no_keys');
+  assert.equal(none.counter('tls.pending_records'), 0, 'no record held');
+  assert.equal(none.counter('tls.keys_never_arrived'), 0);
+  assert.equal(none.counter('flow.bypassed'), 1);
+  // the same wait with keys already flowing for other sessions: records held, late keys decrypt
+  const store = new KeyStore();
+  assert.equal(store.hasHadKeys, false);
+  store.add('CLIENT_RANDOM', 'ab'.repeat(32), 'cd'.repeat(48));
+  assert.equal(store.hasHadKeys, true);
+  const entries = keyEntries('zeek-tls12-decryption.keys');
+  const late = runTls(ZEEK, {
+    keyStore: store,
+    keyWaitUs: TLS_KEY_WAIT_US,
+    waitOnlyOnceKeys: true,
+    before: (f) => {
+      if (f === ZEEK_RESPONSE + 1) store.addEntries(entries);
+    },
+  });
+  assert.equal(late.conns[0].event?.decrypted, true);
+  assert.equal(late.counter('tls.keys_arrived_late'), 1);
+  assertHeiseRequest(late.text(0, 0));
 });
 
 test('TlsSession gives up on keys that come after keyWaitUs: no_keys, counted as never arrived', () => {
