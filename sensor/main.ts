@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadDictionary } from '../rules/check.js';
 import type { Dictionary } from '../rules/dictionary.js';
-import { probeHttp } from './app-layer/http/index.js';
+import { findHttpStart, probeHttp } from './app-layer/http/index.js';
 import { HttpSession } from './app-layer/http/session.js';
 import { Http2Session, probeHttp2 } from './app-layer/http2/index.js';
 import { AppLayerFactory, type AppLayerProtocol } from './app-layer/detect.js';
@@ -143,6 +143,7 @@ function httpProtocols(
     {
       name: 'http',
       probe: probeHttp,
+      findStart: findHttpStart,
       create: (flow: FlowInfo) => new HttpSession(flow, new ObservedHttpSink(new HttpInspector(flow, ctx, carrier), observe), counters, { bodyLimitBytes, tunnel }),
     },
   ];

@@ -5,6 +5,14 @@
  * need-more; bytes are held until one matches or all refuse (bounded: PROBE_MAX_BYTES per
  * direction), so a flow is never given to a parser on a guess. A flow no protocol takes is
  * bypassed (see BYPASS), and so is one whose protocol asks for it.
+ *
+ * A stream picked up midstream (the sensor started, or the capture lost the flow's first packets)
+ * or after a hole usually begins inside a message: inside an HTTP response body, say, on a
+ * keep-alive connection. Before such a flow is bypassed, the protocols that can (`findStart`)
+ * look for where their next message starts, in up to RESYNC_MAX_BYTES of the flow (so a
+ * connection picked up inside a long download or an encrypted stream costs that much, then is
+ * bypassed); the first one found gets the flow from there, told of the bytes before it as a gap
+ * (so an HTTP parser resynchronises the other direction itself).
  */
 import { Counters, defineCounter } from '../events/counters.js';
 import { BYPASS, type BypassedBytes, type CloseReason, type Direction, type FlowInfo, type StreamConsumer, type StreamFactory } from '../flow/stream.js';
@@ -14,6 +22,11 @@ export type ProbeResult = 'match' | 'no-match' | 'need-more';
 export interface AppLayerProtocol {
   readonly name: string;
   probe(dir: Direction, bytes: Uint8Array): ProbeResult;
+  /**
+   * For a stream picked up inside a message: the offset in `bytes` where a message of this
+   * protocol starts, or -1 (lines start after each LF, and at 0 when `atLineStart`).
+   */
+  findStart?(dir: Direction, bytes: Uint8Array, atLineStart: boolean): number;
   create(flow: FlowInfo): StreamConsumer;
 }
 
@@ -21,9 +34,13 @@ export interface AppLayerProtocol {
 export const PROBE_MAX_BYTES = 4096;
 /** Bytes held in all while waiting (e.g. for the other direction's first bytes) before giving up. */
 const MAX_HELD_BYTES = 4 * PROBE_MAX_BYTES;
+/** Bytes of a flow passed over looking for a message start before it is refused. */
+export const RESYNC_MAX_BYTES = 512 * 1024;
 
 const C_UNKNOWN = defineCounter('app_layer.unknown');
 const C_GAP_BEFORE_DETECT = defineCounter('app_layer.gap_before_detection');
+/** Flows picked up inside a message whose protocol was found at a later message start. */
+const C_RESYNCED = defineCounter('app_layer.resynced');
 /** Where bytes are counted: what the wire carries, or what came out of TLS decryption. */
 export type ByteCounting = 'app_layer.bytes' | 'app_layer.decrypted_bytes';
 const protocolCounters = new Map<string, number>();
@@ -64,6 +81,16 @@ class ProbingConsumer implements StreamConsumer {
   private heldBytes = 0;
   private readonly prefix: [Uint8Array, Uint8Array] = [EMPTY, EMPTY];
   private readonly done: [boolean, boolean] = [false, false];
+  /** A hole came before detection: the stream after it may begin inside a message. */
+  private sawGap = false;
+  /** Looking for a message start (a stream picked up inside a message), bytes no longer held. */
+  private resyncing = false;
+  /** Bytes of each direction passed over for good while resyncing. */
+  private readonly passed: [number, number] = [0, 0];
+  /** The last bytes of each direction from the start of their last line: looked at again with the next. */
+  private readonly tail: [Uint8Array, Uint8Array] = [EMPTY, EMPTY];
+  /** The next bytes of the direction may begin a line (its first bytes may: nothing says otherwise). */
+  private readonly lineStart: [boolean, boolean] = [true, true];
 
   /** Counter of the bytes no protocol took. */
   private readonly unknownBytes: number;
@@ -91,7 +118,12 @@ class ProbingConsumer implements StreamConsumer {
       this.counters.inc(this.unknownBytes, bytes.length);
       return BYPASS;
     }
+    if (this.resyncing) return this.resyncData(dir, bytes, tsUs);
     if (this.heldBytes + bytes.length > MAX_HELD_BYTES) {
+      if (this.canResync()) {
+        this.startResync();
+        return this.chosen !== undefined ? this.deliver(dir, bytes, tsUs) : this.resyncing ? this.resyncData(dir, bytes, tsUs) : this.afterRefusal(bytes);
+      }
       this.refuse();
       this.counters.inc(this.unknownBytes, bytes.length);
       return BYPASS;
@@ -112,6 +144,8 @@ class ProbingConsumer implements StreamConsumer {
   gap(dir: Direction, len: number, tsUs: number): boolean | void {
     if (this.chosen !== undefined) return this.chosen.gap(dir, len, tsUs);
     if (this.refused) return BYPASS;
+    if (this.resyncing) return this.resyncGap(dir, len);
+    this.sawGap = true;
     this.counters.inc(C_GAP_BEFORE_DETECT);
     this.held.push({ dir, bytes: undefined, len, ts: tsUs });
     // Bytes after a hole cannot be probed as a stream start.
@@ -125,7 +159,104 @@ class ProbingConsumer implements StreamConsumer {
       this.counters.inc(this.chosen !== undefined ? this.bytesCounter : this.unknownBytes, bypassed[0] + bypassed[1]);
     }
     this.chosen?.end(reason, tsUs, bypassed);
-    if (this.chosen === undefined && !this.refused && this.held.length > 0) this.refuse();
+    if (this.resyncing) {
+      this.counters.inc(this.unknownBytes, this.tail[0].length + this.tail[1].length);
+      this.resyncing = false;
+      this.refuse();
+    } else if (this.chosen === undefined && !this.refused && this.held.length > 0) this.refuse();
+  }
+
+  /** The chosen consumer's bytes, counted. */
+  private deliver(dir: Direction, bytes: Uint8Array, tsUs: number): boolean | void {
+    const chosen = this.chosen!;
+    if (!tunnelling(chosen)) this.counters.inc(this.bytesCounter, bytes.length);
+    const wants = chosen.data(dir, bytes, tsUs);
+    return wants === BYPASS ? BYPASS : this.bypass;
+  }
+
+  private afterRefusal(bytes: Uint8Array): true {
+    this.counters.inc(this.unknownBytes, bytes.length);
+    return BYPASS;
+  }
+
+  /** A stream that may begin inside a message, and a protocol that can find where its next one starts. */
+  private canResync(): boolean {
+    return (this.flow.midstream === true || this.sawGap) && this.protocols.some((p) => p.findStart !== undefined);
+  }
+
+  /** From probing to looking for a message start: what was held is looked through in arrival order. */
+  private startResync(): void {
+    this.resyncing = true;
+    const held = this.held.splice(0);
+    this.heldBytes = 0;
+    for (const h of held) {
+      if (this.chosen !== undefined) {
+        const wants = h.bytes === undefined ? this.chosen.gap(h.dir, h.len, h.ts) : this.deliver(h.dir, h.bytes, h.ts);
+        if (wants === BYPASS) this.bypass = BYPASS;
+      } else if (this.refused) {
+        if (h.bytes !== undefined) this.counters.inc(this.unknownBytes, h.len);
+      } else if (h.bytes === undefined) this.resyncGap(h.dir, h.len);
+      else this.resyncData(h.dir, h.bytes, h.ts);
+    }
+  }
+
+  /** Looks for a message start in the next bytes of a direction (and what was kept of the last ones). */
+  private resyncData(dir: Direction, bytes: Uint8Array, tsUs: number): boolean | void {
+    const prev = this.tail[dir];
+    let buf = bytes;
+    if (prev.length > 0) {
+      buf = new Uint8Array(prev.length + bytes.length);
+      buf.set(prev);
+      buf.set(bytes, prev.length);
+    }
+    const atLineStart = prev.length > 0 || this.lineStart[dir];
+    for (const p of this.protocols) {
+      const k = p.findStart?.(dir, buf, atLineStart) ?? -1;
+      if (k >= 0) return this.chooseAt(p, dir, buf, k, tsUs);
+    }
+    // keep the last line's beginning: a start line may be cut in two
+    const lf = buf.lastIndexOf(10);
+    let keep = lf >= 0 ? buf.length - lf - 1 : atLineStart ? buf.length : 0;
+    if (keep > PROBE_MAX_BYTES) keep = 0;
+    this.lineStart[dir] = keep === 0 && lf === buf.length - 1;
+    this.tail[dir] = keep > 0 ? buf.slice(buf.length - keep) : EMPTY;
+    this.passed[dir] += buf.length - keep;
+    this.counters.inc(this.unknownBytes, buf.length - keep);
+    return this.giveUpResync();
+  }
+
+  private resyncGap(dir: Direction, len: number): boolean | void {
+    this.passed[dir] += this.tail[dir].length + len;
+    this.counters.inc(this.unknownBytes, this.tail[dir].length);
+    this.tail[dir] = EMPTY;
+    this.lineStart[dir] = false;
+    return this.giveUpResync();
+  }
+
+  /** RESYNC_MAX_BYTES passed over without a message start: the flow is refused. */
+  private giveUpResync(): boolean | void {
+    if (this.passed[0] + this.passed[1] < RESYNC_MAX_BYTES) return undefined;
+    this.resyncing = false;
+    this.counters.inc(this.unknownBytes, this.tail[0].length + this.tail[1].length);
+    this.tail[0] = this.tail[1] = EMPTY;
+    this.refuse();
+    return BYPASS;
+  }
+
+  /** Protocol `p` starts at `buf[k]` in direction `dir`: it gets the flow from there, what came before as gaps. */
+  private chooseAt(p: AppLayerProtocol, dir: Direction, buf: Uint8Array, k: number, tsUs: number): boolean | void {
+    this.resyncing = false;
+    this.counters.inc(C_RESYNCED);
+    const other = (dir ^ 1) as Direction;
+    const before = this.passed[dir] + k;
+    const otherBefore = this.passed[other] + this.tail[other].length;
+    this.counters.inc(this.unknownBytes, k + this.tail[other].length);
+    this.tail[0] = this.tail[1] = EMPTY;
+    this.choose(p);
+    const c = this.chosen!;
+    if (before > 0 && c.gap(dir, before, tsUs) === BYPASS) this.bypass = BYPASS;
+    if (otherBefore > 0 && c.gap(other, otherBefore, tsUs) === BYPASS) this.bypass = BYPASS;
+    return this.deliver(dir, buf.subarray(k), tsUs);
   }
 
   private decide(dir: Direction): void {
@@ -146,7 +277,9 @@ class ProbingConsumer implements StreamConsumer {
   }
 
   private giveUpIfBothDone(): void {
-    if (this.done[0] && this.done[1]) this.refuse();
+    if (!this.done[0] || !this.done[1]) return;
+    if (this.canResync()) this.startResync();
+    else this.refuse();
   }
 
   private refuse(): void {

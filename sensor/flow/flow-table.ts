@@ -900,6 +900,7 @@ export class FlowTable implements HalfOutput {
     if (slot.vlanCount > 1) vlan.push(slot.vlan1);
     const info: FlowInfo = { flowId: slot.flowId, proto: slot.proto, srcIp: this.ipString(f, false), srcPort: slot.portA, dstIp: this.ipString(f, true), dstPort: slot.portB, vlan, startUs: slot.startUs };
     if (slot.srcMac >= 0) (info as { srcMac?: string }).srcMac = macText(slot.srcMac);
+    if (slot.midstream) (info as { midstream?: boolean }).midstream = true;
     return info;
   }
 

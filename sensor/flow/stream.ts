@@ -24,6 +24,11 @@ export interface FlowInfo {
   readonly srcMac?: string;
   /** Microseconds since the epoch of the first packet. */
   readonly startUs: number;
+  /**
+   * TCP picked up midstream: the flow's first packet was not its SYN (the sensor started, or the
+   * capture lost it), so its streams may begin inside a message. Absent otherwise.
+   */
+  readonly midstream?: boolean;
 }
 
 /**

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { AppLayerFactory, type AppLayerProtocol } from '../../sensor/app-layer/detect.js';
-import { httpAppLayer } from '../../sensor/app-layer/http/index.js';
+import { AppLayerFactory, RESYNC_MAX_BYTES, type AppLayerProtocol } from '../../sensor/app-layer/detect.js';
+import { findHttpStart, httpAppLayer } from '../../sensor/app-layer/http/index.js';
 import type { HttpParserEvent, HttpSink } from '../../sensor/app-layer/http/session.js';
 import { Counters } from '../../sensor/events/counters.js';
 import { BYPASS, type Direction } from '../../sensor/flow/stream.js';
@@ -37,14 +37,16 @@ function helo(seen: string[], enough: number): AppLayerProtocol {
   };
 }
 
-/** A connection: handshake, then each [dir, text] as one segment, then FIN both ways. */
-function converse(protocols: AppLayerProtocol[], segments: Array<[Direction, string]>, counters = new Counters()): Pipeline {
+/** A connection: handshake (unless picked up `midstream`), then each [dir, text] as one segment, then FIN both ways. */
+function converse(protocols: AppLayerProtocol[], segments: Array<[Direction, string]>, counters = new Counters(), midstream = false): Pipeline {
   const pipeline = new Pipeline({ counters, streams: new AppLayerFactory(protocols, counters) });
   const send = (f: Uint8Array, ts: number): void => pipeline.packet(1, f, 0, f.length, f.length, ts, 0);
   let cs = 1001;
   let ss = 5001;
-  send(ethTcp({ ...C, seq: 1000, flags: SYN }), 1);
-  send(ethTcp({ ...S, seq: 5000, ack: 1001, flags: SYN | ACK }), 2);
+  if (!midstream) {
+    send(ethTcp({ ...C, seq: 1000, flags: SYN }), 1);
+    send(ethTcp({ ...S, seq: 5000, ack: 1001, flags: SYN | ACK }), 2);
+  }
   let t = 3;
   for (const [dir, text] of segments) {
     const b = Buffer.from(text);
@@ -112,5 +114,65 @@ describe('protocol detection and bypass', () => {
     const p = converse([helo(seen, 1e9)], [[0, 'HELO'], [1, 'hi'], [0, 'bye']]);
     assert.deepEqual(seen, ['0:HELO', '1:hi', '0:bye']);
     assert.equal(p.counters.get('flow.bypassed'), 0);
+  });
+
+  /** HTTP with the real parser, recording the request targets and response statuses it read. */
+  function recordingHttp(counters: Counters): { http: AppLayerProtocol; seen: string[] } {
+    const seen: string[] = [];
+    const sink: HttpSink = {
+      onRequest: (r) => void seen.push(`${r.method} ${r.uri}`),
+      onResponse: (r) => void seen.push(`${r.status}`),
+      onBody: () => undefined,
+      onMessageEnd: () => undefined,
+    };
+    return { http: { name: 'http', probe: httpAppLayer.probe, findStart: findHttpStart, create: (flow) => httpAppLayer.create(flow, sink, counters) }, seen };
+  }
+  const PAGE_TAIL = `${'word '.repeat(4000)}</p></body></html>`; // 20 kB: more than detection holds
+
+  test('a connection picked up inside a response body is HTTP from its next request on', () => {
+    const counters = new Counters();
+    const { http, seen } = recordingHttp(counters);
+    const next = 'GET /two HTTP/1.1\r\nHost: a\r\n\r\n';
+    const p = converse([http], [[1, PAGE_TAIL], [0, next], [1, 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello'], [0, 'GET /three HTTP/1.1\r\nHost: a\r\n\r\n']], counters, true);
+    assert.deepEqual(seen, ['GET /two', '200', 'GET /three']);
+    const c = p.counters;
+    assert.equal(c.get('tcp.midstream_pickup'), 1);
+    assert.equal(c.get('app_layer.resynced'), 1);
+    assert.equal(c.get('app_layer.flow.http'), 1);
+    assert.equal(c.get('flow.bypassed'), 0);
+    assert.equal(c.get('app_layer.bytes.unknown'), PAGE_TAIL.length, 'the body no parser read');
+    // the same bytes on a connection seen from its SYN: a server that speaks first, not HTTP
+    const fromSyn = recordingHttp(new Counters());
+    const q = converse([fromSyn.http], [[1, PAGE_TAIL], [0, next]], new Counters(), false);
+    assert.deepEqual(fromSyn.seen, []);
+    assert.equal(q.counters.get('app_layer.resynced'), 0);
+    assert.equal(q.counters.get('flow.bypassed'), 1);
+  });
+
+  test('a start line cut in two across segments is found; what came before it is a gap to the parser', () => {
+    const counters = new Counters();
+    const { http, seen } = recordingHttp(counters);
+    const p = converse([http], [[0, 'tail of an upload\r\nGE'], [1, PAGE_TAIL], [0, 'T /four HTTP/1.1\r\nHost: a\r\n\r\n']], counters, true);
+    assert.deepEqual(seen, ['GET /four']);
+    assert.equal(p.counters.get('app_layer.resynced'), 1);
+    assert.equal(p.counters.get('app_layer.bytes.unknown'), 'tail of an upload\r\n'.length + PAGE_TAIL.length);
+  });
+
+  test('a midstream connection with no message start in its first RESYNC_MAX_BYTES is bypassed, every byte counted', () => {
+    const counters = new Counters();
+    const { http, seen } = recordingHttp(counters);
+    const noise = 'z'.repeat(60_000);
+    const segments: Array<[Direction, string]> = [];
+    for (let i = 0; i < Math.ceil(RESYNC_MAX_BYTES / noise.length) + 2; i++) segments.push([(i % 2) as Direction, noise]);
+    segments.push([0, 'GET /late HTTP/1.1\r\nHost: a\r\n\r\n']);
+    const p = converse([http], segments, counters, true);
+    assert.deepEqual(seen, [], 'given up before the late request');
+    const c = p.counters;
+    assert.equal(c.get('app_layer.resynced'), 0);
+    assert.equal(c.get('app_layer.unknown'), 1);
+    assert.equal(c.get('flow.bypassed'), 1);
+    const total = segments.reduce((n, [, t]) => n + t.length, 0);
+    assert.equal(c.get('app_layer.bytes.unknown'), total);
+    assert.ok(c.get('tcp.reassembled_bytes') < RESYNC_MAX_BYTES + 2 * noise.length, 'bypassed once the budget was spent');
   });
 });

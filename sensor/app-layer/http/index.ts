@@ -78,6 +78,28 @@ export function probeHttp(dir: Direction, bytes: Uint8Array): ProbeResult {
   return parseRequestLine(line) !== undefined ? 'match' : 'no-match';
 }
 
+/**
+ * Where an HTTP/1.x message starts in `bytes`, a stream picked up inside a message: the offset of
+ * the first line that `probeHttp` takes for a request line (client side) or a status line (server
+ * side), or -1. Lines start after each LF, and at 0 when `atLineStart`; a line that might match but
+ * is cut off by the end of `bytes` is not taken (the caller keeps it for the next bytes).
+ */
+export function findHttpStart(dir: Direction, bytes: Uint8Array, atLineStart: boolean): number {
+  let p = 0;
+  if (!atLineStart) {
+    const lf = bytes.indexOf(10);
+    if (lf < 0) return -1;
+    p = lf + 1;
+  }
+  for (;;) {
+    if (p >= bytes.length) return -1;
+    if (probeHttp(dir, bytes.subarray(p)) === 'match') return p;
+    const lf = bytes.indexOf(10, p);
+    if (lf < 0) return -1;
+    p = lf + 1;
+  }
+}
+
 /** A new session for a flow judged HTTP. */
 export function createHttpSession(flow: FlowInfo, sink: HttpSink, counters: Counters, options?: HttpSessionOptions): HttpSession {
   return new HttpSession(flow, sink, counters, options);
