@@ -564,6 +564,8 @@ export class WorkerPool {
     }
     this.counters.inc(C_FLOWS_LOST, lostFlows);
     const lostRecords = slot.producer.discardUnconsumed();
+    // its connections are gone with it: their frames pass again (to its successor, once it runs)
+    slot.bypass?.clear();
     this.counters.inc(C_RECORDS_LOST, lostRecords);
     this.opts.log?.(`hark: worker ${slot.index} exited (code ${code}): ${lostFlows} flows and ${lostRecords} queued frames lost; restarting it`);
     for (const [id, w] of this.waiters) {

@@ -284,6 +284,37 @@ test('WorkerPool capture thread drops the frames of connections its workers bypa
   for (const name of ['flow.bypassed', 'flow.bypassed_bytes']) assert.equal(counters.get(name), one.counters.get(name), name);
 });
 
+test('WorkerPool forgets the bypassed connections of a worker that died: their frames reach its successor', async () => {
+  const file = fixture('tls', 'zeek-tls12-decryption.pcap');
+  const frames: Array<[number, Uint8Array, number, number]> = [];
+  readCaptureFile(file, (linkType, buf, off, capLen, origLen, tsUs) => void frames.push([linkType, buf.slice(off, off + capLen), origLen, tsUs]));
+  const { pool, counters } = await startPool(1, {});
+  try {
+    let i = 0;
+    for (; i < frames.length && counters.get('workers.bypass_dropped') === 0; i++) {
+      const [linkType, b, origLen, tsUs] = frames[i];
+      pool.packet(linkType, b, 0, b.length, origLen, tsUs, 0);
+      await pool.drain();
+    }
+    assert.ok(counters.get('workers.bypass_dropped') > 0 && i < frames.length - 2, `dropped before the hand-off by frame ${i} of ${frames.length}`);
+    const dropped = counters.get('workers.bypass_dropped');
+    await pool.terminateWorker(0);
+    for (let k = 0; k < 200 && counters.get('workers.restarts') === 0; k++) await new Promise((r) => setTimeout(r, 25));
+    await pool.ready;
+    for (let k = 0; k < 200 && pool.workerThreadIds()[0] === undefined; k++) await new Promise((r) => setTimeout(r, 25));
+    const decodedBefore = counters.get('decoder.pkts');
+    for (; i < frames.length; i++) {
+      const [linkType, b, origLen, tsUs] = frames[i];
+      pool.packet(linkType, b, 0, b.length, origLen, tsUs, 0);
+    }
+    await pool.finish();
+    assert.equal(counters.get('workers.bypass_dropped'), dropped, 'nothing dropped for the dead worker');
+    assert.ok(counters.get('decoder.pkts') > decodedBefore, 'the rest reached the new worker');
+  } finally {
+    await pool.close();
+  }
+});
+
 test('WorkerPool.finish ends open flows and flushes merge windows: final counts equal the single-thread sensor', async () => {
   // Never closed (no FIN), the same phrase twice in one page view window: one capture, count 2, re-emitted at the end.
   const frames = httpConnection('10.1.1.6', '192.0.2.81', 41000, 1_700_000_000_000_000, [['/x', 'pineapple'], ['/x', 'pineapple']]).slice(0, -3);
