@@ -18,6 +18,7 @@
  * misses simply goes to the worker, which skips it itself. The keys are 64 bits and cover more than
  * the flow table's key (FlowHasher.bypassKey), so a frame of another connection is never dropped.
  */
+import { randomBytes } from 'node:crypto';
 import { defineCounter, type Counters } from '../events/counters.js';
 import type { BypassedTraffic, CaptureBypassSink } from '../flow/flow-table.js';
 import { FlowHasher } from './dispatch.js';
@@ -37,6 +38,8 @@ const TH_RST = 0x04;
 const H_LIVE = 0;
 const H_USED = 1; // live entries and tombstones
 const H_REBUILDING = 2;
+/** The keys' random seed (FlowHasher.bypassKey), the same for both threads. */
+const H_SEED = 3;
 const HEADER_BYTES = 64;
 
 // Key words of an entry.
@@ -66,7 +69,9 @@ const C_NO_KEY = defineCounter('workers.bypass_no_key');
 /** The shared memory of one worker's table. */
 export function createBypassBuffer(entries = DEFAULT_BYPASS_ENTRIES): SharedArrayBuffer {
   if (!Number.isInteger(Math.log2(entries)) || entries < 16) throw new RangeError(`bypass table entries must be a power of two >= 16, not ${entries}`);
-  return new SharedArrayBuffer(HEADER_BYTES + entries * K_STRIDE * 4 + entries * V_STRIDE * 8);
+  const buffer = new SharedArrayBuffer(HEADER_BYTES + entries * K_STRIDE * 4 + entries * V_STRIDE * 8);
+  new Int32Array(buffer, 0, HEADER_BYTES / 4)[H_SEED] = randomBytes(4).readInt32LE(0);
+  return buffer;
 }
 
 export class BypassTable {
@@ -85,6 +90,11 @@ export class BypassTable {
 
   get entries(): number {
     return this.mask + 1;
+  }
+
+  /** The seed both threads compute this table's keys with. */
+  get seed(): number {
+    return this.header[H_SEED];
   }
 
   /** Connections in the table. */
@@ -243,7 +253,7 @@ export class WorkerCaptureBypass implements CaptureBypassSink {
   bypassed(flow: number, dir: number, linkType: number, buf: Uint8Array, off: number, capLen: number, tsUs: number): void {
     const h = this.hasher;
     h.hash(linkType, buf, off, capLen);
-    if (!h.bypassKey(buf)) {
+    if (!h.bypassKey(buf, this.table.seed)) {
       this.counters.inc(C_NO_KEY);
       return;
     }

@@ -403,9 +403,11 @@ export class FlowHasher {
    * `tcpFlags` and `seqEnd`. False when the walk did not end at a whole TCP header that is not a
    * fragment. The key covers what the flow table keys a flow on and more (every VLAN tag on the
    * way, not only the first two), so two frames the flow table holds apart never share a key; the
-   * capture thread's bypass (workers/bypass-table.ts) relies on that.
+   * capture thread's bypass (workers/bypass-table.ts) relies on that. `seed` (the table's, random)
+   * keys the endpoints' hashes, so nobody can make a connection of theirs share the key of a
+   * bypassed one and have its frames dropped unread.
    */
-  bypassKey(b: Uint8Array): boolean {
+  bypassKey(b: Uint8Array, seed = 0): boolean {
     const t = this.tcpAt;
     if (t < 0 || this.kind === HASH_FRAGMENT || this.tcpEnd - t < TCP_MIN_HEADER) return false;
     const doff = (b[t + TCP_OFF_DOFF] >> 4) << 2;
@@ -417,9 +419,11 @@ export class FlowHasher {
     let s2: number;
     let d1: number;
     let d2: number;
+    const seed1 = 0x1b873593 ^ seed;
+    const seed2 = 0x7feb352d ^ Math.imul(seed, 0x9e3779b1);
     if (this.ipV6) {
-      s1 = d1 = 0x1b873593;
-      s2 = d2 = 0x7feb352d;
+      s1 = d1 = seed1;
+      s2 = d2 = seed2;
       for (let i = 0; i < 16; i += 4) {
         const x = u32(b, ip + IPV6_OFF_SRC + i);
         const y = u32(b, ip + IPV6_OFF_SRC + 16 + i);
@@ -431,10 +435,10 @@ export class FlowHasher {
     } else {
       const x = u32(b, ip + IPV4_OFF_SRC);
       const y = u32(b, ip + IPV4_OFF_SRC + 4);
-      s1 = mix(0x1b873593, x);
-      s2 = mix(0x7feb352d, x ^ 0x5bd1e995);
-      d1 = mix(0x1b873593, y);
-      d2 = mix(0x7feb352d, y ^ 0x5bd1e995);
+      s1 = mix(seed1, x);
+      s2 = mix(seed2, x ^ 0x5bd1e995);
+      d1 = mix(seed1, y);
+      d2 = mix(seed2, y ^ 0x5bd1e995);
     }
     s1 = fmix(mix(s1, sp));
     d1 = fmix(mix(d1, dp));

@@ -274,7 +274,7 @@ export class WorkerPool {
     const k = this.workers === 1 ? 0 : workerForHash(hash, this.workers);
     const slot = this.slots[k];
     const bypass = slot.bypass;
-    if (bypass !== undefined && bypass.live !== 0 && this.hasher.bypassKey(buf) && bypass.drop(this.hasher, origLen, tsUs)) {
+    if (bypass !== undefined && bypass.live !== 0 && this.hasher.bypassKey(buf, bypass.seed) && bypass.drop(this.hasher, origLen, tsUs)) {
       this.counters.inc(C_BYPASS_DROPPED);
       this.counters.inc(C_BYPASS_DROPPED_BYTES, capLen);
       return;

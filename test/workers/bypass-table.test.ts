@@ -50,6 +50,17 @@ test('bypassKey: one key for both directions of a connection, another for every 
     assert.equal(keys.size, others.length + 1, 'every other connection has a key of its own');
   }
   assert.deepEqual(keyOf(ethTcp({ ...CLIENT, vlans: [{ vid: 10 }] }))!.slice(0, 2), keyOf(ethTcp({ ...SERVER, vlans: [{ vid: 10 }] }))!.slice(0, 2), 'VLAN-tagged both ways alike');
+  // a table's random seed keys them: the same both ways under one seed, another key under another
+  const seeded = (frame: Uint8Array, seed: number): string => {
+    hasher.hash(LINKTYPE.ETHERNET, frame, 0, frame.length);
+    assert.ok(hasher.bypassKey(frame, seed));
+    return `${hasher.key1},${hasher.key2}`;
+  };
+  const seedA = new BypassTable(createBypassBuffer(16)).seed;
+  const seedB = new BypassTable(createBypassBuffer(16)).seed;
+  assert.notEqual(seedA, seedB, 'each table draws its own seed');
+  assert.equal(seeded(ethTcp(CLIENT), seedA), seeded(ethTcp(SERVER), seedA));
+  assert.notEqual(seeded(ethTcp(CLIENT), seedA), seeded(ethTcp(CLIENT), seedB));
   // the segment's flags and the sequence number after its payload
   keyOf(ethTcp({ ...CLIENT, seq: 0xfffffff0, flags: TCP_FLAGS.ACK | TCP_FLAGS.PSH }, Buffer.alloc(100)));
   assert.equal(hasher.tcpFlags, TCP_FLAGS.ACK | TCP_FLAGS.PSH);
@@ -176,7 +187,7 @@ function run(file: string, capture: boolean): Run {
   let dropped = 0;
   readCaptureFile(file, (linkType, buf, off, capLen, origLen, tsUs, ifIndex) => {
     h.hash(linkType, buf, off, capLen);
-    if (table.live !== 0 && h.bypassKey(buf) && table.drop(h, origLen, tsUs)) {
+    if (table.live !== 0 && h.bypassKey(buf, table.seed) && table.drop(h, origLen, tsUs)) {
       dropped++;
       return;
     }
