@@ -455,7 +455,7 @@ export class HalfStore {
   fin(h: number, seq: number): void {
     if (!this.started(h)) this.startAt(h, seq);
     // a bypassed half may not have seen the segments before its FIN (dropped in a capture thread)
-    if ((this.hot[h * HOT_STRIDE + H_FLAGS] & F_BYPASS) !== 0) this.skip(h, seq, 0);
+    this.bypassedTo(h, seq);
     const r = this.rel(h, seq);
     const at = h * COLD_STRIDE + C_FIN_REL;
     if (this.cold[at] < 0 || r < this.cold[at]) this.cold[at] = r;
@@ -517,12 +517,12 @@ export class HalfStore {
     return (this.hot[h * HOT_STRIDE + H_FLAGS] & F_BYPASS) !== 0;
   }
 
-  /** Stream bytes (sequence space) that went by after `bypass`, none of them delivered. */
   /** A bypassed half's stream went by up to sequence number `seqEnd` (frames nobody delivered here). */
   bypassedTo(h: number, seqEnd: number): void {
     if ((this.hot[h * HOT_STRIDE + H_FLAGS] & F_BYPASS) !== 0) this.skip(h, seqEnd, 0);
   }
 
+  /** Stream bytes (sequence space) that went by after `bypass`, none of them delivered. */
   bypassedBytes(h: number): number {
     const o = h * HOT_STRIDE;
     return (this.hot[o + H_FLAGS] & F_BYPASS) === 0 ? 0 : this.hot[o + H_NEXT_REL] - this.cold[h * COLD_STRIDE + C_BYPASS_REL];
