@@ -122,7 +122,8 @@ class ProbingConsumer implements StreamConsumer {
     if (this.heldBytes + bytes.length > MAX_HELD_BYTES) {
       if (this.canResync()) {
         this.startResync();
-        return this.chosen !== undefined ? this.deliver(dir, bytes, tsUs) : this.resyncing ? this.resyncData(dir, bytes, tsUs) : this.afterRefusal(bytes);
+        // now chosen, refused or resyncing: the branches above take these bytes
+        return this.data(dir, bytes, tsUs);
       }
       this.refuse();
       this.counters.inc(this.unknownBytes, bytes.length);
@@ -172,11 +173,6 @@ class ProbingConsumer implements StreamConsumer {
     if (!tunnelling(chosen)) this.counters.inc(this.bytesCounter, bytes.length);
     const wants = chosen.data(dir, bytes, tsUs);
     return wants === BYPASS ? BYPASS : this.bypass;
-  }
-
-  private afterRefusal(bytes: Uint8Array): true {
-    this.counters.inc(this.unknownBytes, bytes.length);
-    return BYPASS;
   }
 
   /** A stream that may begin inside a message, and a protocol that can find where its next one starts. */
