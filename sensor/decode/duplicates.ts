@@ -14,6 +14,8 @@ import { Counters, defineCounter } from '../events/counters.js';
 import type { Packet } from './packet.js';
 
 const C_DUPLICATES = defineCounter('decoder.duplicates');
+/** The counter of dropped copies, for the capture thread's bypass (workers/bypass-table.ts), which drops some itself. */
+export const DUPLICATES_COUNTER = C_DUPLICATES;
 
 /** Entries in the table (power of two): a few ms of a 10 Gbit/s link. */
 const DUPLICATE_TABLE_SIZE = 1 << 14;

@@ -10,8 +10,10 @@
  * never move on by half the sequence space unseen). What the capture thread dropped is counted per
  * entry (frames, bytes and the last sequence number each way, the last time), and the worker adds
  * it into the flow's record when the flow ends, so a flow's packets, bytes and bypassed bytes are
- * the same as when every frame went through (frames a mirror port doubled are counted twice there:
- * the duplicate filter is in the worker).
+ * the same as when every frame went through. Frames a mirror port doubled are told apart here as
+ * the worker's duplicate filter would (an identical copy within its window, compared on a digest
+ * of the same fields among the connection's last few frames): dropped, counted as duplicates and
+ * not as the connection's traffic.
  *
  * One writer (the worker) and one reader (the capture thread), without locks: the worker makes an
  * entry visible by storing its state last; a lookup that races a change misses, and a frame that
@@ -21,6 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import { defineCounter, type Counters } from '../events/counters.js';
 import type { BypassedTraffic, CaptureBypassSink } from '../flow/flow-table.js';
+import { DEFAULT_DUPLICATE_WINDOW_US, DUPLICATES_COUNTER } from '../decode/duplicates.js';
 import { FlowHasher } from './dispatch.js';
 
 /** Entries per worker table (a power of two); at most half are live at a time. */
@@ -60,8 +63,24 @@ const V_PKTS0 = 2;
 const V_BYTES0 = 4;
 const V_SEQ_END0 = 6;
 const V_LAST_US = 8;
-const V_STRIDE = 10;
+/** Next slot of the ring below. */
+const V_DUP_NEXT = 9;
+/** The connection's last frames (dropped or passed as a keepalive), for telling a mirror port's
+ * copies apart: DUP_SLOTS pairs of (duplicateSig, time). Copies arrive microseconds apart, with at
+ * most a few other frames of the connection between them. */
+const V_DUP = 10;
+const DUP_SLOTS = 8;
+const V_STRIDE = V_DUP + 2 * DUP_SLOTS;
 
+/** What `BypassTable.drop` decided for a frame. */
+export const PASS = 0;
+export const DROPPED = 1;
+/** Dropped: a copy of a frame of the connection seen within the duplicate window. */
+export const DUPLICATE = 2;
+
+/** Frames of flows a worker bypassed, dropped before the hand-off (and their captured bytes). */
+const C_DROPPED = defineCounter('workers.bypass_dropped');
+const C_DROPPED_BYTES = defineCounter('workers.bypass_dropped_bytes');
 const C_INSTALLED = defineCounter('workers.bypass_installed');
 const C_FULL = defineCounter('workers.bypass_table_full');
 const C_NO_KEY = defineCounter('workers.bypass_no_key');
@@ -109,16 +128,23 @@ export class BypassTable {
    * when the frame is dropped (its connection is bypassed, and this frame need not pass), counted
    * in the connection's entry. `wireLen` is the frame's length on the wire, `tsUs` its time.
    */
-  drop(h: FlowHasher, wireLen: number, tsUs: number): boolean {
-    if (this.header[H_REBUILDING] !== 0) return false;
+  drop(h: FlowHasher, b: Uint8Array, wireLen: number, tsUs: number, dedup: boolean): number {
+    if (this.header[H_REBUILDING] !== 0) return PASS;
     const i = this.find(h.key1, h.key2);
-    if (i < 0) return false;
+    if (i < 0) return PASS;
     const vals = this.vals;
     const v = i * V_STRIDE;
     if ((h.tcpFlags & (TH_SYN | TH_FIN | TH_RST)) !== 0 || tsUs - vals[v + V_LAST_PASS_US] >= KEEPALIVE_US || vals[v + V_SINCE_PASS] >= KEEPALIVE_BYTES) {
       vals[v + V_LAST_PASS_US] = tsUs;
       vals[v + V_SINCE_PASS] = 0;
-      return false;
+      // its copy, right behind it, is the worker's duplicate: dropped here as one, not counted
+      if (dedup) remember(vals, v, h.duplicateSig(b), tsUs);
+      return PASS;
+    }
+    if (dedup) {
+      const sig = h.duplicateSig(b);
+      if (seenWithin(vals, v, sig, tsUs)) return DUPLICATE;
+      remember(vals, v, sig, tsUs);
     }
     const dir = h.srcTag === this.keys[i * K_STRIDE + K_TAG0] ? 0 : 1;
     vals[v + V_PKTS0 + dir]++;
@@ -127,7 +153,7 @@ export class BypassTable {
     if (h.payloadLen > 0) vals[v + V_SEQ_END0 + dir] = h.seqEnd;
     vals[v + V_SINCE_PASS] += wireLen;
     if (tsUs > vals[v + V_LAST_US]) vals[v + V_LAST_US] = tsUs;
-    return true;
+    return DROPPED;
   }
 
   private find(key1: number, key2: number): number {
@@ -149,7 +175,7 @@ export class BypassTable {
    * capture thread may drop from `tsUs` on; returns its entry, or -1 when the table is full.
    * `moved` hears of entries a rebuild moved (flow slot, new entry).
    */
-  insert(key1: number, key2: number, tag0: number, flow: number, tsUs: number, moved: (flow: number, entry: number) => void): number {
+  insert(key1: number, key2: number, tag0: number, flow: number, tsUs: number, sig: number, moved: (flow: number, entry: number) => void): number {
     const header = this.header;
     const keys = this.keys;
     // The same key live already (a flow the worker ended without taking it out): it is this flow's now.
@@ -168,6 +194,9 @@ export class BypassTable {
     vals.fill(0, v, v + V_STRIDE);
     vals[v + V_LAST_PASS_US] = tsUs;
     vals[v + V_SEQ_END0] = vals[v + V_SEQ_END0 + 1] = vals[v + V_LAST_US] = -1;
+    for (let d = 0; d < DUP_SLOTS; d++) vals[v + V_DUP + 2 * d + 1] = -Infinity;
+    // the frame that made the worker bypass went to it: a copy of it behind is a duplicate
+    remember(vals, v, sig, tsUs);
     keys[k + K_KEY1] = key1;
     keys[k + K_KEY2] = key2;
     keys[k + K_TAG0] = tag0;
@@ -233,6 +262,41 @@ export class BypassTable {
   }
 }
 
+/** Notes a frame of the entry at `v` in its ring of last frames. */
+function remember(vals: Float64Array, v: number, sig: number, tsUs: number): void {
+  const next = vals[v + V_DUP_NEXT];
+  vals[v + V_DUP + 2 * next] = sig;
+  vals[v + V_DUP + 2 * next + 1] = tsUs;
+  vals[v + V_DUP_NEXT] = next === DUP_SLOTS - 1 ? 0 : next + 1;
+}
+
+/** Whether a frame with this digest is in the entry's ring, at most the duplicate window before `tsUs`. */
+function seenWithin(vals: Float64Array, v: number, sig: number, tsUs: number): boolean {
+  for (let d = v + V_DUP, end = v + V_DUP + 2 * DUP_SLOTS; d < end; d += 2) {
+    if (vals[d] === sig) {
+      const seen = vals[d + 1];
+      if (tsUs >= seen && tsUs - seen <= DEFAULT_DUPLICATE_WINDOW_US) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * The capture thread's step for one TCP frame `hasher.hash` has just walked, with the table of the
+ * worker it goes to: true when the frame is dropped here (counted), false when it goes on to the
+ * worker. `dedup`: the workers drop mirror-port duplicates (`dropDuplicates`), so copies are told
+ * apart here too.
+ */
+export function dropBypassed(table: BypassTable, hasher: FlowHasher, b: Uint8Array, capLen: number, wireLen: number, tsUs: number, dedup: boolean, counters: Counters): boolean {
+  if (table.live === 0 || !hasher.bypassKey(b, table.seed)) return false;
+  const d = table.drop(hasher, b, wireLen, tsUs, dedup);
+  if (d === PASS) return false;
+  counters.inc(C_DROPPED);
+  counters.inc(C_DROPPED_BYTES, capLen);
+  if (d === DUPLICATE) counters.inc(DUPLICATES_COUNTER);
+  return true;
+}
+
 /**
  * The worker's side (a FlowTable's CaptureBypassSink): puts each connection its flow table bypasses
  * into the table, from the frame that made it bypass, and takes it out when the flow ends.
@@ -257,7 +321,7 @@ export class WorkerCaptureBypass implements CaptureBypassSink {
       this.counters.inc(C_NO_KEY);
       return;
     }
-    const entry = this.table.insert(h.key1, h.key2, dir === 0 ? h.srcTag : h.dstTag, flow, tsUs, this.moved);
+    const entry = this.table.insert(h.key1, h.key2, dir === 0 ? h.srcTag : h.dstTag, flow, tsUs, h.duplicateSig(buf), this.moved);
     if (entry < 0) {
       this.counters.inc(C_FULL);
       return;

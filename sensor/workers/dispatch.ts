@@ -55,6 +55,7 @@ const NULL_HEADER = 4;
 const AF_INET = 2;
 const IPV4_MIN_HEADER = 20;
 const IPV4_OFF_TOTLEN = 2;
+const IPV4_OFF_ID = 4;
 const IPV4_OFF_FRAG = 6;
 const IPV4_OFF_PROTO = 9;
 const IPV4_OFF_SRC = 12;
@@ -75,6 +76,7 @@ const IPV6_FRAG_HEADER = 8;
 const L4_PORTS = 4;
 const TCP_MIN_HEADER = 20;
 const TCP_OFF_SEQ = 4;
+const TCP_OFF_ACK = 8;
 const TCP_OFF_DOFF = 12;
 const TCP_OFF_FLAGS = 13;
 const UDP_HEADER = 8;
@@ -453,6 +455,25 @@ export class FlowHasher {
     this.payloadLen = this.tcpEnd - t - doff;
     this.seqEnd = (u32(b, t + TCP_OFF_SEQ) + this.payloadLen) >>> 0;
     return true;
+  }
+
+  /**
+   * After a `bypassKey` that returned true, for the same frame `b`: a 32-bit digest of what the
+   * duplicate filter (decode/duplicates.ts) compares besides the connection, that is the direction,
+   * IPv4 id, TCP flags, sequence and ack numbers, payload length and four payload bytes. Two copies
+   * of one frame from a mirror port have the same digest; a retransmission has a new IPv4 id.
+   */
+  duplicateSig(b: Uint8Array): number {
+    const t = this.tcpAt;
+    const n = this.payloadLen;
+    let h = mix(mix(0x2545f491 ^ this.srcTag, u32(b, t + TCP_OFF_SEQ)), u32(b, t + TCP_OFF_ACK));
+    h = mix(h, this.tcpFlags | (n << 8));
+    if (!this.ipV6) h = mix(h, u16(b, this.ipAt + IPV4_OFF_ID));
+    if (n > 0) {
+      const o = t + ((b[t + TCP_OFF_DOFF] >> 4) << 2);
+      h = mix(h, (b[o] << 24) | (b[o + (n >> 1)] << 16) | (b[o + n - 1] << 8) | b[o + (n >> 2)]);
+    }
+    return fmix(h) | 0;
   }
 
   /**

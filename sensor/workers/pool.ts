@@ -24,7 +24,7 @@ import {
   COUNTER_SLOTS, createCounterBuffer, type ConfigError, type CounterNames, type FromWorker, type KeyMessageEntry,
   type ReconfigureOptions, type ToWorker, type WorkerData, type WorkerSensorOptions,
 } from './protocol.js';
-import { BypassTable, createBypassBuffer } from './bypass-table.js';
+import { BypassTable, createBypassBuffer, dropBypassed } from './bypass-table.js';
 import { createRingBuffer, RingProducer } from './shared-ring.js';
 
 /** Ring per worker: 32 MiB holds ~25k full-size frames, about 0.3 s of 1 Gbit/s while a worker is busy. */
@@ -51,9 +51,6 @@ const MAX_REPLAY_OBSERVATIONS = 20_000;
 const C_RING_FULL = defineCounter('workers.ring_full');
 const C_FRAME_TOO_LARGE = defineCounter('workers.frame_too_large');
 const C_NOT_IP = defineCounter('workers.dispatch_not_ip');
-/** Frames of connections a worker bypassed, dropped before the hand-off (and their captured bytes). */
-const C_BYPASS_DROPPED = defineCounter('workers.bypass_dropped');
-const C_BYPASS_DROPPED_BYTES = defineCounter('workers.bypass_dropped_bytes');
 const C_FRAGMENTS = defineCounter('workers.dispatch_fragments');
 const C_CRASHES = defineAnomaly('workers.crashes');
 const C_RESTARTS = defineCounter('workers.restarts');
@@ -274,11 +271,7 @@ export class WorkerPool {
     const k = this.workers === 1 ? 0 : workerForHash(hash, this.workers);
     const slot = this.slots[k];
     const bypass = slot.bypass;
-    if (bypass !== undefined && bypass.live !== 0 && this.hasher.bypassKey(buf, bypass.seed) && bypass.drop(this.hasher, origLen, tsUs)) {
-      this.counters.inc(C_BYPASS_DROPPED);
-      this.counters.inc(C_BYPASS_DROPPED_BYTES, capLen);
-      return;
-    }
+    if (bypass !== undefined && dropBypassed(bypass, this.hasher, buf, capLen, origLen, tsUs, this.sensorOptions.dropDuplicates !== false, this.counters)) return;
     const p = slot.producer;
     const ok = this.wait
       ? p.writeWaiting(linkType, buf, off, capLen, origLen, tsUs, ifIndex, WAIT_FOR_ROOM_MS)

@@ -2,9 +2,10 @@
  * Flow bypass in the capture thread (workers/bypass-table.ts): the 64-bit connection key is the
  * same both directions and differs for any other connection (ports, VLANs, IPv6); the table drops
  * a bypassed connection's frames and counts them each way, passes SYN / FIN / RST and a keepalive,
- * refuses entries beyond half its size, survives rebuilds; and on real captures, a pipeline whose
- * frames go through the table first (as the capture thread does) ends every flow with the same
- * record and the same bypassed bytes as one that saw every frame.
+ * refuses entries beyond half its size, survives rebuilds, tells a mirror port's copies apart from
+ * retransmissions; and on real captures, a pipeline whose frames go through the table first (as the
+ * capture thread does) ends every flow with the same record and the same bypassed bytes as one
+ * that saw every frame, also when a mirror port delivers every frame twice.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -12,7 +13,7 @@ import { readCaptureFile } from '../../sensor/capture/file-reader.js';
 import type { FlowRecord } from '../../sensor/flow/flow-table.js';
 import { BYPASS, type BypassedBytes, type FlowInfo, type StreamConsumer } from '../../sensor/flow/stream.js';
 import { Pipeline } from '../../sensor/pipeline.js';
-import { BypassTable, createBypassBuffer, WorkerCaptureBypass } from '../../sensor/workers/bypass-table.js';
+import { BypassTable, createBypassBuffer, dropBypassed, DROPPED, DUPLICATE, PASS, WorkerCaptureBypass } from '../../sensor/workers/bypass-table.js';
 import { FlowHasher } from '../../sensor/workers/dispatch.js';
 import { Counters } from '../../sensor/events/counters.js';
 import { ethTcp, ethUdp, fragmentIpv4, ethernet, ETHERTYPE, IPPROTO, LINKTYPE, tcp, TCP_FLAGS, type FlowFrameOptions } from '../helpers/packets.js';
@@ -76,13 +77,18 @@ test('bypassKey: one key for both directions of a connection, another for every 
 /** Inserts the connection of `frame` into `t` for flow slot `flow` (originator: the frame's sender). */
 function insertFrame(t: BypassTable, frame: Uint8Array, flow: number, tsUs = 0, moved: (f: number, e: number) => void = () => undefined): number {
   const k = keyOf(frame)!;
-  return t.insert(k[0], k[1], k[2], flow, tsUs, moved);
+  return t.insert(k[0], k[1], k[2], flow, tsUs, hasher.duplicateSig(frame), moved);
 }
 
-/** The capture thread's question for one frame. */
-function drops(t: BypassTable, frame: Uint8Array, tsUs: number): boolean {
+/** What the capture thread decides for one frame (PASS, DROPPED or DUPLICATE). */
+function decide(t: BypassTable, frame: Uint8Array, tsUs: number, dedup = true): number {
   hasher.hash(LINKTYPE.ETHERNET, frame, 0, frame.length);
-  return hasher.bypassKey(frame) && t.drop(hasher, frame.length, tsUs);
+  return hasher.bypassKey(frame) ? t.drop(hasher, frame, frame.length, tsUs, dedup) : PASS;
+}
+
+/** Whether the capture thread drops one frame. */
+function drops(t: BypassTable, frame: Uint8Array, tsUs: number, dedup = true): boolean {
+  return decide(t, frame, tsUs, dedup) !== PASS;
 }
 
 test('BypassTable drops a bypassed connection\'s frames, counts them each way, and passes SYN, FIN, RST and a keepalive', () => {
@@ -115,9 +121,54 @@ test('BypassTable drops a bypassed connection\'s frames, counts them each way, a
   const e2 = insertFrame(t, data(CLIENT, 1, 10), 4, 0);
   const big = data(CLIENT, 1, 60_000);
   let dropped = 0;
-  while (drops(t, big, 10)) dropped++;
+  while (drops(t, big, 10, false)) dropped++;
   assert.equal(dropped, Math.ceil((256 * 1024 * 1024) / big.length));
   t.remove(e2);
+});
+
+test('BypassTable drops a mirror port\'s copies as duplicates, uncounted, and counts retransmissions', () => {
+  const t = new BypassTable(createBypassBuffer(64));
+  const seg = (o: FlowFrameOptions, seq: number, n: number, id = 0x1234): Buffer => ethTcp({ ...o, seq, id }, Buffer.alloc(n, seq & 0xff));
+  const e = insertFrame(t, seg(CLIENT, 1, 10), 3, 1_000);
+  assert.equal(decide(t, seg(CLIENT, 1, 10), 1_002), DUPLICATE, 'the copy of the frame that made the worker bypass');
+  assert.equal(decide(t, seg(CLIENT, 11, 100), 2_000), DROPPED);
+  assert.equal(decide(t, seg(SERVER, 500, 1000), 2_001), DROPPED);
+  assert.equal(decide(t, seg(CLIENT, 111, 100), 2_002), DROPPED);
+  // copies a few frames behind their originals, from either direction
+  assert.equal(decide(t, seg(CLIENT, 11, 100), 2_003), DUPLICATE);
+  assert.equal(decide(t, seg(SERVER, 500, 1000), 2_004), DUPLICATE);
+  assert.equal(decide(t, seg(CLIENT, 111, 100), 2_005), DUPLICATE);
+  // the same segment sent again (a new IPv4 id), or a copy later than the window: traffic
+  assert.equal(decide(t, seg(CLIENT, 11, 100, 0x2222), 2_500), DROPPED, 'a retransmission');
+  assert.equal(decide(t, seg(SERVER, 500, 1000), 3_100), DROPPED, 'over 1 ms after the original');
+  // a keepalive that passes to the worker: its copy is the worker's duplicate, dropped here
+  assert.equal(decide(t, seg(CLIENT, 211, 10), 1_100_000), PASS);
+  assert.equal(decide(t, seg(CLIENT, 211, 10), 1_100_001), DUPLICATE);
+  // with the workers keeping duplicates (--keep-duplicates), copies count as traffic
+  assert.equal(decide(t, seg(CLIENT, 221, 10), 1_100_002, false), DROPPED);
+  assert.equal(decide(t, seg(CLIENT, 221, 10), 1_100_003, false), DROPPED);
+  const len = (n: number): number => seg(CLIENT, 0, n).length;
+  const got = t.remove(e);
+  assert.deepEqual(got.pkts, [5, 2]);
+  assert.deepEqual(got.bytes, [3 * len(100) + 2 * len(10), 2 * len(1000)]);
+  // what the capture thread counts: every dropped frame, and the copies among them as duplicates
+  const counters = new Counters();
+  const u = new BypassTable(createBypassBuffer(64));
+  const first = seg(CLIENT, 1, 10);
+  hasher.hash(LINKTYPE.ETHERNET, first, 0, first.length);
+  assert.ok(hasher.bypassKey(first, u.seed));
+  u.insert(hasher.key1, hasher.key2, hasher.srcTag, 3, 1_000, hasher.duplicateSig(first), () => undefined);
+  const step = (frame: Buffer, tsUs: number): boolean => {
+    hasher.hash(LINKTYPE.ETHERNET, frame, 0, frame.length);
+    return dropBypassed(u, hasher, frame, frame.length, frame.length, tsUs, true, counters);
+  };
+  assert.equal(step(seg(CLIENT, 11, 100), 2_000), true);
+  assert.equal(step(seg(CLIENT, 11, 100), 2_001), true);
+  assert.equal(step(ethTcp({ ...CLIENT, flags: TCP_FLAGS.RST }), 2_002), false);
+  assert.equal(step(ethUdp(CLIENT), 2_003), false, 'no TCP, no key');
+  assert.equal(counters.get('workers.bypass_dropped'), 2);
+  assert.equal(counters.get('workers.bypass_dropped_bytes'), 2 * len(100));
+  assert.equal(counters.get('decoder.duplicates'), 1);
 });
 
 test('BypassTable holds at most half its entries, rebuilds over tombstones, and a restarted worker clears it', () => {
@@ -167,11 +218,17 @@ interface Run {
   records: FlowRecord[];
   ends: Map<number, BypassedBytes | undefined>;
   counters: Counters;
+  /** The capture thread's own counters (dropBypassed). */
+  capture: Counters;
   dropped: number;
 }
 
-/** A pipeline over `file`; with `capture`, every frame first meets the table, as the capture thread's dispatch does. */
-function run(file: string, capture: boolean): Run {
+/**
+ * A pipeline over `file`; with `inCapture`, every frame first meets the table, as the capture thread's
+ * dispatch does. `doubled`: each frame comes twice, the copy 3 us later (a SPAN session mirroring
+ * ingress and egress).
+ */
+function run(file: string, inCapture: boolean, doubled = false): Run {
   const records: FlowRecord[] = [];
   const ends = new Map<number, BypassedBytes | undefined>();
   const counters = new Counters();
@@ -181,21 +238,26 @@ function run(file: string, capture: boolean): Run {
     counters,
     streams: bypassingFactory(300, ends),
     flowEnded: { flowEnded: (r) => records.push(r) },
-    captureBypass: capture ? new WorkerCaptureBypass(buffer, counters) : undefined,
+    captureBypass: inCapture ? new WorkerCaptureBypass(buffer, counters) : undefined,
   });
   const h = new FlowHasher();
+  const capture = new Counters();
   let dropped = 0;
-  readCaptureFile(file, (linkType, buf, off, capLen, origLen, tsUs, ifIndex) => {
+  const frame = (linkType: number, buf: Uint8Array, off: number, capLen: number, origLen: number, tsUs: number, ifIndex: number): void => {
     h.hash(linkType, buf, off, capLen);
-    if (table.live !== 0 && h.bypassKey(buf, table.seed) && table.drop(h, origLen, tsUs)) {
+    if (dropBypassed(table, h, buf, capLen, origLen, tsUs, true, capture)) {
       dropped++;
       return;
     }
     pipeline.packet(linkType, buf, off, capLen, origLen, tsUs, ifIndex);
+  };
+  readCaptureFile(file, (linkType, buf, off, capLen, origLen, tsUs, ifIndex) => {
+    frame(linkType, buf, off, capLen, origLen, tsUs, ifIndex);
+    if (doubled) frame(linkType, buf, off, capLen, origLen, tsUs + 3, ifIndex);
   });
   pipeline.finish();
   assert.equal(table.live, 0, 'every entry taken out when its flow ended');
-  return { records: records.sort((a, b) => a.flowId - b.flowId), ends, counters, dropped };
+  return { records: records.sort((a, b) => a.flowId - b.flowId), ends, counters, capture, dropped };
 }
 
 test('On real captures, flows bypassed in the capture thread end with the records and bypassed bytes of flows that saw every frame', () => {
@@ -218,4 +280,27 @@ test('On real captures, flows bypassed in the capture thread end with the record
     droppedTotal += cut.dropped;
   }
   assert.ok(droppedTotal > 100, `frames dropped before the flow table: ${droppedTotal}`);
+});
+
+test('On real captures whose every frame a mirror port doubled, flows bypassed in the capture thread end with the records of flows that saw every frame', () => {
+  const files = [
+    fixture('tls', 'zeek-tls12-decryption.pcap'),
+    fixture('tls', 'arkime-tls13.pcap'),
+    fixture('tcp', 'ndpi-WebattackXSS.pcap'),
+  ];
+  let copiesDropped = 0;
+  for (const file of files) {
+    const all = run(file, false, true);
+    const cut = run(file, true, true);
+    const once = run(file, false);
+    assert.deepEqual(all.records, once.records, `${file}: the workers' duplicate filter drops every copy`);
+    assert.deepEqual(cut.records, all.records, `${file}: flow records`);
+    assert.deepEqual([...cut.ends].sort((a, b) => a[0] - b[0]), [...all.ends].sort((a, b) => a[0] - b[0]), `${file}: bypassed bytes at each flow's end`);
+    assert.equal(cut.counters.get('decoder.duplicates') + cut.capture.get('decoder.duplicates'), all.counters.get('decoder.duplicates'), `${file}: every copy counted as a duplicate`);
+    assert.equal(all.counters.get('decoder.duplicates'), once.counters.get('decoder.pkts'), `${file}: one copy per frame`);
+    assert.equal(cut.counters.get('decoder.pkts') + cut.dropped, all.counters.get('decoder.pkts'), `${file}: every frame decoded or dropped`);
+    assert.equal(cut.capture.get('workers.bypass_dropped'), cut.dropped);
+    copiesDropped += cut.capture.get('decoder.duplicates');
+  }
+  assert.ok(copiesDropped > 50, `copies dropped in the capture thread: ${copiesDropped}`);
 });
