@@ -8,11 +8,12 @@
  *
  * A stream picked up midstream (the sensor started, or the capture lost the flow's first packets)
  * or after a hole usually begins inside a message: inside an HTTP response body, say, on a
- * keep-alive connection. Before such a flow is bypassed, the protocols that can (`findStart`)
- * look for where their next message starts, in up to RESYNC_MAX_BYTES of the flow (so a
- * connection picked up inside a long download or an encrypted stream costs that much, then is
- * bypassed); the first one found gets the flow from there, told of the bytes before it as a gap
- * (so an HTTP parser resynchronises the other direction itself).
+ * keep-alive connection. Before such a flow is bypassed, the protocols that can (`findStart`,
+ * `trackStart`) look for where their next message starts, in up to RESYNC_MAX_BYTES of the flow
+ * (so a connection picked up inside a long download costs that much, then is bypassed); the first
+ * one found gets the flow from there, told of the bytes before it as a gap (so an HTTP parser
+ * resynchronises the other direction itself, and a TLS session, which cannot, has the connection
+ * named and bypassed).
  */
 import { Counters, defineCounter } from '../events/counters.js';
 import { BYPASS, type BypassedBytes, type CloseReason, type Direction, type FlowInfo, type StreamConsumer, type StreamFactory } from '../flow/stream.js';
@@ -27,7 +28,17 @@ export interface AppLayerProtocol {
    * protocol starts, or -1 (lines start after each LF, and at 0 when `atLineStart`).
    */
   findStart?(dir: Direction, bytes: Uint8Array, atLineStart: boolean): number;
+  /**
+   * For a stream picked up inside a message, where a start is told by what follows it (a chain of
+   * TLS records): a tracker shown each direction's bytes in order, answering the offset in the
+   * bytes just shown where a message starts, or -1.
+   */
+  trackStart?(dir: Direction): StartTracker;
   create(flow: FlowInfo): StreamConsumer;
+}
+
+export interface StartTracker {
+  next(bytes: Uint8Array): number;
 }
 
 /** Bytes held per direction while probing; a protocol that needs more is not recognised. */
@@ -91,6 +102,8 @@ class ProbingConsumer implements StreamConsumer {
   private readonly tail: [Uint8Array, Uint8Array] = [EMPTY, EMPTY];
   /** The next bytes of the direction may begin a line (its first bytes may: nothing says otherwise). */
   private readonly lineStart: [boolean, boolean] = [true, true];
+  /** Each direction's start trackers, by protocol index (protocols with `trackStart`), while resyncing. */
+  private readonly trackers: [Array<StartTracker | undefined>, Array<StartTracker | undefined>] = [[], []];
 
   /** Counter of the bytes no protocol took. */
   private readonly unknownBytes: number;
@@ -177,7 +190,7 @@ class ProbingConsumer implements StreamConsumer {
 
   /** A stream that may begin inside a message, and a protocol that can find where its next one starts. */
   private canResync(): boolean {
-    return (this.flow.midstream === true || this.sawGap) && this.protocols.some((p) => p.findStart !== undefined);
+    return (this.flow.midstream === true || this.sawGap) && this.protocols.some((p) => p.findStart !== undefined || p.trackStart !== undefined);
   }
 
   /** From probing to looking for a message start: what was held is looked through in arrival order. */
@@ -206,9 +219,17 @@ class ProbingConsumer implements StreamConsumer {
       buf.set(bytes, prev.length);
     }
     const atLineStart = prev.length > 0 || this.lineStart[dir];
-    for (const p of this.protocols) {
-      const k = p.findStart?.(dir, buf, atLineStart) ?? -1;
-      if (k >= 0) return this.chooseAt(p, dir, buf, k, tsUs);
+    const protocols = this.protocols;
+    for (let i = 0; i < protocols.length; i++) {
+      const p = protocols[i];
+      let k = p.findStart?.(dir, buf, atLineStart) ?? -1;
+      if (k < 0 && p.trackStart !== undefined) {
+        // a tracker has seen the kept tail already: it is shown the new bytes only
+        const t = (this.trackers[dir][i] ??= p.trackStart(dir));
+        const at = t.next(bytes);
+        if (at >= 0) k = prev.length + at;
+      }
+      if (k >= 0) return this.chooseAt(p, dir, buf, k, tsUs, p.findStart === undefined);
     }
     // keep the last line's beginning: a start line may be cut in two
     const lf = buf.lastIndexOf(10);
@@ -222,6 +243,8 @@ class ProbingConsumer implements StreamConsumer {
   }
 
   private resyncGap(dir: Direction, len: number): boolean | void {
+    // a chain of records does not go on across a hole
+    this.trackers[dir].length = 0;
     this.passed[dir] += this.tail[dir].length + len;
     this.counters.inc(this.unknownBytes, this.tail[dir].length);
     this.tail[dir] = EMPTY;
@@ -239,8 +262,13 @@ class ProbingConsumer implements StreamConsumer {
     return BYPASS;
   }
 
-  /** Protocol `p` starts at `buf[k]` in direction `dir`: it gets the flow from there, what came before as gaps. */
-  private chooseAt(p: AppLayerProtocol, dir: Direction, buf: Uint8Array, k: number, tsUs: number): boolean | void {
+  /**
+   * Protocol `p` starts at `buf[k]` in direction `dir`: it gets the flow from there, what came
+   * before as gaps. `otherLost`: the other direction is told of a gap even when none of its bytes
+   * went by (a tracker found the start in this direction only; the other one's next bytes may
+   * begin inside a record all the same).
+   */
+  private chooseAt(p: AppLayerProtocol, dir: Direction, buf: Uint8Array, k: number, tsUs: number, otherLost: boolean): boolean | void {
     this.resyncing = false;
     this.counters.inc(C_RESYNCED);
     const other = (dir ^ 1) as Direction;
@@ -251,7 +279,7 @@ class ProbingConsumer implements StreamConsumer {
     this.choose(p);
     const c = this.chosen!;
     if (before > 0 && c.gap(dir, before, tsUs) === BYPASS) this.bypass = BYPASS;
-    if (otherBefore > 0 && c.gap(other, otherBefore, tsUs) === BYPASS) this.bypass = BYPASS;
+    if ((otherBefore > 0 || otherLost) && c.gap(other, otherBefore, tsUs) === BYPASS) this.bypass = BYPASS;
     return this.deliver(dir, buf.subarray(k), tsUs);
   }
 

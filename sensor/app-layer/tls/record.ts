@@ -338,6 +338,114 @@ function probeSsl2ClientHello(bytes: Uint8Array): ProbeResult {
   return len === need ? 'match' : 'no-match';
 }
 
+/** Record headers in a row that a stream picked up midstream must show before it is taken for TLS. */
+export const RESYNC_RECORDS = 3;
+
+/**
+ * Where TLS records start in a stream picked up midstream (the sensor started on a busy link, or
+ * the capture lost the connection's first packets): ciphertext has no marker to look for, but its
+ * record headers (content type 20-23, version 3.0-3.4, a length up to 2^14 + 2048) follow one
+ * another at the lengths they give. A header-shaped run of five bytes starts a chain, followed
+ * from header to header; RESYNC_RECORDS headers in a row, all with the same version, make the
+ * stream TLS from the next header on. A broken chain starts the search again where it broke.
+ * In random bytes a header shape occurs about once in 8 million positions, so a false chain of
+ * three needs about 2^-68 luck. Shown the stream's bytes in order (`next`), cut anywhere.
+ */
+export class TlsStartTracker {
+  /** Bytes of the current record's body still to go by (following a chain). */
+  private skip = 0;
+  /** Headers in the chain so far (0: searching). */
+  private chain = 0;
+  private minor = -1;
+  /** Searching: the last bytes of the previous chunk (fewer than a header). Following: a header cut between chunks. */
+  private readonly head = new Uint8Array(2 * RECORD_HEADER_BYTES);
+  private headLen = 0;
+
+  /** The offset in `bytes` where a record starts that RESYNC_RECORDS records before it vouch for, or -1. */
+  next(bytes: Uint8Array): number {
+    const n = bytes.length;
+    let i = 0;
+    while (i < n) {
+      if (this.skip > 0) {
+        const k = Math.min(this.skip, n - i);
+        this.skip -= k;
+        i += k;
+      } else if (this.chain >= RESYNC_RECORDS) {
+        return i;
+      } else if (this.chain === 0) {
+        i = this.search(bytes, i);
+        if (i < 0) return -1;
+      } else {
+        const head = this.head;
+        while (this.headLen < RECORD_HEADER_BYTES && i < n) head[this.headLen++] = bytes[i++];
+        if (this.headLen < RECORD_HEADER_BYTES) return -1;
+        this.headLen = 0;
+        const len = headerShape(head, 0, this.minor);
+        if (len >= 0) {
+          this.chain++;
+          this.skip = len;
+        } else {
+          // not the header the chain promised: search again from here
+          this.chain = 0;
+          this.minor = -1;
+        }
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * Searching from bytes[i] (after the bytes kept from the last chunk): starts a chain at the first
+   * header shape and returns the offset just past it, or returns -1 and keeps the last bytes.
+   */
+  private search(bytes: Uint8Array, i: number): number {
+    const n = bytes.length;
+    const head = this.head;
+    const carried = this.headLen;
+    if (carried > 0) {
+      // shapes that begin in the kept bytes, completed by this chunk's first ones
+      const m = Math.min(n - i, RECORD_HEADER_BYTES - 1);
+      for (let k = 0; k < m; k++) head[carried + k] = bytes[i + k];
+      const have = carried + m;
+      this.headLen = 0;
+      for (let p = 0; p < carried; p++) {
+        if (p + RECORD_HEADER_BYTES > have) {
+          head.copyWithin(0, p, have);
+          this.headLen = have - p;
+          return -1;
+        }
+        const len = headerShape(head, p, -1);
+        if (len >= 0) return this.started(head[p + 2], len, i + p + RECORD_HEADER_BYTES - carried);
+      }
+    }
+    for (let j = i; j + RECORD_HEADER_BYTES <= n; j++) {
+      if (bytes[j + 1] !== 3) continue;
+      const len = headerShape(bytes, j, -1);
+      if (len >= 0) return this.started(bytes[j + 2], len, j + RECORD_HEADER_BYTES);
+    }
+    const keep = Math.min(RECORD_HEADER_BYTES - 1, n - i);
+    head.set(bytes.subarray(n - keep, n), 0);
+    this.headLen = keep;
+    return -1;
+  }
+
+  private started(minor: number, len: number, after: number): number {
+    this.chain = 1;
+    this.minor = minor;
+    this.skip = len;
+    return after;
+  }
+}
+
+/** The length a record header at b[o] gives when its five bytes have a header's shape (and version 3.`minor` unless minor < 0), else -1. */
+function headerShape(b: Uint8Array, o: number, minor: number): number {
+  const type = b[o];
+  if (type < CONTENT_TYPE_CHANGE_CIPHER_SPEC || type > CONTENT_TYPE_APPLICATION_DATA || b[o + 1] !== 3 || b[o + 2] > 4) return -1;
+  if (minor >= 0 && b[o + 2] !== minor) return -1;
+  const len = (b[o + 3] << 8) | b[o + 4];
+  return len <= MAX_RECORD_PAYLOAD_BYTES ? len : -1;
+}
+
 /** An alert record's payload (RFC 8446 §6): level 1 warning / 2 fatal, and the description code. */
 export interface TlsAlert {
   readonly level: number;

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { Counters } from '../../../sensor/events/counters.js';
 import {
   CONTENT_TYPE_ALERT, CONTENT_TYPE_APPLICATION_DATA, CONTENT_TYPE_CHANGE_CIPHER_SPEC, CONTENT_TYPE_HANDSHAKE,
-  CONTENT_TYPE_SSL2_CLIENT_HELLO, MAX_RECORD_PAYLOAD_BYTES, parseAlert, probeTls, TlsRecordReader, type TlsRecord,
+  CONTENT_TYPE_SSL2_CLIENT_HELLO, MAX_RECORD_PAYLOAD_BYTES, parseAlert, probeTls, RECORD_HEADER_BYTES, RESYNC_RECORDS, TlsRecordReader,
+  TlsStartTracker, type TlsRecord,
 } from '../../../sensor/app-layer/tls/record.js';
-import { tlsFlows } from './corpus.js';
+import { tlsFlows, type TlsFlow } from './corpus.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -278,4 +279,92 @@ test('TlsRecordReader survives seeded mutations of a real stream: no throw, boun
       off += n;
     }
   }
+});
+
+/** Offsets where each record of a direction starts, and the stream's end. */
+function boundaries(flow: TlsFlow, dir: 0 | 1): number[] {
+  const at = [0];
+  for (const r of flow.records[dir]) at.push(at[at.length - 1] + RECORD_HEADER_BYTES + r.length);
+  return at;
+}
+
+/** A tracker shown `stream` from `from` on in `chunks` pieces: the absolute offset it answered, or -1. */
+function track(stream: Uint8Array, from: number, cuts: readonly number[] = []): number {
+  const t = new TlsStartTracker();
+  let at = from;
+  for (const end of [...cuts.filter((c) => c > from && c < stream.length), stream.length]) {
+    const k = t.next(stream.subarray(at, end));
+    if (k >= 0) return at + k;
+    at = end;
+  }
+  return -1;
+}
+
+test('TlsStartTracker, picked up anywhere in real TLS streams, answers a record boundary that RESYNC_RECORDS records before it vouch for', () => {
+  let found = 0;
+  let fromBoundary = 0;
+  for (const name of ['zeek-tls12-decryption.pcap', 'zeek-tls13-ech.pcap', 'arkime-tls13.pcap']) {
+    for (const flow of tlsFlows(name)) {
+      for (const dir of [0, 1] as const) {
+        const stream = flow.streams[dir];
+        const starts = boundaries(flow, dir);
+        // the last start may be that of a record the capture cut short
+        assert.ok(starts[starts.length - 1] <= stream.length);
+        for (let from = 0; from < stream.length; from++) {
+          const got = track(stream, from);
+          if (got < 0) {
+            // only where fewer than RESYNC_RECORDS + 1 record starts follow
+            assert.ok(starts.filter((s) => s >= from && s < stream.length).length <= RESYNC_RECORDS, `${name} dir ${dir} from ${from}: none found`);
+            continue;
+          }
+          found++;
+          const i = starts.indexOf(got);
+          assert.ok(i >= RESYNC_RECORDS && got < stream.length, `${name} dir ${dir} from ${from}: ${got} is a record start`);
+          assert.ok(starts[i - RESYNC_RECORDS] >= from, `${name} dir ${dir} from ${from}: vouched for by records after the pickup`);
+          const r = starts.indexOf(from);
+          const versions = new Set(flow.records[dir].slice(r, r + RESYNC_RECORDS).map((rec) => rec.version));
+          if (r >= 0 && versions.size === 1) {
+            // from a record start, with one record-layer version in the records that vouch
+            fromBoundary++;
+            assert.equal(got, starts[r + RESYNC_RECORDS], `${name} dir ${dir} from the record start ${from}`);
+          }
+        }
+      }
+    }
+  }
+  assert.ok(found > 1000 && fromBoundary > 10, `pickups resynced: ${found}, from a record start: ${fromBoundary}`);
+});
+
+test('TlsStartTracker answers the same however the stream is cut (every offset, and byte by byte)', () => {
+  const [flow] = tlsFlows('zeek-tls12-decryption.pcap');
+  for (const dir of [0, 1] as const) {
+    const stream = flow.streams[dir];
+    for (const from of [0, 1, 7, 100, 333]) {
+      const whole = track(stream, from);
+      assert.ok(whole > from, `dir ${dir} from ${from}`);
+      for (let cut = from + 1; cut < stream.length; cut++) assert.equal(track(stream, from, [cut]), whole, `dir ${dir} from ${from} cut at ${cut}`);
+      const bytewise = Array.from({ length: stream.length - from }, (_, i) => from + i + 1);
+      assert.equal(track(stream, from, bytewise), whole, `dir ${dir} from ${from} byte by byte`);
+    }
+  }
+});
+
+test('TlsStartTracker finds nothing in random bytes, in text, or across a chain whose version changes', () => {
+  // xorshift32: the same 4 MB every run
+  let x = 0x9e3779b9;
+  const random = new Uint8Array(4 << 20);
+  for (let i = 0; i < random.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    random[i] = x & 0xff;
+  }
+  assert.equal(track(random, 0, [1460, 70_000, 1 << 20]), -1);
+  assert.equal(track(Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(10_000)), 0), -1);
+  // headers with lengths that chain, but TLS 1.2 then 1.0: a record layer keeps one version
+  const rec = (minor: number, len: number): Buffer => Buffer.concat([Buffer.from([CONTENT_TYPE_APPLICATION_DATA, 3, minor, len >> 8, len & 0xff]), Buffer.alloc(len, 0x41)]);
+  assert.equal(track(Buffer.concat([rec(3, 100), rec(3, 200), rec(1, 50), rec(1, 60)]), 0), -1);
+  const same = Buffer.concat([rec(3, 100), rec(3, 200), rec(3, 0), rec(3, 60)]);
+  assert.equal(track(same, 0), 105 + 205 + 5, 'an empty record is a record');
+  assert.equal(track(Buffer.concat([Buffer.from('junk'), same]), 0), 4 + 105 + 205 + 5);
 });
