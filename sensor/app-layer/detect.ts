@@ -222,14 +222,13 @@ class ProbingConsumer implements StreamConsumer {
     const protocols = this.protocols;
     for (let i = 0; i < protocols.length; i++) {
       const p = protocols[i];
-      let k = p.findStart?.(dir, buf, atLineStart) ?? -1;
-      if (k < 0 && p.trackStart !== undefined) {
+      const k = p.findStart?.(dir, buf, atLineStart) ?? -1;
+      if (k >= 0) return this.chooseAt(p, dir, buf, k, tsUs, false);
+      if (p.trackStart !== undefined) {
         // a tracker has seen the kept tail already: it is shown the new bytes only
-        const t = (this.trackers[dir][i] ??= p.trackStart(dir));
-        const at = t.next(bytes);
-        if (at >= 0) k = prev.length + at;
+        const at = (this.trackers[dir][i] ??= p.trackStart(dir)).next(bytes);
+        if (at >= 0) return this.chooseAt(p, dir, buf, prev.length + at, tsUs, true);
       }
-      if (k >= 0) return this.chooseAt(p, dir, buf, k, tsUs, p.findStart === undefined);
     }
     // keep the last line's beginning: a start line may be cut in two
     const lf = buf.lastIndexOf(10);

@@ -124,9 +124,11 @@ export class BypassTable {
   // ---- capture thread ----
 
   /**
-   * The capture thread's question for a TCP frame whose key `h.bypassKey` has just computed: true
-   * when the frame is dropped (its connection is bypassed, and this frame need not pass), counted
-   * in the connection's entry. `wireLen` is the frame's length on the wire, `tsUs` its time.
+   * The capture thread's question for a TCP frame `b` whose key `h.bypassKey` has just computed:
+   * DROPPED when its connection is bypassed and this frame need not pass (counted in the
+   * connection's entry), DUPLICATE when it is, besides, a copy of one of the connection's last
+   * frames within the duplicate window (`dedup`: the workers drop such copies; not counted), else
+   * PASS. `wireLen` is the frame's length on the wire, `tsUs` its time.
    */
   drop(h: FlowHasher, b: Uint8Array, wireLen: number, tsUs: number, dedup: boolean): number {
     if (this.header[H_REBUILDING] !== 0) return PASS;
