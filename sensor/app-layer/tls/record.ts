@@ -344,11 +344,11 @@ export const RESYNC_RECORDS = 3;
 /**
  * Where TLS records start in a stream picked up midstream (the sensor started on a busy link, or
  * the capture lost the connection's first packets): ciphertext has no marker to look for, but its
- * record headers (content type 20-23, version 3.0-3.4, a length up to 2^14 + 2048) follow one
+ * record headers (content type 20-24, version 3.0-3.4, a length up to 2^14 + 2048) follow one
  * another at the lengths they give. A header-shaped run of five bytes starts a chain, followed
  * from header to header; RESYNC_RECORDS headers in a row, all with the same version, make the
  * stream TLS from the next header on. A broken chain starts the search again where it broke.
- * In random bytes a header shape occurs about once in 8 million positions, so a false chain of
+ * In random bytes a header shape occurs about once in 2.4 million positions, so a false chain of
  * three needs about 2^-68 luck. Shown the stream's bytes in order (`next`), cut anywhere.
  */
 export class TlsStartTracker {
@@ -419,7 +419,7 @@ export class TlsStartTracker {
       }
     }
     for (let j = i; j + RECORD_HEADER_BYTES <= n; j++) {
-      if (bytes[j + 1] !== 3) continue;
+      if (bytes[j + 1] !== 3) continue; // the major version, first: most positions stop here
       const len = headerShape(bytes, j, -1);
       if (len >= 0) return this.started(bytes[j + 2], len, j + RECORD_HEADER_BYTES);
     }
@@ -437,10 +437,12 @@ export class TlsStartTracker {
   }
 }
 
-/** The length a record header at b[o] gives when its five bytes have a header's shape (and version 3.`minor` unless minor < 0), else -1. */
+/**
+ * The length a record header at b[o] gives when its five bytes are one TlsRecordReader would take
+ * (and its version is 3.`minor` unless minor < 0), else -1.
+ */
 function headerShape(b: Uint8Array, o: number, minor: number): number {
-  const type = b[o];
-  if (type < CONTENT_TYPE_CHANGE_CIPHER_SPEC || type > CONTENT_TYPE_APPLICATION_DATA || b[o + 1] !== 3 || b[o + 2] > 4) return -1;
+  if (!validType(b[o]) || !validVersion(b[o + 1], b[o + 2])) return -1;
   if (minor >= 0 && b[o + 2] !== minor) return -1;
   const len = (b[o + 3] << 8) | b[o + 4];
   return len <= MAX_RECORD_PAYLOAD_BYTES ? len : -1;
