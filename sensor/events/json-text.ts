@@ -5,13 +5,23 @@
  * it goes with the object); `fromJson` parses and keeps the text it came from; `jsonOf` returns
  * the kept text or stringifies. Events are never
  * changed after they are emitted (a capture whose count grows is emitted as a new object).
+ * The text is kept on the object itself, under a symbol, not enumerable: JSON.stringify,
+ * Object.keys and spread copies never see it. Not in a WeakMap: the main thread keeps every
+ * capture it has not committed yet, and a WeakMap's entries are ephemerons that each garbage
+ * collection walks (lookups, the write barrier and the ephemeron passes were ~6% of the main
+ * thread's CPU at 450 Mbit/s, docs/performance.md).
  */
-const kept = new WeakMap<object, string>();
+const KEPT: unique symbol = Symbol('hark.jsonText');
+type WithText = { [KEPT]?: string };
+
+function keep(event: object, text: string): void {
+  Object.defineProperty(event, KEPT, { value: text, enumerable: false, writable: false, configurable: false });
+}
 
 /** JSON.stringify(event), kept for later `jsonOf` calls on the same object (or the text kept already). */
 export function rememberJson(event: object): string {
-  let text = kept.get(event);
-  if (text === undefined) kept.set(event, (text = JSON.stringify(event)));
+  let text = (event as WithText)[KEPT];
+  if (text === undefined) keep(event, (text = JSON.stringify(event)));
   return text;
 }
 
@@ -22,11 +32,11 @@ export function rememberJson(event: object): string {
  */
 export function fromJson(text: string): object {
   const event = JSON.parse(text) as object;
-  kept.set(event, text);
+  keep(event, text);
   return event;
 }
 
 /** The text `rememberJson` kept for this object, else JSON.stringify(event) (not kept). */
 export function jsonOf(event: object): string {
-  return kept.get(event) ?? JSON.stringify(event);
+  return (event as WithText)[KEPT] ?? JSON.stringify(event);
 }

@@ -34,3 +34,14 @@ test('rememberJson keeps its first text: a second call does not stringify again'
   e.count = 2;
   assert.equal(rememberJson(e), first);
 });
+
+test('the kept text stays out of the event: not in its JSON, its keys, or a spread copy (which is a new event)', () => {
+  const text = '{"event_type":"capture","id":"d","count":1}';
+  const e = fromJson(text) as { id: string; count: number };
+  assert.deepEqual(Object.keys(e), ['event_type', 'id', 'count']);
+  assert.equal(JSON.stringify(e), text);
+  const copy = { ...e, count: 5 };
+  assert.equal(jsonOf(copy), '{"event_type":"capture","id":"d","count":5}');
+  assert.equal(rememberJson(copy), '{"event_type":"capture","id":"d","count":5}');
+  assert.equal(jsonOf(e), text);
+});
