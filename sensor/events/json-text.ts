@@ -14,8 +14,9 @@
 const KEPT: unique symbol = Symbol('hark.jsonText');
 type WithText = { [KEPT]?: string };
 
+/** Keeps `text` on `event`; a frozen or sealed object (no event is) keeps nothing rather than throw. */
 function keep(event: object, text: string): void {
-  Object.defineProperty(event, KEPT, { value: text, enumerable: false, writable: false, configurable: false });
+  if (Object.isExtensible(event)) Object.defineProperty(event, KEPT, { value: text, enumerable: false, writable: false, configurable: false });
 }
 
 /** JSON.stringify(event), kept for later `jsonOf` calls on the same object (or the text kept already). */

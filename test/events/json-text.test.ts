@@ -45,3 +45,9 @@ test('the kept text stays out of the event: not in its JSON, its keys, or a spre
   assert.equal(rememberJson(copy), '{"event_type":"capture","id":"d","count":5}');
   assert.equal(jsonOf(e), text);
 });
+
+test('a frozen object is serialised, not kept, and nothing throws', () => {
+  const e = Object.freeze({ id: 'e', count: 1 });
+  assert.equal(rememberJson(e), '{"id":"e","count":1}');
+  assert.equal(jsonOf(e), '{"id":"e","count":1}');
+});
