@@ -23,7 +23,13 @@ const I_CONSUMER_WAITING = 18;
 /** Control block size: two 64-byte cache lines. */
 const CONTROL_BYTES = 128;
 
-// Record layout (8-byte aligned): total(u32) linkType(u16) ifIndex(u16) tsUs(f64) capLen(u32) origLen(u32) frame.
+// Record layout (8-byte aligned): total(u32) linkType(u16) ifIndex(u16) tsUs(f64) capLen(u32) origLen(u32),
+// 0-7 bytes of padding, frame. `total` is a multiple of 8; its low 3 bits hold the padding.
+// The padding puts the frame at the same address modulo 8 as where it came from: V8 copies into a
+// SharedArrayBuffer with relaxed atomic stores, a word at a time when source and destination are
+// aligned alike and a byte at a time when not (measured: 250 ns against 75 ns for 650 bytes), and a
+// TPACKET_V3 frame starts 2 bytes past an 8-byte boundary (the IP header after Ethernet's 14 is
+// 16-aligned).
 const R_TOTAL = 0;
 const R_LINK = 4;
 const R_IFINDEX = 6;
@@ -33,6 +39,8 @@ const R_ORIGLEN = 20;
 export const RECORD_HEADER_BYTES = 24;
 /** Records start on 8-byte boundaries so the timestamp is an aligned float64. */
 const RECORD_ALIGN = 8;
+/** The low bits of `total`: the padding before the frame. */
+const PAD_MASK = RECORD_ALIGN - 1;
 /** A `total` of 0 says: the rest of the buffer is unused, the next record is at offset 0. */
 const WRAP_MARKER = 0;
 
@@ -59,9 +67,10 @@ export function createRingBuffer(dataBytes: number): SharedArrayBuffer {
   return new SharedArrayBuffer(CONTROL_BYTES + dataBytes);
 }
 
-/** Largest frame a ring of `dataBytes` takes: a quarter of it, so one big frame never starves the rest. */
+/** Largest frame a ring of `dataBytes` takes: a quarter of it (with header and padding), so one big
+ * frame never starves the rest. */
 export function maxFrameBytes(dataBytes: number): number {
-  return (dataBytes >>> 2) - RECORD_HEADER_BYTES;
+  return (dataBytes >>> 2) - RECORD_HEADER_BYTES - PAD_MASK;
 }
 
 type WaitAsync = (a: Int32Array, index: number, value: number, timeoutMs?: number) => { async: boolean; value: Promise<string> | string };
@@ -132,7 +141,9 @@ export class RingProducer {
   write(linkType: number, buf: Uint8Array, off: number, capLen: number, origLen: number, tsUs: number, ifIndex: number): boolean {
     if (capLen > this.maxFrame || capLen < 0 || linkType > MAX_U16 || ifIndex > MAX_U16) return false;
     const v = this.v;
-    const need = align(RECORD_HEADER_BYTES + capLen);
+    // records start 8-aligned in a ring that is itself 8-aligned: the padding does not depend on where
+    const pad = (buf.byteOffset + off - v.u8.byteOffset - RECORD_HEADER_BYTES) & PAD_MASK;
+    const need = align(RECORD_HEADER_BYTES + pad + capLen);
     let pos = this.writePos;
     let at = pos & v.mask;
     const toEnd = v.size - at;
@@ -146,13 +157,13 @@ export class RingProducer {
     } else if (need > free) {
       return false;
     }
-    v.u32[(at + R_TOTAL) >>> 2] = need;
+    v.u32[(at + R_TOTAL) >>> 2] = need | pad;
     v.u16[(at + R_LINK) >>> 1] = linkType;
     v.u16[(at + R_IFINDEX) >>> 1] = ifIndex;
     v.f64[(at + R_TS) >>> 3] = tsUs;
     v.u32[(at + R_CAPLEN) >>> 2] = capLen;
     v.u32[(at + R_ORIGLEN) >>> 2] = origLen;
-    v.u8.set(buf.subarray(off, off + capLen), at + RECORD_HEADER_BYTES);
+    v.u8.set(buf.subarray(off, off + capLen), at + RECORD_HEADER_BYTES + pad);
     this.writePos = (pos + need) >>> 0;
     this.unpublishedRecords++;
     return true;
@@ -261,6 +272,8 @@ export class RingConsumer {
           at = 0;
           total = v.u32[R_TOTAL >>> 2];
         }
+        const pad = total & PAD_MASK;
+        total -= pad;
         const capLen = v.u32[(at + R_CAPLEN) >>> 2];
         const linkType = v.u16[(at + R_LINK) >>> 1];
         const ifIndex = v.u16[(at + R_IFINDEX) >>> 1];
@@ -268,7 +281,7 @@ export class RingConsumer {
         const origLen = v.u32[(at + R_ORIGLEN) >>> 2];
         pos = (pos + total) >>> 0;
         n++;
-        handler(linkType, v.u8, at + RECORD_HEADER_BYTES, capLen, origLen, tsUs, ifIndex);
+        handler(linkType, v.u8, at + RECORD_HEADER_BYTES + pad, capLen, origLen, tsUs, ifIndex);
       }
     } finally {
       try {
