@@ -165,6 +165,25 @@ describe('TextNormalizer map and display', () => {
     assert.equal(Buffer.from(bytes).toString(), ' die yes ');
     assert.equal(counters.get('normalize.text.display_trimmed'), 3);
   });
+
+  it('reads display text back whole across the ring wrap, surrogate pairs and other scripts included', () => {
+    // 7-unit items, 1,800 of them: the 8,192-unit ring wraps, and an item (so an emoji's pair) straddles it
+    const item = 'abc \ud83d\ude00 ';
+    const items = 1800;
+    const n = new TextNormalizer(() => undefined);
+    n.write(item.repeat(items) + 'щ end');
+    n.finish();
+    const shown = item.repeat(items) + 'щ end';
+    assert.equal(n.displayPos, shown.length);
+    const oldest = n.displayOldest;
+    assert.equal(n.displayText(oldest, n.displayPos), shown.slice(oldest));
+    for (const from of [n.displayPos - 8192, 8190, 8191, 8192, 9000, n.displayPos - 5]) {
+      for (const len of [1, 2, 7, 100]) {
+        const to = Math.min(n.displayPos, from + len);
+        assert.equal(n.displayText(from, to), shown.slice(from, to), `display [${from}, ${to})`);
+      }
+    }
+  });
 });
 
 describe('TextNormalizer chunking', () => {
