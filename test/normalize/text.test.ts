@@ -167,14 +167,15 @@ describe('TextNormalizer map and display', () => {
   });
 
   it('reads display text back whole across the ring wrap, surrogate pairs and other scripts included', () => {
-    // 7-unit items, 1,800 of them: the 8,192-unit ring wraps, and an item (so an emoji's pair) straddles it
+    // 4 units, then 1,800 items of 7: the 8,192-unit ring wraps, and item 1,169's emoji sits at
+    // display positions 8,191 and 8,192, its surrogate pair split between the ring's end and start
     const item = 'abc \ud83d\ude00 ';
-    const items = 1800;
+    const shown = 'abc ' + item.repeat(1800) + 'щ end';
     const n = new TextNormalizer(() => undefined);
-    n.write(item.repeat(items) + 'щ end');
+    n.write(shown);
     n.finish();
-    const shown = item.repeat(items) + 'щ end';
     assert.equal(n.displayPos, shown.length);
+    assert.equal(shown.slice(8191, 8193), '\ud83d\ude00');
     const oldest = n.displayOldest;
     assert.equal(n.displayText(oldest, n.displayPos), shown.slice(oldest));
     for (const from of [n.displayPos - 8192, 8190, 8191, 8192, 9000, n.displayPos - 5]) {
