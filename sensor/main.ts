@@ -59,6 +59,8 @@ export interface SensorOptions {
   /** A dictionary file (CSV, JSON pack, compiled .hdict) or a Dictionary already in memory. */
   readonly dictionary?: string | Dictionary;
   readonly engine?: EngineChoice;
+  /** A dictionary and engine already loaded (shared with another sensor): `dictionary` and `engine` are then not read. */
+  readonly matching?: Matching;
   readonly dedupWindowUs?: number;
   readonly bodyLimitBytes?: number;
   /** Every capture; with `keepEvidence`, the page of a viewed capture the first time it is emitted. */
@@ -210,7 +212,7 @@ export class Sensor {
   constructor(opts: SensorOptions) {
     this.counters = opts.counters ?? new Counters();
     const counters = this.counters;
-    this.matching = loadMatching(opts.dictionary ?? DEFAULT_DICTIONARY, opts.engine ?? 'auto', counters);
+    this.matching = opts.matching ?? loadMatching(opts.dictionary ?? DEFAULT_DICTIONARY, opts.engine ?? 'auto', counters);
     this.site = sitePolicyFrom(opts.site);
     const identity = (this.identity = opts.identity ?? new IdentityTable(counters));
     if (this.site.identityMap !== undefined) applyStaticMap(identity, this.site.identityMap);

@@ -43,6 +43,7 @@ import type { SitePolicyFiles } from './site-policy.js';
 import { CaptureStore } from './store/capture-store.js';
 import { ensurePrivateDir } from './store/private-dir.js';
 import { Uploader } from './upload/uploader.js';
+import { DEFAULT_WARM_UP_MS, describeWarmUps, warmUp } from './warm-up.js';
 
 const C_RELOADS = defineCounter('sensor.reloads');
 const C_RELOAD_FAILED = defineCounter('sensor.reload_failed');
@@ -99,6 +100,8 @@ export interface ServiceOptions {
   readonly dropWindowMs?: number;
   /** Ring capture: kernel buffer per interface in MiB (1 MiB blocks; default 64). */
   readonly ringMb?: number;
+  /** Synthetic traffic run before the interfaces open, in ms per packet thread (sensor/warm-up.ts; default DEFAULT_WARM_UP_MS, 0: none). */
+  readonly warmUpMs?: number;
   /** Leave GRO / LRO on where they are on (a warning says what that costs); default: turn them off. */
   readonly keepOffloads?: boolean;
   readonly heartbeatMs?: number;
@@ -241,6 +244,7 @@ export class SensorService {
     const keepEvidence = o.mode === 'home';
     const onCapture = (c: CaptureEvent, evidence?: Evidence): void => this.store.add(c, evidence);
     const onEvent = (e: TlsEvent | DnsPolicyEvent): void => this.outputs.write(e as OutputEvent);
+    const warmUpMs = o.warmUpMs ?? DEFAULT_WARM_UP_MS;
     if (o.workers > 0) {
       const pool = await WorkerPool.start({
         workers: o.workers,
@@ -250,12 +254,14 @@ export class SensorService {
         counters: this.counters,
         identity,
         log: o.log,
+        warmUpMs,
       });
+      if (pool.warmUps.length > 0) o.log(`hark: warmed up: ${describeWarmUps(pool.warmUps)}`);
       this.unforwardKeys = forwardKeyStore(keyStore, pool);
       apiIdentity = { observe: (obs) => { identity.observe(obs); pool.observeIdentity(obs); } };
       this.engine = poolEngine(pool);
     } else {
-      this.engine = singleEngine(new Sensor({
+      const sensor = new Sensor({
         counters: this.counters,
         dictionary,
         engine: o.engine,
@@ -272,7 +278,12 @@ export class SensorService {
         keepEvidence,
         onCapture,
         onEvent,
-      }));
+      });
+      if (warmUpMs > 0) {
+        const sensorOptions = { dictionary, engine: o.engine, site, flowLimits: o.flowLimits, bypass: o.bypass, keepEvidence, keyWaitUs: o.keyWaitUs };
+        o.log(`hark: warmed up: ${describeWarmUps([warmUp({ sensorOptions, matching: sensor.matching, budgetMs: warmUpMs })])}`);
+      }
+      this.engine = singleEngine(sensor);
     }
     const filter = o.filter ?? (settings?.bpf !== undefined && settings.bpf !== '' ? settings.bpf : undefined);
     const ring = o.capture !== 'pcap' ? ringAvailable() : { ok: false, reason: 'libpcap chosen with --capture pcap' };

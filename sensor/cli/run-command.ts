@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { TLS_KEY_WAIT_US } from '../app-layer/tls/index.js';
 import type { EngineChoice } from '../main.js';
 import { autoWorkers, SensorService, type SensorMode } from '../service.js';
+import { DEFAULT_WARM_UP_MS } from '../warm-up.js';
 import { CliError, type Command } from './command.js';
 import { FLOW_OPTIONS, FLOW_USAGE, flowLimitsFrom, groupFramesFrom } from './flow-options.js';
 import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
@@ -23,6 +24,9 @@ export const CHECKOUT_DATA_DIR = fileURLToPath(new URL('../../../var', import.me
 export function dataDirFrom(option: string | undefined): string {
   return option ?? process.env.HARK_DATA_DIR ?? CHECKOUT_DATA_DIR;
 }
+
+/** --warm-up: a minute is far more than V8 needs; more only delays the start. */
+const MAX_WARM_UP_MS = 60_000;
 
 function wholeNumber(name: string, text: string, max: number): number {
   const v = Number(text);
@@ -120,6 +124,9 @@ Options:
                          both directions); 0 runs everything on one thread (default: the number
                          of cores, 0 on a single core); --flow-memcap and --max-flows are shared
                          among them
+  --warm-up MS           before opening the interfaces, run synthetic traffic through each packet
+                         thread for this long so V8 has compiled the packet path (default ${DEFAULT_WARM_UP_MS};
+                         0: none, the first seconds of traffic then run at about half speed)
   --keylog FILE          TLS key log (SSLKEYLOGFILE format) to follow as it grows; repeatable
   --rsa-key FILE         RSA server private key (PEM) for TLS <= 1.2 RSA key exchange; repeatable
   --key-wait SECS        how long encrypted records wait for keys that arrive late (default 10;
@@ -199,6 +206,7 @@ ${FLOW_USAGE}
         'watchdog-minutes': { type: 'string', default: '5' },
         'drop-alarm-minutes': { type: 'string', default: '5' },
         'ring-mb': { type: 'string' },
+        'warm-up': { type: 'string' },
         'keep-offloads': { type: 'boolean' },
         'heartbeat-interval': { type: 'string' },
         'home-insecure': { type: 'boolean', default: false },
@@ -252,6 +260,7 @@ ${FLOW_USAGE}
       watchdogSilentMs: number('watchdog-minutes', values['watchdog-minutes'], 0.01) * 60_000,
       dropWindowMs: number('drop-alarm-minutes', values['drop-alarm-minutes'], 0.01) * 60_000,
       ringMb: values['ring-mb'] !== undefined ? ringMb(values['ring-mb'], values.capture) : undefined,
+      warmUpMs: values['warm-up'] !== undefined ? wholeNumber('warm-up', values['warm-up'], MAX_WARM_UP_MS) : undefined,
       keepOffloads: values['keep-offloads'] === true,
       heartbeatMs: values['heartbeat-interval'] !== undefined ? number('heartbeat-interval', values['heartbeat-interval'], 0.1) * 1000 : undefined,
       homeInsecure: values['home-insecure'],

@@ -26,6 +26,7 @@ import {
 } from './protocol.js';
 import { BypassTable, createBypassBuffer, dropBypassed } from './bypass-table.js';
 import { createRingBuffer, RingProducer } from './shared-ring.js';
+import type { WarmUpResult } from '../warm-up.js';
 
 /** Ring per worker: 32 MiB holds ~25k full-size frames, about 0.3 s of 1 Gbit/s while a worker is busy. */
 export const DEFAULT_RING_BYTES = 32 << 20;
@@ -85,6 +86,12 @@ export interface WorkerPoolOptions {
    * worker skips them.
    */
   readonly captureBypass?: boolean;
+  /**
+   * Each worker first runs synthetic traffic for this long (sensor/warm-up.ts), so the pool starts
+   * with V8's compiled code rather than compiling while packets wait (live capture); default 0.
+   * A worker restarted after a crash does not.
+   */
+  readonly warmUpMs?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -199,6 +206,8 @@ export class WorkerPool {
   private readonly replayKeys = new Map<string, KeyMessageEntry>();
   private readonly replayObservations: IdentityObservation[] = [];
   private reconfiguring: Promise<void> = Promise.resolve();
+  /** What each worker's start-up warm-up ran (WorkerPoolOptions.warmUpMs). */
+  readonly warmUps: WarmUpResult[] = [];
 
   constructor(private readonly opts: WorkerPoolOptions) {
     const n = opts.workers;
@@ -438,7 +447,9 @@ export class WorkerPool {
   private spawn(slot: Slot): void {
     // a worker (re)starts with no flows: none of its connections is bypassed
     slot.bypass?.clear();
-    const data: WorkerData = { index: slot.index, ring: slot.ring, counters: slot.counterBuf, ...(slot.bypassBuf !== undefined ? { bypass: slot.bypassBuf } : {}), sensor: this.sensorOptions, tickMs: this.tickMs };
+    // a worker restarted while capture runs takes packets at once: the warm-up is for the start only
+    const warmUpMs = this.started ? 0 : this.opts.warmUpMs ?? 0;
+    const data: WorkerData = { index: slot.index, ring: slot.ring, counters: slot.counterBuf, ...(slot.bypassBuf !== undefined ? { bypass: slot.bypassBuf } : {}), sensor: this.sensorOptions, tickMs: this.tickMs, warmUpMs };
     const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     slot.worker = w;
     slot.tid = undefined;
@@ -479,6 +490,7 @@ export class WorkerPool {
         slot.ready = true;
         slot.tid = m.tid;
         slot.crashes = 0;
+        if (m.warmUp !== undefined) this.warmUps.push(m.warmUp);
         if (!this.started && this.slots.every((s) => s.ready)) {
           this.started = true;
           this.readyResolve();

@@ -3,6 +3,7 @@
  * a worker builds its Sensor from, the messages both ways, and the counters a worker keeps in
  * shared memory so the main thread sums them without messages. Types and two small helpers only.
  */
+import type { WarmUpResult } from '../warm-up.js';
 import type { Dictionary } from '../../rules/dictionary.js';
 import { Counters } from '../events/counters.js';
 import type { DnsPolicyEvent } from '../events/dns.js';
@@ -67,6 +68,8 @@ export interface WorkerData {
   readonly sensor: WorkerSensorOptions;
   /** Run flow and merge-window expiry on the wall clock every this many ms (live capture); 0: never (files). */
   readonly tickMs: number;
+  /** Warm up on synthetic traffic for this long before saying ready (sensor/warm-up.ts); 0: not. */
+  readonly warmUpMs: number;
 }
 
 export interface ConfigError {
@@ -96,7 +99,8 @@ export interface CounterNames {
 
 export type FromWorker =
   /** Built its Sensor; `tid`: its kernel thread id, for the status file's per-thread CPU. */
-  | { readonly t: 'ready'; readonly tid?: number }
+  /** Running; `warmUp`: what the start-up warm-up ran (sensor/warm-up.ts), when it ran. */
+  | { readonly t: 'ready'; readonly tid?: number; readonly warmUp?: WarmUpResult }
   | { readonly t: 'names'; readonly counters: CounterNames }
   | { readonly t: 'failed'; readonly error: ConfigError }
   | {

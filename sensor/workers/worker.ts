@@ -18,6 +18,7 @@ import { type ConfigError, type EvidenceMessage, type FromWorker, type Reconfigu
 import { WorkerCaptureBypass } from './bypass-table.js';
 import { RingConsumer } from './shared-ring.js';
 import { osThreadId } from '../health/threads.js';
+import { warmUp } from '../warm-up.js';
 
 /** Records handed to the pipeline between two looks at the clock (without locality batches). */
 const RECORDS_PER_BATCH = 256;
@@ -239,8 +240,10 @@ function run(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     }, data.tickMs);
     timer.unref();
   }
+  // before 'ready': the pool opens the interfaces once every worker has said it
+  const warm = data.warmUpMs > 0 ? warmUp({ sensorOptions: data.sensor, matching: sensor.matching, budgetMs: data.warmUpMs }) : undefined;
   const tid = osThreadId();
-  post({ t: 'ready', ...(tid !== undefined ? { tid } : {}) });
+  post({ t: 'ready', ...(tid !== undefined ? { tid } : {}), ...(warm !== undefined ? { warmUp: warm } : {}) });
   pump();
 }
 

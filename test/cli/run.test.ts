@@ -116,9 +116,33 @@ test('hark run refuses a ring size it cannot have, naming the range', () => {
   }
 });
 
+test('hark run refuses a warm-up it cannot have, naming the range', () => {
+  for (const value of ['1.5', 'soon', '60001']) {
+    const dir = join(tmpdir(), `hark-run-warm-${process.pid}`);
+    try {
+      execFileSync(HARK, ['run', '-i', 'lo', '--data-dir', dir, '--warm-up', value], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+      assert.fail(`accepted --warm-up ${value}`);
+    } catch (e) {
+      const x = e as { status: number; stderr: string };
+      assert.equal(x.status, 2, x.stderr);
+      assert.match(x.stderr, new RegExp(`--warm-up must be a whole number from 0 to 60000, not "${value.replace('.', '\\.')}"`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
+
+test('hark run --workers 0 warms its one packet thread up too, and stores the same captures', () =>
+  replayIntoRun('w0', ['--workers', '0', '--no-api', '--warm-up', '200'], 'SIGTERM', ({ err, rows }) => {
+    assert.match(err, /hark: warmed up: 1 thread, \d+ rounds, [0-9.]+ MB of frames in [0-9,]+ ms\n[^]*hark: listening on/);
+    assert.deepEqual(rows, SCHOOL_SEARCH_ROWS);
+  }));
+
 test('hark run --workers 2 spreads the packet work over worker threads and stores the same captures', () =>
   replayIntoRun('w', ['--workers', '2', '--no-api'], 'SIGTERM', ({ err, rows }) => {
     assert.match(err, /2 worker threads/);
+    // each worker ran synthetic traffic before the interface opened (--warm-up, default 1000 ms)
+    assert.match(err, /hark: warmed up: 2 threads, \d+ rounds, [0-9.]+ MB of frames in [0-9,]+ ms\n[^]*hark: listening on/);
     assert.match(err, /stopped \(signal\); 4 captures stored/);
     assert.deepEqual(rows, SCHOOL_SEARCH_ROWS);
   }));

@@ -136,6 +136,26 @@ test('WorkerPool with 2 and 3 workers gives the single-thread Sensor\'s captures
   for (const n of [2, 3]) assertSame(want, await pooled(n, files, { ...o, localityFrames: 4096 }), `${n} workers, grouped batches`);
 });
 
+test('a pool whose workers warmed up first (hark run) gives the same captures, events and counts as one that did not', async () => {
+  const files = [fixture('school-search', 'school-search.pcap'), fixture('tcp', 'ndpi-WebattackXSS.pcap'), fixture('dns', 'ndpi-dns_fragmented.pcap')];
+  const o: WorkerSensorOptions = { dictionary: dictionary('warm.csv', ['AK47', 'our secret', 'script', 'alert']) };
+  const want = single(files, o);
+  assert.ok(want.captures.size > 100, `a real test: ${want.captures.size} captures`);
+  const { pool, caps, events, counters } = await startPool(2, o, { warmUpMs: 100 });
+  try {
+    assert.equal(pool.warmUps.length, 2, 'each worker warmed up');
+    for (const w of pool.warmUps) assert.ok(w.rounds >= 1 && w.frames > 0 && w.captures > 0, JSON.stringify(w));
+    assert.equal(caps.length + events.length, 0, 'nothing of the warm-up reached the pool');
+    for (const f of files) {
+      readCaptureFile(f, pool.packet);
+      await pool.finish();
+    }
+  } finally {
+    await pool.close();
+  }
+  assertSame(want, { captures: latest(caps), events: events.sort(), counters }, 'warmed-up workers');
+});
+
 test('WorkerPool.addKeys: TLS secrets pushed at run time reach the worker that owns the session', async () => {
   const pcap = fixture('tls-crypto', 'ws-tls12-chacha20poly1305.pcap');
   const keys = fixture('tls-crypto', 'ws-tls12-chacha20poly1305.keys');
