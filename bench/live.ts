@@ -8,9 +8,9 @@
  * sender stopped. Prints a table and the highest passing rate per tool. Root only.
  *
  *   node dist/bench/live.js [--capture ring,pcap] [--first MBPS] [--low MBPS] [--steps N] [--rates M1,M2 (0 = top speed)] [--workers N] [--group-frames N] [--skip-tcpdump]
- *                           [--pcap FILE [--loop N]] [--no-bypass] [--key-wait SECS]
+ *                           [--pcap FILE [--loop N]] [--no-bypass] [--key-wait SECS] [--warm-up MS]
  *
- * --workers N, --group-frames N, --no-bypass and --key-wait SECS are handed to `hark run` (default:
+ * --workers N, --group-frames N, --no-bypass, --key-wait SECS and --warm-up MS are handed to `hark run` (default:
  * hark's own choice).
  * --pcap FILE replays another capture (with the workload's phrases as the dictionary): it has no
  * ground truth, so a step then passes on drops, received packets and lag alone. --loop N replays
@@ -408,6 +408,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Live
       loop: { type: 'string', default: '1' },
       'no-bypass': { type: 'boolean', default: false },
       'key-wait': { type: 'string' },
+      'warm-up': { type: 'string' },
     },
   });
   if (process.getuid?.() !== 0) throw new Error('The live bench needs root (veth pairs, packet sockets)');
@@ -422,6 +423,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Live
     ...(values['group-frames'] !== undefined ? ['--group-frames', values['group-frames']] : []),
     ...(values['no-bypass'] ? ['--no-bypass'] : []),
     ...(values['key-wait'] !== undefined ? ['--key-wait', values['key-wait']] : []),
+    ...(values['warm-up'] !== undefined ? ['--warm-up', values['warm-up']] : []),
   ];
   const work = mkdtempSync(join(tmpdir(), 'hark-live-bench-'));
   const csv = join(work, 'phrases.csv');
