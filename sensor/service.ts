@@ -261,7 +261,7 @@ export class SensorService {
       apiIdentity = { observe: (obs) => { identity.observe(obs); pool.observeIdentity(obs); } };
       this.engine = poolEngine(pool);
     } else {
-      const sensor = new Sensor({
+      const options: SensorOptions = {
         counters: this.counters,
         dictionary,
         engine: o.engine,
@@ -278,11 +278,10 @@ export class SensorService {
         keepEvidence,
         onCapture,
         onEvent,
-      });
-      if (warmUpMs > 0) {
-        const sensorOptions = { dictionary, engine: o.engine, site, flowLimits: o.flowLimits, bypass: o.bypass, keepEvidence, keyWaitUs: o.keyWaitUs };
-        o.log(`hark: warmed up: ${describeWarmUps([warmUp({ sensorOptions, matching: sensor.matching, budgetMs: warmUpMs })])}`);
-      }
+      };
+      const sensor = new Sensor(options);
+      // warmUp reads only the pipeline's settings of `options`: its callbacks, counters, keys and identity are its own
+      if (warmUpMs > 0) o.log(`hark: warmed up: ${describeWarmUps([warmUp({ sensorOptions: options, matching: sensor.matching, budgetMs: warmUpMs })])}`);
       this.engine = singleEngine(sensor);
     }
     const filter = o.filter ?? (settings?.bpf !== undefined && settings.bpf !== '' ? settings.bpf : undefined);
