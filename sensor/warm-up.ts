@@ -68,8 +68,6 @@ export function warmUp(o: WarmUpOptions): WarmUpResult {
   const s = o.sensorOptions;
   // its own counters, identity table and key store; no key logs, RSA keys or capture-thread bypass
   const sensor = new Sensor({
-    dictionary: s.dictionary,
-    engine: s.engine,
     dedupWindowUs: s.dedupWindowUs,
     bodyLimitBytes: s.bodyLimitBytes,
     flowLimits: s.flowLimits,
