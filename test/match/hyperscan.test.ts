@@ -440,7 +440,10 @@ test('HyperscanEngine.textFolder folds long prose exactly as the TypeScript norm
   const native = engineFor().textFolder!;
   const random = rng(11);
   const pick = (n: number): number => Math.floor(random() * n);
-  const words = ['the', 'of', 'and', 'hello', 'world', 'letter', 'book', 'Kill', 'DIE', 'a', 'I', 'supercalifragilistic', 'encyclopaedia', 'ab', 'xyzzy', 'moon'];
+  // and doubled letters anywhere in a word (one pair, several, the whole word), which the fast path
+  // takes too, beside runs of three, which it leaves to the scalar loop
+  const words = ['the', 'of', 'and', 'hello', 'world', 'letter', 'book', 'Kill', 'DIE', 'a', 'I', 'supercalifragilistic', 'encyclopaedia', 'ab', 'xyzzy', 'moon',
+    'bookkeeper', 'Committee', 'llama', 'mess', 'AAron', 'aa', 'zZ', 'abbcddeffghhijj', 'abbcddeffghhijjk', 'ballloon', 'oops'];
   const seps = [' ', ' ', ' ', ' ', '  ', '\t', '\n', ', ', '. ', ' - ', '!!! '];
   for (let iter = 0; iter < 6; iter++) {
     let text = '';

@@ -361,18 +361,42 @@ struct Folder {
         const uint32_t letters = static_cast<uint32_t>(_mm_movemask_epi8(isLetter));
         const int len = __builtin_ctz(~letters);
         if (len >= 2 && len < 16 && i + len < n) {
-          const uint32_t same = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(lower, _mm_srli_si128(lower, 1))));
+          // bit q: letters q and q + 1 are the same (folded); only pairs inside the word count
+          const uint32_t same = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(lower, _mm_srli_si128(lower, 1)))) &
+                                ((1u << (len - 1)) - 1);
           const int32_t after = t[i + len];
           const int32_t first = t[i] | 0x20;
-          if ((same & ((1u << (len - 1)) - 1)) == 0 && after < 0x80 && (kind[after] == kSpace || kind[after] == kSep) &&
-              first != last) {
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(ob + o), lower);
-            __m128i e = _mm_add_epi32(_mm_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(dp & mapMask) << 2) | 1)),
-                                      _mm_set_epi32(12, 8, 4, 0));
-            const __m128i sixteen = _mm_set1_epi32(16);
-            for (int q = 0; q < 16; q += 4) {
-              _mm_storeu_si128(reinterpret_cast<__m128i*>(om + o + q), e);
-              e = _mm_add_epi32(e, sixteen);
+          // doubled letters ("fellow") are taken too, runs of three or more are not: a run of two is
+          // one skeleton byte whose map entry says 2, and both letters are shown (maxRepeat >= 2)
+          if ((same & (same >> 1)) == 0 && (same == 0 || maxRepeat >= 2) && after < 0x80 &&
+              (kind[after] == kSpace || kind[after] == kSep) && first != last) {
+            // skeleton bytes of the word: len without the second letter of each pair
+            int skel = len;
+            if (same == 0) {
+              _mm_storeu_si128(reinterpret_cast<__m128i*>(ob + o), lower);
+              __m128i e = _mm_add_epi32(_mm_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(dp & mapMask) << 2) | 1)),
+                                        _mm_set_epi32(12, 8, 4, 0));
+              const __m128i sixteen = _mm_set1_epi32(16);
+              for (int q = 0; q < 16; q += 4) {
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(om + o + q), e);
+                e = _mm_add_epi32(e, sixteen);
+              }
+            } else {
+              // what the scalar loop below does for runs of one and two, without a branch per
+              // letter: every letter is written, the output advances past the first of a pair only
+              alignas(16) uint8_t lb[16];
+              _mm_store_si128(reinterpret_cast<__m128i*>(lb), lower);
+              const uint32_t d0 = static_cast<uint32_t>(dp & mapMask);
+              const uint32_t skip = same << 1;  // bit q: letter q repeats the one before it
+              int32_t w = o;
+              for (int q = 0; q < len; q++) {
+                ob[w] = lb[q];
+                om[w] = static_cast<int32_t>(((d0 + q) << 2) | (1 + ((same >> q) & 1)));
+                w += 1 - static_cast<int32_t>((skip >> q) & 1);
+              }
+              skel = w - o;
+              // the space after the word is written below at o + skel; its entry is made here
+              om[w] = static_cast<int32_t>(((d0 + len) << 2) | 1);
             }
             uint16_t* rp = rg + (dp & ringMask);
             const __m128i zero = _mm_setzero_si128();
@@ -384,24 +408,26 @@ struct Folder {
                              _mm_or_si128(_mm_and_si128(m0, _mm_unpacklo_epi8(lower, zero)), _mm_andnot_si128(m0, old0)));
             _mm_storeu_si128(reinterpret_cast<__m128i*>(rp + 8),
                              _mm_or_si128(_mm_and_si128(m1, _mm_unpackhi_epi8(lower, zero)), _mm_andnot_si128(m1, old1)));
-            if (kind[after] == kSpace && maxSepRun >= 1 && o + len < limit && dp + len < dispEnd) {
+            if (kind[after] == kSpace && maxSepRun >= 1 && o + skel < limit && dp + len < dispEnd) {
               // and the space after it, as the separator branch above would take it next: one
-              // skeleton space (its map entry is lane `len` of the stores above) and one shown space
-              ob[o + len] = 0x20;
+              // skeleton space (its map entry is lane `len` of the stores above, or made above) and
+              // one shown space
+              ob[o + skel] = 0x20;
               rp[len] = 0x20;
               last = 0x20;
               rep = 1;
               dp += len + 1;
-              o += len + 1;
+              o += skel + 1;
               sep = 1;
               sk = true;
               i += len + 1;
               continue;
             }
             last = t[i + len - 1] | 0x20;
-            rep = 1;
+            // the last letter of a word ending in a pair is shown for the second time in a row
+            rep = 1 + static_cast<int32_t>((same >> (len - 2)) & 1);
             dp += len;
-            o += len;
+            o += skel;
             sep = 0;
             sk = false;
             i += len;
