@@ -34,7 +34,8 @@ export const DEFAULT_RING_BYTES = 32 << 20;
 export const MAX_WORKERS = 64;
 /** Each worker's young generation: three 64 MiB semi-spaces' worth, as bin/hark gives the main
  * thread (--max-semi-space-size=64): packet work makes many short-lived objects, and the larger
- * nursery cut the pipeline's time by 7-10% at the same peak RSS (bench/pipeline.ts). */
+ * nursery cut the pipeline's time by 7-10% at the same peak RSS (bench/pipeline.ts). bin/hark's
+ * --min-semi-space-size=64 (V8 flags are the process's) makes the workers' start at that size too. */
 const WORKER_YOUNG_GENERATION_MB = 192;
 /** Unpublished bytes after which a ring is published mid-batch, so a long batch (a file) keeps workers busy. */
 const PUBLISH_EVERY_BYTES = 256 << 10;
