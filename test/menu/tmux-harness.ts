@@ -80,14 +80,19 @@ export class MenuSession {
   }
 
   async expect(re: RegExp): Promise<string> {
+    return this.expectScreen(String(re), (screen) => re.test(screen));
+  }
+
+  /** Polls the screen until `ok` says yes; fails with what it shows after SCREEN_DEADLINE_MS. */
+  private async expectScreen(what: string, ok: (screen: string) => boolean): Promise<string> {
     const end = Date.now() + SCREEN_DEADLINE_MS;
     let last = '';
     while (Date.now() < end) {
       last = this.screen();
-      if (re.test(last)) return last;
+      if (ok(last)) return last;
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.fail(`screen never showed ${re}; it shows:\n${last}`);
+    assert.fail(`screen never showed ${what}; it shows:\n${last}`);
   }
 
   /** Types text and Enter. */
@@ -100,9 +105,21 @@ export class MenuSession {
     this.tmux('send-keys', '-t', this.name, k);
   }
 
-  /** Answers the question matching `prompt` once it is on screen. */
+  /**
+   * Answers the question matching `prompt` once it is the one waiting: the match must reach the
+   * last line inquirer marks as pending (`? `; answered questions turn to `✔`), so an earlier,
+   * answered question with the same words still on screen does not make the keys go out before the
+   * new one can take them (they were lost that way under load).
+   */
   async answer(prompt: RegExp, text: string): Promise<void> {
-    await this.expect(prompt);
+    const all = new RegExp(prompt.source, prompt.flags.includes('g') ? prompt.flags : `${prompt.flags}g`);
+    await this.expectScreen(`${prompt} as the pending question`, (screen) => {
+      const pending = screen.search(/^[ \t]*\? [^\n]*$(?![\s\S]*^[ \t]*\? )/m);
+      if (pending < 0) return false;
+      let lastEnd = -1;
+      for (const m of screen.matchAll(all)) lastEnd = m.index + m[0].length;
+      return lastEnd > pending;
+    });
     this.type(text);
   }
 
