@@ -18,6 +18,9 @@
  */
 import { gzipSync } from 'node:zlib';
 import { Counters } from './events/counters.js';
+import { DLT_EN10MB, ETHERTYPE_IPV4 } from './decode/dispatch.js';
+import { IPPROTO_TCP, IPPROTO_UDP } from './decode/packet.js';
+import { TH_ACK as ACK, TH_FIN as FIN, TH_PSH as PSH, TH_SYN as SYN } from './decode/transport.js';
 import { Sensor, type Matching, type SensorOptions } from './main.js';
 
 /** Default budget: long enough for V8 to optimise the packet path's hot functions (see README). */
@@ -28,14 +31,6 @@ const MAX_ROUNDS = 400;
 const CONVERSATIONS = 24;
 /** TCP payload per segment, as an Ethernet path with timestamps carries. */
 const MSS = 1448;
-const LINKTYPE_ETHERNET = 1;
-const ETH_IPV4 = 0x0800;
-const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
-const SYN = 0x02;
-const FIN = 0x01;
-const PSH = 0x08;
-const ACK = 0x10;
 /** Capture time of the first frame: any fixed instant (only ids and merge windows read it). */
 const START_US = 1_700_000_000_000_000;
 
@@ -152,7 +147,7 @@ class Wire {
   private ethernet(from: Host, to: Host): number {
     this.mac(0, to.mac);
     this.mac(6, from.mac);
-    this.buf.writeUInt16BE(ETH_IPV4, 12);
+    this.buf.writeUInt16BE(ETHERTYPE_IPV4, 12);
     return 14;
   }
 
@@ -186,7 +181,7 @@ class Wire {
     this.tsUs += 150;
     this.frames++;
     this.bytes += len;
-    this.packet(LINKTYPE_ETHERNET, this.buf, 0, len, len, this.tsUs, 0);
+    this.packet(DLT_EN10MB, this.buf, 0, len, len, this.tsUs, 0);
   }
 }
 
