@@ -77,15 +77,21 @@ export function warmUp(o: WarmUpOptions): WarmUpResult {
       captures++;
     },
   });
-  const list = scripts(pickPhrases(o.matching));
-  const wire = new Wire(sensor.pipeline.packet);
+  const traffic = warmUpTraffic(o.matching, sensor.pipeline.packet);
   let rounds = 0;
   do {
-    playRound(wire, list, rounds);
+    traffic.round(rounds);
     rounds++;
   } while (rounds < MAX_ROUNDS && performance.now() - t0 < o.budgetMs);
   sensor.finish();
-  return { rounds, frames: wire.frames, bytes: wire.bytes, captures, ms: performance.now() - t0 };
+  return { rounds, frames: traffic.frames(), bytes: traffic.bytes(), captures, ms: performance.now() - t0 };
+}
+
+/** The warm-up's frames, round by round, handed to `packet` (exported for the tests). */
+export function warmUpTraffic(matching: Matching, packet: PacketFn): { round(n: number): void; frames(): number; bytes(): number } {
+  const list = scripts(pickPhrases(matching));
+  const wire = new Wire(packet);
+  return { round: (n) => playRound(wire, list, n), frames: () => wire.frames, bytes: () => wire.bytes };
 }
 
 /** Up to 64 phrases spread over the dictionary (its own spelling), or stand-ins for an empty one. */
@@ -113,6 +119,10 @@ class Wire {
   private tsUs = START_US;
   private ipId = 1;
   private readonly buf = Buffer.alloc(14 + 20 + 20 + MSS);
+  /** The same bytes as a plain Uint8Array: every capture source hands the pipeline one (file reader,
+   * capture rings, worker rings), and code that V8 compiled for a Buffer's map would be thrown away
+   * ("wrong map") at the first real frame. */
+  private readonly frame = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length);
 
   constructor(private readonly packet: PacketFn) {}
 
@@ -181,25 +191,56 @@ class Wire {
     this.tsUs += 150;
     this.frames++;
     this.bytes += len;
-    this.packet(DLT_EN10MB, this.buf, 0, len, len, this.tsUs, 0);
+    this.packet(DLT_EN10MB, this.frame, 0, len, len, this.tsUs, 0);
   }
 }
 
 const EMPTY = new Uint8Array(0);
 
-/** One direction of a TCP connection: its next sequence number. */
+/** One direction of a TCP connection: its next sequence number (mod 2^32). */
 class Side {
   constructor(readonly host: Host, public seq: number) {}
 }
 
-/** Sends `data` from `a` to `b` in MSS-sized segments, each acknowledged. */
-function send(w: Wire, a: Side, b: Side, data: Uint8Array): void {
+/** How a message's segments cross the link: in order, with two swapped, or with one sent twice. */
+const IN_ORDER = 0;
+const SWAPPED = 1;
+const RESENT = 2;
+
+/**
+ * Sends `data` from `a` to `b` in MSS-sized segments, each acknowledged. SWAPPED delivers the
+ * second segment before the first, RESENT sends the first one again after the second (a mirror port
+ * carries both, and the reassembler's out-of-order and retransmission paths must be compiled too).
+ */
+function send(w: Wire, a: Side, b: Side, data: Uint8Array, how = IN_ORDER): void {
+  const twoOrMore = data.length > MSS;
   for (let off = 0; off < data.length; off += MSS) {
     const piece = data.subarray(off, Math.min(data.length, off + MSS));
+    if (how === SWAPPED && twoOrMore && off === 0) {
+      // the second segment first, then the first: acknowledged once both are in
+      const second = data.subarray(MSS, Math.min(data.length, 2 * MSS));
+      w.tcp(a.host, b.host, ACK | PSH, (a.seq + MSS) >>> 0, b.seq, second);
+      w.tcp(a.host, b.host, ACK | PSH, a.seq, b.seq, piece);
+      a.seq = (a.seq + MSS + second.length) >>> 0;
+      w.tcp(b.host, a.host, ACK, b.seq, a.seq);
+      off += MSS;
+      continue;
+    }
     w.tcp(a.host, b.host, ACK | PSH, a.seq, b.seq, piece);
-    a.seq += piece.length;
+    a.seq = (a.seq + piece.length) >>> 0;
     w.tcp(b.host, a.host, ACK, b.seq, a.seq);
+    if (how === RESENT && twoOrMore && off === MSS) w.tcp(a.host, b.host, ACK | PSH, (a.seq - piece.length - MSS) >>> 0, b.seq, data.subarray(0, MSS));
   }
+}
+
+/**
+ * Initial sequence numbers spread over the whole 32-bit space, as real ones are: three in four are
+ * above V8's small-integer range (2^30), where arithmetic on them takes another code path, and every
+ * fourth conversation's client numbers wrap past 2^32 inside its first request.
+ */
+function initialSeq(k: number, salt: number): number {
+  if ((k & 3) === 1 && salt === 0) return 0x1_0000_0000 - 200;
+  return (Math.imul(k + 1, 0x9e3779b1) ^ salt) >>> 0;
 }
 
 // ---------- conversations ----------
@@ -246,21 +287,22 @@ function playRound(w: Wire, list: readonly Script[], round: number): void {
     const k = round * list.length + c;
     const client: Host = { mac: 0x010000 + (k & 0xffff), ip: (198 << 24) | (18 << 16) | (((k >>> 8) & 0xff) << 8) | ((k & 0xff) || 1), port: 20000 + (k % 40000) };
     const server: Host = { mac: 0x000050, ip: SERVER_IP, port: 80 };
-    const cs = new Side(client, 1_000_000 + k * 7919);
-    const ss = new Side(server, 5_000_000 + k * 104_729);
-    w.tcp(client, server, SYN, cs.seq - 1, 0);
-    w.tcp(server, client, SYN | ACK, ss.seq - 1, cs.seq);
+    const cs = new Side(client, initialSeq(k, 0));
+    const ss = new Side(server, initialSeq(k, 0x5bd1e995));
+    w.tcp(client, server, SYN, (cs.seq - 1) >>> 0, 0);
+    w.tcp(server, client, SYN | ACK, (ss.seq - 1) >>> 0, cs.seq);
     w.tcp(client, server, ACK, cs.seq, ss.seq);
     send(w, cs, ss, sc.request);
     send(w, ss, cs, sc.page);
     send(w, cs, ss, sc.post);
     send(w, ss, cs, sc.answer);
     send(w, cs, ss, sc.form);
-    send(w, ss, cs, sc.text);
+    // the text answer (two segments): one conversation in three has them swapped, one in three the first sent twice
+    send(w, ss, cs, sc.text, c % 3 === 1 ? SWAPPED : c % 3 === 2 ? RESENT : IN_ORDER);
     w.tcp(client, server, FIN | ACK, cs.seq, ss.seq);
-    cs.seq++;
+    cs.seq = (cs.seq + 1) >>> 0;
     w.tcp(server, client, FIN | ACK, ss.seq, cs.seq);
-    ss.seq++;
+    ss.seq = (ss.seq + 1) >>> 0;
     w.tcp(client, server, ACK, cs.seq, ss.seq);
     if (c === 0) dnsExchange(w, client, sc.dnsLabel, k);
   }
