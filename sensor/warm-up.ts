@@ -213,23 +213,18 @@ const RESENT = 2;
  * carries both, and the reassembler's out-of-order and retransmission paths must be compiled too).
  */
 function send(w: Wire, a: Side, b: Side, data: Uint8Array, how = IN_ORDER): void {
-  const twoOrMore = data.length > MSS;
+  const start = a.seq;
+  const segment = (off: number): void => w.tcp(a.host, b.host, ACK | PSH, (start + off) >>> 0, b.seq, data.subarray(off, Math.min(data.length, off + MSS)));
   for (let off = 0; off < data.length; off += MSS) {
-    const piece = data.subarray(off, Math.min(data.length, off + MSS));
-    if (how === SWAPPED && twoOrMore && off === 0) {
+    if (how === SWAPPED && off === 0 && data.length > MSS) {
       // the second segment first, then the first: acknowledged once both are in
-      const second = data.subarray(MSS, Math.min(data.length, 2 * MSS));
-      w.tcp(a.host, b.host, ACK | PSH, (a.seq + MSS) >>> 0, b.seq, second);
-      w.tcp(a.host, b.host, ACK | PSH, a.seq, b.seq, piece);
-      a.seq = (a.seq + MSS + second.length) >>> 0;
-      w.tcp(b.host, a.host, ACK, b.seq, a.seq);
-      off += MSS;
-      continue;
-    }
-    w.tcp(a.host, b.host, ACK | PSH, a.seq, b.seq, piece);
-    a.seq = (a.seq + piece.length) >>> 0;
+      segment(MSS);
+      segment(0);
+      off = MSS;
+    } else segment(off);
+    a.seq = (start + Math.min(data.length, off + MSS)) >>> 0;
     w.tcp(b.host, a.host, ACK, b.seq, a.seq);
-    if (how === RESENT && twoOrMore && off === MSS) w.tcp(a.host, b.host, ACK | PSH, (a.seq - piece.length - MSS) >>> 0, b.seq, data.subarray(0, MSS));
+    if (how === RESENT && off === MSS) segment(0);
   }
 }
 

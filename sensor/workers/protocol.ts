@@ -98,8 +98,8 @@ export interface CounterNames {
 }
 
 export type FromWorker =
-  /** Built its Sensor; `tid`: its kernel thread id, for the status file's per-thread CPU. */
-  /** Running; `warmUp`: what the start-up warm-up ran (sensor/warm-up.ts), when it ran. */
+  /** Built its Sensor (and warmed it up): `tid`, its kernel thread id, for the status file's
+   * per-thread CPU; `warmUp`, what the start-up warm-up ran (sensor/warm-up.ts), when it ran. */
   | { readonly t: 'ready'; readonly tid?: number; readonly warmUp?: WarmUpResult }
   | { readonly t: 'names'; readonly counters: CounterNames }
   | { readonly t: 'failed'; readonly error: ConfigError }
