@@ -358,7 +358,7 @@ export class FlowTable implements HalfOutput {
     const meta = keyMeta(p.transport, p.vlan0, p.vlan1);
     let dir = -1;
     let f = this.heads[h & this.mask];
-    for (; f >= 0; f = this.rec[f * REC_STRIDE + R_HNEXT]) {
+    for (; f >= 0; f = this.rec[f * REC_STRIDE + R_HNEXT] | 0) {
       dir = this.matchDirection(f, p, meta);
       if (dir >= 0) break;
     }

@@ -639,7 +639,7 @@ export class HalfStore {
       const at = this.pendingHead * PENDING_FIELDS;
       const pos = q[at + 1];
       if (pos >= limit) break;
-      const h = q[at];
+      const h = q[at] | 0;
       if (pos >= this.oldestRef[h]) this.settleRef(h, pos);
       this.pendingHead = (this.pendingHead + 1) & (cap - 1);
       this.pendingSize--;

@@ -294,7 +294,12 @@ export class HttpMessageParser {
   private state = S_START;
   /** State to enter when a message ends (S_START, or S_HOLD after a CONNECT request). */
   private afterMessage = S_START;
-  private remaining = 0;
+  /**
+   * Body bytes left in the message or chunk. A double from the start (see the constructor): lengths
+   * reach 2^53 and gap lengths arrive as doubles, and a small integer field changed to a double
+   * later would throw away the parser's compiled code in every worker mid-capture.
+   */
+  private remaining = 0.5;
   /** Heads emitted so far: a first start line that fails makes the direction invalid. */
   private messages = 0;
 
@@ -322,7 +327,9 @@ export class HttpMessageParser {
   private hold: (Uint8Array | number)[] | undefined;
   private holdBytes = 0;
 
-  constructor(readonly isRequest: boolean, private readonly sink: MessageParserSink) {}
+  constructor(readonly isRequest: boolean, private readonly sink: MessageParserSink) {
+    this.remaining = 0;
+  }
 
   /** True between messages with nothing buffered. */
   get idle(): boolean {

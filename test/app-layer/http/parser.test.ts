@@ -142,6 +142,19 @@ test('HttpMessageParser.gap keeps chunk framing when the hole is inside chunk da
   assert.deepEqual(sink.log, ['begin', 'head 200', 'end complete body="01<gap 4>6789"']);
 });
 
+test('HttpMessageParser frames a body of over 4 GiB across gaps and parses the next message', () => {
+  const sink = new LogSink();
+  const p = new HttpMessageParser(true, sink);
+  const size = 5_000_000_000; // beyond 32 bits: a disk image uploaded over a mirrored link
+  p.push(b(`PUT /image HTTP/1.1\r\nContent-Length: ${size}\r\n\r\nab`));
+  p.gap(size - 4);
+  p.push(b('yzGET /next HTTP/1.1\r\n\r\n'));
+  assert.equal(sink.heads[0].contentLength, size);
+  assert.deepEqual(sink.log, [
+    'begin', 'head PUT /image', `end complete body="ab<gap ${size - 4}>yz"`, 'begin', 'head GET /next', 'end complete body=""',
+  ]);
+});
+
 test('HttpMessageParser holds bytes after a CONNECT until release(), and replays them in order with gaps', () => {
   const sink = new LogSink((h) => (h.method === 'CONNECT' ? 'connect' : 'normal'));
   const p = new HttpMessageParser(true, sink);
