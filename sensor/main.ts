@@ -20,7 +20,7 @@ import { RsaKeyError, RsaKeyRing } from './app-layer/tls/rsa.js';
 import { PendingBudget, tlsAppLayer } from './app-layer/tls/index.js';
 import type { CaptureEvent } from './events/capture.js';
 import { tlsEventFor, type TlsEvent } from './events/tls.js';
-import { Counters, defineCounter } from './events/counters.js';
+import { Counters, defineAnomaly, defineCounter } from './events/counters.js';
 import { CaptureCollector, DEFAULT_DEDUP_WINDOW_US } from './inspect/captures.js';
 import type { FlowInfo, StreamConsumer } from './flow/stream.js';
 import { DEFAULT_FLOW_LIMITS, type CaptureBypassSink, type FlowLimits } from './flow/flow-table.js';
@@ -54,6 +54,15 @@ export const COMPILED_DICTIONARY_EXT = '.hdict';
 export type EngineChoice = 'auto' | 'hyperscan' | 'js';
 
 const C_RECONFIGURED = defineCounter('sensor.reconfigured');
+const A_TUNNEL_TOO_DEEP = defineAnomaly('http.tunnel.too_deep');
+
+/**
+ * CONNECT tunnels looked into inside one another, at most. A chain of proxies is one or two deep;
+ * every level adds a parser that each byte of the flow passes through, so thousands of nested
+ * CONNECTs in a few hundred KB would exhaust the stack and blind inspection of the flow. A tunnel
+ * deeper than this is counted (http.tunnel.too_deep) and its bytes are not looked into.
+ */
+const MAX_TUNNEL_DEPTH = 4;
 
 export interface SensorOptions {
   /** A dictionary file (CSV, JSON pack, compiled .hdict) or a Dictionary already in memory. */
@@ -245,9 +254,18 @@ export class Sensor {
       collector: this.collector,
       ...(opts.keepEvidence === true ? { evidence: new EvidenceBudget(EVIDENCE_BUDGET_BYTES, counters) } : {}),
     };
-    // What a CONNECT tunnel carries (TLS to a web proxy) is detected and inspected like any TCP flow's bytes.
-    const tunnel = (flow: FlowInfo): StreamConsumer => streams.open(flow);
-    const http = httpProtocols(ctx, counters, opts.bodyLimitBytes, {}, observe, tunnel);
+    // What a CONNECT tunnel carries (TLS to a web proxy) is detected and inspected like any TCP
+    // flow's bytes, by a factory whose own tunnels are one level deeper (made at the first use).
+    const tunnelFactories: AppLayerFactory[] = [];
+    const tunnelAt = (depth: number) => (flow: FlowInfo): StreamConsumer | undefined => {
+      if (depth > MAX_TUNNEL_DEPTH) {
+        counters.inc(A_TUNNEL_TOO_DEEP);
+        return undefined;
+      }
+      tunnelFactories[depth] ??= new AppLayerFactory(streamProtocols(httpProtocols(ctx, counters, opts.bodyLimitBytes, {}, observe, tunnelAt(depth + 1))), counters);
+      return tunnelFactories[depth].open(flow);
+    };
+    const http = httpProtocols(ctx, counters, opts.bodyLimitBytes, {}, observe, tunnelAt(1));
     this.keyStore = opts.keyStore ?? (opts.keyLogs !== undefined && opts.keyLogs.length > 0 ? new KeyStore(counters) : undefined);
     this.openKeyLogs(opts.keyLogs ?? [], opts.followKeyLogs === true);
     const tls = tlsAppLayer({
@@ -298,7 +316,9 @@ export class Sensor {
       { name: 'netbios', ports: [NETBIOS_NS_PORT], sink: new NetbiosIdentity(identity, counters) },
     ], counters);
     const dnsTcp = { name: 'dns', probe: dnsAppLayer.probe, create: (flow: FlowInfo) => dnsAppLayer.create(flow, dnsSink, counters, this.dnsTransactions) };
-    const streams = new AppLayerFactory([...http, tls, dnsTcp, kerberosTcpAppLayer(identity, counters)], counters);
+    const kerberosTcp = kerberosTcpAppLayer(identity, counters);
+    const streamProtocols = (httpLayers: AppLayerProtocol[]): AppLayerProtocol[] => [...httpLayers, tls, dnsTcp, kerberosTcp];
+    const streams = new AppLayerFactory(streamProtocols(http), counters);
     this.pipeline = new Pipeline({
       counters,
       streams,

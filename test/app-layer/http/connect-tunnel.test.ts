@@ -108,3 +108,51 @@ describe('TLS inside a CONNECT tunnel', () => {
     assert.equal(counters.get('app_layer.bytes.tls'), tlsPayloads().reduce((n, x) => n + x.bytes.length, 0), 'bypassed bytes included');
   });
 });
+
+/** One connection to a proxy: `depth` CONNECTs nested in one another, then a search inside the innermost. */
+function nestedPcap(depth: number): Buffer {
+  const frames: PcapPacket[] = [];
+  let t = 1_700_000_000_000_000;
+  const seq = [1000, 7000];
+  const send = (dir: 0 | 1, text: string, flags = PSH | ACK): void => {
+    frames.push({ data: ethTcp({ ...(dir === 0 ? C : S), seq: seq[dir], ack: seq[dir ^ 1], flags }, Buffer.from(text)), tsUs: t++ });
+    seq[dir] += text.length;
+  };
+  frames.push({ data: ethTcp({ ...C, seq: seq[0] - 1, flags: SYN }), tsUs: t++ });
+  frames.push({ data: ethTcp({ ...S, seq: seq[1] - 1, ack: seq[0], flags: SYN | ACK }), tsUs: t++ });
+  for (let i = 0; i < depth; i++) {
+    send(0, `CONNECT proxy${i + 1}.example:3128 HTTP/1.1\r\n\r\n`);
+    send(1, ESTABLISHED);
+  }
+  send(0, 'GET /search?q=ak47 HTTP/1.1\r\nHost: a.example\r\n\r\n');
+  return writePcap(frames);
+}
+
+function scanNested(depth: number): { captures: number; counters: Sensor['counters'] } {
+  let captures = 0;
+  const sensor = new Sensor({ engine: 'js', onCapture: () => void captures++ });
+  withTempFile(nestedPcap(depth), (file) => {
+    readCaptureFile(file, sensor.pipeline.packet);
+    sensor.finish();
+  });
+  sensor.close();
+  return { captures, counters: sensor.counters };
+}
+
+describe('CONNECT tunnels nested in one another', () => {
+  test('a proxy chain is looked into at every level', () => {
+    const { captures, counters } = scanNested(4);
+    assert.equal(counters.get('http.tunnel'), 4);
+    assert.equal(counters.get('http.requests'), 5, 'four CONNECTs and the search inside the innermost');
+    assert.equal(captures, 1, 'the search for "ak47" inside four tunnels');
+    assert.equal(counters.get('http.tunnel.too_deep'), 0);
+  });
+
+  test('thousands of levels are cut at the depth limit, counted, and never overflow the stack', () => {
+    const { captures, counters } = scanNested(3000);
+    assert.equal(counters.get('http.tunnel.too_deep'), 1);
+    assert.equal(counters.get('http.requests'), 5, 'the CONNECTs down to the limit; what lies deeper is not parsed');
+    assert.equal(counters.get('flow.consumer_error'), 0, 'no stack overflow in any consumer');
+    assert.equal(captures, 0);
+  });
+});
