@@ -71,6 +71,14 @@ export class CaptureFileError extends Error {
  * buffer (`windowBytes`) is still filled one read of this size at a time.
  */
 export const CHUNK_BYTES = 512 << 10;
+/**
+ * Latest packet time accepted from a pcapng file (9999-12-31T23:59:59Z): its 64-bit timestamps,
+ * resolution and offset can name any time, but events carry ISO 8601 times with four-digit years,
+ * so a time beyond this (or before 1970) can only come from a corrupt block.
+ */
+const MAX_TIMESTAMP_US = 253_402_300_799_999_999;
+/** A simple packet block: type, length, original length, trailing length. */
+const SPB_MIN_BYTES = 16;
 /** Largest record accepted: libpcap's MAXIMUM_SNAPLEN is 262144; pcapng blocks may carry options. */
 const MAX_RECORD_BYTES = 16 << 20;
 const MAX_SNAPLEN = 262144;
@@ -359,9 +367,13 @@ function readPcapng(w: Window, fileSize: number, onPacket: PacketHandler, opts: 
       const origLen = u32(b, s + 24);
       if (28 + capLen > bodyEnd) return done({ offset: w.base, message: `corrupt packet block: captured length ${capLen} exceeds block length ${blockLen}` });
       const tsUs = pcapngTimestampUs(iface, u32(b, s + 12), u32(b, s + 16));
+      if (!(tsUs >= 0 && tsUs <= MAX_TIMESTAMP_US)) {
+        return done({ offset: w.base, message: `corrupt packet block: timestamp ${tsUs} µs is outside 1970-9999 (resolution or time offset of interface ${ifId} corrupt?)` });
+      }
       packets++;
       onPacket(iface.linkType, b, s + 28, capLen, origLen < capLen ? capLen : origLen, tsUs, globalIfBase + ifId);
     } else if (type === BT_SPB) {
+      if (blockLen < SPB_MIN_BYTES) return done({ offset: w.base, message: `corrupt simple packet block: length ${blockLen}` });
       const iface = ifaces[0];
       if (iface === undefined) return done({ offset: w.base, message: 'corrupt simple packet block: no interface described' });
       const origLen = u32(b, s + 8);

@@ -450,6 +450,27 @@ for (const [why, totalLength] of [['below 12', 8], ['not a multiple of 4', 30], 
   });
 }
 
+test('readCaptureFile stops at a simple packet block too short to hold its original length', () => {
+  const { buf, offsets } = encodePcapng([{ type: 'shb' }, { type: 'idb', linkType: 1 }, { type: 'spb', data: FRAMES[0] }, { type: 'raw', blockType: 3, body: Buffer.alloc(0) }, { type: 'spb', data: FRAMES[1] }]);
+  const r = readBytes(buf, 'spb12.pcapng');
+  assert.deepEqual(r.packets.map((p) => p.data.length), [FRAMES[0].length], 'no frame of a negative (or 4 GiB) length');
+  assert.equal(r.summary.problem?.offset, offsets[3]);
+  assert.match(r.summary.problem?.message ?? '', /corrupt simple packet block: length 12/);
+});
+
+test('readCaptureFile stops at a packet block whose timestamp lies outside 1970-9999', () => {
+  for (const [why, blocks] of [
+    ['2^63 microseconds', [{ type: 'idb', linkType: 1 }, { type: 'epb', ts: 1n << 63n, data: FRAMES[1] }]],
+    ['a negative interface offset', [{ type: 'idb', linkType: 1, tsoffset: -2_000_000_000 }, { type: 'epb', tsUs: 1_700_000_000_000_000, data: FRAMES[1] }]],
+  ] as const) {
+    const { buf, offsets } = encodePcapng([{ type: 'shb' }, ...blocks, { type: 'epb', data: FRAMES[0] }]);
+    const r = readBytes(buf, 'far.pcapng');
+    assert.equal(r.packets.length, 0, why);
+    assert.equal(r.summary.problem?.offset, offsets[2], why);
+    assert.match(r.summary.problem?.message ?? '', /corrupt packet block: timestamp -?\d+ µs is outside 1970-9999/, why);
+  }
+});
+
 test('readCaptureFile stops at a packet block for an interface never described', () => {
   const { buf, offsets } = encodePcapng([{ type: 'shb' }, { type: 'idb', linkType: 1 }, { type: 'epb', data: FRAMES[0] }, { type: 'epb', ifId: 1, data: FRAMES[0] }]);
   const r = readBytes(buf, 'if.pcapng');
