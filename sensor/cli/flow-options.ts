@@ -10,6 +10,10 @@ import { CliError } from './command.js';
 
 /** Largest batch: 1M frames of index arrays is ~40 MB. */
 const MAX_GROUP_FRAMES = 1 << 20;
+/** Largest --flow-memcap: 1 TiB, beyond any sensor's memory (a larger figure is a typing slip). */
+const MAX_FLOW_MEMCAP_MIB = 1 << 20;
+/** Largest --max-flows: 2^26 flows take ~80 GB of flow state alone at ~1.2 KB each. */
+const MAX_FLOWS = 1 << 26;
 
 export const FLOW_OPTIONS = {
   'flow-memcap': { type: 'string' },
@@ -39,12 +43,12 @@ export function flowLimitsFrom(v: { 'flow-memcap'?: string; 'max-flows'?: string
   const out: { maxFlows?: number; memcapBytes?: number } = {};
   if (v['flow-memcap'] !== undefined) {
     const mib = Number(v['flow-memcap']);
-    if (!Number.isFinite(mib) || mib < 1) throw new CliError(`--flow-memcap must be a number of MiB (at least 1), not "${v['flow-memcap']}"`);
+    if (!Number.isFinite(mib) || mib < 1 || mib > MAX_FLOW_MEMCAP_MIB) throw new CliError(`--flow-memcap must be a number of MiB from 1 to ${MAX_FLOW_MEMCAP_MIB}, not "${v['flow-memcap']}"`);
     out.memcapBytes = Math.floor(mib * 1048576);
   }
   if (v['max-flows'] !== undefined) {
     const n = Number(v['max-flows']);
-    if (!Number.isInteger(n) || n < 1) throw new CliError(`--max-flows must be a whole number of flows, not "${v['max-flows']}"`);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_FLOWS) throw new CliError(`--max-flows must be a whole number of flows from 1 to ${MAX_FLOWS}, not "${v['max-flows']}"`);
     out.maxFlows = n;
   }
   return out;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TLS_KEY_WAIT_US } from '../app-layer/tls/index.js';
+import { MetricsListenError, parseMetricsListen } from '../health/metrics.js';
 import type { EngineChoice } from '../main.js';
 import { autoWorkers, SensorService, type SensorMode } from '../service.js';
 import { DEFAULT_WARM_UP_MS } from '../warm-up.js';
@@ -44,6 +45,31 @@ function number(name: string, text: string, min = 0): number {
   return v;
 }
 
+const SECOND_MS = 1000;
+const MINUTE_MS = 60_000;
+/** Longest delay Node's timers take (2^31 - 1 ms, ~24.8 days): a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration option given in units of `unitMs` (1000: seconds, 60,000: minutes), in milliseconds. */
+function duration(name: string, text: string, unitMs: number, min = 0): number {
+  const max = Math.floor(MAX_TIMER_MS / unitMs);
+  const v = Number(text);
+  if (!Number.isFinite(v) || v < min || v > max) throw new CliError(`--${name} must be a number from ${min} to ${max}, not "${text}"`);
+  return v * unitMs;
+}
+
+/** --metrics-listen, checked before anything starts: a malformed or remote address is a bad option, not a warning. */
+function metricsListenFrom(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  try {
+    parseMetricsListen(text);
+  } catch (err) {
+    if (err instanceof MetricsListenError) throw new CliError(err.message);
+    throw err;
+  }
+  return text;
+}
+
 /** --ring-mb: whole MiB (1 MiB blocks), within what the ring addon accepts. */
 function ringMb(text: string, capture: string): number {
   const v = Number(text);
@@ -65,7 +91,7 @@ function emailFrom(v: { smtp?: string; 'smtp-ca'?: string; 'alert-to'?: string[]
     from: v['alert-from'] ?? `hark@${hostname()}`,
     to: v['alert-to'],
     minSeverity,
-    batchSeconds: number('alert-batch', v['alert-batch'], 1),
+    batchSeconds: duration('alert-batch', v['alert-batch'], SECOND_MS, 1) / SECOND_MS,
     site: v.site ?? hostname(),
     ...(v['smtp-ca'] !== undefined ? { ca: readText(v['smtp-ca'], '--smtp-ca') } : {}),
   };
@@ -245,9 +271,9 @@ ${FLOW_USAGE}
       keyWaitAuto: values['key-wait'] === undefined,
       site: { ...site, allowList },
       api: { enabled: !values['no-api'], socket: values['api-socket'], listen: values['api-listen'] },
-      metricsListen: values['metrics-listen'],
-      statusIntervalMs: number('status-interval', values['status-interval'], 0.1) * 1000,
-      statsIntervalMs: number('stats-interval', values['stats-interval']) * 1000,
+      metricsListen: metricsListenFrom(values['metrics-listen']),
+      statusIntervalMs: duration('status-interval', values['status-interval'], SECOND_MS, 0.1),
+      statsIntervalMs: duration('stats-interval', values['stats-interval'], SECOND_MS),
       flowLimits: flowLimitsFrom(values),
       localityFrames: groupFramesFrom(values),
       bypass: !values['no-bypass'],
@@ -257,15 +283,15 @@ ${FLOW_USAGE}
       email: emailFrom(values),
       proxy: values.proxy ?? process.env.HARK_PROXY,
       user: values.user,
-      watchdogSilentMs: number('watchdog-minutes', values['watchdog-minutes'], 0.01) * 60_000,
-      dropWindowMs: number('drop-alarm-minutes', values['drop-alarm-minutes'], 0.01) * 60_000,
+      watchdogSilentMs: duration('watchdog-minutes', values['watchdog-minutes'], MINUTE_MS, 0.01),
+      dropWindowMs: duration('drop-alarm-minutes', values['drop-alarm-minutes'], MINUTE_MS, 0.01),
       ringMb: values['ring-mb'] !== undefined ? ringMb(values['ring-mb'], values.capture) : undefined,
       warmUpMs: values['warm-up'] !== undefined ? wholeNumber('warm-up', values['warm-up'], MAX_WARM_UP_MS) : undefined,
       keepOffloads: values['keep-offloads'] === true,
-      heartbeatMs: values['heartbeat-interval'] !== undefined ? number('heartbeat-interval', values['heartbeat-interval'], 0.1) * 1000 : undefined,
+      heartbeatMs: values['heartbeat-interval'] !== undefined ? duration('heartbeat-interval', values['heartbeat-interval'], SECOND_MS, 0.1) : undefined,
       homeInsecure: values['home-insecure'],
-      homeRecheckMs: values['home-recheck'] !== undefined ? number('home-recheck', values['home-recheck'], 0.1) * 1000 : undefined,
-      homeHoldDownMs: values['home-hold-down'] !== undefined ? number('home-hold-down', values['home-hold-down']) * 1000 : undefined,
+      homeRecheckMs: values['home-recheck'] !== undefined ? duration('home-recheck', values['home-recheck'], SECOND_MS, 0.1) : undefined,
+      homeHoldDownMs: values['home-hold-down'] !== undefined ? duration('home-hold-down', values['home-hold-down'], SECOND_MS) : undefined,
       log: (line) => process.stderr.write(`${line}\n`),
     });
     const stop = (): void => service.stop('signal');

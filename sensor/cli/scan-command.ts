@@ -8,6 +8,7 @@ import type { CaptureEvent } from '../events/capture.js';
 import { JsonLinesWriter } from '../output/eve-writer.js';
 import { CaptureStore } from '../store/capture-store.js';
 import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from '../main.js';
+import { DEFAULT_DECODED_LIMIT_BYTES, MAX_DECODED_BYTES } from '../normalize/decompress.js';
 import { CliError, type Command } from './command.js';
 import { FLOW_OPTIONS, FLOW_USAGE, flowLimitsFrom, groupFramesFrom } from './flow-options.js';
 import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
@@ -39,7 +40,7 @@ ${SITE_USAGE}
   --db FILE             also store captures in this SQLite database (created mode 0600)
   --engine NAME         auto (Hyperscan when available), hyperscan, or js (default: auto)
   --dedup-window SECS   merge repeats of a phrase by a device on a URL within this window (default 60)
-  --body-limit BYTES    decoded body bytes inspected per message (default 8388608)
+  --body-limit BYTES    decoded body bytes inspected per message (default ${DEFAULT_DECODED_LIMIT_BYTES}, at most ${MAX_DECODED_BYTES})
 ${FLOW_USAGE}
   --keep-duplicates     do not drop mirror-port duplicates (identical copies of a packet within 1 ms)
   --no-progress         no progress bar (shown only when stderr is a terminal anyway)
@@ -68,7 +69,9 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
     const windowSecs = Number(values['dedup-window']);
     if (!Number.isFinite(windowSecs) || windowSecs < 0) throw new CliError(`--dedup-window must be a number of seconds, not "${values['dedup-window']}"`);
     const bodyLimit = values['body-limit'] === undefined ? undefined : Number(values['body-limit']);
-    if (bodyLimit !== undefined && !(Number.isInteger(bodyLimit) && bodyLimit > 0)) throw new CliError(`--body-limit must be a positive number of bytes, not "${values['body-limit']}"`);
+    if (bodyLimit !== undefined && !(Number.isInteger(bodyLimit) && bodyLimit > 0 && bodyLimit <= MAX_DECODED_BYTES)) {
+      throw new CliError(`--body-limit must be a whole number of bytes from 1 to ${MAX_DECODED_BYTES}, not "${values['body-limit']}"`);
+    }
 
     const out = new JsonLinesWriter(values.out ?? '-');
     let store: CaptureStore | undefined;

@@ -64,7 +64,7 @@ export function parseMetricsListen(text: string, allowRemote = false): ListenAdd
   }
   const loopback = isLoopbackHost(host);
   if (!loopback && !allowRemote) {
-    throw new MetricsListenError(`Metrics address "${text}" is not a loopback address: /metrics has no authentication, so it listens on 127.0.0.0/8, ::1 or localhost unless remote access is allowed explicitly`);
+    throw new MetricsListenError(`Metrics address "${text}" is not a loopback address: /metrics has no authentication, so it listens only on 127.0.0.0/8, ::1 or localhost`);
   }
   return { host, port, loopback };
 }

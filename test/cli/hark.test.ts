@@ -195,6 +195,20 @@ describe('hark', () => {
     }
   });
 
+  test('scan refuses limits beyond their documented caps, naming the range', () => {
+    const pcap = fixture('school-search', 'school-search.pcap');
+    for (const [args, message] of [
+      [['--body-limit', '99999999999999'], /--body-limit must be a whole number of bytes from 1 to 67108864, not "99999999999999"/],
+      [['--flow-memcap', '1e30'], /--flow-memcap must be a number of MiB from 1 to 1048576, not "1e30"/],
+      [['--max-flows', '1e12'], /--max-flows must be a whole number of flows from 1 to 67108864, not "1e12"/],
+    ] as const) {
+      const r = hark('scan', '--quiet', ...args, pcap);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+      assert.match(r.err, message);
+      noStackTrace(r.err);
+    }
+  });
+
   test('scan bypasses TLS it cannot decrypt and says so; --no-bypass reassembles it all, with the same events', () => {
     const pcap = fixture('tls', 'zeek-tls12-decryption.pcap');
     const by = hark('scan', pcap);

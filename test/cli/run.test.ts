@@ -132,6 +132,31 @@ test('hark run refuses a warm-up it cannot have, naming the range', () => {
   }
 });
 
+test('hark run refuses durations beyond what a timer can wait and a metrics address it would not serve', () => {
+  for (const [args, message] of [
+    // 3,000,000 s overflows Node's 32-bit timers, which would then fire every millisecond
+    [['--stats-interval', '3000000'], /--stats-interval must be a number from 0 to 2147483, not "3000000"/],
+    [['--status-interval', '0.01'], /--status-interval must be a number from 0\.1 to 2147483, not "0\.01"/],
+    [['--watchdog-minutes', '40000'], /--watchdog-minutes must be a number from 0\.01 to 35791, not "40000"/],
+    [['--heartbeat-interval', 'soon'], /--heartbeat-interval must be a number from 0\.1 to 2147483, not "soon"/],
+    [['--metrics-listen', '0.0.0.0:9469'], /Metrics address "0\.0\.0\.0:9469" is not a loopback address: \/metrics has no authentication, so it listens only on/],
+    [['--metrics-listen', 'nonsense'], /Metrics address "nonsense" is not HOST:PORT/],
+  ] as const) {
+    const dir = join(tmpdir(), `hark-run-limits-${process.pid}`);
+    try {
+      execFileSync(HARK, ['run', '-i', 'lo', '--data-dir', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+      assert.fail(`accepted ${args.join(' ')}`);
+    } catch (e) {
+      const x = e as { status: number; stderr: string };
+      assert.equal(x.status, 2, x.stderr);
+      assert.match(x.stderr, message);
+      assert.doesNotMatch(x.stderr, /\n\s+at /, 'no stack trace');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
+
 test('hark run --workers 0 warms its one packet thread up too, and stores the same captures', () =>
   replayIntoRun('w0', ['--workers', '0', '--no-api', '--warm-up', '200'], 'SIGTERM', ({ err, rows }) => {
     assert.match(err, /hark: warmed up: 1 thread, \d+ rounds, [0-9.]+ MB of frames in [0-9,]+ ms\n[^]*hark: listening on/);
