@@ -40,7 +40,9 @@ ${SITE_USAGE}
     }
     const { summary } = readWithProgress(sensor.pipeline, file, !values['no-progress'], 'reading');
     sensor.finish();
-    const snapshot = sensor.identity.snapshot();
+    // "at the end of the capture": its last packet's time, also when only a static map named anyone
+    const endUs = sensor.pipeline.flows.latestUs;
+    const snapshot = endUs > 0 ? sensor.identity.snapshot(endUs) : sensor.identity.snapshot();
     process.stdout.write(values.json ? `${JSON.stringify(snapshot, null, 2)}\n` : `${formatIdentitySnapshot(snapshot)}\n`);
     return exitStatusFor(file, summary);
   },

@@ -46,7 +46,8 @@ follow the traffic by some seconds.
 
 Options:
   --socket PATH      the sensor's API socket (default: $HARK_DATA_DIR/api.sock, else ./var/api.sock)
-  --token-file PATH  the API token (default: api.token beside the socket)
+  --token-file PATH  the API token (default: api.token beside the socket; hark run keeps it in its
+                     data directory, so give DATA_DIR/api.token when its --api-socket is elsewhere)
   -h, --help         this help`,
   async run(argv) {
     const { values, positionals } = parseArgs({

@@ -346,6 +346,11 @@ export class FlowTable implements HalfOutput {
     return this.count;
   }
 
+  /** The newest packet time seen (µs; 0 before the first TCP or UDP packet). */
+  get latestUs(): number {
+    return this.nowUs;
+  }
+
   /** Takes one decoded TCP or UDP packet; `frameLen` is counted as the flow's bytes. */
   packet(p: Packet, frameLen: number): void {
     const ts = p.tsUs;

@@ -15,6 +15,8 @@ function time(us: number): string {
 }
 
 function describe(v: IdentityValue): string {
+  // a static map's entries hold for any time (fed at time 0): no observation times to print
+  if (v.source === 'static' && v.firstUs === 0 && v.lastUs === 0) return `${v.value}  [static map]`;
   const ends = Math.min(v.expiresUs, v.endedUs);
   const why = v.endedUs <= v.expiresUs ? 'ended' : 'expires';
   return `${v.value}  [${v.source}; seen ${time(v.firstUs)} .. ${time(v.lastUs)}; ${why} ${time(ends)}]`;

@@ -88,6 +88,16 @@ test('hark identity prints the DHCP host name and MAC of a capture', () => {
   assert.match(r.stdout, /hostname btest\.is\.cool\s+\[dhcp/);
 });
 
+test('hark identity with only a static map: values at the capture\'s last packet, marked as from the map', () => {
+  const map = file('map-only.csv', 'ip or mac,hostname,user\n127.0.0.1,LAPTOP-7F3,jsmith\n');
+  const r = hark('identity', SEARCH, '--identity-map', map, '--quiet');
+  assert.equal(r.status, 0, r.stderr);
+  // school-search.pcap's last packet is at 2026-11-21 15:41:44 UTC (no DHCP or DNS in it)
+  assert.match(r.stdout, /^identity at 2026-11-21T15:41:44Z: 1 address\(es\)/);
+  assert.match(r.stdout, /127\.0\.0\.1\n\s+hostname LAPTOP-7F3\s+\[static map\]\n\s+user\s+jsmith\s+\[static map\]/);
+  assert.doesNotMatch(r.stdout, /1970/);
+});
+
 test('hark identity names IPv6 hosts from their mDNS announcements', () => {
   // arkime-v6-http.pcap: a host answers mDNS for linux.local with three AAAA records.
   const r = hark('identity', fixture('tcp', 'arkime-v6-http.pcap'), '--quiet');
