@@ -1,6 +1,7 @@
 /**
  * End-of-run counter summary printed on stderr by the file commands: packets, decoded, anomalies by
- * code, flows, gaps, memcap evictions, bypassed flows, and the read problem if the file was truncated or corrupt.
+ * code, flows, gaps, memcap evictions, bypassed flows, internal errors caught (if any), and the read
+ * problem if the file was truncated or corrupt.
  */
 import type { ReadSummary } from '../capture/file-reader.js';
 import type { Counters } from '../events/counters.js';
@@ -21,6 +22,9 @@ export function formatSummary(file: string, read: ReadSummary, counters: Counter
     lines.push(`  anomalies: ${counters.anomalyTotal()}`);
     for (const code of codes) lines.push(`    ${code} ${anomalies[code]}`);
   }
+  // Hark's own failures, caught and counted so the run goes on: rare, and then they must show
+  const failures = c('pipeline.exception') + c('flow.consumer_error');
+  if (failures > 0) lines.push(`  internal errors: ${c('pipeline.exception')} packets failed (pipeline.exception), ${c('flow.consumer_error')} flows' inspection failed (flow.consumer_error); see the warnings above`);
   if (read.problem) lines.push(`  input problem at byte offset ${read.problem.offset}: ${read.problem.message}`);
   return lines.join('\n');
 }
