@@ -37,7 +37,9 @@ test('warm-up traffic is whole HTTP and DNS that every layer decodes without an 
 
 test('warm-up runs rounds until its budget is spent, and says so in one line', () => {
   const r = warmUp({ sensorOptions: {}, matching, budgetMs: 150 });
-  assert.ok(r.rounds > 1, `${r.rounds} rounds`);
+  // how many rounds fit depends on the machine's load (one took over 150 ms with 7 other jobs on
+  // 2 cores): what is certain is at least one, and that it stopped only once the budget was spent
+  assert.ok(r.rounds >= 1, `${r.rounds} rounds`);
   assert.ok(r.ms >= 150, `${r.ms} ms`);
   assert.match(describeWarmUps([r, r]), new RegExp(`^2 threads, ${2 * r.rounds} rounds, [0-9.]+ MB of frames in [0-9,]+ ms$`));
 });
