@@ -18,7 +18,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { BenchCommandLine } from './command-line.js';
 import { pairedSummary } from './stats.js';
 import { DEFAULT_WORKLOAD_DIR, ensureWorkload, runBenchChild } from './workload.js';
 
@@ -32,10 +32,10 @@ const DEFAULT_PAIRS = 6;
 
 type Figures = Record<string, unknown>;
 
-function usage(message: string): never {
-  process.stderr.write(`bench/ab: ${message}\nUsage: node dist/bench/ab.js --a DIR --b DIR [--bench ${Object.keys(COUNT_FIELDS).join('|')}] [--runs N] [--metric NAME] [--extra-a ARGS] [--extra-b ARGS] [-- child args]\n`);
-  process.exit(2);
-}
+const cli: BenchCommandLine = new BenchCommandLine(
+  'bench/ab',
+  `Usage: node dist/bench/ab.js --a DIR --b DIR [--bench ${Object.keys(COUNT_FIELDS).join('|')}] [--runs N] [--metric NAME] [--extra-a ARGS] [--extra-b ARGS] [-- child args]\n`,
+);
 
 const OPTIONS = {
   a: { type: 'string' },
@@ -47,22 +47,12 @@ const OPTIONS = {
   'extra-b': { type: 'string', default: '' },
 } as const;
 
-/** The command line; a bad one ends with the usage, not a stack trace. */
-function parse() {
-  try {
-    return parseArgs({ options: OPTIONS, allowPositionals: true });
-  } catch (err) {
-    return usage((err as Error).message);
-  }
-}
-
-const { values, positionals } = parse();
-if (values.a === undefined || values.b === undefined) usage('--a and --b name the two built checkouts to compare');
+const { values, positionals } = cli.parse({ options: OPTIONS, allowPositionals: true });
+if (values.a === undefined || values.b === undefined) cli.fail('--a and --b name the two built checkouts to compare');
 const bench = values.bench;
 const countFields = COUNT_FIELDS[bench];
-if (countFields === undefined) usage(`unknown bench "${bench}"`);
-const pairs = Number(values.runs);
-if (!Number.isInteger(pairs) || pairs < 1) usage(`--runs takes a number of pairs, not "${values.runs}"`);
+if (countFields === undefined) cli.fail(`unknown bench "${bench}"`);
+const pairs = cli.wholeNumber('--runs', values.runs, 'pairs', 1);
 const metric = values.metric;
 
 const words = (s: string): string[] => s.split(' ').filter((w) => w.length > 0);
@@ -71,7 +61,7 @@ const builds = [
   { dir: resolve(values.b), extra: words(values['extra-b']) },
 ].map(({ dir, extra }) => {
   const script = join(dir, 'dist', 'bench', `${bench}.js`);
-  if (!existsSync(script)) usage(`${script} not found: build that checkout first (npm run setup)`);
+  if (!existsSync(script)) cli.fail(`${script} not found: build that checkout first (npm run setup)`);
   return { dir, script, extra, rev: revision(dir) };
 });
 

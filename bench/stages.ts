@@ -26,38 +26,24 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import type { Decoder as DecoderClass } from '../sensor/decode/decoder.js';
 import type { DuplicateFilter as DuplicateFilterClass } from '../sensor/decode/duplicates.js';
 import type { Counters as CountersClass } from '../sensor/events/counters.js';
 import type { ReadOptions, ReadSummary, PacketHandler } from '../sensor/capture/file-reader.js';
 import type { StreamConsumer } from '../sensor/flow/stream.js';
 import type { Pipeline as PipelineClass, PipelineOptions } from '../sensor/pipeline.js';
+import { BenchCommandLine } from './command-line.js';
 import { median, pairedSummary } from './stats.js';
 import { ROOT } from './workload.js';
 
 const DEFAULT_ROUNDS = 7;
 /** Fields per frame in the index: link type, offset, captured length, original length, time. */
 const FRAME_FIELDS = 5;
-const USAGE = 'Usage: node dist/bench/stages.js <capture> [--rounds N] [--against DIR]\n';
-
-function usage(message: string): never {
-  process.stderr.write(`bench/stages: ${message}\n${USAGE}`);
-  process.exit(2);
-}
-
-function parse() {
-  try {
-    return parseArgs({ options: { rounds: { type: 'string', default: String(DEFAULT_ROUNDS) }, against: { type: 'string' } }, allowPositionals: true });
-  } catch (err) {
-    return usage((err as Error).message);
-  }
-}
-
-const { values, positionals } = parse();
-const rounds = Number(values.rounds);
-if (positionals.length !== 1) usage('one capture file, please');
-if (!Number.isInteger(rounds) || rounds < 1) usage(`--rounds takes a number of rounds, not "${values.rounds}"`);
+const cli: BenchCommandLine = new BenchCommandLine('bench/stages', 'Usage: node dist/bench/stages.js <capture> [--rounds N] [--against DIR]\n');
+const { values, positionals } = cli.parse({ options: { rounds: { type: 'string', default: String(DEFAULT_ROUNDS) }, against: { type: 'string' } }, allowPositionals: true });
+if (positionals.length !== 1) cli.fail('one capture file, please');
+const capture = cli.readableFile('capture file', positionals[0]);
+const rounds = cli.wholeNumber('--rounds', values.rounds, 'rounds', 1);
 
 /** The parts of one build the stages use, loaded from its dist/. */
 interface Build {
@@ -72,7 +58,7 @@ interface Build {
 async function loadBuild(name: string, root: string): Promise<Build> {
   const mod = async (path: string): Promise<Record<string, unknown>> => {
     const file = join(root, 'dist', 'sensor', path);
-    if (!existsSync(file)) usage(`${file} not found: build that checkout first (npm run setup)`);
+    if (!existsSync(file)) cli.fail(`${file} not found: build that checkout first (npm run setup)`);
     return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   };
   const [counters, decoder, duplicates, pipeline, reader] = await Promise.all([
@@ -115,7 +101,6 @@ function loadFrames(file: string): { bytes: Uint8Array; index: Float64Array; cou
   return { bytes, index: Float64Array.from(index), count: index.length / FRAME_FIELDS };
 }
 
-const capture = positionals[0];
 const { bytes, index, count } = loadFrames(capture);
 
 /** Hands every frame to `handler`; nanoseconds per frame. */
