@@ -13,18 +13,25 @@ import type { StreamConsumer } from '../sensor/flow/stream.js';
 import { DEFAULT_FLOW_LIMITS } from '../sensor/flow/flow-table.js';
 import { DEFAULT_REASSEMBLY_LIMITS } from '../sensor/flow/tcp-reassembly.js';
 import { Pipeline } from '../sensor/pipeline.js';
+import { BenchCommandLine } from './command-line.js';
+
+const cli: BenchCommandLine = new BenchCommandLine('bench/engine', 'Usage: node dist/bench/engine.js <capture> [--retain BYTES] [--group-frames N] [--no-warm]\n');
+const { values, positionals } = cli.parse({
+  options: { retain: { type: 'string' }, 'group-frames': { type: 'string' }, 'no-warm': { type: 'boolean', default: false } },
+  allowPositionals: true,
+});
+if (positionals.length !== 1) cli.fail('one capture file, please');
+const file = cli.readableFile('capture file', positionals[0]);
+// --retain N: bytes kept per direction to verify retransmissions (default: the sensor's default).
+const retainBytes = values.retain === undefined ? undefined : cli.wholeNumber('--retain', values.retain, 'bytes');
+const localityFrames = values['group-frames'] === undefined ? undefined : cli.wholeNumber('--group-frames', values['group-frames'], 'frames');
+const flowLimits = retainBytes === undefined ? undefined : { ...DEFAULT_FLOW_LIMITS, reassembly: { ...DEFAULT_REASSEMBLY_LIMITS, retainBytes } };
 
 function peakRssBytes(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) * 1024 : process.memoryUsage().rss;
 }
 
-const file = process.argv[2];
-// --retain N: bytes kept per direction to verify retransmissions (default: the sensor's default).
-const retainArg = process.argv.indexOf('--retain');
-const groupArg = process.argv.indexOf('--group-frames');
-const localityFrames = groupArg > 0 ? Number(process.argv[groupArg + 1]) : undefined;
-const flowLimits = retainArg > 0 ? { ...DEFAULT_FLOW_LIMITS, reassembly: { ...DEFAULT_REASSEMBLY_LIMITS, retainBytes: Number(process.argv[retainArg + 1]) } } : undefined;
 let reassembled = 0;
 let gapBytes = 0;
 let flows = 0;
@@ -54,7 +61,7 @@ const c = cold.pipeline.counters;
 const counted = { reassembled, gapBytes, flows };
 // the engine's own peak, before the warm pass adds a second pipeline's buffers
 const peakRss = peakRssBytes();
-const warm = process.argv.includes('--no-warm') ? undefined : pass();
+const warm = values['no-warm'] ? undefined : pass();
 process.stdout.write(
   `${JSON.stringify({
     seconds: ns / 1e9,

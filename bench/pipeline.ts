@@ -16,41 +16,49 @@ import type { Dictionary, Phrase } from '../rules/dictionary.js';
 import { HttpInspector } from '../sensor/inspect/http-inspector.js';
 import { Sensor, type EngineChoice } from '../sensor/main.js';
 import type { PhraseScanner } from '../sensor/match/scanner.js';
+import { BenchCommandLine } from './command-line.js';
+
+const cli: BenchCommandLine = new BenchCommandLine(
+  'bench/pipeline',
+  'Usage: node dist/bench/pipeline.js <capture> <phrases.txt> hyperscan|js [--bodies extract|raw|none] [--locality N] [--no-bypass]\n',
+);
+const { values, positionals } = cli.parse({
+  options: { bodies: { type: 'string', default: 'extract' }, locality: { type: 'string' }, 'no-bypass': { type: 'boolean', default: false } },
+  allowPositionals: true,
+});
+if (positionals.length !== 3) cli.fail('a capture file, a phrases file and an engine, please');
+const file = cli.readableFile('capture file', positionals[0]);
+const phrasesFile = cli.readableFile('phrases file', positionals[1]);
+const engine: EngineChoice = cli.oneOf('the engine', positionals[2], ['hyperscan', 'js']);
+const bodies = cli.oneOf('--bodies', values.bodies, ['extract', 'raw', 'none']);
+const localityFrames = values.locality === undefined ? undefined : cli.wholeNumber('--locality', values.locality, 'frames (0: file order)');
 
 function peakRssBytes(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) * 1024 : process.memoryUsage().rss;
 }
 
-const [file, phrasesFile, engine] = process.argv.slice(2);
-const bodiesArg = process.argv.indexOf('--bodies');
-const bodies = bodiesArg > 0 ? process.argv[bodiesArg + 1] : 'extract';
 if (bodies === 'raw' || bodies === 'none') {
   // Diagnostic only: replaces the inspector's body hand-off (its per-message scans are private).
   type Scans = { scans: Map<unknown, { scanner: PhraseScanner }> };
   HttpInspector.prototype.onBody = function (this: HttpInspector, msg, _dir, chunk) {
     if (bodies === 'raw') (this as unknown as Scans).scans.get(msg)?.scanner.writeUtf8(chunk);
   };
-} else if (bodies !== 'extract') {
-  throw new Error(`--bodies takes extract, raw or none, not ${bodies}`);
 }
 const phrases: Phrase[] = readFileSync(phrasesFile, 'utf8')
   .split('\n')
   .filter((l) => l.trim().length > 0)
   .map((phrase) => ({ phrase, category: 'bench', severity: 3, embedded: false, exclusions: [], languages: [] }));
 const dictionary: Dictionary = { name: 'bench', phrases };
-const localityArg = process.argv.indexOf('--locality');
-const localityFrames = localityArg > 0 ? Number(process.argv[localityArg + 1]) : undefined;
-if (localityFrames !== undefined && (!Number.isInteger(localityFrames) || localityFrames < 0)) throw new Error('--locality takes a number of frames (0: file order)');
 
 const t0 = process.hrtime.bigint();
 // A capture whose window merged repeats is emitted again with the same id and its final count.
 const latest = new Map<string, number>();
 const sensor = new Sensor({
   dictionary,
-  engine: engine as EngineChoice,
+  engine,
   localityFrames,
-  bypass: !process.argv.includes('--no-bypass'),
+  bypass: !values['no-bypass'],
   onCapture: (c) => {
     latest.set(c.id, c.count);
   },
