@@ -1,25 +1,27 @@
 /**
  * Benchmark: the native Hyperscan engine (sensor/match/hyperscan.ts) alone on the decoded HTTP
- * content of a gen-workload.mjs run, with its 10,000 phrases lower-cased. Prints compile cost,
- * sizes, MB/s (1 MB = 10^6 bytes of decoded content) and the match count beside the ground truth.
- * Usage: node dist/bench/hyperscan.js [--dir /tmp/hs-wl] [--chunk 16384] [--runs 5]
- * after: node /work/shared/bench/gen-workload.mjs --out /tmp/hs-wl --flows 2000 --concurrency 200 --seed 1
+ * content of the shared workload (gen-workload.mjs, 20,000 flows, seed 1, in bench/.cache/wl;
+ * generated when missing, as for `npm run bench`), with its 10,000 phrases lower-cased. Prints
+ * compile cost, sizes, MB/s (1 MB = 10^6 bytes of decoded content) and the match count beside the
+ * ground truth. --dir reads (or generates) the workload elsewhere.
+ * Usage: node dist/bench/hyperscan.js [--dir DIR] [--chunk 16384] [--runs 5]
  */
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Counters } from '../sensor/events/counters.js';
 import { loadHyperscan, type MatchDatabase } from '../sensor/match/hyperscan.js';
+import { BenchCommandLine } from './command-line.js';
 import { median } from './stats.js';
+import { DEFAULT_WORKLOAD_DIR, ensureWorkload } from './workload.js';
 
-function opt(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
-}
-
-const DIR = opt('dir', '/tmp/hs-wl');
-const CHUNK = Number(opt('chunk', '16384'));
-const RUNS = Number(opt('runs', '5'));
+const cli: BenchCommandLine = new BenchCommandLine('bench/hyperscan', 'Usage: node dist/bench/hyperscan.js [--dir DIR] [--chunk 16384] [--runs 5]\n');
+const { values } = cli.parse({
+  options: { dir: { type: 'string', default: DEFAULT_WORKLOAD_DIR }, chunk: { type: 'string', default: '16384' }, runs: { type: 'string', default: '5' } },
+});
+const DIR = values.dir;
+const CHUNK = cli.wholeNumber('--chunk', values.chunk, 'bytes', 1);
+const RUNS = cli.wholeNumber('--runs', values.runs, 'runs', 1);
 /** Typical TCP segment payload: the granularity a per-segment caller would scan at. */
 const SEGMENT_BYTES = 1460;
 /** gen-workload.mjs ends every HTTP message in decoded.bin with this separator. */
@@ -28,10 +30,11 @@ const SEP = Buffer.from('\n\0\n');
 const counters = new Counters();
 const load = loadHyperscan(counters);
 if (!load.engine) {
-  console.error(`hyperscan bench: ${load.reason}`);
+  console.error(`${cli.name}: ${load.reason}`);
   process.exit(1);
 }
 const engine = load.engine;
+ensureWorkload(DIR);
 
 const enc = new TextEncoder();
 const phrases = readFileSync(path.join(DIR, 'phrases.txt'), 'utf8')
