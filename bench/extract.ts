@@ -7,9 +7,12 @@
 import { Counters } from '../sensor/events/counters.js';
 import { createExtractor } from '../sensor/normalize/extract.js';
 import type { TextSink } from '../sensor/normalize/sink.js';
+import { BenchCommandLine } from './command-line.js';
 
-const argv = process.argv.slice(2);
-const SECONDS = Number(argv[argv.indexOf('--seconds') + 1]) || 2;
+const cli: BenchCommandLine = new BenchCommandLine('bench/extract', 'Usage: node dist/bench/extract.js [--seconds 2]\n');
+const { values } = cli.parse({ options: { seconds: { type: 'string', default: '2' } } });
+/** CPU seconds each figure runs for. */
+const SECONDS = cli.positiveNumber('--seconds', values.seconds, 'seconds');
 
 // Deterministic PRNG (mulberry32) so every run measures the same bytes.
 let seed = 0x9e3779b9;

@@ -15,10 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import forge from 'node-forge';
 import { Agent, request } from 'undici';
+import { MAX_CAPTURES_PER_BATCH } from '../home/sensor-api.js';
 import { parseStatCpuSeconds } from '../sensor/health/threads.js';
+import { BenchCommandLine } from './command-line.js';
 
 const HOME_MAIN = fileURLToPath(new URL('../home/main.js', import.meta.url));
 const ADMIN_PASSWORD = 'soak benchmark password';
@@ -64,8 +65,11 @@ async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<void>
   }));
 }
 
+const cli: BenchCommandLine = new BenchCommandLine('bench/home-soak', 'Usage: node dist/bench/home-soak.js [--sensors 200] [--seconds 60] [--batch 20] [--interval-ms 1000]\n');
+
+/** Runs the soak; a bad command line ends the process with the usage (exit 2). */
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = cli.parse({
     args: argv,
     options: {
       sensors: { type: 'string', default: '200' },
@@ -74,10 +78,10 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
       'interval-ms': { type: 'string', default: '1000' },
     },
   });
-  const sensors = Math.max(1, Number(values.sensors));
-  const seconds = Math.max(1, Number(values.seconds));
-  const batch = Math.max(1, Math.min(1000, Number(values.batch)));
-  const intervalMs = Math.max(0, Number(values['interval-ms']));
+  const sensors = cli.wholeNumber('--sensors', values.sensors, 'sensors', 1);
+  const seconds = cli.wholeNumber('--seconds', values.seconds, 'seconds', 1);
+  const batch = cli.wholeNumber('--batch', values.batch, 'captures', 1, MAX_CAPTURES_PER_BATCH);
+  const intervalMs = cli.wholeNumber('--interval-ms', values['interval-ms'], 'milliseconds');
   const dir = mkdtempSync(join(tmpdir(), 'hark-home-soak-'));
   const dataDir = join(dir, 'data');
   const { child, port, caPem } = await startChild(dataDir);

@@ -8,10 +8,10 @@
  * sender stopped. Prints a table and the highest passing rate per tool. Root only.
  *
  *   node dist/bench/live.js [--capture ring,pcap] [--first MBPS] [--low MBPS] [--steps N] [--rates M1,M2 (0 = top speed)] [--workers N] [--group-frames N] [--skip-tcpdump]
- *                           [--pcap FILE [--loop N]] [--no-bypass] [--key-wait SECS] [--warm-up MS]
+ *                           [--pcap FILE [--loop N]] [--workload DIR] [--no-bypass] [--key-wait SECS] [--warm-up MS]
  *
  * --workers N, --group-frames N, --no-bypass, --key-wait SECS and --warm-up MS are handed to `hark run` (default:
- * hark's own choice).
+ * hark's own choice). --workload DIR reads (or generates) the workload there, not in bench/.cache/wl.
  * --pcap FILE replays another capture (with the workload's phrases as the dictionary): it has no
  * ground truth, so a step then passes on drops, received packets and lag alone. --loop N replays
  * it N times, each with addresses of its own (tcpreplay --unique-ip), so every pass makes new flows.
@@ -23,7 +23,7 @@ import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { BenchCommandLine } from './command-line.js';
 import { DEFAULT_WORKLOAD_DIR, ensureWorkload, plantedTotal, SENSOR_NODE_FLAGS, workloadPhrases } from './workload.js';
 import { parseStatCpuSeconds, type ThreadsCpu } from '../sensor/health/threads.js';
 
@@ -390,9 +390,18 @@ function printTable(rows: string[][], out: (s: string) => void): void {
   for (const r of rows) out(`${r.map((c, i) => (i === 0 || i === r.length - 1 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')}\n`);
 }
 
-/** Runs the live figure; resolves with every step (and prints them). Throws when not root. */
+const cli: BenchCommandLine = new BenchCommandLine(
+  'bench/live',
+  'Usage: node dist/bench/live.js [--capture ring,pcap] [--first MBPS] [--low MBPS] [--steps N] [--rates M1,M2 (0 = top speed)] [--workers N] [--group-frames N] [--skip-tcpdump]\n' +
+    '                            [--pcap FILE [--loop N]] [--workload DIR] [--no-bypass] [--key-wait SECS] [--warm-up MS]\n',
+);
+
+/**
+ * Runs the live figure; resolves with every step (and prints them). Throws when not root; a bad
+ * command line ends the process with the usage (exit 2).
+ */
 export async function main(argv: string[] = process.argv.slice(2)): Promise<LiveResult> {
-  const { values } = parseArgs({
+  const { values } = cli.parse({
     args: argv,
     options: {
       capture: { type: 'string', default: 'ring,pcap' },
@@ -411,13 +420,21 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Live
       'warm-up': { type: 'string' },
     },
   });
+  const captures = values.capture.split(',').map((c) => cli.oneOf('--capture', c.trim(), ['ring', 'pcap']));
+  const low = cli.positiveNumber('--low', values.low, 'Mbit/s');
+  const first = cli.positiveNumber('--first', values.first, 'Mbit/s');
+  const steps = cli.wholeNumber('--steps', values.steps, 'steps', 2);
+  // --rates 0,500,1000: exactly these steps (0 = top speed) instead of the search
+  const fixed = values.rates?.split(',').map((r) => (r.trim() === '0' ? 0 : cli.positiveNumber('--rates', r.trim(), 'Mbit/s')));
+  const loops = cli.wholeNumber('--loop', values.loop, 'replays', 1);
+  if (values.pcap !== undefined) cli.readableFile('capture file', values.pcap);
   if (process.getuid?.() !== 0) throw new Error('The live bench needs root (veth pairs, packet sockets)');
   const out = (s: string): void => void process.stdout.write(s);
   const wl = values.workload;
   ensureWorkload(wl);
   const pcap = values.pcap ?? join(wl, 'workload.pcap');
   const planted = values.pcap === undefined ? plantedTotal(wl) : undefined;
-  replayLoops = Math.max(1, Number(values.loop));
+  replayLoops = loops;
   const extra = [
     ...(values.workers !== undefined ? ['--workers', values.workers] : []),
     ...(values['group-frames'] !== undefined ? ['--group-frames', values['group-frames']] : []),
@@ -430,11 +447,6 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Live
   const phrases = workloadPhrases(wl);
   // the bench pipeline's dictionary (bench/workload.ts workloadPhrase): whole words, any case
   writeFileSync(csv, `phrase,category,severity,embedded\n${phrases.map((p) => `"${p}",bench,3,false`).join('\n')}\n`);
-  const low = Number(values.low);
-  const first = Number(values.first);
-  const steps = Math.max(2, Number(values.steps));
-  // --rates 0,500,1000: exactly these steps (0 = top speed) instead of the search
-  const fixed = values.rates?.split(',').map(Number).filter((n) => Number.isFinite(n) && n >= 0);
   const all: LiveStep[] = [];
   const best: Partial<Record<LiveTool, LiveStep>> = {};
   const log = (s: LiveStep): void => {
@@ -448,8 +460,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Live
       const b = await search((r) => tcpdumpStep(v, pcap, r), first * 2, low, steps, log, fixed);
       if (b !== undefined) best.tcpdump = b;
     }
-    for (const capture of values.capture.split(',').map((s) => s.trim()).filter(Boolean)) {
-      if (capture !== 'ring' && capture !== 'pcap') throw new Error(`--capture takes ring and/or pcap, not "${capture}"`);
+    for (const capture of captures) {
       const tool: LiveTool = capture === 'ring' ? 'hark ring' : 'hark pcap';
       const b = await search((r) => harkStep(tool, v, pcap, csv, planted, r, extra), first, low, steps, log, fixed);
       if (b !== undefined) best[tool] = b;
@@ -482,7 +493,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
       process.exitCode = r.best['hark ring'] !== undefined || r.best['hark pcap'] !== undefined ? 0 : 1;
     },
     (err: Error) => {
-      process.stderr.write(`live bench: ${err.message}\n`);
+      process.stderr.write(`${cli.name}: ${err.message}\n`);
       process.exitCode = 2;
     },
   );

@@ -17,7 +17,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Phrase } from '../rules/dictionary.js';
 import { SLICE_BYTES, TextNormalizer, type NormalizerOptions } from '../sensor/normalize/text.js';
 import { Counters } from '../sensor/events/counters.js';
@@ -26,11 +25,13 @@ import { compileDictionary, loadMatcher, matcherPatterns, serializeMatcher, type
 import { PhraseScanner } from '../sensor/match/scanner.js';
 import { decodedMessages, DEFAULT_WORKLOAD_DIR, ensureWorkload, workloadPhrase } from './workload.js';
 import { median } from './stats.js';
+import { BenchCommandLine } from './command-line.js';
 
 /** A TCP segment's payload: the piece size the pipeline typically hands over. */
 const SEGMENT_BYTES = 1460;
 
-const { values } = parseArgs({
+const cli: BenchCommandLine = new BenchCommandLine('bench/match', 'Usage: node dist/bench/match.js [--dir DIR] [--mb 64] [--runs 5] [--full]\n');
+const { values } = cli.parse({
   options: {
     dir: { type: 'string', default: DEFAULT_WORKLOAD_DIR },
     mb: { type: 'string', default: '64' },
@@ -38,8 +39,9 @@ const { values } = parseArgs({
     full: { type: 'boolean', default: false },
   },
 });
-const DIR = values.dir!;
-const RUNS = Math.max(1, Number(values.runs));
+const DIR = values.dir;
+const MB = cli.positiveNumber('--mb', values.mb, 'megabytes');
+const RUNS = cli.wholeNumber('--runs', values.runs, 'runs', 1);
 
 interface Timing {
   cpuMs: number;
@@ -93,7 +95,7 @@ const matcher = m!;
 describeMatcher('benchmark dictionary', matcher, compile10k);
 
 const decoded = readFileSync(join(DIR, 'decoded.bin'));
-const limit = Math.min(decoded.length, Math.floor(Number(values.mb) * 1e6));
+const limit = Math.min(decoded.length, Math.floor(MB * 1e6));
 const sample = decoded.subarray(0, limit);
 const msgs = decodedMessages(sample);
 const sampleBytes = msgs.reduce((n, b) => n + b.length, 0);

@@ -14,6 +14,7 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { DomainPolicyBuilder, type DomainPolicy } from '../sensor/policy/domain-policy.js';
 import { loadPlainDomains } from '../sensor/policy/blocklist.js';
+import { BenchCommandLine } from './command-line.js';
 
 export interface DomainPolicyBenchResult {
   entries: number;
@@ -183,7 +184,9 @@ export function benchDomainPolicy(entries = 100_000): DomainPolicyBenchResult {
 
 const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
 if (isMain) {
-  const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+  const cli: BenchCommandLine = new BenchCommandLine('bench/policy', 'Usage: node dist/bench/policy.js [entries ...]     (default 100000 1000000; one child process per size)\n');
+  const { positionals } = cli.parse({ allowPositionals: true });
+  const sizes = positionals.map((p) => cli.wholeNumber('entries', p, 'domains', 1));
   if ((globalThis as { gc?: unknown }).gc === undefined || sizes.length !== 1) {
     // One process per size, with --expose-gc: each heap measurement starts from a clean heap.
     for (const n of sizes.length > 0 ? sizes : [100_000, 1_000_000]) {

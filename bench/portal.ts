@@ -8,13 +8,14 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { PortalQueries } from '../home/portal/queries.js';
 import { fillSyntheticCaptures, isFullScan, planCases } from '../home/portal/synthetic.js';
 import { HomeStore } from '../home/store.js';
+import { BenchCommandLine } from './command-line.js';
 
-const { values } = parseArgs({ options: { rows: { type: 'string', default: '1000000' } } });
-const rows = Number(values.rows);
+const cli: BenchCommandLine = new BenchCommandLine('bench/portal', 'Usage: node dist/bench/portal.js [--rows N]\n');
+const { values } = cli.parse({ options: { rows: { type: 'string', default: '1000000' } } });
+const rows = cli.wholeNumber('--rows', values.rows, 'captures', 1);
 const dir = mkdtempSync(join(tmpdir(), 'hark-portal-bench-'));
 try {
   const store = new HomeStore(join(dir, 'home.db'));

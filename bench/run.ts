@@ -14,13 +14,13 @@
  * and last the live figure: tcpreplay onto a veth pair at rising rates, Hark beside tcpdump
  * (bench/live.ts, needs root).
  *
- *   npm run bench [-- --runs N] [-- --skip-tcpflow] [-- --skip-pipeline] [-- --skip-tls] [-- --skip-policy]
- *                 [-- --skip-store] [-- --skip-home] [-- --skip-live]
+ *   npm run bench [-- [--runs N] [--skip-tcpflow] [--skip-pipeline] [--skip-tls] [--skip-policy]
+ *                    [--skip-store] [--skip-home] [--skip-live]]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { BenchCommandLine } from './command-line.js';
 import { median } from './stats.js';
 import { DEFAULT_WORKLOAD_DIR, ensureWorkload, plantedTotal, ROOT, runBenchChild, workloadPhrases, type PipelineFigures } from './workload.js';
 
@@ -44,7 +44,12 @@ interface EngineResult {
   peakRss: number;
 }
 
-const { values } = parseArgs({
+const cli: BenchCommandLine = new BenchCommandLine(
+  'bench/run',
+  'Usage: npm run bench [-- [--runs N] [--skip-tcpflow] [--skip-pipeline] [--skip-tls] [--skip-policy]\n' +
+    '                        [--skip-store] [--skip-home] [--skip-live]]\n',
+);
+const { values } = cli.parse({
   options: {
     runs: { type: 'string', default: '3' },
     'skip-tcpflow': { type: 'boolean', default: false },
@@ -56,7 +61,7 @@ const { values } = parseArgs({
     'skip-live': { type: 'boolean', default: false },
   },
 });
-const runs = Math.max(1, Number(values.runs));
+const runs = cli.wholeNumber('--runs', values.runs, 'runs', 1);
 
 function runEngine(pcap: string): EngineResult {
   return runBenchChild(join(ROOT, 'dist', 'bench', 'engine.js'), [pcap]) as unknown as EngineResult;

@@ -15,7 +15,6 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import type { CaptureEvent } from '../sensor/events/capture.js';
 import { isoMicros, stableId } from '../sensor/events/capture.js';
@@ -23,6 +22,7 @@ import { Counters } from '../sensor/events/counters.js';
 import type { HomeRequestOptions, HomeResponse, HomeTransport } from '../sensor/home-client/transport.js';
 import { CaptureStore } from '../sensor/store/capture-store.js';
 import { Uploader } from '../sensor/upload/uploader.js';
+import { BenchCommandLine } from './command-line.js';
 
 export interface StoreBenchResult {
   captures: number;
@@ -133,10 +133,13 @@ function ask<T>(child: ChildProcess, msg: object, key: string): Promise<T> {
   });
 }
 
+const cli: BenchCommandLine = new BenchCommandLine('bench/store', 'Usage: node dist/bench/store.js [--captures 200000] [--batch 500]\n');
+
+/** Runs the bench; a bad command line ends the process with the usage (exit 2). */
 export async function main(args: string[] = process.argv.slice(2)): Promise<StoreBenchResult> {
-  const { values } = parseArgs({ args, options: { captures: { type: 'string', default: '200000' }, batch: { type: 'string', default: '500' } } });
-  const n = Math.max(1, Number(values.captures));
-  const uploadBatch = Number(values.batch);
+  const { values } = cli.parse({ args, options: { captures: { type: 'string', default: '200000' }, batch: { type: 'string', default: '500' } } });
+  const n = cli.wholeNumber('--captures', values.captures, 'captures', 1);
+  const uploadBatch = cli.wholeNumber('--batch', values.batch, 'captures', 1);
   const dir = mkdtempSync(join(tmpdir(), 'hark-bench-store-'));
   const child = fork(fileURLToPath(import.meta.url), ['--ingest-server'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   try {

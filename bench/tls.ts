@@ -11,6 +11,7 @@ import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { RecordDecryptor } from '../sensor/app-layer/tls/record-cipher.js';
 import { suiteById, type CipherSuite } from '../sensor/app-layer/tls/suites.js';
+import { BenchCommandLine } from './command-line.js';
 
 /** TLS plaintext fragment limit (RFC 8446 §5.1, RFC 5246 §6.2.1). */
 const RECORD_BYTES = 16 * 1024;
@@ -128,7 +129,10 @@ export function benchTlsDecrypt(megabytes = 64): Array<{ suite: string; mbPerSec
 
 const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
 if (isMain) {
-  const mb = Number(process.argv[2] ?? 64) || 64;
+  const cli: BenchCommandLine = new BenchCommandLine('bench/tls', 'Usage: node dist/bench/tls.js [MB per suite, default 64]\n');
+  const { positionals } = cli.parse({ allowPositionals: true });
+  if (positionals.length > 1) cli.fail('one size in MB, please');
+  const mb = cli.positiveNumber('MB per suite', positionals[0] ?? '64', 'megabytes');
   console.log(`TLS record decryption, ${mb} MB of ${RECORD_BYTES}-byte records per suite, one core (MB/s of CPU time):`);
   for (const r of benchTlsDecrypt(mb)) console.log(`  ${r.suite.padEnd(42)} ${String(r.mbPerSec).padStart(6)} MB/s`);
 }

@@ -9,13 +9,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import type { Dictionary } from '../rules/dictionary.js';
 import { readCaptureFile } from '../sensor/capture/file-reader.js';
 import { Counters } from '../sensor/events/counters.js';
 import { Sensor, type EngineChoice } from '../sensor/main.js';
 import { loadHyperscan } from '../sensor/match/hyperscan.js';
 import { WorkerPool } from '../sensor/workers/pool.js';
+import { BenchCommandLine } from './command-line.js';
 import { DEFAULT_WORKLOAD_DIR, ensureWorkload, workloadPhrase, type PipelineFigures } from './workload.js';
 
 export interface WorkersResult extends PipelineFigures {
@@ -85,14 +85,17 @@ export async function runWorkers(pcap: string, dictionary: Dictionary, engine: E
   };
 }
 
+const cli: BenchCommandLine = new BenchCommandLine('bench/workers', 'Usage: node dist/bench/workers.js [--workers 0,1,2] [--engine auto|hyperscan|js]\n');
+
+/** Runs every count of workers; a bad command line ends the process with the usage (exit 2). */
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = cli.parse({
     args: argv,
     options: { workers: { type: 'string', default: '0,1,2' }, engine: { type: 'string', default: 'auto' } },
   });
-  const counts = (values.workers ?? '0,1,2').split(',').map((x) => Number(x.trim()));
-  if (counts.some((n) => !Number.isInteger(n) || n < 0)) throw new Error(`Cannot run with --workers "${values.workers}": give counts like 0,1,2 (0 = single thread, no pool)`);
-  const engine = values.engine as EngineChoice;
+  // 0 = the single-thread Sensor, no pool
+  const counts = values.workers.split(',').map((x) => cli.wholeNumber('--workers', x.trim(), 'workers (a list like 0,1,2)'));
+  const engine: EngineChoice = cli.oneOf('--engine', values.engine, ['auto', 'hyperscan', 'js']);
   ensureWorkload(DEFAULT_WORKLOAD_DIR);
   const pcap = join(DEFAULT_WORKLOAD_DIR, 'workload.pcap');
   const truth = JSON.parse(readFileSync(join(DEFAULT_WORKLOAD_DIR, 'truth.json'), 'utf8')) as { packets: number; pcap_file_bytes: number; planted: { total: number } };
@@ -124,6 +127,6 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     process.exitCode = code;
   }, (err: Error) => {
     process.stderr.write(`${err.stack ?? err.message}\n`);
-    process.exitCode = 2;
+    process.exitCode = 1;
   });
 }
