@@ -2,7 +2,8 @@
  * Normalize leaf: streaming Content-Encoding decoder chain (gzip / x-gzip, deflate raw or zlib-wrapped,
  * br; stacked codings decoded in reverse order of application).
  * Input: compressed bytes in order, cut anywhere. Output: decoded bytes delivered synchronously, in order,
- * as views valid only during the callback. Bounded: decoded bytes per message, decoded/wire ratio, layers.
+ * as views valid only during the callback. Bounded: layers per message, and what every layer produces
+ * (not only the last one) in bytes and against the wire bytes, so a message's decompression work is too.
  * Corrupt data stops the chain (anomaly) and never throws. Native decoders are reset and reused
  * from message to message (at most MAX_POOLED_DECODERS idle per kind and thread).
  */
@@ -17,12 +18,23 @@ export const MAX_DECODED_BYTES = 64 * 1024 * 1024;
 /** Default decoded bytes per message: generous for pages and scripts, bounded for downloads. */
 export const DEFAULT_DECODED_LIMIT_BYTES = 8 * 1024 * 1024;
 /** Decoded/wire ratio that marks a bomb (libhtp's compression-bomb ratio). Deflate alone tops out near
- * 1032:1, so this bites on brotli and stacked layers; the byte limit bounds the rest. */
+ * 1032:1, so this bites on brotli and stacked layers; the byte limit bounds the rest. Judged on each
+ * layer's output, not only the last one's: see `DecoderChain.feed`. */
 export const MAX_DECOMPRESSION_RATIO = 2048;
 /** The ratio is only judged past this much output: short bodies of repeated text legitimately reach it. */
 export const RATIO_CHECK_MIN_BYTES = 1024 * 1024;
 /** Output piece size handed to the sink (zlib's own default chunk size). */
 const OUT_CHUNK_BYTES = 16 * 1024;
+/**
+ * An intermediate layer (one whose output the next layer decodes) may produce the output limit plus
+ * 1/LAYER_OVERHEAD_DIVISOR of it plus LAYER_SLACK_BYTES. Its output is compressed data, which encoders
+ * make at most slightly larger than what it decodes to (zlib's compressBound: 1/4096 + 1/16384 + 13
+ * bytes; brotli's worst case: 4 bytes per 16 KiB), and it hands on whole output pieces: with this room
+ * an honest stacked body is cut where its final output reaches the limit, as a single-layer one is,
+ * never sooner, while a bomb's intermediate layer stops near the limit.
+ */
+const LAYER_OVERHEAD_DIVISOR = 64;
+const LAYER_SLACK_BYTES = 4 * OUT_CHUNK_BYTES;
 /** Fallback mode only (no streaming handle API): compressed bytes held until the message ends. */
 export const MAX_BUFFERED_WIRE_BYTES = 1024 * 1024;
 
@@ -298,7 +310,7 @@ class BufferedStage implements Stage {
     const all = Buffer.concat(this.parts, this.size);
     this.parts = [];
     if (all.length === 0) return;
-    const maxOutputLength = Math.max(1, this.chain.maxOutputBytes);
+    const maxOutputLength = Math.max(1, this.chain.outputCapOf(this.level));
     let out: Buffer;
     try {
       const opts = { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength };
@@ -336,12 +348,23 @@ export interface DecoderChainOptions {
  */
 export class DecoderChain {
   readonly maxOutputBytes: number;
+  /** What each intermediate layer may produce (see LAYER_OVERHEAD_DIVISOR). */
+  readonly maxLayerBytes: number;
   status: DecodeStatus = 'ok';
   /** The decoder's message when status is `corrupt`. */
   error = '';
   wireBytes = 0;
+  /** Bytes of the final output, delivered to the sink. */
   decodedBytes = 0;
+  /**
+   * Bytes every layer produced, the final output included: the decompression work this message cost.
+   * An intermediate layer's output counts whatever the next layer does with it: decodes it, consumes it
+   * without output, or skips it as trailing data after its own end of stream.
+   */
+  workBytes = 0;
   private readonly stages: Stage[] = [];
+  /** Output of each stage so far, by level; the last stage's is `decodedBytes` (its entry stays 0). */
+  private readonly layerBytes: number[] = [];
   private readonly counters: Counters;
   private readonly output: DecodedOutput;
   private closed = false;
@@ -351,6 +374,7 @@ export class DecoderChain {
     this.counters = counters;
     this.output = output;
     this.maxOutputBytes = Math.max(0, Math.min(options.maxOutputBytes ?? DEFAULT_DECODED_LIMIT_BYTES, MAX_DECODED_BYTES));
+    this.maxLayerBytes = this.maxOutputBytes + Math.floor(this.maxOutputBytes / LAYER_OVERHEAD_DIVISOR) + LAYER_SLACK_BYTES;
     if (codings.length > MAX_CONTENT_ENCODINGS) {
       this.status = 'layers_exceeded';
       counters.inc(C_LAYERS);
@@ -365,6 +389,7 @@ export class DecoderChain {
         const kind: Kind = coding === 'gzip' ? 'gunzip' : 'brotli';
         this.stages.push(streaming ? new StreamingStage(this, level, kind) : new BufferedStage(this, level, kind));
       }
+      this.layerBytes.push(0);
     }
   }
 
@@ -394,26 +419,69 @@ export class DecoderChain {
     this.release();
   }
 
-  /** @internal Stage `level` produced bytes; `level === stages.length` means fully decoded. */
+  /** @internal What the stage at `level` may produce: the output limit for the last, a little more before it. */
+  outputCapOf(level: number): number {
+    return level + 1 < this.stages.length ? this.maxLayerBytes : this.maxOutputBytes;
+  }
+
+  /**
+   * @internal Bytes for the stage at `level`: wire bytes at level 0, else what the stage at `level - 1`
+   * produced; `level === stages.length` means fully decoded.
+   *
+   * The limits bite on every layer's output, not only on the final output: with `gzip, br` the br
+   * layer can expand to gigabytes that the gunzip layer, its stream ended, skips as trailing data (or
+   * consumes as empty stored blocks), so nothing reaches the final output and a check there never
+   * fires. Counted here, before the next stage sees them, every layer is held to the final output's
+   * limits (an intermediate one with a small margin, see LAYER_OVERHEAD_DIVISOR), so a message's
+   * decompression work is at most one byte cap per layer, and past RATIO_CHECK_MIN_BYTES at most
+   * MAX_DECOMPRESSION_RATIO times its wire bytes per layer. When a limit bites the chain stops, and the
+   * stages before stop driving their decoders (they check `stopped` after each piece they hand on).
+   */
   feed(level: number, bytes: Uint8Array): void {
-    if (level < this.stages.length) {
-      this.stages[level].decode(bytes);
+    if (level === this.stages.length) {
+      this.deliver(bytes);
       return;
     }
+    if (level === 0) {
+      this.stages[0].decode(bytes);
+      return;
+    }
+    const producer = level - 1;
+    const produced = this.layerBytes[producer];
+    const take = Math.min(bytes.length, Math.max(0, this.maxLayerBytes - produced));
+    this.layerBytes[producer] = produced + take;
+    this.workBytes += take;
+    if (this.overRatio(produced + take)) {
+      this.ratioLimit();
+      return;
+    }
+    if (take > 0) {
+      this.stages[level].decode(take === bytes.length ? bytes : bytes.subarray(0, take));
+      if (this.stopped) return;
+    }
+    if (take < bytes.length) this.outputLimit();
+  }
+
+  /** Final output: to the sink, cut at maxOutputBytes. */
+  private deliver(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
     const room = this.maxOutputBytes - this.decodedBytes;
     if (bytes.length > room) {
       if (room > 0) this.output(bytes.subarray(0, room));
       this.decodedBytes += room;
+      this.workBytes += room;
       this.outputLimit();
       return;
     }
     this.decodedBytes += bytes.length;
+    this.workBytes += bytes.length;
     this.output(bytes);
-    if (this.decodedBytes > RATIO_CHECK_MIN_BYTES && this.decodedBytes > this.wireBytes * MAX_DECOMPRESSION_RATIO) {
-      this.stop('ratio_limit');
-      this.counters.inc(C_RATIO);
-    }
+    if (this.overRatio(this.decodedBytes)) this.ratioLimit();
+  }
+
+  /** True when `produced` bytes from one layer are too many for the wire bytes seen so far. */
+  private overRatio(produced: number): boolean {
+    return produced > RATIO_CHECK_MIN_BYTES && produced > this.wireBytes * MAX_DECOMPRESSION_RATIO;
   }
 
   /** @internal */
@@ -434,6 +502,12 @@ export class DecoderChain {
     if (this.status !== 'ok') return;
     this.stop('output_limit');
     this.counters.inc(C_OUTPUT_LIMIT);
+  }
+
+  private ratioLimit(): void {
+    if (this.status !== 'ok') return;
+    this.stop('ratio_limit');
+    this.counters.inc(C_RATIO);
   }
 
   /** @internal */

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { Counters } from '../../sensor/events/counters.js';
 import {
-  DecoderChain, DEFAULT_DECODED_LIMIT_BYTES, isZlibHeader, MAX_CONTENT_ENCODINGS, parseContentEncoding,
-  RATIO_CHECK_MIN_BYTES, STREAMING_DECODE_AVAILABLE, type Coding, type DecoderChainOptions,
+  DecoderChain, DEFAULT_DECODED_LIMIT_BYTES, isZlibHeader, MAX_CONTENT_ENCODINGS, MAX_DECODED_BYTES, MAX_DECOMPRESSION_RATIO,
+  parseContentEncoding, RATIO_CHECK_MIN_BYTES, STREAMING_DECODE_AVAILABLE, type Coding, type DecoderChainOptions,
 } from '../../sensor/normalize/decompress.js';
 
 const TEXT = Buffer.from(
@@ -67,6 +67,57 @@ function zeroGzipBomb(mib: number): Buffer {
   trailer.writeUInt32LE((mib * (1 << 20)) >>> 0, 4);
   const header = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
   return Buffer.concat([header, ...Array<Buffer>(mib).fill(block), Buffer.from([3, 0]), trailer]);
+}
+
+/** `head` then `repeat` times `unit`, brotli-compressed as a stream (the plain text is never held whole). */
+async function brotliOfRepeats(head: Buffer, unit: Buffer, repeat: number): Promise<Buffer> {
+  const enc = zlib.createBrotliCompress({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5, [zlib.constants.BROTLI_PARAM_LGWIN]: 24 } });
+  const parts: Buffer[] = [];
+  enc.on('data', (d: Buffer) => parts.push(d));
+  const done = new Promise((resolve) => enc.on('end', resolve));
+  enc.write(head);
+  for (let i = 0; i < repeat; i++) enc.write(unit);
+  enc.end();
+  await done;
+  return Buffer.concat(parts);
+}
+
+/**
+ * `Content-Encoding: gzip, br` bodies whose br layer expands to 64 MiB that never reach the final output:
+ * `trailing`, a 25-byte gzip member of "hello" then zeros (skipped as data after the member's end);
+ * `stored`, a gzip header then empty non-final stored blocks (00 00 00 ff ff: consumed, nothing out).
+ */
+const STACKED_BOMB_MIB = 64;
+const stackedBombs = (async () => {
+  const zeros = Buffer.alloc(1 << 20);
+  const emptyStored = Buffer.alloc(5 * 209_715);
+  for (let i = 0; i < emptyStored.length; i += 5) emptyStored.set([0, 0, 0, 0xff, 0xff], i);
+  const gzipHeader = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+  return {
+    trailing: await brotliOfRepeats(zlib.gzipSync(Buffer.from('hello')), zeros, STACKED_BOMB_MIB),
+    stored: await brotliOfRepeats(gzipHeader, emptyStored, STACKED_BOMB_MIB),
+  };
+})();
+
+function packets(b: Buffer, size = 1460): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < b.length; i += size) out.push(b.subarray(i, i + size));
+  return out;
+}
+
+/** Incompressible bytes (xorshift32, seeded): compressed, they grow a little. */
+function noise(length: number, seed = 1): Buffer {
+  const b = Buffer.alloc(length);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    b[i] = s >>> 24;
+  }
+  return b;
 }
 
 test('STREAMING_DECODE_AVAILABLE holds on this Node (the fast path is the one under test)', () => {
@@ -260,4 +311,93 @@ test('DecoderChain reuses decoders across messages: each message decodes alone a
     assert.deepEqual(Buffer.concat(outA), TEXT, `${what}: interleaved A`);
     assert.deepEqual(Buffer.concat(outB), other, `${what}: interleaved B`);
   }
+});
+
+test('DecoderChain counts the br output of a gzip, br bomb that the ended gzip layer skips as trailing data: ratio_limit, bounded work', async () => {
+  const { trailing: wire } = await stackedBombs;
+  assert.ok(wire.length < 1000, `${wire.length} wire bytes`);
+  // The most work the ratio allows one layer: past the threshold, one 16 KiB output piece at most.
+  const bound = Math.max(RATIO_CHECK_MIN_BYTES, wire.length * MAX_DECOMPRESSION_RATIO) + 16384;
+  for (const maxOutputBytes of [DEFAULT_DECODED_LIMIT_BYTES, MAX_DECODED_BYTES]) {
+    const r = decode(['gzip', 'br'], packets(wire), { maxOutputBytes });
+    assert.equal(r.chain.status, 'ratio_limit');
+    assert.equal(r.counters.get('decompress.ratio_limit'), 1);
+    assert.equal(r.counters.get('decompress.trailing_data'), 1);
+    assert.equal(r.counters.get('decompress.output_limit'), 0);
+    assert.equal(r.out.toString(), 'hello');
+    assert.equal(r.chain.decodedBytes, 5);
+    // The br layer's 64 MiB were not produced: work stopped where its output passed the ratio.
+    assert.ok(r.chain.workBytes > RATIO_CHECK_MIN_BYTES, `${r.chain.workBytes}`);
+    assert.ok(r.chain.workBytes <= bound + 5, `${r.chain.workBytes} bytes of work, bound ${bound}`);
+  }
+});
+
+test('DecoderChain counts the br output of a gzip, br bomb that the gzip layer consumes without output (empty stored blocks)', async () => {
+  const { stored: wire } = await stackedBombs;
+  assert.ok(wire.length < 1000, `${wire.length} wire bytes`);
+  const r = decode(['gzip', 'br'], packets(wire));
+  assert.equal(r.chain.status, 'ratio_limit');
+  assert.equal(r.counters.get('decompress.ratio_limit'), 1);
+  assert.equal(r.counters.get('decompress.trailing_data'), 0);
+  assert.equal(r.out.length, 0);
+  const bound = Math.max(RATIO_CHECK_MIN_BYTES, wire.length * MAX_DECOMPRESSION_RATIO) + 16384;
+  assert.ok(r.chain.workBytes > RATIO_CHECK_MIN_BYTES && r.chain.workBytes <= bound, `${r.chain.workBytes}`);
+});
+
+test('DecoderChain holds an intermediate layer to the output limit plus its margin when the ratio allows more', async () => {
+  const { trailing: wire } = await stackedBombs;
+  // Below the ratio threshold: the byte cap of the br layer is what bites.
+  const r = decode(['gzip', 'br'], packets(wire), { maxOutputBytes: 256 * 1024 });
+  assert.ok(r.chain.maxLayerBytes < RATIO_CHECK_MIN_BYTES);
+  assert.equal(r.chain.status, 'output_limit');
+  assert.equal(r.counters.get('decompress.output_limit'), 1);
+  assert.equal(r.counters.get('decompress.ratio_limit'), 0);
+  assert.equal(r.out.toString(), 'hello');
+  assert.equal(r.chain.workBytes, r.chain.maxLayerBytes + 5);
+});
+
+test('DecoderChain decodes three honest stacked layers exactly and counts each layer\'s output as work', () => {
+  const text = Buffer.concat([TEXT, noise(200_000), Buffer.alloc(300_000, 'a'), TEXT]);
+  const deflated = zlib.deflateSync(text);
+  const gzipped = zlib.gzipSync(deflated);
+  const wire = brotli(gzipped);
+  // "deflate, gzip, br": applied in that order, decoded br -> gzip -> deflate.
+  for (const pieces of [[wire], packets(wire), packets(wire, 7)]) {
+    const r = decode(['deflate', 'gzip', 'br'], pieces);
+    assert.equal(r.chain.status, 'ok');
+    assert.ok(r.out.equals(text));
+    assert.equal(r.chain.decodedBytes, text.length);
+    assert.equal(r.chain.workBytes, gzipped.length + deflated.length + text.length);
+    assert.equal(r.counters.get('decompress.trailing_data'), 0);
+  }
+});
+
+test('DecoderChain cuts an incompressible stacked body where its final output reaches the limit, as a single layer', () => {
+  const text = noise(300_000, 7);
+  const gzipped = zlib.gzipSync(text);
+  const brotlied = brotli(text);
+  for (const [codings, inner, wire] of [
+    [['gzip', 'br'], gzipped, brotli(gzipped)],
+    [['br', 'gzip'], brotlied, zlib.gzipSync(brotlied)],
+  ] as [Coding[], Buffer, Buffer][]) {
+    const what = codings.join(', ');
+    // The intermediate layer's output (compressed data) is a little larger than the final output.
+    assert.ok(inner.length > text.length, what);
+    const exact = decode(codings, packets(wire), { maxOutputBytes: text.length });
+    assert.equal(exact.chain.status, 'ok', what);
+    assert.ok(exact.out.equals(text), what);
+    assert.equal(exact.chain.workBytes, inner.length + text.length, what);
+    const less = decode(codings, packets(wire), { maxOutputBytes: text.length - 1 });
+    assert.equal(less.chain.status, 'output_limit', what);
+    assert.ok(less.out.equals(text.subarray(0, text.length - 1)), what);
+    assert.equal(less.counters.get('decompress.output_limit'), 1, what);
+  }
+});
+
+test('DecoderChain buffered fallback caps the intermediate layer of a gzip, br bomb too', async () => {
+  const { trailing: wire } = await stackedBombs;
+  const r = decode(['gzip', 'br'], [wire], { forceBuffered: true });
+  assert.equal(r.chain.status, 'output_limit');
+  assert.equal(r.counters.get('decompress.output_limit'), 1);
+  assert.equal(r.out.length, 0);
 });
