@@ -389,6 +389,49 @@ test('HttpSession stops a 100 MiB gzip bomb at the body limit, counts http.body_
   assert.equal(res[1].body, 'ok');
 });
 
+/** br of a gzip member of "hello" then 64 MiB of zeros: labelled `gzip, br`, the zeros are the gzip layer's trailing data. */
+async function stackedBomb(): Promise<Buffer> {
+  const enc = zlib.createBrotliCompress({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5, [zlib.constants.BROTLI_PARAM_LGWIN]: 24 } });
+  const parts: Buffer[] = [];
+  enc.on('data', (d: Buffer) => parts.push(d));
+  const done = new Promise((resolve) => enc.on('end', resolve));
+  enc.write(gz('hello'));
+  const zeros = Buffer.alloc(1 << 20);
+  for (let i = 0; i < 64; i++) enc.write(zeros);
+  enc.end();
+  await done;
+  return Buffer.concat(parts);
+}
+
+test('HttpSession stops a "gzip, br" bomb whose br layer feeds trailing data at the ratio limit, then decodes the next response', async () => {
+  const bomb = await stackedBomb();
+  const honest = br(gz(TEXT));
+  for (const framing of ['content-length', 'chunked'] as const) {
+    const frame = (body: Buffer): Buffer => framing === 'chunked'
+      ? cat('Transfer-Encoding: chunked\r\n\r\n', chunked(body, [1000]))
+      : cat(`Content-Length: ${body.length}\r\n\r\n`, body);
+    const response = cat(
+      'HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip, br\r\n', frame(bomb),
+      'HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip, br\r\n', frame(honest),
+    );
+    const steps: Step[] = [[0, latin1('GET /bomb HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n')]];
+    for (let i = 0; i < response.length; i += 1448) steps.push([1, response.subarray(i, i + 1448)]);
+    const { summary, counters } = run(steps);
+    const res = summary.messages.filter((m) => m.dir === 1);
+    assert.equal(res.length, 2, framing);
+    assert.equal(res[0].body, 'hello', framing);
+    assert.equal(res[0].info.decode, 'ratio_limit', framing);
+    assert.equal(res[0].info.truncated, true, framing);
+    assert.equal(res[0].info.incomplete, false, framing);
+    assert.equal(res[0].info.bodyBytesWire, bomb.length, framing);
+    assert.equal(counters.get('decompress.ratio_limit'), 1, framing);
+    assert.equal(counters.get('http.body_truncated'), 1, framing);
+    assert.equal(res[1].body, TEXT, framing);
+    assert.equal(res[1].info.decode, 'ok', framing);
+    assert.deepEqual(summary.responses.map((r) => [r.status, r.requestIndex]), [[200, 0], [200, 1]], framing);
+  }
+});
+
 test('HttpSession bodyLimitBytes truncates identity bodies, counted once per message', () => {
   const { summary, counters } = run([
     [0, latin1('POST /big HTTP/1.1\r\nContent-Length: 100\r\n\r\n')],
