@@ -6,7 +6,9 @@
  * until `ReadOptions.onOverwrite` announces its bytes, for a consumer that asked to be told).
  * A truncated or corrupt file stops at the first bad record with a `CaptureFileProblem` naming the
  * byte offset and what was wrong; every packet before it has been delivered. Never throws on file
- * content; throws `CaptureFileError` only when the file cannot be opened or is not a capture at all.
+ * content; throws `CaptureFileError` only when the file cannot be opened (missing, a directory), is
+ * not a capture at all, or a read fails (EIO): the error names the file and what happened.
+ * Reads are sequential, so a named pipe or character device (`/dev/stdin`) works as well as a file.
  *
  * Why not pcap-parser: it rejects nanosecond files (magic a1b23c4d), reports no truncation or
  * offsets, and emits an object per packet through an EventEmitter, which alone costs more than
@@ -137,7 +139,12 @@ class Window {
   end = 0; // valid bytes end in buf
   base = 0; // file offset of buf[start]
   eof = false;
-  constructor(private readonly fd: number, size: number, private readonly onOverwrite: ((buf: Uint8Array, from: number, to: number) => void) | undefined) {
+  constructor(
+    private readonly fd: number,
+    private readonly path: string,
+    size: number,
+    private readonly onOverwrite: ((buf: Uint8Array, from: number, to: number) => void) | undefined,
+  ) {
     // `need` replaces buf and u8 when a record outgrows them; writing them twice now keeps V8 from
     // treating them as constants and deoptimising the reader loop at that moment.
     this.buf = Buffer.allocUnsafe(0);
@@ -179,7 +186,13 @@ class Window {
     while (this.end - this.start < n) {
       const want = Math.min(CHUNK_BYTES, this.buf.length - this.end);
       this.onOverwrite?.(this.u8, this.end, this.end + want);
-      const got = readSync(this.fd, this.buf, this.end, want, null);
+      let got: number;
+      try {
+        got = readSync(this.fd, this.buf, this.end, want, null);
+      } catch (err) {
+        const offset = this.base + (this.end - this.start);
+        throw new CaptureFileError('E_CAPTURE_READ', `Cannot read capture file "${this.path}" at byte offset ${offset}: ${(err as Error).message}`, { cause: err });
+      }
       if (got === 0) {
         this.eof = true;
         return false;
@@ -205,8 +218,14 @@ export function readCaptureFile(path: string, onPacket: PacketHandler, opts: Rea
     throw new CaptureFileError('E_CAPTURE_OPEN', `Cannot open capture file "${path}": ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
   }
   try {
-    const fileSize = fstatSync(fd).size;
-    const w = new Window(fd, Math.max(CHUNK_BYTES, opts.windowBytes ?? CHUNK_BYTES), opts.onOverwrite);
+    const st = fstatSync(fd);
+    // Sequential reads serve a pipe or a character device too; a directory opens but every read
+    // fails (EISDIR), and a block device is a disk, not a capture.
+    if (!(st.isFile() || st.isFIFO() || st.isCharacterDevice())) {
+      throw new CaptureFileError('E_CAPTURE_OPEN', `Cannot open capture file "${path}": ${st.isDirectory() ? 'is a directory' : 'not a file, pipe or character device'}`);
+    }
+    const fileSize = st.size;
+    const w = new Window(fd, path, Math.max(CHUNK_BYTES, opts.windowBytes ?? CHUNK_BYTES), opts.onOverwrite);
     if (!w.need(4)) {
       throw new CaptureFileError('E_CAPTURE_FORMAT', `Cannot read capture file "${path}": ${fileSize === 0 ? 'the file is empty' : 'the file is shorter than any capture header'}`);
     }

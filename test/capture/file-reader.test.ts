@@ -7,6 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { statSync, truncateSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pcapParser from 'pcap-parser';
@@ -533,4 +534,34 @@ test('readCaptureFile throws E_CAPTURE_OPEN for a missing file, naming it', () =
   assert.ok(err.message.includes(missing));
   assert.match(err.message, /no such file/);
   assert.equal((err.cause as NodeJS.ErrnoException).code, 'ENOENT');
+});
+
+test('readCaptureFile throws E_CAPTURE_OPEN for a directory, saying so', () => {
+  const dir = fileURLToPath(new URL('../../../test/fixtures/capture/', import.meta.url));
+  const err = captureError(() => readCaptureFile(dir, () => undefined));
+  assert.equal(err.code, 'E_CAPTURE_OPEN');
+  assert.equal(err.message, `Cannot open capture file "${dir}": is a directory`);
+});
+
+test('readCaptureFile reads a named pipe to its end (sequential reads, no size known)', () =>
+  withTempFile(writePcap(PCAP_PACKETS), (file) => {
+    const fifo = `${file}.fifo`;
+    execFileSync('mkfifo', [fifo]);
+    // Opening a FIFO blocks until a writer opens it: the writer is another process.
+    const writer = spawn('sh', ['-c', 'cat "$1" > "$2"', 'sh', file, fifo], { stdio: 'ignore' });
+    try {
+      const { packets, summary } = readFile(fifo);
+      assert.equal(packets.length, PCAP_PACKETS.length);
+      assert.equal(summary.problem, undefined);
+    } finally {
+      writer.kill();
+    }
+  }));
+
+test('readCaptureFile throws E_CAPTURE_READ when a read fails, naming the file and the byte offset', () => {
+  // /proc/self/mem opens as a regular file, but reading address 0 (never mapped) fails with EIO.
+  const err = captureError(() => readCaptureFile('/proc/self/mem', () => undefined));
+  assert.equal(err.code, 'E_CAPTURE_READ');
+  assert.match(err.message, /^Cannot read capture file "\/proc\/self\/mem" at byte offset 0: EIO/);
+  assert.equal((err.cause as NodeJS.ErrnoException).code, 'EIO');
 });

@@ -63,6 +63,19 @@ describe('hark', () => {
     noStackTrace(r.err);
   });
 
+  test('flows, scan and identity on a directory say it is one and exit 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-cli-'));
+    try {
+      for (const cmd of ['flows', 'scan', 'identity']) {
+        const r = hark(cmd, dir);
+        assert.equal(r.code, 2, `${cmd}: ${r.err}`);
+        assert.equal(r.err, `hark ${cmd}: Cannot open capture file "${dir}": is a directory\n`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('flows on a file that is not a capture says what it found', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hark-cli-'));
     try {
