@@ -24,7 +24,7 @@ export interface CompileStats {
 
 /** Typed error for the operator: the action, the path, the cause. */
 export class DictionaryCompileError extends Error {
-  readonly code = 'DICTIONARY_COMPILE';
+  readonly code = 'E_DICTIONARY_COMPILE';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -40,8 +40,9 @@ export async function compileDictionaryFile(dictionary: Dictionary, outPath: str
     await fsp.rename(tmp, outPath);
   } catch (e) {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    const code = (e as NodeJS.ErrnoException).code;
     throw new DictionaryCompileError(
-      `Cannot write compiled dictionary "${outPath}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      `Cannot write compiled dictionary "${outPath}": ${code === 'EISDIR' ? 'is a directory' : code ?? (e as Error).message}`,
       { cause: e },
     );
   }

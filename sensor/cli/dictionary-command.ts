@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { compileDictionaryFile } from '../../rules/compile.js';
 import { DictionaryError, loadDictionary, runDictionaryCheck } from '../../rules/check.js';
 import { COMPILED_DICTIONARY_EXT } from '../main.js';
-import { CliError, type Command } from './command.js';
+import { CliError, cliErrorOf, type Command } from './command.js';
 
 const USAGE = `Usage: hark dictionary check <FILE>
        hark dictionary compile <FILE> [-o OUT${COMPILED_DICTIONARY_EXT}]
@@ -57,7 +57,12 @@ export const dictionaryCommand: Command = {
       throw err;
     }
     const out = values.out ?? join(dirname(file), `${basename(file, extname(file))}${COMPILED_DICTIONARY_EXT}`);
-    const s = await compileDictionaryFile(dict, out);
+    let s;
+    try {
+      s = await compileDictionaryFile(dict, out);
+    } catch (err) {
+      throw cliErrorOf(err);
+    }
     process.stdout.write(
       `${out}: ${s.phrases} phrases, ${s.patterns} patterns, ${s.states} states (${s.denseStates} dense), ` +
         `${s.bytes} bytes (${s.bytesPerPhrase.toFixed(1)} bytes/phrase), ${s.ms.toFixed(0)} ms\n`,

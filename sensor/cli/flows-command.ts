@@ -8,7 +8,7 @@ import type { FlowRecord } from '../flow/flow-table.js';
 import { StreamDump } from '../output/stream-dump.js';
 import { Pipeline } from '../pipeline.js';
 import { formatSummary } from './summary.js';
-import type { Command } from './command.js';
+import { cliErrorOf, type Command } from './command.js';
 import { exitStatusFor, parseFileCommand, readWithProgress } from './file-run.js';
 
 const PROTO_NAMES: Record<number, string> = { 6: 'TCP', 17: 'UDP' };
@@ -85,7 +85,12 @@ offset; everything before it was processed); 2 on usage errors or an unreadable 
         out.length = 0;
       }
     };
-    const dump = values.dump !== undefined ? new StreamDump(values.dump) : undefined;
+    let dump: StreamDump | undefined;
+    try {
+      dump = values.dump !== undefined ? new StreamDump(values.dump) : undefined;
+    } catch (err) {
+      throw cliErrorOf(err);
+    }
     const pipeline = new Pipeline({
       dropDuplicates: !values['keep-duplicates'],
       streams: dump,

@@ -5,7 +5,7 @@
  */
 import { Sensor } from '../main.js';
 import { formatIdentitySnapshot } from '../identity/format.js';
-import { CliError, type Command } from './command.js';
+import { cliErrorOf, type Command } from './command.js';
 import { exitStatusFor, parseFileCommand, readWithProgress } from './file-run.js';
 import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
 
@@ -34,9 +34,7 @@ ${SITE_USAGE}
     try {
       sensor = new Sensor({ site: siteFilesFrom(values), dropDuplicates: !values['keep-duplicates'], onCapture: () => {} });
     } catch (err) {
-      const e = err as Error & { code?: string };
-      if (typeof e.code === 'string' && e.code.startsWith('E_')) throw new CliError(e.message);
-      throw err;
+      throw cliErrorOf(err);
     }
     const { summary } = readWithProgress(sensor.pipeline, file, !values['no-progress'], 'reading');
     sensor.finish();

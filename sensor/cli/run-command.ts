@@ -14,7 +14,7 @@ import { MetricsListenError, parseMetricsListen } from '../health/metrics.js';
 import type { EngineChoice } from '../main.js';
 import { autoWorkers, SensorService, type SensorMode } from '../service.js';
 import { DEFAULT_WARM_UP_MS } from '../warm-up.js';
-import { CliError, type Command } from './command.js';
+import { CliError, cliErrorOf, type Command } from './command.js';
 import { FLOW_OPTIONS, FLOW_USAGE, flowLimitsFrom, groupFramesFrom } from './flow-options.js';
 import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
 
@@ -306,9 +306,7 @@ ${FLOW_USAGE}
       process.stderr.write(`hark: stopped (${reason}); ${service.counters.get('capture.emitted')} captures stored in ${join(dataDir, 'captures.db')}\n`);
       return 0;
     } catch (err) {
-      const e = err as Error & { code?: string };
-      if (typeof e.code === 'string' && e.code.startsWith('E_')) throw new CliError(e.message);
-      throw err;
+      throw cliErrorOf(err);
     } finally {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);

@@ -9,7 +9,7 @@ import { JsonLinesWriter } from '../output/eve-writer.js';
 import { CaptureStore } from '../store/capture-store.js';
 import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from '../main.js';
 import { DEFAULT_DECODED_LIMIT_BYTES, MAX_DECODED_BYTES } from '../normalize/decompress.js';
-import { CliError, type Command } from './command.js';
+import { CliError, cliErrorOf, type Command } from './command.js';
 import { FLOW_OPTIONS, FLOW_USAGE, flowLimitsFrom, groupFramesFrom } from './flow-options.js';
 import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
 import { exitStatusFor, parseFileCommand, readWithProgress } from './file-run.js';
@@ -47,8 +47,9 @@ ${FLOW_USAGE}
   --quiet               no summary on stderr
   -h, --help            this help
 
-Exit status: 0 on success (also with no captures); 2 on usage errors, an unreadable file or a bad
-dictionary; 3 when the file is truncated or corrupt (captures before the damage are written).`,
+Exit status: 0 on success (also with no captures); 2 on usage errors, an unreadable file, an
+--out or --db that cannot be opened, or a bad dictionary; 3 when the file is truncated or corrupt
+(captures before the damage are written).`,
   run(argv) {
     const parsed = parseFileCommand(this, argv, {
       dictionary: { type: 'string' },
@@ -73,7 +74,12 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
       throw new CliError(`--body-limit must be a whole number of bytes from 1 to ${MAX_DECODED_BYTES}, not "${values['body-limit']}"`);
     }
 
-    const out = new JsonLinesWriter(values.out ?? '-');
+    let out: JsonLinesWriter;
+    try {
+      out = new JsonLinesWriter(values.out ?? '-');
+    } catch (err) {
+      throw cliErrorOf(err);
+    }
     let store: CaptureStore | undefined;
     let sensor: Sensor;
     try {
@@ -99,9 +105,7 @@ dictionary; 3 when the file is truncated or corrupt (captures before the damage 
     } catch (err) {
       out.close();
       store?.close();
-      const e = err as Error & { code?: string };
-      if (typeof e.code === 'string' && e.code.startsWith('E_')) throw new CliError(e.message);
-      throw err;
+      throw cliErrorOf(err);
     }
     const { summary, ms } = readWithProgress(sensor.pipeline, file, !values['no-progress'], 'scanning', () => {
       out.close();

@@ -6,6 +6,7 @@
  * SIGHUP after logrotate moved the file. Files Hark creates are mode 0600: events carry personal data.
  */
 import { closeSync, fstatSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Counters, defineCounter } from '../events/counters.js';
 import { jsonOf } from '../events/json-text.js';
 import { OutputConfigError, type EventOutput } from './output.js';
@@ -18,6 +19,14 @@ export const DEFAULT_KEEP_FILES = 5;
 const MAX_KEEP_FILES = 1000;
 
 const C_ROTATIONS = defineCounter('output.eve.rotations');
+
+/** The event file cannot be opened (its directory is missing, it is a directory, no permission). */
+export class EveFileError extends Error {
+  readonly code = 'E_EVE_OPEN';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
 
 export interface EventSink {
   write(event: object): void;
@@ -97,7 +106,12 @@ export class JsonLinesWriter implements EventSink, EventOutput {
   }
 
   private open(): number {
-    const fd = openSync(this.path, 'a', 0o600);
+    let fd: number;
+    try {
+      fd = openSync(this.path, 'a', 0o600);
+    } catch (err) {
+      throw new EveFileError(`Cannot open event file "${this.path}": ${whyNotOpened(this.path, err as NodeJS.ErrnoException)}`, { cause: err });
+    }
     this.fileBytes = fstatSync(fd).size;
     return fd;
   }
@@ -117,6 +131,14 @@ export class JsonLinesWriter implements EventSink, EventOutput {
     this.rotations++;
     this.counters?.inc(C_ROTATIONS);
   }
+}
+
+/** Opening for append creates the file, so ENOENT means its directory is missing. */
+function whyNotOpened(path: string, err: NodeJS.ErrnoException): string {
+  if (err.code === 'ENOENT') return `no directory "${dirname(path)}"`;
+  if (err.code === 'EISDIR') return 'is a directory';
+  if (err.code === 'EACCES') return 'permission denied';
+  return err.code ?? err.message;
 }
 
 function removeIfPresent(path: string): void {

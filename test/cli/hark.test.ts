@@ -239,6 +239,45 @@ describe('hark', () => {
     assert.equal(a.tls.not_decrypted_reason, 'no_keys');
   });
 
+  test('scan --out to a missing directory or to a directory names it and exits 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-scan-'));
+    try {
+      const pcap = fixture('school-search', 'school-search.pcap');
+      const missing = hark('scan', '--quiet', '--out', '/proc/nope/x', pcap);
+      assert.equal(missing.code, 2, missing.err);
+      assert.equal(missing.err, 'hark scan: Cannot open event file "/proc/nope/x": no directory "/proc/nope"\n');
+      const isDir = hark('scan', '--quiet', '--out', dir, pcap);
+      assert.equal(isDir.code, 2, isDir.err);
+      assert.equal(isDir.err, `hark scan: Cannot open event file "${dir}": is a directory\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('flows --dump to a regular file names it and exits 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-cli-'));
+    try {
+      const file = join(dir, 'afile');
+      writeFileSync(file, 'not a directory\n');
+      const r = hark('flows', '--quiet', '--dump', file, fixture('tcp', 'zeek-tcp-missing-syn.pcap'));
+      assert.equal(r.code, 2, r.err);
+      assert.equal(r.err, `hark flows: Cannot create directory "${file}": "${file}" exists and is not a directory\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('dictionary compile -o a directory names it and exits 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
+    try {
+      const r = hark('dictionary', 'compile', fileURLToPath(new URL('../../../rules/starter.json', import.meta.url)), '-o', dir);
+      assert.equal(r.code, 2, r.err);
+      assert.equal(r.err, `hark dictionary: Cannot write compiled dictionary "${dir}": is a directory\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('scan --db stores the captures; scan --help explains every option', () => {
     const help = hark('scan', '--help');
     for (const opt of ['--dictionary FILE', '--out FILE', '--db FILE', '--engine NAME', '--dedup-window SECS', '--body-limit BYTES', '--group-frames N', '--no-bypass', '--keep-duplicates', '--no-progress', '--quiet']) assert.ok(help.out.includes(opt), opt);

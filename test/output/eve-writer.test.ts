@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { Counters } from '../../sensor/events/counters.js';
-import { JsonLinesWriter } from '../../sensor/output/eve-writer.js';
+import { EveFileError, JsonLinesWriter } from '../../sensor/output/eve-writer.js';
 import type { EventOutput } from '../../sensor/output/output.js';
 
 let dir = '';
@@ -42,6 +42,14 @@ describe('JsonLinesWriter', () => {
     assert.deepEqual(lines(path), [event(1), { event_type: 'health', name: 'store.full' }]);
     assert.equal(mode(path), 0o600);
     assert.equal(w.written, 2);
+  });
+
+  test('JsonLinesWriter refuses a directory or a missing directory with E_EVE_OPEN naming the file', () => {
+    const missing = join(dir, 'nope', 'eve.json');
+    assert.throws(() => new JsonLinesWriter(missing), (e: unknown) => e instanceof EveFileError && e.code === 'E_EVE_OPEN'
+      && e.message === `Cannot open event file "${missing}": no directory "${join(dir, 'nope')}"` && (e.cause as NodeJS.ErrnoException).code === 'ENOENT');
+    assert.throws(() => new JsonLinesWriter(dir), (e: unknown) => e instanceof EveFileError && e.code === 'E_EVE_OPEN'
+      && e.message === `Cannot open event file "${dir}": is a directory`);
   });
 
   test('JsonLinesWriter satisfies EventOutput and close() resolves', async () => {

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,11 +63,24 @@ test('compileDictionaryFile fails with DictionaryCompileError naming the path', 
   const out = join(dir, 'missing', 'dict.hark');
   await assert.rejects(compileDictionaryFile(DICT, out), (e: unknown) => {
     assert.ok(e instanceof DictionaryCompileError);
-    assert.equal(e.code, 'DICTIONARY_COMPILE');
+    assert.equal(e.code, 'E_DICTIONARY_COMPILE');
     assert.match(e.message, /Cannot write compiled dictionary ".*missing\/dict\.hark": ENOENT/);
     return true;
   });
   assert.deepEqual(readdirSync(dir), []);
+}));
+
+test('compileDictionaryFile refuses a directory as its output, saying so and leaving nothing behind', () => withDir(async (dir) => {
+  const out = join(dir, 'out');
+  mkdirSync(out);
+  await assert.rejects(compileDictionaryFile(DICT, out), (e: unknown) => {
+    assert.ok(e instanceof DictionaryCompileError);
+    assert.equal(e.code, 'E_DICTIONARY_COMPILE');
+    assert.equal(e.message, `Cannot write compiled dictionary "${out}": is a directory`);
+    return true;
+  });
+  assert.deepEqual(readdirSync(dir), ['out']);
+  assert.deepEqual(readdirSync(out), []);
 }));
 
 test('the starter dictionary compiles with nothing skipped', () => withDir(async (dir) => {
