@@ -10,7 +10,7 @@
  * un-uploaded ones are never deleted to make room (they wait in memory, bounded, instead).
  * The database, WAL and shm are mode 0600 in a 0700 directory: captures hold children's data.
  */
-import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
@@ -224,6 +224,32 @@ export interface PurgeResult {
 
 export type CommittedListener = (rows: readonly CaptureEvent[]) => void;
 
+/** The first 16 bytes of every SQLite 3 database file (https://www.sqlite.org/fileformat.html, 1.3.1). */
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+
+/**
+ * Why `path` cannot be a capture store, or undefined when it is absent, empty (SQLite makes a new
+ * database in it) or starts with SQLite's header. Looked at before the store makes the file
+ * owner-only: a --db that names someone's notes by mistake leaves them as they were.
+ */
+function foreignFileProblem(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    if (fstatSync(fd).isDirectory()) return 'is a directory';
+    const head = Buffer.alloc(SQLITE_HEADER.length);
+    const got = readSync(fd, head, 0, head.length, 0);
+    return got === 0 || head.equals(SQLITE_HEADER) ? undefined : 'not an SQLite database';
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function isFull(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === 'SQLITE_FULL';
 }
@@ -271,18 +297,29 @@ export class CaptureStore {
     const dir = dirname(path);
     try {
       ensurePrivateDir(dir);
+      const foreign = foreignFileProblem(path);
+      if (foreign !== undefined) throw new StoreError('E_STORE_OPEN', `Cannot open capture store "${path}": ${foreign}`);
       // Create the file with owner-only permissions before SQLite opens it with the umask's.
       closeSync(openSync(path, 'a', 0o600));
       chmodSync(path, 0o600);
       const Sqlite = require('better-sqlite3') as new (file: string) => Database;
       this.db = new Sqlite(path);
     } catch (err) {
+      if (err instanceof StoreError) throw err;
       throw new StoreError('E_STORE_OPEN', `Cannot open capture store "${path}": ${(err as Error).message}`, { cause: err });
     }
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('foreign_keys = ON');
-    this.migrate();
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('foreign_keys = ON');
+      this.migrate();
+    } catch (err) {
+      // SQLite reads past the header only now: a damaged file ("database disk image is
+      // malformed"), or one another process holds locked, fails here.
+      if (this.db.open) this.db.close();
+      if (err instanceof StoreError) throw err;
+      throw new StoreError('E_STORE_OPEN', `Cannot open capture store "${path}": ${(err as Error).message}`, { cause: err });
+    }
     // SQLite gives the WAL and shm the database file's mode; set it again in case they predate it.
     for (const suffix of ['-wal', '-shm']) if (existsSync(path + suffix)) chmodSync(path + suffix, 0o600);
     if (options.maxBytes !== undefined) {

@@ -278,6 +278,20 @@ describe('hark', () => {
     }
   });
 
+  test('scan --db on a file that is not a database names it and exits 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-scan-'));
+    try {
+      const notes = join(dir, 'notes.txt');
+      writeFileSync(notes, 'not a database\n');
+      const r = hark('scan', '--quiet', '--db', notes, fixture('school-search', 'school-search.pcap'));
+      assert.equal(r.code, 2, r.err);
+      assert.equal(r.err, `hark scan: Cannot open capture store "${notes}": not an SQLite database\n`);
+      assert.equal(r.out, '');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('scan --db stores the captures; scan --help explains every option', () => {
     const help = hark('scan', '--help');
     for (const opt of ['--dictionary FILE', '--out FILE', '--db FILE', '--engine NAME', '--dedup-window SECS', '--body-limit BYTES', '--group-frames N', '--no-bypass', '--keep-duplicates', '--no-progress', '--quiet']) assert.ok(help.out.includes(opt), opt);

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +74,25 @@ test('CaptureStore says which file it cannot open', withDir((dir) => {
   writeFileSync(file, 'x');
   const path = join(file, 'sub', 'captures.db');
   assert.throws(() => new CaptureStore(path), (e: unknown) => e instanceof StoreError && e.code === 'E_STORE_OPEN' && e.message.startsWith(`Cannot open capture store "${path}"`));
+}));
+
+test('CaptureStore refuses a file that is not an SQLite database, leaving it as it was', withDir((dir) => {
+  const path = join(dir, 'notes.txt');
+  writeFileSync(path, 'these are my notes\n', { mode: 0o644 });
+  chmodSync(path, 0o644);
+  assert.throws(() => new CaptureStore(path), (e: unknown) => e instanceof StoreError && e.code === 'E_STORE_OPEN'
+    && e.message === `Cannot open capture store "${path}": not an SQLite database`);
+  assert.equal(readFileSync(path, 'utf8'), 'these are my notes\n');
+  assert.equal(statSync(path).mode & 0o777, 0o644, 'a file that is not ours keeps its mode');
+  assert.equal(existsSync(`${path}-wal`), false);
+}));
+
+test('CaptureStore refuses a damaged SQLite database with E_STORE_OPEN, naming it', withDir((dir) => {
+  const path = join(dir, 'captures.db');
+  // SQLite's 16-byte header, then junk where the page size and the schema should be.
+  writeFileSync(path, Buffer.concat([Buffer.from('SQLite format 3\0', 'latin1'), Buffer.alloc(4096, 0xa5)]));
+  assert.throws(() => new CaptureStore(path), (e: unknown) => e instanceof StoreError && e.code === 'E_STORE_OPEN'
+    && e.message.startsWith(`Cannot open capture store "${path}": `) && e.cause !== undefined);
 }));
 
 test('CaptureStore upgrades a version-1 database: its captures land in the outbox', withDir((dir) => {
