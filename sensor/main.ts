@@ -27,7 +27,7 @@ import { DEFAULT_FLOW_LIMITS, type CaptureBypassSink, type FlowLimits } from './
 import { HttpInspector, type HttpCarrier, type InspectContext } from './inspect/http-inspector.js';
 import type { MatchDatabase } from './match/engine.js';
 import { loadHyperscan } from './match/hyperscan.js';
-import { compileDictionary, loadMatcher, matcherPatterns, type CompiledMatcher } from './match/matcher.js';
+import { compileDictionary, loadMatcher, MatcherFormatError, matcherPatterns, type CompiledMatcher } from './match/matcher.js';
 import { Pipeline } from './pipeline.js';
 import { DEFAULT_LOCALITY_FRAMES } from './workers/locality.js';
 import { DhcpIdentity, DHCPV4_PORTS, DHCPV6_PORTS } from './app-layer/dhcp/index.js';
@@ -124,7 +124,27 @@ export interface Matching {
 function loadMatcherFrom(source: string | Dictionary): CompiledMatcher {
   if (typeof source !== 'string') return compileDictionary(source);
   if (!existsSync(source)) throw new SensorConfigError('E_DICTIONARY_READ', `Cannot read dictionary "${source}": no such file`);
-  return source.endsWith(COMPILED_DICTIONARY_EXT) ? loadMatcher(readFileSync(source)) : compileDictionary(loadDictionary(source));
+  return source.endsWith(COMPILED_DICTIONARY_EXT) ? loadCompiledDictionary(source) : compileDictionary(loadDictionary(source));
+}
+
+/**
+ * A compiled dictionary file, its damage (truncated, foreign, an older format) an
+ * E_DICTIONARY_FORMAT naming the file: a worker hands only `code` and `message` back to the
+ * pool, and `hark scan` / `hark run` print any E_ error as one line.
+ */
+function loadCompiledDictionary(path: string): CompiledMatcher {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    throw new SensorConfigError('E_DICTIONARY_READ', `Cannot read dictionary "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+  try {
+    return loadMatcher(bytes);
+  } catch (err) {
+    if (err instanceof MatcherFormatError) throw new SensorConfigError('E_DICTIONARY_FORMAT', `Cannot load compiled dictionary "${path}": ${err.reason}`, { cause: err });
+    throw err;
+  }
 }
 
 /** Loads a dictionary (source .csv/.json, a compiled .hdict, or in memory) and the engine that will run it. */

@@ -63,6 +63,10 @@ export interface MatcherStats extends AcDfaStats {
 /** Thrown by loadMatcher on a damaged, truncated or incompatible artifact. */
 export class MatcherFormatError extends Error {
   readonly code = 'MATCH_ARTIFACT_FORMAT';
+  /** What is wrong with the bytes, without the file name loadMatcher never sees (the loader adds it). */
+  constructor(readonly reason: string) {
+    super(`Cannot load compiled dictionary: ${reason}`);
+  }
 }
 
 
@@ -214,7 +218,7 @@ export function serializeMatcher(m: CompiledMatcher): Uint8Array {
 export function loadMatcher(bytes: Uint8Array, opts: CompileOptions = {}): CompiledMatcher {
   if (!LITTLE_ENDIAN) throw new Error('Cannot load a matcher on a big-endian host');
   const fail = (why: string): never => {
-    throw new MatcherFormatError(`Cannot load compiled dictionary: ${why}`);
+    throw new MatcherFormatError(why);
   };
   if (bytes.length < 20) fail(`${bytes.length} bytes is too short`);
   for (let k = 0; k < 8; k++) if (bytes[k] !== MAGIC.charCodeAt(k)) fail('not a Hark compiled dictionary (bad magic)');

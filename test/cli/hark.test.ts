@@ -192,6 +192,19 @@ describe('hark', () => {
     }
   });
 
+  test('scan --dictionary with a damaged compiled dictionary names it and exits 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
+    try {
+      const junk = join(dir, 'junk.hdict');
+      writeFileSync(junk, '8 bytes!');
+      const r = hark('scan', '--quiet', '--dictionary', junk, fixture('school-search', 'school-search.pcap'));
+      assert.equal(r.code, 2, r.err);
+      assert.equal(r.err, `hark scan: Cannot load compiled dictionary "${junk}": 8 bytes is too short\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('scan --group-frames: capture order (0) finds what grouped batches find; a bad value is refused', () => {
     const pcap = fixture('school-search', 'school-search.pcap');
     const grouped = hark('scan', '--quiet', pcap);

@@ -5,9 +5,9 @@
  * and iproute2 + tcpreplay (installed by appliance/dev-setup.sh). Removes its interfaces.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,6 +93,23 @@ test('hark run names a missing interface and what exists', () => {
   assert.equal(r.code, 2);
   assert.match(r.err, /Cannot open capture interface "nosuchif0": no such interface \(available: .*lo/);
   rmSync(join(tmpdir(), `hark-run-missing-${process.pid}`), { recursive: true, force: true });
+});
+
+test('hark run refuses a damaged compiled dictionary before it opens any interface, on one thread and in workers', () => {
+  // The dictionary is loaded before capture starts: were it accepted, the missing interface would
+  // be the error instead, so nothing is ever captured here.
+  const dir = mkdtempSync(join(tmpdir(), 'hark-run-dict-'));
+  try {
+    const junk = join(dir, 'junk.hdict');
+    writeFileSync(junk, '8 bytes!');
+    for (const workers of ['0', '1']) {
+      const r = spawnSync(HARK, ['run', '--mode', 'standalone', '-i', 'nosuchif0', '--data-dir', join(dir, `data-${workers}`), '--dictionary', junk, '--workers', workers, '--warm-up', '0', '--no-api'], { encoding: 'utf8' });
+      assert.equal(r.status, 2, `--workers ${workers}: ${r.stderr}`);
+      assert.equal(r.stderr, `hark run: Cannot load compiled dictionary "${junk}": 8 bytes is too short\n`, `--workers ${workers}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('hark run refuses a ring size it cannot have, naming the range', () => {
