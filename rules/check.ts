@@ -135,11 +135,22 @@ export function checkDictionarySource(source: Uint8Array | string, format: Dicti
   return finish(format === 'csv' ? parseCsvDictionary(source, name) : parsePackDictionary(source, name));
 }
 
+/** Whether `path` is a directory; false when it cannot be looked at (reading it then says why). */
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Reads and checks a dictionary file by extension (.csv, .json). Content problems come back in the
  * result; only an unreadable, unknown-format or oversized file throws DictionaryError.
  */
 export function checkDictionary(path: string): CheckResult {
+  // A directory's extension ("" for /tmp, ".csv" for a folder so named) says nothing about it.
+  if (isDirectory(path)) throw new DictionaryError('E_DICTIONARY_READ', `Cannot read dictionary "${path}": is a directory`, path);
   const format = dictionaryFormat(path);
   if (format === undefined) {
     throw new DictionaryError('E_DICTIONARY_FORMAT', `Cannot read dictionary "${path}": extension "${extname(path)}" is neither .csv nor .json`, path);
@@ -189,20 +200,13 @@ export function formatProblems(problems: readonly DictionaryProblem[], file: str
 
 /**
  * The body of `hark dictionary check FILE`: writes every problem, then a summary line, through
- * `write` (one call per line, no newline). Returns the exit code: 1 when there is any error or the
- * file cannot be read, 0 otherwise (warnings alone do not fail).
+ * `write` (one call per line, no newline). Returns the exit code: 1 when there is any error, 0
+ * otherwise (warnings alone do not fail). A file that cannot be read at all (missing, a directory,
+ * an unknown extension, too large) throws its DictionaryError: there is no problem list to write,
+ * and the caller reports it where errors go.
  */
 export function runDictionaryCheck(path: string, write: (line: string) => void): number {
-  let result: CheckResult;
-  try {
-    result = checkDictionary(path);
-  } catch (err) {
-    if (err instanceof DictionaryError) {
-      write(err.message);
-      return 1;
-    }
-    throw err;
-  }
+  const result = checkDictionary(path);
   for (const line of formatProblems(result.problems, path).split('\n')) if (line.length > 0) write(line);
   const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
   write(`${path}: ${plural(result.dictionary.phrases.length, 'phrase')}, ${plural(result.errors, 'error')}, ${plural(result.warnings, 'warning')}`);

@@ -4,9 +4,10 @@
  * inspector, the capture collector and the outputs, and hands them to the pipeline. No logic of
  * its own beyond choosing and wiring.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadDictionary } from '../rules/check.js';
+import { dictionaryFormat, loadDictionary } from '../rules/check.js';
 import type { Dictionary } from '../rules/dictionary.js';
 import { findHttpStart, probeHttp } from './app-layer/http/index.js';
 import { HttpSession } from './app-layer/http/session.js';
@@ -124,7 +125,13 @@ export interface Matching {
 function loadMatcherFrom(source: string | Dictionary): CompiledMatcher {
   if (typeof source !== 'string') return compileDictionary(source);
   if (!existsSync(source)) throw new SensorConfigError('E_DICTIONARY_READ', `Cannot read dictionary "${source}": no such file`);
-  return source.endsWith(COMPILED_DICTIONARY_EXT) ? loadCompiledDictionary(source) : compileDictionary(loadDictionary(source));
+  if (statSync(source).isDirectory()) throw new SensorConfigError('E_DICTIONARY_READ', `Cannot read dictionary "${source}": is a directory`);
+  if (source.endsWith(COMPILED_DICTIONARY_EXT)) return loadCompiledDictionary(source);
+  // Checked here rather than left to loadDictionary, whose message lists only the source formats.
+  if (dictionaryFormat(source) === undefined) {
+    throw new SensorConfigError('E_DICTIONARY_FORMAT', `Cannot read dictionary "${source}": extension "${extname(source)}" is not .csv, .json or ${COMPILED_DICTIONARY_EXT}`);
+  }
+  return compileDictionary(loadDictionary(source));
 }
 
 /**

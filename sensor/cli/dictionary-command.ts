@@ -10,15 +10,24 @@ import { DictionaryError, loadDictionary, runDictionaryCheck } from '../../rules
 import { COMPILED_DICTIONARY_EXT } from '../main.js';
 import { CliError, cliErrorOf, type Command } from './command.js';
 
+/**
+ * check and compile: the dictionary has errors or cannot be read. Not EXIT_USAGE (2), which stays
+ * for a bad command line and a compiled file that cannot be written, as --help says.
+ */
+const EXIT_DICTIONARY_ERRORS = 1;
+
 const USAGE = `Usage: hark dictionary check <FILE>
        hark dictionary compile <FILE> [-o OUT${COMPILED_DICTIONARY_EXT}]
 
 check     reads a CSV (phrase,category,severity,embedded[,exclusions,languages]) or JSON pack
           dictionary and prints every problem as FILE:LINE: reason (errors, then a summary);
-          exit status 1 when there is any error, 0 when there are only warnings or none.
+          exit status 1 when there is any error or the file cannot be read, 0 when there are
+          only warnings or none.
 compile   checks the dictionary (refusing one with errors) and writes the compiled matcher
           artifact the sensor loads (default: FILE with its extension replaced by ${COMPILED_DICTIONARY_EXT});
           prints phrases, patterns, automaton states, bytes and bytes per phrase, and the time.
+          Exit status 0 when written, 1 when the dictionary has errors or cannot be read, 2 when
+          the artifact cannot be written.
 
 Options:
   -o, --out FILE   where compile writes the artifact
@@ -44,17 +53,20 @@ export const dictionaryCommand: Command = {
     }
     if (action === 'check') {
       if (values.out !== undefined) throw new CliError('--out is for compile');
-      return runDictionaryCheck(file, (line) => process.stdout.write(`${line}\n`));
+      try {
+        return runDictionaryCheck(file, (line) => process.stdout.write(`${line}\n`));
+      } catch (err) {
+        throw cliErrorOf(err, EXIT_DICTIONARY_ERRORS);
+      }
     }
     let dict;
     try {
       dict = loadDictionary(file);
     } catch (err) {
-      if (err instanceof DictionaryError) {
-        process.stderr.write(`${err.message}\n(run: hark dictionary check ${file})\n`);
-        return 1;
+      if (err instanceof DictionaryError && err.code === 'E_DICTIONARY_INVALID') {
+        throw new CliError(`${err.message} (run: hark dictionary check ${file})`, EXIT_DICTIONARY_ERRORS);
       }
-      throw err;
+      throw cliErrorOf(err, EXIT_DICTIONARY_ERRORS);
     }
     const out = values.out ?? join(dirname(file), `${basename(file, extname(file))}${COMPILED_DICTIONARY_EXT}`);
     let s;

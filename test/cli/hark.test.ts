@@ -174,6 +174,55 @@ describe('hark', () => {
     }
   });
 
+  test('dictionary check on a missing file or a directory says so on stderr after the command, exit 1 as --help says', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
+    try {
+      const missing = join(dir, 'nosuch.csv');
+      const m = hark('dictionary', 'check', missing);
+      assert.equal(m.code, 1, m.err);
+      assert.equal(m.out, '');
+      assert.equal(m.err, `hark dictionary: Cannot read dictionary "${missing}": ENOENT\n`);
+      const d = hark('dictionary', 'check', dir);
+      assert.equal(d.code, 1, d.err);
+      assert.equal(d.out, '');
+      assert.equal(d.err, `hark dictionary: Cannot read dictionary "${dir}": is a directory\n`);
+      assert.match(hark('dictionary', '--help').out, /exit status 1 when there is any error or the file cannot be read/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('dictionary compile of a dictionary with errors says so in one line on stderr and exits 1', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
+    try {
+      const bad = join(dir, 'bad.csv');
+      writeFileSync(bad, 'phrase,category,severity,embedded\nAK47,weapons,7,no\n');
+      const r = hark('dictionary', 'compile', bad);
+      assert.equal(r.code, 1, r.err);
+      assert.equal(r.out, '');
+      assert.match(r.err, /^hark dictionary: Cannot load dictionary ".*bad\.csv": 1 error, first .*bad\.csv:2: .*severity.* \(run: hark dictionary check .*bad\.csv\)\n$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('scan --dictionary names every format it takes (.csv, .json, .hdict) for another extension, and a directory as one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
+    try {
+      const md = join(dir, 'x.md');
+      writeFileSync(md, '# phrases\n');
+      const pcap = fixture('school-search', 'school-search.pcap');
+      const r = hark('scan', '--quiet', '--dictionary', md, pcap);
+      assert.equal(r.code, 2, r.err);
+      assert.equal(r.err, `hark scan: Cannot read dictionary "${md}": extension ".md" is not .csv, .json or .hdict\n`);
+      const d = hark('scan', '--quiet', '--dictionary', dir, pcap);
+      assert.equal(d.code, 2, d.err);
+      assert.equal(d.err, `hark scan: Cannot read dictionary "${dir}": is a directory\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('dictionary compile writes an artifact that scan loads and that finds the same captures', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
     try {

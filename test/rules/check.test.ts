@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -140,6 +140,20 @@ test('checkDictionary throws typed errors for an unknown extension and an unread
   assert.throws(() => checkDictionary('/nonexistent/hark/words.csv'), (err: unknown) => err instanceof DictionaryError && err.code === 'E_DICTIONARY_READ' && /ENOENT/.test(err.message) && err.cause !== undefined);
 });
 
+test('checkDictionary says a directory is one, before looking at its extension', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
+  try {
+    const named = join(dir, 'words.csv');
+    mkdirSync(named);
+    for (const path of [dir, named]) {
+      assert.throws(() => checkDictionary(path), (err: unknown) => err instanceof DictionaryError && err.code === 'E_DICTIONARY_READ'
+        && err.message === `Cannot read dictionary "${path}": is a directory`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('checkDictionary reads upper-case extensions and names the dictionary after the file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
   try {
@@ -191,11 +205,12 @@ test('runDictionaryCheck prints problems and a summary and exits 1 on errors', (
   assert.equal(lines[6], `${path}: 3 phrases, 4 errors, 2 warnings`);
 });
 
-test('runDictionaryCheck exits 0 when there are only warnings, and 1 on an unreadable file', () => {
+test('runDictionaryCheck exits 0 when there are only warnings, and throws for an unreadable file', () => {
   const lines: string[] = [];
   assert.equal(runDictionaryCheck(fixturePath('good.csv'), (l) => lines.push(l)), 0);
   assert.match(lines[lines.length - 1], /: 9 phrases, 0 errors, 1 warning$/);
   const missing: string[] = [];
-  assert.equal(runDictionaryCheck('/nonexistent/x.json', (l) => missing.push(l)), 1);
-  assert.deepEqual(missing, ['Cannot read dictionary "/nonexistent/x.json": ENOENT']);
+  assert.throws(() => runDictionaryCheck('/nonexistent/x.json', (l) => missing.push(l)), (err: unknown) => err instanceof DictionaryError
+    && err.code === 'E_DICTIONARY_READ' && err.message === 'Cannot read dictionary "/nonexistent/x.json": ENOENT');
+  assert.deepEqual(missing, [], 'no problem list and no summary for a file that was never read');
 });
