@@ -52,8 +52,23 @@ export function defaultDataDir(): string {
   return env !== undefined && env !== '' ? env : join(ROOT, 'var', 'home');
 }
 
+/** A --password-file that cannot be read: the operator's mistake, said in one line (exit 2). */
+class PasswordFileError extends Error {
+  readonly code = 'E_PASSWORD_FILE';
+  constructor(file: string, err: NodeJS.ErrnoException) {
+    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.code === 'EACCES' ? 'permission denied' : err.code ?? err.message;
+    super(`Cannot read password file "${file}": ${why}`, { cause: err });
+  }
+}
+
 async function readPassword(file: string | undefined): Promise<string> {
-  if (file !== undefined) return readFileSync(file, 'utf8').split(/\r?\n/)[0];
+  if (file !== undefined) {
+    try {
+      return readFileSync(file, 'utf8').split(/\r?\n/)[0];
+    } catch (err) {
+      throw new PasswordFileError(file, err as NodeJS.ErrnoException);
+    }
+  }
   if (process.stdin.isTTY) process.stderr.write('Password: ');
   const rl = createInterface({ input: process.stdin });
   for await (const line of rl) {
@@ -91,7 +106,14 @@ async function runAdmin(argv: string[]): Promise<number> {
     }
     role = values.role as Role;
   }
-  const password = await readPassword(values['password-file']);
+  let password: string;
+  try {
+    password = await readPassword(values['password-file']);
+  } catch (err) {
+    if (!(err instanceof PasswordFileError)) throw err;
+    process.stderr.write(`hark home admin: ${err.message}\n`);
+    return 2;
+  }
   const problem = passwordProblem(password);
   if (problem !== undefined) {
     process.stderr.write(`hark home admin ${verb}: ${problem}\n`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -43,4 +43,16 @@ test('runHome admin add / passwd make operators who can log in, with no default 
   } finally {
     await home.close();
   }
+});
+
+test('runHome admin add with a --password-file it cannot read names it in one line and exits 2', () => {
+  const data = join(dir, 'no-password');
+  const missing = join(dir, 'nosuch');
+  const r = hark(['admin', 'add', 'dsl', '--role', 'lead', '--data-dir', data, '--password-file', missing]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, `hark home admin: Cannot read password file "${missing}": no such file\n`);
+  const isDir = hark(['admin', 'passwd', 'dsl', '--data-dir', data, '--password-file', dir]);
+  assert.equal(isDir.status, 2, isDir.stderr);
+  assert.equal(isDir.stderr, `hark home admin: Cannot read password file "${dir}": is a directory\n`);
+  assert.equal(existsSync(data), false, 'nothing is made before the password is read');
 });
