@@ -57,6 +57,17 @@ export function fingerprint(pem: string): string {
   return cert.fingerprint256.toUpperCase();
 }
 
+/** Hex digits in a SHA-256 fingerprint: 32 bytes. */
+const SHA256_HEX_DIGITS = 64;
+
+/**
+ * Whether `text` is a SHA-256 fingerprint as an operator may type it: 64 hex digits in any case,
+ * with or without colons or spaces between them (what normaliseFingerprint accepts).
+ */
+export function isSha256Fingerprint(text: string): boolean {
+  return /^[0-9a-fA-F:\s]*$/.test(text) && text.replace(/[:\s]/g, '').length === SHA256_HEX_DIGITS;
+}
+
 /** A fingerprint as an operator may type it (any case, with or without colons or spaces) in canonical form. */
 export function normaliseFingerprint(text: string): string {
   const hex = text.replace(/[^0-9a-fA-F]/g, '').toUpperCase();

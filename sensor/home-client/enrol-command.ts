@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CliError, type Command } from '../cli/command.js';
-import { SensorCredentials } from './credentials.js';
+import { CliError, cliErrorOf, type Command } from '../cli/command.js';
+import { isSha256Fingerprint, SensorCredentials } from './credentials.js';
 import { completeEnrolment, enrolWithCredentials, listSensors, requestCode, waitForApproval, type EnrolContext } from './enrol.js';
-import { fetchCa, HomeLink } from './link.js';
+import { checkHomeUrl, checkProxy, fetchCa, HomeLink, LinkConfigError } from './link.js';
 
 /** Where a checkout keeps its data when nothing else is configured (gitignored), as `hark run`. */
 const CHECKOUT_DATA_DIR = fileURLToPath(new URL('../../../var', import.meta.url));
@@ -106,6 +106,18 @@ export async function runEnrol(argv: string[], print: (text: string) => void, us
     sensorId = Number(values.sensor);
     if (!Number.isSafeInteger(sensorId) || sensorId < 1) throw new CliError(`--sensor must be a sensor number, not "${values.sensor}"`);
   }
+  // Malformed values are bad options (exit 2), found before anything goes to home or the proxy:
+  // fetchCa would refuse them too, but as a failed enrolment (exit 1).
+  try {
+    for (const home of homes) checkHomeUrl(home, false);
+    if (values.proxy !== undefined) checkProxy(values.proxy);
+  } catch (err) {
+    throw err instanceof LinkConfigError ? new CliError(err.message) : err;
+  }
+  const expected = values['ca-fingerprint'];
+  if (expected !== undefined && !isSha256Fingerprint(expected)) {
+    throw new CliError(`--ca-fingerprint must be a SHA-256 fingerprint, 64 hex digits (colons or spaces allowed), not "${expected}"`);
+  }
   if (creds.enrolled) throw new CliError(`This sensor is already enrolled as sensor ${creds.sensorId}: run "hark enrol --reset" first to enrol again`, EXIT_FAILED);
 
   const proxy = values.proxy;
@@ -170,7 +182,7 @@ function failing<T>(f: () => T): T {
   try {
     return f();
   } catch (err) {
-    throw asCli(err);
+    throw cliErrorOf(err, EXIT_FAILED);
   }
 }
 
@@ -178,15 +190,8 @@ async function failingAsync<T>(f: () => Promise<T>): Promise<T> {
   try {
     return await f();
   } catch (err) {
-    throw asCli(err);
+    throw cliErrorOf(err, EXIT_FAILED);
   }
-}
-
-function asCli(err: unknown): unknown {
-  if (err instanceof CliError) return err;
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && code.startsWith('E_')) return new CliError((err as Error).message, EXIT_FAILED);
-  return err;
 }
 
 async function confirmFingerprint(): Promise<boolean> {

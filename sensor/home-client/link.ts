@@ -122,7 +122,16 @@ function baseUrl(home: string, allowPlaintext: boolean): string {
   return url.href.replace(/\/+$/, '');
 }
 
-function checkProxy(proxy: string): void {
+/**
+ * Throws LinkConfigError (E_HOME_URL, E_HOME_PLAINTEXT) unless `home` is a base URL the link can
+ * use: for checking a command line before anything is sent.
+ */
+export function checkHomeUrl(home: string, allowPlaintext: boolean): void {
+  baseUrl(home, allowPlaintext);
+}
+
+/** Throws LinkConfigError (E_PROXY_URL) unless `proxy` is an http(s)://host:port URL. */
+export function checkProxy(proxy: string): void {
   let url: URL;
   try {
     url = new URL(proxy);

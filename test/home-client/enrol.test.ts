@@ -235,6 +235,40 @@ describe('enrolCommand', () => {
     assert.match(r.out, /HARK_PASSWORD/);
   });
 
+  it('hark enrol refuses a malformed --home, --proxy or --ca-fingerprint as a bad option (exit 2) before contacting home', async () => {
+    const home = await enrolHome(0);
+    const data = mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'));
+    const fp = fingerprint(ca.cert);
+    try {
+      for (const [options, message] of [
+        [['--home', 'notaurl'], 'Cannot use home "notaurl": not a URL (expected https://host:port)'],
+        [['--home', home.url, '--home', 'ftp://fallback:21'], 'Cannot use home "ftp://fallback:21": scheme "ftp:" (expected https://)'],
+        [['--home', 'http://127.0.0.1:1'], 'Refusing home "http://127.0.0.1:1": plain http:// has no TLS and no pin; use https://'],
+        [['--home', home.url, '--proxy', 'notaurl'], 'Cannot use proxy "notaurl": not a URL (expected http://host:port)'],
+        [['--home', home.url, '--ca-fingerprint', 'zz'], '--ca-fingerprint must be a SHA-256 fingerprint, 64 hex digits (colons or spaces allowed), not "zz"'],
+        [['--home', home.url, '--ca-fingerprint', fp.slice(0, -3)], `--ca-fingerprint must be a SHA-256 fingerprint, 64 hex digits (colons or spaces allowed), not "${fp.slice(0, -3)}"`],
+      ] as const) {
+        const argv = [...options, '--code', '--data-dir', data];
+        if (!(options as readonly string[]).includes('--ca-fingerprint')) argv.push('--ca-fingerprint', fp);
+        const r = await runCommand(argv);
+        assert.ok(r.error instanceof CliError, `${options.join(' ')}: ${String(r.error)}`);
+        assert.equal(r.error.exitCode, 2, options.join(' '));
+        assert.equal(r.error.message, message);
+      }
+      assert.equal(home.count('/v1/ca'), 0, 'home was never asked');
+      const ok = await runCommand(['--home', home.url, '--code', '--site-key', 'hilltop-key', '--ca-fingerprint', fp.toLowerCase().replace(/:/g, ' '), '--data-dir', data]);
+      assert.equal(ok.error, undefined, 'a fingerprint in lower case with spaces is well-formed');
+    } finally {
+      await home.close();
+    }
+  });
+
+  it('hark enrol to a well-formed home that does not answer fails with exit 1, as --help says', async () => {
+    const r = await runCommand(['--home', 'https://127.0.0.1:1', '--code', '--data-dir', mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'))]);
+    assert.ok(r.error instanceof CliError && r.error.exitCode === 1 && /127\.0\.0\.1:1/.test(r.error.message), String(r.error));
+    assert.match(enrolCommand.usage, /1 enrolment refused or failed, 2 bad options/);
+  });
+
   it('hark enrol refuses both --code and --user', async () => {
     const r = await runCommand(['--home', 'https://h:1', '--code', '--user', 'a', '--data-dir', mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'))]);
     assert.ok(r.error instanceof CliError && r.error.exitCode === 2);
