@@ -73,7 +73,8 @@ Options:
   -h, --help        this help
 
 Exit status: 0 on success; 3 when the file is truncated or corrupt (the message names the byte
-offset; everything before it was processed); 2 on usage errors or an unreadable file.`,
+offset; everything before it was processed); 2 on usage errors, an unreadable file or a --dump
+DIR that cannot be made.`,
   run(argv) {
     const parsed = parseFileCommand(this, argv, { json: { type: 'boolean', default: false }, dump: { type: 'string' } });
     if (parsed === undefined) return 0;
