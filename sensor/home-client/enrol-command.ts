@@ -23,7 +23,7 @@ export const enrolCommand: Command = {
   name: 'enrol',
   summary: 'enrol this sensor with a home server, show the enrolment or reset to unconfigured',
   usage: `Usage: hark enrol --home URL [--home URL2 ...] (--code | --user USER [--sensor N]) [options]
-       hark enrol --status [--data-dir DIR]
+       hark enrol --status [--json] [--data-dir DIR]
        hark enrol --reset [--data-dir DIR]
 
 Joins this sensor to a home server. The sensor first fetches home's CA certificate and prints its
@@ -47,6 +47,7 @@ home, and home gives the sensor a client certificate signed by it.
   --data-dir DIR         data directory; credentials in DIR/identity/ (default: $HARK_DATA_DIR,
                          else ./var in a checkout)
   --status               show the UUID, sensor id, homes, CA fingerprint and certificate
+  --json                 with --status: one JSON object (what the console menu reads)
   --reset                reset to unconfigured: sensor id 0, a new key pair, home's certificate
                          and CA forgotten (the UUID stays); enrol again afterwards
   -h, --help             this help
@@ -74,6 +75,7 @@ export async function runEnrol(argv: string[], print: (text: string) => void, us
         hostname: { type: 'string' },
         'data-dir': { type: 'string' },
         status: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
         reset: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -87,8 +89,9 @@ export async function runEnrol(argv: string[], print: (text: string) => void, us
   }
   const dataDir = values['data-dir'] ?? process.env.HARK_DATA_DIR ?? CHECKOUT_DATA_DIR;
   const creds = failing(() => SensorCredentials.loadOrCreate(join(dataDir, 'identity')));
+  if (values.json && !values.status) throw new CliError('--json goes with --status; see hark enrol --help');
   if (values.status) {
-    print(statusText(creds));
+    print(values.json ? `${JSON.stringify(statusFields(creds), null, 2)}\n` : statusText(creds));
     return 0;
   }
   if (values.reset) {
@@ -164,6 +167,21 @@ export async function runEnrol(argv: string[], print: (text: string) => void, us
   } finally {
     await link.close();
   }
+}
+
+/** The enrolment as the console menu shows it: snake_case keys, absent values as null. */
+function statusFields(creds: SensorCredentials): Record<string, unknown> {
+  const cert = new X509Certificate(creds.certPem);
+  return {
+    uuid: creds.uuid,
+    sensor_id: creds.sensorId,
+    enrolled_at: creds.enrolledAt,
+    homes: creds.homes,
+    proxy: creds.proxy ?? null,
+    ca_fingerprint: creds.caFingerprint ?? null,
+    certificate: creds.enrolled ? 'from home' : 'self-signed',
+    certificate_valid_until: new Date(cert.validTo).toISOString(),
+  };
 }
 
 function statusText(creds: SensorCredentials): string {

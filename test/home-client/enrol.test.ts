@@ -190,6 +190,16 @@ describe('enrolCommand', () => {
       const st = await runCommand(['--status', '--data-dir', data]);
       assert.match(st.out, /Sensor id: +7/);
       assert.match(st.out, /from home/);
+      // the console menu's licence screen reads this form
+      const js = await runCommand(['--status', '--json', '--data-dir', data]);
+      const fields = JSON.parse(js.out);
+      assert.equal(fields.sensor_id, 7);
+      assert.deepEqual(fields.homes, [home.url]);
+      assert.equal(fields.ca_fingerprint, fingerprint(ca.cert));
+      assert.equal(fields.certificate, 'from home');
+      assert.ok(Number.isFinite(Date.parse(fields.certificate_valid_until)));
+      const lone = await runCommand(['--json', '--data-dir', data]);
+      assert.ok(lone.error instanceof CliError && lone.error.exitCode === 2 && /--json goes with --status/.test(lone.error.message), String(lone.error));
       const again = await runCommand(['--home', home.url, '--code', '--data-dir', data]);
       assert.ok(again.error instanceof CliError && /already enrolled/.test(again.error.message));
       const rs = await runCommand(['--reset', '--data-dir', data]);
