@@ -3,11 +3,13 @@
  * Input: in-order stream bytes cut anywhere: the client connection preface first on the client side, then
  * 9-byte frame headers and payloads. Output, through a `FrameSink`, in stream order: DATA payload as views
  * (padding removed, never buffered), every other known frame parsed from its whole payload (buffered up to
- * MAX_BUFFERED_FRAME_BYTES), unknown types skipped; anomalies by counter id. `push` says ok / need-more /
- * invalid (STYLE §4); frames carry no resync marker, so invalid is final. Never throws on stream content.
+ * MAX_BUFFERED_FRAME_BYTES, the buffer grown with the bytes received), unknown types skipped; anomalies by
+ * counter id. `push` says ok / need-more / invalid (STYLE §4); frames carry no resync marker, so invalid is
+ * final. Never throws on stream content.
  */
 
 import { defineAnomaly, defineCounter } from '../../events/counters.js';
+import { growPartialBuffer } from '../partial-buffer.js';
 
 /** RFC 9113 §3.4: the client connection preface. */
 export const CLIENT_PREFACE: Uint8Array = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -185,6 +187,11 @@ export class FrameParser {
     return this.state === S_STOPPED;
   }
 
+  /** Bytes of buffer this direction holds: a frame spanning pushes, or the one kept for the next such frame. */
+  get heldBytes(): number {
+    return this.buf.length;
+  }
+
   /** A header block is open and waits for CONTINUATION. */
   get inHeaderBlock(): boolean {
     return this.blockStream >= 0;
@@ -242,7 +249,8 @@ export class FrameParser {
             this.state = S_HEADER;
             this.dispatch(bytes.subarray(pos, pos + take));
           } else {
-            if (this.buf.length < this.length) this.buf = new Uint8Array(Math.max(this.length, Math.min(this.buf.length * 2, MAX_BUFFERED_FRAME_BYTES)));
+            // Grown with what arrives, not to the announced length: a frame header is only a claim.
+            if (this.bufLen + take > this.buf.length) this.buf = growPartialBuffer(this.buf, this.bufLen, this.bufLen + take, this.length);
             this.buf.set(bytes.subarray(pos, pos + take), this.bufLen);
             this.bufLen += take;
             this.left -= take;

@@ -19,6 +19,7 @@ import {
 } from '../http/session.js';
 import { FrameParser, Setting, type FrameError, type FrameSink, type PriorityInfo, type SettingsParam } from './frame.js';
 import { HpackDecoder } from './hpack.js';
+import { growPartialBuffer } from '../partial-buffer.js';
 
 /** Streams tracked per connection. Servers allow 100-256 concurrent streams (nginx 128, Apache 100); beyond
  * this the oldest stream is dropped (its messages end incomplete), counted. Also bounds the decoders held. */
@@ -88,6 +89,7 @@ export interface Http2ParserEvent extends HttpParserEvent {
   readonly detail: Http2InvalidReason;
 }
 
+const EMPTY = new Uint8Array(0);
 const NO_ANOMALIES: readonly string[] = Object.freeze([]);
 const NO_ENCODINGS: readonly string[] = Object.freeze([]);
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
@@ -367,6 +369,12 @@ export class Http2Session implements StreamConsumer {
     return this.streams.size;
   }
 
+  /** Bytes of buffer held for frames and header blocks that span pushes, both directions (HPACK tables apart). */
+  get heldBytes(): number {
+    const [b0, b1] = this.blocks;
+    return this.parsers[0].heldBytes + this.parsers[1].heldBytes + (b0?.buf.length ?? 0) + (b1?.buf.length ?? 0);
+  }
+
   /** The connection is no longer parsed (invalid or gap). */
   get isStopped(): boolean {
     return this.stopped;
@@ -433,7 +441,7 @@ export class Http2Session implements StreamConsumer {
       this.blockTooLarge(dir);
       return;
     }
-    const buf = new Uint8Array(Math.min(MAX_HEADER_BLOCK_BYTES, Math.max(fragment.length * 2, 4096)));
+    const buf = growPartialBuffer(EMPTY, 0, fragment.length, MAX_HEADER_BLOCK_BYTES);
     buf.set(fragment);
     this.blocks[dir] = { kind, streamId, promisedId, endStream, buf, len: fragment.length };
   }
@@ -447,11 +455,7 @@ export class Http2Session implements StreamConsumer {
       this.blockTooLarge(dir);
       return;
     }
-    if (need > block.buf.length) {
-      const grown = new Uint8Array(Math.min(MAX_HEADER_BLOCK_BYTES, Math.max(need, block.buf.length * 2)));
-      grown.set(block.buf.subarray(0, block.len));
-      block.buf = grown;
-    }
+    if (need > block.buf.length) block.buf = growPartialBuffer(block.buf, block.len, need, MAX_HEADER_BLOCK_BYTES);
     block.buf.set(fragment, block.len);
     block.len = need;
     if (!endHeaders) return;

@@ -5,6 +5,7 @@ import {
   DEFAULT_MAX_FRAME_SIZE, FrameParser, FrameType, MAX_BUFFERED_FRAME_BYTES, Setting, type FrameSink, type ParseStatus,
   type PriorityInfo, type SettingsParam,
 } from '../../../sensor/app-layer/http2/frame.js';
+import { PARTIAL_BUFFER_MIN_BYTES } from '../../../sensor/app-layer/partial-buffer.js';
 import { continuation, data, frame, goaway, headers, PREFACE, pushPromise, rstStream, settings } from './h2-helpers.js';
 
 /** Logs every callback as one line; DATA pieces are joined per frame so splits do not show. */
@@ -260,4 +261,56 @@ test('FrameParser stop() ends parsing at once, even inside a push', () => {
   assert.deepEqual(sink.log, ['settings', 'ping']);
   assert.equal(parser.error, 'stopped');
   assert.equal(parser.stopped, true);
+});
+
+/** A 9-byte frame header announcing `length` payload bytes (none of them follow). */
+function frameHeader(length: number, type: number, streamId: number): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(length, 0, 3);
+  h[3] = type;
+  h.writeUInt32BE(streamId, 5);
+  return h;
+}
+
+test('FrameParser holds buffer in proportion to the payload bytes received, not to the length announced', () => {
+  // Many flows' worth of a peer that raised the frame size, announced the largest frame buffered and sent
+  // one payload byte: each used to hold the whole 256.5 KiB at once.
+  const parsers: FrameParser[] = [];
+  for (let i = 0; i < 500; i++) {
+    const { parser, status } = parse(false, [settings(), frameHeader(MAX_BUFFERED_FRAME_BYTES, FrameType.HEADERS, 1), Buffer.from([0])],
+      (p) => { p.maxFrameSize = 1 << 24; });
+    assert.equal(status, 'need-more');
+    parsers.push(parser);
+  }
+  const held = parsers.reduce((sum, p) => sum + p.heldBytes, 0);
+  assert.ok(held <= parsers.length * PARTIAL_BUFFER_MIN_BYTES, `${held} bytes held for ${parsers.length} one-byte partial frames`);
+  // As the payload arrives, the buffer stays within twice what came (or the minimum).
+  const p = parsers[0];
+  let received = 1;
+  for (const piece of [100, 1000, 5000, 40_000, 100_000]) {
+    assert.equal(p.push(Buffer.alloc(piece)), 'need-more');
+    received += piece;
+    assert.ok(p.heldBytes <= Math.max(PARTIAL_BUFFER_MIN_BYTES, 2 * received), `${p.heldBytes} held after ${received} received`);
+  }
+});
+
+test('FrameParser gives the same large frame whole or cut every few bytes, and drops the large buffer after it', () => {
+  const payload = Buffer.alloc(100_000);
+  for (let i = 0; i < payload.length; i++) payload[i] = (i * 7 + (i >> 8)) & 0xff;
+  const bytes = Buffer.concat([
+    settings(), headers(1, payload, { endHeaders: true }), frame(FrameType.PING, 0, 0, Buffer.alloc(8)), headers(3, payload.subarray(0, 3000)),
+  ]);
+  const raise = (p: FrameParser) => { p.maxFrameSize = 1 << 20; };
+  const whole = parse(false, [bytes], raise);
+  assert.equal(whole.status, 'ok');
+  assert.deepEqual(whole.log.map((l) => l.length), [8, 'headers 1 '.length + 200_000 + ' eh'.length, 4, 'headers 3 '.length + 6000 + ' eh'.length]);
+  for (const step of [1, 3, 7, 1448]) {
+    const pieces: Uint8Array[] = [];
+    for (let at = 0; at < bytes.length; at += step) pieces.push(bytes.subarray(at, at + step));
+    const cut = parse(false, pieces, raise);
+    assert.equal(cut.status, 'ok', `cut every ${step}`);
+    assert.deepEqual(cut.log, whole.log, `cut every ${step}`);
+    // The 100 KB frame's buffer is not kept for the flow's life; the last (3 KB) frame's may be.
+    assert.ok(cut.parser.heldBytes <= DEFAULT_MAX_FRAME_SIZE, `cut every ${step}: ${cut.parser.heldBytes} held`);
+  }
 });

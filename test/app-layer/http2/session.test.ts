@@ -5,6 +5,7 @@ import { Setting } from '../../../sensor/app-layer/http2/frame.js';
 import { Counters } from '../../../sensor/events/counters.js';
 import { MAX_START_LINE_BYTES } from '../../../sensor/app-layer/http/parser.js';
 import { Http2Session, MAX_HEADER_BLOCK_BYTES, MAX_OPEN_STREAMS } from '../../../sensor/app-layer/http2/session.js';
+import { PARTIAL_BUFFER_MIN_BYTES } from '../../../sensor/app-layer/partial-buffer.js';
 import { bytewise, everySplit, FLOW, type Step, type Summary } from '../../helpers/http-recorder.js';
 import {
   block, continuation, data, goaway, H2Recorder, headers, hpackInt, opening, PREFACE, pushPromise, requestBlock,
@@ -555,4 +556,64 @@ test('Http2Session survives seeded random mutations of an exchange: no throw, ev
   }
   // Mutations must have reached the parsers (some connections became unparseable), not all of them.
   assert.ok(invalid > 0 && invalid < 500, `invalid ${invalid}`);
+});
+
+/** The two openings with SETTINGS_MAX_FRAME_SIZE at its largest: each side may send frames of up to 16 MiB. */
+function largeFrameOpening(): Step[] {
+  const s = settings([[Setting.MAX_FRAME_SIZE, 16777215]]);
+  return [[0, Buffer.concat([PREFACE, s])], [1, s]];
+}
+
+test('Http2Session holds buffers in proportion to the bytes received, not to the frame lengths announced', () => {
+  // Each flow: both sides announce a 256.5 KiB HEADERS frame and send one byte of it; the client also
+  // leaves a header block open and announces a large CONTINUATION. That used to hold 525 KiB a flow.
+  const announce = (type: number, id: number) => {
+    const h = Buffer.alloc(10);
+    h.writeUIntBE(256 * 1024 + 512, 0, 3);
+    h[3] = type;
+    h.writeUInt32BE(id, 5);
+    return h;
+  };
+  const flows = 300;
+  let held = 0;
+  let received = 0;
+  for (let i = 0; i < flows; i++) {
+    const steps: Step[] = [...largeFrameOpening(), [1, announce(1, 1)]];
+    if (i % 2 === 0) steps.push([0, announce(1, 1)]);
+    else steps.push([0, Buffer.concat([headers(1, requestBlock('/open'), { endHeaders: false }), announce(9, 1)])]);
+    const { session } = runH2(steps, {}, null);
+    assert.equal(session.isStopped, false);
+    held += session.heldBytes;
+    received += 2;
+  }
+  assert.ok(held <= flows * 3 * PARTIAL_BUFFER_MIN_BYTES, `${held} bytes held for ${received} payload bytes in ${flows} flows`);
+});
+
+test('Http2Session gives the same records for large header blocks whole or cut every few bytes', () => {
+  const big = 'v'.repeat(150_000);
+  const resBlock = responseBlock(200, [['x-large', big], ['content-type', 'text/plain']]);
+  const steps: Step[] = [
+    ...largeFrameOpening(),
+    [0, req('/large', { id: 1, extra: [['x-large', big]] })],
+    [1, Buffer.concat([
+      headers(1, resBlock.subarray(0, 70_000), { endHeaders: false }), continuation(1, resBlock.subarray(70_000, 71_000), false),
+      continuation(1, resBlock.subarray(71_000)), data(1, 'body', { endStream: true }),
+    ])],
+  ];
+  const whole = runH2(steps);
+  assert.deepEqual(whole.summary.events, []);
+  assert.equal(whole.summary.requests[0].headers[0][1], big);
+  assert.deepEqual(whole.summary.responses[0].headers, [['x-large', big], ['content-type', 'text/plain']]);
+  assert.equal(messageOf(whole.summary, 1, 'response', 0).body, 'body');
+  for (const every of [3, 1448]) {
+    const cut: Step[] = [];
+    for (const step of steps) {
+      if (step[0] === 'gap') continue;
+      for (let at = 0; at < step[1].length; at += every) cut.push([step[0], step[1].subarray(at, at + every)]);
+    }
+    const r = runH2(cut, {}, null);
+    assert.ok(r.session.heldBytes <= 2 * 16384, `cut every ${every}: ${r.session.heldBytes} bytes still held`);
+    r.session.end('fin', 1e9);
+    assert.deepEqual(r.summary, whole.summary, `cut every ${every}`);
+  }
 });
