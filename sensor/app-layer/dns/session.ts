@@ -12,6 +12,7 @@ import {
   DNS_ANOMALY_CODES, MAX_DNS_RAW_RDATA_BYTES, dnsRcodeName, isDnsParseError, parseDnsMessage, reverseNameToAddress,
   type DnsAnomalyCode, type DnsMessage, type DnsQuestion, type DnsResourceRecord,
 } from './parser.js';
+import { growPartialBuffer } from '../partial-buffer.js';
 
 export const DNS_PORT = 53;
 /** RFC 6762. */
@@ -265,12 +266,16 @@ export class DnsDatagramHandler implements DatagramSink {
   }
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** One direction's framing state. */
 class TcpHalf {
   /** 0, 1 or 2 bytes of the length prefix seen. */
   prefixHave = 0;
   prefixHigh = 0;
-  body: Uint8Array | undefined;
+  /** The message spanning pushes: grown as its bytes arrive, up to `bodyLen` (the prefix is only a claim). */
+  body: Uint8Array = EMPTY;
+  bodyLen = 0;
   bodyHave = 0;
   startTs = 0;
   stopped = false;
@@ -314,18 +319,24 @@ export class DnsTcpSession implements StreamConsumer {
       if (h.prefixHave === 1) {
         const len = (h.prefixHigh << 8) | bytes[i++];
         h.prefixHave = 2;
-        h.body = new Uint8Array(len);
+        h.bodyLen = len;
         h.bodyHave = 0;
         if (len === 0) this.finishBuffered(h, dir);
         continue;
       }
-      const body = h.body as Uint8Array;
-      const take = Math.min(body.length - h.bodyHave, n - i);
-      body.set(bytes.subarray(i, i + take), h.bodyHave);
-      h.bodyHave += take;
+      const take = Math.min(h.bodyLen - h.bodyHave, n - i);
+      const need = h.bodyHave + take;
+      if (need > h.body.length) h.body = growPartialBuffer(h.body, h.bodyHave, need, h.bodyLen);
+      h.body.set(bytes.subarray(i, i + take), h.bodyHave);
+      h.bodyHave = need;
       i += take;
-      if (h.bodyHave === body.length) this.finishBuffered(h, dir);
+      if (need === h.bodyLen) this.finishBuffered(h, dir);
     }
+  }
+
+  /** Bytes of buffer held for messages spanning pushes, both directions. */
+  heldBytes(): number {
+    return this.halves[0].body.length + this.halves[1].body.length;
   }
 
   gap(dir: Direction, len: number, tsUs: number): void {
@@ -345,9 +356,9 @@ export class DnsTcpSession implements StreamConsumer {
   }
 
   private finishBuffered(h: TcpHalf, dir: Direction): void {
-    const body = h.body as Uint8Array;
+    const body = h.body.length === h.bodyLen ? h.body : h.body.subarray(0, h.bodyLen);
     h.prefixHave = 0;
-    h.body = undefined;
+    h.body = EMPTY;
     h.bodyHave = 0;
     this.deliver(h, dir, body, h.startTs);
   }
@@ -365,7 +376,7 @@ export class DnsTcpSession implements StreamConsumer {
 
   private stop(h: TcpHalf): void {
     h.stopped = true;
-    h.body = undefined;
+    h.body = EMPTY;
     h.prefixHave = 0;
   }
 }

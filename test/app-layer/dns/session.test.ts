@@ -6,6 +6,7 @@ import {
   DNS_QUERY_TIMEOUT_US, DnsDatagramHandler, DnsTcpSession, DnsTransactions, MAX_DNS_TCP_MALFORMED_RUN, MAX_PENDING_DNS_QUERIES,
   dnsServiceForPorts, type DnsQuery, type DnsResponse, type DnsSink,
 } from '../../../sensor/app-layer/dns/session.js';
+import { PARTIAL_BUFFER_MIN_BYTES } from '../../../sensor/app-layer/partial-buffer.js';
 import { header, ipv4, message, name, ptr, question, rr, tcpFrame } from './dns-bytes.js';
 
 const UDP_FLOW: FlowInfo = { flowId: 7, proto: 17, srcIp: '10.0.0.5', srcPort: 40000, dstIp: '10.0.0.1', dstPort: 53, vlan: [], startUs: 0 };
@@ -279,4 +280,40 @@ test('DnsTcpSession counts a message cut by the end of the flow', () => {
   const { rec, counters } = runTcp([[0, f.subarray(0, f.length - 1), 1]]);
   assert.deepEqual(rec.records, []);
   assert.equal(counters.get('dns.tcp.message_incomplete'), 1);
+});
+
+test('DnsTcpSession holds buffer in proportion to the message bytes received, not to the length prefix', () => {
+  // Many flows' worth of a 65,535-byte length and a 12-byte header each way: that used to hold 128 KiB a flow.
+  const q = Buffer.concat([Buffer.from([0xff, 0xff]), header({ id: 0x1234, qd: 0 })]);
+  const r = Buffer.concat([Buffer.from([0xff, 0xff]), header({ id: 0x1234, flags: 0x8000, qd: 0 })]);
+  const flows = 500;
+  let held = 0;
+  for (let i = 0; i < flows; i++) held += runTcp([[0, q, 1], [1, r, 2]], false).session.heldBytes();
+  assert.ok(held <= flows * 2 * PARTIAL_BUFFER_MIN_BYTES, `${held} bytes held for ${flows} flows of ${q.length + r.length} stream bytes`);
+  // As the message arrives, the buffer stays within twice what came (or the minimum).
+  const { session } = runTcp([[0, q, 1]], false);
+  let received = q.length - 2;
+  for (const piece of [100, 1000, 5000, 20_000]) {
+    session.data(0, new Uint8Array(piece), 2);
+    received += piece;
+    assert.ok(session.heldBytes() <= Math.max(PARTIAL_BUFFER_MIN_BYTES, 2 * received), `${session.heldBytes()} held after ${received} received`);
+  }
+});
+
+test('DnsTcpSession gives the same records for a 60 KB response whole or cut every few bytes', () => {
+  const txt = Buffer.concat([Buffer.from([255]), Buffer.alloc(255, 0x61)]);
+  const big = message({ id: 9, flags: 0x8180 }, { qd: [question('big.example', 16)], an: Array.from({ length: 230 }, () => rr(ptr(12), 16, txt)) });
+  assert.ok(big.length > 60_000);
+  const stream = Buffer.concat([tcpFrame(big), tcpFrame(answer(10, 'after.example', '192.0.2.10'))]);
+  const whole = runTcp([[0, tcpFrame(query(9, 'big.example', 16)), 1], [1, stream, 2]]);
+  assert.deepEqual(whole.rec.summary().map((x) => (x as unknown[]).slice(0, 4)), [['Q', 0, 9, 'big.example'], ['R', 1, 9, 'big.example'], ['R', 1, 10, 'after.example']]);
+  assert.equal((whole.rec.records[1] as DnsResponse).answers.length, 230);
+  for (const every of [1, 3, 1448]) {
+    const steps: Step[] = [[0, tcpFrame(query(9, 'big.example', 16)), 1]];
+    for (let at = 0; at < stream.length; at += every) steps.push([1, stream.subarray(at, at + every), 2]);
+    const cut = runTcp(steps, false);
+    assert.deepEqual(cut.rec.summary(), whole.rec.summary(), `cut every ${every}`);
+    assert.deepEqual((cut.rec.records[1] as DnsResponse).answers, (whole.rec.records[1] as DnsResponse).answers, `cut every ${every}`);
+    assert.equal(cut.session.heldBytes(), 0, `cut every ${every}: nothing held after the last message`);
+  }
 });
