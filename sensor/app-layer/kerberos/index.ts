@@ -4,13 +4,15 @@
  * (RFC 4120 §7.2.2). Output: for an AS-REQ, the client principal bound to the sender's address; for an
  * AS-REP, to the receiver's (the KDC confirming it). A name ending in `$` (an AD machine account) or a
  * `host/` principal is a host name; other service principals are ignored; the realm is the domain.
- * TCP records are buffered up to MAX_KERBEROS_TCP_RECORD_BYTES; larger ones are skipped, not parsed.
+ * TCP records are buffered (as their bytes arrive) up to MAX_KERBEROS_TCP_RECORD_BYTES; larger ones are
+ * skipped, not parsed.
  */
 
 import type { CloseReason, DatagramSink, Direction, FlowInfo, StreamConsumer, StreamFactory } from '../../flow/stream.js';
 import { Counters, defineAnomaly, defineCounter } from '../../events/counters.js';
 import type { IdentityObservation, IdentitySink } from '../../identity/observation.js';
 import { KRB_MSG, isKerberosError, parseKerberosMessage, type KerberosMessage, type PrincipalName } from './parser.js';
+import { growPartialBuffer } from '../partial-buffer.js';
 
 export * from './parser.js';
 export * from './der.js';
@@ -92,16 +94,26 @@ export class KerberosIdentity implements DatagramSink {
   }
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** Per-direction record reassembly: header, then the record (kept) or a skip count (too large). */
 class RecordReader {
   private readonly header = new Uint8Array(RECORD_HEADER_BYTES);
   private headerHave = 0;
-  private body: Uint8Array | undefined;
+  /** The record being read: grown as its bytes arrive, up to `bodyLen` (the length is only a claim). */
+  private body: Uint8Array = EMPTY;
+  /** Announced length of the record being read; 0 between records. */
+  private bodyLen = 0;
   private bodyHave = 0;
   private skip = 0;
   private dead = false;
 
   constructor(private readonly onRecord: (record: Uint8Array) => void, private readonly counters: Counters) {}
+
+  /** Bytes of buffer held for a record spanning pushes. */
+  get heldBytes(): number {
+    return this.body.length;
+  }
 
   push(bytes: Uint8Array): void {
     let p = 0;
@@ -112,14 +124,17 @@ class RecordReader {
         p += n;
         continue;
       }
-      if (this.body !== undefined) {
-        const n = Math.min(this.body.length - this.bodyHave, bytes.length - p);
+      if (this.bodyLen > 0) {
+        const n = Math.min(this.bodyLen - this.bodyHave, bytes.length - p);
+        const need = this.bodyHave + n;
+        if (need > this.body.length) this.body = growPartialBuffer(this.body, this.bodyHave, need, this.bodyLen);
         this.body.set(bytes.subarray(p, p + n), this.bodyHave);
-        this.bodyHave += n;
+        this.bodyHave = need;
         p += n;
-        if (this.bodyHave === this.body.length) {
-          const rec = this.body;
-          this.body = undefined;
+        if (need === this.bodyLen) {
+          const rec = this.body.length === need ? this.body : this.body.subarray(0, need);
+          this.body = EMPTY;
+          this.bodyLen = 0;
           this.onRecord(rec);
         }
         continue;
@@ -139,7 +154,7 @@ class RecordReader {
         this.counters.inc(C_RECORD_TOO_LARGE);
         this.skip = len;
       } else if (len > 0) {
-        this.body = new Uint8Array(len);
+        this.bodyLen = len;
         this.bodyHave = 0;
       }
     }
@@ -148,7 +163,8 @@ class RecordReader {
   /** After a gap the record boundaries are lost: stop reading this direction. */
   gap(): void {
     this.dead = true;
-    this.body = undefined;
+    this.body = EMPTY;
+    this.bodyLen = 0;
   }
 }
 
@@ -167,6 +183,11 @@ export class KerberosTcpSession implements StreamConsumer {
   data(dir: Direction, bytes: Uint8Array, tsUs: number): void {
     this.tsUs = tsUs;
     this.readers[dir].push(bytes);
+  }
+
+  /** Bytes of buffer held for records spanning pushes, both directions. */
+  get heldBytes(): number {
+    return this.readers[0].heldBytes + this.readers[1].heldBytes;
   }
 
   gap(dir: Direction, _len: number, _tsUs: number): void {

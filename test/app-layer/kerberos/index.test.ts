@@ -6,6 +6,7 @@ import type { IdentityObservation } from '../../../sensor/identity/observation.j
 import {
   KerberosTcpSession, MAX_KERBEROS_TCP_RECORD_BYTES, interpretPrincipal, kerberosObservation, probeKerberosTcp,
 } from '../../../sensor/app-layer/kerberos/index.js';
+import { PARTIAL_BUFFER_MIN_BYTES } from '../../../sensor/app-layer/partial-buffer.js';
 import { fixture, replay } from '../../helpers/replay.js';
 
 test('interpretPrincipal: users, AD machine accounts, host/ principals; other services are nobody', () => {
@@ -88,4 +89,78 @@ test('probeKerberosTcp recognises KDC records by length and APPLICATION tag', ()
   assert.equal(probeKerberosTcp(0, f.c2s.subarray(0, 3)), 'need-more');
   assert.equal(probeKerberosTcp(0, Buffer.from('GET / HTTP/1.1\r\n')), 'no-match');
   assert.equal(probeKerberosTcp(1, f.c2s), 'no-match', 'an AS-REQ does not come from the server');
+});
+
+/** A 4-byte record length (RFC 4120 §7.2.2). */
+function recordLength(len: number): Buffer {
+  const h = Buffer.alloc(4);
+  h.writeUInt32BE(len);
+  return h;
+}
+
+/** DER `der` with `extra` bytes appended to its last primitive value (in an AS-REP, enc-part's cipher), every
+ * enclosing length rewritten: a reply as large as one carrying a big PAC. Single-byte tags only. */
+function enlargeLastValue(der: Buffer, extra: number): Buffer {
+  const tag = der[0];
+  let len = der[1];
+  let at = 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    len = der.readUIntBE(2, n);
+    at = 2 + n;
+  }
+  let value = der.subarray(at, at + len);
+  if (tag & 0x20) {
+    const kids: Buffer[] = [];
+    for (let p = 0; p < value.length;) {
+      const l = value[p + 1] & 0x80 ? value.readUIntBE(p + 2, value[p + 1] & 0x7f) + 2 + (value[p + 1] & 0x7f) : value[p + 1] + 2;
+      kids.push(value.subarray(p, p + l));
+      p += l;
+    }
+    kids[kids.length - 1] = enlargeLastValue(kids[kids.length - 1], extra);
+    value = Buffer.concat(kids);
+  } else value = Buffer.concat([value, Buffer.alloc(extra, 0x5a)]);
+  const lenBytes = value.length < 0x80 ? Buffer.from([value.length]) : Buffer.concat([Buffer.from([0x83]), Buffer.from([value.length >> 16, (value.length >> 8) & 255, value.length & 255])]);
+  return Buffer.concat([Buffer.from([tag]), lenBytes, value]);
+}
+
+test('KerberosTcpSession holds buffer in proportion to the record bytes received, not to the length announced', () => {
+  // Many flows' worth of a 65,536-byte record length and one byte each way: that used to hold 128 KiB a flow.
+  const announce = Buffer.concat([recordLength(MAX_KERBEROS_TCP_RECORD_BYTES), Buffer.from([0x6a])]);
+  const flows = 500;
+  let held = 0;
+  for (let i = 0; i < flows; i++) {
+    const s = new KerberosTcpSession(tcpFlows[0].info, { observe: () => {} }, new Counters());
+    s.data(0, announce, 1);
+    s.data(1, announce, 1);
+    held += s.heldBytes;
+  }
+  assert.ok(held <= flows * 2 * PARTIAL_BUFFER_MIN_BYTES, `${held} bytes held for ${flows} flows of ${2 * announce.length} stream bytes`);
+  // As the record arrives, the buffer stays within twice what came (or the minimum).
+  const s = new KerberosTcpSession(tcpFlows[0].info, { observe: () => {} }, new Counters());
+  s.data(0, announce, 1);
+  let received = 1;
+  for (const piece of [100, 1000, 5000, 40_000]) {
+    s.data(0, new Uint8Array(piece), 2);
+    received += piece;
+    assert.ok(s.heldBytes <= Math.max(PARTIAL_BUFFER_MIN_BYTES, 2 * received), `${s.heldBytes} held after ${received} received`);
+  }
+});
+
+test('KerberosTcpSession reads a 40 KB AS-REP whole or cut every few bytes alike', () => {
+  const f = tcpFlows[1];
+  const rep = enlargeLastValue(f.s2c.subarray(4), 40_000);
+  const s2c = Buffer.concat([recordLength(rep.length), rep]);
+  assert.ok(s2c.length > 40_000);
+  const whole = run(f.info, (s) => s.data(1, s2c, 5));
+  assert.deepEqual(whole.obs.map((o) => [o.ip, o.hostname, o.domain]), [['127.0.0.1', 'LAPTOP-7F3', 'HARK.TEST']]);
+  for (const every of [1, 3, 1448]) {
+    let held = 0;
+    const cut = run(f.info, (s) => {
+      for (let at = 0; at < s2c.length; at += every) s.data(1, s2c.subarray(at, at + every), 5);
+      held = s.heldBytes;
+    });
+    assert.deepEqual(cut.obs, whole.obs, `cut every ${every}`);
+    assert.equal(held, 0, `cut every ${every}: nothing held after the record`);
+  }
 });
