@@ -2,11 +2,13 @@
  * App layer, TLS: record layer over ONE direction of a reassembled TCP stream, and the TLS protocol probe.
  * Input: in-order stream bytes cut anywhere (`push`). Output: one `TlsRecord` per complete record, in stream
  * order, through a callback; `push` says ok / invalid (STYLE §4). A record inside one push is handed out as a
- * view (no copy); only a record spanning pushes is copied, into a buffer held just while it is incomplete.
+ * view (no copy); only a record spanning pushes is copied, into a buffer held just while it is incomplete and
+ * grown with the bytes received (not allocated at the length the header announces).
  * Unknown content type, bad version or an oversize length disables the reader ('invalid' + anomaly).
  */
 
 import { Counters, defineAnomaly, defineCounter } from '../../events/counters.js';
+import { growPartialBuffer } from '../partial-buffer.js';
 
 export type ProbeResult = 'match' | 'no-match' | 'need-more';
 
@@ -76,6 +78,8 @@ export interface TlsRecord {
   readonly tsUs: number;
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** Reader states: at a record boundary or inside a header; header read, payload incomplete; given up. */
 const ST_HEADER = 0;
 const ST_BODY = 1;
@@ -101,8 +105,9 @@ export class TlsRecordReader {
   /** The header handed out with a record that sat inside one push. */
   private readonly outHead = new Uint8Array(RECORD_HEADER_BYTES);
   private headFill = 0;
-  /** Payload of a record spanning pushes; dropped when no record is pending at the end of a push. */
-  private body: Uint8Array | undefined;
+  /** Payload of a record spanning pushes, grown as it arrives; dropped when no record is pending at the end
+   * of a push. */
+  private body: Uint8Array = EMPTY;
   private bodyLen = 0;
   private bodyFill = 0;
   private type = 0;
@@ -127,10 +132,12 @@ export class TlsRecordReader {
     }
     while (off < n) {
       if (this.state === ST_BODY) {
-        const body = this.body as Uint8Array;
         const take = Math.min(this.bodyLen - this.bodyFill, n - off);
-        body.set(bytes.subarray(off, off + take), this.bodyFill);
-        this.bodyFill += take;
+        const need = this.bodyFill + take;
+        // Grown with what arrives, not to the length the header announces.
+        if (need > this.body.length) this.body = growPartialBuffer(this.body, this.bodyFill, need, this.bodyLen);
+        this.body.set(bytes.subarray(off, off + take), this.bodyFill);
+        this.bodyFill = need;
         off += take;
         if (this.bodyFill < this.bodyLen) break;
         this.state = ST_HEADER;
@@ -199,13 +206,18 @@ export class TlsRecordReader {
         this.emitHeld(tsUs, out);
       }
     }
-    if (this.state === ST_HEADER && this.headFill === 0) this.body = undefined;
+    if (this.state === ST_HEADER && this.headFill === 0) this.body = EMPTY;
     return 'ok';
   }
 
   /** Bytes held for a record not yet complete (header and payload). */
   pendingBytes(): number {
     return this.state === ST_BODY ? this.headFill + this.bodyFill : this.headFill;
+  }
+
+  /** Bytes of buffer held for the payload of a record spanning pushes (at most twice what arrived of it). */
+  heldBytes(): number {
+    return this.body.length;
   }
 
   /** Forgets any partial record and the invalid state (e.g. a session restarting after a gap at a known
@@ -215,7 +227,7 @@ export class TlsRecordReader {
     this.headFill = 0;
     this.bodyFill = 0;
     this.bodyLen = 0;
-    this.body = undefined;
+    this.body = EMPTY;
     this.sslv2 = false;
     this.atStart = false;
   }
@@ -237,18 +249,18 @@ export class TlsRecordReader {
     return -1;
   }
 
+  /** The payload buffer is grown as the bytes arrive (a record spanning pushes reuses the one held). */
   private beginBody(type: number, version: number, len: number): void {
     this.type = type;
     this.version = version;
     this.bodyLen = len;
     this.bodyFill = 0;
-    if (this.body === undefined || this.body.length < len) this.body = new Uint8Array(len);
     this.state = ST_BODY;
   }
 
   /** Emits the record held in `head` + `body`; false when it is an SSLv2 hello that is not a ClientHello. */
   private emitHeld(tsUs: number, out: (rec: TlsRecord) => void): boolean {
-    const body = this.body as Uint8Array;
+    const body = this.body;
     const fragment = body.length === this.bodyLen ? body : new Uint8Array(body.buffer, body.byteOffset, this.bodyLen);
     const headerLen = this.headFill;
     this.headFill = 0;
@@ -272,7 +284,7 @@ export class TlsRecordReader {
   private fail(anomaly: number): 'invalid' {
     this.counters.inc(anomaly);
     this.state = ST_INVALID;
-    this.body = undefined;
+    this.body = EMPTY;
     this.headFill = 0;
     this.bodyFill = 0;
     return 'invalid';

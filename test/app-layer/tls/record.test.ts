@@ -6,6 +6,7 @@ import {
   CONTENT_TYPE_SSL2_CLIENT_HELLO, MAX_RECORD_PAYLOAD_BYTES, parseAlert, probeTls, RECORD_HEADER_BYTES, RESYNC_RECORDS, TlsRecordReader,
   TlsStartTracker, type TlsRecord,
 } from '../../../sensor/app-layer/tls/record.js';
+import { PARTIAL_BUFFER_MIN_BYTES } from '../../../sensor/app-layer/partial-buffer.js';
 import { tlsFlows, type TlsFlow } from './corpus.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -116,6 +117,50 @@ test('TlsRecordReader accepts a record of exactly MAX_RECORD_PAYLOAD_BYTES and r
   const bad = read([Buffer.from([0x17, 0x03, 0x03, over >> 8, over & 0xff])], counters);
   assert.deepEqual(bad.results, ['invalid']);
   assert.equal(counters.get('tls.invalid_record_length'), 1);
+});
+
+test('TlsRecordReader holds buffer in proportion to the payload bytes received, not to the record length announced', () => {
+  // Many flows' worth of a header announcing the longest record and one payload byte: that used to hold
+  // 18 KiB a direction.
+  const announce = Buffer.from([0x17, 0x03, 0x03, MAX_RECORD_PAYLOAD_BYTES >> 8, MAX_RECORD_PAYLOAD_BYTES & 0xff, 0x00]);
+  const readers: TlsRecordReader[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const r = read([announce]);
+    assert.deepEqual(r.results, ['ok']);
+    assert.equal(r.reader.pendingBytes(), 6);
+    readers.push(r.reader);
+  }
+  const held = readers.reduce((sum, r) => sum + r.heldBytes(), 0);
+  assert.ok(held <= readers.length * PARTIAL_BUFFER_MIN_BYTES, `${held} bytes held for ${readers.length} one-byte partial records`);
+  // As the payload arrives, the buffer stays within twice what came (or the minimum).
+  const reader = readers[0];
+  let received = 1;
+  for (const piece of [100, 1000, 5000]) {
+    reader.push(Buffer.alloc(piece), 2, () => assert.fail('the record is not complete'));
+    received += piece;
+    assert.ok(reader.heldBytes() <= Math.max(PARTIAL_BUFFER_MIN_BYTES, 2 * received), `${reader.heldBytes()} held after ${received} received`);
+  }
+});
+
+test('TlsRecordReader gives the same long records whole or cut every few bytes, and holds nothing after them', () => {
+  const record = (type: number, len: number, fill: number) => {
+    const r = Buffer.alloc(5 + len, fill);
+    r.set([type, 0x03, 0x03, len >> 8, len & 0xff]);
+    return r;
+  };
+  const stream = Buffer.concat([
+    record(CONTENT_TYPE_HANDSHAKE, 9000, 0x42), record(CONTENT_TYPE_APPLICATION_DATA, MAX_RECORD_PAYLOAD_BYTES, 0x43),
+    record(CONTENT_TYPE_ALERT, 2, 0x01), record(CONTENT_TYPE_APPLICATION_DATA, 300, 0x44),
+  ]);
+  const whole = read([stream]);
+  assert.deepEqual(whole.recs.map((r) => [r.type, r.fragment.length / 2]), [[22, 9000], [23, MAX_RECORD_PAYLOAD_BYTES], [21, 2], [23, 300]]);
+  for (const every of [1, 3, 1448]) {
+    const pieces: Uint8Array[] = [];
+    for (let at = 0; at < stream.length; at += every) pieces.push(stream.subarray(at, at + every));
+    const cut = read(pieces);
+    assert.deepEqual(withoutTs(cut.recs), withoutTs(whole.recs), `cut every ${every}`);
+    assert.equal(cut.reader.heldBytes(), 0, `cut every ${every}`);
+  }
 });
 
 test('TlsRecordReader rejects an unknown content type, counted once, and stays invalid', () => {
