@@ -11,7 +11,7 @@ import type { HttpSessionOptions, HttpSink } from '../http/session.js';
 import { CLIENT_PREFACE } from './frame.js';
 import { Http2Session } from './session.js';
 
-export { Http2Session, MAX_OPEN_STREAMS, MAX_HEADER_BLOCK_BYTES } from './session.js';
+export { Http2Session, MAX_OPEN_STREAMS, MAX_DECODING_STREAMS, MAX_HEADER_BLOCK_BYTES } from './session.js';
 export type { Http2Request, Http2Response, Http2ParserEvent, Http2InvalidReason } from './session.js';
 export { CLIENT_PREFACE } from './frame.js';
 

@@ -22,8 +22,15 @@ import { HpackDecoder } from './hpack.js';
 import { growPartialBuffer } from '../partial-buffer.js';
 
 /** Streams tracked per connection. Servers allow 100-256 concurrent streams (nginx 128, Apache 100); beyond
- * this the oldest stream is dropped (its messages end incomplete), counted. Also bounds the decoders held. */
+ * this the oldest stream is dropped (its messages end incomplete), counted. */
 export const MAX_OPEN_STREAMS = 256;
+/** Streams per connection whose body holds a live Content-Encoding decoder chain. Each layer of a chain holds
+ * native state and a 16 KiB output buffer from its first body byte to its end (17 KB gzip, 52 KB br
+ * measured), so 256 open streams of a few wire bytes each held 13 MB a connection. Browsers receive their
+ * responses one or a few at a time (Chrome chains them by exclusive priority; RFC 9218 marks scripts and
+ * styles non-incremental). Beyond it a new encoded body is not decoded: it ends truncated, decode
+ * 'aborted', counted (`http2.too_many_decoding_streams`). */
+export const MAX_DECODING_STREAMS = 16;
 /** Compressed header block (HEADERS or PUSH_PROMISE plus CONTINUATIONs) held until END_HEADERS: far above
  * what servers accept (nginx 16-32 KiB decoded). Beyond it the connection cannot be followed, counted. */
 export const MAX_HEADER_BLOCK_BYTES = 256 * 1024;
@@ -35,6 +42,7 @@ const C_BODY_TRUNCATED = defineCounter('http2.body_truncated');
 const C_PARSER_INVALID = defineCounter('http2.parser_invalid');
 const C_GAP = defineCounter('http2.gap');
 const C_TOO_MANY_STREAMS = defineCounter('http2.too_many_streams');
+const C_TOO_MANY_DECODING = defineCounter('http2.too_many_decoding_streams');
 const C_MESSAGE_INCOMPLETE = defineCounter('http2.message_incomplete');
 const C_STREAM_RESET = defineCounter('http2.stream_reset');
 const C_CLOSED_STREAM_FRAME = defineCounter('http2.frame.closed_stream');
@@ -190,6 +198,8 @@ class H2Body {
   private truncated = false;
   private decodeStatus: DecodeStatus = 'ok';
   private ended = false;
+  /** The chain counts against the session's MAX_DECODING_STREAMS until it stops or the body ends. */
+  private decoding = false;
   private readonly emit: (chunk: Uint8Array) => void;
 
   constructor(private readonly session: Http2Session, readonly msg: HttpMessage, readonly dir: Direction, contentEncoding: readonly string[]) {
@@ -209,11 +219,19 @@ class H2Body {
     this.wire += chunk.length;
     if (this.truncated || chunk.length === 0) return;
     if (this.codings !== undefined) {
-      // Created at the first body byte: empty bodies never allocate a decoder.
-      this.chain ??= new DecoderChain(this.codings, this.emit, this.session.counters, {
-        maxOutputBytes: this.session.bodyLimit,
-        forceBuffered: this.session.forceBuffered,
-      });
+      if (this.chain === undefined) {
+        // Created at the first body byte: empty bodies never allocate a decoder.
+        if (!this.session.claimDecoder()) {
+          this.decodeStatus = 'aborted';
+          this.markTruncated();
+          return;
+        }
+        this.decoding = true;
+        this.chain = new DecoderChain(this.codings, this.emit, this.session.counters, {
+          maxOutputBytes: this.session.bodyLimit,
+          forceBuffered: this.session.forceBuffered,
+        });
+      }
       this.chain.write(chunk);
       this.checkChain();
       return;
@@ -239,6 +257,14 @@ class H2Body {
     this.decodeStatus = chain.status;
     if (chain.status === 'corrupt') this.anomaly(A_DECODE_FAILED);
     this.markTruncated();
+    this.releaseDecoder();
+  }
+
+  /** A stopped chain has given its native decoders back: its slot goes back to the session. */
+  private releaseDecoder(): void {
+    if (!this.decoding) return;
+    this.decoding = false;
+    this.session.releaseDecoder();
   }
 
   private markTruncated(): void {
@@ -263,6 +289,7 @@ class H2Body {
         this.chain.abort();
       }
       this.chain = undefined;
+      this.releaseDecoder();
     }
     this.ended = true;
     if (!complete) this.session.counters.inc(C_MESSAGE_INCOMPLETE);
@@ -333,6 +360,8 @@ export class Http2Session implements StreamConsumer {
   private readonly blocks: [PendingBlock | undefined, PendingBlock | undefined] = [undefined, undefined];
   private requestCount = 0;
   private responseCount = 0;
+  /** Bodies holding a live decoder chain (at most MAX_DECODING_STREAMS). */
+  private decoding = 0;
   private lastClientStream = 0;
   private lastPushedStream = 0;
   private stopped = false;
@@ -369,6 +398,11 @@ export class Http2Session implements StreamConsumer {
     return this.streams.size;
   }
 
+  /** Bodies whose Content-Encoding decoder chain is live (at most MAX_DECODING_STREAMS). */
+  get decodingStreams(): number {
+    return this.decoding;
+  }
+
   /** Bytes of buffer held for frames and header blocks that span pushes, both directions (HPACK tables apart). */
   get heldBytes(): number {
     const [b0, b1] = this.blocks;
@@ -403,6 +437,21 @@ export class Http2Session implements StreamConsumer {
     this.ts[1] = Math.max(this.ts[1], tsUs);
     if (!this.stopped) this.closeAll();
     this.sink.onClose?.();
+  }
+
+  /** @internal A body may create its decoder chain: false (counted) when MAX_DECODING_STREAMS are live. */
+  claimDecoder(): boolean {
+    if (this.decoding >= MAX_DECODING_STREAMS) {
+      this.counters.inc(C_TOO_MANY_DECODING);
+      return false;
+    }
+    this.decoding++;
+    return true;
+  }
+
+  /** @internal */
+  releaseDecoder(): void {
+    this.decoding--;
   }
 
   /** @internal Time of the bytes being parsed in `dir`. */

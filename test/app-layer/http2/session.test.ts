@@ -4,7 +4,7 @@ import zlib from 'node:zlib';
 import { Setting } from '../../../sensor/app-layer/http2/frame.js';
 import { Counters } from '../../../sensor/events/counters.js';
 import { MAX_START_LINE_BYTES } from '../../../sensor/app-layer/http/parser.js';
-import { Http2Session, MAX_HEADER_BLOCK_BYTES, MAX_OPEN_STREAMS } from '../../../sensor/app-layer/http2/session.js';
+import { Http2Session, MAX_DECODING_STREAMS, MAX_HEADER_BLOCK_BYTES, MAX_OPEN_STREAMS } from '../../../sensor/app-layer/http2/session.js';
 import { PARTIAL_BUFFER_MIN_BYTES } from '../../../sensor/app-layer/partial-buffer.js';
 import { bytewise, everySplit, FLOW, type Step, type Summary } from '../../helpers/http-recorder.js';
 import {
@@ -616,4 +616,63 @@ test('Http2Session gives the same records for large header blocks whole or cut e
     r.session.end('fin', 1e9);
     assert.deepEqual(r.summary, whole.summary, `cut every ${every}`);
   }
+});
+
+test(`Http2Session decodes at most MAX_DECODING_STREAMS (${MAX_DECODING_STREAMS}) bodies at once; others end truncated, counted`, () => {
+  const br = zlib.brotliCompressSync(TEXT);
+  const extra = 4;
+  const n = MAX_DECODING_STREAMS + extra;
+  const reqs: Buffer[] = [];
+  const starts: Buffer[] = [];
+  for (let i = 0; i < n; i++) {
+    reqs.push(req(`/z${i}`, { id: 2 * i + 1 }));
+    starts.push(res(2 * i + 1, 200, [['content-encoding', 'br']]), data(2 * i + 1, br.subarray(0, 10)));
+  }
+  const steps: Step[] = [...opening(), [0, Buffer.concat(reqs)], [1, Buffer.concat(starts)]];
+  const open = runH2(steps, {}, null);
+  assert.equal(open.session.decodingStreams, MAX_DECODING_STREAMS);
+  assert.equal(open.counters.get('http2.too_many_decoding_streams'), extra);
+  // The first to start decode to the end; the later ones end truncated, 'aborted', their wire bytes counted.
+  // A slot freed by a body that ended is taken by the next body to start.
+  const late = n;
+  const { summary: s, session, counters } = runH2([
+    ...steps,
+    [1, data(1, br.subarray(10), { endStream: true })],
+    [1, data(2 * (n - 1) + 1, br.subarray(10), { endStream: true })],
+    [0, req('/late', { id: 2 * late + 1 })],
+    [1, Buffer.concat([res(2 * late + 1, 200, [['content-encoding', 'br']]), data(2 * late + 1, br, { endStream: true })])],
+  ], {}, null);
+  const first = messageOf(s, 1, 'response', 0);
+  assert.deepEqual([first.body, first.info.truncated, first.info.decode], [TEXT, false, 'ok']);
+  const refused = messageOf(s, 1, 'response', n - 1);
+  assert.deepEqual([refused.body, refused.info.truncated, refused.info.decode, refused.info.bodyBytesWire], ['', true, 'aborted', br.length]);
+  const lateOne = messageOf(s, 1, 'response', n);
+  assert.deepEqual([lateOne.body, lateOne.info.truncated, lateOne.info.decode], [TEXT, false, 'ok']);
+  assert.equal(counters.get('http2.too_many_decoding_streams'), extra);
+  assert.equal(session.decodingStreams, MAX_DECODING_STREAMS - 1);
+  session.end('fin', 1e9);
+  assert.equal(session.decodingStreams, 0);
+});
+
+test('Http2Session holds decoder memory for MAX_DECODING_STREAMS bodies a connection, not for every open stream', () => {
+  // Many flows of MAX_OPEN_STREAMS streams whose responses send the first bytes of a brotli body and stall:
+  // each chain holds a 16 KiB output buffer (counted in `external`) and native state (not counted), so the
+  // 256 streams of a flow used to hold 4 MB of output buffers alone.
+  const br = zlib.brotliCompressSync(TEXT);
+  const reqs: Buffer[] = [];
+  const starts: Buffer[] = [];
+  for (let i = 0; i < MAX_OPEN_STREAMS; i++) {
+    reqs.push(req(`/z${i}`, { id: 2 * i + 1 }));
+    starts.push(res(2 * i + 1, 200, [['content-encoding', 'br']]), data(2 * i + 1, br.subarray(0, 10)));
+  }
+  const steps: Step[] = [...opening(), [0, Buffer.concat(reqs)], [1, Buffer.concat(starts)]];
+  const flows = 20;
+  const before = process.memoryUsage().external;
+  const sessions: Http2Session[] = [];
+  for (let i = 0; i < flows; i++) sessions.push(runH2(steps, {}, null).session);
+  const grown = process.memoryUsage().external - before;
+  // 20 x 16 x 16 KiB = 5 MiB now; 20 x 256 x 16 KiB = 80 MiB before.
+  assert.ok(grown < 30 * 1024 * 1024, `external memory grew ${(grown / 1048576).toFixed(1)} MiB for ${flows} flows`);
+  for (const s of sessions) assert.equal(s.decodingStreams, MAX_DECODING_STREAMS);
+  for (const s of sessions) s.end('fin', 1e9);
 });
