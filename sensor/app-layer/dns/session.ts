@@ -3,10 +3,11 @@
  * TCP (2-byte length framing, RFC 1035 §4.2.2; several messages per stream, split anywhere).
  * Output, through a `DnsSink`: one `DnsQuery` per query and one `DnsResponse` per response, the response
  * paired with its query by (flow, id, first question name) when that query was seen. Malformed messages
- * are counted by code; a TCP direction stops after a gap (framing cannot be recovered) and says so.
+ * are counted by code; a TCP direction stops after a gap (framing cannot be recovered) and says so, and a
+ * TCP flow whose two directions have stopped is bypassed.
  */
 
-import type { CloseReason, DatagramSink, Direction, FlowInfo, StreamConsumer } from '../../flow/stream.js';
+import { BYPASS, type CloseReason, type DatagramSink, type Direction, type FlowInfo, type StreamConsumer } from '../../flow/stream.js';
 import { Counters, defineAnomaly, defineCounter } from '../../events/counters.js';
 import {
   DNS_ANOMALY_CODES, MAX_DNS_RAW_RDATA_BYTES, dnsRcodeName, isDnsParseError, parseDnsMessage, reverseNameToAddress,
@@ -296,7 +297,7 @@ export class DnsTcpSession implements StreamConsumer {
     return this.halves[dir].stopped;
   }
 
-  data(dir: Direction, bytes: Uint8Array, tsUs: number): void {
+  data(dir: Direction, bytes: Uint8Array, tsUs: number): boolean | void {
     const h = this.halves[dir];
     const n = bytes.length;
     let i = 0;
@@ -332,6 +333,7 @@ export class DnsTcpSession implements StreamConsumer {
       i += take;
       if (need === h.bodyLen) this.finishBuffered(h, dir);
     }
+    return this.bypass();
   }
 
   /** Bytes of buffer held for messages spanning pushes, both directions. */
@@ -339,13 +341,21 @@ export class DnsTcpSession implements StreamConsumer {
     return this.halves[0].body.length + this.halves[1].body.length;
   }
 
-  gap(dir: Direction, len: number, tsUs: number): void {
+  gap(dir: Direction, len: number, tsUs: number): boolean | void {
     const h = this.halves[dir];
-    if (h.stopped) return;
-    // Lengths are not self-synchronising: after lost bytes the next frame boundary is unknown.
-    this.transactions.counters.inc(C_TCP_GAP);
-    if (h.prefixHave > 0) this.transactions.counters.inc(C_TCP_INCOMPLETE);
-    this.stop(h);
+    if (!h.stopped) {
+      // Lengths are not self-synchronising: after lost bytes the next frame boundary is unknown.
+      this.transactions.counters.inc(C_TCP_GAP);
+      if (h.prefixHave > 0) this.transactions.counters.inc(C_TCP_INCOMPLETE);
+      this.stop(h);
+    }
+    return this.bypass();
+  }
+
+  /** BYPASS once both directions have stopped (gap, not DNS): the rest of the flow cannot be read, so it
+   * need not be reassembled (see BYPASS in flow/stream.ts). */
+  private bypass(): true | undefined {
+    return this.halves[0].stopped && this.halves[1].stopped ? BYPASS : undefined;
   }
 
   end(reason: CloseReason, tsUs: number): void {

@@ -4,10 +4,11 @@
  * through the HTTP/1 `HttpSink`: one request per client HEADERS block or server PUSH_PROMISE, responses paired
  * by stream, decoded bodies per stream (DATA, Content-Encoding, bounded), trailers, one end notice per message
  * (incomplete when reset or cut), and an `invalid` parser event when the connection cannot be followed any
- * more (bad preface, framing or HPACK error, reassembly gap). Synchronous, in stream order per direction.
+ * more (bad preface, framing or HPACK error, reassembly gap), after which the flow is bypassed. Synchronous,
+ * in stream order per direction.
  */
 
-import type { CloseReason, Direction, FlowInfo, StreamConsumer } from '../../flow/stream.js';
+import { BYPASS, type CloseReason, type Direction, type FlowInfo, type StreamConsumer } from '../../flow/stream.js';
 import { Counters, counterName, defineAnomaly, defineCounter } from '../../events/counters.js';
 import {
   DecoderChain, DEFAULT_DECODED_LIMIT_BYTES, MAX_DECODED_BYTES, parseContentEncoding, type Coding, type DecodeStatus,
@@ -414,20 +415,26 @@ export class Http2Session implements StreamConsumer {
     return this.stopped;
   }
 
-  data(dir: Direction, bytes: Uint8Array, tsUs: number): void {
-    if (this.ended || this.stopped) return;
+  /** BYPASS once the connection is no longer parsed (both directions stop together): the rest of the flow
+   * need not be reassembled (see BYPASS in flow/stream.ts). */
+  data(dir: Direction, bytes: Uint8Array, tsUs: number): boolean | void {
+    if (this.ended) return;
+    if (this.stopped) return BYPASS;
     this.ts[dir] = tsUs;
     const parser = this.parsers[dir];
     if (parser.push(bytes) === 'invalid' && !this.stopped) this.invalid(dir, parser.error ?? 'stopped');
+    return this.stopped ? BYPASS : undefined;
   }
 
-  gap(dir: Direction, _len: number, tsUs: number): void {
-    if (this.ended || this.stopped) return;
+  gap(dir: Direction, _len: number, tsUs: number): boolean | void {
+    if (this.ended) return;
+    if (this.stopped) return BYPASS;
     this.ts[dir] = tsUs;
     // Frames have no resync marker and the HPACK context depends on every block: nothing after a hole
     // can be read with confidence, in either direction.
     this.counters.inc(C_GAP);
     this.invalid(dir, 'gap');
+    return BYPASS;
   }
 
   end(_reason: CloseReason, tsUs: number): void {

@@ -5,10 +5,10 @@
  * AS-REP, to the receiver's (the KDC confirming it). A name ending in `$` (an AD machine account) or a
  * `host/` principal is a host name; other service principals are ignored; the realm is the domain.
  * TCP records are buffered (as their bytes arrive) up to MAX_KERBEROS_TCP_RECORD_BYTES; larger ones are
- * skipped, not parsed.
+ * skipped, not parsed. A TCP flow whose two directions have stopped (gap, reserved length bit) is bypassed.
  */
 
-import type { CloseReason, DatagramSink, Direction, FlowInfo, StreamConsumer, StreamFactory } from '../../flow/stream.js';
+import { BYPASS, type CloseReason, type DatagramSink, type Direction, type FlowInfo, type StreamConsumer, type StreamFactory } from '../../flow/stream.js';
 import { Counters, defineAnomaly, defineCounter } from '../../events/counters.js';
 import type { IdentityObservation, IdentitySink } from '../../identity/observation.js';
 import { KRB_MSG, isKerberosError, parseKerberosMessage, type KerberosMessage, type PrincipalName } from './parser.js';
@@ -160,6 +160,11 @@ class RecordReader {
     }
   }
 
+  /** Nothing more is read in this direction (a gap, a reserved length bit). */
+  get stopped(): boolean {
+    return this.dead;
+  }
+
   /** After a gap the record boundaries are lost: stop reading this direction. */
   gap(): void {
     this.dead = true;
@@ -180,9 +185,10 @@ export class KerberosTcpSession implements StreamConsumer {
     ];
   }
 
-  data(dir: Direction, bytes: Uint8Array, tsUs: number): void {
+  data(dir: Direction, bytes: Uint8Array, tsUs: number): boolean | void {
     this.tsUs = tsUs;
     this.readers[dir].push(bytes);
+    return this.bypass();
   }
 
   /** Bytes of buffer held for records spanning pushes, both directions. */
@@ -190,9 +196,16 @@ export class KerberosTcpSession implements StreamConsumer {
     return this.readers[0].heldBytes + this.readers[1].heldBytes;
   }
 
-  gap(dir: Direction, _len: number, _tsUs: number): void {
+  gap(dir: Direction, _len: number, _tsUs: number): boolean | void {
     this.counters.inc(C_GAP);
     this.readers[dir].gap();
+    return this.bypass();
+  }
+
+  /** BYPASS once both directions have stopped: the rest of the flow cannot be read, so it need not be
+   * reassembled (see BYPASS in flow/stream.ts). */
+  private bypass(): true | undefined {
+    return this.readers[0].stopped && this.readers[1].stopped ? BYPASS : undefined;
   }
 
   end(_reason: CloseReason, _tsUs: number): void {

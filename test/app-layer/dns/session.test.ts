@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Counters } from '../../../sensor/events/counters.js';
-import type { Direction, FlowInfo } from '../../../sensor/flow/stream.js';
+import { BYPASS, type Direction, type FlowInfo } from '../../../sensor/flow/stream.js';
 import {
   DNS_QUERY_TIMEOUT_US, DnsDatagramHandler, DnsTcpSession, DnsTransactions, MAX_DNS_TCP_MALFORMED_RUN, MAX_PENDING_DNS_QUERIES,
   dnsServiceForPorts, type DnsQuery, type DnsResponse, type DnsSink,
@@ -316,4 +316,16 @@ test('DnsTcpSession gives the same records for a 60 KB response whole or cut eve
     assert.deepEqual((cut.rec.records[1] as DnsResponse).answers, (whole.rec.records[1] as DnsResponse).answers, `cut every ${every}`);
     assert.equal(cut.session.heldBytes(), 0, `cut every ${every}: nothing held after the last message`);
   }
+});
+
+test('DnsTcpSession asks for bypass once both directions have stopped, not before', () => {
+  const { session } = runTcp([], false);
+  assert.equal(session.data(0, tcpFrame(query(1, 'a.example')), 1), undefined);
+  assert.equal(session.gap(0, 10, 2), undefined, 'the responses can still be read');
+  assert.equal(session.data(1, tcpFrame(answer(1, 'a.example', '192.0.2.1')), 3), undefined);
+  const junk = tcpFrame(Buffer.from('not a dns message at all'));
+  for (let i = 1; i < MAX_DNS_TCP_MALFORMED_RUN; i++) assert.equal(session.data(1, junk, 4), undefined);
+  assert.equal(session.data(1, junk, 5), BYPASS);
+  assert.equal(session.data(0, tcpFrame(query(2, 'b.example')), 6), BYPASS);
+  assert.equal(session.gap(1, 10, 7), BYPASS);
 });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { Setting } from '../../../sensor/app-layer/http2/frame.js';
 import { Counters } from '../../../sensor/events/counters.js';
+import { BYPASS } from '../../../sensor/flow/stream.js';
 import { MAX_START_LINE_BYTES } from '../../../sensor/app-layer/http/parser.js';
 import { Http2Session, MAX_DECODING_STREAMS, MAX_HEADER_BLOCK_BYTES, MAX_OPEN_STREAMS } from '../../../sensor/app-layer/http2/session.js';
 import { PARTIAL_BUFFER_MIN_BYTES } from '../../../sensor/app-layer/partial-buffer.js';
@@ -675,4 +676,20 @@ test('Http2Session holds decoder memory for MAX_DECODING_STREAMS bodies a connec
   assert.ok(grown < 30 * 1024 * 1024, `external memory grew ${(grown / 1048576).toFixed(1)} MiB for ${flows} flows`);
   for (const s of sessions) assert.equal(s.decodingStreams, MAX_DECODING_STREAMS);
   for (const s of sessions) s.end('fin', 1e9);
+});
+
+test('Http2Session asks for bypass once the connection is no longer parsed (invalid or gap), not before', () => {
+  const counters = new Counters();
+  const s = new Http2Session(FLOW, new H2Recorder(), counters);
+  assert.equal(s.data(0, Buffer.concat([PREFACE, settings()]), 1), undefined);
+  assert.equal(s.data(1, settings(), 2), undefined);
+  assert.equal(s.data(0, req('/a', { id: 1 }), 3), undefined);
+  // A frame larger than the peer allows: the connection cannot be followed any more.
+  assert.equal(s.data(1, data(1, 'x'.repeat(16385)), 4), BYPASS);
+  assert.equal(s.data(0, req('/b', { id: 3 }), 5), BYPASS);
+  assert.equal(s.gap(0, 10, 6), BYPASS);
+  const g = new Http2Session(FLOW, new H2Recorder(), counters);
+  assert.equal(g.data(0, Buffer.concat([PREFACE, settings()]), 1), undefined);
+  assert.equal(g.gap(1, 100, 2), BYPASS);
+  assert.equal(g.data(0, req('/a', { id: 1 }), 3), BYPASS);
 });

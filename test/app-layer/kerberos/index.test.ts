@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Counters } from '../../../sensor/events/counters.js';
-import type { FlowInfo } from '../../../sensor/flow/stream.js';
+import { BYPASS, type FlowInfo } from '../../../sensor/flow/stream.js';
 import type { IdentityObservation } from '../../../sensor/identity/observation.js';
 import {
-  KerberosTcpSession, MAX_KERBEROS_TCP_RECORD_BYTES, interpretPrincipal, kerberosObservation, probeKerberosTcp,
+  KerberosTcpSession, MAX_KERBEROS_TCP_RECORD_BYTES, interpretPrincipal, kerberosObservation, kerberosTcpAppLayer, probeKerberosTcp,
 } from '../../../sensor/app-layer/kerberos/index.js';
+import { AppLayerFactory } from '../../../sensor/app-layer/detect.js';
+import { Pipeline } from '../../../sensor/pipeline.js';
+import { ethTcp, TCP_FLAGS } from '../../helpers/packets.js';
 import { PARTIAL_BUFFER_MIN_BYTES } from '../../../sensor/app-layer/partial-buffer.js';
 import { fixture, replay } from '../../helpers/replay.js';
 
@@ -163,4 +166,43 @@ test('KerberosTcpSession reads a 40 KB AS-REP whole or cut every few bytes alike
     assert.deepEqual(cut.obs, whole.obs, `cut every ${every}`);
     assert.equal(held, 0, `cut every ${every}: nothing held after the record`);
   }
+});
+
+test('KerberosTcpSession asks for bypass once both directions have stopped, not before', () => {
+  const f = tcpFlows[1];
+  const s = new KerberosTcpSession(f.info, { observe: () => {} }, new Counters());
+  assert.equal(s.data(0, f.c2s, 1), undefined);
+  // The client's next record has the reserved bit: that direction stops; the server's is still read.
+  assert.equal(s.data(0, Buffer.from([0x80, 0, 0, 4, 1, 2, 3, 4]), 2), undefined);
+  assert.equal(s.data(1, f.s2c, 3), undefined);
+  assert.equal(s.gap(1, 100, 4), BYPASS);
+  assert.equal(s.data(0, f.c2s, 5), BYPASS);
+});
+
+test('a Kerberos flow whose directions have both stopped is bypassed by the flow table, not reassembled to its end', () => {
+  const f = tcpFlows[1];
+  const counters = new Counters();
+  const obs: IdentityObservation[] = [];
+  const pipeline = new Pipeline({ counters, streams: new AppLayerFactory([kerberosTcpAppLayer({ observe: (o) => obs.push(o) }, counters)], counters) });
+  const C = { src: '10.1.0.5', dst: '192.0.2.88', sport: 40000, dport: 88 };
+  const S = { src: C.dst, dst: C.src, sport: C.dport, dport: C.sport };
+  const reserved = Buffer.from([0x80, 0, 0, 4, 1, 2, 3, 4]);
+  const later = Buffer.alloc(3000, 0x61);
+  let ts = 1;
+  const send = (frame: Uint8Array) => pipeline.packet(1, frame, 0, frame.length, frame.length, ts++, 0);
+  let cseq = 1000;
+  let sseq = 5000;
+  send(ethTcp({ ...C, seq: cseq++, flags: TCP_FLAGS.SYN }));
+  send(ethTcp({ ...S, seq: sseq++, ack: cseq, flags: TCP_FLAGS.SYN | TCP_FLAGS.ACK }));
+  for (const [side, payload] of [[0, f.c2s], [1, f.s2c], [0, reserved], [1, reserved], [0, later], [1, later]] as const) {
+    if (side === 0) send(ethTcp({ ...C, seq: cseq, ack: sseq, flags: TCP_FLAGS.PSH | TCP_FLAGS.ACK }, payload));
+    else send(ethTcp({ ...S, seq: sseq, ack: cseq, flags: TCP_FLAGS.PSH | TCP_FLAGS.ACK }, payload));
+    if (side === 0) cseq += payload.length;
+    else sseq += payload.length;
+  }
+  pipeline.finish();
+  assert.equal(obs.length, 2, 'the AS-REQ and AS-REP were read');
+  assert.equal(counters.get('kerberos.tcp.reserved_length_bit'), 2);
+  assert.equal(counters.get('flow.bypassed'), 1);
+  assert.equal(counters.get('flow.bypassed_bytes'), 2 * later.length);
 });
