@@ -6,7 +6,7 @@
  * (SIGUSR2, home's reload action, a newer config_version, every 12 hours) swaps dictionary and
  * policy without dropping flows. No packet logic here: it only chooses, wires and schedules.
  */
-import { chownSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalApi } from './api/local-api.js';
 import { sensorApiRoutes } from './api/routes.js';
@@ -41,7 +41,7 @@ import { OutputFanout, type EventOutput, type OutputEvent } from './output/outpu
 import { SyslogOutput } from './output/syslog.js';
 import type { SitePolicyFiles } from './site-policy.js';
 import { CaptureStore } from './store/capture-store.js';
-import { ensurePrivateDir } from './store/private-dir.js';
+import { chownTreeNoFollow, ensurePrivateDir } from './store/private-dir.js';
 import { Uploader } from './upload/uploader.js';
 import { DEFAULT_WARM_UP_MS, describeWarmUps, warmUp } from './warm-up.js';
 
@@ -56,6 +56,8 @@ export const PERIODIC_RELOAD_MS = 12 * 3600_000;
 const RETENTION_INTERVAL_MS = 3600_000;
 /** How long a clean stop waits for the uploader to empty the outbox before leaving it for next start. */
 const STOP_UPLOAD_WAIT_MS = 5000;
+/** Entries named in the log line about what --user did not take over: enough to spot a planted link. */
+const MAX_SKIPPED_SHOWN = 10;
 
 export type SensorMode = 'standalone' | 'home';
 
@@ -293,9 +295,11 @@ export class SensorService {
     try {
       this.offloads = prepareReceiveOffloads(this.interfaces, { keep: o.keepOffloads === true });
       this.live.start();
+      // Before the store and EVE file are opened: root never opens files in a data directory that
+      // a previous, unprivileged run could have filled with links.
+      if (o.user !== undefined) dropPrivileges(o.user, o.dataDir, o.log);
       this.openStorage(settings);
       this.reportOffloads(this.offloads);
-      if (o.user !== undefined) dropPrivileges(o.user, o.dataDir);
       if (o.api.enabled) {
         this.api = await LocalApi.start({
           socketPath: o.api.socket ?? join(o.dataDir, 'api.sock'),
@@ -639,10 +643,12 @@ function removeOldConfigDirs(configDir: string, keep: string): void {
 }
 
 /**
- * Becomes `user` (and its group) after the capture handles are open: everything in the data
- * directory was made by root until now, so it is handed to that user first.
+ * Becomes `user` (and its group) once the capture handles are open. Everything in the data
+ * directory was made by root until now, so it is handed to that user first, without following any
+ * link: the directory may hold what an earlier run as that user planted there (a link to /etc would
+ * otherwise make root give /etc away). What was left alone is logged by name.
  */
-function dropPrivileges(user: string, dataDir: string): void {
+function dropPrivileges(user: string, dataDir: string, log: (line: string) => void): void {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
   let uid: number;
   let gid: number;
@@ -653,11 +659,17 @@ function dropPrivileges(user: string, dataDir: string): void {
   } catch (err) {
     throw new ServiceError('E_USER', `Cannot drop privileges to user "${user}": ${(err as Error).message}`);
   }
-  const chown = (p: string): void => {
-    chownSync(p, uid, gid);
-    if (statSync(p).isDirectory()) for (const n of readdirSync(p)) chown(join(p, n));
-  };
-  chown(dataDir);
+  let handed;
+  try {
+    handed = chownTreeNoFollow(dataDir, uid, gid);
+  } catch (err) {
+    throw new ServiceError('E_USER', `Cannot hand data directory "${dataDir}" to user "${user}": ${(err as Error).message}`, { cause: err });
+  }
+  if (handed.skipped.length > 0) {
+    const shown = handed.skipped.slice(0, MAX_SKIPPED_SHOWN).map((p) => `"${p}"`).join(', ');
+    const more = handed.skipped.length > MAX_SKIPPED_SHOWN ? ` and ${handed.skipped.length - MAX_SKIPPED_SHOWN} more` : '';
+    log(`hark: left ${handed.skipped.length} ${handed.skipped.length === 1 ? 'entry' : 'entries'} in ${dataDir} as they were (links, hard-linked files and special files are never handed to "${user}"): ${shown}${more}`);
+  }
   process.setgroups?.([gid]);
   process.setgid!(gid);
   process.setuid!(uid);

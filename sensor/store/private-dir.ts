@@ -1,11 +1,12 @@
 /**
  * Directories that hold personal data (captures, streams, databases, credentials): readable only by
- * their owner (0700) and never reached through a symbolic link. Component by component rather than
- * `mkdirSync(..., { recursive: true })`, which spins forever under /proc on Node 20. Every refusal
- * is a DirectoryError with a stable code naming the directory.
+ * their owner (0700), never reached through a symbolic link, and handed to the unprivileged user
+ * without following anything a compromised sensor could have planted in them. Component by
+ * component rather than `mkdirSync(..., { recursive: true })`, which spins forever under /proc on
+ * Node 20. Every refusal is a DirectoryError with a stable code naming the directory.
  */
-import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readlinkSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { closeSync, constants, fchmodSync, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 
 const PRIVATE_DIR_MODE = 0o700;
 /** Mode bits that let anyone but the owner read, enter or write. */
@@ -16,6 +17,8 @@ const GROUP_OTHER_WRITE_BITS = 0o022;
 const STICKY_BIT = 0o1000;
 /** Opens a directory only if it is one itself, not a symbolic link to one. */
 const OPEN_DIR_NOFOLLOW = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+/** Opens an entry without following a final link and without blocking on a FIFO. */
+const OPEN_ENTRY_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
 
 export type DirectoryErrorCode =
   /** cannot be created, or a component is not a directory */
@@ -119,4 +122,70 @@ function linkTarget(path: string): string {
   } catch {
     return '?';
   }
+}
+
+/** What chownTreeNoFollow did: entries given to the new owner, and those left as they were. */
+export interface ChownTreeResult {
+  readonly changed: number;
+  /** Paths not changed: symbolic links, hard-linked files, FIFOs, sockets, entries swapped mid-walk. */
+  readonly skipped: readonly string[];
+}
+
+/**
+ * Gives the directory `root` and everything in it to uid:gid without ever following a link: the
+ * tree may have been written by a compromised sensor, which could plant a symbolic link to /etc
+ * or a hard link to a root-owned file for a root process to chown. Every directory and file is
+ * opened with O_NOFOLLOW and changed through its descriptor; a directory is listed through
+ * /proc/self/fd (as openat would), so renaming a parent mid-walk cannot redirect the walk. A file
+ * with more than one link may be a file outside the tree and is left alone, as is anything that is
+ * neither file nor directory, or whose inode changed between listing and opening.
+ */
+export function chownTreeNoFollow(root: string, uid: number, gid: number): ChownTreeResult {
+  const skipped: string[] = [];
+  let changed = 0;
+  const walk = (fd: number, shown: string): void => {
+    fchownSync(fd, uid, gid);
+    changed++;
+    const here = `/proc/self/fd/${fd}`;
+    for (const name of readdirSync(here)) {
+      const label = join(shown, name);
+      const seen = lstatSync(`${here}/${name}`, { throwIfNoEntry: false });
+      if (seen === undefined) continue;
+      if (!seen.isDirectory() && !seen.isFile()) {
+        skipped.push(label);
+        continue;
+      }
+      let child: number;
+      try {
+        child = openSync(`${here}/${name}`, OPEN_ENTRY_NOFOLLOW | (seen.isDirectory() ? constants.O_DIRECTORY : 0));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        // ELOOP / ENOTDIR / ENXIO: swapped for a link, a file or a socket since the lstat; ENOENT: removed.
+        if (code === 'ELOOP' || code === 'ENOTDIR' || code === 'ENXIO' || code === 'ENOENT') {
+          skipped.push(label);
+          continue;
+        }
+        throw err;
+      }
+      try {
+        const now = fstatSync(child);
+        if (now.ino !== seen.ino || now.dev !== seen.dev) skipped.push(label);
+        else if (now.isDirectory()) walk(child, label);
+        else if (now.nlink > 1) skipped.push(label);
+        else {
+          fchownSync(child, uid, gid);
+          changed++;
+        }
+      } finally {
+        closeSync(child);
+      }
+    }
+  };
+  const top = openDirNoFollow(root, 'Cannot hand directory', 'to another user');
+  try {
+    walk(top, root);
+  } finally {
+    closeSync(top);
+  }
+  return { changed, skipped: skipped.sort() };
 }

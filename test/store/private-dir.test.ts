@@ -1,14 +1,16 @@
 /**
  * sensor/store/private-dir.ts: ensurePrivateDir makes and tightens directories to 0700 and refuses
- * links and shared directories. Needs root (CI runs as root): it owns files as "nobody" and
- * switches the effective uid to see what an unprivileged sensor is allowed.
+ * links and shared directories; chownTreeNoFollow hands a tree to another user without following
+ * anything planted in it. Needs root (CI runs as root): it owns files as "nobody" and switches the
+ * effective uid to see what an unprivileged sensor is allowed.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { DirectoryError, ensurePrivateDir } from '../../sensor/store/private-dir.js';
+import { chownTreeNoFollow, DirectoryError, ensurePrivateDir } from '../../sensor/store/private-dir.js';
 
 /** nobody:nogroup on Debian: a user that owns nothing here. */
 const NOBODY = 65534;
@@ -30,6 +32,11 @@ function fresh(name: string): string {
 
 function modeOf(p: string): number {
   return lstatSync(p).mode & 0o7777;
+}
+
+function ownerOf(p: string): string {
+  const st = lstatSync(p);
+  return `${st.uid}:${st.gid}`;
 }
 
 function refusedWith(code: string, pattern: RegExp): (e: unknown) => boolean {
@@ -142,4 +149,36 @@ test('ensurePrivateDir as an unprivileged user tightens its own directory and na
   }
   assert.equal(modeOf(mine), 0o700);
   assert.equal(modeOf(roots), 0o755);
+});
+
+test('chownTreeNoFollow hands a tree over without following links or taking hard-linked files', () => {
+  const root = fresh('tree');
+  const outside = fresh('outside');
+  writeFileSync(join(outside, 'secret.txt'), 'root only\n', { mode: 0o600 });
+  const hardTarget = join(outside, 'shadow');
+  writeFileSync(hardTarget, 'root only\n', { mode: 0o600 });
+  writeFileSync(join(root, 'captures.db'), 'x', { mode: 0o600 });
+  mkdirSync(join(root, 'identity'), { mode: 0o700 });
+  writeFileSync(join(root, 'identity', 'key.pem'), 'k', { mode: 0o600 });
+  symlinkSync(outside, join(root, 'planted-dir-link'));
+  symlinkSync(join(outside, 'secret.txt'), join(root, 'identity', 'planted-file-link'));
+  linkSync(hardTarget, join(root, 'planted-hard-link'));
+  execFileSync('mkfifo', [join(root, 'fifo')]);
+
+  const r = chownTreeNoFollow(root, NOBODY, NOBODY);
+
+  assert.equal(r.changed, 4, 'the directory, identity/, captures.db and key.pem');
+  assert.deepEqual([...r.skipped].sort(), ['fifo', 'identity/planted-file-link', 'planted-dir-link', 'planted-hard-link'].map((n) => join(root, n)));
+  for (const p of ['', 'captures.db', 'identity', 'identity/key.pem']) assert.equal(ownerOf(join(root, p)), `${NOBODY}:${NOBODY}`, p);
+  for (const p of [outside, join(outside, 'secret.txt'), hardTarget]) assert.equal(ownerOf(p), '0:0', `${p} stays root's`);
+  assert.equal(ownerOf(join(root, 'planted-dir-link')), '0:0', 'the link itself is left too');
+  assert.equal(statSync(join(outside, 'secret.txt')).mode & 0o777, 0o600);
+});
+
+test('chownTreeNoFollow refuses a tree whose top is a symbolic link', () => {
+  const target = fresh('top-target');
+  const link = join(base, 'top-link');
+  symlinkSync(target, link);
+  assert.throws(() => chownTreeNoFollow(link, NOBODY, NOBODY), refusedWith('E_DIRECTORY_SYMLINK', /^Cannot hand directory ".*\/top-link" to another user: it is a symbolic link/));
+  assert.equal(ownerOf(target), '0:0');
 });
