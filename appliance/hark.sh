@@ -117,6 +117,9 @@ local_start() {
   if alive "$sup"; then say "Hark sensor is already running (pid $(read_pid "$SENSOR_PID_FILE"))."; return 0; fi
   [ -x "$HARK_BIN" ] || fail "Cannot start the sensor: \"$HARK_BIN\" is not an executable file (set HARK_BIN or run setup.sh)"
   [ -f "$ENV_FILE" ] || fail "Cannot start the sensor: \"$ENV_FILE\" is missing; configure the sensor first (hark menu)"
+  # As hark.service's UMask=0077: the data directory (captures of children's traffic), the log and
+  # every file the supervised sensor makes are their owner's alone, never 0755 from umask 022.
+  umask 077
   mkdir -p "$RUN_DIR" "$LOG_DIR" "$(data_dir)" || fail "Cannot create \"$RUN_DIR\", \"$LOG_DIR\" or \"$(data_dir)\""
   rm -f "$SUPERVISOR_PID_FILE" "$SENSOR_PID_FILE" "$STOP_FILE"
   setsid "$BASH" "$0" __supervise </dev/null >>"$LOG_DIR/hark.log" 2>&1 &

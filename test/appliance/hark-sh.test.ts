@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +104,9 @@ test('hark.sh start -> status -> reload -> restart -> SIGKILL -> stop drives a r
   assert.match(readFileSync(`/proc/${pid1}/cmdline`, 'utf8'), /sensor\/cli\/hark\.js\x00run\x00--stats-interval\x000\x00--no-api/);
   await waitFor('the sensor listening on lo', READY_DEADLINE_MS, () => listens() === 1);
   assert.ok(existsSync(join(root, 'var/lib/hark')), 'data dir created under HARK_ROOT');
+  assert.equal(statSync(join(root, 'var/lib/hark')).mode & 0o777, 0o700, 'the data directory is private');
+  assert.equal(statSync(join(root, 'var/log/hark/hark.log')).mode & 0o077, 0, 'the log is private (umask 077, as hark.service)');
+  assert.equal(statSync(join(root, 'var/lib/hark/captures.db')).mode & 0o077, 0, 'the store is private');
 
   const again = ctl('start');
   assert.equal(again.code, 0);
