@@ -1,11 +1,12 @@
 /**
  * appliance/hark.sh against a REAL sensor process: `hark run -i lo` (standalone) in a temporary
  * HARK_ROOT, started under the script's own supervisor. Walks start -> status -> reload -> restart
- * -> SIGKILL (the supervisor brings it back within 10 s) -> stop, and the LSB status codes.
+ * -> SIGKILL (the supervisor brings it back within 10 s) -> stop, and the LSB status codes; with
+ * HARK_USER, that a restart as root does not follow a link planted in the data directory.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -158,6 +159,54 @@ test('hark.sh start -> status -> reload -> restart -> SIGKILL -> stop drives a r
   assert.ok(!existsSync(join(root, 'run/hark/hark.pid')));
   assert.equal(ctl('status').code, 3);
   assert.match(ctl('stop').out, /not running/);
+});
+
+test('hark.sh with HARK_USER: the sensor it restarts as root never follows a link planted in the data directory', async () => {
+  // The attack: the sensor, running as HARK_USER, is compromised by the traffic it parses, plants
+  // DATA_DIR/x -> a root-owned directory and dies; the supervisor starts it again as root.
+  const own = mkdtempSync(join(tmpdir(), 'hark-sh-user-'));
+  const ownEnv = { ...env, HARK_ROOT: own };
+  const run = (...args: string[]) => spawnSync('bash', [SCRIPT, ...args], { env: ownEnv, encoding: 'utf8', timeout: 60_000 });
+  const sensorPid = (): number => Number((existsSync(join(own, 'run/hark/hark.pid')) ? readFileSync(join(own, 'run/hark/hark.pid'), 'utf8') : '').trim());
+  const ownLog = (): string => (existsSync(join(own, 'var/log/hark/hark.log')) ? readFileSync(join(own, 'var/log/hark/hark.log'), 'utf8') : '');
+  const ownListens = (): number => ownLog().split('\n').filter((l) => l.startsWith('hark: listening on lo')).length;
+  const until = async (what: string, check: () => boolean): Promise<void> => {
+    for (const end = Date.now() + READY_DEADLINE_MS; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) if (check()) return;
+    assert.fail(`${what} did not happen within ${READY_DEADLINE_MS} ms; log:\n${ownLog()}`);
+  };
+  try {
+    // nobody must reach its data directory, as it can reach /var/lib/hark on an appliance
+    chmodSync(own, 0o711);
+    mkdirSync(join(own, 'var/lib'), { recursive: true });
+    chmodSync(join(own, 'var'), 0o755);
+    chmodSync(join(own, 'var/lib'), 0o755);
+    mkdirSync(join(own, 'etc/hark'), { recursive: true });
+    writeFileSync(join(own, 'etc/hark/hark.env'), 'HARK_INTERFACE=lo\nHARK_DATA_DIR=/var/lib/hark\nHARK_MODE=standalone\nHARK_USER=nobody\nHARK_RUN_ARGS="--stats-interval 0 --no-api --workers 0"\n');
+    const victim = join(own, 'victim');
+    mkdirSync(victim, { mode: 0o700 });
+    writeFileSync(join(victim, 'victim.txt'), 'root only\n', { mode: 0o600 });
+
+    const started = run('start');
+    assert.equal(started.status, 0, started.stderr);
+    await until('the sensor listening on lo', () => ownListens() === 1);
+    const data = join(own, 'var/lib/hark');
+    assert.equal(statSync(data).uid, 65534, 'the data directory was handed to nobody');
+    symlinkSync(victim, join(data, 'planted-link'));
+    const first = sensorPid();
+    process.kill(first, 'SIGKILL');
+    await until('the sensor restarted as root and listening again', () => ownListens() === 2);
+    assert.notEqual(sensorPid(), first);
+    for (const p of [victim, join(victim, 'victim.txt')]) assert.equal(statSync(p).uid, 0, `${p} stays root's`);
+    assert.match(ownLog(), /hark: left 1 entry in .*\/var\/lib\/hark as they were .*"[^"]*\/planted-link"/);
+    const stopped = run('stop');
+    assert.equal(stopped.status, 0, stopped.stderr);
+  } finally {
+    for (const f of ['supervisor.pid', 'hark.pid']) {
+      const pid = Number((existsSync(join(own, 'run/hark', f)) ? readFileSync(join(own, 'run/hark', f), 'utf8') : '').trim());
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+    rmSync(own, { recursive: true, force: true });
+  }
 });
 
 test('hark.sh status exits 1 for a stale pid file', () => {
