@@ -25,7 +25,8 @@ STOP_TIMEOUT_S="${HARK_STOP_TIMEOUT_S:-30}"
 # Seconds start waits for the sensor to open its interfaces before reporting it as failed.
 START_WAIT_S="${HARK_START_WAIT_S:-10}"
 
-# Hark's own node (setup.sh installs it, with the capture capabilities) comes before the system one.
+# Hark's own node (setup.sh installs it: Node >= 20, Debian 12's is 18) comes before the system one.
+# It has no file capabilities: capture works here because the sensor starts as root.
 export PATH="/opt/hark/node/bin:$PATH"
 
 EXIT_RUNNING=0 EXIT_DEAD=1 EXIT_NOT_RUNNING=3 EXIT_UNKNOWN=4

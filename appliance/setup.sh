@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Hark on a fresh Debian 12 machine, idempotently, saying what it did: Debian packages,
-# Hark's own Node >= 20 (with the capture capabilities), the hark system user, /opt/hark (the
+# Hark's own Node >= 20 (without file capabilities), the hark system user, /opt/hark (the
 # project, built), /var/lib/hark, /etc/hark with a default hark.env, and the systemd units.
 # Everything goes under --root / $HARK_ROOT (default /), so tests can install into a temporary tree.
 set -euo pipefail
@@ -37,7 +37,7 @@ SRC="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 OPT="$ROOT/opt/hark"
 MIN_NODE_MAJOR=20
 # Runtime: capture library and tools; build: the native modules (cap, better-sqlite3) compile here.
-PACKAGES=(libpcap0.8 libpcap-dev tcpdump iproute2 iputils-ping libcap2-bin tmux ca-certificates build-essential python3 systemd)
+PACKAGES=(libpcap0.8 libpcap-dev tcpdump iproute2 iputils-ping tmux ca-certificates build-essential python3 systemd)
 
 say() { printf 'hark setup: %s\n' "$*"; }
 die() { printf 'hark setup: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -80,12 +80,15 @@ else
   install -m 0755 "$(readlink -f "$NODE_SRC")" "$NODE_DST"
   say "Node.js: copied $NODE_VERSION from $NODE_SRC to $NODE_DST"
 fi
-# Capture rights on Hark's OWN node only: the system node stays unprivileged.
-if getcap "$NODE_DST" 2>/dev/null | grep -q 'cap_net_admin,cap_net_raw=eip'; then
-  say "capabilities: $NODE_DST already has cap_net_raw,cap_net_admin"
+# No file capabilities on this node: it is world-executable (the menu and operators run it), so
+# cap_net_raw,cap_net_admin on it would let every local user sniff and reconfigure the network.
+# hark.service grants them to the sensor alone (AmbientCapabilities); hark.sh without systemd runs
+# the sensor as root, which drops to HARK_USER once capture is open. Older setups set them: remove.
+if command -v getcap >/dev/null 2>&1 && [ -n "$(getcap "$NODE_DST" 2>/dev/null)" ]; then
+  setcap -r "$NODE_DST" || die "cannot remove the file capabilities of \"$NODE_DST\" (setcap -r failed)"
+  say "capabilities: removed the file capabilities an older setup gave $NODE_DST (hark.service grants capture rights)"
 else
-  setcap cap_net_raw,cap_net_admin+eip "$NODE_DST" || die "setcap on \"$NODE_DST\" failed (is libcap2-bin installed and the filesystem capable?)"
-  say "capabilities: gave $NODE_DST cap_net_raw,cap_net_admin"
+  say "capabilities: none on $NODE_DST (hark.service grants capture rights to the sensor alone)"
 fi
 
 # ---- 3. the hark system user ---------------------------------------------------------------------
@@ -143,8 +146,6 @@ else
 fi
 chown -R 0:0 "$OPT"
 chmod 0755 "$OPT" "$OPT/node" "$OPT/node/bin"
-# chown resets file capabilities: give them back.
-setcap cap_net_raw,cap_net_admin+eip "$NODE_DST"
 
 # Operators' commands: hark (on Hark's node) and the control script.
 mkdir -p "$ROOT/usr/local/bin" "$ROOT/usr/local/sbin"

@@ -68,7 +68,6 @@ need grub-mkimage grub-common
 need /usr/lib/grub/x86_64-efi/linux.mod grub-efi-amd64-bin
 need zip zip
 need chroot coreutils
-need setcap libcap2-bin
 need useradd passwd
 need npm npm
 if [ ${#missing[@]} -gt 0 ]; then

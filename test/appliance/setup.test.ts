@@ -1,7 +1,8 @@
 /**
  * appliance/setup.sh into a temporary root (Debian packages and npm skipped, the already compiled
- * output given with --dist): the tree, owners, modes and capabilities it leaves, that a second run
- * changes nothing and says so, and that a Node.js older than 20 is refused clearly.
+ * output given with --dist): the tree, owners and modes it leaves, no file capabilities on its node
+ * (and those of an older install removed), that a second run changes nothing and says so, and that
+ * a Node.js older than 20 is refused clearly.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -35,6 +36,13 @@ function snapshot(dir: string, base = dir, out: string[] = []): string[] {
   return out;
 }
 
+/** getcap's answer for a path under the root: '' when the file has no capabilities. */
+function fileCaps(p: string): string {
+  const r = spawnSync('getcap', [join(root, p)], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim();
+}
+
 function mode(p: string): string {
   const st = statSync(join(root, p));
   return `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
@@ -47,7 +55,7 @@ before(() => {
 
 after(() => rmSync(root, { recursive: true, force: true }));
 
-test('setup.sh installs the tree with the right owners, modes and capabilities', () => {
+test('setup.sh installs the tree with the right owners and modes, and no capabilities on its node', () => {
   assert.equal(first.code, 0, first.err);
   const passwd = readFileSync(join(root, 'etc/passwd'), 'utf8');
   const m = /^hark:[^:]*:(\d+):(\d+):[^:]*:\/var\/lib\/hark:\/usr\/sbin\/nologin$/m.exec(passwd);
@@ -58,8 +66,8 @@ test('setup.sh installs the tree with the right owners, modes and capabilities',
   assert.equal(mode('etc/hark/hark.env'), `640 0:${gid}`);
   assert.match(readFileSync(join(root, 'etc/hark/hark.env'), 'utf8'), /^HARK_DATA_DIR=\/var\/lib\/hark$/m);
   assert.equal(mode('opt/hark/node/bin/node'), '755 0:0');
-  const caps = spawnSync('getcap', [join(root, 'opt/hark/node/bin/node')], { encoding: 'utf8' }).stdout;
-  assert.match(caps, /cap_net_admin,cap_net_raw=eip/);
+  assert.equal(fileCaps('opt/hark/node/bin/node'), '', 'a world-executable node must not carry capture capabilities');
+  assert.match(first.out, /capabilities: none on .*\/opt\/hark\/node\/bin\/node \(hark\.service grants capture rights to the sensor alone\)/);
   assert.ok(statSync(join(root, 'opt/hark/dist/sensor/cli/hark.js')).isFile());
   assert.ok(statSync(join(root, 'opt/hark/dist/menu/main.js')).isFile());
   assert.ok(statSync(join(root, 'opt/hark/appliance/hark.sh')).isFile());
@@ -73,10 +81,22 @@ test('setup.sh run twice changes nothing and says it was already done', () => {
   const second = setup();
   assert.equal(second.code, 0, second.err);
   assert.deepEqual(snapshot(root), before);
-  for (const said of [/Node\.js: .* is already 20\./, /already has cap_net_raw,cap_net_admin/, /user: hark already exists/, /\/var\/lib\/hark already 0700 hark:hark/, /hark\.env kept as it is/, /units: already up to date/]) {
+  for (const said of [/Node\.js: .* is already 20\./, /capabilities: none on /, /user: hark already exists/, /\/var\/lib\/hark already 0700 hark:hark/, /hark\.env kept as it is/, /units: already up to date/]) {
     assert.match(second.out, said);
   }
   assert.equal(readFileSync(join(root, 'etc/passwd'), 'utf8').split('\n').filter((l) => l.startsWith('hark:')).length, 1);
+});
+
+test('setup.sh removes the capture capabilities an older setup.sh gave its node', () => {
+  const node = join(root, 'opt/hark/node/bin/node');
+  const set = spawnSync('setcap', ['cap_net_raw,cap_net_admin+eip', node], { encoding: 'utf8' });
+  assert.equal(set.status, 0, set.stderr);
+  assert.match(fileCaps('opt/hark/node/bin/node'), /cap_net_admin,cap_net_raw=eip/);
+  const r = setup();
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /capabilities: removed the file capabilities an older setup gave .*\/opt\/hark\/node\/bin\/node/);
+  assert.equal(fileCaps('opt/hark/node/bin/node'), '');
+  assert.equal(mode('opt/hark/node/bin/node'), '755 0:0');
 });
 
 test('setup.sh keeps a configured hark.env', () => {
