@@ -5,6 +5,7 @@
  * fingerprint so the operator can compare it with home's console before trusting it.
  */
 import { X509Certificate } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,8 @@ import { checkHomeUrl, checkProxy, fetchCa, HomeLink, LinkConfigError } from './
 const CHECKOUT_DATA_DIR = fileURLToPath(new URL('../../../var', import.meta.url));
 /** Exit status when enrolment was refused or failed (usage errors are 2). */
 const EXIT_FAILED = 1;
+/** Most bytes read for a site key: home accepts 256 characters (home/auth.ts), 4 bytes each at most. */
+const MAX_SITE_KEY_INPUT_BYTES = 1024;
 
 export const enrolCommand: Command = {
   name: 'enrol',
@@ -42,7 +45,11 @@ home, and home gives the sensor a client certificate signed by it.
   --ca-fingerprint FP    expected SHA-256 fingerprint of home's CA (as the console shows it);
                          enrolment stops if it differs
   --proxy URL            upstream HTTP proxy, http://host:port (CONNECT); stored for later use
-  --site-key KEY         the site key, when home requires one
+  --site-key-file PATH   the site key, when home requires one: the first line of the file PATH
+                         (keep it 0600), or of standard input when PATH is "-" (on a terminal it
+                         is asked for without echo)
+  --site-key KEY         the same on the command line, where every local user can read it (ps)
+                         while enrolment waits: prefer --site-key-file
   --hostname NAME        the name home shows for this sensor (default: this machine's hostname)
   --data-dir DIR         data directory; credentials in DIR/identity/ (default: $HARK_DATA_DIR,
                          else ./var in a checkout)
@@ -54,12 +61,15 @@ home, and home gives the sensor a client certificate signed by it.
 
 Exit status: 0 enrolled (or status/reset done), 1 enrolment refused or failed, 2 bad options.`,
   run(argv) {
-    return runEnrol(argv, (text) => process.stdout.write(text), this.usage);
+    return runEnrol(argv, (text) => process.stdout.write(text), this.usage, (text) => process.stderr.write(text));
   },
 };
 
-/** `hark enrol` with its output going to `print` (the command passes stdout; tests collect it). */
-export async function runEnrol(argv: string[], print: (text: string) => void, usage = enrolCommand.usage): Promise<number> {
+/**
+ * `hark enrol` with its output going to `print` and warnings to `warn` (the command passes stdout
+ * and stderr; tests collect them).
+ */
+export async function runEnrol(argv: string[], print: (text: string) => void, usage = enrolCommand.usage, warn: (text: string) => void = print): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -69,6 +79,7 @@ export async function runEnrol(argv: string[], print: (text: string) => void, us
         'ca-fingerprint': { type: 'string' },
         proxy: { type: 'string' },
         'site-key': { type: 'string' },
+        'site-key-file': { type: 'string' },
         code: { type: 'boolean', default: false },
         user: { type: 'string' },
         sensor: { type: 'string' },
@@ -121,7 +132,13 @@ export async function runEnrol(argv: string[], print: (text: string) => void, us
   if (expected !== undefined && !isSha256Fingerprint(expected)) {
     throw new CliError(`--ca-fingerprint must be a SHA-256 fingerprint, 64 hex digits (colons or spaces allowed), not "${expected}"`);
   }
+  if (values['site-key'] !== undefined && values['site-key-file'] !== undefined) throw new CliError('Give the site key once: --site-key-file PATH or --site-key KEY, not both');
   if (creds.enrolled) throw new CliError(`This sensor is already enrolled as sensor ${creds.sensorId}: run "hark enrol --reset" first to enrol again`, EXIT_FAILED);
+  let siteKey = values['site-key'];
+  if (siteKey !== undefined) {
+    warn('hark enrol: warning: --site-key puts the site key where every local user can read it (ps); use --site-key-file PATH, or --site-key-file - to give it on standard input\n');
+  }
+  if (values['site-key-file'] !== undefined) siteKey = await readSiteKey(values['site-key-file']);
 
   const proxy = values.proxy;
   const ca = await failingAsync(() => fetchCa(homes[0], { expectFingerprint: values['ca-fingerprint'], proxy }));
@@ -129,7 +146,7 @@ export async function runEnrol(argv: string[], print: (text: string) => void, us
   if (values['ca-fingerprint'] !== undefined) print('It matches the fingerprint given.\n');
   else print('Compare it with the fingerprint on home\'s console before approving.\n');
   const link = failing(() => new HomeLink({ homes, ca: ca.pem, proxy }));
-  const ctx: EnrolContext = { link, creds, hostname: values.hostname, siteKey: values['site-key'] };
+  const ctx: EnrolContext = { link, creds, hostname: values.hostname, siteKey };
   try {
     let grant;
     if (values.code) {
@@ -182,6 +199,66 @@ function statusFields(creds: SensorCredentials): Record<string, unknown> {
     certificate: creds.enrolled ? 'from home' : 'self-signed',
     certificate_valid_until: new Date(cert.validTo).toISOString(),
   };
+}
+
+/**
+ * The site key from `--site-key-file PATH`: the first line of the file, or of `input` when PATH is
+ * "-" (asked for without echo when that is the terminal), without its line ending: home compares
+ * the key exactly. Reads at most MAX_SITE_KEY_INPUT_BYTES and stops reading at the first newline,
+ * so a pipe that never ends (or /dev/zero) cannot fill memory.
+ */
+export async function readSiteKey(path: string, input: NodeJS.ReadableStream = process.stdin): Promise<string> {
+  const where = path === '-' ? 'standard input' : `the site key file "${path}"`;
+  let text: string;
+  if (path !== '-') text = readFileStart(path);
+  else if (input === process.stdin && process.stdin.isTTY) text = await readSecret('Site key: ');
+  else text = await readFirstLine(input);
+  const line = text.split('\n')[0].replace(/\r$/, '');
+  if (line === '') throw new CliError(`No site key in ${where}: its first line is empty`);
+  if (Buffer.byteLength(text) >= MAX_SITE_KEY_INPUT_BYTES && !text.includes('\n')) throw new CliError(`No site key in ${where}: its first line is longer than ${MAX_SITE_KEY_INPUT_BYTES} bytes`);
+  return line;
+}
+
+function readFileStart(path: string): string {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const buf = Buffer.alloc(MAX_SITE_KEY_INPUT_BYTES);
+    let n = 0;
+    for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null);
+    return buf.subarray(0, n).toString('utf8');
+  } catch (err) {
+    throw new CliError(`Cannot read the site key file "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function readFirstLine(input: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const done = (err?: Error): void => {
+      input.off('data', onData);
+      input.off('end', onEnd);
+      input.off('error', onError);
+      input.pause();
+      if (err !== undefined) reject(err);
+      else resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    const onData = (chunk: Buffer | string): void => {
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      chunks.push(b);
+      bytes += b.length;
+      if (b.includes(0x0a) || bytes >= MAX_SITE_KEY_INPUT_BYTES) done();
+    };
+    const onEnd = (): void => done();
+    const onError = (err: Error): void => done(new CliError(`Cannot read the site key from standard input: ${err.message}`));
+    input.on('data', onData);
+    input.once('end', onEnd);
+    input.once('error', onError);
+    input.resume();
+  });
 }
 
 function statusText(creds: SensorCredentials): string {

@@ -43,7 +43,7 @@ function errorOf(res: HomeResponse, ctx: EnrolContext): EnrolError {
   const says = said !== '' ? ` (home says: ${said})` : '';
   let msg: string;
   switch (code) {
-    case 'E_SITE_KEY': msg = ctx.siteKey === undefined ? 'Home refused the site key: this home needs one (--site-key KEY)' : 'Home refused the site key'; break;
+    case 'E_SITE_KEY': msg = ctx.siteKey === undefined ? 'Home refused the site key: this home needs one (--site-key-file PATH)' : 'Home refused the site key'; break;
     case 'E_LOGIN': msg = 'Wrong user ID or password'; break;
     case 'E_RATE_LIMIT': msg = `Too many attempts: wait a while and try again${says}`; break;
     case 'E_ROLE': msg = 'That user may not enrol sensors: an admin account is needed'; break;

@@ -1,15 +1,22 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import forge from 'node-forge';
 import { CliError } from '../../sensor/cli/command.js';
 import { fingerprint, SensorCredentials } from '../../sensor/home-client/credentials.js';
 import { completeEnrolment, EnrolError, enrolWithCredentials, listSensors, requestCode, waitForApproval } from '../../sensor/home-client/enrol.js';
-import { enrolCommand, runEnrol } from '../../sensor/home-client/enrol-command.js';
+import { enrolCommand, readSiteKey, runEnrol } from '../../sensor/home-client/enrol-command.js';
 import { HomeLink } from '../../sensor/home-client/link.js';
 import { FakeHome, makeCa, type Pem, type SeenRequest } from './fake-home.js';
+
+const HARK_JS = fileURLToPath(new URL('../../sensor/cli/hark.js', import.meta.url));
+const PS_WARNING = /hark enrol: warning: --site-key puts the site key where every local user can read it \(ps\); use --site-key-file PATH, or --site-key-file - to give it on standard input/;
 
 let ca: Pem;
 let otherCa: Pem;
@@ -118,7 +125,7 @@ describe('enrol by code', () => {
     const link = new HomeLink({ homes: [home.url], ca: ca.cert });
     try {
       await assert.rejects(requestCode({ link, creds, siteKey: 'wrong' }), (e: unknown) => e instanceof EnrolError && e.code === 'E_SITE_KEY' && e.message === 'Home refused the site key' && e.status === 403);
-      await assert.rejects(requestCode({ link, creds }), (e: unknown) => e instanceof EnrolError && /needs one \(--site-key KEY\)/.test(e.message));
+      await assert.rejects(requestCode({ link, creds }), (e: unknown) => e instanceof EnrolError && /needs one \(--site-key-file PATH\)/.test(e.message));
     } finally {
       await link.close();
       await home.close();
@@ -178,9 +185,12 @@ describe('enrolCommand', () => {
       const r = await runCommand(['--home', home.url, '--code', '--site-key', 'hilltop-key', '--ca-fingerprint', fingerprint(ca.cert), '--data-dir', data, '--proxy', 'http://127.0.0.1:1']);
       // The proxy is unreachable: the CA fetch fails, naming it.
       assert.ok(r.error instanceof CliError && r.error.exitCode === 1 && /proxy/.test(r.error.message), String(r.error));
-      const ok = await runCommand(['--home', home.url, '--code', '--site-key', 'hilltop-key', '--ca-fingerprint', fingerprint(ca.cert), '--data-dir', data]);
+      const keyFile = join(data, 'site-key');
+      writeFileSync(keyFile, 'hilltop-key\n', { mode: 0o600 });
+      const ok = await runCommand(['--home', home.url, '--code', '--site-key-file', keyFile, '--ca-fingerprint', fingerprint(ca.cert), '--data-dir', data]);
       assert.equal(ok.error, undefined);
       assert.equal(ok.code, 0);
+      assert.doesNotMatch(ok.out, PS_WARNING);
       assert.match(ok.out, /Enrolment code: ABCD-EFGH/);
       assert.ok(ok.out.includes(fingerprint(ca.cert)));
       assert.match(ok.out, /Enrolled as sensor 7/);
@@ -230,6 +240,7 @@ describe('enrolCommand', () => {
       const r = await runCommand(['--home', home.url, '--user', 'admin', '--sensor', '7', '--site-key', 'hilltop-key', '--ca-fingerprint', fingerprint(ca.cert), '--data-dir', data]);
       assert.equal(r.error, undefined);
       assert.equal(r.code, 0);
+      assert.match(r.out, PS_WARNING, '--site-key still works, and says that ps shows it');
       assert.equal(JSON.parse(readFileSync(join(data, 'identity', 'sensor.json'), 'utf8')).sensor_id, 7);
     } finally {
       delete process.env.HARK_PASSWORD;
@@ -243,6 +254,68 @@ describe('enrolCommand', () => {
     assert.equal(r.code, 0);
     assert.match(r.out, /--ca-fingerprint FP/);
     assert.match(r.out, /HARK_PASSWORD/);
+    assert.match(r.out, /--site-key-file PATH +the site key/);
+    assert.match(r.out, /--site-key KEY +the same on the command line, where every local user can read it \(ps\)/);
+  });
+
+  it('hark enrol --site-key-file - reads the key from standard input, and ps never shows it', async () => {
+    const home = await enrolHome(0);
+    const data = mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'));
+    try {
+      const child = spawn(process.execPath, [HARK_JS, 'enrol', '--home', home.url, '--code', '--site-key-file', '-', '--ca-fingerprint', fingerprint(ca.cert), '--data-dir', data], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      const exited = once(child, 'exit');
+      assert.doesNotMatch(readFileSync(`/proc/${child.pid}/cmdline`, 'utf8'), /hilltop-key/);
+      child.stdin.end('hilltop-key\n');
+      const [code] = await exited;
+      assert.equal(code, 0, err);
+      assert.match(out, /Enrolled as sensor 7/);
+      assert.equal(err, '', 'no warning');
+      assert.equal((home.seen.find((r) => r.path === '/v1/enrol/request')!.body as { site_key?: string }).site_key, 'hilltop-key');
+    } finally {
+      await home.close();
+    }
+  });
+
+  it('hark enrol refuses both --site-key and --site-key-file', async () => {
+    const r = await runCommand(['--home', 'https://h:1', '--code', '--site-key', 'a', '--site-key-file', '/nonexistent', '--data-dir', mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'))]);
+    assert.ok(r.error instanceof CliError && r.error.exitCode === 2 && r.error.message === 'Give the site key once: --site-key-file PATH or --site-key KEY, not both', String(r.error));
+  });
+});
+
+describe('readSiteKey', () => {
+  it('readSiteKey takes the first line of a file without its line ending', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-site-key-'));
+    writeFileSync(join(dir, 'lf'), 'hilltop-key\nsecond line\n');
+    writeFileSync(join(dir, 'crlf'), 'hilltop-key\r\n');
+    writeFileSync(join(dir, 'bare'), ' hilltop key ');
+    assert.equal(await readSiteKey(join(dir, 'lf')), 'hilltop-key');
+    assert.equal(await readSiteKey(join(dir, 'crlf')), 'hilltop-key');
+    assert.equal(await readSiteKey(join(dir, 'bare')), ' hilltop key ', 'home compares the key exactly: spaces are kept');
+  });
+
+  it('readSiteKey reads "-" from the input given, up to the first newline', async () => {
+    assert.equal(await readSiteKey('-', Readable.from([Buffer.from('hill'), Buffer.from('top-key\nrest')])), 'hilltop-key');
+    assert.equal(await readSiteKey('-', Readable.from([Buffer.from('hilltop-key')])), 'hilltop-key');
+  });
+
+  it('readSiteKey names a file it cannot read', async () => {
+    await assert.rejects(readSiteKey('/nonexistent/site-key'), (e: unknown) => e instanceof CliError && e.exitCode === 2 && e.message === 'Cannot read the site key file "/nonexistent/site-key": ENOENT');
+  });
+
+  it('readSiteKey refuses an empty first line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hark-site-key-'));
+    writeFileSync(join(dir, 'empty'), '');
+    await assert.rejects(readSiteKey(join(dir, 'empty')), (e: unknown) => e instanceof CliError && /^No site key in the site key file ".*\/empty": its first line is empty$/.test(e.message));
+    await assert.rejects(readSiteKey('-', Readable.from([Buffer.from('\nhilltop-key\n')])), (e: unknown) => e instanceof CliError && e.message === 'No site key in standard input: its first line is empty');
+  });
+
+  it('readSiteKey reads at most 1024 bytes and refuses a first line that long', async () => {
+    await assert.rejects(readSiteKey('/dev/zero'), (e: unknown) => e instanceof CliError && e.message === 'No site key in the site key file "/dev/zero": its first line is longer than 1024 bytes');
+    await assert.rejects(readSiteKey('-', Readable.from([Buffer.alloc(600, 0x61), Buffer.alloc(600, 0x61)])), (e: unknown) => e instanceof CliError && /longer than 1024 bytes/.test(e.message));
   });
 
   it('hark enrol refuses a malformed --home, --proxy or --ca-fingerprint as a bad option (exit 2) before contacting home', async () => {
