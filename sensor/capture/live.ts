@@ -105,7 +105,7 @@ export class LiveCapture {
         this.stop();
         const msg = (err as Error).message;
         if (/permission|not permitted|EPERM|socket: Operation/i.test(msg)) {
-          throw new CaptureInterfaceError(`Cannot open capture interface "${name}": permission denied (run as root, or grant cap_net_raw,cap_net_admin: setcap cap_net_raw,cap_net_admin+eip $(readlink -f $(which node)))`, { cause: err });
+          throw new CaptureInterfaceError(`Cannot open capture interface "${name}": permission denied (capturing needs CAP_NET_RAW: start it as root, adding --user NAME to drop to that user once capture is open, or under the hark.service unit, which grants the capability to the sensor alone)`, { cause: err });
         }
         if (/filter|syntax/i.test(msg)) throw new CaptureInterfaceError(`Cannot apply capture filter "${this.opts.filter}" on "${name}": ${msg}`, { cause: err });
         if (/down|not up/i.test(msg)) throw new CaptureInterfaceError(`Cannot open capture interface "${name}": the interface is down (ip link set ${name} up)`, { cause: err });

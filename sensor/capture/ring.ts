@@ -252,7 +252,7 @@ function openError(err: unknown, name: string, filter: string): CaptureInterface
     case 'EPERM':
     case 'EACCES':
       return new CaptureInterfaceError(
-        `Cannot open capture interface "${name}": permission denied (capturing needs the cap_net_raw capability: run as root, or setcap cap_net_raw+eip $(readlink -f $(which node)))`,
+        `Cannot open capture interface "${name}": permission denied (capturing needs CAP_NET_RAW: start it as root, adding --user NAME to drop to that user once capture is open, or under the hark.service unit, which grants the capability to the sensor alone)`,
         { cause: err },
       );
     case 'E_FILTER':

@@ -246,7 +246,7 @@ test('RingCapture.start names cap_net_raw when the process lacks it', () => {
     // Root without CAP_NET_RAW in its bounding set: what an unprivileged service account looks like to the kernel.
     const r = spawnSync('setpriv', ['--bounding-set=-net_raw', '--inh-caps=-net_raw', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`^Cannot open capture interface "${veth.b}": permission denied \\(capturing needs the cap_net_raw capability`));
+    assert.match(r.stdout, new RegExp(`^Cannot open capture interface "${veth.b}": permission denied \\(capturing needs CAP_NET_RAW: start it as root`));
   } finally {
     veth.remove();
   }
