@@ -4,7 +4,8 @@
  * transaction each; `flush()` returns the rows it committed only once they are on disk, and
  * `onCommitted` listeners see each committed batch, so nothing is acknowledged before it is stored.
  * The same capture id again updates the row when its count grew (a merged repeat), else is a no-op;
- * an update to a capture already uploaded puts it back in the outbox, so home gets the final count.
+ * an update to a capture already uploaded puts it back in the outbox, so home gets the final count,
+ * and marking uploaded marks only the count that was sent (one that grew in flight is sent again).
  * Outbox: un-uploaded captures, severity 4-5 first, each tier in time order, through partial
  * indexes. Space: an optional quota (`maxBytes`); when full, the oldest uploaded captures go first;
  * un-uploaded ones are never deleted to make room (they wait in memory, bounded, instead).
@@ -222,6 +223,9 @@ export interface PurgeResult {
   done: boolean;
 }
 
+/** A capture as it was sent to home: its id, and its count then (the version home has). */
+export type SentCapture = Pick<CaptureEvent, 'id' | 'count'>;
+
 export type CommittedListener = (rows: readonly CaptureEvent[]) => void;
 
 /** The first 16 bytes of every SQLite 3 database file (https://www.sqlite.org/fileformat.html, 1.3.1). */
@@ -363,7 +367,9 @@ export class CaptureStore {
     });
     this.selectUrgent = this.db.prepare(PLANNED_SQL['outbox-urgent']).pluck();
     this.selectRoutine = this.db.prepare(PLANNED_SQL['outbox-routine']).pluck();
-    this.markOne = this.db.prepare(`UPDATE capture_rows SET uploaded_at = ? WHERE id = ? AND ${PENDING}`);
+    // Only the version home was sent: a count that grew while the batch was in flight stays in the
+    // outbox (counts only grow, so the count is the version), and home takes the larger one later.
+    this.markOne = this.db.prepare(`UPDATE capture_rows SET uploaded_at = ? WHERE id = ? AND count = ? AND ${PENDING}`);
     this.quarantineOne = this.db.prepare(`UPDATE capture_rows SET quarantined_at = ?, quarantine_reason = ? WHERE id = ? AND ${PENDING}`);
     this.oldestUploaded = this.db.prepare(PLANNED_SQL.evict).pluck();
     this.deleteRow = this.db.prepare('DELETE FROM capture_rows WHERE rowid = ?');
@@ -526,11 +532,15 @@ export class CaptureStore {
     return this.db.prepare(`SELECT count(*) FROM evidence e INDEXED BY evidence_pending JOIN capture_rows c ON c.id = e.capture_id WHERE e.uploaded_at IS NULL AND c.${UPLOADED}`).pluck().get() as number;
   }
 
-  /** Marks captures as accepted by home; returns how many were still pending. */
-  markUploaded(ids: readonly string[], atMs: number = this.now()): number {
+  /**
+   * Marks captures as accepted by home, each only at the count it was sent with: one whose count
+   * grew meanwhile stays in the outbox, so home gets the larger count too. Returns how many were
+   * marked (still pending at that count).
+   */
+  markUploaded(sent: readonly SentCapture[], atMs: number = this.now()): number {
     const n = this.writeWithReserve(() => {
       let changed = 0;
-      for (const id of ids) changed += this.markOne.run(atMs, id).changes;
+      for (const c of sent) changed += this.markOne.run(atMs, c.id, c.count).changes;
       return changed;
     });
     this.outbox -= n;

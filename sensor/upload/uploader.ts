@@ -327,7 +327,7 @@ export class Uploader {
   }
 
   private accepted(part: CaptureEvent[], body: unknown): void {
-    this.store.markUploaded(part.map((c) => c.id), this.now());
+    this.store.markUploaded(part, this.now());
     this.counters.inc(C_BATCHES);
     this.counters.inc(C_CAPTURES, part.length);
     const dup = (body as { duplicates?: unknown } | null | undefined)?.duplicates;

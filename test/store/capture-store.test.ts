@@ -195,8 +195,8 @@ test('CaptureStore.outboxBatch gives severity 4-5 first in time order, then the 
     assert.deepEqual(store.outboxBatch(1)[0], capture(3, { severity: 5 }), 'the event comes back as it was stored');
     assert.equal(store.pendingCount(), 9);
 
-    assert.equal(store.markUploaded([capture(3).id, capture(1).id, 'no-such-id'], 1000), 2);
-    assert.equal(store.markUploaded([capture(3).id], 2000), 0, 'marking again changes nothing');
+    assert.equal(store.markUploaded([capture(3), capture(1), { id: 'no-such-id', count: 1 }], 1000), 2);
+    assert.equal(store.markUploaded([capture(3)], 2000), 0, 'marking again changes nothing');
     assert.equal(store.stateOf(capture(3).id)?.uploadedAt, 1000);
     assert.equal(store.quarantine([capture(5).id], 'HTTP 400: E_BAD_CAPTURE', 1500), 1);
     assert.deepEqual(store.stateOf(capture(5).id), { uploadedAt: null, quarantinedAt: 1500, reason: 'HTTP 400: E_BAD_CAPTURE' });
@@ -276,8 +276,8 @@ test('CaptureStore.pendingCount follows every change (insert, repeat, mark, quar
     store.add({ ...capture(4, { severity: 5 }), count: 3 }); // a count that grew while waiting: still one row
     store.flush();
     check(10, 'a waiting capture grew');
-    assert.equal(store.markUploaded([0, 1, 2, 3].map((i) => capture(i).id)), 4);
-    assert.equal(store.markUploaded([capture(0).id, 'no-such-id']), 0, 'already uploaded, and unknown: no change');
+    assert.equal(store.markUploaded([0, 1, 2, 3].map((i) => capture(i))), 4);
+    assert.equal(store.markUploaded([capture(0), { id: 'no-such-id', count: 1 }]), 0, 'already uploaded, and unknown: no change');
     check(6, 'four uploaded');
     assert.equal(store.quarantine([capture(5).id, capture(0).id], 'E_SCHEMA'), 1, 'only the waiting one is quarantined');
     check(5, 'one quarantined');
@@ -311,6 +311,31 @@ test('CaptureStore.pendingCount follows every change (insert, repeat, mark, quar
   }
 }));
 
+test('CaptureStore.markUploaded marks only the count that was sent: a count that grew in flight stays in the outbox', withDir((dir) => {
+  const store = new CaptureStore(join(dir, 'captures.db'));
+  try {
+    store.add(capture(1, { count: 1 }));
+    store.add(capture(2, { count: 1 }));
+    store.flush();
+    const sent = store.outboxBatch(10);
+    assert.deepEqual(sent.map((c) => c.count), [1, 1]);
+    // While the batch is on the wire the merge window of capture 1 closes with the phrase seen 7 times.
+    store.add(capture(1, { count: 7 }));
+    assert.equal(store.flush().length, 1);
+    assert.equal(store.markUploaded(sent, 1000), 1, 'only capture 2 is marked: home has capture 1 at count 1, not 7');
+    assert.deepEqual(store.stateOf(capture(1).id), { uploadedAt: null, quarantinedAt: null, reason: null });
+    assert.equal(store.stateOf(capture(2).id)?.uploadedAt, 1000);
+    assert.equal(store.pendingCount(), 1);
+    assert.equal(store.countOutbox(), 1);
+    const again = store.outboxBatch(10);
+    assert.deepEqual(again.map((c) => [c.id, c.count]), [[capture(1).id, 7]], 'the grown count is offered again');
+    assert.equal(store.markUploaded(again, 2000), 1);
+    assert.equal(store.pendingCount(), 0);
+  } finally {
+    store.close();
+  }
+}));
+
 test('CaptureStore.purge deletes uploaded captures past their category retention, keeps un-uploaded ones', withDir((dir) => {
   const counters = new Counters();
   const store = new CaptureStore(join(dir, 'captures.db'), { counters });
@@ -326,7 +351,7 @@ test('CaptureStore.purge deletes uploaded captures past their category retention
     for (const r of rows) store.add(r);
     store.add(pendingOld);
     store.flush();
-    store.markUploaded(rows.map((r) => r.id), nowMs);
+    store.markUploaded(rows, nowMs);
     const r1 = store.purge({ days: 30, byCategory: { violence: 90 } }, nowMs);
     assert.equal(r1.deleted, 4, 'weapons 40 and 95, violence 95, drugs 31');
     assert.equal(r1.done, true);
@@ -356,7 +381,7 @@ test('CaptureStore.purge works in batches and stops at maxRows, resuming on the 
       store.add(c);
     }
     store.flush();
-    store.markUploaded(ids, 0);
+    store.markUploaded(ids.map((id) => ({ id, count: 1 })), 0);
     const nowMs = BASE_TS_US / 1000 + 45 * 86_400_000;
     const policy = { days: 30, byCategory: { violence: 60 } };
     const part = store.purge({ ...policy, maxRows: 1500 }, nowMs);
@@ -384,7 +409,7 @@ test('CaptureStore with a quota deletes the oldest uploaded captures first and n
       store.add(c);
     }
     assert.equal(store.flush().length, 80);
-    store.markUploaded(uploaded, 1);
+    store.markUploaded(uploaded.map((id) => ({ id, count: 1 })), 1);
     // Newer, un-uploaded captures until the store has had to make room.
     const pending: string[] = [];
     let n = 0;
@@ -438,7 +463,7 @@ test('CaptureStore full with nothing uploaded holds captures in memory, retries,
     assert.equal(store.count(), before);
     assert.equal(counters.get('store.held'), 4);
     // Home takes the stored ones: now there is something that may go.
-    store.markUploaded(store.ids(), 5);
+    store.markUploaded(store.outboxBatch(MAX_HELD_CAPTURES), 5);
     const rows = store.flush();
     assert.equal(rows.length, 4, 'the held captures commit on the next flush');
     assert.equal(store.heldCount, 0);
@@ -528,7 +553,7 @@ test('CaptureStore keeps a capture\'s page beside it (not in its JSON), offers i
   assert.equal(committed.length, 2);
   assert.ok(!JSON.stringify(committed[0]).includes('filler'), 'the page is not in the capture event');
   assert.deepEqual(store.evidenceBatch(10, 1 << 20), [], 'nothing to send before home has the capture');
-  store.markUploaded([c.id, capture(2).id]);
+  store.markUploaded([c, capture(2)]);
   const batch = store.evidenceBatch(10, 1 << 20);
   assert.equal(batch.length, 1);
   assert.equal(batch[0].captureId, c.id);

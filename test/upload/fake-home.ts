@@ -1,8 +1,9 @@
 /**
  * Test helper: a fake home ingest (node:http on 127.0.0.1, port chosen by the OS) for
  * POST /v1/sensor/captures, and a plain-HTTP HomeTransport over undici for it. The home stores ids
- * in a Set (a repeat is a duplicate, as home/PROTOCOL.md says), records every batch it receives,
- * and can be scripted to answer a status, hang, or drop the connection after storing the batch.
+ * in a Set (a repeat is a duplicate, as home/PROTOCOL.md says) with each one's count (a larger count
+ * sent again replaces it, as home does), records every batch it receives, and can be scripted to
+ * answer a status, hang, or drop the connection after storing the batch.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +19,8 @@ export type Scripted =
 
 export class FakeHome {
   readonly stored = new Set<string>();
+  /** The count home holds for each stored id. */
+  readonly counts = new Map<string, number>();
   /** Ids of every batch received, in order (answered or not). */
   readonly batches: string[][] = [];
   /** Answers for the next requests, in order; then normal service. */
@@ -63,9 +66,10 @@ export class FakeHome {
       if (req.method === 'POST' && req.url === '/v1/sensor/evidence') return this.handleEvidence(res, Buffer.concat(chunks));
       if (req.method !== 'POST' || req.url !== '/v1/sensor/captures') return this.answer(res, 404, { error: 'E_NOT_FOUND', message: 'no such call' });
       let ids: string[];
+      let captures: { id: string; count: number }[];
       try {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { captures: { id: string }[] };
-        ids = body.captures.map((c) => c.id);
+        captures = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { captures: { id: string; count: number }[] }).captures;
+        ids = captures.map((c) => c.id);
       } catch {
         return this.answer(res, 400, { error: 'E_JSON', message: 'not JSON' });
       }
@@ -74,7 +78,10 @@ export class FakeHome {
       const next = this.script.shift();
       if (next === 'hang') return;
       if (next === 'die') {
-        for (const id of ids) this.stored.add(id);
+        for (const { id, count } of captures) {
+          this.stored.add(id);
+          this.counts.set(id, Math.max(count, this.counts.get(id) ?? 0));
+        }
         res.socket?.destroy();
         return;
       }
@@ -83,15 +90,19 @@ export class FakeHome {
       if (ids.length > this.maxBatch) return this.answer(res, 413, { error: 'E_TOO_LARGE', message: 'too many captures' });
       if (ids.some((id) => this.refuse.has(id))) return this.answer(res, 400, { error: 'E_BAD_CAPTURE', message: 'capture does not match the schema' });
       let accepted = 0;
+      let updated = 0;
       let duplicates = 0;
-      for (const id of ids) {
-        if (this.stored.has(id)) duplicates++;
-        else {
+      for (const { id, count } of captures) {
+        if (!this.stored.has(id)) {
           this.stored.add(id);
+          this.counts.set(id, count);
           accepted++;
-        }
+        } else if (count > (this.counts.get(id) ?? 0)) {
+          this.counts.set(id, count);
+          updated++;
+        } else duplicates++;
       }
-      this.answer(res, 200, { accepted, duplicates });
+      this.answer(res, 200, { accepted, updated, duplicates });
     });
   }
 

@@ -3,7 +3,7 @@
  * store in a tmp dir: priority order, batch shrinking on 413, bisect-and-quarantine on 400, backoff
  * growth (injected random, delays read from onBackoff, never wall time), retry-after, upload.failing
  * raised and cleared (injected clock), exactly-once effect at home after failures, a dropped
- * connection and a restart, stop() with a batch in flight, kick().
+ * connection and a restart, stop() with a batch in flight, a count that grows in flight, kick().
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -210,6 +210,30 @@ test('Uploader gives home an exactly-once effect across failures, a dropped conn
   assert.ok(sent > caps.length, 'some were sent more than once');
   assert.ok(counters.get('upload.duplicates') >= 10, 'the batch stored before the connection dropped came back as duplicates');
   assert.equal(counters.get('upload.captures'), caps.length, 'each capture marked uploaded once');
+}));
+
+test('Uploader sends a capture again when its count grew while its batch was in flight; home ends with the final count', rigged(async ({ store, home, counters, uploader }) => {
+  const grows = makeCapture(1, { severity: 5, count: 1 });
+  const other = makeCapture(2, { severity: 5, count: 1 });
+  store.add(grows);
+  store.add(other);
+  store.flush();
+  // Home has received the batch (count 1) but not yet answered: the merge window closes with 7.
+  home.onBatch = () => {
+    home.onBatch = undefined;
+    store.add(makeCapture(1, { severity: 5, count: 7 }));
+    store.flush();
+  };
+  const up = uploader();
+  up.start();
+  assert.equal(await up.drain(5000), true);
+  assert.deepEqual(home.batches.map((b) => b.length), [2, 1], 'the grown capture went again, alone');
+  assert.equal(home.counts.get(grows.id), 7, 'home holds the final count');
+  assert.equal(home.counts.get(other.id), 1);
+  assert.equal(store.countOf(grows.id), 7);
+  assert.notEqual(store.stateOf(grows.id)?.uploadedAt, null);
+  assert.equal(store.pendingCount(), 0);
+  assert.equal(counters.get('upload.captures'), 3, 'sent three times in all');
 }));
 
 test('Uploader.stop abandons a batch home never answers; its captures stay in the outbox', rigged(async ({ store, home, uploader }) => {
