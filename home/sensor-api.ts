@@ -2,7 +2,8 @@
  * The sensor side of PROTOCOL.md. Unauthenticated (server-TLS only): ping, CA, enrolment by code
  * and by operator credentials. Mutual TLS (`/v1/sensor/*`): signed configuration bundle,
  * heartbeat (answers pending actions), action acknowledgement, capture ingest (idempotent by
- * capture id, at most MAX_CAPTURES_PER_BATCH per call). Input: requests; output: JSON answers.
+ * capture id, at most MAX_CAPTURES_PER_BATCH per call, each refused capture named with the reason).
+ * Input: requests; output: JSON answers.
  */
 
 import { defineCounter } from '../sensor/events/counters.js';
@@ -53,29 +54,46 @@ function sensorId(v: unknown): number {
   return v as number;
 }
 
-/** Turns one untrusted capture into a row, or undefined when it is not a capture we can index. */
-export function captureRow(c: unknown): CaptureInsert | undefined {
-  if (c === null || typeof c !== 'object' || Array.isArray(c)) return undefined;
+/** Why home will not store one capture of a batch: a stable code and a sentence quoting the value. */
+export interface CaptureRefusal {
+  readonly error: string;
+  readonly message: string;
+}
+
+/** Turns one untrusted capture into a row, or says why it is not a capture home can index. */
+export function captureRow(c: unknown): CaptureInsert | CaptureRefusal {
+  const refuse = (error: string, message: string): CaptureRefusal => ({ error, message });
+  if (c === null || typeof c !== 'object' || Array.isArray(c)) return refuse('E_CAPTURE_TYPE', 'A capture must be a JSON object');
   const o = c as Record<string, unknown>;
-  if (typeof o.id !== 'string' || o.id.length === 0 || o.id.length > 128 || !/^[\x21-\x7e]+$/.test(o.id)) return undefined;
+  if (typeof o.id !== 'string' || o.id.length === 0 || o.id.length > 128 || !/^[\x21-\x7e]+$/.test(o.id)) {
+    return refuse('E_CAPTURE_ID', '"id" must be 1-128 printable ASCII characters');
+  }
+  const quoted = `Capture "${o.id}"`;
   let ts = typeof o.ts_us === 'number' && Number.isSafeInteger(o.ts_us) && o.ts_us >= 0 ? o.ts_us : undefined;
   if (ts === undefined && typeof o.timestamp === 'string') {
     const ms = Date.parse(o.timestamp);
     if (Number.isFinite(ms)) ts = ms * 1000;
   }
-  if (ts === undefined) return undefined;
-  if (!Number.isInteger(o.severity) || (o.severity as number) < 0 || (o.severity as number) > 5) return undefined;
-  if (typeof o.phrase !== 'string' || o.phrase.length > 512) return undefined;
-  if (typeof o.category !== 'string' || o.category.length > 128) return undefined;
+  if (ts === undefined) return refuse('E_CAPTURE_TIME', `${quoted} has neither a "ts_us" nor a "timestamp" home can read`);
+  if (!Number.isInteger(o.severity) || (o.severity as number) < 0 || (o.severity as number) > 5) {
+    return refuse('E_CAPTURE_SEVERITY', `${quoted} has severity ${JSON.stringify(o.severity)?.slice(0, 20)}: it must be a whole number from 0 to 5`);
+  }
+  if (typeof o.phrase !== 'string' || o.phrase.length > 512) return refuse('E_CAPTURE_PHRASE', `${quoted}: "phrase" must be text of at most 512 characters`);
+  if (typeof o.category !== 'string' || o.category.length > 128) return refuse('E_CAPTURE_CATEGORY', `${quoted}: "category" must be text of at most 128 characters`);
   const device = o.device !== null && typeof o.device === 'object' ? o.device as Record<string, unknown> : {};
   const opt = (v: unknown, max: number): string | null => (typeof v === 'string' ? v.slice(0, max) : null);
   const event = JSON.stringify(o);
-  if (Buffer.byteLength(event) > MAX_CAPTURE_JSON_BYTES) return undefined;
+  const bytes = Buffer.byteLength(event);
+  if (bytes > MAX_CAPTURE_JSON_BYTES) return refuse('E_CAPTURE_TOO_LARGE', `${quoted} is ${bytes} bytes of JSON, more than ${MAX_CAPTURE_JSON_BYTES}`);
   return {
     id: o.id, ts_us: ts, severity: o.severity as number, category: o.category, phrase: o.phrase,
     user: opt(device.user, 256), host: opt(o.host, 512), url: opt(o.url, 8192), event,
     source: opt(o.source, 16), device_ip: opt(device.ip, 64), device_name: opt(device.hostname, 256), context: opt(o.context, 8192),
   };
+}
+
+function isRefusal(r: CaptureInsert | CaptureRefusal): r is CaptureRefusal {
+  return 'error' in r;
 }
 
 /** The part of a heartbeat kept in history: small, so 1440 per sensor stays a few MiB. */
@@ -222,22 +240,29 @@ export function registerSensorApi(router: Router, home: HomeCore, ev?: EvidenceD
     if (!Array.isArray(list)) throw new HttpError(400, 'E_FIELD', '"captures" must be a list');
     if (list.length > MAX_CAPTURES_PER_BATCH) throw new HttpError(413, 'E_TOO_MANY', `A batch holds at most ${MAX_CAPTURES_PER_BATCH} captures, not ${list.length}`);
     const rows: CaptureInsert[] = [];
-    let rejected = 0;
-    for (const c of list) {
-      const row = captureRow(c);
-      if (row === undefined) rejected++;
-      else rows.push(row);
+    // Each refused entry by its place in the batch (and its id when it has one), so the sensor
+    // keeps those out of its queue and marks only the others as delivered.
+    const rejects: Array<{ index: number; id?: string; error: string; message: string }> = [];
+    for (let index = 0; index < list.length; index++) {
+      const row = captureRow(list[index]);
+      if (!isRefusal(row)) {
+        rows.push(row);
+        continue;
+      }
+      const id = (list[index] as { id?: unknown } | null)?.id;
+      rejects.push({ index, ...(typeof id === 'string' ? { id: id.slice(0, 128) } : {}), error: row.error, message: row.message });
     }
+    const rejected = rejects.length;
     const { added: accepted, updated } = rows.length > 0 ? store.ingestCaptures(sensor.id, rows) : { added: 0, updated: 0 };
     const duplicates = rows.length - accepted - updated;
     home.counters.inc(C_CAPTURES_ACCEPTED, accepted);
     home.counters.inc(C_CAPTURES_UPDATED, updated);
     home.counters.inc(C_CAPTURES_DUPLICATE, duplicates);
     home.counters.inc(C_CAPTURES_REJECTED, rejected);
-    if (rejected > 0) home.log.write('ingest.rejected', { sensor: sensor.id, rejected, peer: ctx.peer });
+    if (rejected > 0) home.log.write('ingest.rejected', { sensor: sensor.id, rejected, first_error: rejects[0].error, first_id: rejects[0].id, peer: ctx.peer });
     // Evidence that arrived before its capture can be drawn now.
     if (accepted > 0) ev?.renderer.kick();
-    return { status: 200, body: { accepted, updated, duplicates, rejected } };
+    return { status: 200, body: { accepted, updated, duplicates, rejected, rejects } };
   });
 
   router.add('POST', '/v1/sensor/evidence', async (ctx) => {

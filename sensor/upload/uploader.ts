@@ -5,7 +5,9 @@
  * answered 2xx. At-least-once: a capture is marked only after home's 2xx, and home ignores an id it
  * already has, so retries have an exactly-once effect. Failures back off exponentially with full
  * jitter; 413 halves the batch; 429/503 honour retry-after; a 400/422 is bisected down to the
- * capture(s) home refuses, which are quarantined (kept, marked) so they never block the queue.
+ * capture(s) home refuses, which are quarantined (kept, marked) so they never block the queue, as
+ * are those a 2xx answer names in `rejects` (a 2xx that counts refusals without naming them, from
+ * an older home, is bisected too). Only the captures home took are marked, at the counts sent.
  */
 import { Counters, defineCounter } from '../events/counters.js';
 import { healthEvent, type HealthSink } from '../events/health.js';
@@ -80,6 +82,42 @@ export function parseRetryAfter(value: string | string[] | undefined, nowMs: num
   if (/^\d+$/.test(t)) return Number(t) * 1000;
   const at = Date.parse(t);
   return Number.isFinite(at) ? Math.max(0, at - nowMs) : undefined;
+}
+
+/** Why home refused one capture: its code when it named one, and the reason the store keeps. */
+interface Rejection {
+  readonly error: string | undefined;
+  readonly reason: string;
+}
+
+/** The captures one pass quarantined, and the last refusal's status and code, for the health event. */
+interface Refused {
+  ids: string[];
+  status: number;
+  error: string | undefined;
+}
+
+/**
+ * The captures of a batch home answered 2xx to but refused, by their place in the batch, from the
+ * answer's `rejects` (home/PROTOCOL.md): empty when it refused none. Undefined when it says it
+ * refused some without naming each (a home older than `rejects`), or names them inconsistently
+ * (a place outside the batch, an id not at that place): the caller bisects then.
+ */
+export function readRejects(part: readonly CaptureEvent[], body: unknown): Map<number, Rejection> | undefined {
+  const b = (body !== null && typeof body === 'object' ? body : {}) as { rejected?: unknown; rejects?: unknown };
+  const rejected = typeof b.rejected === 'number' && Number.isFinite(b.rejected) ? b.rejected : 0;
+  const out = new Map<number, Rejection>();
+  if (!Array.isArray(b.rejects)) return rejected > 0 ? undefined : out;
+  for (const r of b.rejects as unknown[]) {
+    const e = (r !== null && typeof r === 'object' ? r : {}) as { index?: unknown; id?: unknown; error?: unknown; message?: unknown };
+    if (!Number.isInteger(e.index) || (e.index as number) < 0 || (e.index as number) >= part.length) return undefined;
+    const i = e.index as number;
+    if (e.id !== undefined && e.id !== part[i].id) return undefined;
+    const error = typeof e.error === 'string' ? e.error.slice(0, 64) : undefined;
+    const message = typeof e.message === 'string' ? e.message.slice(0, 200) : 'no reason given';
+    out.set(i, { error, reason: `home rejected it: ${error !== undefined ? `${error} ` : ''}${message}` });
+  }
+  return out.size < rejected ? undefined : out;
 }
 
 /** A 4xx that is about the captures sent (bisect them), not about the sensor's standing with home. */
@@ -231,21 +269,29 @@ export class Uploader {
     if (batch.length === 0) return this.evidencePass(run);
     // Slices still to send, last = next; a refused slice is split in two in its place.
     const todo: CaptureEvent[][] = [batch];
-    let refusedStatus = 0;
-    const quarantined: string[] = [];
+    const refused: Refused = { ids: [], status: 0, error: undefined };
     while (todo.length > 0) {
       const part = todo.pop() as CaptureEvent[];
       let res: HomeResponse;
       try {
         res = await this.post(part);
       } catch (err) {
-        if (quarantined.length > 0) this.raiseQuarantined(quarantined, refusedStatus);
+        this.raiseQuarantined(refused);
         return { kind: 'failed', reason: `${(err as { code?: string }).code ?? 'error'}: ${(err as Error).message}` };
       }
       if (run.abandoned) return { kind: 'failed', reason: 'stopped' };
       const s = res.status;
       if (s >= 200 && s < 300) {
-        this.accepted(part, res.body);
+        const rejects = readRejects(part, res.body);
+        if (rejects === undefined && part.length > 1) {
+          // Home took the batch but refused some it does not name (a home older than `rejects`):
+          // find them by halves; the ones it took come back as duplicates.
+          todo.push(...this.halves(part));
+          continue;
+        }
+        const named = rejects ?? new Map([[0, { error: undefined, reason: `HTTP ${s}: rejected, home gave no reason` }]]);
+        for (const [i, why] of named) this.quarantineOne(part[i], s, why, refused);
+        this.accepted(named.size === 0 ? part : part.filter((_, i) => !named.has(i)), res.body);
         continue;
       }
       if (s === 413 && part.length > 1) {
@@ -257,22 +303,27 @@ export class Uploader {
       }
       if (refusesContent(s) || s === 413) {
         if (part.length === 1) {
-          const reason = `HTTP ${s}: ${describe(res.body)}`;
-          this.store.quarantine([part[0].id], reason, this.now());
-          this.counters.inc(C_QUARANTINED);
-          quarantined.push(part[0].id);
-          refusedStatus = s;
+          this.quarantineOne(part[0], s, { error: undefined, reason: `HTTP ${s}: ${describe(res.body)}` }, refused);
           continue;
         }
         todo.push(...this.halves(part));
         continue;
       }
       const retryAfterMs = s === 429 || s === 503 ? parseRetryAfter(res.headers?.['retry-after'], this.now()) : undefined;
-      if (quarantined.length > 0) this.raiseQuarantined(quarantined, refusedStatus);
+      this.raiseQuarantined(refused);
       return { kind: 'failed', reason: `HTTP ${s}`, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
     }
-    if (quarantined.length > 0) this.raiseQuarantined(quarantined, refusedStatus);
+    this.raiseQuarantined(refused);
     return { kind: 'sent' };
+  }
+
+  /** Takes one capture home refuses out of the outbox (kept in the store, with why). */
+  private quarantineOne(c: CaptureEvent, status: number, why: Rejection, refused: Refused): void {
+    this.store.quarantine([c.id], why.reason, this.now());
+    this.counters.inc(C_QUARANTINED);
+    refused.ids.push(c.id);
+    refused.status = status;
+    refused.error = why.error;
   }
 
   /**
@@ -326,12 +377,13 @@ export class Uploader {
     }
   }
 
-  private accepted(part: CaptureEvent[], body: unknown): void {
-    this.store.markUploaded(part, this.now());
+  /** Marks what home took (at the counts sent). */
+  private accepted(taken: CaptureEvent[], body: unknown): void {
+    if (taken.length > 0) this.store.markUploaded(taken, this.now());
     this.counters.inc(C_BATCHES);
-    this.counters.inc(C_CAPTURES, part.length);
+    this.counters.inc(C_CAPTURES, taken.length);
     const dup = (body as { duplicates?: unknown } | null | undefined)?.duplicates;
-    if (typeof dup === 'number' && Number.isFinite(dup) && dup > 0) this.counters.inc(C_DUPLICATES, Math.min(dup, part.length));
+    if (typeof dup === 'number' && Number.isFinite(dup) && dup > 0) this.counters.inc(C_DUPLICATES, Math.min(dup, taken.length));
   }
 
   private succeeded(): void {
@@ -354,9 +406,12 @@ export class Uploader {
     }
   }
 
-  private raiseQuarantined(ids: string[], status: number): void {
-    this.emit('upload.quarantined', 'warning', `Home refused ${ids.length} capture(s) with HTTP ${status}; kept in the store, out of the upload queue`,
-      { count: ids.length, status, first_id: ids[0] }, 'raised');
+  /** One health event for the captures a pass quarantined, if any. */
+  private raiseQuarantined(r: Refused): void {
+    if (r.ids.length === 0) return;
+    const why = r.error !== undefined ? `HTTP ${r.status}, ${r.error}` : `HTTP ${r.status}`;
+    this.emit('upload.quarantined', 'warning', `Home refused ${r.ids.length} capture(s) (${why}); kept in the store, out of the upload queue`,
+      { count: r.ids.length, status: r.status, first_id: r.ids[0], ...(r.error !== undefined ? { error: r.error } : {}) }, 'raised');
   }
 
   private emit(name: string, severity: 'warning', message: string, detail: Record<string, string | number> | undefined, state: 'raised' | 'cleared'): void {

@@ -197,14 +197,17 @@ test('capture ingest is idempotent across repeated batches and refuses more than
   const agent = agentFor(t.home.caPem, { cert: e.cert, key: e.keyPem });
   const batch = Array.from({ length: 50 }, (_, i) => capture(`cap-${sensorId}-${i.toString(16).padStart(4, '0')}`, 1 + (i % 5)));
   const one = await call(t.home, agent, 'POST', '/v1/sensor/captures', { captures: batch });
-  assert.deepEqual(one.body, { accepted: 50, updated: 0, duplicates: 0, rejected: 0 });
+  assert.deepEqual(one.body, { accepted: 50, updated: 0, duplicates: 0, rejected: 0, rejects: [] });
   const two = await call(t.home, agent, 'POST', '/v1/sensor/captures', { captures: batch });
-  assert.deepEqual(two.body, { accepted: 0, updated: 0, duplicates: 50, rejected: 0 });
+  assert.deepEqual(two.body, { accepted: 0, updated: 0, duplicates: 50, rejected: 0, rejects: [] });
   // the first capture again, its merge window closed with the phrase seen 4 times: home takes the count
   const grown = { ...(batch[0] as object), count: 4 };
-  assert.deepEqual((await call(t.home, agent, 'POST', '/v1/sensor/captures', { captures: [grown] })).body, { accepted: 0, updated: 1, duplicates: 0, rejected: 0 });
+  assert.deepEqual((await call(t.home, agent, 'POST', '/v1/sensor/captures', { captures: [grown] })).body, { accepted: 0, updated: 1, duplicates: 0, rejected: 0, rejects: [] });
   const mixed = [...batch.slice(0, 10), capture(`cap-${sensorId}-ffff`), { id: 'bad' }];
-  assert.deepEqual((await call(t.home, agent, 'POST', '/v1/sensor/captures', { captures: mixed })).body, { accepted: 1, updated: 0, duplicates: 10, rejected: 1 });
+  assert.deepEqual((await call(t.home, agent, 'POST', '/v1/sensor/captures', { captures: mixed })).body, {
+    accepted: 1, updated: 0, duplicates: 10, rejected: 1,
+    rejects: [{ index: 11, id: 'bad', error: 'E_CAPTURE_TIME', message: 'Capture "bad" has neither a "ts_us" nor a "timestamp" home can read' }],
+  });
   const listed = await call(t.home, agent, 'GET', `/v1/captures?sensor=${sensorId}&limit=1000`, undefined, t.adminToken);
   const caps = (listed.body as { captures: Array<{ id: string; sensor_id: number; severity: number }> }).captures;
   assert.equal(caps.length, 51);
@@ -215,6 +218,33 @@ test('capture ingest is idempotent across repeated batches and refuses more than
   const tooMany = Array.from({ length: 1001 }, (_, i) => capture(`big-${i.toString(16).padStart(4, '0')}`));
   const r = await call(t.home, agent, 'POST', '/v1/sensor/captures', { captures: tooMany });
   assert.equal(r.status, 413);
+});
+
+test('capture ingest names each capture it refuses, with its place in the batch and why, and stores the rest', async () => {
+  const sensorId = await addSensor(t, 'Refusals sensor');
+  const e = await enrolByCredentials(t, sensorId);
+  const agent = agentFor(t.home.caPem, { cert: e.cert, key: e.keyPem });
+  const id = (n: number): string => `ref-${sensorId}-${n.toString(16).padStart(4, '0')}`;
+  // An HTTP/2 :path may be 256 KiB: this capture's JSON is over home's 64 KiB.
+  const big = capture(id(1), 5, { app_proto: 'http2', url: `/search?q=our+secret&pad=${'x'.repeat(70_000)}` });
+  const batch = [
+    capture(id(0)), big, capture(id(2)), capture(id(3), 9), 'not a capture', capture(id(5), 4, { phrase: 'p'.repeat(513) }),
+    capture(id(6), 4, { category: 'c'.repeat(129) }), { id: 'x'.repeat(129) }, capture(id(8)),
+  ];
+  const r = await call(t.home, agent, 'POST', '/v1/sensor/captures', { captures: batch });
+  assert.equal(r.status, 200);
+  const body = r.body as { accepted: number; rejected: number; rejects: Array<{ index: number; id?: string; error: string; message: string }> };
+  assert.equal(body.accepted, 3);
+  assert.equal(body.rejected, 6);
+  assert.deepEqual(body.rejects.map((x) => [x.index, x.id, x.error]), [
+    [1, id(1), 'E_CAPTURE_TOO_LARGE'], [3, id(3), 'E_CAPTURE_SEVERITY'], [4, undefined, 'E_CAPTURE_TYPE'],
+    [5, id(5), 'E_CAPTURE_PHRASE'], [6, id(6), 'E_CAPTURE_CATEGORY'], [7, 'x'.repeat(128), 'E_CAPTURE_ID'],
+  ]);
+  assert.match(body.rejects[0].message, new RegExp(`^Capture "${id(1)}" is \\d+ bytes of JSON, more than 65536$`));
+  assert.equal(body.rejects[1].message, `Capture "${id(3)}" has severity 9: it must be a whole number from 0 to 5`);
+  const listed = await call(t.home, agent, 'GET', `/v1/captures?sensor=${sensorId}&limit=1000`, undefined, t.adminToken);
+  assert.deepEqual((listed.body as { captures: Array<{ id: string }> }).captures.map((c) => c.id).sort(), [id(0), id(2), id(8)]);
+  assert.match(readLog(t.home), new RegExp(`ingest\\.rejected sensor=${sensorId} rejected=6 first_error=E_CAPTURE_TOO_LARGE first_id=${id(1)}`));
 });
 
 test('sensor connect and disconnect are logged from heartbeats and the timeout', async () => {

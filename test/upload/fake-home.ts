@@ -29,6 +29,11 @@ export class FakeHome {
   failWith: number | undefined;
   /** Ids home refuses with 400 (a batch holding any of them is refused whole). */
   readonly refuse = new Set<string>();
+  /** Ids home drops from a batch it otherwise takes (200), with the code it gives (as home does for
+   * a capture it cannot index, e.g. E_CAPTURE_TOO_LARGE). */
+  readonly reject = new Map<string, string>();
+  /** False: answer as a home older than `rejects` does, counting the dropped ones without naming them. */
+  namesRejects = true;
   /** More captures than this in one request: 413. */
   maxBatch = Number.POSITIVE_INFINITY;
   onBatch: ((ids: string[]) => void) | undefined;
@@ -92,8 +97,11 @@ export class FakeHome {
       let accepted = 0;
       let updated = 0;
       let duplicates = 0;
-      for (const { id, count } of captures) {
-        if (!this.stored.has(id)) {
+      const rejects: Array<{ index: number; id: string; error: string; message: string }> = [];
+      for (const [index, { id, count }] of captures.entries()) {
+        const error = this.reject.get(id);
+        if (error !== undefined) rejects.push({ index, id, error, message: `Capture "${id}" refused: ${error}` });
+        else if (!this.stored.has(id)) {
           this.stored.add(id);
           this.counts.set(id, count);
           accepted++;
@@ -102,7 +110,8 @@ export class FakeHome {
           updated++;
         } else duplicates++;
       }
-      this.answer(res, 200, { accepted, updated, duplicates });
+      const rejected = rejects.length;
+      this.answer(res, 200, this.namesRejects ? { accepted, updated, duplicates, rejected, rejects } : { accepted, updated, duplicates, rejected });
     });
   }
 

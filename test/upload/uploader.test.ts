@@ -1,6 +1,7 @@
 /**
  * Uploader against a real node:http home on loopback (test/upload/fake-home.ts) and a real SQLite
- * store in a tmp dir: priority order, batch shrinking on 413, bisect-and-quarantine on 400, backoff
+ * store in a tmp dir: priority order, batch shrinking on 413, bisect-and-quarantine on 400, captures
+ * a 2xx names as rejected quarantined (bisected when an older home only counts them), backoff
  * growth (injected random, delays read from onBackoff, never wall time), retry-after, upload.failing
  * raised and cleared (injected clock), exactly-once effect at home after failures, a dropped
  * connection and a restart, stop() with a batch in flight, a count that grows in flight, kick().
@@ -14,7 +15,7 @@ import type { CaptureEvent } from '../../sensor/events/capture.js';
 import { Counters } from '../../sensor/events/counters.js';
 import type { HealthEvent } from '../../sensor/events/health.js';
 import { CaptureStore } from '../../sensor/store/capture-store.js';
-import { parseRetryAfter, UploadError, Uploader, type UploaderOptions } from '../../sensor/upload/uploader.js';
+import { parseRetryAfter, readRejects, UploadError, Uploader, type UploaderOptions } from '../../sensor/upload/uploader.js';
 import { makeCapture } from '../store/make-capture.js';
 import { FakeHome, PlainHttpTransport } from './fake-home.js';
 
@@ -113,6 +114,63 @@ test('Uploader bisects a refused batch, quarantines only the bad captures, and d
   assert.equal(q?.state, 'raised');
   assert.equal(q?.detail?.count, 2);
 }));
+
+test('Uploader quarantines the captures a 2xx names in rejects, with home\'s reason, and marks only the rest', rigged(async ({ store, home, counters, health, uploader }) => {
+  const caps = fill(store, 8, () => 4);
+  const bad = [caps[2].id, caps[6].id];
+  home.reject.set(bad[0], 'E_CAPTURE_TOO_LARGE');
+  home.reject.set(bad[1], 'E_CAPTURE_PHRASE');
+  const up = uploader({ batchSize: 8 });
+  up.start();
+  assert.equal(await up.drain(5000), true, 'the refused ones do not block the queue');
+  assert.equal(home.batches.length, 1, 'named: no bisection, nothing sent twice');
+  assert.equal(home.stored.size, 6);
+  for (const [i, id] of bad.entries()) {
+    const st = store.stateOf(id);
+    assert.equal(st?.uploadedAt, null, 'not marked as delivered');
+    assert.ok(st?.quarantinedAt !== null);
+    assert.equal(st?.reason, `home rejected it: ${['E_CAPTURE_TOO_LARGE', 'E_CAPTURE_PHRASE'][i]} Capture "${id}" refused: ${['E_CAPTURE_TOO_LARGE', 'E_CAPTURE_PHRASE'][i]}`);
+  }
+  assert.ok(caps.filter((c) => !bad.includes(c.id)).every((c) => store.stateOf(c.id)?.uploadedAt !== null));
+  assert.equal(store.quarantinedCount(), 2);
+  assert.equal(store.pendingCount(), 0);
+  assert.equal(counters.get('upload.captures'), 6);
+  assert.equal(counters.get('upload.quarantined'), 2);
+  const q = health.filter((e) => e.name === 'upload.quarantined');
+  assert.equal(q.length, 1);
+  assert.deepEqual(q[0].detail, { count: 2, status: 200, first_id: bad[0], error: 'E_CAPTURE_PHRASE' });
+}));
+
+test('Uploader bisects a 2xx from an older home that counts rejected captures without naming them', rigged(async ({ store, home, counters, uploader }) => {
+  const caps = fill(store, 16, () => 3);
+  const bad = caps[9].id;
+  home.reject.set(bad, 'E_CAPTURE_TOO_LARGE');
+  home.namesRejects = false;
+  const up = uploader({ batchSize: 16 });
+  up.start();
+  assert.equal(await up.drain(5000), true);
+  assert.equal(home.stored.size, 15);
+  assert.equal(store.stateOf(bad)?.uploadedAt, null);
+  assert.equal(store.stateOf(bad)?.reason, 'HTTP 200: rejected, home gave no reason');
+  assert.ok(caps.filter((c) => c.id !== bad).every((c) => store.stateOf(c.id)?.uploadedAt !== null));
+  assert.deepEqual(home.batches.map((b) => b.length), [16, 8, 8, 4, 2, 1, 1, 2, 4], 'halves down to the one home drops, first halves first');
+  assert.equal(counters.get('upload.captures'), 15, 'each capture home took is marked once');
+  assert.equal(store.pendingCount(), 0);
+}));
+
+test('readRejects reads home\'s rejects and gives up (bisect) on an answer it cannot trust', () => {
+  const part = [makeCapture(1), makeCapture(2), makeCapture(3)];
+  assert.deepEqual(readRejects(part, { accepted: 3, duplicates: 0 }), new Map(), 'a home that refused none');
+  assert.deepEqual(readRejects(part, { accepted: 3, rejected: 0, rejects: [] }), new Map());
+  assert.deepEqual([...readRejects(part, { rejected: 1, rejects: [{ index: 1, id: part[1].id, error: 'E_CAPTURE_TIME', message: 'no time' }] })!],
+    [[1, { error: 'E_CAPTURE_TIME', reason: 'home rejected it: E_CAPTURE_TIME no time' }]]);
+  assert.equal(readRejects(part, { rejected: 1 }), undefined, 'counted, not named');
+  assert.equal(readRejects(part, { rejected: 2, rejects: [{ index: 0 }] }), undefined, 'fewer named than counted');
+  assert.equal(readRejects(part, { rejected: 1, rejects: [{ index: 3 }] }), undefined, 'a place outside the batch');
+  assert.equal(readRejects(part, { rejected: 1, rejects: [{ index: 0, id: part[1].id }] }), undefined, 'an id not at that place');
+  assert.equal(readRejects(part, { rejected: 1, rejects: [{ index: '0' }] }), undefined);
+  assert.deepEqual(readRejects(part, null), new Map(), 'a 2xx without a body: taken whole, as before');
+});
 
 test('Uploader halves the batch on 413 until home takes it, quarantining nothing', rigged(async ({ store, home, counters, uploader }) => {
   fill(store, 20);
