@@ -49,6 +49,32 @@ export interface CaptureEvent {
   device: Device;
 }
 
+/**
+ * Longest `url`, `host` and `method` a capture carries, in UTF-16 units; a longer one is cut and
+ * ends in CAPTURE_TEXT_CUT. Home refuses a capture whose JSON is over 64 KiB (home/sensor-api.ts,
+ * MAX_CAPTURE_JSON_BYTES), and a request line or Host header may be 16 KiB (the HTTP parsers'
+ * MAX_START_LINE_BYTES / MAX_HEADER_LINE_BYTES) of bytes JSON writes as up to 6 characters each
+ * (`\u0001`). At these limits the worst case is url 24 KiB + host 6 KiB + context (400 characters
+ * around a phrase of at most 128) ~4 KiB + phrase and category ~2 KiB + device names and sources
+ * (256 each) ~9 KiB: well under 64 KiB. Home shows and indexes the first 8192 characters of a URL;
+ * the match itself is in `context`. Methods are short tokens; a long one is not a real request.
+ */
+export const MAX_CAPTURE_URL_CHARS = 4096;
+export const MAX_CAPTURE_HOST_CHARS = 1024;
+export const MAX_CAPTURE_METHOD_CHARS = 32;
+/** The end of a cut `url`, `host` or `method`: an ellipsis (U+2026) and "[cut]". */
+export const CAPTURE_TEXT_CUT = '\u2026[cut]';
+
+/** `text` when it is at most `max` UTF-16 units, else its start and CAPTURE_TEXT_CUT in `max` units
+ * (never half of a surrogate pair, which JSON would write as an escape). */
+export function cutCaptureText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max - CAPTURE_TEXT_CUT.length;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return text.slice(0, end) + CAPTURE_TEXT_CUT;
+}
+
 /** The page a viewed capture was seen in: the decoded response body (at most home's limit), kept
  * beside the capture (never inside its JSON) so home can render the page as the user received it. */
 export interface Evidence {

@@ -11,7 +11,7 @@
  */
 import type { Evidence } from './evidence.js';
 import { Counters, defineCounter } from '../events/counters.js';
-import { isoMicros, stableId, type CaptureEvent, type CaptureField, type CaptureSource, type Device } from '../events/capture.js';
+import { cutCaptureText, isoMicros, MAX_CAPTURE_HOST_CHARS, MAX_CAPTURE_METHOD_CHARS, MAX_CAPTURE_URL_CHARS, stableId, type CaptureEvent, type CaptureField, type CaptureSource, type Device } from '../events/capture.js';
 import type { Direction, FlowInfo } from '../flow/stream.js';
 import type { Phrase } from '../../rules/dictionary.js';
 
@@ -26,6 +26,9 @@ const C_MERGED = defineCounter('capture.merged');
 const C_EARLY = defineCounter('capture.pending_overflow');
 const C_ALLOW_LISTED = defineCounter('capture.allow_listed');
 const C_IGNORED_NETWORK = defineCounter('capture.ignored_network');
+const C_URL_CUT = defineCounter('capture.url_truncated');
+const C_HOST_CUT = defineCounter('capture.host_truncated');
+const C_METHOD_CUT = defineCounter('capture.method_truncated');
 
 
 export interface CaptureCandidate {
@@ -199,6 +202,9 @@ export class CaptureCollector {
     const device = this.device(f, side, c.tsUs);
     const p = new Pending(hash, ip, c, device, c.count);
     this.counters.inc(C_CAPTURES);
+    if (c.url !== undefined && c.url.length > MAX_CAPTURE_URL_CHARS) this.counters.inc(C_URL_CUT);
+    if (c.host !== undefined && c.host.length > MAX_CAPTURE_HOST_CHARS) this.counters.inc(C_HOST_CUT);
+    if (c.method !== undefined && c.method.length > MAX_CAPTURE_METHOD_CHARS) this.counters.inc(C_METHOD_CUT);
     this.emit(captureEvent(p, { ...device, ...(device.sources ? { sources: { ...device.sources } } : {}) }, c.count), c.evidence);
     p.next = this.table.get(hash);
     this.table.set(hash, p);
@@ -276,9 +282,10 @@ function captureEvent(c: Pending, device: Device, count: number): CaptureEvent {
   e.direction = toServer ? 'to_server' : 'to_client';
   e.source = c.source;
   e.field = c.field;
-  if (c.host !== undefined) e.host = c.host;
-  if (c.url !== undefined) e.url = c.url;
-  if (c.method !== undefined) e.method = c.method;
+  // cut here, not in the window: the merge key is the whole host and URL
+  if (c.host !== undefined) e.host = cutCaptureText(c.host, MAX_CAPTURE_HOST_CHARS);
+  if (c.url !== undefined) e.url = cutCaptureText(c.url, MAX_CAPTURE_URL_CHARS);
+  if (c.method !== undefined) e.method = cutCaptureText(c.method, MAX_CAPTURE_METHOD_CHARS);
   if (c.status !== undefined) e.status = c.status;
   e.phrase = c.phrase.phrase;
   e.category = c.phrase.category;

@@ -2,11 +2,11 @@
  * CaptureCollector: a capture is emitted at once (so it is stored at once); repeats within the
  * window raise its count and it is re-emitted with the same id and the final count when the
  * window closes; a repeat after the window is a new capture; other devices, URLs and sources are
- * separate captures.
+ * separate captures; a URL, Host or method too long for home is cut, with a marker, in the event only.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { CaptureEvent } from '../../sensor/events/capture.js';
+import { CAPTURE_TEXT_CUT, cutCaptureText, MAX_CAPTURE_HOST_CHARS, MAX_CAPTURE_METHOD_CHARS, MAX_CAPTURE_URL_CHARS, type CaptureEvent } from '../../sensor/events/capture.js';
 import { Counters } from '../../sensor/events/counters.js';
 import { CaptureCollector, type CaptureCandidate } from '../../sensor/inspect/captures.js';
 import type { FlowInfo } from '../../sensor/flow/stream.js';
@@ -82,4 +82,55 @@ test('CaptureCollector emits a merged capture again exactly as first emitted, wi
   assert.equal(out[0].context, 'the [[ak47]] here');
   assert.deepEqual(Object.keys(out[0]).slice(0, 4), ['event_type', 'id', 'timestamp', 'ts_us']);
   for (const c of out) assertCapture(c);
+});
+
+test('CaptureCollector cuts a URL, Host and method too long for home, with a marker, and still merges repeats by the whole URL', () => {
+  const out: CaptureEvent[] = [];
+  const counters = new Counters();
+  const col = new CaptureCollector((c) => out.push(c), counters, 60_000_000);
+  // A 16 KiB request line of control bytes: JSON writes each as \u0001, six bytes.
+  const url = `/search?q=ak47&pad=${'\u0001'.repeat(16 * 1024 - 19)}`;
+  const host = `${'\u00e9'.repeat(16 * 1024)}.example`;
+  const method = 'M'.repeat(16 * 1024);
+  const ctx = `${'\u0002'.repeat(200)}[[ak47]]${'\u0002'.repeat(200)}`;
+  const device = { user: '\u0003'.repeat(256), hostname: '\u0003'.repeat(256) };
+  const attribution = { identify: () => ({ ...device, sources: { user: 'radius', hostname: 'dhcp', domain: '\u0003'.repeat(256) } }) };
+  const big = new CaptureCollector((c) => out.push(c), counters, 60_000_000, attribution);
+  big.add(candidate({ url, host, method, context: ctx }));
+  big.add(candidate({ url, host, method, context: ctx, messageIndex: 1, count: 2, tsUs: 2_000_000 }));
+  big.add(candidate({ url: `${url}x`, host, method, context: ctx, messageIndex: 2, tsUs: 3_000_000 }));
+  big.flush();
+  assert.equal(out.length, 3, 'the repeat merged (emitted again with its count), the longer URL is its own capture');
+  assert.notEqual(out[1].id, out[0].id);
+  assert.equal(out[2].id, out[0].id);
+  assert.equal(out[2].count, 3);
+  for (const c of out) {
+    assert.equal(c.url?.length, MAX_CAPTURE_URL_CHARS);
+    assert.ok(c.url?.startsWith('/search?q=ak47&pad=\u0001'));
+    assert.ok(c.url?.endsWith(CAPTURE_TEXT_CUT));
+    assert.equal(c.host?.length, MAX_CAPTURE_HOST_CHARS);
+    assert.ok(c.host?.endsWith(CAPTURE_TEXT_CUT));
+    assert.equal(c.method?.length, MAX_CAPTURE_METHOD_CHARS);
+    assertCapture(c);
+    const bytes = Buffer.byteLength(JSON.stringify(c));
+    assert.ok(bytes < 64 * 1024, `${bytes} bytes of JSON: home takes up to 64 KiB`);
+  }
+  assert.equal(counters.get('capture.url_truncated'), 2, 'counted once per capture, not per emission');
+  assert.equal(counters.get('capture.host_truncated'), 2);
+  assert.equal(counters.get('capture.method_truncated'), 2);
+  // a short URL is left as it is
+  col.add(candidate({ url: '/a', method: 'GET' }));
+  assert.equal(out.at(-1)?.url, '/a');
+  assert.equal(out.at(-1)?.method, 'GET');
+  assert.equal(counters.get('capture.url_truncated'), 2);
+});
+
+test('cutCaptureText keeps text at the limit, cuts past it to exactly the limit, and never splits a surrogate pair', () => {
+  assert.equal(cutCaptureText('abc', 3), 'abc');
+  assert.equal(cutCaptureText('x'.repeat(20), 10), `xxxx${CAPTURE_TEXT_CUT}`);
+  // the cut falls between the halves of U+1F600: the whole pair goes
+  const emoji = `${'x'.repeat(3)}\u{1F600}${'y'.repeat(10)}`;
+  const cut = cutCaptureText(emoji, 10);
+  assert.equal(cut, `xxx${CAPTURE_TEXT_CUT}`);
+  assert.equal(JSON.stringify(cut).includes('\\ud'), false);
 });
