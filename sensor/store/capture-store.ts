@@ -8,7 +8,10 @@
  * and marking uploaded marks only the count that was sent (one that grew in flight is sent again).
  * Outbox: un-uploaded captures, severity 4-5 first, each tier in time order, through partial
  * indexes. Space: an optional quota (`maxBytes`); when full, the oldest uploaded captures go first;
- * un-uploaded ones are never deleted to make room (they wait in memory, bounded, instead).
+ * un-uploaded ones are never deleted to make room (they wait in memory, bounded, instead). When the
+ * disk itself is full, a reserve file beside the database is given back so that what home
+ * acknowledged can always be written (marked, or deleted when not even that fits: home has it),
+ * and the database stops growing, reusing what deletes free, until the disk has room again.
  * The database, WAL and shm are mode 0600 in a 0700 directory: captures hold children's data.
  */
 import { chmodSync, closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
@@ -20,6 +23,7 @@ import { Counters, defineCounter } from '../events/counters.js';
 import { healthEvent, type HealthSink } from '../events/health.js';
 import { rememberJson } from '../events/json-text.js';
 import { ensurePrivateDir } from './private-dir.js';
+import { SpaceReserve } from './space-reserve.js';
 
 const require = createRequire(import.meta.url);
 
@@ -27,6 +31,9 @@ const require = createRequire(import.meta.url);
 const BATCH_ROWS = 500;
 /** Uploaded captures deleted per step when the store is full: small enough to keep the writer lock short. */
 const EVICT_BATCH_ROWS = 1000;
+/** Acknowledged captures deleted per transaction when the disk is too full even to mark them (see
+ * markUploaded): each delete is checkpointed before the next, so a few pages of WAL suffice. */
+const FORGET_BATCH_ROWS = 50;
 /** Rows deleted per retention transaction: the sensor keeps committing between batches. */
 const PURGE_BATCH_ROWS = 1000;
 /** Deleting at least this many rows checkpoints the WAL (TRUNCATE) so the freed space shows on disk. */
@@ -38,6 +45,8 @@ export const MAX_HELD_CAPTURES = 20_000;
  * ever to come back) has room to write. */
 const QUOTA_RESERVE_FRACTION = 1 / 32;
 const QUOTA_RESERVE_MIN_PAGES = 8;
+/** max_page_count meaning no limit: SQLite lowers it to its own maximum. */
+const UNLIMITED_PAGES = 4_294_967_294;
 const DEFAULT_RETENTION_DAYS = 30;
 const DAY_MS = 86_400_000;
 
@@ -50,6 +59,7 @@ const C_PURGED = defineCounter('store.purged');
 const C_UPLOADED = defineCounter('store.uploaded');
 const C_QUARANTINED = defineCounter('store.quarantined');
 const C_LISTENER_ERRORS = defineCounter('store.listener_errors');
+const C_RESERVE_RELEASED = defineCounter('store.reserve_released');
 
 /** Predicates of the partial indexes; queries repeat them verbatim so SQLite can use the index. */
 const PENDING = 'uploaded_at IS NULL AND quarantined_at IS NULL';
@@ -203,6 +213,12 @@ export interface CaptureStoreOptions {
   onHealth?: HealthSink;
   /** Wall clock for stored_at and health timestamps (tests). */
   now?: () => number;
+  /**
+   * Disk space held back in a file beside the database (`<path>-reserve`) and given back when the
+   * disk is full, so what home acknowledged can still be recorded and deleted: default an eighth
+   * of the filesystem, 256 KiB to 16 MiB (space-reserve.ts); 0: none.
+   */
+  reserveBytes?: number;
 }
 
 export interface RetentionPolicy {
@@ -254,6 +270,11 @@ function foreignFileProblem(path: string): string | undefined {
   }
 }
 
+/** WAL pages after which SQLite checkpoints: a quarter of the reserve, at most its default 1000. */
+function walCheckpointPages(reserveBytes: number, pageSize: number): number {
+  return Math.max(1, Math.min(1000, Math.floor(reserveBytes / 4 / pageSize)));
+}
+
 function isFull(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === 'SQLITE_FULL';
 }
@@ -279,6 +300,9 @@ export class CaptureStore {
   /** Page limits: new captures stop at `insertPages`; marking and quarantining may use up to `quotaPages`. */
   private readonly quotaPages: number | undefined;
   private readonly insertPages: number | undefined;
+  /** While the reserve is given back (the disk is full), the database may not grow past the pages
+   * it had then: every write reuses pages deletes freed, so a checkpoint never needs disk space. */
+  private growthCap: number | undefined;
   private fullRaised = false;
   private droppedRaised = false;
   private readonly selectUrgent: Statement;
@@ -292,6 +316,9 @@ export class CaptureStore {
   private readonly deleteRows: (rowids: number[]) => number;
   private readonly selectEvidence: Statement;
   private readonly markEvidence: Statement;
+  private readonly forgetOne: Statement;
+  /** Disk space for recording uploads when the disk is full (released then, written again once there is room). */
+  private readonly reserve: SpaceReserve;
   stored = 0;
 
   constructor(readonly path: string, options: CaptureStoreOptions = {}) {
@@ -385,6 +412,12 @@ export class CaptureStore {
       for (const r of rowids) n += this.deleteRow.run(r).changes;
       return n;
     });
+    this.forgetOne = this.db.prepare(`DELETE FROM capture_rows WHERE id = ? AND count = ? AND ${PENDING}`);
+    this.reserve = new SpaceReserve(`${path}-reserve`, options.reserveBytes);
+    this.reserve.restore();
+    // The WAL is checkpointed before it grows past a quarter of the reserve (SQLite's default,
+    // 1000 pages, from a 16 MiB reserve up): released, the reserve must let the checkpoint finish.
+    if (this.reserve.bytes > 0) this.db.pragma(`wal_autocheckpoint = ${walCheckpointPages(this.reserve.bytes, this.db.pragma('page_size', { simple: true }) as number)}`);
   }
 
   get schemaVersion(): number {
@@ -440,53 +473,77 @@ export class CaptureStore {
   /**
    * Commits what is pending (first anything held back by a full store); returns once it is durable,
    * with the rows that changed the store (new ids, or a count that grew; a repeat that changes
-   * nothing is not returned or announced). When the store is full it deletes the oldest uploaded captures and
-   * retries; when none are left the rows stay in memory (bounded) for the next flush.
+   * nothing is not returned or announced). One transaction per BATCH_ROWS. When the store is full
+   * it deletes the oldest uploaded captures and retries; when none are left it commits what fits
+   * (halving the transaction down to one capture) and the rest stay in memory (bounded) for the
+   * next flush. Listeners hear of every row committed, once, after the last transaction.
    */
   flush(): readonly CaptureEvent[] {
     if (this.pending.length === 0 && this.held.length === 0) return [];
     const rows = this.held.length > 0 ? this.held.concat(this.pending) : this.pending.slice();
     this.pending.length = 0;
     this.held = [];
-    let changed: CaptureEvent[];
+    const changed: CaptureEvent[] = [];
     let hitFull = false;
-    for (;;) {
+    let failure: StoreError | undefined;
+    let size = BATCH_ROWS;
+    let at = 0;
+    while (at < rows.length) {
+      const slice = rows.length <= size && at === 0 ? rows : rows.slice(at, at + size);
       try {
-        const done = this.commit(rows);
-        changed = done.changed;
+        const done = this.commit(slice);
+        for (const c of done.changed) changed.push(c);
         this.outbox += done.queued;
-        break;
+        for (const c of slice) delete (c as WithEvidence)[EVIDENCE];
+        at += slice.length;
+        continue;
       } catch (err) {
         if (!isFull(err)) {
-          this.held = rows;
-          this.boundHeld();
-          throw new StoreError('E_STORE_WRITE', `Cannot commit ${rows.length} captures to "${this.path}": ${(err as Error).message}`, { cause: err });
+          failure = new StoreError('E_STORE_WRITE', `Cannot commit ${rows.length - at} captures to "${this.path}": ${(err as Error).message}`, { cause: err });
+          break;
         }
-        hitFull = true;
-        this.counters.inc(C_FULL);
-        this.raiseFull();
-        if (this.evictUploaded(EVICT_BATCH_ROWS) > 0) continue;
-        this.held = rows;
-        this.boundHeld();
-        return [];
       }
+      hitFull = true;
+      this.counters.inc(C_FULL);
+      this.raiseFull();
+      try {
+        if (this.makeRoom(false)) continue;
+      } catch (err) {
+        failure = err instanceof StoreError ? err : new StoreError('E_STORE_WRITE', `Cannot make room in "${this.path}": ${(err as Error).message}`, { cause: err });
+        break;
+      }
+      // Nothing left to delete: what fits in the space there is goes in, a smaller transaction at a time.
+      if (slice.length > 1) {
+        size = Math.ceil(slice.length / 2);
+        continue;
+      }
+      break;
     }
-    for (const c of rows) delete (c as WithEvidence)[EVIDENCE];
+    if (at < rows.length) {
+      this.held = at === 0 ? rows : rows.slice(at);
+      this.boundHeld();
+    } else {
+      this.counters.set(C_HELD, 0);
+      this.clearDropped();
+      // Room enough again for the space held back for uploads: take it back first.
+      if (!hitFull && !this.reserve.held) this.restoreReserve();
+      // A flush that needed no room made is the end of the episode (one that had to evict is not),
+      // unless the disk is still too full to give back the reserve.
+      if (!hitFull && this.growthCap === undefined) this.clearFull();
+    }
     this.stored += changed.length;
     this.counters.inc(C_COMMITTED, changed.length);
-    this.counters.set(C_HELD, 0);
-    this.clearDropped();
-    // A commit that needed no room made is the end of the episode; one that had to evict is not.
-    if (!hitFull) this.clearFull();
-    if (changed.length === 0) return changed;
-    for (const l of this.listeners) {
-      try {
-        l(changed);
-      } catch {
-        // A consumer's bug must not undo or repeat a commit; it is counted.
-        this.counters.inc(C_LISTENER_ERRORS);
+    if (changed.length > 0) {
+      for (const l of this.listeners) {
+        try {
+          l(changed);
+        } catch {
+          // A consumer's bug must not undo or repeat a commit; it is counted.
+          this.counters.inc(C_LISTENER_ERRORS);
+        }
       }
     }
+    if (failure !== undefined) throw failure;
     return changed;
   }
 
@@ -535,16 +592,50 @@ export class CaptureStore {
   /**
    * Marks captures as accepted by home, each only at the count it was sent with: one whose count
    * grew meanwhile stays in the outbox, so home gets the larger count too. Returns how many were
-   * marked (still pending at that count).
+   * marked (still pending at that count); on a disk too full to write even the marks, how many
+   * were deleted instead (forgetUploaded).
    */
   markUploaded(sent: readonly SentCapture[], atMs: number = this.now()): number {
-    const n = this.writeWithReserve(() => {
-      let changed = 0;
-      for (const c of sent) changed += this.markOne.run(atMs, c.id, c.count).changes;
-      return changed;
-    });
+    let n: number;
+    try {
+      n = this.writeWithReserve(() => {
+        let changed = 0;
+        for (const c of sent) changed += this.markOne.run(atMs, c.id, c.count).changes;
+        return changed;
+      });
+    } catch (err) {
+      if (!(err instanceof StoreError) || err.code !== 'E_STORE_FULL') throw err;
+      return this.forgetUploaded(sent);
+    }
     this.outbox -= n;
     this.counters.inc(C_UPLOADED, n);
+    return n;
+  }
+
+  /**
+   * The disk is full, the reserve is spent and nothing uploaded is left to delete, so even marking
+   * cannot be written: deletes the acknowledged captures instead (home has them, and marked they
+   * would be the first to go to make room). A delete writes less than a mark and gives its pages
+   * back; FORGET_BATCH_ROWS at a time, each checkpointed, so the WAL's few pages are reused.
+   * Counted as uploaded and as evicted. Throws E_STORE_FULL when not even that can be written.
+   */
+  private forgetUploaded(sent: readonly SentCapture[]): number {
+    let n = 0;
+    try {
+      for (let i = 0; i < sent.length; i += FORGET_BATCH_ROWS) {
+        const part = sent.slice(i, i + FORGET_BATCH_ROWS);
+        n += this.writeWithReserve(() => {
+          let deleted = 0;
+          for (const c of part) deleted += this.forgetOne.run(c.id, c.count).changes;
+          return deleted;
+        });
+        this.checkpoint();
+      }
+    } finally {
+      this.outbox -= n;
+      this.counters.inc(C_UPLOADED, n);
+      this.counters.inc(C_EVICTED, n);
+    }
     return n;
   }
 
@@ -626,7 +717,13 @@ export class CaptureStore {
         lastRow = row.r;
       }
       if (victims.length > 0) {
-        deleted += this.deleteRows(victims);
+        const n = this.deleteExpired(victims);
+        if (n === undefined) {
+          // The disk is too full to write even a delete: the next purge goes on.
+          done = false;
+          break;
+        }
+        deleted += n;
         batches++;
       }
       if (!done || rows.length < PURGE_BATCH_ROWS) break;
@@ -638,6 +735,19 @@ export class CaptureStore {
     // Deleting made room: anything held back by a full store can go in now.
     if (deleted > 0 && this.held.length > 0) this.flush();
     return { deleted, batches, done };
+  }
+
+  /** One retention delete; when the disk is full, once more with the reserve given back; undefined when that fails too. */
+  private deleteExpired(rowids: number[]): number | undefined {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return this.deleteRows(rowids);
+      } catch (err) {
+        if (!isFull(err)) throw err;
+        this.counters.inc(C_FULL);
+        if (attempt > 0 || !this.makeRoom(true)) return undefined;
+      }
+    }
   }
 
   /** Moves the WAL into the database and truncates it, so space freed by deletes is reusable. */
@@ -692,6 +802,14 @@ export class CaptureStore {
     this.db.pragma(`max_page_count = ${pages}`);
   }
 
+  /** The page limit for recording uploads (`forUpload`) or for new captures: the quota's, capped
+   * while the reserve is out. Untouched with neither. */
+  private applyPageLimit(forUpload: boolean): void {
+    const quota = forUpload ? this.quotaPages : this.insertPages;
+    if (quota === undefined && this.growthCap === undefined) return;
+    this.setPageLimit(Math.min(quota ?? UNLIMITED_PAGES, this.growthCap ?? UNLIMITED_PAGES));
+  }
+
   /**
    * Runs an outbox update (mark, quarantine) with the quota's reserve open to it, and without the
    * fsync: in WAL mode synchronous=NORMAL cannot corrupt, it can only lose the last updates on power
@@ -700,7 +818,7 @@ export class CaptureStore {
    */
   private writeWithReserve(write: () => number): number {
     const tx = this.db.transaction(write);
-    if (this.quotaPages !== undefined) this.setPageLimit(this.quotaPages);
+    this.applyPageLimit(true);
     this.db.pragma('synchronous = NORMAL');
     try {
       for (;;) {
@@ -710,20 +828,63 @@ export class CaptureStore {
           if (!isFull(err)) throw new StoreError('E_STORE_WRITE', `Cannot update captures in "${this.path}": ${(err as Error).message}`, { cause: err });
           this.counters.inc(C_FULL);
           this.raiseFull();
-          if (this.evictUploaded(EVICT_BATCH_ROWS) === 0) throw new StoreError('E_STORE_FULL', `Cannot update captures in "${this.path}": the store is full`, { cause: err });
+          if (!this.makeRoom(true)) throw new StoreError('E_STORE_FULL', `Cannot update captures in "${this.path}": the store is full`, { cause: err });
         }
       }
     } finally {
       this.db.pragma('synchronous = FULL');
-      if (this.insertPages !== undefined) this.setPageLimit(this.insertPages);
+      this.applyPageLimit(false);
     }
   }
 
-  /** Deletes up to `n` of the oldest uploaded captures; returns how many went. */
+  /**
+   * After SQLITE_FULL: lifts the cap when the disk has room again; else deletes the oldest uploaded
+   * captures; failing that, for a write that records what home has (`forUpload`: a mark, a
+   * quarantine, a retention delete) when the disk itself is full (not only the quota), gives the
+   * reserve back and caps the database at its size. New captures never get the reserve: they wait
+   * in memory until uploads make room. True when there is more room to try again. (No loop: the
+   * reserve comes back only with twice its size free, and goes only with less than its size free.)
+   */
+  private makeRoom(forUpload: boolean): boolean {
+    if (this.growthCap !== undefined && this.restoreReserve()) return true;
+    if (this.evictUploaded(EVICT_BATCH_ROWS) > 0) return true;
+    if (!forUpload || this.reserve.bytes === 0 || this.reserve.freeBytes() >= this.reserve.bytes) return false;
+    const released = this.reserve.release();
+    if (released) {
+      this.counters.inc(C_RESERVE_RELEASED);
+      // The freed space lets the WAL's last frames into the database...
+      this.checkpoint();
+    }
+    if (this.growthCap === undefined) {
+      // ...which stays that size from now on: what deletes free is what every write reuses.
+      this.growthCap = this.db.pragma('page_count', { simple: true }) as number;
+      this.applyPageLimit(true);
+    }
+    return released;
+  }
+
+  /** Writes the reserve again once the disk has room for it (twice over), and lifts the cap; true when it did. */
+  private restoreReserve(): boolean {
+    if (!this.reserve.restore()) return false;
+    if (this.growthCap !== undefined) {
+      this.growthCap = undefined;
+      this.setPageLimit(this.insertPages ?? UNLIMITED_PAGES);
+    }
+    return true;
+  }
+
+  /** Deletes up to `n` of the oldest uploaded captures; returns how many went (0 when the disk
+   * is too full to write the delete). */
   private evictUploaded(n: number): number {
     const rowids = this.oldestUploaded.all(n) as number[];
     if (rowids.length === 0) return 0;
-    const deleted = this.deleteRows(rowids);
+    let deleted: number;
+    try {
+      deleted = this.deleteRows(rowids);
+    } catch (err) {
+      if (isFull(err)) return 0;
+      throw err;
+    }
     this.counters.inc(C_EVICTED, deleted);
     this.checkpoint();
     return deleted;

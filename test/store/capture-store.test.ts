@@ -2,12 +2,14 @@
  * CaptureStore: schema migrations (from version 1 too), owner-only file modes, idempotent
  * re-insert, the upload outbox (priority order, marking, quarantine, index use), commit
  * notification, retention per category, a quota that fills (oldest uploaded deleted first,
- * un-uploaded kept, held in memory, health raised and cleared), and durability across kill -9.
+ * un-uploaded kept, held in memory, health raised and cleared), a disk that is really full (a
+ * tmpfs: the reserve given back so uploads are still recorded, their room reused, held captures
+ * let in, the reserve written again when the disk grows), and durability across kill -9.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +20,7 @@ import type { HealthEvent } from '../../sensor/events/health.js';
 import { CaptureStore, MAX_HELD_CAPTURES, MIGRATIONS, StoreError } from '../../sensor/store/capture-store.js';
 import { assertCapture } from '../helpers/schema.js';
 import { BASE_TS_US, makeCapture as capture } from './make-capture.js';
+import { withSmallDisk } from './small-disk.js';
 
 const require = createRequire(import.meta.url);
 const DAY_US = 86_400_000_000;
@@ -503,6 +506,99 @@ test('CaptureStore drops the least severe held captures past MAX_HELD_CAPTURES a
     store.close();
   }
 }));
+
+test('CaptureStore on a really full disk, no quota: every capture home acknowledges is recorded, its room reused, and held captures go in', withSmallDisk('4m', (disk) => {
+  const counters = new Counters();
+  const health: HealthEvent[] = [];
+  const path = join(disk.dir, 'captures.db');
+  const store = new CaptureStore(path, { counters, onHealth: (e) => health.push(e) });
+  try {
+    assert.equal(statSync(`${path}-reserve`).size, 512 * 1024, 'an eighth of the 4 MiB disk held back');
+    let n = 0;
+    const made: string[] = [];
+    const add = (k: number): void => {
+      for (let i = 0; i < k; i++, n++) {
+        const c = capture(n, { contextBytes: 1500, severity: 1 + (n % 5) });
+        made.push(c.id);
+        store.add(c);
+      }
+      store.flush();
+    };
+    while (store.heldCount === 0) add(100);
+    assert.equal(statfsSync(disk.dir).bavail, 0, 'the disk is full');
+    assert.equal(counters.get('store.evicted'), 0, 'nothing uploaded to delete');
+    // Home acknowledges batch after batch while captures keep coming (what the uploader does).
+    const home = new Set<string>();
+    const acknowledge = (): void => {
+      const batch = store.outboxBatch(500);
+      assert.equal(store.markUploaded(batch, 1000), batch.length, 'every acknowledged capture is recorded');
+      for (const c of batch) home.add(c.id);
+    };
+    for (let round = 0; round < 10; round++) {
+      acknowledge();
+      add(100);
+    }
+    for (let round = 0; store.heldCount > 0 || store.pendingCount() > 0; round++) {
+      assert.ok(round < 100, `uploads make room (held ${store.heldCount}, pending ${store.pendingCount()})`);
+      acknowledge();
+      store.flush();
+    }
+    assert.equal(counters.get('store.dropped'), 0, 'nothing held in memory was dropped');
+    assert.equal(counters.get('store.reserve_released'), 1);
+    assert.ok(!existsSync(`${path}-reserve`));
+    assert.deepEqual(made.filter((id) => !home.has(id)), [], 'home has every capture made');
+    assert.equal(counters.get('store.uploaded'), made.length, 'each recorded once');
+    assert.equal(store.integrityCheck(), 'ok');
+    assert.deepEqual(health.map((e) => `${e.name}:${e.state}`), ['store.full:raised']);
+    // Space freed elsewhere on the disk: the reserve is written again and the store grows again.
+    disk.resize('32m');
+    add(10);
+    add(10);
+    assert.equal(statSync(`${path}-reserve`).size, 512 * 1024, 'the reserve is back');
+    assert.deepEqual(health.map((e) => `${e.name}:${e.state}`), ['store.full:raised', 'store.full:cleared']);
+    const before = store.count();
+    add(3000);
+    assert.equal(store.heldCount, 0, 'no longer held to the size it had while full');
+    assert.equal(store.count(), before + 3000);
+    assert.equal(store.integrityCheck(), 'ok');
+  } finally {
+    store.close();
+  }
+}));
+
+test('CaptureStore.purge on a disk something else filled gives the reserve back to write its deletes', withSmallDisk('4m', (disk) => {
+  const counters = new Counters();
+  const store = new CaptureStore(join(disk.dir, 'captures.db'), { counters });
+  try {
+    for (let i = 0; i < 300; i++) store.add(capture(i, { contextBytes: 1500 }));
+    store.flush();
+    assert.equal(store.markUploaded(store.outboxBatch(300), 0), 300);
+    store.checkpoint();
+    fillDisk(join(disk.dir, 'filler'));
+    const r = store.purge({ days: 1 }, BASE_TS_US / 1000 + 10 * 86_400_000);
+    assert.ok(counters.get('store.full') > 0, 'the first delete found the disk full');
+    assert.equal(counters.get('store.reserve_released'), 1);
+    assert.deepEqual(r, { deleted: 300, batches: 1, done: true });
+    assert.equal(store.count(), 0);
+    assert.equal(store.integrityCheck(), 'ok');
+  } finally {
+    store.close();
+  }
+}));
+
+/** Writes `path` until the disk has no byte left. */
+function fillDisk(path: string): void {
+  const fd = openSync(path, 'w');
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  try {
+    for (;;) writeSync(fd, chunk);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    closeSync(fd);
+  }
+  assert.equal(statfsSync(path).bavail, 0);
+}
 
 test('CaptureStore rejects a quota that is not a positive number', withDir((dir) => {
   assert.throws(() => new CaptureStore(join(dir, 'c.db'), { maxBytes: -1 }), (e: unknown) => e instanceof StoreError && e.code === 'E_STORE_QUOTA');

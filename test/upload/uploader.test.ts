@@ -4,7 +4,8 @@
  * a 2xx names as rejected quarantined (bisected when an older home only counts them), backoff
  * growth (injected random, delays read from onBackoff, never wall time), retry-after, upload.failing
  * raised and cleared (injected clock), exactly-once effect at home after failures, a dropped
- * connection and a restart, stop() with a batch in flight, a count that grows in flight, kick().
+ * connection and a restart, stop() with a batch in flight, a count that grows in flight, kick(),
+ * and a store on a really full disk (a tmpfs) that uploads keep making room in.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,6 +18,7 @@ import type { HealthEvent } from '../../sensor/events/health.js';
 import { CaptureStore } from '../../sensor/store/capture-store.js';
 import { parseRetryAfter, readRejects, UploadError, Uploader, type UploaderOptions } from '../../sensor/upload/uploader.js';
 import { makeCapture } from '../store/make-capture.js';
+import { withSmallDisk } from '../store/small-disk.js';
 import { FakeHome, PlainHttpTransport } from './fake-home.js';
 
 interface Rig {
@@ -292,6 +294,47 @@ test('Uploader sends a capture again when its count grew while its batch was in 
   assert.notEqual(store.stateOf(grows.id)?.uploadedAt, null);
   assert.equal(store.pendingCount(), 0);
   assert.equal(counters.get('upload.captures'), 3, 'sent three times in all');
+}));
+
+test('Uploader on a really full disk, no quota: each batch home takes is recorded and makes room, and no capture held in memory is dropped', withSmallDisk('4m', async (disk) => {
+  const counters = new Counters();
+  const store = new CaptureStore(join(disk.dir, 'captures.db'), { counters });
+  const home = await new FakeHome().start();
+  const up = new Uploader(store, new PlainHttpTransport(home.url), { counters, minBackoffMs: 1, maxBackoffMs: 8 });
+  try {
+    store.onCommitted(() => up.kick()); // as sensor/service.ts wires them
+    const made: string[] = [];
+    let n = 0;
+    const add = (k: number): void => {
+      for (let i = 0; i < k; i++, n++) {
+        const c = makeCapture(n, { contextBytes: 1500, severity: 1 + (n % 5) });
+        made.push(c.id);
+        store.add(c);
+      }
+      store.flush();
+    };
+    while (store.heldCount === 0) add(100);
+    up.start();
+    // Captures keep coming while the disk is full, then stop; the sensor's flush tick goes on.
+    for (let t = 0; t < 20; t++) {
+      await new Promise((r) => setTimeout(r, 20));
+      add(100);
+    }
+    await waitUntil(() => {
+      store.flush();
+      return store.heldCount === 0 && store.pendingCount() === 0;
+    }, 20_000);
+    assert.equal(await up.drain(5000), true);
+    assert.equal(counters.get('store.dropped'), 0, 'no capture held in memory was dropped');
+    assert.equal(counters.get('upload.errors'), 0, 'no pass failed on the store');
+    assert.deepEqual(made.filter((id) => !home.stored.has(id)), [], 'home has every capture');
+    assert.equal(counters.get('upload.captures'), made.length, 'each sent and recorded once');
+    assert.equal(store.integrityCheck(), 'ok');
+  } finally {
+    await up.stop();
+    await home.close();
+    store.close();
+  }
 }));
 
 test('Uploader.stop abandons a batch home never answers; its captures stay in the outbox', rigged(async ({ store, home, uploader }) => {
