@@ -47,6 +47,9 @@ import { DEFAULT_WARM_UP_MS, describeWarmUps, warmUp } from './warm-up.js';
 
 const C_RELOADS = defineCounter('sensor.reloads');
 const C_RELOAD_FAILED = defineCounter('sensor.reload_failed');
+const C_STORE_ERROR = defineCounter('store.write_error');
+/** A failing store is logged at most this often (it is retried every tick). */
+const STORE_ERROR_LOG_MS = 60_000;
 
 /** Flows and merge windows expire, and the store commits, on this wall-clock tick. */
 const TICK_MS = 1000;
@@ -220,6 +223,8 @@ export class SensorService {
   private lastUploadAtMs: number | undefined;
   private unforwardKeys: (() => void) | undefined;
   private uploadBatchesSeen = 0;
+  /** When a store error was last logged (storeSafely). */
+  private storeErrorLoggedAtMs = -Infinity;
   private offloads: OffloadPlan | undefined;
 
   constructor(private readonly opts: ServiceOptions) {}
@@ -586,7 +591,7 @@ export class SensorService {
     this.timers.push(setInterval(() => {
       // capture time is wall time on a live sensor: flows and merge windows expire when traffic stops
       this.engine.tick(Date.now() * 1000);
-      this.store.flush();
+      this.storeSafely('commit', () => this.store.flush());
       this.outputs.flush();
       const batches = this.counters.get('upload.batches');
       if (batches !== this.uploadBatchesSeen) {
@@ -596,7 +601,7 @@ export class SensorService {
     }, TICK_MS));
     const retention = (): void => {
       const r = this.config.settings?.retention;
-      this.store.purge({ days: r?.days ?? 30, byCategory: r?.by_category, includeNotUploaded: o.mode === 'standalone' }, Date.now());
+      this.storeSafely('retention', () => this.store.purge({ days: r?.days ?? 30, byCategory: r?.by_category, includeNotUploaded: o.mode === 'standalone' }, Date.now()));
     };
     this.timers.push(setInterval(retention, RETENTION_INTERVAL_MS));
     if (o.mode === 'home') this.timers.push(setInterval(() => void this.reload('periodic, every 12 hours'), PERIODIC_RELOAD_MS));
@@ -606,6 +611,24 @@ export class SensorService {
         const per = this.interfaces.map((n, i) => `${n} ${this.live.packets[i]} pkts`).join(', ');
         o.log(`hark: ${per}; flows active ${this.engine.flowsActive()}; http ${c.get('http.requests')} requests; captures ${c.get('capture.emitted')}; upload queue ${this.store.pendingCount()}; anomalies ${c.anomalyTotal()}`);
       }, o.statsIntervalMs));
+    }
+  }
+
+  /**
+   * Runs a store operation from a timer. A write error other than a full disk (which the store
+   * handles itself) must not end the process: the captures it holds would go with it. It is
+   * counted (store.write_error), logged at most once a minute, and retried at the next tick.
+   */
+  private storeSafely(what: string, op: () => void): void {
+    try {
+      op();
+    } catch (err) {
+      this.counters.inc(C_STORE_ERROR);
+      const now = Date.now();
+      if (now - this.storeErrorLoggedAtMs >= STORE_ERROR_LOG_MS) {
+        this.storeErrorLoggedAtMs = now;
+        this.opts.log(`hark: capture store ${what} failed (counted as store.write_error, retried every second): ${(err as Error).message}`);
+      }
     }
   }
 
