@@ -92,19 +92,26 @@ export function siteKeyMatches(key: string, salt: string, digest: string): boole
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** One counted attempt; `pending` while its password check runs. */
+export interface Mark {
+  readonly at: number;
+  pending: boolean;
+}
+
 /**
  * Failures per key in a sliding window. `retryAfter(key)` is 0 when allowed, else the seconds
- * until the oldest failure in the window ages out.
+ * until the oldest failure in the window ages out. An attempt whose outcome is not known yet is
+ * `reserve`d first and counts as a failure until it is `release`d (it succeeded) or `settle`d.
  */
 export class FailureWindow {
-  private readonly failures = new Map<string, number[]>();
+  private readonly failures = new Map<string, Mark[]>();
 
   constructor(private readonly max: number, private readonly windowMs: number) {}
 
-  private recent(key: string, now: number): number[] {
+  private recent(key: string, now: number): Mark[] {
     const list = this.failures.get(key);
     if (list === undefined) return [];
-    const kept = list.filter((t) => now - t < this.windowMs);
+    const kept = list.filter((m) => now - m.at < this.windowMs);
     if (kept.length === 0) this.failures.delete(key);
     else this.failures.set(key, kept);
     return kept;
@@ -113,12 +120,15 @@ export class FailureWindow {
   retryAfter(key: string, now = Date.now()): number {
     const list = this.recent(key, now);
     if (list.length < this.max) return 0;
-    return Math.max(1, Math.ceil((list[list.length - this.max] + this.windowMs - now) / 1000));
+    const settled = list.filter((m) => !m.pending);
+    if (settled.length >= this.max) return Math.max(1, Math.ceil((settled[settled.length - this.max].at + this.windowMs - now) / 1000));
+    // Full only with attempts still being checked: they settle within one password hash.
+    return 1;
   }
 
-  fail(key: string, now = Date.now()): void {
+  private add(key: string, mark: Mark, now: number): void {
     const list = this.recent(key, now);
-    list.push(now);
+    list.push(mark);
     if (list.length > this.max * 2) list.splice(0, list.length - this.max * 2);
     this.failures.delete(key);
     this.failures.set(key, list);
@@ -128,12 +138,52 @@ export class FailureWindow {
     }
   }
 
+  fail(key: string, now = Date.now()): void {
+    this.add(key, { at: now, pending: false }, now);
+  }
+
+  /** Counts an attempt before its outcome is known; `release` or `settle` the mark afterwards. */
+  reserve(key: string, now = Date.now()): Mark {
+    const mark: Mark = { at: now, pending: true };
+    this.add(key, mark, now);
+    return mark;
+  }
+
+  /** The reserved attempt failed: it stays counted as a failure. */
+  settle(mark: Mark): void {
+    mark.pending = false;
+  }
+
+  /** The reserved attempt succeeded: it no longer counts. */
+  release(key: string, mark: Mark): void {
+    const list = this.failures.get(key);
+    const i = list?.indexOf(mark) ?? -1;
+    if (list !== undefined && i >= 0) list.splice(i, 1);
+  }
+
+  /** Forgets the failures of `key`; attempts of others still being checked stay counted. */
   clear(key: string): void {
-    this.failures.delete(key);
+    const list = this.failures.get(key);
+    if (list === undefined) return;
+    const pending = list.filter((m) => m.pending);
+    if (pending.length === 0) this.failures.delete(key);
+    else this.failures.set(key, pending);
   }
 }
 
-/** The two windows a login (or a credentials enrolment) passes through. */
+/** A login attempt holding its places in both windows; the first of the two calls counts. */
+export interface LoginAttempt {
+  /** The password was right: the attempt stops counting and the user's failures are forgotten. */
+  succeeded(): void;
+  /** The password was wrong: the attempt stays counted as a failure. */
+  failed(): void;
+}
+
+/**
+ * The two windows a login (or a credentials enrolment) passes through. An attempt is counted
+ * before its password is checked (scrypt, ~50 ms), so attempts running at the same time cannot all
+ * pass an empty window: at most LOGIN_FAILURES_PER_USER checks of one user run at once.
+ */
 export class LoginLimiter {
   readonly byUser = new FailureWindow(LOGIN_FAILURES_PER_USER, LOGIN_WINDOW_MS);
   readonly byPeer = new FailureWindow(LOGIN_FAILURES_PER_PEER, LOGIN_WINDOW_MS);
@@ -143,12 +193,28 @@ export class LoginLimiter {
     return Math.max(this.byUser.retryAfter(user.toLowerCase(), now), this.byPeer.retryAfter(peer, now));
   }
 
-  fail(user: string, peer: string, now = Date.now()): void {
-    this.byUser.fail(user.toLowerCase(), now);
-    this.byPeer.fail(peer, now);
-  }
-
-  succeed(user: string): void {
-    this.byUser.clear(user.toLowerCase());
+  /** Reserves an attempt in both windows, or returns the seconds to wait when either is full. */
+  begin(user: string, peer: string, now = Date.now()): LoginAttempt | number {
+    const wait = this.retryAfter(user, peer, now);
+    if (wait > 0) return wait;
+    const userKey = user.toLowerCase();
+    const u = this.byUser.reserve(userKey, now);
+    const p = this.byPeer.reserve(peer, now);
+    let done = false;
+    return {
+      succeeded: () => {
+        if (done) return;
+        done = true;
+        this.byUser.release(userKey, u);
+        this.byPeer.release(peer, p);
+        this.byUser.clear(userKey);
+      },
+      failed: () => {
+        if (done) return;
+        done = true;
+        this.byUser.settle(u);
+        this.byPeer.settle(p);
+      },
+    };
   }
 }

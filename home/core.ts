@@ -86,25 +86,33 @@ export class HomeCore {
   /**
    * Checks a user name and password with the login rate limit; returns the operator.
    * 429 E_RATE_LIMIT (retry-after) when limited, 401 E_LOGIN when wrong. Logs failures.
+   * The attempt is counted before the password hash runs and uncounted when it succeeds, so
+   * concurrent guesses beyond the limit are refused instead of all being checked.
    */
   async checkCredentials(user: unknown, password: unknown, ctx: RequestContext, call: string): Promise<OperatorRow> {
     const name = typeof user === 'string' ? user.slice(0, 64) : '';
-    const wait = this.limiter.retryAfter(name, ctx.peerIp);
-    if (wait > 0) {
+    const attempt = this.limiter.begin(name, ctx.peerIp);
+    if (typeof attempt === 'number') {
       this.counters.inc(C_LOGIN_LIMITED);
-      this.log.write('security.rate_limit', { peer: ctx.peer, call, user: name, retry_after: wait });
-      throw new HttpError(429, 'E_RATE_LIMIT', `Too many failed logins; try again in ${wait} seconds`, { 'retry-after': String(wait) });
+      this.log.write('security.rate_limit', { peer: ctx.peer, call, user: name, retry_after: attempt });
+      throw new HttpError(429, 'E_RATE_LIMIT', `Too many failed logins; try again in ${attempt} seconds`, { 'retry-after': String(attempt) });
     }
-    const op = name === '' ? undefined : this.store.operatorByName(name);
-    const ok = await verifyPassword(typeof password === 'string' ? password : '', op?.hash);
+    let op: OperatorRow | undefined;
+    let ok = false;
+    try {
+      op = name === '' ? undefined : this.store.operatorByName(name);
+      ok = await verifyPassword(typeof password === 'string' ? password : '', op?.hash);
+    } finally {
+      // A check that threw counts as failed: an error must not be a way around the limit.
+      if (ok && op !== undefined) attempt.succeeded();
+      else attempt.failed();
+    }
     if (!ok || op === undefined) {
-      this.limiter.fail(name, ctx.peerIp);
       this.counters.inc(C_LOGIN_FAILED);
       this.log.write('security.login_failed', { peer: ctx.peer, call, user: name });
       this.store.audit(name === '' ? '-' : name, 'login.failed', null, { call }, ctx.peer);
       throw new HttpError(401, 'E_LOGIN', 'Wrong user name or password');
     }
-    this.limiter.succeed(name);
     return op;
   }
 
