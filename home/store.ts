@@ -1,8 +1,9 @@
 /**
- * Home's database: SQLite (better-sqlite3) in WAL mode, schema versioned by `PRAGMA user_version`,
- * file and WAL 0600. Input: calls from the APIs. Output: rows for operators, sessions, sensors and
- * their definitions, dictionaries, site keys, enrolments, certificates, actions, captures (id is
- * the primary key: ingest is idempotent), heartbeats (last + bounded history) and the audit log.
+ * Home's database: SQLite (better-sqlite3) in WAL mode with synchronous=FULL (an upload is on disk
+ * before it is acknowledged), schema versioned by `PRAGMA user_version`, file and WAL 0600. Input:
+ * calls from the APIs. Output: rows for operators, sessions, sensors and their definitions,
+ * dictionaries, site keys, enrolments, certificates, actions, captures (id is the primary key:
+ * ingest is idempotent), heartbeats (last + bounded history) and the audit log.
  * Every method is synchronous (better-sqlite3); the caller owns validation of what it passes.
  */
 
@@ -219,7 +220,11 @@ export class HomeStore {
       throw new HomeStoreError('E_STORE_OPEN', `Cannot open home database "${path}": ${(err as Error).message}`, { cause: err });
     }
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
+    // FULL: a commit is fsynced before it returns. Home acknowledges an upload once its transaction
+    // commits and the sensor then marks those captures uploaded and may evict them; under NORMAL
+    // a power loss can roll back the last commits in the WAL, and the captures would be gone from
+    // both ends. The sensor's own store is FULL for the same reason.
+    this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();

@@ -24,6 +24,17 @@ test('HomeStore migrates to the current user_version once and keeps the file 060
   assert.equal(statSync(path).mode & 0o777, 0o600);
 });
 
+test('HomeStore opens its database in WAL mode with synchronous=FULL: an acknowledged upload survives a power loss', () => {
+  const s = new HomeStore(join(dir, 'sync.db'));
+  try {
+    assert.equal(s.sql.pragma('journal_mode', { simple: true }), 'wal');
+    // 2 = FULL (0 OFF, 1 NORMAL, 3 EXTRA): under NORMAL the last WAL commits can roll back on power loss.
+    assert.equal(s.sql.pragma('synchronous', { simple: true }), 2);
+  } finally {
+    s.close();
+  }
+});
+
 test('HomeStore.ingestCaptures stores a capture id once and counts only new ones', () => {
   const s = new HomeStore(join(dir, 'b.db'));
   s.putDictionary('starter', 'csv', 'x', 1);
