@@ -7,9 +7,10 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
 import type { PeerCertificate } from 'node:tls';
 import { Counters, defineCounter } from '../sensor/events/counters.js';
-import { FailureWindow, LOGIN_WINDOW_MS, LoginLimiter, siteKeyMatches, sha256Hex, verifyPassword } from './auth.js';
+import { FailureWindow, hashPassword, LOGIN_WINDOW_MS, LoginLimiter, passwordProblem, siteKeyMatches, sha256Hex, verifyPassword } from './auth.js';
 import { HttpError, type RequestContext } from './http.js';
 import type { HomeLog } from './log.js';
 import { issueSensorCertificate, normalSerial, PkiError, type CaMaterial } from './pki.js';
@@ -25,6 +26,8 @@ export const MAX_PENDING_ENROLMENTS = 1000;
 export const ENROL_REQUESTS_PER_PEER_PER_HOUR = 30;
 /** Wrong site keys per address in the login window before 429: a key must not be guessable by retrying. */
 export const SITE_KEY_FAILURES_PER_PEER = 20;
+/** The file in home's data directory holding the first admin's password until it is changed. */
+export const INITIAL_PASSWORD_FILE = 'initial-admin-password';
 /** Default: three missed 60-second heartbeats. */
 export const DEFAULT_HEARTBEAT_TIMEOUT_S = 180;
 
@@ -32,6 +35,7 @@ export const C_CERT_REFUSED = defineCounter('home.tls.client_cert_refused');
 export const C_SITE_KEY_REFUSED = defineCounter('home.enrol.site_key_refused');
 export const C_LOGIN_FAILED = defineCounter('home.login.failed');
 export const C_LOGIN_LIMITED = defineCounter('home.login.rate_limited');
+export const C_PASSWORD_CHANGE_FAILED = defineCounter('home.password_change.failed');
 export const C_CAPTURES_ACCEPTED = defineCounter('home.ingest.accepted');
 export const C_CAPTURES_DUPLICATE = defineCounter('home.ingest.duplicates');
 export const C_CAPTURES_UPDATED = defineCounter('home.ingest.updated');
@@ -60,6 +64,8 @@ export class HomeCore {
     readonly ca: CaMaterial,
     readonly log: HomeLog,
     readonly heartbeatTimeoutMs: number,
+    /** Path of INITIAL_PASSWORD_FILE: deleted once the password it holds is changed. */
+    readonly initialPasswordFile: string,
   ) {}
 
   // ---- site keys ----
@@ -114,6 +120,61 @@ export class HomeCore {
       throw new HttpError(401, 'E_LOGIN', 'Wrong user name or password');
     }
     return op;
+  }
+
+  /**
+   * Changes the signed-in operator's own password; the operator API (`via` 'api') and the portal
+   * ('portal') both come here. Checks `current` under the login rate limit (a session must not be
+   * a way to guess the password), the rules for `next`, stores the new hash, ends the operator's
+   * other sessions, deletes the initial-password file when it holds the password being replaced,
+   * and writes the audit row and `config.password_changed`. 429 E_RATE_LIMIT, 403 E_LOGIN (current
+   * password wrong, logged), 400 E_PASSWORD.
+   */
+  async changeOwnPassword(who: AuthedOperator, current: unknown, next: unknown, ctx: RequestContext, via: 'api' | 'portal'): Promise<void> {
+    const { op, tokenHash } = who;
+    const call = via === 'portal' ? 'portal.password' : 'password';
+    const attempt = this.limiter.begin(op.name, ctx.peerIp);
+    if (typeof attempt === 'number') {
+      this.counters.inc(C_LOGIN_LIMITED);
+      this.log.write('security.rate_limit', { peer: ctx.peer, call, user: op.name, retry_after: attempt });
+      throw new HttpError(429, 'E_RATE_LIMIT', `Too many wrong passwords; try again in ${attempt} seconds`, { 'retry-after': String(attempt) });
+    }
+    let ok = false;
+    try {
+      ok = typeof current === 'string' && (await verifyPassword(current, op.hash));
+    } finally {
+      if (ok) attempt.succeeded();
+      else attempt.failed();
+    }
+    if (!ok || typeof current !== 'string') {
+      this.counters.inc(C_PASSWORD_CHANGE_FAILED);
+      this.log.write('security.password_change_failed', { peer: ctx.peer, call, user: op.name });
+      throw new HttpError(403, 'E_LOGIN', 'The current password is wrong');
+    }
+    const problem = passwordProblem(next) ?? (next === current ? 'it must differ from the current one' : undefined);
+    if (problem !== undefined) throw new HttpError(400, 'E_PASSWORD', `Cannot set the password: ${problem}`);
+    this.store.updateOperator(op.id, { hash: await hashPassword(next as string), must_change_password: false });
+    this.store.deleteSessionsOf(op.id, tokenHash);
+    const retired = this.retireInitialPassword(current);
+    this.store.audit(op.name, 'password.change', `operator:${op.name}`, via === 'portal' ? { portal: true } : undefined, ctx.peer);
+    this.log.write('config.password_changed', { user: op.name, peer: ctx.peer, via, initial_password_file: retired ? 'deleted' : undefined });
+  }
+
+  /**
+   * Deletes the initial-password file when `replaced` is the password it holds (the first admin
+   * chose their own): the file must not keep a secret that no longer opens anything. Another
+   * operator changing theirs leaves it alone. True when deleted.
+   */
+  private retireInitialPassword(replaced: string): boolean {
+    let held: string;
+    try {
+      held = readFileSync(this.initialPasswordFile, 'utf8').trim();
+    } catch {
+      return false;
+    }
+    if (held !== replaced) return false;
+    rmSync(this.initialPasswordFile, { force: true });
+    return true;
   }
 
   /** The operator behind `authorization: Bearer`, checked for `need` role; 401 / 403 otherwise. */

@@ -6,13 +6,12 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { hashPassword, MAX_SITE_KEY_CHARS, MIN_SITE_KEY_CHARS, newToken, passwordProblem, sha256Hex, siteKeyDigest, verifyPassword } from './auth.js';
+import { hashPassword, MAX_SITE_KEY_CHARS, MIN_SITE_KEY_CHARS, newToken, passwordProblem, sha256Hex, siteKeyDigest } from './auth.js';
 import { SESSION_TTL_MS, type HomeCore } from './core.js';
 import { checkUpload, DICTIONARY_BODY_LIMIT_BYTES, dictionaryName, DictionaryUploadError, sensorFields, sensorView } from './definition.js';
 import { asObject, errorReply, HttpError, intParam, reqStr, str, type RequestContext, type Router } from './http.js';
 import { ROLES, type EnrolmentRow, type Role } from './store.js';
 import { applyTriage, MAX_NOTE_CHARS } from './triage.js';
-import { rmSync } from 'node:fs';
 
 const ACTION_KINDS = ['reload', 'restart', 'reset'] as const;
 const USER_NAME = /^[A-Za-z0-9_.@-]{1,64}$/;
@@ -38,8 +37,7 @@ function enrolmentView(e: EnrolmentRow): Record<string, unknown> {
   };
 }
 
-/** `initialPasswordFile` is deleted once the first admin has changed the password it holds. */
-export function registerOperatorApi(router: Router, home: HomeCore, initialPasswordFile: string): void {
+export function registerOperatorApi(router: Router, home: HomeCore): void {
   const { store, log } = home;
   const audit = (who: string, action: string, target: string | null, detail: unknown, ctx: RequestContext): void => store.audit(who, action, target, detail, ctx.peer);
 
@@ -63,21 +61,10 @@ export function registerOperatorApi(router: Router, home: HomeCore, initialPassw
   });
 
   router.add('POST', '/v1/password', async (ctx) => {
-    const { op, tokenHash } = home.operator(ctx, 'readonly', true);
+    const who = home.operator(ctx, 'readonly', true);
     const body = asObject(await ctx.body());
     const current = str(body, 'current_password', { max: 1024 }) as string;
-    if (!(await verifyPassword(current, op.hash))) {
-      log.write('security.password_change_failed', { peer: ctx.peer, user: op.name });
-      throw new HttpError(403, 'E_LOGIN', 'The current password is wrong');
-    }
-    const problem = passwordProblem(body.new_password);
-    if (problem !== undefined) throw new HttpError(400, 'E_PASSWORD', `Cannot set the password: ${problem}`);
-    if (body.new_password === current) throw new HttpError(400, 'E_PASSWORD', 'Cannot set the password: it must differ from the current one');
-    store.updateOperator(op.id, { hash: await hashPassword(body.new_password as string), must_change_password: false });
-    store.deleteSessionsOf(op.id, tokenHash);
-    if (op.must_change_password === 1) rmSync(initialPasswordFile, { force: true });
-    audit(op.name, 'password.change', `operator:${op.name}`, undefined, ctx);
-    log.write('config.password_changed', { user: op.name, peer: ctx.peer });
+    await home.changeOwnPassword(who, current, body.new_password, ctx, 'api');
     return { status: 204 };
   });
 

@@ -13,7 +13,7 @@ import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { checkDictionarySource } from '../rules/check.js';
 import { hashPassword, randomPassword } from './auth.js';
-import { C_HANDLER_ERRORS, DEFAULT_HEARTBEAT_TIMEOUT_S, HomeCore } from './core.js';
+import { C_HANDLER_ERRORS, DEFAULT_HEARTBEAT_TIMEOUT_S, HomeCore, INITIAL_PASSWORD_FILE } from './core.js';
 import { ensurePrivateDir, writePrivateFile } from './files.js';
 import { DEFAULT_BODY_LIMIT_BYTES, errorReply, HttpError, readFormBody, readJsonBody, Router, sendReply, type RequestContext } from './http.js';
 import { HomeLog } from './log.js';
@@ -88,7 +88,7 @@ async function firstStart(store: HomeStore, dataDir: string, log: HomeLog, annou
   if (store.operatorCount() === 0) {
     const password = randomPassword();
     store.addOperator('admin', 'admin', await hashPassword(password), true);
-    const file = join(dataDir, 'initial-admin-password');
+    const file = join(dataDir, INITIAL_PASSWORD_FILE);
     writePrivateFile(file, `${password}\n`);
     store.audit('home', 'operator.add', 'operator:admin', { role: 'admin', initial: true }, null);
     log.write('config.initial_admin', { user: 'admin', password_file: file });
@@ -105,7 +105,7 @@ export async function startHome(opts: HomeOptions): Promise<HomeServer> {
   if (madeServer) log.write('pki.server_certificate_issued', { sans: tls.sans.join(',') });
   const store = new HomeStore(join(dataDir, 'home.db'));
   const timeoutMs = Math.max(1, opts.heartbeatTimeoutSecs ?? DEFAULT_HEARTBEAT_TIMEOUT_S) * 1000;
-  const core = new HomeCore(store, ca, log, timeoutMs);
+  const core = new HomeCore(store, ca, log, timeoutMs, join(dataDir, INITIAL_PASSWORD_FILE));
   await firstStart(store, dataDir, log, opts.announce ?? ((t) => process.stderr.write(t)));
 
   const router = new Router();
@@ -113,7 +113,7 @@ export async function startHome(opts: HomeOptions): Promise<HomeServer> {
   const evidence = new EvidenceStore(store, core.counters);
   const renderer = new EvidenceRenderer(evidence, chromium, core.counters, log);
   registerSensorApi(router, core, { evidence, renderer, rendererAvailable: chromium.available });
-  registerOperatorApi(router, core, join(dataDir, 'initial-admin-password'));
+  registerOperatorApi(router, core);
   registerPortal(router, { home: core, evidence, chromium });
   renderer.kick();
 

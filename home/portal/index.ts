@@ -5,7 +5,7 @@
  * (never a stack trace, never capture content in home.log). Input: the router and home's core.
  */
 
-import { newToken, sha256Hex, hashPassword, passwordProblem, verifyPassword } from '../auth.js';
+import { newToken, sha256Hex } from '../auth.js';
 import { SESSION_TTL_MS, type HomeCore } from '../core.js';
 import type { Chromium, EvidenceStore } from '../evidence.js';
 import { HttpError, type Reply, type RequestContext, type Router } from '../http.js';
@@ -98,14 +98,7 @@ export function registerPortal(router: Router, deps: PortalDeps): void {
 
   router.add('POST', '/password', wrap(async (ctx) => {
     const { user, form } = await auth.change(ctx, 'readonly', 16 * 1024);
-    const current = form.get('current_password') ?? '';
-    if (!(await verifyPassword(current, user.op.hash))) throw new HttpError(403, 'E_LOGIN', 'The current password is wrong');
-    const next = form.get('new_password') ?? '';
-    const problem = passwordProblem(next) ?? (next === current ? 'it must differ from the current one' : undefined);
-    if (problem !== undefined) throw new HttpError(400, 'E_PASSWORD', `Cannot set the password: ${problem}`);
-    home.store.updateOperator(user.op.id, { hash: await hashPassword(next), must_change_password: false });
-    home.store.deleteSessionsOf(user.op.id, user.tokenHash);
-    home.store.audit(user.op.name, 'password.change', `operator:${user.op.name}`, { portal: true }, ctx.peer);
+    await home.changeOwnPassword(user, form.get('current_password') ?? '', form.get('new_password') ?? '', ctx, 'portal');
     return redirect('/captures');
   }));
 
