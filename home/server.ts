@@ -3,7 +3,8 @@
  * names, heartbeat timeout). Output: a listening node:https server asking for (not requiring)
  * client certificates, so enrolment and operator calls work without one while /v1/sensor/* checks
  * them against home's CA; the data directory (0700) with CA, keys, database and home.log (0600);
- * on first start an `admin` operator with a random password that must be changed.
+ * on first start an `admin` operator with a random password that must be changed, kept only in
+ * DATA/initial-admin-password (0600; never printed or logged).
  */
 
 import { createServer, type Server } from 'node:https';
@@ -45,7 +46,7 @@ export interface HomeOptions {
   heartbeatTimeoutSecs?: number;
   /** Receives every home.log line as written (the CLI echoes them to stderr). */
   onLog?: (line: string) => void;
-  /** Where the first admin password is announced; default process.stderr. */
+  /** Where the first start is announced (the initial password's file, not the password); default process.stderr. */
   announce?: (text: string) => void;
   /** Chromium for evidence images and report PDFs; null: none (captures keep their text). Default $HARK_CHROMIUM, else /usr/bin/chromium when present. */
   chromium?: string | null;
@@ -92,7 +93,9 @@ async function firstStart(store: HomeStore, dataDir: string, log: HomeLog, annou
     writePrivateFile(file, `${password}\n`);
     store.audit('home', 'operator.add', 'operator:admin', { role: 'admin', initial: true }, null);
     log.write('config.initial_admin', { user: 'admin', password_file: file });
-    announce(`Hark home: first start. Operator "admin", password: ${password}\n(also in ${file}; it must be changed at first login)\n`);
+    // Only where the password is, never the password: stderr ends up in the journal (or a CI log),
+    // where anyone allowed to read it could sign in first and claim the admin account.
+    announce(`Hark home: first start. Operator "admin": its password is in ${file} (mode 0600); it must be changed at first login.\n`);
   }
 }
 

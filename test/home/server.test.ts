@@ -10,7 +10,7 @@ const dir = mkdtempSync(join(tmpdir(), 'hark-home-srv-'));
 const dataDir = join(dir, 'data');
 after(async () => { await closeAgents(); rmSync(dir, { recursive: true, force: true }); });
 
-test('startHome first start: admin with a printed random password that can only change it; files 0600, dir 0700', async () => {
+test('startHome first start: admin with a random password in a 0600 file (only its path printed) that can only change it; files 0600, dir 0700', async () => {
   let announced = '';
   const home = await startHome({ dataDir, port: 0, listen: '127.0.0.1', announce: (s) => { announced += s; } });
   try {
@@ -20,7 +20,9 @@ test('startHome first start: admin with a printed random password that can only 
     const file = join(dataDir, 'initial-admin-password');
     const password = readFileSync(file, 'utf8').trim();
     assert.ok(password.length >= 16);
-    assert.ok(announced.includes(password), 'printed once on stderr');
+    assert.ok(!announced.includes(password), 'the password is never printed: stderr goes to the journal');
+    assert.ok(announced.includes(file), 'the announcement says where the password is');
+    assert.doesNotMatch(readFileSync(join(dataDir, 'home.log'), 'utf8'), new RegExp(password), 'nor logged');
     const a = agentFor(home.caPem);
     assert.deepEqual((await call(home, a, 'GET', '/v1/ping')).status, 200);
     const ca = await call(home, a, 'GET', '/v1/ca');
