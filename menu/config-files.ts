@@ -19,7 +19,24 @@ export interface MenuPaths {
   /** The control script and the sensor command are programs, not data: never under the root. */
   ctl: string;
   bin: string;
+  /** Console sign-in state, root only (0700): the failures file and the first-boot marker. */
+  consoleStateDir: string;
+  /** Recent wrong console passwords, one time (ms) a line: the lockout outlives a menu restart. */
+  consoleFailures: string;
+  /**
+   * Made by the image build (vmware/build.sh) beside `passwd -l root`: root has never had a
+   * password, so whoever first reaches the console chooses one. Deleted once it is set.
+   */
+  firstBootMarker: string;
+  /**
+   * Staging roots only ($HARK_ACCOUNTS): the program that stands in for passwd, su and chpasswd,
+   * given their real command lines. Ignored on "/", where the real ones always run.
+   */
+  accounts?: string;
 }
+
+/** The console's own state: root's, not the sensor's (the `hark` user owns /var/lib/hark). */
+export const CONSOLE_STATE_DIR = 'var/lib/hark-menu';
 
 export function menuPaths(env: NodeJS.ProcessEnv = process.env): MenuPaths {
   const root = env.HARK_ROOT && env.HARK_ROOT !== '' ? env.HARK_ROOT : '/';
@@ -33,6 +50,10 @@ export function menuPaths(env: NodeJS.ProcessEnv = process.env): MenuPaths {
     resolvConf: rooted('etc/resolv.conf'),
     ctl: env.HARK_CTL ?? '/opt/hark/appliance/hark.sh',
     bin: env.HARK_BIN ?? '/opt/hark/bin/hark',
+    consoleStateDir: rooted(CONSOLE_STATE_DIR),
+    consoleFailures: rooted(`${CONSOLE_STATE_DIR}/login-failures`),
+    firstBootMarker: rooted(`${CONSOLE_STATE_DIR}/root-password-unset`),
+    accounts: root !== '/' && env.HARK_ACCOUNTS ? env.HARK_ACCOUNTS : undefined,
   };
 }
 

@@ -1,23 +1,29 @@
 /**
  * The appliance console menu (`hark menu`, or `node dist/menu/main.js`): numbered actions 1-8 and
- * lettered information screens, on the files under $HARK_ROOT and the control script. An
- * unconfigured sensor starts in the first-boot wizard. Ctrl-C anywhere returns to the menu; the menu
- * ends (status 0) only through "Exit to a command prompt" or when its input closes.
+ * lettered information screens, on the files under $HARK_ROOT and the control script. Nothing runs
+ * before the console is unlocked with the root password (console-auth.ts; at the image's first
+ * boot, by choosing it); a question left unanswered for the idle limit locks it again, as does
+ * option x. An unconfigured sensor then starts in the first-boot wizard. Ctrl-C anywhere returns
+ * to the menu; the menu ends (status 0) only through "Exit to a command prompt" or when its input
+ * closes.
  */
 import { realpathSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type MenuPaths, isUnconfigured, menuPaths, readIdentity, readSettings } from './config-files.js';
-import { Cancelled, askSecret, choose, pause, yesNo } from './prompts.js';
+import { ConsoleLocked, DEFAULT_IDLE_TIMEOUT_S, checkRootPassword, chooseRootPassword, idleTimeoutMs, unlockConsole } from './console-auth.js';
+import { Cancelled, IdleTimeout, askSecret, choose, inputClosed, pause, setIdleLimit, yesNo } from './prompts.js';
 import { allowListChanges, licenceStatus, networkInformation, pingAddress, sensorStatus, supportContact, systemInformation } from './screens.js';
-import { control, machineAction, recordAction, runQuiet, sensorEnv, setRootPassword } from './system.js';
-import { MIN_ROOT_PASSWORD_LEN } from './validate.js';
+import { control, machineAction, recordAction, runQuiet, sensorEnv } from './system.js';
 import { editNetwork, runWizard } from './wizard.js';
 
 const USAGE = `Usage: hark menu
 The appliance console menu. Settings and actions live under $HARK_ROOT (default /); it drives the
-control script $HARK_CTL (default /opt/hark/appliance/hark.sh) and the sensor command $HARK_BIN.`;
+control script $HARK_CTL (default /opt/hark/appliance/hark.sh) and the sensor command $HARK_BIN.
+It asks for the root password first (checked by PAM through su); $HARK_MENU_IDLE_S (default ${DEFAULT_IDLE_TIMEOUT_S})
+is how long a question may wait before the console locks again. In a staging root ($HARK_ROOT not
+"/") the program $HARK_ACCOUNTS stands in for passwd, su and chpasswd.`;
 
-type Action = '1' | '2' | '3' | '4' | '5' | '6' | '7' | '8' | 'i' | 's' | 'p' | 'l' | 'n' | 'a';
+type Action = '1' | '2' | '3' | '4' | '5' | '6' | '7' | '8' | 'i' | 's' | 'p' | 'l' | 'n' | 'a' | 'x';
 
 const say = (text: string) => process.stdout.write(`${text}\n`);
 
@@ -44,16 +50,21 @@ async function resetSensor(paths: MenuPaths): Promise<void> {
   await pause();
 }
 
+/** Option 5: the current root password first (it counts towards the lockout), then the new one twice. */
 async function newRootPassword(paths: MenuPaths): Promise<void> {
-  const pw = await askSecret(`New root password (at least ${MIN_ROOT_PASSWORD_LEN} characters):`, (v) =>
-    v.length < MIN_ROOT_PASSWORD_LEN ? `The password needs at least ${MIN_ROOT_PASSWORD_LEN} characters` : /[:\n]/.test(v) ? 'The password cannot contain ":" or a line break' : undefined,
-  );
-  await askSecret('Type it again:', (v) => (v === pw ? undefined : 'The two passwords differ; type the same password again'));
-  say(setRootPassword(paths, pw) ? 'Root password changed.' : 'The root password was NOT changed.');
+  const current = await askSecret('Current root password:');
+  const r = await checkRootPassword(paths, current);
+  if (r === 'locked') throw new ConsoleLocked();
+  if (r === 'wrong') {
+    say('The current password is wrong; the root password was NOT changed.');
+    await pause();
+    return;
+  }
+  say((await chooseRootPassword(paths)) ? 'Root password changed.' : 'The root password was NOT changed.');
   await pause();
 }
 
-async function runAction(paths: MenuPaths, action: Action): Promise<'exit' | 'stay'> {
+async function runAction(paths: MenuPaths, action: Action): Promise<'exit' | 'stay' | 'lock'> {
   switch (action) {
     case '1':
       if (isUnconfigured(paths)) await runWizard(paths);
@@ -106,6 +117,8 @@ async function runAction(paths: MenuPaths, action: Action): Promise<'exit' | 'st
     case 'a':
       await allowListChanges(paths);
       return 'stay';
+    case 'x':
+      return 'lock';
   }
 }
 
@@ -124,10 +137,55 @@ const CHOICES: { key: Action; name: string }[] = [
   { key: 'l', name: 'Licence and enrolment status' },
   { key: 'n', name: 'Network information' },
   { key: 'a', name: 'Allow list changes' },
+  { key: 'x', name: 'Lock the console' },
 ];
 
-function inputClosed(): boolean {
-  return process.stdin.readableEnded || process.stdin.destroyed;
+/**
+ * One unlocked session: the wizard when unconfigured, then the menu. Ends with 'exit' (option 3 or
+ * the input closed) or 'lock' (option x, the idle limit, or too many wrong passwords in option 5).
+ */
+async function session(paths: MenuPaths): Promise<'exit' | 'lock'> {
+  setIdleLimit(idleTimeoutMs());
+  const locking = (err: unknown): boolean => {
+    if (err instanceof IdleTimeout) {
+      recordAction(paths, 'console locked: idle');
+      return true;
+    }
+    return err instanceof ConsoleLocked;
+  };
+  try {
+    if (isUnconfigured(paths)) {
+      try {
+        await runWizard(paths);
+        await pause();
+      } catch (err) {
+        if (locking(err)) return 'lock';
+        if (!(err instanceof Cancelled)) throw err;
+      }
+    }
+    for (;;) {
+      if (inputClosed()) return 'exit';
+      banner(paths);
+      try {
+        const action = await choose<Action>('Type an option and press Enter:', CHOICES.map((c) => ({ key: c.key, name: c.name, value: c.key })));
+        const next = await runAction(paths, action);
+        if (next !== 'stay') return next;
+      } catch (err) {
+        if (locking(err)) return 'lock';
+        if (!(err instanceof Cancelled)) {
+          say(`That action failed: ${(err as Error)?.message ?? String(err)}`);
+          try {
+            await pause();
+          } catch (e) {
+            // Ctrl-C on the pause prompt: straight back to the menu. Idle: lock.
+            if (locking(e)) return 'lock';
+          }
+        }
+      }
+    }
+  } finally {
+    setIdleLimit(undefined);
+  }
 }
 
 export async function runMenu(argv: string[]): Promise<number> {
@@ -136,37 +194,18 @@ export async function runMenu(argv: string[]): Promise<number> {
     return 0;
   }
   const paths = menuPaths();
-  // Ctrl-C while a program (ping, the control script) runs must end that program, not the menu.
-  const ignoreSigint = () => undefined;
-  process.on('SIGINT', ignoreSigint);
+  // Ctrl-C while a program (ping, the control script) runs must end that program, not the menu;
+  // Ctrl-\ and Ctrl-Z neither end nor stop it.
+  const ignore = () => undefined;
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGQUIT', 'SIGTSTP'];
+  for (const sig of signals) process.on(sig, ignore);
   try {
-    if (isUnconfigured(paths)) {
-      try {
-        await runWizard(paths);
-        await pause();
-      } catch (err) {
-        if (!(err instanceof Cancelled)) throw err;
-      }
-    }
     for (;;) {
-      if (inputClosed()) return 0;
-      banner(paths);
-      try {
-        const action = await choose<Action>('Type an option and press Enter:', CHOICES.map((c) => ({ key: c.key, name: c.name, value: c.key })));
-        if ((await runAction(paths, action)) === 'exit') return 0;
-      } catch (err) {
-        if (!(err instanceof Cancelled)) {
-          say(`That action failed: ${(err as Error)?.message ?? String(err)}`);
-          try {
-            await pause();
-          } catch {
-            // Ctrl-C on the pause prompt: straight back to the menu.
-          }
-        }
-      }
+      if (!(await unlockConsole(paths))) return 0;
+      if ((await session(paths)) === 'exit') return 0;
     }
   } finally {
-    process.off('SIGINT', ignoreSigint);
+    for (const sig of signals) process.off(sig, ignore);
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * The console menu's questions, on inquirer: numbered choices, validated lines (asked again with a
  * message until acceptable), hidden passwords and Y/n confirmations. Ctrl-C inside a question
- * rejects with Cancelled, which the menu turns into "back to the menu".
+ * rejects with Cancelled, which the menu turns into "back to the menu". With an idle limit set,
+ * a question left unanswered that long rejects with IdleTimeout, which locks the console.
  */
 import inquirer from 'inquirer';
 import type { Check } from './validate.js';
@@ -13,6 +14,20 @@ export class Cancelled extends Error {
   }
 }
 
+export class IdleTimeout extends Error {
+  constructor(readonly ms: number) {
+    super(`no answer for ${Math.round(ms / 1000)} seconds`);
+    this.name = 'IdleTimeout';
+  }
+}
+
+/** How long any question may wait for its answer; undefined: for ever (the locked screen). */
+let idleLimitMs: number | undefined;
+
+export function setIdleLimit(ms: number | undefined): void {
+  idleLimitMs = ms;
+}
+
 export interface Choice<T> {
   key?: string;
   name: string;
@@ -20,13 +35,17 @@ export interface Choice<T> {
 }
 
 type Question = Record<string, unknown>;
-const prompt = inquirer.prompt as unknown as (questions: Question[]) => Promise<Record<string, unknown>>;
+type Prompt = (questions: Question[]) => Promise<Record<string, unknown>>;
 
 async function one<T>(q: Question): Promise<T> {
+  const limit = idleLimitMs;
+  const idle = limit === undefined ? undefined : AbortSignal.timeout(limit);
+  const prompt = (idle === undefined ? inquirer.prompt : inquirer.createPromptModule({ signal: idle })) as unknown as Prompt;
   try {
     const answers = await prompt([{ ...q, name: 'value' }]);
     return answers.value as T;
   } catch (err) {
+    if (idle?.aborted === true && limit !== undefined) throw new IdleTimeout(limit);
     if ((err as Error)?.name === 'ExitPromptError' || (err as Error)?.name === 'AbortPromptError') throw new Cancelled();
     throw err;
   }
@@ -60,4 +79,9 @@ export function yesNo(message: string, initial: boolean): Promise<boolean> {
 /** "Press Enter to return to the menu". */
 export async function pause(): Promise<void> {
   await one<string>({ type: 'input', message: 'Press Enter to return to the menu' });
+}
+
+/** The console's input has ended (the terminal went away): nothing more can be asked. */
+export function inputClosed(): boolean {
+  return process.stdin.readableEnded || process.stdin.destroyed;
 }

@@ -2,9 +2,10 @@
  * Appliance boot test (opt-in, `npm run test:appliance`; about 1-2 minutes with KVM, 5-10 with
  * software emulation): boots vmware/out/hark-appliance.raw in qemu-system-x86_64 -machine q35 with
  * OVMF, two vmxnet3 NICs and -snapshot (the image is not changed), reads the serial console until
- * the first-boot report (hark-boot-report.service) and checks: the console menu runs its first-boot
- * wizard on tty1, the mirror NIC (eth1) is UP + PROMISC with no address, root is locked, and the
- * root filesystem grew into a disk made GROW_BYTES larger than the image (a qcow2 overlay).
+ * the first-boot report (hark-boot-report.service) and checks: the console menu is on tty1 (at
+ * first boot it asks for the root password to set, then runs its wizard), the mirror NIC (eth1) is
+ * UP + PROMISC with no address, root is locked, and the root filesystem grew into a disk made
+ * GROW_BYTES larger than the image (a qcow2 overlay).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, copyFileSync, createWriteStream, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -17,7 +18,7 @@ export const REPORT_END = 'HARK-BOOT-REPORT end';
 /** Software emulation boots Debian in a few minutes on a shared 2-core host; 15 leaves a margin. */
 export const BOOT_TIMEOUT_TCG_MS = 15 * 60 * 1000;
 export const BOOT_TIMEOUT_KVM_MS = 5 * 60 * 1000;
-/** What the menu draws on tty1 at first boot (menu/wizard.ts runWizard) and afterwards (menu/main.ts banner). */
+/** What the menu draws on tty1: its banner (menu/console-auth.ts lockScreen, menu/main.ts banner), or the wizard (menu/wizard.ts runWizard). */
 export const WIZARD_TEXT = 'Hark sensor setup';
 export const MENU_TEXT = 'Hark Sensor Control Menu';
 

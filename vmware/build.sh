@@ -197,8 +197,13 @@ done
 # Unconfigured = no settings file: hark.service (ConditionPathExists=/etc/hark/hark.env) stays idle
 # instead of restarting every 5 s until the first-boot wizard writes the file and starts it.
 rm -f "$ROOT/etc/hark/hark.env"
-# No usable default password: root is locked until the console menu (option 5) sets one.
+# No usable default password: root is locked until the console menu sets one. The marker tells the
+# menu that root has never had a password, so whoever first reaches the console must choose it
+# before anything else (menu/console-auth.ts); the menu deletes it then. Without the marker a root
+# with no password leaves the console locked: it is not a way to claim a machine set up otherwise.
 chroot "$ROOT" passwd -l root >/dev/null
+install -d -m 0700 -o 0 -g 0 "$ROOT/var/lib/hark-menu"
+install -m 0600 -o 0 -g 0 /dev/null "$ROOT/var/lib/hark-menu/root-password-unset"
 rm -rf "$ROOT"/tmp/* "$ROOT"/var/log/*.log "$ROOT"/var/cache/apt/archives/*.deb
 
 # ---- 5. partitions: ESP (GRUB EFI, mtools) and ext4 root (mkfs.ext4 -d) ---------------------------

@@ -1,7 +1,8 @@
 /**
- * runMenu, driven for real in tmux: the first-boot wizard on an unconfigured sensor (with a refused
- * dotted netmask), the allow-list editor (add / edit / remove, restart prompt), reboot recorded, and
- * reset to unconfigured; checks the files written under HARK_ROOT and the control script's effects.
+ * runMenu, driven for real in tmux, after unlocking the console with the root password: the
+ * first-boot wizard on an unconfigured sensor (with a refused dotted netmask), the allow-list editor
+ * (add / edit / remove, restart prompt), reboot recorded, and reset to unconfigured; checks the
+ * files written under HARK_ROOT and the control script's effects. Sign-in itself: console-auth.test.ts.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,6 +40,7 @@ test('runMenu first-boot wizard configures, enrols and starts an unconfigured se
   const m = new MenuSession('wizard');
   try {
     m.start();
+    await m.login();
     await m.answer(/Which type of sensor is this\?/, '1');
     await m.answer(/Home server address/, 'home.example.org');
     await m.answer(/How should this sensor enrol with home\?/, '1');
@@ -106,6 +108,7 @@ test('runMenu allow list add, edit, remove with restart prompt; reboot recorded;
     mkdirSync(join(m.root, 'etc/hark'), { recursive: true });
     writeFileSync(join(m.root, 'etc/hark/hark.env'), 'HARK_MODE=standalone\nHARK_INTERFACE=eth1\nHARK_DATA_DIR=/var/lib/hark\nHARK_ALLOW_LIST=/etc/hark/allow-list.txt\n');
     m.start();
+    await m.login();
     await m.answer(/Sensor: standalone, mirror ports eth1[\s\S]*Type an option and press Enter/, 'a');
     await m.answer(/\(empty\)[\s\S]*Type new to add an entry/, 'new');
     await m.answer(/Domain to allow/, 'com');

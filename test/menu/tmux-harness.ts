@@ -1,8 +1,10 @@
 /**
  * Drives the real console menu in tmux for the menu tests: a private tmux server per session
  * (its own socket, killed in finally), a temporary HARK_ROOT with fake interfaces under
- * sys/class/net, and a stand-in `hark` command that records its arguments, enrols into
- * DATA/identity/sensor.json and "runs" as a sleeping process the real control script supervises.
+ * sys/class/net, a stand-in `hark` command that records its arguments, enrols into
+ * DATA/identity/sensor.json and "runs" as a sleeping process the real control script supervises,
+ * and a stand-in for the root account's tools ($HARK_ACCOUNTS: passwd -S, su under setpriv,
+ * chpasswd) keeping root's password in a plain file of the test root.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -37,13 +39,47 @@ case "$1" in
 esac
 `;
 
+/**
+ * The stand-in for the root account's tools, called with their real command lines: `passwd
+ * --status root`, `setpriv ... -- su -c true root` (password on stdin) and `chpasswd`
+ * (root:password on stdin). Every call is logged; root's password is test-accounts/root-password
+ * (none: locked).
+ */
+const FAKE_ACCOUNTS = `#!/bin/bash
+dir="$(dirname "$0")/test-accounts"
+mkdir -p "$dir"
+echo "$*" >> "$dir/calls.log"
+pw="$dir/root-password"
+case "$1" in
+  passwd) if [ -s "$pw" ]; then echo "root P 01/01/2026 0 99999 7 -1"; else echo "root L 01/01/2026 0 99999 7 -1"; fi ;;
+  setpriv)
+    IFS= read -r given
+    if [ -s "$pw" ] && [ "$given" = "$(cat "$pw")" ]; then exit 0; fi
+    echo "su: Authentication failure" >&2; exit 1 ;;
+  chpasswd) IFS= read -r line; printf '%s' "\${line#root:}" > "$pw" ;;
+  *) exit 2 ;;
+esac
+`;
+
+/** Root's password in a test root unless a test says otherwise. */
+export const ROOT_PASSWORD = 'Console-Root-Pass-1';
+
+export interface MenuSessionOptions {
+  /** Root's password; null: locked, as in a fresh image. Default ROOT_PASSWORD. */
+  rootPassword?: string | null;
+  /** Puts the image's first-boot marker (var/lib/hark-menu/root-password-unset) in place. */
+  firstBoot?: boolean;
+  /** $HARK_MENU_IDLE_S for the menu. */
+  idleSeconds?: number;
+}
+
 export class MenuSession {
   readonly root: string;
   readonly socket: string;
   readonly name = 'menu';
   private started = false;
 
-  constructor(label: string) {
+  constructor(label: string, opts: MenuSessionOptions = {}) {
     this.root = mkdtempSync(join(tmpdir(), `hark-menu-${label}-`));
     this.socket = `hark-menu-test-${process.pid}-${label}`;
     for (const n of ['eth0', 'eth1', 'eth2']) {
@@ -54,9 +90,19 @@ export class MenuSession {
     }
     writeFileSync(join(this.root, 'hark'), FAKE_HARK);
     chmodSync(join(this.root, 'hark'), 0o755);
+    writeFileSync(join(this.root, 'accounts'), FAKE_ACCOUNTS);
+    chmodSync(join(this.root, 'accounts'), 0o755);
+    mkdirSync(join(this.root, 'test-accounts'));
+    const rootPassword = opts.rootPassword === undefined ? ROOT_PASSWORD : opts.rootPassword;
+    if (rootPassword !== null) writeFileSync(join(this.root, 'test-accounts/root-password'), rootPassword);
+    if (opts.firstBoot === true) {
+      mkdirSync(join(this.root, 'var/lib/hark-menu'), { recursive: true });
+      writeFileSync(join(this.root, 'var/lib/hark-menu/root-password-unset'), '');
+    }
+    const idle = opts.idleSeconds === undefined ? '' : ` HARK_MENU_IDLE_S=${opts.idleSeconds}`;
     writeFileSync(
       join(this.root, 'launch.sh'),
-      `#!/bin/sh\nexport HARK_ROOT=${this.root} HARK_BIN=${this.root}/hark HARK_CTL=${join(REPO, 'appliance/hark.sh')} HARK_RESTART_DELAY_S=1\n` +
+      `#!/bin/sh\nexport HARK_ROOT=${this.root} HARK_BIN=${this.root}/hark HARK_CTL=${join(REPO, 'appliance/hark.sh')} HARK_RESTART_DELAY_S=1 HARK_ACCOUNTS=${this.root}/accounts${idle}\n` +
         `node ${join(DIST, 'menu/main.js')}\necho "MENU-EXITED $?"\nsleep 60\n`,
     );
     chmodSync(join(this.root, 'launch.sh'), 0o755);
@@ -64,6 +110,29 @@ export class MenuSession {
 
   file(p: string): string {
     return readFileSync(join(this.root, p), 'utf8');
+  }
+
+  /** The command lines the menu ran through the account stand-in, one per entry. */
+  accountCalls(): string[] {
+    try {
+      return this.file('test-accounts/calls.log').split('\n').filter((l) => l !== '');
+    } catch {
+      return [];
+    }
+  }
+
+  /** Root's password as the stand-in holds it now (undefined: locked). */
+  rootPassword(): string | undefined {
+    try {
+      return this.file('test-accounts/root-password');
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Unlocks the console with `password` and waits for the menu or the wizard. */
+  async login(password = ROOT_PASSWORD): Promise<void> {
+    await this.answer(/Root password:/, password);
   }
 
   tmux(...args: string[]): string {
