@@ -1,7 +1,7 @@
 /**
  * `hark home`: runs Hark's home server until SIGINT / SIGTERM, and `hark home admin add|passwd`
  * to make or reset operators (no default passwords). Input: argv after `home`. Output: exit code;
- * the server's log lines and the first admin password on stderr.
+ * the server's log lines on stderr (the first admin password only in its 0600 file, never printed).
  */
 
 import { readFileSync } from 'node:fs';
@@ -37,8 +37,8 @@ Options:
   -h, --help                this text.
 
 On first start home makes its CA (sensors pin its fingerprint, printed at start) and an operator
-"admin" with a random password, printed once and kept in DATA/initial-admin-password until it is
-changed: that account can do nothing else before it changes its password.
+"admin" with a random password, kept only in DATA/initial-admin-password (its path is printed,
+never the password) until it is changed: that account can do nothing else before it changes its password.
 
 admin add / passwd read the password from the first line of standard input, or from
 --password-file FILE. "add" makes an operator who may use the password at once; at least ${MIN_PASSWORD_CHARS}
