@@ -18,6 +18,16 @@ function hark(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
+/** Runs `fn` with a new temporary directory, removed afterwards whatever `fn` does. */
+function inTempDir(prefix: string, fn: (dir: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function noStackTrace(text: string): void {
   assert.doesNotMatch(text, /^\s+at .+:\d+:\d+\)?$/m, `no stack trace in: ${text}`);
 }
@@ -64,35 +74,28 @@ describe('hark', () => {
   });
 
   test('flows, scan and identity on a directory say it is one and exit 2', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-cli-'));
-    try {
+    inTempDir('hark-cli-', (dir) => {
       for (const cmd of ['flows', 'scan', 'identity']) {
         const r = hark(cmd, dir);
         assert.equal(r.code, 2, `${cmd}: ${r.err}`);
         assert.equal(r.err, `hark ${cmd}: Cannot open capture file "${dir}": is a directory\n`);
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('flows on a file that is not a capture says what it found', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-cli-'));
-    try {
+    inTempDir('hark-cli-', (dir) => {
       const f = join(dir, 'notes.txt');
       writeFileSync(f, 'hello, this is not a pcap\n');
       const r = hark('flows', f);
       assert.equal(r.code, 2);
       assert.match(r.err, /not a pcap or pcapng file \(magic 0x68656c6c\)/);
       noStackTrace(r.err);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('flows on a truncated file prints the flows before the damage, the byte offset, and exits 3', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-cli-'));
-    try {
+    inTempDir('hark-cli-', (dir) => {
       const src = fixture('tcp', 'zeek-http-pipelined-requests.pcap');
       const whole = readFileSync(src);
       const cut = join(dir, 'cut.pcap');
@@ -104,9 +107,7 @@ describe('hark', () => {
       const flows = r.out.trim().split('\n').map((l) => JSON.parse(l));
       assert.equal(flows.length, 1);
       assert.ok(flows[0].data_toclient > 30000, 'everything before the damage was reassembled');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('flows --json emits one EVE-style object per flow', () => {
@@ -144,39 +145,32 @@ describe('hark', () => {
   });
 
   test('flows --dump writes each direction to a file readable only by its owner', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-cli-'));
-    try {
+    inTempDir('hark-cli-', (dir) => {
       const r = hark('flows', '--quiet', '--dump', join(dir, 'out'), fixture('tcp', 'zeek-tcp-missing-syn.pcap'));
       assert.equal(r.code, 0);
       const files = readdirSync(join(dir, 'out')).sort();
       assert.deepEqual(files, ['125.190.109.199.00080-141.042.064.125.56730', '141.042.064.125.56730-125.190.109.199.00080']);
       assert.equal(statSync(join(dir, 'out', files[1])).size, 98);
       assert.equal(statSync(join(dir, 'out', files[0])).mode & 0o077, 0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('dictionary check reports bad rows with line numbers and exits 1; the starter passes', () => {
     const good = hark('dictionary', 'check', fileURLToPath(new URL('../../../rules/starter.json', import.meta.url)));
     assert.equal(good.code, 0);
     assert.match(good.out, /starter\.json: \d+ phrases, 0 errors/);
-    const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
-    try {
+    inTempDir('hark-dict-', (dir) => {
       const bad = join(dir, 'bad.csv');
       writeFileSync(bad, 'phrase,category,severity,embedded\nkill myself,self-harm,5,no\n,bullying,3,no\nAK47,weapons,7,no\n');
       const r = hark('dictionary', 'check', bad);
       assert.equal(r.code, 1);
       assert.match(r.out, /bad\.csv:3: .*phrase/i);
       assert.match(r.out, /bad\.csv:4: .*severity/i);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('dictionary check on a missing file or a directory says so on stderr after the command, exit 1 as --help says', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
-    try {
+    inTempDir('hark-dict-', (dir) => {
       const missing = join(dir, 'nosuch.csv');
       const m = hark('dictionary', 'check', missing);
       assert.equal(m.code, 1, m.err);
@@ -187,28 +181,22 @@ describe('hark', () => {
       assert.equal(d.out, '');
       assert.equal(d.err, `hark dictionary: Cannot read dictionary "${dir}": is a directory\n`);
       assert.match(hark('dictionary', '--help').out, /exit status 1 when there is any error or the file cannot be read/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('dictionary compile of a dictionary with errors says so in one line on stderr and exits 1', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
-    try {
+    inTempDir('hark-dict-', (dir) => {
       const bad = join(dir, 'bad.csv');
       writeFileSync(bad, 'phrase,category,severity,embedded\nAK47,weapons,7,no\n');
       const r = hark('dictionary', 'compile', bad);
       assert.equal(r.code, 1, r.err);
       assert.equal(r.out, '');
       assert.match(r.err, /^hark dictionary: Cannot load dictionary ".*bad\.csv": 1 error, first .*bad\.csv:2: .*severity.* \(run: hark dictionary check .*bad\.csv\)\n$/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('scan --dictionary names every format it takes (.csv, .json, .hdict) for another extension, and a directory as one', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
-    try {
+    inTempDir('hark-dict-', (dir) => {
       const md = join(dir, 'x.md');
       writeFileSync(md, '# phrases\n');
       const pcap = fixture('school-search', 'school-search.pcap');
@@ -218,14 +206,11 @@ describe('hark', () => {
       const d = hark('scan', '--quiet', '--dictionary', dir, pcap);
       assert.equal(d.code, 2, d.err);
       assert.equal(d.err, `hark scan: Cannot read dictionary "${dir}": is a directory\n`);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('dictionary compile writes an artifact that scan loads and that finds the same captures', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
-    try {
+    inTempDir('hark-dict-', (dir) => {
       const out = join(dir, 'starter.hdict');
       const c = hark('dictionary', 'compile', fileURLToPath(new URL('../../../rules/starter.json', import.meta.url)), '-o', out);
       assert.equal(c.code, 0, c.err);
@@ -236,22 +221,17 @@ describe('hark', () => {
       assert.equal(viaArtifact.code, 0, viaArtifact.err);
       assert.equal(viaArtifact.out, viaSource.out);
       assert.equal(viaSource.out.trim().split('\n').length, 4);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('scan --dictionary with a damaged compiled dictionary names it and exits 2', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
-    try {
+    inTempDir('hark-dict-', (dir) => {
       const junk = join(dir, 'junk.hdict');
       writeFileSync(junk, '8 bytes!');
       const r = hark('scan', '--quiet', '--dictionary', junk, fixture('school-search', 'school-search.pcap'));
       assert.equal(r.code, 2, r.err);
       assert.equal(r.err, `hark scan: Cannot load compiled dictionary "${junk}": 8 bytes is too short\n`);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('scan --group-frames: capture order (0) finds what grouped batches find; a bad value is refused', () => {
@@ -302,8 +282,7 @@ describe('hark', () => {
   });
 
   test('scan --out to a missing directory or to a directory names it and exits 2', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-scan-'));
-    try {
+    inTempDir('hark-scan-', (dir) => {
       const pcap = fixture('school-search', 'school-search.pcap');
       const missing = hark('scan', '--quiet', '--out', '/proc/nope/x', pcap);
       assert.equal(missing.code, 2, missing.err);
@@ -311,62 +290,48 @@ describe('hark', () => {
       const isDir = hark('scan', '--quiet', '--out', dir, pcap);
       assert.equal(isDir.code, 2, isDir.err);
       assert.equal(isDir.err, `hark scan: Cannot open event file "${dir}": is a directory\n`);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('flows --dump to a regular file names it and exits 2', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-cli-'));
-    try {
+    inTempDir('hark-cli-', (dir) => {
       const file = join(dir, 'afile');
       writeFileSync(file, 'not a directory\n');
       const r = hark('flows', '--quiet', '--dump', file, fixture('tcp', 'zeek-tcp-missing-syn.pcap'));
       assert.equal(r.code, 2, r.err);
       assert.equal(r.err, `hark flows: Cannot create directory "${file}": "${file}" exists and is not a directory\n`);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('dictionary compile -o a directory names it and exits 2', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-dict-'));
-    try {
+    inTempDir('hark-dict-', (dir) => {
       const r = hark('dictionary', 'compile', fileURLToPath(new URL('../../../rules/starter.json', import.meta.url)), '-o', dir);
       assert.equal(r.code, 2, r.err);
       assert.equal(r.err, `hark dictionary: Cannot write compiled dictionary "${dir}": is a directory\n`);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('scan --db on a file that is not a database names it and exits 2', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-scan-'));
-    try {
+    inTempDir('hark-scan-', (dir) => {
       const notes = join(dir, 'notes.txt');
       writeFileSync(notes, 'not a database\n');
       const r = hark('scan', '--quiet', '--db', notes, fixture('school-search', 'school-search.pcap'));
       assert.equal(r.code, 2, r.err);
       assert.equal(r.err, `hark scan: Cannot open capture store "${notes}": not an SQLite database\n`);
       assert.equal(r.out, '');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('scan --db stores the captures; scan --help explains every option', () => {
     const help = hark('scan', '--help');
     for (const opt of ['--dictionary FILE', '--out FILE', '--db FILE', '--engine NAME', '--dedup-window SECS', '--body-limit BYTES', '--group-frames N', '--no-bypass', '--keep-duplicates', '--no-progress', '--quiet']) assert.ok(help.out.includes(opt), opt);
-    const dir = mkdtempSync(join(tmpdir(), 'hark-scan-'));
-    try {
+    inTempDir('hark-scan-', (dir) => {
       const r = hark('scan', '--quiet', '--db', join(dir, 'c.db'), '--out', join(dir, 'c.jsonl'), fixture('school-search', 'school-search.pcap'));
       assert.equal(r.code, 0, r.err);
       assert.equal(r.out, '');
       assert.equal(readFileSync(join(dir, 'c.jsonl'), 'utf8').trim().split('\n').length, 4);
       assert.equal(statSync(join(dir, 'c.db')).mode & 0o077, 0);
       assert.equal(statSync(join(dir, 'c.jsonl')).mode & 0o077, 0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });

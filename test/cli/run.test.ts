@@ -112,40 +112,34 @@ test('hark run refuses a damaged compiled dictionary before it opens any interfa
   }
 });
 
+/** `hark run ARGS` on lo must stop at its options: exit 2, `message` on stderr, no stack trace, nothing left behind. */
+function assertRunRefuses(args: readonly string[], message: RegExp): void {
+  const dir = join(tmpdir(), `hark-run-refused-${process.pid}`);
+  try {
+    execFileSync(HARK, ['run', '-i', 'lo', '--data-dir', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+    assert.fail(`accepted ${args.join(' ')}`);
+  } catch (e) {
+    const x = e as { status: number; stderr: string };
+    assert.equal(x.status, 2, x.stderr);
+    assert.match(x.stderr, message);
+    assert.doesNotMatch(x.stderr, /\n\s+at /, 'no stack trace');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 test('hark run refuses a ring size it cannot have, naming the range', () => {
   for (const [args, message] of [
     [['--ring-mb', '1'], /--ring-mb must be a whole number of MiB from 2 to 1024, not "1"/],
     [['--ring-mb', '2048'], /from 2 to 1024, not "2048"/],
     [['--ring-mb', '8.5'], /not "8\.5"/],
     [['--ring-mb', '8', '--capture', 'pcap'], /--ring-mb sizes the ring capture: it does not apply with --capture pcap/],
-  ] as const) {
-    const dir = join(tmpdir(), `hark-run-ring-${process.pid}`);
-    try {
-      execFileSync(HARK, ['run', '-i', 'lo', '--data-dir', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
-      assert.fail(`accepted ${args.join(' ')}`);
-    } catch (e) {
-      const x = e as { status: number; stderr: string };
-      assert.equal(x.status, 2, x.stderr);
-      assert.match(x.stderr, message);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
+  ] as const) assertRunRefuses(args, message);
 });
 
 test('hark run refuses a warm-up it cannot have, naming the range', () => {
   for (const value of ['1.5', 'soon', '60001']) {
-    const dir = join(tmpdir(), `hark-run-warm-${process.pid}`);
-    try {
-      execFileSync(HARK, ['run', '-i', 'lo', '--data-dir', dir, '--warm-up', value], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
-      assert.fail(`accepted --warm-up ${value}`);
-    } catch (e) {
-      const x = e as { status: number; stderr: string };
-      assert.equal(x.status, 2, x.stderr);
-      assert.match(x.stderr, new RegExp(`--warm-up must be a whole number from 0 to 60000, not "${value.replace('.', '\\.')}"`));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    assertRunRefuses(['--warm-up', value], new RegExp(`--warm-up must be a whole number from 0 to 60000, not "${value.replace('.', '\\.')}"`));
   }
 });
 
@@ -158,20 +152,7 @@ test('hark run refuses durations beyond what a timer can wait and a metrics addr
     [['--heartbeat-interval', 'soon'], /--heartbeat-interval must be a number from 0\.1 to 2147483, not "soon"/],
     [['--metrics-listen', '0.0.0.0:9469'], /Metrics address "0\.0\.0\.0:9469" is not a loopback address: \/metrics has no authentication, so it listens only on/],
     [['--metrics-listen', 'nonsense'], /Metrics address "nonsense" is not HOST:PORT/],
-  ] as const) {
-    const dir = join(tmpdir(), `hark-run-limits-${process.pid}`);
-    try {
-      execFileSync(HARK, ['run', '-i', 'lo', '--data-dir', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
-      assert.fail(`accepted ${args.join(' ')}`);
-    } catch (e) {
-      const x = e as { status: number; stderr: string };
-      assert.equal(x.status, 2, x.stderr);
-      assert.match(x.stderr, message);
-      assert.doesNotMatch(x.stderr, /\n\s+at /, 'no stack trace');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
+  ] as const) assertRunRefuses(args, message);
 });
 
 test('hark run --workers 0 warms its one packet thread up too, and stores the same captures', () =>
