@@ -19,6 +19,7 @@ import { formatIpv4, formatIpv6, formatMac, IPPROTO_TCP } from '../decode/packet
 import { TH_ACK, TH_FIN, TH_RST, TH_SYN } from '../decode/transport.js';
 import { Counters, defineAnomaly, defineCounter } from '../events/counters.js';
 import { BYPASS, type BypassedBytes, type CloseReason, type DatagramSink, type Direction, type FlowInfo, type StreamConsumer, type StreamFactory } from './stream.js';
+import { C_APP_MEMUSE } from '../events/memuse.js';
 import { DEFAULT_REASSEMBLY_LIMITS, HalfStore, ReassemblyBudget, type HalfOutput, type ReassemblyLimits } from './tcp-reassembly.js';
 
 const C_FLOWS_TCP = defineCounter('flow.tcp');
@@ -113,6 +114,8 @@ const LIST_UDP_DNS = 4;
 const LIST_COUNT = 5;
 /** The order in which the memcap evicts: closed flows, DNS, other UDP, new (half-open scans), then established. */
 const EVICTION_ORDER = [LIST_TCP_CLOSED, LIST_UDP_DNS, LIST_UDP, LIST_TCP_NEW, LIST_TCP_EST];
+/** When inspection state (memuse.ts) is over its half of the memcap: the TCP flows that carry data, least recently active first. */
+const APP_EVICTION_ORDER = [LIST_TCP_CLOSED, LIST_TCP_EST];
 const DNS_PORT = 53;
 
 const S_NEW = 0;
@@ -510,11 +513,24 @@ export class FlowTable implements HalfOutput {
     return this.budget.held;
   }
 
+  /** Flow entries, out-of-order bytes (and their segment records), retention rings, and the inspection state charged by the flows' consumers (memuse.ts). */
   private memoryEstimate(): number {
-    return this.count * FLOW_ENTRY_BYTES + this.budget.held * 2;
+    return this.count * FLOW_ENTRY_BYTES + this.budget.held * 2 + this.budget.ringBytes + this.counters.values[C_APP_MEMUSE];
   }
 
   private evict(): void {
+    // Inspection state is held by flows that carried data: past its half of the memcap, the least
+    // recently active of those go first, so that a crowd of idle connections parked mid-message
+    // cannot make every new connection be evicted at its SYN.
+    const appLimit = this.memcapBytes / 2;
+    if (this.counters.values[C_APP_MEMUSE] > appLimit) {
+      for (const i of APP_EVICTION_ORDER) {
+        while (this.listHead[i] >= 0 && this.counters.values[C_APP_MEMUSE] > appLimit && this.memoryEstimate() > this.memcapBytes) {
+          this.counters.inc(C_MEMCAP);
+          this.end(this.listHead[i], 'memcap');
+        }
+      }
+    }
     for (const i of EVICTION_ORDER) {
       while (this.listHead[i] >= 0 && (this.count > this.maxFlows || this.memoryEstimate() > this.memcapBytes)) {
         this.counters.inc(C_MEMCAP);

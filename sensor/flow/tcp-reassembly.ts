@@ -60,20 +60,26 @@ const RING_SPILL_FACTOR = 2;
  */
 export class ReassemblyBudget {
   held = 0;
+  /** Bytes of the retention rings streams hold now (the pooled ones are not counted: they are capped). */
+  ringBytes = 0;
   private readonly rings: Uint8Array[] = [];
   constructor(readonly maxBytes: number) {
     // Written a second time so that V8 does not take `held` for a constant until the first
     // out-of-order segment, and deoptimise the flow table's per-packet code then.
     this.held = 0;
+    this.ringBytes = 0;
   }
 
   /** A ring for `size` retained bytes (its length includes the spill room). */
   takeRing(size: number): Uint8Array {
-    const r = this.rings.pop();
-    return r !== undefined && r.length === size * RING_SPILL_FACTOR ? r : new Uint8Array(size * RING_SPILL_FACTOR);
+    const pooled = this.rings.pop();
+    const r = pooled !== undefined && pooled.length === size * RING_SPILL_FACTOR ? pooled : new Uint8Array(size * RING_SPILL_FACTOR);
+    this.ringBytes += r.length;
+    return r;
   }
 
   giveRing(r: Uint8Array): void {
+    this.ringBytes -= r.length;
     if ((this.rings.length + 1) * r.length <= MAX_POOLED_RING_BYTES) this.rings.push(r);
   }
 }

@@ -17,7 +17,7 @@ export const METRICS_PATH = '/metrics';
  * Counters the pipeline keeps as gauges (`Counters.set`): exported as `hark_<name>` gauges, not
  * `_total` counters. `flow.active` is already `hark_flows_active`.
  */
-export const GAUGE_COUNTERS: ReadonlySet<string> = new Set(['defrag.in_progress', 'quic.flows_tracked']);
+export const GAUGE_COUNTERS: ReadonlySet<string> = new Set(['app_layer.memuse', 'defrag.in_progress', 'quic.flows_tracked']);
 const SKIPPED_COUNTERS: ReadonlySet<string> = new Set(['flow.active']);
 /** One counter metric per distinct statistic: more than Counters can hold means something is wrong. */
 const MAX_DYNAMIC_METRICS = 1024;

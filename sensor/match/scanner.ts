@@ -13,6 +13,7 @@
 import { isAscii } from 'node:buffer';
 import { TextDecoder } from 'node:util';
 import { Counters, defineCounter } from '../events/counters.js';
+import { chargeMemory } from '../events/memuse.js';
 import { DISPLAY_RING_UNITS, mapDisplayPos, TextNormalizer } from '../normalize/text.js';
 import type { Phrase } from '../../rules/dictionary.js';
 import type { MatchDatabase, MatchStream } from './engine.js';
@@ -78,6 +79,8 @@ const streamPools = new WeakMap<MatchDatabase, MatchStream[]>();
  * message, and a typed array this size lives outside V8's heap (malloc, then the GC's sweeper). */
 const histPools = new Map<number, Int32Array[]>();
 const EMPTY_MAP = new Int32Array(0);
+/** A scanner's objects on the heap (itself, its normaliser object, pending lists, UTF-8 decoder), for the flow memcap. */
+const SCANNER_BYTES = 2048;
 
 class Pending {
   /** -1 until the skeleton byte after an embedded match exists. */
@@ -160,6 +163,7 @@ export class PhraseScanner {
     while (h < m.maxPatternLength + 1) h <<= 1;
     this.hist = histPools.get(h)?.pop()?.fill(0) ?? new Int32Array(h);
     this.histMask = h - 1;
+    chargeMemory(this.counters, this.ownBytes());
     this.norm = new TextNormalizer((bytes, map, len) => this.onSlice(bytes, map, len), this.counters, { folder: this.database.textFolder, batch: true });
   }
 
@@ -240,10 +244,16 @@ export class PhraseScanner {
       } else stream.close();
     }
     this.ended = true;
+    chargeMemory(this.counters, -this.ownBytes());
     this.norm.dispose();
     let hists = histPools.get(this.hist.length);
     if (hists === undefined) histPools.set(this.hist.length, (hists = []));
     if (hists.length < MAX_POOLED_STREAMS) hists.push(this.hist);
+  }
+
+  /** What this scanner holds beside its normaliser (which charges its own arena), for the flow memcap. */
+  private ownBytes(): number {
+    return SCANNER_BYTES + this.hist.byteLength + this.database.streamStateSize;
   }
 
   /** Everything written so far is normalised, scanned and its matches reported. */

@@ -10,6 +10,7 @@
 
 import zlib from 'node:zlib';
 import { Counters, defineAnomaly, defineCounter } from '../events/counters.js';
+import { chargeMemory } from '../events/memuse.js';
 
 /** Decompression-bomb guard: each layer multiplies the ratio; real servers send one (libhtp's default is 2). */
 export const MAX_CONTENT_ENCODINGS = 3;
@@ -25,6 +26,62 @@ export const MAX_DECOMPRESSION_RATIO = 2048;
 export const RATIO_CHECK_MIN_BYTES = 1024 * 1024;
 /** Output piece size handed to the sink (zlib's own default chunk size). */
 const OUT_CHUNK_BYTES = 16 * 1024;
+/**
+ * What an open decoder holds, for the flow memcap (events/memuse.ts). zlib's inflate: its state
+ * (~7 KiB) and 32 KiB window, and the output buffer. Brotli: its state and Huffman tables (~40 KiB
+ * for ordinary streams), the output buffer, and a ring buffer (brotliRingBytes).
+ */
+const ZLIB_DECODER_BYTES = 7 * 1024 + 32 * 1024 + OUT_CHUNK_BYTES;
+const BROTLI_DECODER_BYTES = 40 * 1024 + OUT_CHUNK_BYTES;
+/** Bytes of a brotli stream that hold its window size and first meta-block header (at most 39 bits). */
+const BROTLI_HEADER_BYTES = 5;
+/** The decoder's smallest ring buffer. */
+const BROTLI_MIN_RING_BYTES = 1024;
+
+/**
+ * The ring buffer a brotli decoder may fill for the stream that begins with `head` (RFC 7932
+ * sections 9.1-9.2), or -1 when more bytes are needed. The decoder sizes it to the smallest power of
+ * two that holds the output so far and the meta-block it is starting, up to the window the sender
+ * chose (up to 16 MiB), and writes it before it hands anything out: a stream compressed in one
+ * meta-block (what one-shot compressors write) needs that block's length, rounded up; a stream sent
+ * in several (flushed as it is produced) may grow to the whole window, with no output to show for it
+ * until a block ends, so it is charged the window from the start.
+ */
+export function brotliRingBytes(head: Uint8Array): number {
+  let pos = 0;
+  const need = (n: number): boolean => pos + n <= head.length * 8;
+  const bits = (n: number): number => {
+    let v = 0;
+    for (let i = 0; i < n; i++, pos++) v |= ((head[pos >> 3] >> (pos & 7)) & 1) << i;
+    return v;
+  };
+  if (!need(1)) return -1;
+  let wbits = 16;
+  if (bits(1) === 1) {
+    if (!need(3)) return -1;
+    const n = bits(3);
+    if (n !== 0) wbits = 17 + n;
+    else {
+      if (!need(3)) return -1;
+      const m = bits(3);
+      // m === 1: a large window (RFC 9841), which the decoder refuses without an option: charge the largest ordinary one
+      wbits = m === 0 ? 17 : m === 1 ? 24 : 8 + m;
+    }
+  }
+  const window = 2 ** wbits;
+  if (!need(1)) return -1;
+  if (bits(1) === 0) return window; // not the last meta-block: more follow
+  if (!need(1)) return -1;
+  if (bits(1) === 1) return 0; // an empty stream
+  if (!need(2)) return -1;
+  const nibbles = bits(2);
+  if (nibbles === 3) return window; // metadata first: the data blocks come later
+  if (!need(4 * (4 + nibbles))) return -1;
+  const len = bits(4 * (4 + nibbles)) + 1;
+  let ring = BROTLI_MIN_RING_BYTES;
+  while (ring < len && ring < window) ring *= 2;
+  return Math.min(ring, window);
+}
 /**
  * An intermediate layer (one whose output the next layer decodes) may produce the output limit plus
  * 1/LAYER_OVERHEAD_DIVISOR of it plus LAYER_SLACK_BYTES. Its output is compressed data, which encoders
@@ -203,9 +260,15 @@ class StreamingStage implements Stage {
   private ended = false;
   private failed = false;
   private message = '';
+  /** Bytes charged to the flow memcap for this decoder, given back by close(). */
+  private charged = 0;
+  /** Brotli: the first bytes of the stream until its ring buffer's size is known (brotliRingBytes), then undefined. */
+  private head: Uint8Array | undefined;
 
   constructor(private readonly chain: DecoderChain, private readonly level: number, private readonly kind: Kind) {
     this.decoder = takeDecoder(kind);
+    if (this.decoder !== undefined) this.chargeTo(kind === 'brotli' ? BROTLI_DECODER_BYTES : ZLIB_DECODER_BYTES);
+    if (kind === 'brotli') this.head = new Uint8Array(0);
     this.flush = kind === 'brotli' ? zlib.constants.BROTLI_OPERATION_PROCESS : zlib.constants.Z_SYNC_FLUSH;
     // Replaces node:zlib's handler, which would destroy the stream and emit 'error' asynchronously.
     if (this.decoder !== undefined) this.decoder.handle.onerror = (message: string) => { this.failed = true; this.message = message; };
@@ -214,6 +277,7 @@ class StreamingStage implements Stage {
   decode(input: Uint8Array): void {
     const d = this.decoder;
     if (d === undefined || this.ended) return;
+    if (this.head !== undefined) this.sizeRing(input);
     const { handle, out, state } = d;
     let inOff = 0;
     let inLen = input.length;
@@ -251,7 +315,28 @@ class StreamingStage implements Stage {
     if (this.decoder !== undefined) {
       giveBackDecoder(this.kind, this.decoder, !this.failed);
       this.decoder = undefined;
+      this.chargeTo(0);
     }
+  }
+
+  /** Brotli: once the stream's first bytes have come, charges the ring buffer it may fill. */
+  private sizeRing(input: Uint8Array): void {
+    const have = this.head!;
+    const head = new Uint8Array(Math.min(BROTLI_HEADER_BYTES, have.length + input.length));
+    head.set(have);
+    head.set(input.subarray(0, head.length - have.length), have.length);
+    const ring = brotliRingBytes(head);
+    if (ring < 0 && head.length < BROTLI_HEADER_BYTES) {
+      this.head = head;
+      return;
+    }
+    this.head = undefined;
+    this.chargeTo(BROTLI_DECODER_BYTES + Math.max(ring, BROTLI_MIN_RING_BYTES));
+  }
+
+  private chargeTo(bytes: number): void {
+    this.chain.charge(bytes - this.charged);
+    this.charged = bytes;
   }
 }
 
@@ -304,11 +389,12 @@ class BufferedStage implements Stage {
     }
     this.parts.push(Buffer.from(input));
     this.size += input.length;
+    this.chain.charge(input.length);
   }
 
   finish(): void {
     const all = Buffer.concat(this.parts, this.size);
-    this.parts = [];
+    this.release();
     if (all.length === 0) return;
     const maxOutputLength = Math.max(1, this.chain.outputCapOf(this.level));
     let out: Buffer;
@@ -331,7 +417,13 @@ class BufferedStage implements Stage {
   }
 
   close(): void {
+    this.release();
+  }
+
+  private release(): void {
+    this.chain.charge(-this.size);
     this.parts = [];
+    this.size = 0;
   }
 }
 
@@ -520,6 +612,11 @@ export class DecoderChain {
   private stop(status: DecodeStatus): void {
     this.status = status;
     this.release();
+  }
+
+  /** @internal A stage's change in what it holds, for the flow memcap. */
+  charge(bytes: number): void {
+    chargeMemory(this.counters, bytes);
   }
 
   private release(): void {

@@ -32,6 +32,7 @@
  */
 import { isAscii } from 'node:buffer';
 import { Counters, defineCounter } from '../events/counters.js';
+import { chargeMemory } from '../events/memuse.js';
 
 /** Bumped whenever a folding rule changes; compiled dictionaries record it and are refused on mismatch. */
 export const NORMALIZER_VERSION = 1;
@@ -450,6 +451,7 @@ export class TextNormalizer {
 
   constructor(private readonly sink: SliceSink, private readonly counters: Counters = NO_COUNTERS, options: NormalizerOptions = {}) {
     const arena = (this.arena = arenaPool.pop() ?? newArena());
+    chargeMemory(counters, ARENA_BYTES);
     this.ring = arena.ring;
     this.outBytes = arena.out;
     this.outMap = arena.map;
@@ -464,7 +466,9 @@ export class TextNormalizer {
    * neither the normaliser nor the display text it holds is used again.
    */
   dispose(): void {
-    if (this.arena !== EMPTY_ARENA && arenaPool.length < MAX_POOLED) arenaPool.push(this.arena);
+    if (this.arena === EMPTY_ARENA) return;
+    chargeMemory(this.counters, -ARENA_BYTES);
+    if (arenaPool.length < MAX_POOLED) arenaPool.push(this.arena);
     this.arena = EMPTY_ARENA;
     this.ring = EMPTY_ARENA.ring;
     this.outBytes = EMPTY_ARENA.out;

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { chargeMemory, memoryInUse } from '../../sensor/events/memuse.js';
 import { DEFAULT_FLOW_LIMITS, type FlowLimits, type FlowRecord } from '../../sensor/flow/flow-table.js';
 import type { FlowInfo } from '../../sensor/flow/stream.js';
 import { Pipeline } from '../../sensor/pipeline.js';
@@ -171,6 +172,49 @@ describe('FlowTable', () => {
     assert.equal(h.pipeline.counters.get('flow.memcap_evicted'), 15);
     assert.ok(h.records.every((r) => r.closeReason === 'memcap'));
     assert.deepEqual(h.records.map((r) => r.srcPort).slice(0, 3), [20000, 20001, 20002]);
+  });
+
+  test('inspection memory counts against the memcap: past half of it, idle established flows go first, not new ones', () => {
+    // Each consumer holds 1 MiB of "inspection state" from its first byte until its flow ends, as a
+    // decoder or a text arena does (events/memuse.ts); the memcap is 8 MiB.
+    const records: FlowRecord[] = [];
+    const pipeline = new Pipeline({
+      flowLimits: { ...DEFAULT_FLOW_LIMITS, memcapBytes: 8 << 20 },
+      flowEnded: { flowEnded: (r) => records.push(r) },
+      streams: {
+        open() {
+          let held = 0;
+          return {
+            data: () => {
+              if (held === 0) chargeMemory(pipeline.counters, (held = 1 << 20));
+            },
+            gap: () => {},
+            end: () => chargeMemory(pipeline.counters, -held),
+          };
+        },
+      },
+    });
+    const send = (f: Uint8Array, ts: number): void => pipeline.packet(1, f, 0, f.length, f.length, ts, 0);
+    const open = (sport: number, t: number): void => {
+      const c = { ...C, sport };
+      const s = { ...S, dport: sport };
+      send(ethTcp({ ...c, seq: 1, flags: SYN }), t);
+      send(ethTcp({ ...s, seq: 100, ack: 2, flags: SYN | ACK }), t + 1);
+      send(ethTcp({ ...c, seq: 2, ack: 101, flags: PSH | ACK }, Buffer.from('GET / HTTP/1.1\r\n')), t + 2);
+    };
+    // ten connections parked mid-message, seconds apart (the LRU order has 1 s granularity)
+    for (let i = 0; i < 10; i++) open(30000 + i, i * 2_000_000);
+    // the eighth parked message takes the estimate over 8 MiB (entries count too): one evicted each time since
+    assert.equal(memoryInUse(pipeline.counters), 7 << 20);
+    assert.deepEqual(records.map((r) => `${r.closeReason}:${r.srcPort}`), ['memcap:30000', 'memcap:30001', 'memcap:30002']);
+    assert.equal(pipeline.counters.get('flow.memcap_evicted'), 3);
+    // half-open connections hold nothing: they are not what the memcap takes for inspection memory
+    for (let i = 0; i < 20; i++) send(ethTcp({ ...C, sport: 50000 + i, seq: 1, flags: SYN }), 30_000_000 + i);
+    open(31000, 31_000_000);
+    assert.equal(records.filter((r) => r.srcPort >= 50000).length, 0, 'a half-open flow was evicted');
+    assert.equal(records.at(-1)?.srcPort, 30003, 'the least recently active parked flow went');
+    pipeline.finish();
+    assert.equal(memoryInUse(pipeline.counters), 0, 'every flow gave back what it held');
   });
 
   test('flow ids are the same for the same input and differ between flows', () => {

@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { Counters } from '../../sensor/events/counters.js';
+import { memoryInUse } from '../../sensor/events/memuse.js';
 import {
-  DecoderChain, DEFAULT_DECODED_LIMIT_BYTES, isZlibHeader, MAX_CONTENT_ENCODINGS, MAX_DECODED_BYTES, MAX_DECOMPRESSION_RATIO,
+  brotliRingBytes, DecoderChain, DEFAULT_DECODED_LIMIT_BYTES, isZlibHeader, MAX_CONTENT_ENCODINGS, MAX_DECODED_BYTES, MAX_DECOMPRESSION_RATIO,
   parseContentEncoding, RATIO_CHECK_MIN_BYTES, STREAMING_DECODE_AVAILABLE, type Coding, type DecoderChainOptions,
 } from '../../sensor/normalize/decompress.js';
 
@@ -400,4 +401,54 @@ test('DecoderChain buffered fallback caps the intermediate layer of a gzip, br b
   assert.equal(r.chain.status, 'output_limit');
   assert.equal(r.counters.get('decompress.output_limit'), 1);
   assert.equal(r.out.length, 0);
+});
+
+test('DecoderChain charges what its open decoders hold to the flow memcap and gives it all back', async () => {
+  const counters = new Counters();
+  // gzip: a fixed charge (state, 32 KiB window, output buffer) while the message is open
+  const gz = new DecoderChain(['gzip'], () => {}, counters);
+  const gzWire = zlib.gzipSync(TEXT);
+  gz.write(gzWire.subarray(0, 100));
+  const gzHeld = memoryInUse(counters);
+  assert.ok(gzHeld >= 32 * 1024 && gzHeld < 128 * 1024, `gzip decoder charged ${gzHeld}`);
+  gz.write(gzWire.subarray(100));
+  gz.end();
+  assert.equal(memoryInUse(counters), 0);
+
+  // br: charged the ring buffer its header says the decoder may fill, before any output
+  // 6 MiB of a 64 KiB block of pseudo-random letters, repeated: the copies reach back across the window
+  const block = Buffer.alloc(64 * 1024);
+  for (let i = 0, x = 12345; i < block.length; i++) block[i] = 97 + ((x = (x * 1103515245 + 12345) >>> 0) >>> 24) % 26;
+  const big = Buffer.alloc(6 << 20);
+  for (let o = 0; o < big.length; o += block.length) block.copy(big, o);
+  const brWire = zlib.brotliCompressSync(big, { params: { [zlib.constants.BROTLI_PARAM_LGWIN]: 24, [zlib.constants.BROTLI_PARAM_QUALITY]: 5 } });
+  // one meta-block of 6 MiB: an 8 MiB ring, charged from the fifth byte on (the header arrives byte by byte)
+  const br = new DecoderChain(['br'], () => {}, counters);
+  for (let i = 0; i < 5; i++) br.write(brWire.subarray(i, i + 1));
+  assert.equal(brotliRingBytes(brWire), 8 << 20);
+  const brHeld = memoryInUse(counters);
+  assert.ok(brHeld >= 8 << 20 && brHeld < (8 << 20) + (128 << 10), `br decoder charged ${brHeld}`);
+  br.write(brWire.subarray(5, 60_000));
+  assert.equal(memoryInUse(counters), brHeld, 'the charge does not move with output');
+  br.abort();
+  assert.equal(memoryInUse(counters), 0, 'abort gives back the decoder and its ring');
+  // streamed in flushed blocks: the whole window (4 MiB, Node's default) from the start
+  const enc = zlib.createBrotliCompress();
+  const parts: Buffer[] = [];
+  enc.on('data', (d: Buffer) => parts.push(d));
+  enc.write(TEXT);
+  await new Promise<void>((resolve) => enc.flush(zlib.constants.BROTLI_OPERATION_FLUSH, () => resolve()));
+  assert.equal(brotliRingBytes(Buffer.concat(parts)), 4 << 20);
+  assert.equal(brotliRingBytes(ENCODED.br.wire), 4096, 'a 3 KB page in one block: a 4 KiB ring');
+  assert.equal(brotliRingBytes(zlib.brotliCompressSync(Buffer.alloc(0))), 0, 'an empty stream holds nothing');
+  assert.equal(brotliRingBytes(ENCODED.br.wire.subarray(0, 2)), -1, 'two bytes do not say');
+
+  // stacked layers and the buffered fallback charge and release as well
+  for (const options of [{}, { forceBuffered: true }]) {
+    const chain = new DecoderChain(['gzip', 'br'], () => {}, counters, options);
+    chain.write(ENCODED['gzip,br'].wire.subarray(0, 200));
+    assert.ok(memoryInUse(counters) > 0, `nothing charged for an open stacked chain (${JSON.stringify(options)})`);
+    chain.end();
+    assert.equal(memoryInUse(counters), 0);
+  }
 });

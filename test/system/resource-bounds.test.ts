@@ -17,7 +17,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { httpTrafficPcap } from '../helpers/http-traffic.js';
+import { conversationPath, httpTrafficPackets, httpTrafficPcap } from '../helpers/http-traffic.js';
+import { parkedMessagesPackets } from '../helpers/parked-messages.js';
+import { writePcap } from '../helpers/pcap-writer.js';
 import { synFloodPcap } from '../helpers/syn-flood.js';
 import { makeVeth, removeVeth, replay, sleep, status, waitFor } from '../helpers/system.js';
 
@@ -29,6 +31,8 @@ const FILE_FLOOD_SYNS = 1_000_000;
 const LIVE_FLOOD_SYNS = 200_000;
 const LIVE_FLOOD_PPS = 100_000;
 const HTTP_CONVERSATIONS = 5;
+/** Connections parked mid-body with a 7.5 MB brotli ring each: ~880 MB held if inspection state went uncounted. */
+const PARKED_CONNECTIONS = 120;
 const RSS_SAMPLE_MS = 50;
 const FLOW_MEMCAP_MIB = 64;
 const FLOW_MEMCAP_BYTES = FLOW_MEMCAP_MIB * 1048576;
@@ -39,6 +43,7 @@ let dir = '';
 let floodBig = '';
 let floodSmall = '';
 let http = '';
+let parked = '';
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'hark-bounds-'));
@@ -48,6 +53,11 @@ before(() => {
   writeFileSync(floodBig, synFloodPcap(FILE_FLOOD_SYNS));
   writeFileSync(floodSmall, synFloodPcap(LIVE_FLOOD_SYNS));
   writeFileSync(http, httpTrafficPcap({ conversations: HTTP_CONVERSATIONS }));
+  parked = join(dir, 'parked.pcap');
+  const held = parkedMessagesPackets({ connections: PARKED_CONNECTIONS, coding: 'br' });
+  const later = held.at(-1)!.tsUs! + 1_000_000;
+  const ordinary = httpTrafficPackets({ conversations: HTTP_CONVERSATIONS }).map((p) => ({ data: p.data, tsUs: p.tsUs! - 1_700_000_000_000_000 + later }));
+  writeFileSync(parked, writePcap([...held, ...ordinary]));
 });
 
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -81,14 +91,14 @@ class RssSampler {
  * mirror copies, and the duplicate filter compares 32-bit hashes, so among a million SYNs 1 µs
  * apart a couple collide and would be dropped as copies.
  */
-async function scan(file: string): Promise<{ code: number | null; err: string; peakRss: number }> {
+async function scan(file: string): Promise<{ code: number | null; err: string; peakRss: number; out: string }> {
   const out = join(dir, `scan-${Date.now()}.jsonl`);
   const child = spawn(process.execPath, [HARK_JS, 'scan', '--no-progress', '--keep-duplicates', '--flow-memcap', String(FLOW_MEMCAP_MIB), '--out', out, file], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   const rss = new RssSampler(child);
   const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, err, peakRss: rss.stop() };
+  return { code, err, peakRss: rss.stop(), out };
 }
 
 const mib = (n: number): string => `${(n / 1048576).toFixed(0)} MiB`;
@@ -106,6 +116,21 @@ test('hark scan of a million-SYN flood evicts by flow memcap and stays under the
   const bound = base.peakRss + FLOW_MEMCAP_BYTES + RUNTIME_ALLOWANCE_BYTES;
   process.stderr.write(`resource-bounds: scan peak RSS ${mib(flood.peakRss)} (no flood ${mib(base.peakRss)}, bound ${mib(bound)}), ${evicted} evicted\n`);
   assert.ok(flood.peakRss < bound, `peak RSS ${mib(flood.peakRss)} over the bound ${mib(bound)}`);
+});
+
+test('hark scan of connections parked mid-body counts their decoders against the flow memcap, stays under the RSS bound, and inspects what follows', async () => {
+  const base = await scan(http);
+  assert.equal(base.code, 0, base.err);
+  const run = await scan(parked);
+  assert.equal(run.code, 0, run.err);
+  const evicted = Number(/memcap evictions (\d+)/.exec(run.err)?.[1]);
+  // 64 MiB holds at most 8 of the 7.5 MB rings: the rest of the parked connections were evicted
+  assert.ok(evicted >= PARKED_CONNECTIONS - 8, `flow.memcap_evicted ${evicted}\n${run.err}`);
+  const bound = base.peakRss + FLOW_MEMCAP_BYTES + RUNTIME_ALLOWANCE_BYTES;
+  process.stderr.write(`resource-bounds: parked messages peak RSS ${mib(run.peakRss)} (ordinary traffic ${mib(base.peakRss)}, bound ${mib(bound)}), ${evicted} evicted\n`);
+  assert.ok(run.peakRss < bound, `peak RSS ${mib(run.peakRss)} over the bound ${mib(bound)}`);
+  const urls = readFileSync(run.out, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { url: string }).url);
+  for (let i = 0; i < HTTP_CONVERSATIONS; i++) assert.ok(urls.some((u) => u.endsWith(conversationPath(i))), `no capture for conversation ${i}: ${urls.join(', ')}`);
 });
 
 test('hark run keeps reporting through a live SYN flood, stays under the RSS bound and captures HTTP after it', async () => {
