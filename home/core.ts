@@ -31,6 +31,25 @@ export const INITIAL_PASSWORD_FILE = 'initial-admin-password';
 /** Default: three missed 60-second heartbeats. */
 export const DEFAULT_HEARTBEAT_TIMEOUT_S = 180;
 
+/**
+ * Deletes the initial-password file `file` when the password it holds opens `replacedHash`, the
+ * hash an operator had until their password was changed (by themselves, by another admin, or by
+ * `hark home admin passwd`) or until they were deleted: the file must not keep a secret that no
+ * longer opens anything yet reads as if it did. Any other operator's change leaves it alone.
+ * Every path that replaces or removes an operator's hash calls this. True when deleted.
+ */
+export async function retireInitialPassword(file: string, replacedHash: string): Promise<boolean> {
+  let held: string;
+  try {
+    held = readFileSync(file, 'utf8').trim();
+  } catch {
+    return false;
+  }
+  if (held === '' || !(await verifyPassword(held, replacedHash))) return false;
+  rmSync(file, { force: true });
+  return true;
+}
+
 export const C_CERT_REFUSED = defineCounter('home.tls.client_cert_refused');
 export const C_SITE_KEY_REFUSED = defineCounter('home.enrol.site_key_refused');
 export const C_LOGIN_FAILED = defineCounter('home.login.failed');
@@ -126,7 +145,8 @@ export class HomeCore {
    * Changes the signed-in operator's own password; the operator API (`via` 'api') and the portal
    * ('portal') both come here. Checks `current` under the login rate limit (a session must not be
    * a way to guess the password), the rules for `next`, stores the new hash, ends the operator's
-   * other sessions, deletes the initial-password file when it holds the password being replaced,
+   * other sessions, deletes the initial-password file when it holds the password being replaced
+   * (retireInitialPassword),
    * and writes the audit row and `config.password_changed`. 429 E_RATE_LIMIT, 403 E_LOGIN (current
    * password wrong, logged), 400 E_PASSWORD.
    */
@@ -155,26 +175,9 @@ export class HomeCore {
     if (problem !== undefined) throw new HttpError(400, 'E_PASSWORD', `Cannot set the password: ${problem}`);
     this.store.updateOperator(op.id, { hash: await hashPassword(next as string), must_change_password: false });
     this.store.deleteSessionsOf(op.id, tokenHash);
-    const retired = this.retireInitialPassword(current);
+    const retired = await retireInitialPassword(this.initialPasswordFile, op.hash);
     this.store.audit(op.name, 'password.change', `operator:${op.name}`, via === 'portal' ? { portal: true } : undefined, ctx.peer);
     this.log.write('config.password_changed', { user: op.name, peer: ctx.peer, via, initial_password_file: retired ? 'deleted' : undefined });
-  }
-
-  /**
-   * Deletes the initial-password file when `replaced` is the password it holds (the first admin
-   * chose their own): the file must not keep a secret that no longer opens anything. Another
-   * operator changing theirs leaves it alone. True when deleted.
-   */
-  private retireInitialPassword(replaced: string): boolean {
-    let held: string;
-    try {
-      held = readFileSync(this.initialPasswordFile, 'utf8').trim();
-    } catch {
-      return false;
-    }
-    if (held !== replaced) return false;
-    rmSync(this.initialPasswordFile, { force: true });
-    return true;
   }
 
   /** The operator behind `authorization: Bearer`, checked for `need` role; 401 / 403 otherwise. */

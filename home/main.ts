@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { hashPassword, MIN_PASSWORD_CHARS, passwordProblem } from './auth.js';
+import { INITIAL_PASSWORD_FILE, retireInitialPassword } from './core.js';
 import { ensurePrivateDir } from './files.js';
 import { HomeLog } from './log.js';
 import { startHome } from './server.js';
@@ -39,6 +40,8 @@ Options:
 On first start home makes its CA (sensors pin its fingerprint, printed at start) and an operator
 "admin" with a random password, kept only in DATA/initial-admin-password (its path is printed,
 never the password) until it is changed: that account can do nothing else before it changes its password.
+The file is deleted once that password no longer works: changed in the portal or API, reset with
+"admin passwd admin" or by another admin, or the account deleted.
 
 admin add / passwd read the password from the first line of standard input, or from
 --password-file FILE. "add" makes an operator who may use the password at once; at least ${MIN_PASSWORD_CHARS}
@@ -141,8 +144,11 @@ async function runAdmin(argv: string[]): Promise<number> {
       }
       store.updateOperator(existing.id, { hash, must_change_password: false });
       store.deleteSessionsOf(existing.id);
+      const initialFile = join(dataDir, INITIAL_PASSWORD_FILE);
+      const retired = await retireInitialPassword(initialFile, existing.hash);
       store.audit('cli', 'password.change', `operator:${user}`, undefined, 'local');
-      log.write('config.password_changed', { user, by: 'cli' });
+      log.write('config.password_changed', { user, by: 'cli', initial_password_file: retired ? 'deleted' : undefined });
+      if (retired) process.stderr.write(`hark home admin passwd: deleted ${initialFile}: the password it held no longer works\n`);
     }
     return 0;
   } finally {

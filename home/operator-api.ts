@@ -7,7 +7,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { hashPassword, MAX_SITE_KEY_CHARS, MIN_SITE_KEY_CHARS, newToken, passwordProblem, sha256Hex, siteKeyDigest } from './auth.js';
-import { SESSION_TTL_MS, type HomeCore } from './core.js';
+import { retireInitialPassword, SESSION_TTL_MS, type HomeCore } from './core.js';
 import { checkUpload, DICTIONARY_BODY_LIMIT_BYTES, dictionaryName, DictionaryUploadError, sensorFields, sensorView } from './definition.js';
 import { asObject, errorReply, HttpError, intParam, reqStr, str, type RequestContext, type Router } from './http.js';
 import { ROLES, type EnrolmentRow, type Role } from './store.js';
@@ -108,20 +108,22 @@ export function registerOperatorApi(router: Router, home: HomeCore): void {
     }
     store.updateOperator(target.id, fields);
     if (fields.hash !== undefined || fields.role !== undefined) store.deleteSessionsOf(target.id);
+    const retired = fields.hash !== undefined && (await retireInitialPassword(home.initialPasswordFile, target.hash));
     audit(op.name, 'operator.change', `operator:${target.name}`, { role: fields.role, password_reset: fields.hash !== undefined }, ctx);
-    log.write('config.operator_changed', { user: target.name, by: op.name, peer: ctx.peer });
+    log.write('config.operator_changed', { user: target.name, by: op.name, peer: ctx.peer, initial_password_file: retired ? 'deleted' : undefined });
     return { status: 204 };
   });
 
-  router.add('DELETE', '/v1/operators/:name', (ctx) => {
+  router.add('DELETE', '/v1/operators/:name', async (ctx) => {
     const { op } = home.operator(ctx, 'admin');
     const target = store.operatorByName(ctx.params[0]);
     if (target === undefined) throw new HttpError(404, 'E_NOT_FOUND', `No operator "${ctx.params[0].slice(0, 64)}"`);
     if (target.id === op.id) throw new HttpError(409, 'E_SELF', 'Cannot delete the account in use');
     if (target.role === 'admin' && store.adminCount() <= 1) throw new HttpError(409, 'E_LAST_ADMIN', 'Cannot remove the last admin');
     store.deleteOperator(target.id);
+    const retired = await retireInitialPassword(home.initialPasswordFile, target.hash);
     audit(op.name, 'operator.delete', `operator:${target.name}`, undefined, ctx);
-    log.write('config.operator_deleted', { user: target.name, by: op.name, peer: ctx.peer });
+    log.write('config.operator_deleted', { user: target.name, by: op.name, peer: ctx.peer, initial_password_file: retired ? 'deleted' : undefined });
     return { status: 204 };
   });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -40,6 +40,33 @@ test('runHome admin add / passwd make operators who can log in, with no default 
     const r = await call(home, a, 'POST', '/v1/login', { user: 'dsl', password: 'changed by the cli' });
     assert.equal(r.status, 200);
     assert.deepEqual([(r.body as { role: string }).role, (r.body as { must_change_password: boolean }).must_change_password], ['lead', false]);
+  } finally {
+    await home.close();
+  }
+});
+
+test('runHome admin passwd admin deletes initial-admin-password, which another operator\'s passwd leaves alone', async () => {
+  const data = join(dir, 'initial');
+  const first = await startHome({ dataDir: data, port: 0, listen: '127.0.0.1', announce: () => {} });
+  await first.close();
+  const file = join(data, 'initial-admin-password');
+  const initial = readFileSync(file, 'utf8').trim();
+  assert.equal(hark(['admin', 'add', 'dsl', '--role', 'lead', '--data-dir', data], 'safeguarding lead pw\n').status, 0);
+  assert.equal(hark(['admin', 'passwd', 'dsl', '--data-dir', data], 'another lead password\n').status, 0);
+  assert.equal(readFileSync(file, 'utf8').trim(), initial, 'another operator\'s new password leaves the file');
+  const r = hark(['admin', 'passwd', 'admin', '--data-dir', data], 'set from the console\n');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(existsSync(file), false, 'the file must not keep a password that no longer works');
+  assert.equal(r.stderr, `hark home admin passwd: deleted ${file}: the password it held no longer works\n`);
+  assert.match(readFileSync(join(data, 'home.log'), 'utf8'), /config\.password_changed user=admin by=cli initial_password_file=deleted/);
+  const home = await startHome({ dataDir: data, port: 0, listen: '127.0.0.1', announce: () => {} });
+  try {
+    const a = agentFor(home.caPem);
+    assert.equal((await call(home, a, 'POST', '/v1/login', { user: 'admin', password: initial })).status, 401);
+    const login = await call(home, a, 'POST', '/v1/login', { user: 'admin', password: 'set from the console' });
+    assert.equal(login.status, 200);
+    assert.equal((login.body as { must_change_password: boolean }).must_change_password, false);
+    assert.equal(existsSync(file), false, 'nor is it made again at the next start');
   } finally {
     await home.close();
   }

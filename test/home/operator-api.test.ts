@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { hashPassword } from '../../home/auth.js';
+import { startHome } from '../../home/main.js';
+import { HomeStore } from '../../home/store.js';
 import { addSensor, agentFor, call, closeAgents, enrolByCredentials, makeSensorIdentity, readLog, startTestHome, type TestHome } from './helpers.js';
 
 let t: TestHome;
@@ -144,6 +150,58 @@ test('operators: admin cannot delete the last admin or itself; a reset password 
   assert.equal((blocked.body as { error: string }).error, 'E_PASSWORD_CHANGE');
   assert.equal((await call(t.home, a, 'DELETE', '/v1/operators/temp', undefined, t.adminToken)).status, 204);
   assert.equal((await call(t.home, a, 'GET', '/v1/sensors', undefined, tok)).status, 401, 'deleting an operator ends its sessions');
+});
+
+/**
+ * A home just after first start (initial-admin-password on disk) with a second admin "boss" added
+ * and a readonly "clerk" beside the initial "admin", as `hark home admin add` would.
+ */
+async function homeWithInitialAdminAndBoss(): Promise<{ dir: string; file: string; initial: string; start: () => ReturnType<typeof startHome> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'hark-home-initial-'));
+  const dataDir = join(dir, 'data');
+  const start = (): ReturnType<typeof startHome> => startHome({ dataDir, port: 0, listen: '127.0.0.1', announce: () => {} });
+  await (await start()).close();
+  const store = new HomeStore(join(dataDir, 'home.db'));
+  store.addOperator('boss', 'admin', await hashPassword('the second admin'), false);
+  store.addOperator('clerk', 'readonly', await hashPassword('the clerk password'), false);
+  store.close();
+  const file = join(dataDir, 'initial-admin-password');
+  return { dir, file, initial: readFileSync(file, 'utf8').trim(), start };
+}
+
+test('operators: an admin resetting the initial admin\'s password deletes initial-admin-password; resetting another\'s does not', async () => {
+  const h = await homeWithInitialAdminAndBoss();
+  const home = await h.start();
+  try {
+    const a = agentFor(home.caPem);
+    const boss = (await call(home, a, 'POST', '/v1/login', { user: 'boss', password: 'the second admin' })).body as { token: string };
+    assert.equal((await call(home, a, 'PATCH', '/v1/operators/clerk', { password: 'a new clerk password' }, boss.token)).status, 204);
+    assert.equal(readFileSync(h.file, 'utf8').trim(), h.initial, 'another operator\'s reset leaves the file');
+    assert.equal((await call(home, a, 'PATCH', '/v1/operators/admin', { password: 'reset by the boss' }, boss.token)).status, 204);
+    assert.equal(existsSync(h.file), false, 'the file must not keep a password that no longer works');
+    assert.equal((await call(home, a, 'POST', '/v1/login', { user: 'admin', password: h.initial })).status, 401);
+    assert.match(readLog(home), /config\.operator_changed user=admin by=boss peer=\S+ initial_password_file=deleted/);
+  } finally {
+    await home.close();
+    rmSync(h.dir, { recursive: true, force: true });
+  }
+});
+
+test('operators: deleting the initial admin deletes initial-admin-password', async () => {
+  const h = await homeWithInitialAdminAndBoss();
+  const home = await h.start();
+  try {
+    const a = agentFor(home.caPem);
+    const boss = (await call(home, a, 'POST', '/v1/login', { user: 'boss', password: 'the second admin' })).body as { token: string };
+    assert.equal((await call(home, a, 'DELETE', '/v1/operators/clerk', undefined, boss.token)).status, 204);
+    assert.equal(existsSync(h.file), true, 'deleting another operator leaves the file');
+    assert.equal((await call(home, a, 'DELETE', '/v1/operators/admin', undefined, boss.token)).status, 204);
+    assert.equal(existsSync(h.file), false, 'the file must not keep the password of an account that is gone');
+    assert.match(readLog(home), /config\.operator_deleted user=admin by=boss peer=\S+ initial_password_file=deleted/);
+  } finally {
+    await home.close();
+    rmSync(h.dir, { recursive: true, force: true });
+  }
 });
 
 // Last in this file: it leaves 127.0.0.1 locked out of site-key calls.
