@@ -6,7 +6,7 @@
  * (SIGUSR2, home's reload action, a newer config_version, every 12 hours) swaps dictionary and
  * policy without dropping flows. No packet logic here: it only chooses, wires and schedules.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalApi } from './api/local-api.js';
 import { sensorApiRoutes } from './api/routes.js';
@@ -29,6 +29,7 @@ import { SensorSampler, type SensorSnapshot } from './health/snapshot.js';
 import { StatusFileWriter } from './health/status-file.js';
 import { ThreadCpuSampler } from './health/threads.js';
 import { InterfaceWatchdog } from './health/watchdog.js';
+import { writeFileAtomic } from './home-client/atomic-file.js';
 import { loadStartupConfig, fetchBundle, materialise, type MaterialisedConfig } from './home-client/config.js';
 import { SensorCredentials } from './home-client/credentials.js';
 import { Heartbeat, type HomeAction } from './home-client/heartbeat.js';
@@ -41,6 +42,7 @@ import { OutputFanout, type EventOutput, type OutputEvent } from './output/outpu
 import { SyslogOutput } from './output/syslog.js';
 import type { SitePolicyFiles } from './site-policy.js';
 import { CaptureStore } from './store/capture-store.js';
+import { actAs, lookupUser, runningAsRoot, type UserIds } from './store/acting-user.js';
 import { chownTreeNoFollow, ensurePrivateDir } from './store/private-dir.js';
 import { Uploader } from './upload/uploader.js';
 import { DEFAULT_WARM_UP_MS, describeWarmUps, warmUp } from './warm-up.js';
@@ -239,7 +241,11 @@ export class SensorService {
   async run(): Promise<StopReason> {
     const o = this.opts;
     ensurePrivateDir(o.dataDir);
-    const site = await this.resolveConfig();
+    // --user as root: the data directory is the user's before anything is written in it, and the
+    // identity and configuration are written as that user: root writes nothing there (a link an
+    // earlier, unprivileged run planted cannot redirect it), and the dropped sensor can rewrite all of it.
+    const user = this.takeOverDataDir();
+    const site = await actAs(user, () => this.resolveConfig());
     const settings = this.config.settings;
     this.interfaces = [...(o.interfaces ?? settings?.interfaces ?? [])];
     if (this.interfaces.length === 0) this.interfaces = [defaultInterface()];
@@ -302,7 +308,7 @@ export class SensorService {
       this.live.start();
       // Before the store and EVE file are opened: root never opens files in a data directory that
       // a previous, unprivileged run could have filled with links.
-      if (o.user !== undefined) dropPrivileges(o.user, o.dataDir, o.log);
+      if (user !== undefined) dropPrivileges(user);
       this.openStorage(settings);
       this.reportOffloads(this.offloads);
       if (o.api.enabled) {
@@ -332,6 +338,36 @@ export class SensorService {
       rmSync(join(o.dataDir, 'config', 'last-good.json'), { force: true });
     }
     return reason;
+  }
+
+  /**
+   * With --user when started as root: looks the user up and hands it the data directory and
+   * everything in it (what root made earlier, such as `hark enrol` run from the console), never
+   * following a link: the directory may hold what an earlier run as that user planted there (a
+   * link to /etc would otherwise make root give /etc away). What was left alone is logged by name.
+   * Undefined without --user or when not root (there is nothing to drop).
+   */
+  private takeOverDataDir(): UserIds | undefined {
+    const { user: name, dataDir, log } = this.opts;
+    if (name === undefined || !runningAsRoot()) return undefined;
+    let user: UserIds;
+    try {
+      user = lookupUser(name);
+    } catch (err) {
+      throw new ServiceError('E_USER', `Cannot drop privileges to user "${name}": ${(err as Error).message}`);
+    }
+    let handed;
+    try {
+      handed = chownTreeNoFollow(dataDir, user.uid, user.gid);
+    } catch (err) {
+      throw new ServiceError('E_USER', `Cannot hand data directory "${dataDir}" to user "${name}": ${(err as Error).message}`, { cause: err });
+    }
+    if (handed.skipped.length > 0) {
+      const shown = handed.skipped.slice(0, MAX_SKIPPED_SHOWN).map((p) => `"${p}"`).join(', ');
+      const more = handed.skipped.length > MAX_SKIPPED_SHOWN ? ` and ${handed.skipped.length - MAX_SKIPPED_SHOWN} more` : '';
+      log(`hark: left ${handed.skipped.length} ${handed.skipped.length === 1 ? 'entry' : 'entries'} in ${dataDir} as they were (links, hard-linked files and special files are never handed to "${name}"): ${shown}${more}`);
+    }
+    return user;
   }
 
   /** Asks the running service to stop (SIGTERM / SIGINT). */
@@ -413,7 +449,8 @@ export class SensorService {
     if (local === undefined || !existsSync(local)) return settings.site;
     if (fromHome === undefined) return { ...settings.site, allowList: local };
     const combined = join(dir, 'allow-list-combined.txt');
-    writeFileSync(combined, `${readFileSync(fromHome, 'utf8')}\n${readFileSync(local, 'utf8')}\n`, { mode: 0o600 });
+    // a new file renamed into place: a link left at this name is replaced, never written through
+    writeFileAtomic(combined, `${readFileSync(fromHome, 'utf8')}\n${readFileSync(local, 'utf8')}\n`);
     return { ...settings.site, allowList: combined };
   }
 
@@ -666,46 +703,11 @@ function removeOldConfigDirs(configDir: string, keep: string): void {
 }
 
 /**
- * Becomes `user` (and its group) once the capture handles are open. Everything in the data
- * directory was made by root until now, so it is handed to that user first, without following any
- * link: the directory may hold what an earlier run as that user planted there (a link to /etc would
- * otherwise make root give /etc away). What was left alone is logged by name.
+ * Becomes `user` (and its group) for good once the capture handles are open: real, effective and
+ * saved ids, so root cannot be taken back. The data directory is already the user's (takeOverDataDir).
  */
-function dropPrivileges(user: string, dataDir: string, log: (line: string) => void): void {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
-  let uid: number;
-  let gid: number;
-  try {
-    const { uid: u, gid: g } = userIds(user);
-    uid = u;
-    gid = g;
-  } catch (err) {
-    throw new ServiceError('E_USER', `Cannot drop privileges to user "${user}": ${(err as Error).message}`);
-  }
-  let handed;
-  try {
-    handed = chownTreeNoFollow(dataDir, uid, gid);
-  } catch (err) {
-    throw new ServiceError('E_USER', `Cannot hand data directory "${dataDir}" to user "${user}": ${(err as Error).message}`, { cause: err });
-  }
-  if (handed.skipped.length > 0) {
-    const shown = handed.skipped.slice(0, MAX_SKIPPED_SHOWN).map((p) => `"${p}"`).join(', ');
-    const more = handed.skipped.length > MAX_SKIPPED_SHOWN ? ` and ${handed.skipped.length - MAX_SKIPPED_SHOWN} more` : '';
-    log(`hark: left ${handed.skipped.length} ${handed.skipped.length === 1 ? 'entry' : 'entries'} in ${dataDir} as they were (links, hard-linked files and special files are never handed to "${user}"): ${shown}${more}`);
-  }
-  process.setgroups?.([gid]);
-  process.setgid!(gid);
-  process.setuid!(uid);
-}
-
-function userIds(user: string): { uid: number; gid: number } {
-  // /etc/passwd: name:x:uid:gid:...
-  const line = readPasswd().find((l) => l.split(':')[0] === user);
-  if (line === undefined) throw new Error('no such user');
-  const [, , uid, gid] = line.split(':');
-  return { uid: Number(uid), gid: Number(gid) };
-}
-
-function readPasswd(): string[] {
-  return readFileSync('/etc/passwd', 'utf8').split('\n');
+function dropPrivileges(user: UserIds): void {
+  process.setgroups?.([user.gid]);
+  process.setgid!(user.gid);
+  process.setuid!(user.uid);
 }

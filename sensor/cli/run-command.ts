@@ -193,7 +193,9 @@ ${FLOW_USAGE}
   --home-hold-down SECS  the preferred home must answer 3 probes over at least this long before the
                          sensor switches back to it (default 300): a flapping link causes no flapping
   --home-insecure        allow plain http:// home addresses: for tests only, never in production
-  --user NAME            drop to this user once the capture handles are open (when started as root)
+  --user NAME            drop to this user once the capture handles are open (when started as root);
+                         the data directory is handed to it first (no link followed) and the
+                         identity and configuration are written as it, so it owns all of them
   --stats-interval SECS  status line period on stderr, 0 for none (default: 10)
   -h, --help             this help`,
   async run(argv) {
