@@ -1,16 +1,19 @@
 /**
  * `hark enrol`: joins this sensor to a home server (by a code approved at home's console, or with
  * an admin's user ID and password), shows the enrolment (`--status`), or resets the sensor to
- * unconfigured (`--reset`). Credentials live in DATA_DIR/identity/ (0700). Prints home's CA
+ * unconfigured (`--reset`). Credentials live in DATA_DIR/identity/ (0700; run as root on a data
+ * directory another user owns, they are written as that user). Prints home's CA
  * fingerprint so the operator can compare it with home's console before trusting it.
  */
 import { X509Certificate } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CliError, cliErrorOf, type Command } from '../cli/command.js';
+import { actAs, dataDirOwner } from '../store/acting-user.js';
+import { chownTreeNoFollow } from '../store/private-dir.js';
 import { isSha256Fingerprint, SensorCredentials } from './credentials.js';
 import { completeEnrolment, enrolWithCredentials, listSensors, requestCode, waitForApproval, type EnrolContext } from './enrol.js';
 import { checkHomeUrl, checkProxy, fetchCa, HomeLink, LinkConfigError } from './link.js';
@@ -52,7 +55,8 @@ home, and home gives the sensor a client certificate signed by it.
                          while enrolment waits: prefer --site-key-file
   --hostname NAME        the name home shows for this sensor (default: this machine's hostname)
   --data-dir DIR         data directory; credentials in DIR/identity/ (default: $HARK_DATA_DIR,
-                         else ./var in a checkout)
+                         else ./var in a checkout). Run as root on a directory another user
+                         owns (setup.sh's /var/lib/hark is hark's), they are written as that user
   --status               show the UUID, sensor id, homes, CA fingerprint and certificate
   --json                 with --status: one JSON object (what the console menu reads)
   --reset                reset to unconfigured: sensor id 0, a new key pair, home's certificate
@@ -99,7 +103,14 @@ export async function runEnrol(argv: string[], print: (text: string) => void, us
     return 0;
   }
   const dataDir = values['data-dir'] ?? process.env.HARK_DATA_DIR ?? CHECKOUT_DATA_DIR;
-  const creds = failing(() => SensorCredentials.loadOrCreate(join(dataDir, 'identity')));
+  // Run as root (the console menu, sudo) on the sensor's data directory (setup.sh: hark:hark): the
+  // identity is written as the directory's owner, or the sensor running as that user could not read
+  // or rewrite it. Files an earlier root run left in identity/ are handed over first, no link followed.
+  const owner = dataDirOwner(dataDir);
+  const identityDir = join(dataDir, 'identity');
+  if (owner !== undefined && existsSync(identityDir)) failing(() => chownTreeNoFollow(identityDir, owner.uid, owner.gid));
+  const asOwner = <T>(f: () => T): T => failing(() => actAs(owner, f));
+  const creds = asOwner(() => SensorCredentials.loadOrCreate(identityDir));
   if (values.json && !values.status) throw new CliError('--json goes with --status; see hark enrol --help');
   if (values.status) {
     print(values.json ? `${JSON.stringify(statusFields(creds), null, 2)}\n` : statusText(creds));
@@ -107,7 +118,7 @@ export async function runEnrol(argv: string[], print: (text: string) => void, us
   }
   if (values.reset) {
     const was = creds.sensorId;
-    failing(() => creds.reset());
+    asOwner(() => creds.reset());
     print(`Reset to unconfigured${was > 0 ? ` (was sensor ${was})` : ''}: new key pair made, home's certificate and CA forgotten. UUID ${creds.uuid}.\n`);
     return 0;
   }
@@ -176,8 +187,8 @@ export async function runEnrol(argv: string[], print: (text: string) => void, us
       const id = sensorId;
       grant = await failingAsync(() => enrolWithCredentials(ctx, user, password, id));
     }
-    failing(() => completeEnrolment(creds, grant, homes, ca.pem));
-    failing(() => creds.setLinkSettings(homes, proxy));
+    asOwner(() => completeEnrolment(creds, grant, homes, ca.pem));
+    asOwner(() => creds.setLinkSettings(homes, proxy));
     const until = new X509Certificate(creds.certPem).validTo;
     print(`Enrolled as sensor ${creds.sensorId}; certificate valid until ${until}. Start the sensor in home mode to fetch its configuration.\n`);
     return 0;

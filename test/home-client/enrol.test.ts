@@ -2,7 +2,7 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -178,6 +178,44 @@ async function runCommand(argv: string[]): Promise<{ code: number | undefined; o
 }
 
 describe('enrolCommand', () => {
+  it('hark enrol as root on a data directory another user owns writes the identity as that user, and hands over what an earlier root run left', async () => {
+    assert.equal(process.getuid?.(), 0, 'this test needs root (CI runs as root)');
+    const nobody = 65534;
+    const base = mkdtempSync(join(tmpdir(), 'hark-enrol-owner-'));
+    chmodSync(base, 0o711);
+    // as setup.sh makes /var/lib/hark for hark.service's user
+    const data = join(base, 'data');
+    mkdirSync(data, { mode: 0o700 });
+    chownSync(data, nobody, nobody);
+    // an earlier run as root (the console's status screen, before enrolment) made identity/ root's
+    SensorCredentials.loadOrCreate(join(data, 'identity'));
+    // the site key stays root's: it is read as root, not as the data directory's owner
+    const keyFile = join(base, 'site-key');
+    writeFileSync(keyFile, 'hilltop-key\n', { mode: 0o600 });
+    const home = await enrolHome(0);
+    const owned = (): void => {
+      const dir = join(data, 'identity');
+      assert.deepEqual([lstatSync(dir).uid, lstatSync(dir).gid, lstatSync(dir).mode & 0o777], [nobody, nobody, 0o700], dir);
+      for (const name of readdirSync(dir)) {
+        const st = lstatSync(join(dir, name));
+        assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [nobody, nobody, 0o600], name);
+      }
+    };
+    try {
+      const r = await runCommand(['--home', home.url, '--code', '--site-key-file', keyFile, '--ca-fingerprint', fingerprint(ca.cert), '--data-dir', data]);
+      assert.equal(r.error, undefined, String(r.error));
+      assert.match(r.out, /Enrolled as sensor 7/);
+      assert.deepEqual(readdirSync(join(data, 'identity')).sort(), ['ca.pem', 'cert.pem', 'key.pem', 'sensor.json']);
+      owned();
+      assert.equal((await runCommand(['--reset', '--data-dir', data])).code, 0);
+      owned();
+      assert.deepEqual([process.geteuid?.(), process.getegid?.()], [0, 0], 'root again after each command');
+    } finally {
+      await home.close();
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
   it('hark enrol --code enrols, prints the code and fingerprint, and --status and --reset work', async () => {
     const home = await enrolHome(0);
     const data = mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'));
