@@ -1,10 +1,11 @@
 /**
  * The files the console menu reads and writes, all under $HARK_ROOT: the sensor settings
- * (etc/hark/hark.env), the local allow list, the systemd-networkd files for the management and
- * mirror interfaces, and the sensor identity (DATA/identity/sensor.json, read only). Writes are
- * atomic (temporary file + rename); readers never throw on a missing or damaged file.
+ * (etc/hark/hark.env), the local allow list, the site key `hark enrol --site-key-file` reads (0600),
+ * the systemd-networkd files for the management and mirror interfaces, and the sensor identity
+ * (DATA/identity/sensor.json, read only). Writes are atomic (temporary file + rename) with the
+ * mode asked for whatever the umask; readers never throw on a missing or damaged file.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export interface MenuPaths {
@@ -65,7 +66,11 @@ export function underRoot(paths: MenuPaths, p: string): string {
 export function writeFileAtomic(path: string, text: string, mode = 0o644): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode });
+  // A temporary file left by a crash keeps its old mode through a plain write: start afresh ('wx'),
+  // and set the mode itself, which the umask only narrows at creation.
+  rmSync(tmp, { force: true });
+  writeFileSync(tmp, text, { mode, flag: 'wx' });
+  chmodSync(tmp, mode);
   renameSync(tmp, path);
 }
 
@@ -87,11 +92,17 @@ export interface SensorSettings {
   proxy?: string;
   dataDir: string;
   allowList: string;
+  /** The file holding home's site key for enrolment (HARK_SITE_KEY_FILE; the key never goes in hark.env). */
+  siteKeyFile?: string;
   runArgs?: string;
 }
 
 export const DEFAULT_DATA_DIR = '/var/lib/hark';
 export const DEFAULT_ALLOW_LIST = '/etc/hark/allow-list.txt';
+/** Root's alone (0600) in /etc/hark (0750 root:hark): only `hark enrol`, run by the menu as root, reads it. */
+export const DEFAULT_SITE_KEY_FILE = '/etc/hark/site-key';
+/** The site key is a secret: nobody but its owner (root) may read the file. */
+export const SITE_KEY_FILE_MODE = 0o600;
 
 /** systemd EnvironmentFile syntax: KEY=VALUE, # or ; comments, optional surrounding quotes. */
 export function parseEnvFile(text: string): Map<string, string> {
@@ -117,6 +128,7 @@ export function settingsFromEnv(vars: Map<string, string>): SensorSettings {
   };
   if (vars.get('HARK_HOME')) s.home = vars.get('HARK_HOME');
   if (vars.get('HARK_PROXY')) s.proxy = vars.get('HARK_PROXY');
+  if (vars.get('HARK_SITE_KEY_FILE')) s.siteKeyFile = vars.get('HARK_SITE_KEY_FILE');
   if (vars.get('HARK_RUN_ARGS')) s.runArgs = vars.get('HARK_RUN_ARGS');
   return s;
 }
@@ -133,6 +145,7 @@ export function renderEnvFile(s: SensorSettings): string {
   ];
   if (s.home) lines.push(`HARK_HOME=${q(s.home)}`);
   lines.push(s.proxy ? `HARK_PROXY=${q(s.proxy)}` : '# HARK_PROXY=http://proxy:3128');
+  if (s.siteKeyFile) lines.push(`HARK_SITE_KEY_FILE=${q(s.siteKeyFile)}`);
   lines.push(s.runArgs ? `HARK_RUN_ARGS=${q(s.runArgs)}` : 'HARK_RUN_ARGS=');
   return `${lines.join('\n')}\n`;
 }
@@ -160,6 +173,21 @@ export function readAllowList(path: string): string[] {
 export function writeAllowList(path: string, entries: readonly string[]): void {
   const header = '# Hark local allow list: one domain per line; a domain allows its subdomains too.\n';
   writeFileAtomic(path, header + entries.map((e) => `${e}\n`).join(''), 0o644);
+}
+
+// ---- site key --------------------------------------------------------------------------------------
+
+/** Stores home's site key as the first line of `path`, mode 0600 (hark enrol --site-key-file reads it). */
+export function writeSiteKey(path: string, key: string): void {
+  writeFileAtomic(path, `${key}\n`, SITE_KEY_FILE_MODE);
+}
+
+export function hasSiteKey(path: string): boolean {
+  return existsSync(path);
+}
+
+export function removeSiteKey(path: string): void {
+  rmSync(path, { force: true });
 }
 
 // ---- systemd-networkd -----------------------------------------------------------------------------

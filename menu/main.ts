@@ -9,7 +9,7 @@
  */
 import { realpathSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { type MenuPaths, isUnconfigured, menuPaths, readIdentity, readSettings } from './config-files.js';
+import { DEFAULT_SITE_KEY_FILE, type MenuPaths, isUnconfigured, menuPaths, readIdentity, readSettings, removeSiteKey, underRoot } from './config-files.js';
 import { ConsoleLocked, DEFAULT_IDLE_TIMEOUT_S, checkRootPassword, chooseRootPassword, idleTimeoutMs, unlockConsole } from './console-auth.js';
 import { Cancelled, IdleTimeout, askSecret, choose, inputClosed, pause, setIdleLimit, yesNo } from './prompts.js';
 import { allowListChanges, licenceStatus, networkInformation, pingAddress, sensorStatus, supportContact, systemInformation } from './screens.js';
@@ -38,13 +38,14 @@ function banner(paths: MenuPaths): void {
 }
 
 async function resetSensor(paths: MenuPaths): Promise<void> {
-  say('\nThis stops the sensor, forgets its enrolment (sensor id 0) and its settings. The allow list is kept.');
+  say('\nThis stops the sensor, forgets its enrolment (sensor id 0), its settings and its site key. The allow list is kept.');
   if (!(await yesNo('Reset the sensor to an unconfigured state?', false))) return;
   await control(paths, 'stop');
   const s = readSettings(paths);
   const r = runQuiet(paths.bin, ['enrol', '--reset'], { env: sensorEnv(paths, s) });
   if (r.code !== 0) say(`hark enrol --reset failed (${r.code}): ${r.err.trim().split('\n')[0] ?? ''}`);
   rmSync(paths.envFile, { force: true });
+  removeSiteKey(underRoot(paths, s?.siteKeyFile ?? DEFAULT_SITE_KEY_FILE));
   recordAction(paths, 'reset-unconfigured');
   say('The sensor is now unconfigured. Choose 1 to configure it again.');
   await pause();

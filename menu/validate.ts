@@ -11,6 +11,9 @@ const MAX_INTERFACE_NAME_LEN = 15;
 export const MIN_ROOT_PASSWORD_LEN = 8;
 /** Sensor numbers are listed by home as small positive integers. */
 const MAX_SENSOR_NUMBER = 1_000_000;
+/** Home accepts site keys of 8 to 256 characters (home/auth.ts MIN_SITE_KEY_CHARS, MAX_SITE_KEY_CHARS). */
+export const MIN_SITE_KEY_CHARS = 8;
+export const MAX_SITE_KEY_CHARS = 256;
 
 export type Check = (value: string) => string | undefined;
 
@@ -100,6 +103,20 @@ export const checkHomeUrl: Check = (value) =>
 
 export const checkSensorNumber: Check = (value) => {
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > MAX_SENSOR_NUMBER) return `"${value}" is not a sensor number; type the number shown beside the sensor in home's sensor list, for example 3`;
+  return undefined;
+};
+
+/**
+ * Home's site key, exactly as typed (home compares it exactly: spaces count). The messages never
+ * repeat the key: it is a secret, and the console may be watched.
+ */
+export const checkSiteKey: Check = (value) => {
+  if (value === '') return "Type the site key (home's administrator has it)";
+  // a line break would end the key where `hark enrol --site-key-file` reads its first line
+  if (/[\x00-\x1f\x7f]/.test(value)) return 'The site key cannot contain control characters or line breaks; type it as home shows it';
+  const chars = [...value].length;
+  if (chars < MIN_SITE_KEY_CHARS) return `A site key has at least ${MIN_SITE_KEY_CHARS} characters; the one typed has ${chars}`;
+  if (value.length > MAX_SITE_KEY_CHARS) return `A site key has at most ${MAX_SITE_KEY_CHARS} characters; the one typed has ${value.length}`;
   return undefined;
 };
 

@@ -1,23 +1,28 @@
 /**
  * First-boot wizard (and the network editor, menu option 2). Asks, section by section: sensor type,
- * home address and enrolment, management network, upstream proxy, mirror interfaces; shows a summary
- * to confirm or go back to a section; then writes hark.env and the networkd files, enrols with home
- * (`hark enrol`) and starts the sensor. Every answer is validated and asked again when wrong.
+ * home address, site key and enrolment, management network, upstream proxy, mirror interfaces; shows
+ * a summary to confirm or go back to a section; then writes hark.env, the site key (0600) and the
+ * networkd files, enrols with home (`hark enrol`, with --site-key-file when home needs a key) and
+ * starts the sensor. Every answer is validated and asked again when wrong.
  */
 import { readdirSync } from 'node:fs';
 import {
   DEFAULT_ALLOW_LIST,
   DEFAULT_DATA_DIR,
+  DEFAULT_SITE_KEY_FILE,
   type ManagementNetwork,
   type MenuPaths,
   type SensorSettings,
+  hasSiteKey,
   readAllowList,
   readManagementNetwork,
   readSettings,
+  removeSiteKey,
   underRoot,
   writeAllowList,
   writeNetworkPlan,
   writeSettings,
+  writeSiteKey,
 } from './config-files.js';
 import { ask, askSecret, choose, yesNo } from './prompts.js';
 import { applyNetwork, control, runOnConsole, sensorEnv } from './system.js';
@@ -28,16 +33,20 @@ import {
   checkIpv4,
   checkNotEmpty,
   checkSensorNumber,
+  checkSiteKey,
   normaliseHomeUrl,
   parseCidr,
   sameNetwork,
 } from './validate.js';
 
 type Enrolment = { kind: 'code' } | { kind: 'account'; user: string; password: string; sensor: string };
+/** Home needs no site key; keeps the one stored; or this new one. */
+type SiteKey = { kind: 'none' } | { kind: 'keep' } | { kind: 'new'; key: string };
 
 interface Answers {
   mode: 'home' | 'standalone';
   home?: string;
+  siteKey?: SiteKey;
   enrolment?: Enrolment;
   management: ManagementNetwork;
   proxy?: string;
@@ -67,6 +76,22 @@ async function askHome(current?: string): Promise<string> {
   say('\nHome server');
   const v = await ask('Home server address (for example https://home.example.org):', checkHomeUrl, current);
   return normaliseHomeUrl(v) ?? v;
+}
+
+/** Where the site key is (or would be) stored, on this machine. */
+function siteKeyPath(paths: MenuPaths, s: SensorSettings | undefined): string {
+  return underRoot(paths, s?.siteKeyFile ?? DEFAULT_SITE_KEY_FILE);
+}
+
+/** A home may require a site key for enrolment; with one stored already, Enter keeps it. */
+async function askSiteKey(stored: boolean): Promise<SiteKey> {
+  say('\nSite key');
+  if (!(await yesNo("Does home require a site key to enrol (home's administrator knows)?", stored))) return { kind: 'none' };
+  if (stored) {
+    const key = await askSecret('Site key (press Enter to keep the one stored):', (v) => (v === '' ? undefined : checkSiteKey(v)));
+    return key === '' ? { kind: 'keep' } : { kind: 'new', key };
+  }
+  return { kind: 'new', key: await askSecret('Site key:', checkSiteKey) };
 }
 
 async function askEnrolment(): Promise<Enrolment> {
@@ -139,13 +164,19 @@ function describeManagement(m: ManagementNetwork): string {
   return m.dhcp ? `${m.iface}, DHCP` : `${m.iface}, ${m.address}/${m.prefix}, gateway ${m.gateway}, DNS ${m.dns}`;
 }
 
+/** The site key as the summary shows it: never the key itself. */
+function describeSiteKey(k: SiteKey | undefined): string {
+  if (k === undefined || k.kind === 'none') return 'none';
+  return k.kind === 'keep' ? 'the one stored' : `new (${[...k.key].length} characters)`;
+}
+
 function summary(a: Answers): string {
   const enrol = a.enrolment === undefined ? 'none' : a.enrolment.kind === 'code' ? 'enrolment code' : `account ${a.enrolment.user}, sensor ${a.enrolment.sensor}`;
   return [
     '',
     'Summary',
     `  Sensor type:         ${a.mode === 'home' ? 'standard (home server)' : 'standalone'}`,
-    ...(a.mode === 'home' ? [`  Home server:         ${a.home}`, `  Enrolment:           ${enrol}`] : []),
+    ...(a.mode === 'home' ? [`  Home server:         ${a.home}`, `  Site key:            ${describeSiteKey(a.siteKey)}`, `  Enrolment:           ${enrol}`] : []),
     `  Management network:  ${describeManagement(a.management)}`,
     `  Upstream proxy:      ${a.proxy ?? 'none'}`,
     `  Mirror interfaces:   ${a.mirrors.join(', ')}`,
@@ -160,7 +191,9 @@ function summary(a: Answers): string {
  */
 async function enrol(paths: MenuPaths, s: SensorSettings, home: string, e: Enrolment): Promise<{ ok: boolean; message: string }> {
   const proxy = s.proxy !== undefined ? ['--proxy', s.proxy.includes('://') ? s.proxy : `http://${s.proxy}`] : [];
-  const args = e.kind === 'code' ? ['enrol', '--home', home, '--code', ...proxy] : ['enrol', '--home', home, '--user', e.user, '--sensor', e.sensor, ...proxy];
+  // the key stays in its file: on the command line every local user could read it (ps)
+  const siteKey = s.siteKeyFile !== undefined ? ['--site-key-file', underRoot(paths, s.siteKeyFile)] : [];
+  const args = e.kind === 'code' ? ['enrol', '--home', home, '--code', ...proxy, ...siteKey] : ['enrol', '--home', home, '--user', e.user, '--sensor', e.sensor, ...proxy, ...siteKey];
   const env = sensorEnv(paths, s);
   if (e.kind === 'account') env.HARK_PASSWORD = e.password;
   const code = await runOnConsole(paths.bin, args, env);
@@ -173,8 +206,10 @@ export async function runWizard(paths: MenuPaths): Promise<boolean> {
   const prev = readSettings(paths);
   const mode = await askMode(prev?.mode);
   const a: Answers = { mode, management: { iface: '', dhcp: true }, mirrors: [] };
+  const stored = (): boolean => hasSiteKey(siteKeyPath(paths, prev));
   if (mode === 'home') {
     a.home = await askHome(prev?.home);
+    a.siteKey = await askSiteKey(stored());
     a.enrolment = await askEnrolment();
   }
   a.management = await askManagement(paths, readManagementNetwork(paths));
@@ -186,7 +221,7 @@ export async function runWizard(paths: MenuPaths): Promise<boolean> {
     const next = await choose<string>('Is this right?', [
       { name: 'Yes: apply these settings and start the sensor', value: 'apply' },
       { name: 'Change the sensor type', value: 'mode' },
-      { name: 'Change the home server and enrolment', value: 'home' },
+      { name: 'Change the home server, site key and enrolment', value: 'home' },
       { name: 'Change the management network', value: 'network' },
       { name: 'Change the upstream proxy', value: 'proxy' },
       { name: 'Change the mirror interfaces', value: 'mirrors' },
@@ -197,6 +232,7 @@ export async function runWizard(paths: MenuPaths): Promise<boolean> {
       a.mode = await askMode(a.mode);
       if (a.mode === 'home' && a.home === undefined) {
         a.home = await askHome();
+        a.siteKey = await askSiteKey(stored());
         a.enrolment = await askEnrolment();
       }
       continue;
@@ -207,6 +243,7 @@ export async function runWizard(paths: MenuPaths): Promise<boolean> {
         continue;
       }
       a.home = await askHome(a.home);
+      a.siteKey = await askSiteKey(stored());
       a.enrolment = await askEnrolment();
       continue;
     }
@@ -244,6 +281,14 @@ async function apply(paths: MenuPaths, a: Answers, prev: SensorSettings | undefi
   if (prev?.runArgs) s.runArgs = prev.runArgs;
   const allowPath = underRoot(paths, s.allowList);
   writeAllowList(allowPath, readAllowList(allowPath));
+  const keyFile = prev?.siteKeyFile ?? DEFAULT_SITE_KEY_FILE;
+  if (a.mode === 'home' && a.siteKey !== undefined && a.siteKey.kind !== 'none') {
+    if (a.siteKey.kind === 'new') writeSiteKey(underRoot(paths, keyFile), a.siteKey.key);
+    s.siteKeyFile = keyFile;
+  } else {
+    // no key needed (or a standalone sensor): none is left behind
+    removeSiteKey(underRoot(paths, keyFile));
+  }
   if (a.mode === 'home' && a.home && a.enrolment) {
     say(`Enrolling with ${a.home} ...`);
     const r = await enrol(paths, s, a.home, a.enrolment);

@@ -3,21 +3,24 @@
  * management and mirror interfaces, read-back of the management settings, and identity reading.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
+  hasSiteKey,
   isUnconfigured,
   menuPaths,
   parseAllowList,
   parseEnvFile,
   readManagementNetwork,
+  removeSiteKey,
   renderEnvFile,
   renderNetworkdFiles,
   settingsFromEnv,
   writeNetworkPlan,
   writeSettings,
+  writeSiteKey,
 } from '../../menu/config-files.js';
 
 test('parseEnvFile reads EnvironmentFile syntax: comments, quotes, empty values', () => {
@@ -32,6 +35,37 @@ test('renderEnvFile and settingsFromEnv round-trip the sensor settings', () => {
   const s = { mode: 'standalone' as const, interfaces: ['eth1', 'eth2'], dataDir: '/var/lib/hark', allowList: '/etc/hark/allow-list.txt', proxy: 'http://p:3128', runArgs: '--stats-interval 0' };
   assert.deepEqual(settingsFromEnv(parseEnvFile(renderEnvFile(s))), s);
   assert.match(renderEnvFile(s), /^HARK_INTERFACE=eth1,eth2$/m);
+});
+
+test('renderEnvFile names the site key file, never the key; settingsFromEnv reads it back', () => {
+  const s = { mode: 'home' as const, interfaces: ['eth1'], dataDir: '/var/lib/hark', allowList: '/etc/hark/allow-list.txt', home: 'https://home.example.org', siteKeyFile: '/etc/hark/site-key' };
+  assert.match(renderEnvFile(s), /^HARK_SITE_KEY_FILE=\/etc\/hark\/site-key$/m);
+  assert.deepEqual(settingsFromEnv(parseEnvFile(renderEnvFile(s))), s);
+  const none = { ...s, siteKeyFile: undefined };
+  assert.doesNotMatch(renderEnvFile(none), /HARK_SITE_KEY_FILE/);
+});
+
+test('writeSiteKey stores the key as the first line, 0600 whatever the umask or a stale temporary file', () => {
+  const root = mkdtempSync(join(tmpdir(), 'hark-cf-'));
+  const umask = process.umask(0o000);
+  try {
+    const file = join(root, 'etc/hark/site-key');
+    mkdirSync(join(root, 'etc/hark'), { recursive: true });
+    // a temporary file a crash left, readable by all: its mode must not carry over to the key
+    writeFileSync(`${file}.tmp-${process.pid}`, 'stale', { mode: 0o644 });
+    assert.equal(hasSiteKey(file), false);
+    writeSiteKey(file, 'hilltop-site-key');
+    assert.equal(readFileSync(file, 'utf8'), 'hilltop-site-key\n');
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(hasSiteKey(file), true);
+    assert.equal(existsSync(`${file}.tmp-${process.pid}`), false);
+    removeSiteKey(file);
+    assert.equal(hasSiteKey(file), false);
+    removeSiteKey(file);
+  } finally {
+    process.umask(umask);
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test('parseAllowList skips comments and blank lines', () => {

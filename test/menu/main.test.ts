@@ -1,11 +1,12 @@
 /**
  * runMenu, driven for real in tmux, after unlocking the console with the root password: the
- * first-boot wizard on an unconfigured sensor (with a refused dotted netmask), the allow-list editor
+ * first-boot wizard on an unconfigured sensor (with a refused dotted netmask and a refused short
+ * site key; the key stored 0600 and given to hark enrol by file), the allow-list editor
  * (add / edit / remove, restart prompt), reboot recorded, and reset to unconfigured; checks the
  * files written under HARK_ROOT and the control script's effects. Sign-in itself: console-auth.test.ts.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { MenuSession } from './tmux-harness.js';
@@ -43,6 +44,11 @@ test('runMenu first-boot wizard configures, enrols and starts an unconfigured se
     await m.login();
     await m.answer(/Which type of sensor is this\?/, '1');
     await m.answer(/Home server address/, 'home.example.org');
+    await m.answer(/Does home require a site key to enrol/, 'y');
+    await m.answer(/Site key:/, 'short');
+    await m.expect(/A site key has at least 8 characters; the one typed has 5/);
+    m.key('C-u');
+    m.type('hilltop-site-key');
     await m.answer(/How should this sensor enrol with home\?/, '1');
     await m.expect(/asks home for an enrolment code and shows it here/);
     await m.answer(/Management interface/, '1');
@@ -67,6 +73,8 @@ test('runMenu first-boot wizard configures, enrols and starts an unconfigured se
     const summary = await m.expect(/Is this right\?/);
     assert.match(summary, /Management network:\s+eth0, 192\.168\.10\.20\/24, gateway 192\.168\.10\.1, DNS 192\.168\.10\.2/);
     assert.match(summary, /Mirror interfaces:\s+eth1, eth2/);
+    assert.match(summary, /Site key:\s+new \(16 characters\)/);
+    assert.doesNotMatch(summary, /hilltop-site-key/, 'the key is never shown');
     // Go back to a section from the summary: the proxy, now none.
     m.type('5');
     await m.answer(/Do you require an upstream proxy/, 'n');
@@ -88,7 +96,12 @@ test('runMenu first-boot wizard configures, enrols and starts an unconfigured se
     const mirror = m.file('etc/systemd/network/10-hark-mirror-eth2.network');
     assert.match(mirror, /^Promiscuous=yes$/m);
     assert.doesNotMatch(mirror, /^Address=/m);
-    assert.match(m.file('var/log/hark/fake-hark.log'), /^enrol --home https:\/\/home\.example\.org --code$/m);
+    const keyFile = join(m.root, 'etc/hark/site-key');
+    assert.match(m.file('var/log/hark/fake-hark.log'), new RegExp(`^enrol --home https://home\\.example\\.org --code --site-key-file ${keyFile}$`, 'm'));
+    assert.equal(m.file('etc/hark/site-key'), 'hilltop-site-key\n', 'the first line is the key, as hark enrol --site-key-file reads it');
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+    assert.match(env, /^HARK_SITE_KEY_FILE=\/etc\/hark\/site-key$/m);
+    assert.doesNotMatch(env, /hilltop-site-key/);
     assert.match(m.file('var/log/hark/menu-actions.log'), /network-apply mirrors=eth1,eth2/);
     const pid = sensorPid(m);
     assert.ok(alive(pid), 'the control script started the sensor');
@@ -106,7 +119,8 @@ test('runMenu allow list add, edit, remove with restart prompt; reboot recorded;
   const m = new MenuSession('allow');
   try {
     mkdirSync(join(m.root, 'etc/hark'), { recursive: true });
-    writeFileSync(join(m.root, 'etc/hark/hark.env'), 'HARK_MODE=standalone\nHARK_INTERFACE=eth1\nHARK_DATA_DIR=/var/lib/hark\nHARK_ALLOW_LIST=/etc/hark/allow-list.txt\n');
+    writeFileSync(join(m.root, 'etc/hark/hark.env'), 'HARK_MODE=standalone\nHARK_INTERFACE=eth1\nHARK_DATA_DIR=/var/lib/hark\nHARK_ALLOW_LIST=/etc/hark/allow-list.txt\nHARK_SITE_KEY_FILE=/etc/hark/site-key\n');
+    writeFileSync(join(m.root, 'etc/hark/site-key'), 'old-site-key\n', { mode: 0o600 });
     m.start();
     await m.login();
     await m.answer(/Sensor: standalone, mirror ports eth1[\s\S]*Type an option and press Enter/, 'a');
@@ -154,6 +168,7 @@ test('runMenu allow list add, edit, remove with restart prompt; reboot recorded;
     assert.match(m.file('var/log/hark/fake-hark.log'), /^enrol --reset$/m);
     assert.match(m.file('var/lib/hark/identity/sensor.json'), /"sensor_id":0/);
     assert.ok(existsSync(join(m.root, 'etc/hark/allow-list.txt')), 'the allow list survives a reset');
+    assert.ok(!existsSync(join(m.root, 'etc/hark/site-key')), 'the site key does not');
     m.type('3');
     await m.expect(/MENU-EXITED 0/);
   } finally {

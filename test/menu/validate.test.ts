@@ -10,6 +10,7 @@ import {
   checkHostPort,
   checkIpv4,
   checkSensorNumber,
+  checkSiteKey,
   normaliseAllowDomain,
   normaliseHomeUrl,
   parseCidr,
@@ -73,4 +74,18 @@ test('allow-list domains need a registrable domain; schemes, paths and bare suff
   assert.equal(normaliseAllowDomain('10.0.0.1'), undefined);
   assert.match(checkAllowDomain('https://youtube.com/watch') ?? '', /without http:\/\/ or a path/);
   assert.match(checkAllowDomain('com') ?? '', /second-level domain/);
+});
+
+test('checkSiteKey takes 8 to 256 characters exactly as typed and never repeats the key', () => {
+  assert.equal(checkSiteKey('hilltop-key'), undefined);
+  assert.equal(checkSiteKey(' spaced key '), undefined, 'home compares exactly: spaces are part of the key');
+  assert.equal(checkSiteKey('ключ-школы'), undefined, 'characters, not bytes');
+  assert.equal(checkSiteKey('k'.repeat(256)), undefined);
+  assert.match(checkSiteKey('') ?? '', /Type the site key/);
+  assert.equal(checkSiteKey('secret7'), 'A site key has at least 8 characters; the one typed has 7');
+  assert.equal(checkSiteKey('k'.repeat(257)), 'A site key has at most 256 characters; the one typed has 257');
+  for (const bad of ['hilltop\nkey', 'hilltop\rkey1', 'hilltop\tkey', 'hilltop\x7fkey']) {
+    assert.match(checkSiteKey(bad) ?? '', /cannot contain control characters or line breaks/, JSON.stringify(bad));
+  }
+  for (const key of ['secret7', 'hilltop\nkey']) assert.doesNotMatch(checkSiteKey(key) ?? '', new RegExp(key.split('\n')[0]));
 });
