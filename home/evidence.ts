@@ -5,6 +5,8 @@
  * picture is taken. Input: evidence items from sensors (untrusted). Output: rows in `evidence`;
  * one render at a time, pulled from the database (the queue is the pending rows, so it is bounded
  * by storage, never by memory). Without Chromium the rows say `unavailable` and the text stays.
+ * Chromium keeps its sandbox (user namespaces, seccomp-bpf) unless home runs as root, where it
+ * cannot have one: then it runs with --no-sandbox and home.log says so.
  */
 
 import { existsSync } from 'node:fs';
@@ -135,6 +137,22 @@ interface PwPage {
 export interface RendererOptions {
   /** Chromium executable; null turns rendering off. Default $HARK_CHROMIUM, else /usr/bin/chromium. */
   chromium?: string | null;
+  /** Where the warning about a browser without its sandbox goes (home.log). */
+  log?: Pick<HomeLog, 'write'>;
+}
+
+/** Belt and braces beside the aborted routes: no proxy, no name resolution, no background fetches. */
+const CHROMIUM_NETWORK_OFF_ARGS = ['--proxy-server=127.0.0.1:9', '--proxy-bypass-list=<-loopback>', '--host-resolver-rules=MAP * ~NOTFOUND', '--disable-background-networking', '--disable-extensions'];
+
+/**
+ * Chromium's command line. The pages it draws are attacker-influenced (whatever a pupil's browser
+ * was sent), so its sandbox stays on: a renderer exploit then lands in a process with no file
+ * system, no network and a seccomp filter. Chromium refuses to start as root unless the sandbox
+ * is turned off (its setuid and namespace sandboxes need an unprivileged user to drop to), so only
+ * a home running as root passes --no-sandbox.
+ */
+export function chromiumArgs(asRoot: boolean): string[] {
+  return [...(asRoot ? ['--no-sandbox'] : []), ...CHROMIUM_NETWORK_OFF_ARGS];
 }
 
 /**
@@ -146,10 +164,13 @@ export class Chromium {
   private browser: Promise<PwBrowser> | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private idle: NodeJS.Timeout | undefined;
+  private readonly log: Pick<HomeLog, 'write'> | undefined;
+  private warnedNoSandbox = false;
 
   constructor(opts: RendererOptions = {}) {
     const p = opts.chromium === undefined ? (process.env.HARK_CHROMIUM ?? DEFAULT_CHROMIUM) : opts.chromium;
     this.path = p !== null && p !== '' && existsSync(p) ? p : undefined;
+    this.log = opts.log;
   }
 
   get available(): boolean {
@@ -178,10 +199,16 @@ export class Chromium {
 
   private launch(): Promise<PwBrowser> {
     if (this.path === undefined) return Promise.reject(new Error('Chromium is not installed'));
+    const asRoot = process.geteuid?.() === 0;
+    if (asRoot && !this.warnedNoSandbox && this.browser === undefined) {
+      this.warnedNoSandbox = true;
+      this.log?.write('evidence.sandbox_off', { reason: 'home runs as root, where Chromium cannot use its sandbox: run home as an unprivileged user' });
+    }
     this.browser ??= import('playwright-core').then((pw) => pw.chromium.launch({
       executablePath: this.path,
-      // Belt and braces beside the aborted routes: no proxy, no name resolution, no background fetches.
-      args: ['--no-sandbox', '--proxy-server=127.0.0.1:9', '--proxy-bypass-list=<-loopback>', '--host-resolver-rules=MAP * ~NOTFOUND', '--disable-background-networking', '--disable-extensions'],
+      // playwright adds --no-sandbox itself unless told the sandbox is wanted
+      chromiumSandbox: !asRoot,
+      args: chromiumArgs(asRoot),
     }) as unknown as PwBrowser);
     this.browser.catch(() => { this.browser = undefined; });
     return this.browser;

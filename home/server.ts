@@ -112,7 +112,7 @@ export async function startHome(opts: HomeOptions): Promise<HomeServer> {
   await firstStart(store, dataDir, log, opts.announce ?? ((t) => process.stderr.write(t)));
 
   const router = new Router();
-  const chromium = new Chromium({ chromium: opts.chromium });
+  const chromium = new Chromium({ chromium: opts.chromium, log });
   const evidence = new EvidenceStore(store, core.counters);
   const renderer = new EvidenceRenderer(evidence, chromium, core.counters, log);
   registerSensorApi(router, core, { evidence, renderer, rendererAvailable: chromium.available });
