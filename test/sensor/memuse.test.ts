@@ -11,8 +11,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Dictionary } from '../../rules/dictionary.js';
+import { HELD_RECORD_OVERHEAD_BYTES, TLS_PENDING_MAX_BYTES_PER_FLOW, TLS_PENDING_MAX_BYTES_TOTAL } from '../../sensor/app-layer/tls/session.js';
 import { memoryInUse } from '../../sensor/events/memuse.js';
 import { Sensor } from '../../sensor/main.js';
+import { clientHello } from '../fixtures/quic/quic-encoder.js';
+import { ethTcp, TCP_FLAGS } from '../helpers/packets.js';
 import { parkedMessagesPackets } from '../helpers/parked-messages.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/', import.meta.url));
@@ -60,5 +63,60 @@ test('connections parked mid-body hold inspection memory until evicted; the memc
   assert.ok(peak <= memcap + (9 << 20), `peak ${peak} over the memcap and one more message`);
   assert.ok(sensor.counters.get('flow.memcap_evicted') >= 20, `${sensor.counters.get('flow.memcap_evicted')} evicted`);
   sensor.pipeline.finish();
+  assert.equal(memoryInUse(sensor.counters), 0);
+});
+
+/**
+ * TLS connections whose client sends its ClientHello and then `records[i]` zero-length application-data
+ * records (5 bytes of wire each, 280 to a 1,400-byte segment); no server ever answers, so every record
+ * is held for keys that could still come with a ServerHello. Segments go round-robin across the
+ * connections, so that they all hold at once.
+ */
+function emptyRecordFrames(records: readonly number[]): Array<{ data: Buffer; tsUs: number }> {
+  const empty = Buffer.from([23, 3, 3, 0, 0]);
+  const hello = Buffer.from(clientHello({ sni: 'held.example' }));
+  const helloRecord = Buffer.concat([Buffer.from([22, 3, 1, hello.length >> 8, hello.length & 0xff]), hello]);
+  const perSegment = 280;
+  const frames: Array<{ data: Buffer; tsUs: number }> = [];
+  let ts = 1_700_000_000_000_000;
+  const seq = records.map(() => 1);
+  const left = [...records];
+  const send = (i: number, flags: number, payload: Buffer): void => {
+    const o = { src: `10.78.0.${i + 1}`, dst: '192.0.2.44', sport: 41000 + i, dport: 443 };
+    frames.push({ data: ethTcp({ ...o, seq: seq[i], flags }, payload), tsUs: (ts += 10) });
+    seq[i] += payload.length + (flags & TCP_FLAGS.SYN ? 1 : 0);
+  };
+  records.forEach((_, i) => {
+    send(i, TCP_FLAGS.SYN, Buffer.alloc(0));
+    send(i, TCP_FLAGS.ACK | TCP_FLAGS.PSH, helloRecord);
+  });
+  while (left.some((n) => n > 0)) {
+    left.forEach((n, i) => {
+      if (n === 0) return;
+      const k = Math.min(n, perSegment);
+      send(i, TCP_FLAGS.ACK, Buffer.concat(Array<Buffer>(k).fill(empty)));
+      left[i] = n - k;
+    });
+  }
+  return frames;
+}
+
+test('TLS records held for keys are charged with their overhead: floods of empty records stay within the pending budgets, and all of it comes back', () => {
+  // 20 connections of 10,000 empty records would hold 108 MB at ~0.5 KB each; two of 500 are still held at the end
+  const records = [500, 500, ...Array<number>(20).fill(10_000)];
+  const sensor = new Sensor({ dictionary: DICTIONARY, onCapture: () => {} });
+  let peak = 0;
+  for (const f of emptyRecordFrames(records)) {
+    sensor.pipeline.packet(1, f.data, 0, f.data.length, f.data.length, f.tsUs, 0);
+    peak = Math.max(peak, memoryInUse(sensor.counters));
+  }
+  assert.ok(peak > TLS_PENDING_MAX_BYTES_TOTAL / 2, `peak ${peak}: the held records were not charged`);
+  assert.ok(peak <= TLS_PENDING_MAX_BYTES_TOTAL, `peak ${peak} over the total pending budget`);
+  assert.equal(sensor.counters.get('tls.pending_overflow'), 20, 'every large flow gave up');
+  const perFlow = Math.floor(TLS_PENDING_MAX_BYTES_PER_FLOW / HELD_RECORD_OVERHEAD_BYTES);
+  assert.ok(sensor.counters.get('tls.pending_records') <= 2 * 500 + 20 * perFlow, `${sensor.counters.get('tls.pending_records')} held`);
+  assert.equal(memoryInUse(sensor.counters), 2 * 500 * HELD_RECORD_OVERHEAD_BYTES, 'the two small flows still hold theirs');
+  sensor.pipeline.finish();
+  assert.equal(sensor.counters.get('tls.keys_never_arrived'), 22);
   assert.equal(memoryInUse(sensor.counters), 0);
 });

@@ -18,9 +18,11 @@ import { TlsSessionCache, TLS_SESSION_CACHE_MAX_ENTRIES } from '../../../sensor/
 import { KeyStore, parseKeyLog, type KeyLogEntry } from '../../../sensor/app-layer/tls/keylog.js';
 import { RsaKeyRing } from '../../../sensor/app-layer/tls/rsa.js';
 import {
-  PendingBudget, TlsSession, TLS_KEY_WAIT_US, TLS_PENDING_MAX_BYTES_PER_FLOW,
-  TLS_PENDING_MAX_BYTES_TOTAL, type TlsKeySources,
+  HELD_RECORD_OVERHEAD_BYTES, PendingBudget, TlsSession, TLS_KEY_WAIT_US, TLS_PENDING_MAX_BYTES_PER_FLOW,
+  TLS_PENDING_MAX_BYTES_TOTAL, type TlsKeySources, type TlsSessionContext,
 } from '../../../sensor/app-layer/tls/session.js';
+import { memoryInUse } from '../../../sensor/events/memuse.js';
+import { clientHello } from '../../fixtures/quic/quic-encoder.js';
 import { fixture, replay } from '../../helpers/replay.js';
 import { assertTlsEvent } from '../../helpers/schema.js';
 import { CT_APPLICATION_DATA, splitRecords } from '../../helpers/tls-records.js';
@@ -140,6 +142,7 @@ function runTls(pcap: string, o: RunOptions = {}): Run {
   // Every connection says exactly once what it was, and nothing stays held once flows are over.
   for (const c of conns) assert.equal(c.events, 1, `one tls event for port ${c.flow.srcPort}`);
   assert.equal(pending.used, 0, 'held bytes all released');
+  assert.equal(memoryInUse(counters), 0, 'what the held records charged to the flow memcap all given back');
   conns.sort((a, b) => a.flow.startUs - b.flow.startUs);
   return {
     conns, counters, pending, frameTsUs,
@@ -604,6 +607,82 @@ test('TlsSession gives up when held records pass the per-flow or the overall pen
   const d = new PendingBudget();
   assert.equal(d.maxBytes, TLS_PENDING_MAX_BYTES_TOTAL);
   assert.equal(d.maxBytesPerFlow, TLS_PENDING_MAX_BYTES_PER_FLOW);
+});
+
+// --- empty records held before the ServerHello ------------------------------------------------------
+
+/** One TLS 1.2-framed record: type(1) version(2) length(2) fragment. */
+function tlsRecord(type: number, fragment: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from([type, 3, 3, fragment.length >> 8, fragment.length & 0xff]), fragment]);
+}
+
+const FLOW: FlowInfo = { flowId: 1, proto: 6, srcIp: '10.0.0.1', srcPort: 40000, dstIp: '10.0.0.2', dstPort: 443, vlan: [], startUs: 0 };
+
+/** A client that sends its ClientHello, then `records` application-data records with `fragmentBytes` each; the server never answers. */
+function feedHeldRecords(session: TlsSession, records: number, fragmentBytes: number, tsUs: number, watch?: () => void): void {
+  session.data(0, tlsRecord(22, clientHello({ sni: 'held.example' })), tsUs);
+  const batch = Buffer.concat(Array<Buffer>(1000).fill(tlsRecord(CT_APPLICATION_DATA, Buffer.alloc(fragmentBytes, 0x55))));
+  for (let sent = 0; sent < records; sent += 1000) {
+    session.data(0, batch, tsUs + 1 + sent / 1000);
+    watch?.();
+  }
+}
+
+function heldRecordsContext(counters: Counters, pending: PendingBudget, events: TlsFields[]): TlsSessionContext {
+  return {
+    counters, pending, keys: { keyWaitUs: 0 }, inner: () => undefined,
+    onEvent: (_flow, _tsUs, fields) => void events.push(structuredClone(fields)),
+  };
+}
+
+test('TlsSession charges each held record its overhead: 300,000 empty records before the ServerHello overflow the per-flow budget', () => {
+  // Zero-length records cost nothing by their fragment, but each held one takes ~0.5 KB of heap: counted
+  // by fragment bytes only, a client could park any number of them until its ServerHello came.
+  const counters = new Counters();
+  const pending = new PendingBudget();
+  const events: TlsFields[] = [];
+  const session = new TlsSession(FLOW, heldRecordsContext(counters, pending, events));
+  let peak = 0;
+  feedHeldRecords(session, 300_000, 0, 1_000_000, () => {
+    assert.equal(memoryInUse(counters), pending.used, 'the flow memcap sees what the pending budget holds');
+    peak = Math.max(peak, pending.used);
+  });
+  const perFlowRecords = Math.floor(TLS_PENDING_MAX_BYTES_PER_FLOW / HELD_RECORD_OVERHEAD_BYTES);
+  assert.equal(counters.get('tls.pending_overflow'), 1);
+  assert.equal(counters.get('tls.keys_never_arrived'), 1);
+  assert.equal(counters.get('tls.pending_records'), perFlowRecords, 'held up to the per-flow bound, then given up');
+  assert.ok(peak > 0 && peak <= TLS_PENDING_MAX_BYTES_PER_FLOW, `peak ${peak}`);
+  assert.equal(pending.used, 0, 'the overflow let go of every held record');
+  assert.equal(memoryInUse(counters), 0);
+  session.end('fin', 2_000_000);
+  assert.equal(events.length, 1);
+  assert.equal(events[0].not_decrypted_reason, 'no_keys');
+  assert.equal(memoryInUse(counters), 0);
+});
+
+test('TlsSession charges 1-byte held records to the total budget across flows, and gives it all back at the end', () => {
+  const counters = new Counters();
+  const total = 3 << 19;
+  const pending = new PendingBudget(total);
+  const events: TlsFields[] = [];
+  const perRecord = 1 + HELD_RECORD_OVERHEAD_BYTES;
+  const sessions: TlsSession[] = [];
+  // each flow holds 1,000 records (~0.5 MiB): the third goes past 1.5 MiB in all
+  for (let i = 0; i < 3; i++) {
+    const session = new TlsSession({ ...FLOW, flowId: 1 + i, srcPort: 40000 + i }, heldRecordsContext(counters, pending, events));
+    feedHeldRecords(session, 1000, 1, 1_000_000);
+    sessions.push(session);
+    assert.ok(pending.used <= total, `flow ${i}: ${pending.used} held`);
+    assert.equal(memoryInUse(counters), pending.used);
+  }
+  assert.equal(counters.get('tls.pending_overflow'), 1);
+  assert.equal(pending.used, 2 * 1000 * perRecord, 'two flows still hold all of theirs; the third gave up');
+  for (const s of sessions) s.end('eof', 2_000_000);
+  assert.equal(events.length, 3);
+  assert.equal(counters.get('tls.keys_never_arrived'), 3);
+  assert.equal(counters.get('tls.undecrypted_bytes'), 3 * 1000, 'fragment bytes, not their charged cost');
+  assert.equal(pending.used, 0);
+  assert.equal(memoryInUse(counters), 0);
 });
 
 test('TlsSession with a gap in the handshake says gap; a gap later keeps what was decrypted and tells the inner consumer', () => {
