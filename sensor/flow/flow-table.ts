@@ -399,7 +399,17 @@ export class FlowTable implements HalfOutput {
     } catch (err) {
       // A consumer bug must not take the sensor down: count it and stop feeding that flow.
       this.counters.inc(C_CONSUMER_ERROR);
+      const failed = this.consumers[f];
       this.consumers[f] = DETACHED;
+      // Ended now, as at the end of input, so that it gives back what it holds (memuse.ts): it is
+      // never called again, and a charge kept for good would make the memcap evict everything else.
+      if (failed !== undefined && failed !== DETACHED) {
+        try {
+          failed.end('eof', ts);
+        } catch {
+          // counted once above; what its end() released before throwing stays released
+        }
+      }
       if (isTcp && this.bypassAllowed) this.wantBypass = f;
       reportConsumerError(err);
     }

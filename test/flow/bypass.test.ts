@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { FlowRecord } from '../../sensor/flow/flow-table.js';
 import { BYPASS, type BypassedBytes, type CloseReason, type Direction, type StreamConsumer, type StreamFactory } from '../../sensor/flow/stream.js';
+import type { Counters } from '../../sensor/events/counters.js';
+import { chargeMemory, memoryInUse } from '../../sensor/events/memuse.js';
 import { Pipeline } from '../../sensor/pipeline.js';
 import { ethTcp, TCP_FLAGS } from '../helpers/packets.js';
 
@@ -103,22 +105,29 @@ describe('flow bypass', () => {
     assert.equal(pipeline.counters.get('tcp.reassembly_gap'), 0);
   });
 
-  test('a consumer that throws is not fed again, nor replaced by a new one mid-stream', () => {
+  test('a consumer that throws is not fed again, nor replaced by a new one mid-stream; it is ended so it lets go of what it holds', () => {
     let opened = 0;
     let calls = 0;
+    let ended = 0;
+    let counters: Counters | undefined;
     const { pipeline, records } = run({
       open: () => {
         opened++;
         return {
           data: () => {
             calls++;
+            chargeMemory(counters!, 4096);
             throw new Error('consumer bug');
           },
           gap: () => undefined,
-          end: () => undefined,
+          end: () => {
+            ended++;
+            chargeMemory(counters!, -4096);
+          },
         };
       },
-    }, (send) => {
+    }, (send, p) => {
+      counters = p.counters;
       handshake(send);
       send(ethTcp({ ...C, seq: ISN + 1, ack: SISN + 1, flags: PSH | ACK }, text('one')), 4);
       send(ethTcp({ ...C, seq: ISN + 4, ack: SISN + 1, flags: PSH | ACK }, text('two')), 5);
@@ -131,6 +140,8 @@ describe('flow bypass', () => {
     assert.equal(c.get('flow.consumer_error'), 1);
     assert.equal(c.get('flow.bypassed'), 1);
     assert.equal(c.get('flow.bypassed_bytes'), 8);
+    assert.equal(ended, 1, 'ended once, when it failed, not again when the flow ended');
+    assert.equal(memoryInUse(c), 0);
   });
 
   test('a flow whose factory wants no consumer is asked once and bypassed', () => {
