@@ -19,7 +19,7 @@ import {
   type HttpSink, type MessageEndInfo,
 } from '../http/session.js';
 import { FrameParser, Setting, type FrameError, type FrameSink, type PriorityInfo, type SettingsParam } from './frame.js';
-import { HpackDecoder } from './hpack.js';
+import { HPACK_ENTRY_OVERHEAD, HpackDecoder, MAX_HEADER_LIST_BYTES } from './hpack.js';
 import { growPartialBuffer } from '../partial-buffer.js';
 
 /** Streams tracked per connection. Servers allow 100-256 concurrent streams (nginx 128, Apache 100); beyond
@@ -62,6 +62,8 @@ const A_CONNECTION_SPECIFIC = defineAnomaly('http2.header.connection_specific');
 const A_INVALID_STATUS = defineAnomaly('http2.response.invalid_status');
 const A_AUTHORITY_HOST_MISMATCH = defineAnomaly('http2.authority_host_mismatch');
 const A_TRAILERS_NO_END_STREAM = defineAnomaly('http2.trailers.no_end_stream');
+/** Trailer fields past MAX_HEADER_LIST_BYTES summed over a message's trailer blocks were dropped. */
+const A_TRAILERS_TOO_LARGE = defineAnomaly('http2.trailers.too_large');
 const A_DATA_BEFORE_HEADERS = defineAnomaly('http2.data.before_headers');
 const A_PUSH_INVALID = defineAnomaly('http2.push_promise.invalid');
 const A_PATH_TOO_LONG = defineAnomaly('http2.path.too_long');
@@ -190,6 +192,8 @@ const NO_PSEUDO: readonly string[] = [];
 /** One message's body: decoding chain, limits and the figures of its end notice. */
 class H2Body {
   trailers: HeaderList | undefined;
+  /** name + value + 32 over the trailer fields kept (RFC 9113 §6.5.2 accounting). */
+  private trailerBytes = 0;
   private chain: DecoderChain | undefined;
   private codings: Coding[] | undefined;
   private encodings: readonly string[] = NO_ENCODINGS;
@@ -274,10 +278,33 @@ class H2Body {
     this.session.counters.inc(C_BODY_TRUNCATED);
   }
 
-  /** Records an anomaly on this message; `count` false when it was counted where it arose. */
+  /** Records an anomaly on this message (each name once: a stream may repeat one without end); `count`
+   * false when it was counted where it arose. */
   anomaly(id: number, count = true): void {
     if (count) this.session.counters.inc(id);
-    (this.anomalies ??= []).push(counterName(id));
+    const name = counterName(id);
+    const list = (this.anomalies ??= []);
+    if (!list.includes(name)) list.push(name);
+  }
+
+  /**
+   * Appends a trailer block's fields in place. Trailers must end the stream (RFC 9113 §8.1), but a peer can
+   * send trailer blocks without END_STREAM for as long as the stream stays open: the message keeps at most
+   * MAX_HEADER_LIST_BYTES of them, as if they were one header list. False when fields were dropped.
+   */
+  addTrailers(fields: HeaderList): boolean {
+    const list = (this.trailers ??= []);
+    for (let i = 0; i < fields.length; i++) {
+      const field = fields[i];
+      const bytes = field[0].length + field[1].length + HPACK_ENTRY_OVERHEAD;
+      if (this.trailerBytes + bytes > MAX_HEADER_LIST_BYTES) {
+        this.trailerBytes = MAX_HEADER_LIST_BYTES; // full: later blocks keep nothing either
+        return false;
+      }
+      this.trailerBytes += bytes;
+      list.push(field);
+    }
+    return true;
   }
 
   end(complete: boolean): void {
@@ -621,8 +648,8 @@ export class Http2Session implements StreamConsumer {
     const split = splitHead(fields, NO_PSEUDO, anomalies);
     if (split.pseudo.length > 0) anomalies.push(A_PSEUDO_IN_TRAILERS);
     if (!endStream) anomalies.push(A_TRAILERS_NO_END_STREAM);
+    if (!body.addTrailers(split.headers)) anomalies.push(A_TRAILERS_TOO_LARGE);
     for (const a of anomalies) if (a !== A_PSEUDO_UNKNOWN) body.anomaly(a, a !== C_HEADER_LIST_TOO_LARGE);
-    body.trailers = body.trailers === undefined ? split.headers : [...body.trailers, ...split.headers];
     if (endStream) this.finishSide(stream, dir, true);
   }
 

@@ -6,6 +6,7 @@ import { Counters } from '../../../sensor/events/counters.js';
 import { BYPASS } from '../../../sensor/flow/stream.js';
 import { MAX_START_LINE_BYTES } from '../../../sensor/app-layer/http/parser.js';
 import { Http2Session, MAX_DECODING_STREAMS, MAX_HEADER_BLOCK_BYTES, MAX_OPEN_STREAMS } from '../../../sensor/app-layer/http2/session.js';
+import { HPACK_ENTRY_OVERHEAD, MAX_HEADER_LIST_BYTES } from '../../../sensor/app-layer/http2/hpack.js';
 import { PARTIAL_BUFFER_MIN_BYTES } from '../../../sensor/app-layer/partial-buffer.js';
 import { bytewise, everySplit, FLOW, type Step, type Summary } from '../../helpers/http-recorder.js';
 import {
@@ -174,6 +175,30 @@ test('Http2Session flags trailers without END_STREAM and pseudo-headers in trail
   assert.deepEqual(r.info.trailers, [['x-t', '1']]);
   assert.equal(r.info.incomplete, false);
   assert.equal(counters.get('http2.trailers.no_end_stream'), 1);
+});
+
+test('Http2Session keeps at most MAX_HEADER_LIST_BYTES of trailers from blocks that never end the stream', () => {
+  // A peer may repeat trailer blocks without END_STREAM for as long as the stream is open: each used to be
+  // appended (by copying the whole list) without bound.
+  const field: [string, string] = ['x-pad', 'v'.repeat(1000)];
+  const fieldBytes = field[0].length + field[1].length + HPACK_ENTRY_OVERHEAD;
+  const blocks = Math.ceil(MAX_HEADER_LIST_BYTES / fieldBytes) + 50;
+  const trailerFrames: Buffer[] = [];
+  for (let k = 0; k < blocks; k++) trailerFrames.push(headers(1, block([field])));
+  const { summary: s, counters } = runH2([
+    ...opening(),
+    [0, req('/', { id: 1 })],
+    [1, Buffer.concat([res(1, 200), data(1, 'x'), ...trailerFrames, headers(1, block([['x-last', '1']]), { endStream: true })])],
+  ], {}, null);
+  const r = messageOf(s, 1, 'response', 0);
+  const kept = Math.floor(MAX_HEADER_LIST_BYTES / fieldBytes);
+  assert.equal(r.info.trailers?.length, kept);
+  assert.ok(r.info.trailers?.every((f) => f[0] === 'x-pad'));
+  // Each anomaly is named once on the message, counted at every block.
+  assert.deepEqual(r.info.anomalies, ['http2.trailers.no_end_stream', 'http2.trailers.too_large']);
+  assert.equal(counters.get('http2.trailers.no_end_stream'), blocks);
+  assert.equal(counters.get('http2.trailers.too_large'), blocks - kept + 1);
+  assert.equal(r.info.incomplete, false);
 });
 
 test('Http2Session emits interim 1xx responses and then the final one, all paired with the request', () => {
