@@ -2,8 +2,9 @@
  * HTTP content inspection: what a person typed (URL path and search terms, custom request
  * headers, request bodies) and read (response bodies) in one flow, through the text extractors
  * and one phrase scanner per message, into capture candidates. Input: the HTTP session's records
- * (HttpSink). Output: one candidate per (phrase, field) per message, with the number of
- * occurrences and the first occurrence's context, handed to the CaptureCollector.
+ * (HttpSink). Output: one candidate per (phrase, field) per message (at most
+ * MAX_HIT_AGGREGATES_PER_MESSAGE), with the number of occurrences and the first occurrence's
+ * context, handed to the CaptureCollector.
  */
 import type { EvidenceBudget, EvidenceBuffer } from './evidence.js';
 import type { HttpMessage, HttpRequest, HttpResponse, HttpSink, MessageEndInfo } from '../app-layer/http/index.js';
@@ -38,7 +39,18 @@ const UNSCANNED_REQUEST_HEADERS = new Set([
 /** Requests remembered per flow so a response can say which URL it answered. */
 const MAX_REMEMBERED_REQUESTS = 64;
 
+/**
+ * Distinct (phrase, field) aggregates kept per message, each holding its first hit's context. A page
+ * that holds every phrase of the dictionary kept 350-700 KB of them until its end, and HTTP/2 keeps
+ * up to 256 messages open per connection (early responses 8 per flow): 119 MB per connection was
+ * measured. The benchmark workload (10,000 phrases) names at most 120 in one message. Hits of
+ * further phrases are counted (`capture.hits_per_message_limit`, each occurrence), while the
+ * aggregates kept go on counting their repeats.
+ */
+export const MAX_HIT_AGGREGATES_PER_MESSAGE = 128;
+
 const C_MESSAGES = defineCounter('inspect.http.messages');
+const C_HITS_PER_MESSAGE_LIMIT = defineCounter('capture.hits_per_message_limit');
 const C_NO_TEXT = defineCounter('inspect.http.body_not_text');
 
 export interface InspectContext {
@@ -63,7 +75,7 @@ interface Aggregate {
   field: CaptureField;
   count: number;
   context: string;
-  hit: PhraseHit;
+  phrase: PhraseHit['phrase'];
 }
 
 /** Fields as scanner segment tags (PhraseHit.tag indexes this). */
@@ -83,7 +95,10 @@ class MessageScan implements TextSink {
   /** By phraseIndex * FIELDS.length + field tag. */
   private readonly hits = new Map<number, Aggregate>();
 
+  private readonly counters: Counters;
+
   constructor(ctx: InspectContext, field: CaptureField) {
+    this.counters = ctx.counters;
     this.scanner = new PhraseScanner(ctx.matcher, (hit) => this.onHit(hit), { counters: ctx.counters, database: ctx.database, tag: fieldTag(field) });
   }
 
@@ -105,7 +120,8 @@ class MessageScan implements TextSink {
     const key = hit.phraseIndex * FIELDS.length + hit.tag;
     const a = this.hits.get(key);
     if (a !== undefined) a.count++;
-    else this.hits.set(key, { phraseIndex: hit.phraseIndex, field: FIELDS[hit.tag], count: 1, context: hit.context, hit });
+    else if (this.hits.size >= MAX_HIT_AGGREGATES_PER_MESSAGE) this.counters.inc(C_HITS_PER_MESSAGE_LIMIT);
+    else this.hits.set(key, { phraseIndex: hit.phraseIndex, field: FIELDS[hit.tag], count: 1, context: hit.context, phrase: hit.phrase });
   }
 
   finish(): Aggregate[] {
@@ -211,7 +227,7 @@ export class HttpInspector implements HttpSink {
           method: req?.method,
           status: isRequest ? undefined : msg.status,
           phraseIndex: a.phraseIndex,
-          phrase: a.hit.phrase,
+          phrase: a.phrase,
           count: a.count,
           context: a.context,
           tsUs: msg.tsUs > 0 ? msg.tsUs : tsUs,
