@@ -13,7 +13,7 @@ import { Counters, counterName, defineAnomaly, defineCounter } from '../../event
 import {
   DecoderChain, DEFAULT_DECODED_LIMIT_BYTES, MAX_DECODED_BYTES, parseContentEncoding, type Coding, type DecodeStatus,
 } from '../../normalize/decompress.js';
-import { MAX_START_LINE_BYTES, type HeaderList } from '../http/parser.js';
+import { MAX_HEADER_LINE_BYTES, MAX_START_LINE_BYTES, type HeaderList } from '../http/parser.js';
 import {
   headerValue, type HttpMessage, type HttpParserEvent, type HttpRequest, type HttpResponse, type HttpSessionOptions,
   type HttpSink, type MessageEndInfo,
@@ -67,6 +67,13 @@ const A_TRAILERS_TOO_LARGE = defineAnomaly('http2.trailers.too_large');
 const A_DATA_BEFORE_HEADERS = defineAnomaly('http2.data.before_headers');
 const A_PUSH_INVALID = defineAnomaly('http2.push_promise.invalid');
 const A_PATH_TOO_LONG = defineAnomaly('http2.path.too_long');
+/**
+ * Cookie crumbs are joined into one value (RFC 9113 §8.2.3), a new string the head keeps while its stream
+ * is open: 64 one-byte references to a 4 KB dynamic-table entry made 255 KB per stream, 256 streams per
+ * connection. The joined value is cut at the HTTP/1 header line bound, so consumers see one Cookie limit
+ * whatever the version.
+ */
+const A_COOKIE_TOO_LONG = defineAnomaly('http2.header.cookie_too_long');
 /** Counted by the HPACK decoder; named on the record whose fields were dropped. */
 const C_HEADER_LIST_TOO_LARGE = defineCounter('http2.header_list.too_large');
 const A_UNKNOWN_ENCODING = defineAnomaly('http2.content_encoding.unknown');
@@ -181,8 +188,29 @@ function splitHead(fields: HeaderList, allowed: readonly string[], anomalies: nu
     if (lower === 'content-encoding') contentEncoding.push(field[1]);
     headers.push(field);
   }
-  if (cookies !== undefined && cookies.length > 1) headers[cookieAt] = [headers[cookieAt][0], cookies.join('; ')];
+  if (cookies !== undefined && cookies.length > 1) headers[cookieAt] = [headers[cookieAt][0], joinCookies(cookies, anomalies)];
   return { pseudo, headers, contentEncoding, values };
+}
+
+/** Crumbs joined with "; ", cut at MAX_HEADER_LINE_BYTES (see A_COOKIE_TOO_LONG); the result is a new flat
+ * string, never a slice of a crumb. */
+function joinCookies(crumbs: readonly string[], anomalies: number[]): string {
+  let length = 0;
+  for (let i = 0; i < crumbs.length; i++) length += crumbs[i].length + (i > 0 ? 2 : 0);
+  if (length <= MAX_HEADER_LINE_BYTES) return crumbs.join('; ');
+  addOnce(anomalies, A_COOKIE_TOO_LONG);
+  const kept: string[] = [];
+  let room = MAX_HEADER_LINE_BYTES;
+  for (const crumb of crumbs) {
+    const piece = kept.length > 0 ? `; ${crumb}` : crumb;
+    if (piece.length >= room) {
+      kept.push(piece.slice(0, room));
+      break;
+    }
+    kept.push(piece);
+    room -= piece.length;
+  }
+  return kept.join('');
 }
 
 const REQUEST_PSEUDO: readonly string[] = [':method', ':scheme', ':authority', ':path', ':protocol'];

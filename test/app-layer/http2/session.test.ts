@@ -4,7 +4,7 @@ import zlib from 'node:zlib';
 import { Setting } from '../../../sensor/app-layer/http2/frame.js';
 import { Counters } from '../../../sensor/events/counters.js';
 import { BYPASS } from '../../../sensor/flow/stream.js';
-import { MAX_START_LINE_BYTES } from '../../../sensor/app-layer/http/parser.js';
+import { MAX_HEADER_LINE_BYTES, MAX_START_LINE_BYTES } from '../../../sensor/app-layer/http/parser.js';
 import { Http2Session, MAX_DECODING_STREAMS, MAX_HEADER_BLOCK_BYTES, MAX_OPEN_STREAMS } from '../../../sensor/app-layer/http2/session.js';
 import { HPACK_ENTRY_OVERHEAD, MAX_HEADER_LIST_BYTES } from '../../../sensor/app-layer/http2/hpack.js';
 import { PARTIAL_BUFFER_MIN_BYTES } from '../../../sensor/app-layer/partial-buffer.js';
@@ -199,6 +199,25 @@ test('Http2Session keeps at most MAX_HEADER_LIST_BYTES of trailers from blocks t
   assert.equal(counters.get('http2.trailers.no_end_stream'), blocks);
   assert.equal(counters.get('http2.trailers.too_large'), blocks - kept + 1);
   assert.equal(r.info.incomplete, false);
+});
+
+test('Http2Session cuts cookie crumbs joined past MAX_HEADER_LINE_BYTES', () => {
+  // One 4,000-byte crumb in the dynamic table, then named again by one-byte indexed fields: the join made a
+  // new string of every reference, kept with the head while the stream is open.
+  const crumb = `k=${'v'.repeat(3998)}`;
+  const first = block([['cookie', crumb]], { index: true });
+  const again = Buffer.alloc(63, 0x80 | 62); // dynamic index 62: the crumb just added
+  const { summary: s, counters } = runH2([
+    ...opening(),
+    [0, headers(1, Buffer.concat([requestBlock('/', []), first, again]), { endStream: true })],
+    [1, res(1, 204, [], true)],
+  ], {}, null);
+  const cookie = s.requests[0].headers.filter((f) => f[0] === 'cookie');
+  assert.equal(cookie.length, 1);
+  assert.equal(cookie[0][1].length, MAX_HEADER_LINE_BYTES);
+  assert.ok(cookie[0][1].startsWith(`${crumb}; ${crumb}; `));
+  assert.deepEqual(s.requests[0].anomalies, ['http2.header.cookie_too_long']);
+  assert.equal(counters.get('http2.header.cookie_too_long'), 1);
 });
 
 test('Http2Session emits interim 1xx responses and then the final one, all paired with the request', () => {
