@@ -223,8 +223,6 @@ export class TlsSession implements StreamConsumer {
   private readonly held: Held[] = [];
   /** Fragment bytes held (what becomes `tls.undecrypted_bytes` if the keys never come). */
   private heldBytes = 0;
-  /** What the held records cost the pending budget and the inspection memory gauge (see holdingCost). */
-  private heldCost = 0;
   private heldSinceUs = 0;
   private unsubscribe: (() => void) | undefined;
   private outcome: 'pending' | 'decrypting' | 'opaque' = 'pending';
@@ -657,9 +655,9 @@ export class TlsSession implements StreamConsumer {
 
   private hold(dir: Direction, rec: TlsRecord): void {
     const size = rec.fragment.length;
-    const cost = holdingCost(rec);
+    const cost = size + HELD_RECORD_OVERHEAD_BYTES;
     const budget = this.ctx.pending;
-    if (this.heldCost + cost > budget.maxBytesPerFlow || budget.used + cost > budget.maxBytes) {
+    if (this.heldCost() + cost > budget.maxBytesPerFlow || budget.used + cost > budget.maxBytes) {
       this.ctx.counters.inc(C_HELD_OVERFLOW);
       this.ctx.counters.inc(C_NEVER_KEYS);
       this.decide(this.pendingReason(), rec.tsUs);
@@ -672,7 +670,6 @@ export class TlsSession implements StreamConsumer {
     const copy: TlsRecord = { type: rec.type, version: rec.version, header: rec.header.slice(), fragment: rec.fragment.slice(), tsUs: rec.tsUs };
     this.held.push({ dir, rec: copy });
     this.heldBytes += size;
-    this.heldCost += cost;
     budget.used += cost;
     chargeMemory(this.ctx.counters, cost);
     this.ctx.counters.inc(C_HELD);
@@ -680,12 +677,16 @@ export class TlsSession implements StreamConsumer {
 
   /** Lets go of every held record: the pending budget and the inspection memory get their cost back. */
   private dropHeld(): Held[] {
-    const held = this.held.splice(0);
-    this.ctx.pending.used -= this.heldCost;
-    chargeMemory(this.ctx.counters, -this.heldCost);
+    const cost = this.heldCost();
+    this.ctx.pending.used -= cost;
+    chargeMemory(this.ctx.counters, -cost);
     this.heldBytes = 0;
-    this.heldCost = 0;
-    return held;
+    return this.held.splice(0);
+  }
+
+  /** What the held records cost the pending budget and the inspection memory gauge. */
+  private heldCost(): number {
+    return this.heldBytes + this.held.length * HELD_RECORD_OVERHEAD_BYTES;
   }
 
   private expireHeld(tsUs: number): void {
@@ -762,11 +763,6 @@ export class TlsSession implements StreamConsumer {
   private stop(dir: Direction): void {
     this.dirState[dir] = 'stopped';
   }
-}
-
-/** What holding `rec` costs the pending budget and the inspection memory gauge. */
-function holdingCost(rec: TlsRecord): number {
-  return rec.fragment.length + HELD_RECORD_OVERHEAD_BYTES;
 }
 
 /** The protocol an inner probing consumer chose, when it exposes one. */
