@@ -30,7 +30,8 @@ Options:
   --data-dir DIR            where home keeps its CA, keys, database and home.log (made mode 0700).
                             Default: $HARK_HOME_DIR, else var/home in the Hark checkout.
   --port N                  TCP port to listen on (default 443; 0 picks a free one).
-  --listen ADDR             address to listen on (default: all IPv4 and IPv6 addresses).
+  --listen ADDR             address to listen on (default, or an empty ADDR: all IPv4 and IPv6
+                            addresses; hark-home.service passes $HARK_HOME_LISTEN, empty unless set).
   --name DNS                a name or address sensors use to reach home; added to the server
                             certificate beside localhost, 127.0.0.1 and ::1. Repeatable; the
                             certificate is re-issued when the list changes (the CA never is).
@@ -192,7 +193,7 @@ export async function runHome(argv: string[]): Promise<number> {
   let home;
   try {
     home = await startHome({
-      dataDir: values['data-dir'] ?? defaultDataDir(), port, listen: values.listen, names: values.name ?? [],
+      dataDir: values['data-dir'] ?? defaultDataDir(), port, listen: values.listen === '' ? undefined : values.listen, names: values.name ?? [],
       heartbeatTimeoutSecs: timeout, onLog: (line) => process.stderr.write(`${line}\n`),
     });
   } catch (err) {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { request } from 'node:https';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,4 +84,25 @@ test('runHome admin add with a --password-file it cannot read names it in one li
   assert.equal(isDir.status, 2, isDir.stderr);
   assert.equal(isDir.stderr, `hark home admin: Cannot read password file "${dir}": is a directory\n`);
   assert.equal(existsSync(data), false, 'nothing is made before the password is read');
+});
+
+test('runHome takes an empty --listen as every address (as hark-home.service passes it) and stops cleanly on SIGTERM', async () => {
+  const data = join(dir, 'serve');
+  const child = spawn(process.execPath, [MAIN, '--data-dir', data, '--port', '0', '--listen', ''], { env: { ...process.env, HARK_HOME_READY_FD: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const [line] = await once(child.stdout.setEncoding('utf8'), 'data') as [string];
+  const { port } = JSON.parse(line) as { port: number };
+  assert.match(stderr, new RegExp(`listening on https://127\\.0\\.0\\.1:${port} `));
+  const ping = await new Promise<{ status?: number; body: string }>((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path: '/v1/ping', rejectUnauthorized: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => resolve({ status: res.statusCode, body }));
+    }).on('error', reject).end();
+  });
+  assert.equal(ping.status, 200, ping.body);
+  child.kill('SIGTERM');
+  const [code, signal] = await once(child, 'exit') as [number | null, string | null];
+  assert.deepEqual([code, signal], [0, null], stderr);
+  assert.match(readFileSync(join(data, 'home.log'), 'utf8'), /home\.stop port=\d+/);
 });
