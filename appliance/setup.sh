@@ -2,18 +2,23 @@
 # Installs Hark on a fresh Debian 12 machine, idempotently, saying what it did: Debian packages,
 # Hark's own Node >= 20 (without file capabilities), the hark system user, /opt/hark (the
 # project, built), /var/lib/hark, /etc/hark with a default hark.env, and the systemd units.
+# With --with-home also the home server: the hark-home user, /var/lib/hark-home, /etc/hark/home.env
+# and hark-home.service enabled (its unit is always installed, never enabled without the option).
 # Everything goes under --root / $HARK_ROOT (default /), so tests can install into a temporary tree.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
-Usage: setup.sh [--root DIR] [--skip-packages] [--dist DIR] [--node PATH]
+Usage: setup.sh [--root DIR] [--skip-packages] [--dist DIR] [--node PATH] [--with-home]
 
   --root DIR        install under DIR instead of / (default: $HARK_ROOT, else /)
   --skip-packages   do not install Debian packages nor run npm ci (tests, offline machines)
   --dist DIR        use this already compiled output instead of compiling (default: compile)
   --node PATH       the Node.js (20 or newer) to copy into /opt/hark/node (default: $HARK_NODE,
                     else the node on PATH). Debian 12's own node is 18: too old.
+  --with-home       also set up Hark's home server on this machine: the hark-home user,
+                    /var/lib/hark-home, /etc/hark/home.env, and hark-home.service enabled (started
+                    at once when systemd runs here). Without it a sensor runs no home.
 EOF
 }
 
@@ -21,12 +26,14 @@ ROOT_ARG="${HARK_ROOT:-/}"
 SKIP_PACKAGES=0
 DIST=""
 NODE_SRC="${HARK_NODE:-}"
+WITH_HOME=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) ROOT_ARG="$2"; shift 2 ;;
     --skip-packages) SKIP_PACKAGES=1; shift ;;
     --dist) DIST="$2"; shift 2 ;;
     --node) NODE_SRC="$2"; shift 2 ;;
+    --with-home) WITH_HOME=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "setup.sh: unknown option \"$1\"" >&2; usage >&2; exit 2 ;;
   esac
@@ -95,12 +102,17 @@ fi
 prefix=()
 if [ -n "$ROOT" ]; then mkdir -p "$ROOT/etc"; prefix=(--prefix "$ROOT"); fi
 passwd_file="$ROOT/etc/passwd"
-if grep -q '^hark:' "$passwd_file" 2>/dev/null; then
-  say "user: hark already exists"
-else
-  useradd "${prefix[@]}" --system --user-group --home-dir /var/lib/hark --no-create-home --shell /usr/sbin/nologin --comment "Hark sensor" hark
-  say "user: created system user hark (no login)"
-fi
+# Creates a system user with its own group, no login, home in its data directory, unless it exists.
+ensure_user() {
+  local name="$1" comment="$2"
+  if grep -q "^$name:" "$passwd_file" 2>/dev/null; then
+    say "user: $name already exists"
+  else
+    useradd "${prefix[@]}" --system --user-group --home-dir "/var/lib/$name" --no-create-home --shell /usr/sbin/nologin --comment "$comment" "$name"
+    say "user: created system user $name (no login)"
+  fi
+}
+ensure_user hark "Hark sensor"
 HARK_UID="$(awk -F: '$1 == "hark" { print $3 }' "$passwd_file")"
 HARK_GID="$(awk -F: '$1 == "hark" { print $4 }' "$passwd_file")"
 
@@ -185,6 +197,34 @@ else
 fi
 chown "0:$HARK_GID" "$ALLOW"; chmod 0640 "$ALLOW"
 
+# ---- 5b. the home server (--with-home) -----------------------------------------------------------
+# Home runs as hark-home, not root and not hark: as root Chromium (the evidence renderer) has no
+# sandbox, and the sensor's user has no business reading home's CA key and database.
+if [ "$WITH_HOME" -eq 1 ]; then
+  ensure_user hark-home "Hark home server"
+  HOME_UID="$(awk -F: '$1 == "hark-home" { print $3 }' "$passwd_file")"
+  HOME_GID="$(awk -F: '$1 == "hark-home" { print $4 }' "$passwd_file")"
+  ensure_dir "$ROOT/var/lib/hark-home" 0700 "$HOME_UID:$HOME_GID" "hark-home:hark-home"
+  HOME_ENV="$ROOT/etc/hark/home.env"
+  if [ -f "$HOME_ENV" ]; then
+    say "settings: /etc/hark/home.env kept as it is"
+  else
+    cat > "$HOME_ENV" <<'EOF'
+# Hark home server settings, read by hark-home.service (EnvironmentFile=). After a change:
+# systemctl restart hark-home. The first admin password: /var/lib/hark-home/initial-admin-password.
+HARK_HOME_PORT=443
+# One address to listen on; empty: every IPv4 and IPv6 address.
+HARK_HOME_LISTEN=
+# Another directory also needs ReadWritePaths= in a drop-in (systemctl edit hark-home).
+HARK_HOME_DIR=/var/lib/hark-home
+# Names sensors use to reach home, for its certificate: --name home.school.example (repeatable).
+HARK_HOME_ARGS=
+EOF
+    say "settings: wrote a default /etc/hark/home.env (port 443, every address)"
+  fi
+  chown "0:$HOME_GID" "$HOME_ENV"; chmod 0640 "$HOME_ENV"
+fi
+
 # ---- 6. systemd units ----------------------------------------------------------------------------
 UNIT_DIR="$ROOT/etc/systemd/system"
 mkdir -p "$UNIT_DIR"
@@ -193,12 +233,23 @@ for u in "$SRC"/appliance/systemd/*.service; do
   dst="$UNIT_DIR/$(basename "$u")"
   if ! cmp -s "$u" "$dst"; then install -m 0644 "$u" "$dst"; changed=1; fi
 done
-if [ "$changed" -eq 1 ]; then say "units: installed hark.service, hark-mirror@.service, hark-menu.service"; else say "units: already up to date"; fi
+if [ "$changed" -eq 1 ]; then say "units: installed hark.service, hark-home.service, hark-mirror@.service, hark-menu.service"; else say "units: already up to date"; fi
 if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   systemctl enable hark.service hark-menu.service >/dev/null 2>&1
   say "units: enabled hark.service and hark-menu.service (the sensor starts once configured)"
+  if [ "$WITH_HOME" -eq 1 ]; then
+    systemctl enable --now hark-home.service >/dev/null 2>&1 || die "cannot start hark-home.service: see journalctl -u hark-home"
+    say "units: enabled and started hark-home.service (its first admin password: /var/lib/hark-home/initial-admin-password)"
+  fi
 else
   say "units: systemd is not running here (or --root is set): installed, not enabled"
+  # Enabling only makes links under /etc, which systemctl does offline: the image boots with home on.
+  if [ "$WITH_HOME" -eq 1 ] && [ -L "$UNIT_DIR/multi-user.target.wants/hark-home.service" ]; then
+    say "units: hark-home.service already enabled"
+  elif [ "$WITH_HOME" -eq 1 ]; then
+    systemctl --root "${ROOT:-/}" enable hark-home.service >/dev/null 2>&1 || die "cannot enable hark-home.service under \"${ROOT:-/}\" (systemctl --root ... enable failed)"
+    say "units: enabled hark-home.service (it starts at the next boot)"
+  fi
 fi
 say "done. Configure the sensor with: hark menu   (or /opt/hark/node/bin/node /opt/hark/dist/menu/main.js)"

@@ -2,11 +2,12 @@
  * appliance/setup.sh into a temporary root (Debian packages and npm skipped, the already compiled
  * output given with --dist): the tree, owners and modes it leaves, no file capabilities on its node
  * (and those of an older install removed), that a second run changes nothing and says so, and that
- * a Node.js older than 20 is refused clearly.
+ * a Node.js older than 20 is refused clearly; hark-home.service is installed but home is set up
+ * (user, data directory, home.env, unit enabled) only with --with-home.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readlinkSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,9 +72,17 @@ test('setup.sh installs the tree with the right owners and modes, and no capabil
   assert.ok(statSync(join(root, 'opt/hark/dist/sensor/cli/hark.js')).isFile());
   assert.ok(statSync(join(root, 'opt/hark/dist/menu/main.js')).isFile());
   assert.ok(statSync(join(root, 'opt/hark/appliance/hark.sh')).isFile());
-  for (const u of ['hark.service', 'hark-mirror@.service', 'hark-menu.service']) assert.equal(mode(`etc/systemd/system/${u}`), '644 0:0');
+  for (const u of ['hark.service', 'hark-home.service', 'hark-mirror@.service', 'hark-menu.service']) assert.equal(mode(`etc/systemd/system/${u}`), '644 0:0');
   assert.match(first.out, /user: created system user hark/);
   assert.match(first.out, /units: systemd is not running here \(or --root is set\): installed, not enabled/);
+});
+
+test('setup.sh without --with-home sets up no home: no hark-home user, data directory or home.env, unit not enabled', () => {
+  assert.doesNotMatch(readFileSync(join(root, 'etc/passwd'), 'utf8'), /^hark-home:/m);
+  for (const p of ['var/lib/hark-home', 'etc/hark/home.env', 'etc/systemd/system/multi-user.target.wants/hark-home.service']) {
+    assert.equal(existsSync(join(root, p)), false, `${p} exists`);
+  }
+  assert.doesNotMatch(first.out, /user: .*hark-home|hark-home\.service already enabled|enabled hark-home/);
 });
 
 test('setup.sh run twice changes nothing and says it was already done', () => {
@@ -112,4 +121,30 @@ test('setup.sh refuses a Node.js older than 20 with what to do', () => {
   const r = setup('--node', old);
   assert.equal(r.code, 1);
   assert.match(r.err, /Hark needs Node\.js 20 or newer; ".*old-node" is version 18\.19\.0 \(Debian 12 ships 18\)\. .*HARK_NODE=\/path\/to\/node/);
+});
+
+test('setup.sh --with-home makes the hark-home user, its 0700 data directory and a 0640 root:hark-home home.env, and enables the unit', () => {
+  const r = setup('--with-home');
+  assert.equal(r.code, 0, r.err);
+  const m = /^hark-home:[^:]*:(\d+):(\d+):[^:]*:\/var\/lib\/hark-home:\/usr\/sbin\/nologin$/m.exec(readFileSync(join(root, 'etc/passwd'), 'utf8'));
+  assert.ok(m, 'no nologin hark-home user');
+  const [uid, gid] = [m[1], m[2]];
+  assert.notEqual(uid, /^hark:[^:]*:(\d+):/m.exec(readFileSync(join(root, 'etc/passwd'), 'utf8'))?.[1], 'home must not share the sensor\'s user');
+  assert.equal(mode('var/lib/hark-home'), `700 ${uid}:${gid}`);
+  assert.equal(mode('etc/hark/home.env'), `640 0:${gid}`);
+  const env = readFileSync(join(root, 'etc/hark/home.env'), 'utf8');
+  for (const line of [/^HARK_HOME_PORT=443$/m, /^HARK_HOME_LISTEN=$/m, /^HARK_HOME_DIR=\/var\/lib\/hark-home$/m, /^HARK_HOME_ARGS=$/m]) assert.match(env, line);
+  const link = join(root, 'etc/systemd/system/multi-user.target.wants/hark-home.service');
+  assert.ok(lstatSync(link).isSymbolicLink());
+  assert.equal(readlinkSync(link), '/etc/systemd/system/hark-home.service');
+  assert.equal(existsSync(join(root, 'etc/systemd/system/multi-user.target.wants/hark.service')), false, 'the sensor unit stays as it was');
+  assert.match(r.out, /user: created system user hark-home \(no login\)/);
+  assert.match(r.out, /units: enabled hark-home\.service \(it starts at the next boot\)/);
+
+  writeFileSync(join(root, 'etc/hark/home.env'), 'HARK_HOME_PORT=8443\n');
+  const before = snapshot(root);
+  const again = setup('--with-home');
+  assert.equal(again.code, 0, again.err);
+  assert.deepEqual(snapshot(root), before, 'a second run changes nothing, and keeps a configured home.env');
+  for (const said of [/user: hark-home already exists/, /\/var\/lib\/hark-home already 0700 hark-home:hark-home/, /home\.env kept as it is/, /hark-home\.service already enabled/]) assert.match(again.out, said);
 });
