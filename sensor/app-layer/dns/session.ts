@@ -13,7 +13,7 @@ import {
   DNS_ANOMALY_CODES, MAX_DNS_RAW_RDATA_BYTES, dnsRcodeName, isDnsParseError, parseDnsMessage, reverseNameToAddress,
   type DnsAnomalyCode, type DnsMessage, type DnsQuestion, type DnsResourceRecord,
 } from './parser.js';
-import { growPartialBuffer } from '../partial-buffer.js';
+import { PartialMessage } from '../partial-buffer.js';
 
 export const DNS_PORT = 53;
 /** RFC 6762. */
@@ -267,28 +267,29 @@ export class DnsDatagramHandler implements DatagramSink {
   }
 }
 
-const EMPTY = new Uint8Array(0);
-
 /** One direction's framing state. */
 class TcpHalf {
   /** 0, 1 or 2 bytes of the length prefix seen. */
   prefixHave = 0;
   prefixHigh = 0;
-  /** The message spanning pushes: grown as its bytes arrive, up to `bodyLen` (the prefix is only a claim). */
-  body: Uint8Array = EMPTY;
-  bodyLen = 0;
-  bodyHave = 0;
+  /** The message spanning pushes: grown as its bytes arrive, up to the length the prefix claims. */
+  readonly body: PartialMessage;
   startTs = 0;
   stopped = false;
   malformedRun = 0;
+
+  constructor(counters: Counters) {
+    this.body = new PartialMessage(counters);
+  }
 }
 
 /** TCP: 2-byte big-endian length, then the message (RFC 1035 §4.2.2, RFC 7766 §8). */
 export class DnsTcpSession implements StreamConsumer {
-  private readonly halves: [TcpHalf, TcpHalf] = [new TcpHalf(), new TcpHalf()];
+  private readonly halves: [TcpHalf, TcpHalf];
   private readonly service: DnsService;
 
   constructor(readonly flow: FlowInfo, private readonly transactions: DnsTransactions) {
+    this.halves = [new TcpHalf(transactions.counters), new TcpHalf(transactions.counters)];
     this.service = dnsServiceForPorts(flow.srcPort, flow.dstPort) ?? 'dns';
   }
 
@@ -320,25 +321,19 @@ export class DnsTcpSession implements StreamConsumer {
       if (h.prefixHave === 1) {
         const len = (h.prefixHigh << 8) | bytes[i++];
         h.prefixHave = 2;
-        h.bodyLen = len;
-        h.bodyHave = 0;
+        h.body.begin(len);
         if (len === 0) this.finishBuffered(h, dir);
         continue;
       }
-      const take = Math.min(h.bodyLen - h.bodyHave, n - i);
-      const need = h.bodyHave + take;
-      if (need > h.body.length) h.body = growPartialBuffer(h.body, h.bodyHave, need, h.bodyLen);
-      h.body.set(bytes.subarray(i, i + take), h.bodyHave);
-      h.bodyHave = need;
-      i += take;
-      if (need === h.bodyLen) this.finishBuffered(h, dir);
+      i += h.body.append(bytes, i, n);
+      if (h.body.complete) this.finishBuffered(h, dir);
     }
     return this.bypass();
   }
 
   /** Bytes of buffer held for messages spanning pushes, both directions. */
   heldBytes(): number {
-    return this.halves[0].body.length + this.halves[1].body.length;
+    return this.halves[0].body.heldBytes + this.halves[1].body.heldBytes;
   }
 
   gap(dir: Direction, len: number, tsUs: number): boolean | void {
@@ -366,11 +361,8 @@ export class DnsTcpSession implements StreamConsumer {
   }
 
   private finishBuffered(h: TcpHalf, dir: Direction): void {
-    const body = h.body.length === h.bodyLen ? h.body : h.body.subarray(0, h.bodyLen);
     h.prefixHave = 0;
-    h.body = EMPTY;
-    h.bodyHave = 0;
-    this.deliver(h, dir, body, h.startTs);
+    this.deliver(h, dir, h.body.finish(), h.startTs);
   }
 
   private deliver(h: TcpHalf, dir: Direction, message: Uint8Array, tsUs: number): void {
@@ -386,7 +378,7 @@ export class DnsTcpSession implements StreamConsumer {
 
   private stop(h: TcpHalf): void {
     h.stopped = true;
-    h.body = EMPTY;
+    h.body.reset();
     h.prefixHave = 0;
   }
 }

@@ -8,8 +8,8 @@
  * final. Never throws on stream content.
  */
 
-import { defineAnomaly, defineCounter } from '../../events/counters.js';
-import { growPartialBuffer } from '../partial-buffer.js';
+import { defineAnomaly, defineCounter, type Counters } from '../../events/counters.js';
+import { PartialMessage } from '../partial-buffer.js';
 
 /** RFC 9113 §3.4: the client connection preface. */
 export const CLIENT_PREFACE: Uint8Array = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -172,15 +172,17 @@ export class FrameParser {
   private streamId = 0;
   /** Payload bytes of the current frame not yet consumed (buffered, streamed or skipped). */
   private left = 0;
-  private buf: Uint8Array = EMPTY;
-  private bufLen = 0;
+  /** Payload of a non-DATA frame spanning pushes (charged to the inspection memory gauge). */
+  private readonly msg: PartialMessage;
   private padLeft = 0;
   /** Stream whose header block is open (HEADERS/PUSH_PROMISE without END_HEADERS), else -1. */
   private blockStream = -1;
 
-  /** `isClient`: this direction starts with the client preface (RFC 9113 §3.4). */
-  constructor(readonly isClient: boolean, private readonly sink: FrameSink) {
+  /** `isClient`: this direction starts with the client preface (RFC 9113 §3.4). `counters`: where the
+   * buffer of a frame spanning pushes is charged (app_layer.memuse); `stop` gives it back. */
+  constructor(readonly isClient: boolean, private readonly sink: FrameSink, counters?: Counters) {
     this.state = isClient ? S_PREFACE : S_HEADER;
+    this.msg = new PartialMessage(counters);
   }
 
   get stopped(): boolean {
@@ -189,7 +191,7 @@ export class FrameParser {
 
   /** Bytes of buffer this direction holds: a frame spanning pushes, or the one kept for the next such frame. */
   get heldBytes(): number {
-    return this.buf.length;
+    return this.msg.heldBytes;
   }
 
   /** A header block is open and waits for CONTINUATION. */
@@ -197,12 +199,12 @@ export class FrameParser {
     return this.blockStream >= 0;
   }
 
-  /** Stops parsing for good (the session gave up on the connection). */
+  /** Stops parsing for good (the session gave up on the connection, or it ended): the buffer is let go. */
   stop(): void {
+    this.msg.reset();
     if (this.state === S_STOPPED) return;
     this.state = S_STOPPED;
     this.error ??= 'stopped';
-    this.buf = EMPTY;
   }
 
   push(bytes: Uint8Array): ParseStatus {
@@ -243,24 +245,19 @@ export class FrameParser {
         }
         case S_BUFFER: {
           const take = Math.min(this.left, n - pos);
-          if (this.bufLen === 0 && take === this.length) {
+          if (this.msg.length === 0 && take === this.length) {
             // The whole payload is in this push: parse it in place.
             this.left = 0;
             this.state = S_HEADER;
             this.dispatch(bytes.subarray(pos, pos + take));
           } else {
             // Grown with what arrives, not to the announced length: a frame header is only a claim.
-            if (this.bufLen + take > this.buf.length) this.buf = growPartialBuffer(this.buf, this.bufLen, this.bufLen + take, this.length);
-            this.buf.set(bytes.subarray(pos, pos + take), this.bufLen);
-            this.bufLen += take;
+            this.msg.append(bytes, pos, pos + take);
             this.left -= take;
             if (this.left === 0) {
-              const payload = this.buf.subarray(0, this.bufLen);
-              this.bufLen = 0;
               this.state = S_HEADER;
               // Keep a buffer for ordinary frames; an exceptional large one is not held for the flow's life.
-              if (this.buf.length > DEFAULT_MAX_FRAME_SIZE) this.buf = EMPTY;
-              this.dispatch(payload);
+              this.dispatch(this.msg.finish(DEFAULT_MAX_FRAME_SIZE));
             }
           }
           pos += take;
@@ -364,7 +361,7 @@ export class FrameParser {
       this.dispatch(EMPTY);
       return;
     }
-    this.bufLen = 0;
+    this.msg.begin(this.length);
     this.state = S_BUFFER;
   }
 
@@ -503,6 +500,6 @@ export class FrameParser {
     this.sink.anomaly(counterId);
     this.error = error;
     this.state = S_STOPPED;
-    this.buf = EMPTY;
+    this.msg.reset();
   }
 }

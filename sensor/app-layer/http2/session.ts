@@ -20,7 +20,7 @@ import {
 } from '../http/session.js';
 import { FrameParser, Setting, type FrameError, type FrameSink, type PriorityInfo, type SettingsParam } from './frame.js';
 import { HPACK_ENTRY_OVERHEAD, HpackDecoder, MAX_HEADER_LIST_BYTES } from './hpack.js';
-import { growPartialBuffer } from '../partial-buffer.js';
+import { PartialMessage } from '../partial-buffer.js';
 
 /** Streams tracked per connection. Servers allow 100-256 concurrent streams (nginx 128, Apache 100); beyond
  * this the oldest stream is dropped (its messages end incomplete), counted. */
@@ -107,7 +107,6 @@ export interface Http2ParserEvent extends HttpParserEvent {
   readonly detail: Http2InvalidReason;
 }
 
-const EMPTY = new Uint8Array(0);
 const NO_ANOMALIES: readonly string[] = Object.freeze([]);
 const NO_ENCODINGS: readonly string[] = Object.freeze([]);
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
@@ -398,8 +397,8 @@ interface PendingBlock {
   streamId: number;
   promisedId: number;
   endStream: boolean;
-  buf: Uint8Array;
-  len: number;
+  /** The fragments so far, announced as MAX_HEADER_BLOCK_BYTES (a block has no length of its own). */
+  readonly bytes: PartialMessage;
 }
 
 /** HTTP/2 over one TCP flow (or one decrypted TLS stream). Feed it as a `StreamConsumer`. */
@@ -429,7 +428,7 @@ export class Http2Session implements StreamConsumer {
     this.bodyLimit = Math.max(0, Math.min(options.bodyLimitBytes ?? DEFAULT_DECODED_LIMIT_BYTES, MAX_DECODED_BYTES));
     this.decompress = options.decompress ?? true;
     this.forceBuffered = options.forceBufferedDecode ?? false;
-    this.parsers = [new FrameParser(true, new DirectionSink(this, 0)), new FrameParser(false, new DirectionSink(this, 1))];
+    this.parsers = [new FrameParser(true, new DirectionSink(this, 0), counters), new FrameParser(false, new DirectionSink(this, 1), counters)];
     this.hpack = [new HpackDecoder(counters), new HpackDecoder(counters)];
   }
 
@@ -462,7 +461,7 @@ export class Http2Session implements StreamConsumer {
   /** Bytes of buffer held for frames and header blocks that span pushes, both directions (HPACK tables apart). */
   get heldBytes(): number {
     const [b0, b1] = this.blocks;
-    return this.parsers[0].heldBytes + this.parsers[1].heldBytes + (b0?.buf.length ?? 0) + (b1?.buf.length ?? 0);
+    return this.parsers[0].heldBytes + this.parsers[1].heldBytes + (b0?.bytes.heldBytes ?? 0) + (b1?.bytes.heldBytes ?? 0);
   }
 
   /** The connection is no longer parsed (invalid or gap). */
@@ -497,6 +496,9 @@ export class Http2Session implements StreamConsumer {
     this.ended = true;
     this.ts[0] = Math.max(this.ts[0], tsUs);
     this.ts[1] = Math.max(this.ts[1], tsUs);
+    // the frame buffers and header blocks give their charge back (app_layer.memuse)
+    this.parsers[0].stop();
+    this.parsers[1].stop();
     if (!this.stopped) this.closeAll();
     this.sink.onClose?.();
   }
@@ -552,26 +554,24 @@ export class Http2Session implements StreamConsumer {
       this.blockTooLarge(dir);
       return;
     }
-    const buf = growPartialBuffer(EMPTY, 0, fragment.length, MAX_HEADER_BLOCK_BYTES);
-    buf.set(fragment);
-    this.blocks[dir] = { kind, streamId, promisedId, endStream, buf, len: fragment.length };
+    const bytes = new PartialMessage(this.counters);
+    bytes.begin(MAX_HEADER_BLOCK_BYTES);
+    bytes.append(fragment);
+    this.blocks[dir] = { kind, streamId, promisedId, endStream, bytes };
   }
 
   /** @internal */
   onContinuation(dir: Direction, fragment: Uint8Array, endHeaders: boolean): void {
     const block = this.blocks[dir];
     if (block === undefined) return; // the frame parser only passes CONTINUATION inside a block
-    const need = block.len + fragment.length;
-    if (need > MAX_HEADER_BLOCK_BYTES) {
+    if (block.bytes.length + fragment.length > MAX_HEADER_BLOCK_BYTES) {
       this.blockTooLarge(dir);
       return;
     }
-    if (need > block.buf.length) block.buf = growPartialBuffer(block.buf, block.len, need, MAX_HEADER_BLOCK_BYTES);
-    block.buf.set(fragment, block.len);
-    block.len = need;
+    block.bytes.append(fragment);
     if (!endHeaders) return;
     this.blocks[dir] = undefined;
-    this.onBlock(dir, block.kind, block.streamId, block.promisedId, block.endStream, block.buf.subarray(0, block.len));
+    this.onBlock(dir, block.kind, block.streamId, block.promisedId, block.endStream, block.bytes.finish());
   }
 
   private blockTooLarge(dir: Direction): void {
@@ -808,6 +808,8 @@ export class Http2Session implements StreamConsumer {
   private closeAll(): void {
     const open = [...this.streams.values()];
     this.streams.clear();
+    this.blocks[0]?.bytes.reset();
+    this.blocks[1]?.bytes.reset();
     this.blocks[0] = undefined;
     this.blocks[1] = undefined;
     for (const stream of open) this.abortStream(stream);

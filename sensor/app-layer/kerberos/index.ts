@@ -12,7 +12,7 @@ import { BYPASS, type CloseReason, type DatagramSink, type Direction, type FlowI
 import { Counters, defineAnomaly, defineCounter } from '../../events/counters.js';
 import type { IdentityObservation, IdentitySink } from '../../identity/observation.js';
 import { KRB_MSG, isKerberosError, parseKerberosMessage, type KerberosMessage, type PrincipalName } from './parser.js';
-import { growPartialBuffer } from '../partial-buffer.js';
+import { PartialMessage } from '../partial-buffer.js';
 
 export * from './parser.js';
 export * from './der.js';
@@ -94,25 +94,23 @@ export class KerberosIdentity implements DatagramSink {
   }
 }
 
-const EMPTY = new Uint8Array(0);
-
 /** Per-direction record reassembly: header, then the record (kept) or a skip count (too large). */
 class RecordReader {
   private readonly header = new Uint8Array(RECORD_HEADER_BYTES);
   private headerHave = 0;
-  /** The record being read: grown as its bytes arrive, up to `bodyLen` (the length is only a claim). */
-  private body: Uint8Array = EMPTY;
-  /** Announced length of the record being read; 0 between records. */
-  private bodyLen = 0;
-  private bodyHave = 0;
+  /** The record being read: grown as its bytes arrive, up to the announced length (only a claim); its
+   * announced length is 0 between records. */
+  private readonly body: PartialMessage;
   private skip = 0;
   private dead = false;
 
-  constructor(private readonly onRecord: (record: Uint8Array) => void, private readonly counters: Counters) {}
+  constructor(private readonly onRecord: (record: Uint8Array) => void, private readonly counters: Counters) {
+    this.body = new PartialMessage(counters);
+  }
 
   /** Bytes of buffer held for a record spanning pushes. */
   get heldBytes(): number {
-    return this.body.length;
+    return this.body.heldBytes;
   }
 
   push(bytes: Uint8Array): void {
@@ -124,19 +122,9 @@ class RecordReader {
         p += n;
         continue;
       }
-      if (this.bodyLen > 0) {
-        const n = Math.min(this.bodyLen - this.bodyHave, bytes.length - p);
-        const need = this.bodyHave + n;
-        if (need > this.body.length) this.body = growPartialBuffer(this.body, this.bodyHave, need, this.bodyLen);
-        this.body.set(bytes.subarray(p, p + n), this.bodyHave);
-        this.bodyHave = need;
-        p += n;
-        if (need === this.bodyLen) {
-          const rec = this.body.length === need ? this.body : this.body.subarray(0, need);
-          this.body = EMPTY;
-          this.bodyLen = 0;
-          this.onRecord(rec);
-        }
+      if (this.body.announced > 0) {
+        p += this.body.append(bytes, p);
+        if (this.body.complete) this.onRecord(this.body.finish());
         continue;
       }
       this.header[this.headerHave++] = bytes[p++];
@@ -154,8 +142,7 @@ class RecordReader {
         this.counters.inc(C_RECORD_TOO_LARGE);
         this.skip = len;
       } else if (len > 0) {
-        this.bodyLen = len;
-        this.bodyHave = 0;
+        this.body.begin(len);
       }
     }
   }
@@ -165,11 +152,11 @@ class RecordReader {
     return this.dead;
   }
 
-  /** After a gap the record boundaries are lost: stop reading this direction. */
-  gap(): void {
+  /** After a gap the record boundaries are lost: stop reading this direction. Also at the flow's end: the
+   * buffer of a record not complete is let go (its charge given back). */
+  stop(): void {
     this.dead = true;
-    this.body = EMPTY;
-    this.bodyLen = 0;
+    this.body.reset();
   }
 }
 
@@ -198,7 +185,7 @@ export class KerberosTcpSession implements StreamConsumer {
 
   gap(dir: Direction, _len: number, _tsUs: number): boolean | void {
     this.counters.inc(C_GAP);
-    this.readers[dir].gap();
+    this.readers[dir].stop();
     return this.bypass();
   }
 
@@ -209,7 +196,9 @@ export class KerberosTcpSession implements StreamConsumer {
   }
 
   end(_reason: CloseReason, _tsUs: number): void {
-    // Nothing pending is worth parsing: a cut record is not a message.
+    // Nothing pending is worth parsing: a cut record is not a message. Its buffer is let go.
+    this.readers[0].stop();
+    this.readers[1].stop();
   }
 }
 

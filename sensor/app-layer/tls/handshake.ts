@@ -6,6 +6,7 @@
  */
 
 import { Counters, defineAnomaly, defineCounter } from '../../events/counters.js';
+import { PartialMessage } from '../partial-buffer.js';
 
 /** HandshakeType (RFC 8446 §4, RFC 5246 §7.4, RFC 6066, RFC 4680, RFC 8879; next_protocol from NPN). */
 export const HS_HELLO_REQUEST = 0;
@@ -81,9 +82,6 @@ export const HANDSHAKE_HEADER_BYTES = 4;
  * (up to 16 MiB) pin memory. Larger messages are skipped and counted (`tls.handshake_message_too_large`).
  */
 export const MAX_HANDSHAKE_MESSAGE_BYTES = 256 * 1024;
-/** First buffer for a message spanning records; grown by doubling as bytes arrive, never beyond its length,
- * so a header announcing a huge message does not allocate it up front. */
-const INITIAL_SPAN_BUFFER_BYTES = 4096;
 /** Random (RFC 8446 §4.1.2). */
 export const RANDOM_BYTES = 32;
 /** legacy_session_id<0..32> (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2). */
@@ -140,16 +138,18 @@ export interface HandshakeMessage {
 export class HandshakeReassembler {
   private readonly head = new Uint8Array(HANDSHAKE_HEADER_BYTES);
   private headFill = 0;
-  /** Message spanning fragments: its buffer (grown on demand), bytes held, full length incl. header. */
-  private msg: Uint8Array | undefined;
-  private msgFill = 0;
-  private msgLen = 0;
+  /** Message spanning fragments, header included: grown as its bytes arrive, never beyond its length, so a
+   * header announcing a huge message does not allocate it up front; charged to app_layer.memuse. Its
+   * announced length is 0 between messages. */
+  private readonly msg: PartialMessage;
   /** Bytes of an oversize message still to discard. */
   private skip = 0;
   private invalid = false;
   private broken = false;
 
-  constructor(private readonly counters: Counters) {}
+  constructor(private readonly counters: Counters) {
+    this.msg = new PartialMessage(counters);
+  }
 
   /** Calls `out` for every message the fragment completes, in order. */
   push(fragment: Uint8Array, out: (msg: HandshakeMessage) => void): 'ok' | 'invalid' {
@@ -165,13 +165,9 @@ export class HandshakeReassembler {
         off += take;
         continue;
       }
-      if (this.msg !== undefined) {
-        const take = Math.min(this.msgLen - this.msgFill, n - off);
-        this.ensureCapacity(this.msgFill + take);
-        this.msg.set(fragment.subarray(off, off + take), this.msgFill);
-        this.msgFill += take;
-        off += take;
-        if (this.msgFill === this.msgLen) this.emitHeld(out);
+      if (this.msg.announced > 0) {
+        off += this.msg.append(fragment, off, n);
+        if (this.msg.complete) this.emitHeld(out);
         continue;
       }
       if (this.headFill === 0 && n - off >= HANDSHAKE_HEADER_BYTES) {
@@ -208,7 +204,19 @@ export class HandshakeReassembler {
 
   /** Bytes held for a message not yet complete. */
   pendingBytes(): number {
-    return this.headFill + (this.msg === undefined ? 0 : this.msgFill);
+    return this.headFill + this.msg.length;
+  }
+
+  /** Bytes of buffer held (and charged) for a message spanning records. */
+  heldBytes(): number {
+    return this.msg.heldBytes;
+  }
+
+  /** Nothing more is reassembled (the direction stopped, or the flow ended): a partial message is let go. */
+  dispose(): void {
+    this.invalid = true;
+    this.headFill = 0;
+    this.msg.reset();
   }
 
   /** True once a message was skipped (over MAX_HANDSHAKE_MESSAGE_BYTES): a transcript hash over the
@@ -221,7 +229,7 @@ export class HandshakeReassembler {
     if (knownHandshakeType[type] === 0) {
       this.counters.inc(A_INVALID_HANDSHAKE_MESSAGE);
       this.invalid = true;
-      this.msg = undefined;
+      this.msg.reset();
       return false;
     }
     if (len > MAX_HANDSHAKE_MESSAGE_BYTES) {
@@ -233,27 +241,13 @@ export class HandshakeReassembler {
   }
 
   private beginSpan(header: Uint8Array, total: number): void {
-    this.msg = new Uint8Array(Math.min(total, INITIAL_SPAN_BUFFER_BYTES));
-    this.msg.set(header);
-    this.msgFill = HANDSHAKE_HEADER_BYTES;
-    this.msgLen = total;
+    this.msg.begin(total);
+    this.msg.append(header, 0, HANDSHAKE_HEADER_BYTES);
   }
 
-  private ensureCapacity(need: number): void {
-    const msg = this.msg as Uint8Array;
-    if (need <= msg.length) return;
-    let cap = msg.length * 2;
-    while (cap < need) cap *= 2;
-    const grown = new Uint8Array(Math.min(cap, this.msgLen));
-    grown.set(msg.subarray(0, this.msgFill));
-    this.msg = grown;
-  }
-
+  /** The message is handed out as an owned copy: the buffer is let go with its charge. */
   private emitHeld(out: (msg: HandshakeMessage) => void): void {
-    const raw = this.msg as Uint8Array;
-    this.msg = undefined;
-    this.msgFill = 0;
-    this.emit(raw, out);
+    this.emit(this.msg.finish(), out);
   }
 
   private emit(raw: Uint8Array, out: (msg: HandshakeMessage) => void): void {

@@ -8,7 +8,7 @@
  */
 
 import { Counters, defineAnomaly, defineCounter } from '../../events/counters.js';
-import { growPartialBuffer } from '../partial-buffer.js';
+import { PartialMessage } from '../partial-buffer.js';
 
 export type ProbeResult = 'match' | 'no-match' | 'need-more';
 
@@ -78,8 +78,6 @@ export interface TlsRecord {
   readonly tsUs: number;
 }
 
-const EMPTY = new Uint8Array(0);
-
 /** Reader states: at a record boundary or inside a header; header read, payload incomplete; given up. */
 const ST_HEADER = 0;
 const ST_BODY = 1;
@@ -105,18 +103,18 @@ export class TlsRecordReader {
   /** The header handed out with a record that sat inside one push. */
   private readonly outHead = new Uint8Array(RECORD_HEADER_BYTES);
   private headFill = 0;
-  /** Payload of a record spanning pushes, grown as it arrives; dropped when no record is pending at the end
-   * of a push. */
-  private body: Uint8Array = EMPTY;
-  private bodyLen = 0;
-  private bodyFill = 0;
+  /** Payload of a record spanning pushes, grown as it arrives (charged to app_layer.memuse); dropped when no
+   * record is pending at the end of a push. */
+  private readonly body: PartialMessage;
   private type = 0;
   private version = 0;
   /** No byte seen yet: only here may an SSLv2-compatible ClientHello start. */
   private atStart = true;
   private sslv2 = false;
 
-  constructor(private readonly counters: Counters) {}
+  constructor(private readonly counters: Counters) {
+    this.body = new PartialMessage(counters);
+  }
 
   /**
    * Feeds the next stream bytes; calls `out` for every record they complete. 'invalid' once the stream is
@@ -132,14 +130,9 @@ export class TlsRecordReader {
     }
     while (off < n) {
       if (this.state === ST_BODY) {
-        const take = Math.min(this.bodyLen - this.bodyFill, n - off);
-        const need = this.bodyFill + take;
         // Grown with what arrives, not to the length the header announces.
-        if (need > this.body.length) this.body = growPartialBuffer(this.body, this.bodyFill, need, this.bodyLen);
-        this.body.set(bytes.subarray(off, off + take), this.bodyFill);
-        this.bodyFill = need;
-        off += take;
-        if (this.bodyFill < this.bodyLen) break;
+        off += this.body.append(bytes, off, n);
+        if (!this.body.complete) break;
         this.state = ST_HEADER;
         if (!this.emitHeld(tsUs, out)) return this.fail(A_INVALID_SSLV2_HEADER);
         continue;
@@ -206,28 +199,27 @@ export class TlsRecordReader {
         this.emitHeld(tsUs, out);
       }
     }
-    if (this.state === ST_HEADER && this.headFill === 0) this.body = EMPTY;
+    if (this.state === ST_HEADER && this.headFill === 0) this.body.reset();
     return 'ok';
   }
 
   /** Bytes held for a record not yet complete (header and payload). */
   pendingBytes(): number {
-    return this.state === ST_BODY ? this.headFill + this.bodyFill : this.headFill;
+    return this.state === ST_BODY ? this.headFill + this.body.length : this.headFill;
   }
 
   /** Bytes of buffer held for the payload of a record spanning pushes (at most twice what arrived of it). */
   heldBytes(): number {
-    return this.body.length;
+    return this.body.heldBytes;
   }
 
   /** Forgets any partial record and the invalid state (e.g. a session restarting after a gap at a known
-   * record boundary). An SSLv2 hello is only recognised at the very start, never after a reset. */
+   * record boundary; or the flow ended): the buffer is let go. An SSLv2 hello is only recognised at the
+   * very start, never after a reset. */
   reset(): void {
     this.state = ST_HEADER;
     this.headFill = 0;
-    this.bodyFill = 0;
-    this.bodyLen = 0;
-    this.body = EMPTY;
+    this.body.reset();
     this.sslv2 = false;
     this.atStart = false;
   }
@@ -253,18 +245,16 @@ export class TlsRecordReader {
   private beginBody(type: number, version: number, len: number): void {
     this.type = type;
     this.version = version;
-    this.bodyLen = len;
-    this.bodyFill = 0;
+    this.body.begin(len);
     this.state = ST_BODY;
   }
 
   /** Emits the record held in `head` + `body`; false when it is an SSLv2 hello that is not a ClientHello. */
   private emitHeld(tsUs: number, out: (rec: TlsRecord) => void): boolean {
-    const body = this.body;
-    const fragment = body.length === this.bodyLen ? body : new Uint8Array(body.buffer, body.byteOffset, this.bodyLen);
+    // kept (and charged) for a next record spanning pushes; let go at the end of the push if none comes
+    const fragment = this.body.finish(Infinity);
     const headerLen = this.headFill;
     this.headFill = 0;
-    this.bodyFill = 0;
     let version = this.version;
     if (this.type === CONTENT_TYPE_SSL2_CLIENT_HELLO) {
       this.sslv2 = false;
@@ -284,9 +274,8 @@ export class TlsRecordReader {
   private fail(anomaly: number): 'invalid' {
     this.counters.inc(anomaly);
     this.state = ST_INVALID;
-    this.body = EMPTY;
+    this.body.reset();
     this.headFill = 0;
-    this.bodyFill = 0;
     return 'invalid';
   }
 }

@@ -293,6 +293,13 @@ export class TlsSession implements StreamConsumer {
       this.fields.app_bytes += bytes;
       this.ctx.counters.inc(C_OPAQUE_BYTES, bytes);
     }
+    // a partial record or handshake message gives its buffer back (app_layer.memuse) before anything
+    // below can throw (the event sink, the inner consumer) and keep the charge for good
+    for (const dir of [0, 1] as const) {
+      this.readers[dir].reset();
+      this.handshakes[dir].dispose();
+      this.protectedHandshakes[dir].dispose();
+    }
     if (this.outcome === 'pending') {
       if (this.held.length > 0) {
         this.ctx.counters.inc(C_NEVER_KEYS);
