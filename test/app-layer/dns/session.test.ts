@@ -7,6 +7,7 @@ import {
   dnsServiceForPorts, type DnsQuery, type DnsResponse, type DnsSink,
 } from '../../../sensor/app-layer/dns/session.js';
 import { PARTIAL_BUFFER_MIN_BYTES } from '../../../sensor/app-layer/partial-buffer.js';
+import { memoryInUse } from '../../../sensor/events/memuse.js';
 import { header, ipv4, message, name, ptr, question, rr, tcpFrame } from './dns-bytes.js';
 
 const UDP_FLOW: FlowInfo = { flowId: 7, proto: 17, srcIp: '10.0.0.5', srcPort: 40000, dstIp: '10.0.0.1', dstPort: 53, vlan: [], startUs: 0 };
@@ -328,4 +329,24 @@ test('DnsTcpSession asks for bypass once both directions have stopped, not befor
   assert.equal(session.data(1, junk, 5), BYPASS);
   assert.equal(session.data(0, tcpFrame(query(2, 'b.example')), 6), BYPASS);
   assert.equal(session.gap(1, 10, 7), BYPASS);
+});
+
+test('DnsTcpSession charges a message parked half-way to app_layer.memuse, and gives it back at the end or a gap', () => {
+  // each direction: a prefix announcing 40,000 bytes and the first part of the message
+  const parked = (n: number): Buffer => Buffer.concat([Buffer.from([0x9c, 0x40]), Buffer.alloc(n, 1)]);
+  for (const close of ['end', 'gap'] as const) {
+    const { counters, session } = runTcp([[0, parked(20_000), 1], [1, parked(10), 2]], false);
+    assert.ok(session.heldBytes() >= 20_000);
+    assert.equal(memoryInUse(counters), session.heldBytes(), `${close}: parked, the gauge shows what is held`);
+    if (close === 'end') session.end('timeout', 3);
+    else {
+      session.gap(0, 100, 3);
+      session.gap(1, 100, 3);
+    }
+    assert.equal(session.heldBytes(), 0);
+    assert.equal(memoryInUse(counters), 0, `${close}: all of it given back`);
+  }
+  // a message completed gives its buffer back too
+  const { counters } = runTcp([[0, CLIENT.subarray(0, 7), 1], [0, CLIENT.subarray(7), 2]], false);
+  assert.equal(memoryInUse(counters), 0);
 });

@@ -8,6 +8,7 @@ import { MAX_HEADER_LINE_BYTES, MAX_START_LINE_BYTES } from '../../../sensor/app
 import { Http2Session, MAX_DECODING_STREAMS, MAX_HEADER_BLOCK_BYTES, MAX_OPEN_STREAMS } from '../../../sensor/app-layer/http2/session.js';
 import { HPACK_ENTRY_OVERHEAD, MAX_HEADER_LIST_BYTES } from '../../../sensor/app-layer/http2/hpack.js';
 import { PARTIAL_BUFFER_MIN_BYTES } from '../../../sensor/app-layer/partial-buffer.js';
+import { memoryInUse } from '../../../sensor/events/memuse.js';
 import { bytewise, everySplit, FLOW, type Step, type Summary } from '../../helpers/http-recorder.js';
 import {
   block, continuation, data, goaway, H2Recorder, headers, hpackInt, opening, PREFACE, pushPromise, requestBlock,
@@ -736,4 +737,33 @@ test('Http2Session asks for bypass once the connection is no longer parsed (inva
   assert.equal(g.data(0, Buffer.concat([PREFACE, settings()]), 1), undefined);
   assert.equal(g.gap(1, 100, 2), BYPASS);
   assert.equal(g.data(0, req('/a', { id: 1 }), 3), BYPASS);
+});
+
+test('Http2Session charges a frame and a header block parked half-way to app_layer.memuse, and gives them back at the end or a gap', () => {
+  // the server parks half of a 200 KB HEADERS frame; the client leaves a 50 KB header block open and
+  // parks 20 KB of a CONTINUATION
+  const frameHead = (length: number, type: number, flags: number, id: number): Buffer => {
+    const h = Buffer.alloc(9);
+    h.writeUIntBE(length, 0, 3);
+    h[3] = type;
+    h[4] = flags;
+    h.writeUInt32BE(id, 5);
+    return h;
+  };
+  const open = Buffer.concat([frameHead(50_000, 1, 0, 1), Buffer.alloc(50_000, 0x41)]);
+  const steps: Step[] = [
+    ...largeFrameOpening(),
+    [1, Buffer.concat([frameHead(200_000, 1, 4, 1), Buffer.alloc(100_000, 0x41)])],
+    [0, Buffer.concat([open, frameHead(60_000, 9, 4, 1), Buffer.alloc(20_000, 0x41)])],
+  ];
+  for (const close of ['end', 'gap'] as const) {
+    const { session, counters } = runH2(steps, {}, null);
+    assert.equal(session.isStopped, false);
+    assert.ok(session.heldBytes >= 170_000, `${session.heldBytes} held`);
+    assert.equal(memoryInUse(counters), session.heldBytes, `${close}: parked, the gauge shows what is held`);
+    if (close === 'end') session.end('timeout', 9);
+    else session.gap(1, 10, 9);
+    assert.equal(session.heldBytes, 0);
+    assert.equal(memoryInUse(counters), 0, `${close}: all of it given back`);
+  }
 });

@@ -10,6 +10,7 @@ import { AppLayerFactory } from '../../../sensor/app-layer/detect.js';
 import { Pipeline } from '../../../sensor/pipeline.js';
 import { ethTcp, TCP_FLAGS } from '../../helpers/packets.js';
 import { PARTIAL_BUFFER_MIN_BYTES } from '../../../sensor/app-layer/partial-buffer.js';
+import { memoryInUse } from '../../../sensor/events/memuse.js';
 import { fixture, replay } from '../../helpers/replay.js';
 
 test('interpretPrincipal: users, AD machine accounts, host/ principals; other services are nobody', () => {
@@ -205,4 +206,23 @@ test('a Kerberos flow whose directions have both stopped is bypassed by the flow
   assert.equal(counters.get('kerberos.tcp.reserved_length_bit'), 2);
   assert.equal(counters.get('flow.bypassed'), 1);
   assert.equal(counters.get('flow.bypassed_bytes'), 2 * later.length);
+});
+
+test('KerberosTcpSession charges a record parked half-way to app_layer.memuse, and gives it back at the end or a gap', () => {
+  const parked = Buffer.concat([recordLength(60_000), Buffer.alloc(30_000, 0x6a)]);
+  for (const close of ['end', 'gap'] as const) {
+    const counters = new Counters();
+    const s = new KerberosTcpSession(tcpFlows[0].info, { observe: () => {} }, counters);
+    s.data(0, parked, 1);
+    s.data(1, parked.subarray(0, 100), 1);
+    assert.ok(s.heldBytes >= 30_000);
+    assert.equal(memoryInUse(counters), s.heldBytes, `${close}: parked, the gauge shows what is held`);
+    if (close === 'end') s.end('timeout', 2);
+    else {
+      s.gap(0, 10, 2);
+      s.gap(1, 10, 2);
+    }
+    assert.equal(s.heldBytes, 0);
+    assert.equal(memoryInUse(counters), 0, `${close}: all of it given back`);
+  }
 });

@@ -773,3 +773,26 @@ test('TlsSession that will not decrypt asks for bypass once the server leaves th
     }
   }
 });
+
+test('TlsSession charges a record and a handshake message parked half-way to app_layer.memuse, and gives them back at the end', () => {
+  // The server sends a ServerHello-less Certificate of 200 KB in full records and stops 6 KB into the
+  // fourth: the handshake reassembler holds what came of the message, the record reader the partial record.
+  const cert = Buffer.alloc(4 + 200_000, 0x30);
+  cert[0] = 11;
+  cert.writeUIntBE(200_000, 1, 3);
+  const records = [0, 1, 2].map((i) => tlsRecord(22, cert.subarray(i * 16384, (i + 1) * 16384)));
+  const partial = tlsRecord(22, cert.subarray(3 * 16384, 4 * 16384)).subarray(0, 5 + 6000);
+  for (const close of ['end', 'gap'] as const) {
+    const counters = new Counters();
+    const session = new TlsSession(FLOW, heldRecordsContext(counters, new PendingBudget(), []));
+    session.data(0, tlsRecord(22, clientHello({ sni: 'parked.example' })), 1);
+    for (const r of records) session.data(1, r, 2);
+    session.data(1, partial, 3);
+    const held = memoryInUse(counters);
+    // at least the 48 KiB of message and 6,000 bytes of record received; at most twice that
+    assert.ok(held >= 3 * 16384 + 6000 && held <= 2 * (3 * 16384 + 6000), `${close}: ${held} charged while parked`);
+    if (close === 'gap') session.gap(1, 100, 4);
+    session.end('timeout', 5);
+    assert.equal(memoryInUse(counters), 0, `${close}: all of it given back`);
+  }
+});
