@@ -6,7 +6,8 @@
  * copied (bounded); body bytes pass through as views. Never throws on stream content.
  */
 
-import { defineAnomaly } from '../../events/counters.js';
+import { defineAnomaly, type Counters } from '../../events/counters.js';
+import { chargeMemory } from '../../events/memuse.js';
 
 /** Longest start line kept: above Apache (8190) and nginx (8 KB) defaults; IIS takes 16 KB. A line a server
  * accepts must not slip past the sensor. Longer lines are cut (URI truncated) and counted. */
@@ -25,6 +26,9 @@ export const MAX_CHUNK_SIZE_HEX_DIGITS = 13;
 export const MAX_CONTENT_LENGTH_DIGITS = 15;
 /** Client bytes held after a CONNECT until its response says whether a tunnel opened. */
 export const MAX_CONNECT_HOLD_BYTES = 64 * 1024;
+/** What a header field kept in a head being accumulated costs beyond its text: the [name, value] array and
+ * the two strings sliced from the line (V8, 64-bit, compressed pointers: ~70 bytes), rounded up. */
+export const HEADER_ENTRY_OVERHEAD_BYTES = 96;
 /** Bytes kept from the END of an over-long line (the version of a request line sits there). */
 const LINE_TAIL_BYTES = 32;
 /** Longest method accepted when looking for a request line after a gap (e.g. VERSION-CONTROL, 15). */
@@ -326,9 +330,31 @@ export class HttpMessageParser {
   private resyncReason: ResyncReason = 'gap';
   private hold: (Uint8Array | number)[] | undefined;
   private holdBytes = 0;
+  /** What `heldBytes` was when last charged to app_layer.memuse. */
+  private charged = 0;
 
-  constructor(readonly isRequest: boolean, private readonly sink: MessageParserSink) {
+  /** `counters`: where the head being accumulated and the partial line are charged (app_layer.memuse);
+   * `end` gives it all back. */
+  constructor(readonly isRequest: boolean, private readonly sink: MessageParserSink, private readonly counters?: Counters) {
     this.remaining = 0;
+  }
+
+  /**
+   * Bytes held for a message head not yet complete: its text and fields so far (up to MAX_HEAD_BYTES and
+   * MAX_HEADERS), and the buffers of a partial line (up to MAX_START_LINE_BYTES). A parser parked in the
+   * middle of a head holds up to ~110 KB of it.
+   */
+  get heldBytes(): number {
+    const head = this.state === S_HEADERS ? this.headBytes + this.headers.length * HEADER_ENTRY_OVERHEAD_BYTES : 0;
+    return head + this.carry.length + this.tail.length;
+  }
+
+  /** Brings the app_layer.memuse charge to `heldBytes`: called at the end of every entry point. */
+  private settle(): void {
+    const held = this.heldBytes;
+    if (held === this.charged || this.counters === undefined) return;
+    chargeMemory(this.counters, held - this.charged);
+    this.charged = held;
   }
 
   /** True between messages with nothing buffered. */
@@ -385,11 +411,18 @@ export class HttpMessageParser {
           pos = this.lineStep(buf, pos, end);
       }
     }
+    this.settle();
     return this.restingStatus();
   }
 
   /** `len` bytes of this direction were lost. Bodies of known length keep their framing; else resync. */
   gap(len: number): ParseStatus {
+    const status = this.lostBytes(len);
+    this.settle();
+    return status;
+  }
+
+  private lostBytes(len: number): ParseStatus {
     if (len <= 0) return this.restingStatus();
     switch (this.state) {
       case S_BODY_LENGTH:
@@ -434,8 +467,23 @@ export class HttpMessageParser {
     return this.restingStatus();
   }
 
-  /** The flow ended. `clean` (FIN) completes a close-delimited body; otherwise it is incomplete. */
+  /** The flow ended. `clean` (FIN) completes a close-delimited body; otherwise it is incomplete. The head
+   * and line buffers are let go, and their charge given back, whatever the sink does. */
   end(clean: boolean): void {
+    try {
+      this.endMessages(clean);
+    } finally {
+      this.headers = [];
+      this.carry = EMPTY;
+      this.tail = EMPTY;
+      this.resetLine();
+      this.hold = undefined;
+      this.state = S_TUNNEL;
+      this.settle();
+    }
+  }
+
+  private endMessages(clean: boolean): void {
     switch (this.state) {
       case S_BODY_CLOSE:
         this.endMessage(clean);
@@ -457,9 +505,6 @@ export class HttpMessageParser {
       default:
         break;
     }
-    this.resetLine();
-    this.hold = undefined;
-    this.state = S_TUNNEL;
   }
 
   /** Stop parsing this direction (tunnel). A message in progress ends incomplete. */
@@ -469,9 +514,13 @@ export class HttpMessageParser {
     const held = this.state === S_HOLD ? this.hold : undefined;
     if (this.inMessage) this.endMessage(false);
     this.resetLine();
+    this.headers = [];
+    this.carry = EMPTY;
+    this.tail = EMPTY;
     this.hold = undefined;
     this.holdBytes = 0;
     this.state = S_TUNNEL;
+    this.settle();
     if (held !== undefined && this.sink.tunnel !== undefined) for (const item of held) this.sink.tunnel(item);
   }
 
@@ -862,6 +911,7 @@ export class HttpMessageParser {
 
   private enterResync(reason: ResyncReason): void {
     this.resetLine();
+    this.headers = [];
     this.inMessage = false;
     this.trailers = undefined;
     this.state = S_RESYNC;

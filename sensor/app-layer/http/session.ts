@@ -182,7 +182,7 @@ class HttpHalf implements MessageParserSink {
   private readonly emit: (chunk: Uint8Array) => void;
 
   constructor(private readonly session: HttpSession, readonly dir: Direction) {
-    this.parser = new HttpMessageParser(dir === 0, this);
+    this.parser = new HttpMessageParser(dir === 0, this, session.counters);
     this.emit = (chunk) => this.deliver(chunk);
   }
 

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  HttpMessageParser, MAX_CHUNK_SIZE_HEX_DIGITS, MAX_CONNECT_HOLD_BYTES, parseChunkSizeLine, parseRequestLine,
+  HEADER_ENTRY_OVERHEAD_BYTES, HttpMessageParser, MAX_CHUNK_SIZE_HEX_DIGITS, MAX_CONNECT_HOLD_BYTES, MAX_HEAD_BYTES, MAX_HEADER_LINE_BYTES, MAX_HEADERS, parseChunkSizeLine, parseRequestLine,
   parseStatusLine, type BodyRule, type HeaderList, type MessageParserSink, type ParsedHead, type ResyncReason,
 } from '../../../sensor/app-layer/http/parser.js';
-import { counterName } from '../../../sensor/events/counters.js';
+import { Counters, counterName } from '../../../sensor/events/counters.js';
+import { memoryInUse } from '../../../sensor/events/memuse.js';
 
 /** Logs parser callbacks as short strings; `rule` decides every head's body rule. */
 class LogSink implements MessageParserSink {
@@ -186,4 +187,26 @@ test('HttpMessageParser trailers end with the flow: complete when only the final
   p.push(b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\nX-T: 1\r\n'));
   p.end(false);
   assert.deepEqual(sink.log.at(-1), 'end complete body="z"');
+});
+
+test('HttpMessageParser charges a head parked half-way to app_layer.memuse, and gives it back at the end, a gap or the head\'s end', () => {
+  // 100 KB of head: 400 fields of 250 bytes, the last one cut in the middle
+  const field = (i: number): string => `X-Field-${String(i).padStart(4, '0')}: ${'v'.repeat(234)}\r\n`;
+  const head = 'GET /parked HTTP/1.1\r\n' + Array.from({ length: 400 }, (_, i) => field(i)).join('');
+  for (const close of ['end', 'gap', 'complete'] as const) {
+    const counters = new Counters();
+    const p = new HttpMessageParser(true, new LogSink(), counters);
+    for (let at = 0; at < head.length - 100; at += 1400) p.push(b(head.slice(at, Math.min(at + 1400, head.length - 100))));
+    const held = memoryInUse(counters);
+    assert.equal(held, p.heldBytes);
+    // the fields kept up to MAX_HEAD_BYTES, with their overhead, and the partial last line
+    assert.ok(held >= MAX_HEAD_BYTES && held <= MAX_HEAD_BYTES + MAX_HEADERS * HEADER_ENTRY_OVERHEAD_BYTES + 2 * MAX_HEADER_LINE_BYTES, `${close}: ${held} charged`);
+    if (close === 'end') p.end(false);
+    else if (close === 'gap') p.gap(10);
+    else p.push(b(head.slice(head.length - 100) + '\r\n'));
+    assert.ok(memoryInUse(counters) <= 512, `${close}: ${memoryInUse(counters)} still charged`);
+    assert.equal(memoryInUse(counters), p.heldBytes, `${close}: only the line buffer kept for the next line`);
+    p.end(true);
+    assert.equal(memoryInUse(counters), 0, `${close}: all of it given back at the end`);
+  }
 });
