@@ -74,3 +74,35 @@ export function parkedMessagesPackets(o: ParkedMessagesOptions): PcapPacket[] {
   }
   return packets;
 }
+
+/**
+ * One HTTP/1.1 client (handshake, then `headBytes` of a GET head in 1,400-byte segments, without the
+ * blank line that would end it) that then goes quiet: the sensor holds the head so far until the flow
+ * times out or is evicted. Connection `i` has its own client address and port; frames 20 µs apart
+ * from `startUs`. For the inspection-memory measurements of heads parked by the thousand.
+ */
+export function parkedHeadPackets(i: number, headBytes: number, startUs: number): PcapPacket[] {
+  const client = `10.78.${(i >> 8) & 0xff}.${(i & 0xff) + 1 > 254 ? 254 : (i & 0xff) + 1}`;
+  const server = '192.0.2.82';
+  const sport = 30000 + (i % 30000);
+  let seq = 1;
+  let ts = startUs;
+  const packets: PcapPacket[] = [];
+  const send = (flags: number, data: Uint8Array, fromClient = true): void => {
+    const seg = tcp({ sport: fromClient ? sport : 80, dport: fromClient ? 80 : sport, seq: fromClient ? seq : 1, ack: fromClient ? 1 : seq, flags }, data);
+    packets.push({
+      data: ethernet({ type: ETHERTYPE.IPV4, src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' },
+        ipv4({ proto: IPPROTO.TCP, src: fromClient ? client : server, dst: fromClient ? server : client }, seg)),
+      tsUs: (ts += 20),
+    });
+    if (fromClient) seq += data.length + (flags & TCP_FLAGS.SYN ? 1 : 0);
+  };
+  send(TCP_FLAGS.SYN, new Uint8Array(0));
+  send(TCP_FLAGS.SYN | TCP_FLAGS.ACK, new Uint8Array(0), false);
+  send(TCP_FLAGS.ACK, new Uint8Array(0));
+  let head = `GET /parked/${i} HTTP/1.1\r\nHost: parked.example.test\r\n`;
+  for (let f = 0; head.length < headBytes; f++) head += `X-Parked-${f}: ${'v'.repeat(200)}\r\n`;
+  const bytes = ascii(head.slice(0, headBytes));
+  for (let at = 0; at < bytes.length; at += SEGMENT_BYTES) send(TCP_FLAGS.ACK | TCP_FLAGS.PSH, bytes.subarray(at, at + SEGMENT_BYTES));
+  return packets;
+}
