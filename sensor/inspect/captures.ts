@@ -7,13 +7,16 @@
  * again with the same id and the final count once its window has passed (or at `flush`): the
  * latest event of an id wins. Bounded: at most MAX_PENDING_CAPTURES windows open, each held as one
  * flat record (the event is rebuilt, id included, only when it is emitted again), found by a
- * numeric hash of its merge key and expired in first-seen order from a queue.
+ * numeric hash of its merge key and expired in first-seen order from a queue. A window holds owned
+ * copies of its strings, and a host or URL over its capture limit only as the event shows it plus
+ * the whole text's length and digest (`CutCaptureText`): never the packet's header block.
  */
 import type { Evidence } from './evidence.js';
 import { Counters, defineCounter } from '../events/counters.js';
-import { cutCaptureText, isoMicros, MAX_CAPTURE_HOST_CHARS, MAX_CAPTURE_METHOD_CHARS, MAX_CAPTURE_URL_CHARS, stableId, type CaptureEvent, type CaptureField, type CaptureSource, type Device } from '../events/capture.js';
+import { CAPTURE_TEXT_CUT, cutCaptureText, isoMicros, MAX_CAPTURE_HOST_CHARS, MAX_CAPTURE_METHOD_CHARS, MAX_CAPTURE_URL_CHARS, stableId, type CaptureEvent, type CaptureField, type CaptureSource, type Device } from '../events/capture.js';
 import type { Direction, FlowInfo } from '../flow/stream.js';
 import type { Phrase } from '../../rules/dictionary.js';
+import { ownedString } from '../events/owned-string.js';
 
 /** Default merge window: a page reloaded or a search retyped within a minute is one event. */
 export const DEFAULT_DEDUP_WINDOW_US = 60_000_000;
@@ -31,14 +34,68 @@ const C_HOST_CUT = defineCounter('capture.host_truncated');
 const C_METHOD_CUT = defineCounter('capture.method_truncated');
 
 
+/**
+ * A host or URL longer than its capture limit, as long-lived state keeps it: the start the event shows
+ * (cutCaptureText without its CAPTURE_TEXT_CUT marker, an owned copy: one byte per character where the
+ * text allows, the marker's U+2026 would double it) and the whole text's length and digest, so that two texts which
+ * differ only past the cut stay two merge keys. A request line may be 16 KiB and an HTTP/2 :path or
+ * :authority a slice of a 256 KiB header list: 100,000 windows, or 64 remembered requests per flow,
+ * holding those whole cost ~30 KB (HTTP/1) and ~149 KB (HTTP/2) each.
+ */
+export interface CutCaptureText {
+  readonly shown: string;
+  readonly length: number;
+  readonly digest: number;
+}
+
+/** A candidate's host or URL: the whole text, or what `holdCaptureText` kept of a long one. */
+export type CaptureText = string | CutCaptureText;
+
+/** 32-bit multiplicative digest of a whole text, independent of `keyHash` (another multiplier and
+ * mixing): with the length and the shown start, what tells two long texts apart. */
+function textDigest(text: string): number {
+  let h = 0x9747b28c;
+  for (let k = 0; k < text.length; k++) {
+    h = Math.imul(h ^ text.charCodeAt(k), 0x5bd1e995);
+    h ^= h >>> 15;
+  }
+  return h >>> 0;
+}
+
+/** The merge-key form of a host or URL, without copying: a string within `max` as it is, a longer one cut
+ * (with its length and digest). */
+function keyText(text: CaptureText, max: number): CaptureText {
+  if (typeof text !== 'string' || text.length <= max) return text;
+  const shown = cutCaptureText(text, max);
+  return { shown: ownedString(shown, shown.length - CAPTURE_TEXT_CUT.length), length: text.length, digest: textDigest(text) };
+}
+
+/** A host or URL as long-lived state keeps it (`max`: MAX_CAPTURE_HOST_CHARS or MAX_CAPTURE_URL_CHARS):
+ * an owned copy of a text within `max`, else a `CutCaptureText`. */
+export function holdCaptureText(text: CaptureText, max: number): CaptureText {
+  const k = keyText(text, max);
+  return typeof k === 'string' ? ownedString(k) : k;
+}
+
+/** The text a capture shows for a host or URL of at most `max` units (cutCaptureText). */
+function shownText(text: CaptureText, max: number): string {
+  return typeof text === 'string' ? cutCaptureText(text, max) : text.shown + CAPTURE_TEXT_CUT;
+}
+
+function sameText(a: CaptureText | undefined, b: CaptureText | undefined): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object') return false;
+  return a.length === b.length && a.digest === b.digest && a.shown === b.shown;
+}
+
 export interface CaptureCandidate {
   readonly flow: FlowInfo;
   readonly dir: Direction;
   readonly messageIndex: number;
   readonly source: CaptureSource;
   readonly field: CaptureField;
-  readonly host?: string;
-  readonly url?: string;
+  readonly host?: CaptureText;
+  readonly url?: CaptureText;
   readonly method?: string;
   readonly status?: number;
   readonly phraseIndex: number;
@@ -64,8 +121,8 @@ class Pending implements CaptureCandidate {
   readonly messageIndex: number;
   readonly source: CaptureSource;
   readonly field: CaptureField;
-  readonly host: string | undefined;
-  readonly url: string | undefined;
+  readonly host: CaptureText | undefined;
+  readonly url: CaptureText | undefined;
   readonly method: string | undefined;
   readonly status: number | undefined;
   readonly phraseIndex: number;
@@ -83,6 +140,9 @@ class Pending implements CaptureCandidate {
     /** The device's address: with phraseIndex, host + URL and source, the merge key. */
     readonly deviceIp: string,
     c: CaptureCandidate,
+    /** `c.host` and `c.url` in merge-key form (`keyText`). */
+    host: CaptureText | undefined,
+    url: CaptureText | undefined,
     readonly device: Device,
     /** The count so far. */
     public count: number,
@@ -92,9 +152,10 @@ class Pending implements CaptureCandidate {
     this.messageIndex = c.messageIndex;
     this.source = c.source;
     this.field = c.field;
-    this.host = c.host;
-    this.url = c.url;
-    this.method = c.method;
+    // owned copies: a slice of the packet's header block would keep the whole block for the window
+    this.host = typeof host === 'string' ? ownedString(host) : host;
+    this.url = typeof url === 'string' ? ownedString(url) : url;
+    this.method = c.method === undefined ? undefined : ownedString(cutCaptureText(c.method, MAX_CAPTURE_METHOD_CHARS));
     this.status = c.status;
     this.phraseIndex = c.phraseIndex;
     this.phrase = c.phrase;
@@ -106,25 +167,39 @@ class Pending implements CaptureCandidate {
     this.emittedCount = count;
   }
 
-  /** Same merge key as a candidate of the same hash (host and URL count as one string). */
-  sameKey(ip: string, c: CaptureCandidate): boolean {
+  /** Same merge key as a candidate of the same hash, whose host and URL are in merge-key form (host and
+   * URL within their limits count as one string). */
+  sameKey(ip: string, c: CaptureCandidate, host: CaptureText | undefined, url: CaptureText | undefined): boolean {
     // the phrase object too: after a dictionary reload the same index names another phrase
     if (this.deviceIp !== ip || this.phraseIndex !== c.phraseIndex || this.phrase.phrase !== c.phrase.phrase || this.source !== c.source) return false;
-    if (this.host === c.host && this.url === c.url) return true;
-    return (this.host ?? '') + (this.url ?? '') === (c.host ?? '') + (c.url ?? '');
+    if (this.host === host && this.url === url) return true;
+    if (typeof this.host === 'object' || typeof this.url === 'object' || typeof host === 'object' || typeof url === 'object') {
+      return sameText(this.host, host) && sameText(this.url, url);
+    }
+    return (this.host ?? '') + (this.url ?? '') === (host ?? '') + (url ?? '');
   }
 }
 
-/** FNV-1a over the merge key (the UTF-16 units of the strings). */
-function keyHash(ip: string, phraseIndex: number, host: string | undefined, url: string | undefined, source: CaptureSource): number {
+/** FNV-1a over the merge key (the UTF-16 units of the strings; a cut text's shown units, length and digest). */
+function keyHash(ip: string, phraseIndex: number, host: CaptureText | undefined, url: CaptureText | undefined, source: CaptureSource): number {
   let h = 0x811c9dc5;
   for (let k = 0; k < ip.length; k++) h = Math.imul(h ^ ip.charCodeAt(k), 0x01000193);
   h = Math.imul(h ^ phraseIndex, 0x01000193);
   h = Math.imul(h ^ (phraseIndex >>> 16), 0x01000193);
-  if (host !== undefined) for (let k = 0; k < host.length; k++) h = Math.imul(h ^ host.charCodeAt(k), 0x01000193);
-  if (url !== undefined) for (let k = 0; k < url.length; k++) h = Math.imul(h ^ url.charCodeAt(k), 0x01000193);
+  if (host !== undefined) h = hashText(h, host);
+  if (url !== undefined) h = hashText(h, url);
   h = Math.imul(h ^ (source === 'typed' ? 1 : 2), 0x01000193);
   return h & 0x3fffffff;
+}
+
+function hashText(h: number, text: CaptureText): number {
+  const s = typeof text === 'string' ? text : text.shown;
+  for (let k = 0; k < s.length; k++) h = Math.imul(h ^ s.charCodeAt(k), 0x01000193);
+  if (typeof text === 'object') {
+    h = Math.imul(h ^ text.length, 0x01000193);
+    h = Math.imul(h ^ text.digest, 0x01000193);
+  }
+  return h;
 }
 
 /** Site knowledge the collector applies to every capture. */
@@ -176,7 +251,8 @@ export class CaptureCollector {
     this.expire(c.tsUs);
     const f = c.flow;
     const a = this.attribution;
-    if (c.host !== undefined && a.allowed?.(c.host) === true) {
+    // a host past MAX_CAPTURE_HOST_CHARS that a holder already cut is judged by what it shows (no DNS name is that long)
+    if (c.host !== undefined && a.allowed?.(typeof c.host === 'string' ? c.host : c.host.shown) === true) {
       this.counters.inc(C_ALLOW_LISTED);
       return;
     }
@@ -186,9 +262,11 @@ export class CaptureCollector {
       return;
     }
     const ip = side === 'src' ? f.srcIp : f.dstIp;
-    const hash = keyHash(ip, c.phraseIndex, c.host, c.url, c.source);
+    const host = c.host === undefined ? undefined : keyText(c.host, MAX_CAPTURE_HOST_CHARS);
+    const url = c.url === undefined ? undefined : keyText(c.url, MAX_CAPTURE_URL_CHARS);
+    const hash = keyHash(ip, c.phraseIndex, host, url, c.source);
     let held = this.table.get(hash);
-    while (held !== undefined && !held.sameKey(ip, c)) held = held.next;
+    while (held !== undefined && !held.sameKey(ip, c, host, url)) held = held.next;
     if (held !== undefined && c.tsUs - held.tsUs <= this.windowUs) {
       held.count += c.count;
       this.counters.inc(C_MERGED);
@@ -200,7 +278,7 @@ export class CaptureCollector {
       this.release(this.oldest()!);
     }
     const device = this.device(f, side, c.tsUs);
-    const p = new Pending(hash, ip, c, device, c.count);
+    const p = new Pending(hash, ip, c, host, url, device, c.count);
     this.counters.inc(C_CAPTURES);
     if (c.url !== undefined && c.url.length > MAX_CAPTURE_URL_CHARS) this.counters.inc(C_URL_CUT);
     if (c.host !== undefined && c.host.length > MAX_CAPTURE_HOST_CHARS) this.counters.inc(C_HOST_CUT);
@@ -282,9 +360,9 @@ function captureEvent(c: Pending, device: Device, count: number): CaptureEvent {
   e.direction = toServer ? 'to_server' : 'to_client';
   e.source = c.source;
   e.field = c.field;
-  // cut here, not in the window: the merge key is the whole host and URL
-  if (c.host !== undefined) e.host = cutCaptureText(c.host, MAX_CAPTURE_HOST_CHARS);
-  if (c.url !== undefined) e.url = cutCaptureText(c.url, MAX_CAPTURE_URL_CHARS);
+  // a window holds a long host or URL cut already (CutCaptureText); a whole one is within its limit
+  if (c.host !== undefined) e.host = shownText(c.host, MAX_CAPTURE_HOST_CHARS);
+  if (c.url !== undefined) e.url = shownText(c.url, MAX_CAPTURE_URL_CHARS);
   if (c.method !== undefined) e.method = cutCaptureText(c.method, MAX_CAPTURE_METHOD_CHARS);
   if (c.status !== undefined) e.status = c.status;
   e.phrase = c.phrase.phrase;

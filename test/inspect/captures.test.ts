@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CAPTURE_TEXT_CUT, cutCaptureText, MAX_CAPTURE_HOST_CHARS, MAX_CAPTURE_METHOD_CHARS, MAX_CAPTURE_URL_CHARS, type CaptureEvent } from '../../sensor/events/capture.js';
 import { Counters } from '../../sensor/events/counters.js';
-import { CaptureCollector, type CaptureCandidate } from '../../sensor/inspect/captures.js';
+import { CaptureCollector, holdCaptureText, type CaptureCandidate } from '../../sensor/inspect/captures.js';
 import type { FlowInfo } from '../../sensor/flow/stream.js';
+import { retainedBytes, uniqueSource } from '../helpers/heap.js';
 import { assertCapture } from '../helpers/schema.js';
 
 const flow = (srcIp: string, flowId = 1): FlowInfo => ({ flowId, proto: 6, srcIp, srcPort: 50000, dstIp: '192.0.2.1', dstPort: 80, vlan: [], startUs: 0 });
@@ -123,6 +124,54 @@ test('CaptureCollector cuts a URL, Host and method too long for home, with a mar
   assert.equal(out.at(-1)?.url, '/a');
   assert.equal(out.at(-1)?.method, 'GET');
   assert.equal(counters.get('capture.url_truncated'), 2);
+});
+
+test('CaptureCollector tells long URLs apart past the cut, and merges a held (cut) URL with the same whole URL', () => {
+  const out: CaptureEvent[] = [];
+  const counters = new Counters();
+  const col = new CaptureCollector((c) => out.push(c), counters, 60_000_000);
+  const url = `/p?${'a'.repeat(MAX_CAPTURE_URL_CHARS + 100)}`;
+  const other = `${url.slice(0, -1)}b`;
+  col.add(candidate({ url }));
+  col.add(candidate({ url: other, messageIndex: 1, tsUs: 2_000_000 }));
+  assert.equal(out.length, 2, 'same length and shown text, another tail: another capture');
+  col.add(candidate({ url: holdCaptureText(url, MAX_CAPTURE_URL_CHARS), messageIndex: 2, tsUs: 3_000_000 }));
+  col.add(candidate({ url: holdCaptureText(other, MAX_CAPTURE_URL_CHARS), messageIndex: 3, tsUs: 3_000_000, count: 5 }));
+  col.flush();
+  assert.equal(out.length, 4, 'both merged into their windows');
+  assert.deepEqual(out.slice(2).map((c) => [c.id, c.count]), [[out[0].id, 2], [out[1].id, 6]]);
+  for (const c of out) assert.equal(c.url, cutCaptureText(url, MAX_CAPTURE_URL_CHARS));
+  assert.equal(counters.get('capture.url_truncated'), 2);
+  assert.equal(counters.get('capture.merged'), 2);
+});
+
+test('CaptureCollector windows keep none of the 64 KB header blocks their host and URL were sliced from', () => {
+  const n = 2000;
+  const source = 64 * 1024;
+  const { bytes, held } = retainedBytes(() => {
+    const col = new CaptureCollector(() => undefined, new Counters(), 60_000_000);
+    for (let i = 0; i < n; i++) {
+      const block = uniqueSource(source);
+      const host = block.slice(20, 50);
+      const url = uniqueSource(source).slice(0, 200);
+      col.add(candidate({ host, url, method: block.slice(0, 13), messageIndex: i, tsUs: 1_000_000 + i }));
+    }
+    return col;
+  });
+  assert.equal((held as CaptureCollector).held, n);
+  assert.ok(bytes < 0.2 * n * source, `${Math.round(bytes / n)} bytes per window`);
+});
+
+test('CaptureCollector windows hold a URL past MAX_CAPTURE_URL_CHARS only as far as the capture shows it', () => {
+  const n = 2000;
+  const length = 16 * 1024;
+  const { bytes, held } = retainedBytes(() => {
+    const col = new CaptureCollector(() => undefined, new Counters(), 60_000_000);
+    for (let i = 0; i < n; i++) col.add(candidate({ url: uniqueSource(length), messageIndex: i, tsUs: 1_000_000 + i }));
+    return col;
+  });
+  assert.equal((held as CaptureCollector).held, n);
+  assert.ok(bytes < 0.4 * n * length, `${Math.round(bytes / n)} bytes per window`);
 });
 
 test('cutCaptureText keeps text at the limit, cuts past it to exactly the limit, and never splits a surrogate pair', () => {
