@@ -9,7 +9,7 @@
 import type { EvidenceBudget, EvidenceBuffer } from './evidence.js';
 import type { HttpMessage, HttpRequest, HttpResponse, HttpSink, MessageEndInfo } from '../app-layer/http/index.js';
 import { headerValue } from '../app-layer/http/index.js';
-import type { CaptureField, CaptureSource } from '../events/capture.js';
+import { MAX_CAPTURE_HOST_CHARS, MAX_CAPTURE_METHOD_CHARS, MAX_CAPTURE_URL_CHARS, type CaptureField, type CaptureSource } from '../events/capture.js';
 import { Counters, defineCounter } from '../events/counters.js';
 import type { Direction, FlowInfo } from '../flow/stream.js';
 import type { MatchDatabase } from '../match/engine.js';
@@ -18,7 +18,8 @@ import { PhraseScanner, type PhraseHit } from '../match/scanner.js';
 import { createExtractor } from '../normalize/extract.js';
 import type { Extractor, TextSink } from '../normalize/sink.js';
 import { extractUrlText } from '../normalize/url.js';
-import type { CaptureCollector } from './captures.js';
+import { holdCaptureText, type CaptureCollector, type CaptureText } from './captures.js';
+import { ownedString } from '../events/owned-string.js';
 
 /**
  * Request headers whose values are machine-made or private (credentials, cookies, negotiation,
@@ -36,7 +37,9 @@ const UNSCANNED_REQUEST_HEADERS = new Set([
   'tracestate', 'content-md5', 'date', 'max-forwards', 'http2-settings', 'purpose', 'x-api-key',
 ]);
 
-/** Requests remembered per flow so a response can say which URL it answered. */
+/** Requests remembered per flow so a response can say which URL it answered. Each keeps what its
+ * captures need (`RequestInfo`), never the record's strings: those are slices of a request line
+ * (16 KiB) or of an HTTP/2 header list (256 KiB), 2 MB and 12.5 MB per connection were measured. */
 const MAX_REMEMBERED_REQUESTS = 64;
 
 /**
@@ -64,9 +67,12 @@ export interface InspectContext {
   readonly evidence?: EvidenceBudget;
 }
 
+/** A remembered request: owned copies, a host or URL over its capture limit cut with the whole's
+ * digest (`holdCaptureText`), a method two units past its limit (so the collector still sees it was cut, even where the bound
+ * drops half a surrogate pair). */
 interface RequestInfo {
-  readonly url: string;
-  readonly host?: string;
+  readonly url: CaptureText;
+  readonly host?: CaptureText;
   readonly method: string;
 }
 
@@ -160,7 +166,12 @@ export class HttpInspector implements HttpSink {
 
   onRequest(req: HttpRequest): void {
     this.ctx.counters.inc(C_MESSAGES);
-    const info: RequestInfo = { url: req.uri, host: req.host ?? this.carrier.sni, method: req.method };
+    const host = req.host ?? this.carrier.sni;
+    const info: RequestInfo = {
+      url: holdCaptureText(req.uri, MAX_CAPTURE_URL_CHARS),
+      host: host === undefined ? undefined : holdCaptureText(host, MAX_CAPTURE_HOST_CHARS),
+      method: ownedString(req.method, MAX_CAPTURE_METHOD_CHARS + 2),
+    };
     this.requests.set(req.index, info);
     this.early.shift()?.(info);
     if (this.requests.size > MAX_REMEMBERED_REQUESTS) this.requests.delete(this.requests.keys().next().value as number);

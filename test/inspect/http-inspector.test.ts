@@ -6,9 +6,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { HttpRequest, HttpResponse, MessageEndInfo } from '../../sensor/app-layer/http/index.js';
 import { Counters } from '../../sensor/events/counters.js';
-import type { CaptureCandidate, CaptureCollector } from '../../sensor/inspect/captures.js';
+import { cutCaptureText, MAX_CAPTURE_URL_CHARS, type CaptureEvent } from '../../sensor/events/capture.js';
+import { CaptureCollector, type CaptureCandidate } from '../../sensor/inspect/captures.js';
 import { HttpInspector, MAX_HIT_AGGREGATES_PER_MESSAGE, type InspectContext } from '../../sensor/inspect/http-inspector.js';
 import { compileDictionary } from '../../sensor/match/matcher.js';
+import { retainedBytes, uniqueSource } from '../helpers/heap.js';
 import { FLOW } from '../helpers/http-recorder.js';
 
 /** Distinct letter-only words (whole-word phrases): "zqa", "zqb", ... */
@@ -91,4 +93,52 @@ test('HttpInspector keeps every phrase of a message below the bound', () => {
   assert.deepEqual(out.map((c) => c.phrase.phrase), phrases);
   assert.match(out[0].context, /\[\[zqaa\]\]/);
   assert.equal(counters.get('capture.hits_per_message_limit'), 0);
+});
+
+test('HttpInspector remembered requests keep none of the 64 KB header blocks their URL and host were sliced from', () => {
+  const { ctx } = context(['zqaa']);
+  const flows = 32;
+  const perFlow = 63; // within the 64 remembered per flow: 2,016 requests held
+  const source = 64 * 1024;
+  const { bytes, held } = retainedBytes(() => {
+    const inspectors: HttpInspector[] = [];
+    for (let f = 0; f < flows; f++) {
+      const inspector = new HttpInspector(FLOW, ctx);
+      for (let i = 0; i < perFlow; i++) {
+        const block = uniqueSource(source);
+        const req: HttpRequest = { ...REQUEST, index: i, uri: uniqueSource(source).slice(0, 300), host: block.slice(20, 60), method: block.slice(100, 103) };
+        inspector.onRequest(req);
+        inspector.onMessageEnd(req, 0, END, 1);
+      }
+      inspectors.push(inspector);
+    }
+    return inspectors;
+  });
+  assert.equal((held as HttpInspector[]).length, flows);
+  const n = flows * perFlow;
+  assert.ok(bytes < 0.2 * n * source, `${Math.round(bytes / n)} bytes per remembered request`);
+});
+
+test('HttpInspector gives the collector a URL past MAX_CAPTURE_URL_CHARS that captures the same as the whole URL', () => {
+  const { ctx, out } = context(['zqaa']);
+  const counters = new Counters();
+  const events: CaptureEvent[] = [];
+  const collector = new CaptureCollector((c) => events.push(c), counters, 60_000_000);
+  const inspector = new HttpInspector(FLOW, { ...ctx, collector });
+  const uri = `/p?${'a'.repeat(10_000)}`;
+  const req: HttpRequest = { ...REQUEST, uri };
+  inspector.onRequest(req);
+  inspector.onMessageEnd(req, 0, END, 1);
+  const res = response(0, 0);
+  inspector.onResponse(res);
+  inspector.onBody(res, 1, Buffer.from('zqaa here.\n'));
+  inspector.onMessageEnd(res, 1, END, 2);
+  assert.equal(out.length, 0);
+  assert.equal(events.length, 1);
+  assert.equal(events[0].url, cutCaptureText(uri, MAX_CAPTURE_URL_CHARS));
+  assert.equal(events[0].host, 'example.com');
+  assert.equal(counters.get('capture.url_truncated'), 1);
+  // the same URL as a whole string merges into that window
+  collector.add({ flow: FLOW, dir: 1, messageIndex: 5, source: 'viewed', field: 'response_body', host: 'example.com', url: uri, method: 'GET', status: 200, phraseIndex: 0, phrase: ctx.matcher.phrases[0], count: 1, context: 'x', tsUs: 3 });
+  assert.equal(counters.get('capture.merged'), 1);
 });
