@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { Counters } from '../../sensor/events/counters.js';
 import { DEFAULT_TTL_US, SOURCE_RANKING, SOURCE_STRENGTH, type IdentitySource } from '../../sensor/identity/observation.js';
 import { IdentityTable, MAX_HISTORY_PER_FIELD } from '../../sensor/identity/table.js';
+import { retainedBytes, uniqueSource } from '../helpers/heap.js';
 
 const S = 1_000_000;
 const T0 = 1_700_000_000 * S;
@@ -186,4 +187,23 @@ test('IdentityTable canonicalises addresses and cleans names', () => {
   const { t } = table();
   t.observe({ ip: '2001:DB8:0:0::17', mac: 'AA-BB-CC-DD-EE-01', hostname: 'pc\u0001name\0\0', source: 'dhcpv6', tsUs: T0 });
   assert.deepEqual(t.lookup('2001:db8::17', T0), { ip: '2001:db8::17', mac: MAC, hostname: 'pc?name', sources: { mac: 'dhcpv6', hostname: 'dhcpv6' } });
+});
+
+test('IdentityTable claims keep none of the 64 KB packet texts their names were cut from', () => {
+  const n = 2000;
+  const source = 64 * 1024;
+  const { bytes, held } = retainedBytes(() => {
+    const { t } = table();
+    for (let i = 0; i < n; i++) {
+      // a DHCP host name and a Kerberos principal: slices of a decoded option block / ticket text
+      const hostname = uniqueSource(source).slice(0, 40);
+      const user = uniqueSource(source).slice(0, 1000);
+      t.observe({ ip: `10.9.${i >> 8}.${i & 255}`, hostname, user, source: 'kerberos', tsUs: T0 + i });
+    }
+    return t;
+  });
+  const t = held as IdentityTable;
+  assert.equal(t.size.ips, n);
+  assert.equal(t.lookup('10.9.0.1', T0 + n)?.user?.length, 256, 'cut at MAX_IDENTITY_TEXT_LEN');
+  assert.ok(bytes < 0.2 * n * source, `${Math.round(bytes / n)} bytes per address with two claims`);
 });
