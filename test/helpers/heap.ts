@@ -30,5 +30,6 @@ export function retainedBytes(build: () => unknown): { bytes: number; held: unkn
 let made = 0;
 export function uniqueSource(length: number, fill = 'x'): string {
   const head = `${(made++).toString(36).padStart(8, '0')}:`;
-  return head + fill.repeat(length - head.length);
+  // flat, as text decoded from a packet is (`repeat` builds a rope of shared halves)
+  return Buffer.from(head + fill.repeat(length - head.length), 'latin1').toString('latin1');
 }
