@@ -8,6 +8,7 @@
 
 import { BYPASS, type BypassedBytes, type CloseReason, type Direction, type FlowInfo, type StreamConsumer } from '../../flow/stream.js';
 import { Counters, counterName, defineAnomaly, defineCounter } from '../../events/counters.js';
+import { ownedString } from '../../events/owned-string.js';
 import {
   DecoderChain, DEFAULT_DECODED_LIMIT_BYTES, MAX_DECODED_BYTES, parseContentEncoding, type Coding, type DecodeStatus,
 } from '../../normalize/decompress.js';
@@ -18,6 +19,9 @@ import {
 /** Requests awaiting a response: browsers pipeline a handful; beyond this the oldest are dropped (a
  * one-sided capture never sees responses). */
 export const MAX_PENDING_REQUESTS = 64;
+/** Units of a pending request's method kept: it is only compared with HEAD, CONNECT and PRI, and no
+ * registered method is longer (the longest, UPDATEREDIRECTREF, has 17). */
+const MAX_QUEUED_METHOD_UNITS = 32;
 
 const C_REQUESTS = defineCounter('http.requests');
 const C_RESPONSES = defineCounter('http.responses');
@@ -437,7 +441,8 @@ export class HttpSession implements StreamConsumer {
         anomalies,
       };
       this.counters.inc(C_REQUESTS);
-      this.queue.push({ index: req.index, method: req.method });
+      // an owned copy: the method is a slice of the start line, which a hostile client makes 16 KiB long
+      this.queue.push({ index: req.index, method: ownedString(req.method, MAX_QUEUED_METHOD_UNITS) });
       if (this.queue.length > MAX_PENDING_REQUESTS) {
         this.queue.shift();
         this.counters.inc(C_PIPELINE_OVERFLOW);

@@ -2,9 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { MAX_HEADERS, MAX_START_LINE_BYTES } from '../../../sensor/app-layer/http/parser.js';
-import { MAX_PENDING_REQUESTS, headerValue } from '../../../sensor/app-layer/http/session.js';
+import { HttpSession, MAX_PENDING_REQUESTS, headerValue, type HttpSink } from '../../../sensor/app-layer/http/session.js';
+import { Counters } from '../../../sensor/events/counters.js';
 import { DEFAULT_DECODED_LIMIT_BYTES } from '../../../sensor/normalize/decompress.js';
-import { bytewise, everySplit, latin1, run, type Step, type Summary } from '../../helpers/http-recorder.js';
+import { retainedBytes } from '../../helpers/heap.js';
+import { FLOW, bytewise, everySplit, latin1, run, type Step, type Summary } from '../../helpers/http-recorder.js';
 
 const TEXT = 'Safeguarding text that a matcher must see, whatever the encoding.\n'.repeat(20);
 const gz = (s: string | Buffer): Buffer => zlib.gzipSync(typeof s === 'string' ? latin1(s) : s);
@@ -630,4 +632,27 @@ test('HttpSession ends a response cleanly when bytes released by its own head sw
   assert.equal(summary.messages.length, 3);
   assert.deepEqual(summary.order, ['req0', 'end0:0', 'res0', 'req1', 'end1:0', 'end0:1']);
   assert.equal(summary.messages[1].info.incomplete, true); // the 403 body never came in
+});
+
+test('HttpSession pending requests keep none of the start lines their method was sliced from', () => {
+  const sink: HttpSink = { onRequest() {}, onResponse() {}, onBody() {}, onMessageEnd() {} };
+  const sessions = 32;
+  const perSession = MAX_PENDING_REQUESTS - 1; // all still waiting for their response
+  const methodUnits = 15 * 1024;
+  const { bytes, held } = retainedBytes(() => {
+    const out: HttpSession[] = [];
+    for (let s = 0; s < sessions; s++) {
+      const session = new HttpSession(FLOW, sink, new Counters());
+      for (let i = 0; i < perSession; i++) {
+        // a method as long as a start line may be, each distinct (so no string is shared)
+        const method = `${s.toString(36)}${i.toString(36)}`.padEnd(methodUnits, 'M');
+        session.data(0, latin1(`${method} /${i} HTTP/1.1\r\n\r\n`), 1000 + i);
+      }
+      out.push(session);
+    }
+    return out;
+  });
+  assert.equal((held as HttpSession[]).length, sessions);
+  const n = sessions * perSession;
+  assert.ok(bytes < 0.2 * n * methodUnits, `${Math.round(bytes / n)} bytes per pending request`);
 });
