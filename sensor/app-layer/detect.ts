@@ -16,7 +16,9 @@
  * named and bypassed).
  */
 import { Counters, defineCounter } from '../events/counters.js';
+import { chargeMemory } from '../events/memuse.js';
 import { BYPASS, type BypassedBytes, type CloseReason, type Direction, type FlowInfo, type StreamConsumer, type StreamFactory } from '../flow/stream.js';
+import { StreamHold } from './stream-hold.js';
 
 export type ProbeResult = 'match' | 'no-match' | 'need-more';
 
@@ -44,12 +46,20 @@ export interface StartTracker {
 /** Bytes held per direction while probing; a protocol that needs more is not recognised. */
 export const PROBE_MAX_BYTES = 4096;
 /** Bytes held in all while waiting (e.g. for the other direction's first bytes) before giving up. */
-const MAX_HELD_BYTES = 4 * PROBE_MAX_BYTES;
+export const MAX_HELD_BYTES = 4 * PROBE_MAX_BYTES;
+/**
+ * Runs of held bytes (a direction's consecutive bytes are one run) and gaps before giving up: the
+ * directions take turns this often before any probe decides only in a protocol none of them knows.
+ * It bounds what the runs cost (HOLD_RUN_OVERHEAD_BYTES each) whatever the segment sizes.
+ */
+export const MAX_HELD_RUNS = 256;
 /** Bytes of a flow passed over looking for a message start before it is refused. */
 export const RESYNC_MAX_BYTES = 512 * 1024;
 
 const C_UNKNOWN = defineCounter('app_layer.unknown');
 const C_GAP_BEFORE_DETECT = defineCounter('app_layer.gap_before_detection');
+/** Flows whose bytes held during detection reached MAX_HELD_BYTES or MAX_HELD_RUNS before a protocol was chosen. */
+const C_HOLD_OVERFLOW = defineCounter('app_layer.detection_hold_overflow');
 /** Flows picked up inside a message whose protocol was found at a later message start. */
 const C_RESYNCED = defineCounter('app_layer.resynced');
 /** Where bytes are counted: what the wire carries, or what came out of TLS decryption. */
@@ -70,14 +80,7 @@ function byteCounter(counting: ByteCounting, name: string): number {
 byteCounter('app_layer.bytes', 'unknown');
 byteCounter('app_layer.decrypted_bytes', 'unknown');
 
-interface Held {
-  dir: Direction;
-  bytes: Uint8Array | undefined; // undefined: a gap of `len`
-  len: number;
-  ts: number;
-}
-
-/** The starting prefix of both directions: shared, never written (a prefix grows into a new array). */
+/** An empty tail: shared, never written. */
 const EMPTY = new Uint8Array(0);
 
 class ProbingConsumer implements StreamConsumer {
@@ -88,9 +91,13 @@ class ProbingConsumer implements StreamConsumer {
   private refused = false;
   /** Returned from data and gap: refused, or the chosen protocol asked for bypass while held bytes were replayed to it. */
   private bypass: true | undefined = undefined;
-  private readonly held: Held[] = [];
-  private heldBytes = 0;
-  private readonly prefix: [Uint8Array, Uint8Array] = [EMPTY, EMPTY];
+  /**
+   * What came in while probing, in arrival order, charged to the inspection memory gauge. A run of one
+   * direction's segments is replayed as one piece, with the first segment's timestamp.
+   */
+  private readonly held: StreamHold;
+  /** Each direction's bytes probed so far: the first ones it held (at most PROBE_MAX_BYTES, none after a gap). */
+  private readonly prefixLen: [number, number] = [0, 0];
   private readonly done: [boolean, boolean] = [false, false];
   /** A hole came before detection: the stream after it may begin inside a message. */
   private sawGap = false;
@@ -115,6 +122,12 @@ class ProbingConsumer implements StreamConsumer {
     private readonly counting: ByteCounting,
   ) {
     this.unknownBytes = byteCounter(counting, 'unknown');
+    this.held = new StreamHold((bytes) => chargeMemory(counters, bytes), MAX_HELD_BYTES, MAX_HELD_RUNS);
+  }
+
+  /** @internal Runs of bytes and gaps held while probing, and what they are charged (for tests). */
+  get holding(): { runs: number; bytes: number; memory: number } {
+    return { runs: this.held.runCount, bytes: this.held.bytes, memory: this.held.memory };
   }
 
   /** The protocol chosen for this flow, once one matched. */
@@ -132,25 +145,15 @@ class ProbingConsumer implements StreamConsumer {
       return BYPASS;
     }
     if (this.resyncing) return this.resyncData(dir, bytes, tsUs);
-    if (this.heldBytes + bytes.length > MAX_HELD_BYTES) {
-      if (this.canResync()) {
-        this.startResync();
-        // now chosen, refused or resyncing: the branches above take these bytes
-        return this.data(dir, bytes, tsUs);
-      }
-      this.refuse();
-      this.counters.inc(this.unknownBytes, bytes.length);
-      return BYPASS;
+    if (!this.held.data(dir, bytes, tsUs)) {
+      this.overflow();
+      // now chosen, refused or resyncing: the branches above take these bytes
+      return this.data(dir, bytes, tsUs);
     }
-    this.held.push({ dir, bytes: bytes.slice(), len: bytes.length, ts: tsUs });
-    this.heldBytes += bytes.length;
     if (this.done[dir]) return;
-    const old = this.prefix[dir];
-    const take = Math.min(bytes.length, PROBE_MAX_BYTES - old.length);
-    const next = new Uint8Array(old.length + take);
-    next.set(old);
-    next.set(bytes.subarray(0, take), old.length);
-    this.prefix[dir] = next;
+    // the direction's held bytes begin with its prefix (none of its bytes were held past a gap before
+    // it was done): the prefix grows in place, and the probes see a view of it
+    this.prefixLen[dir] = Math.min(PROBE_MAX_BYTES, this.prefixLen[dir] + bytes.length);
     this.decide(dir);
     return this.bypass;
   }
@@ -161,7 +164,11 @@ class ProbingConsumer implements StreamConsumer {
     if (this.resyncing) return this.resyncGap(dir, len);
     this.sawGap = true;
     this.counters.inc(C_GAP_BEFORE_DETECT);
-    this.held.push({ dir, bytes: undefined, len, ts: tsUs });
+    if (!this.held.gap(dir, len, tsUs)) {
+      this.overflow();
+      // now chosen, refused or resyncing: the branches above take the gap
+      return this.gap(dir, len, tsUs);
+    }
     // Bytes after a hole cannot be probed as a stream start.
     this.done[dir] = true;
     this.giveUpIfBothDone();
@@ -177,7 +184,10 @@ class ProbingConsumer implements StreamConsumer {
       this.counters.inc(this.unknownBytes, this.tail[0].length + this.tail[1].length);
       this.resyncing = false;
       this.refuse();
-    } else if (this.chosen === undefined && !this.refused && this.held.length > 0) this.refuse();
+    } else if (this.chosen === undefined && !this.refused && this.held.runCount > 0) this.refuse();
+    // whatever happened above (a chosen consumer that failed while its held bytes were replayed to it),
+    // nothing stays charged past the flow's end
+    this.held.drop();
   }
 
   /** The chosen consumer's bytes, counted. */
@@ -193,12 +203,17 @@ class ProbingConsumer implements StreamConsumer {
     return (this.flow.midstream === true || this.sawGap) && this.protocols.some((p) => p.findStart !== undefined || p.trackStart !== undefined);
   }
 
+  /** The held bytes would pass MAX_HELD_BYTES or MAX_HELD_RUNS: look for a message start, or refuse. */
+  private overflow(): void {
+    this.counters.inc(C_HOLD_OVERFLOW);
+    if (this.canResync()) this.startResync();
+    else this.refuse();
+  }
+
   /** From probing to looking for a message start: what was held is looked through in arrival order. */
   private startResync(): void {
     this.resyncing = true;
-    const held = this.held.splice(0);
-    this.heldBytes = 0;
-    for (const h of held) {
+    for (const h of this.held.take()) {
       if (this.chosen !== undefined) {
         const wants = h.bytes === undefined ? this.chosen.gap(h.dir, h.len, h.ts) : this.deliver(h.dir, h.bytes, h.ts);
         if (wants === BYPASS) this.bypass = BYPASS;
@@ -283,7 +298,7 @@ class ProbingConsumer implements StreamConsumer {
   }
 
   private decide(dir: Direction): void {
-    const bytes = this.prefix[dir];
+    const bytes = this.held.view(dir, this.prefixLen[dir]);
     let waiting = false;
     for (const p of this.protocols) {
       const r = p.probe(dir, bytes);
@@ -308,9 +323,8 @@ class ProbingConsumer implements StreamConsumer {
   private refuse(): void {
     this.refused = true;
     this.bypass = BYPASS;
-    this.counters.inc(this.unknownBytes, this.heldBytes);
-    this.held.length = 0;
-    this.heldBytes = 0;
+    this.counters.inc(this.unknownBytes, this.held.bytes);
+    this.held.drop();
     this.counters.inc(C_UNKNOWN);
   }
 
@@ -325,8 +339,8 @@ class ProbingConsumer implements StreamConsumer {
     this.chosen = consumer;
     this.chosenName = p.name;
     this.bytesCounter = byteCounter(this.counting, p.name);
-    this.counters.inc(this.bytesCounter, this.heldBytes);
-    for (const h of this.held.splice(0)) {
+    this.counters.inc(this.bytesCounter, this.held.bytes);
+    for (const h of this.held.take()) {
       const wants = h.bytes === undefined ? consumer.gap(h.dir, h.len, h.ts) : consumer.data(h.dir, h.bytes, h.ts);
       if (wants === BYPASS) this.bypass = BYPASS;
     }

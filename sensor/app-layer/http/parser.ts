@@ -8,6 +8,7 @@
 
 import { defineAnomaly, type Counters } from '../../events/counters.js';
 import { chargeMemory } from '../../events/memuse.js';
+import { StreamHold } from '../stream-hold.js';
 
 /** Longest start line kept: above Apache (8190) and nginx (8 KB) defaults; IIS takes 16 KB. A line a server
  * accepts must not slip past the sensor. Longer lines are cut (URI truncated) and counted. */
@@ -29,6 +30,11 @@ export const MAX_CONNECT_HOLD_BYTES = 64 * 1024;
 /** What a header field kept in a head being accumulated costs beyond its text: the [name, value] array and
  * the two strings sliced from the line (V8, 64-bit, compressed pointers: ~70 bytes), rounded up. */
 export const HEADER_ENTRY_OVERHEAD_BYTES = 96;
+/**
+ * Runs of bytes and gaps held after a CONNECT (bytes are one run until a gap cuts them): more holes
+ * than this before the answer is a capture too lossy to follow; bounds what the runs cost.
+ */
+export const MAX_CONNECT_HOLD_RUNS = 64;
 /** Bytes kept from the END of an over-long line (the version of a request line sits there). */
 const LINE_TAIL_BYTES = 32;
 /** Longest method accepted when looking for a request line after a gap (e.g. VERSION-CONTROL, 15). */
@@ -113,6 +119,11 @@ export interface MessageParserSink {
    * or the length of a gap, in stream order, starting with what the client sent ahead of the answer.
    */
   tunnel?(item: Uint8Array | number): void;
+  /**
+   * What the bytes held after a CONNECT take (negative: give back), for the inspection memory gauge.
+   * The parser gives back all it charged when it lets go of them (release, stop, overflow, end).
+   */
+  memory?(bytes: number): void;
 }
 
 export type ParseStatus = 'ok' | 'need-more' | 'invalid';
@@ -328,8 +339,8 @@ export class HttpMessageParser {
 
   private atLineStart = true;
   private resyncReason: ResyncReason = 'gap';
-  private hold: (Uint8Array | number)[] | undefined;
-  private holdBytes = 0;
+  /** Client bytes (and gaps) after a CONNECT, in S_HOLD; made at the first CONNECT. */
+  private hold: StreamHold | undefined;
   /** What `heldBytes` was when last charged to app_layer.memuse. */
   private charged = 0;
 
@@ -444,7 +455,7 @@ export class HttpMessageParser {
         this.sink.bodyGap(len);
         return this.restingStatus();
       case S_HOLD:
-        this.hold?.push(len);
+        if (!this.hold!.gap(0, len, 0)) this.holdOverflow();
         return this.restingStatus();
       case S_TUNNEL:
         this.sink.tunnel?.(len);
@@ -477,7 +488,7 @@ export class HttpMessageParser {
       this.carry = EMPTY;
       this.tail = EMPTY;
       this.resetLine();
-      this.hold = undefined;
+      this.hold?.drop();
       this.state = S_TUNNEL;
       this.settle();
     }
@@ -511,17 +522,16 @@ export class HttpMessageParser {
   stop(): void {
     if (this.state === S_TUNNEL || this.state === S_INVALID) return;
     // what a client sent after its CONNECT without waiting for the answer is the tunnel's start
-    const held = this.state === S_HOLD ? this.hold : undefined;
+    const held = this.state === S_HOLD ? this.hold!.take() : undefined;
+    this.hold?.drop();
     if (this.inMessage) this.endMessage(false);
     this.resetLine();
     this.headers = [];
     this.carry = EMPTY;
     this.tail = EMPTY;
-    this.hold = undefined;
-    this.holdBytes = 0;
     this.state = S_TUNNEL;
     this.settle();
-    if (held !== undefined && this.sink.tunnel !== undefined) for (const item of held) this.sink.tunnel(item);
+    if (held !== undefined && this.sink.tunnel !== undefined) for (const h of held) this.sink.tunnel(h.bytes ?? h.len);
   }
 
   /** After a CONNECT that did not open a tunnel: parse the held bytes and go on normally. */
@@ -530,14 +540,12 @@ export class HttpMessageParser {
       this.afterMessage = S_START;
       return;
     }
-    const items = this.hold ?? [];
-    this.hold = undefined;
-    this.holdBytes = 0;
+    const held = this.hold!.take();
     this.state = S_START;
     this.afterMessage = S_START;
-    for (const item of items) {
-      if (typeof item === 'number') this.gap(item);
-      else this.push(item);
+    for (const h of held) {
+      if (h.bytes === undefined) this.gap(h.len);
+      else this.push(h.bytes);
       if (this.stopped) break;
     }
   }
@@ -903,8 +911,8 @@ export class HttpMessageParser {
     this.remaining = 0;
     this.state = this.afterMessage;
     if (this.state === S_HOLD) {
-      this.hold = [];
-      this.holdBytes = 0;
+      if (this.hold === undefined) this.hold = new StreamHold((bytes) => this.sink.memory?.(bytes), MAX_CONNECT_HOLD_BYTES, MAX_CONNECT_HOLD_RUNS);
+      else this.hold.drop();
     }
     this.sink.end(complete, trailers);
   }
@@ -960,15 +968,16 @@ export class HttpMessageParser {
     return true;
   }
 
+  /** Holds client bytes after a CONNECT; a run of segments is held (and replayed) as one piece. */
   private holdData(bytes: Uint8Array): void {
-    if (this.holdBytes + bytes.length > MAX_CONNECT_HOLD_BYTES) {
-      // The client streams without waiting for the answer: take it as an (optimistic) tunnel.
-      this.sink.anomaly(A_CONNECT_HOLD_OVERFLOW);
-      this.hold = undefined;
-      this.state = S_TUNNEL;
-      return;
-    }
-    (this.hold ??= []).push(new Uint8Array(bytes));
-    this.holdBytes += bytes.length;
+    if (!this.hold!.data(0, bytes, 0)) this.holdOverflow();
+  }
+
+  /** More than MAX_CONNECT_HOLD_BYTES (or MAX_CONNECT_HOLD_RUNS) before the answer. */
+  private holdOverflow(): void {
+    // The client streams without waiting for the answer: take it as an (optimistic) tunnel.
+    this.sink.anomaly(A_CONNECT_HOLD_OVERFLOW);
+    this.hold!.drop();
+    this.state = S_TUNNEL;
   }
 }
