@@ -5,11 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { AppLayerFactory, RESYNC_MAX_BYTES, type AppLayerProtocol } from '../../sensor/app-layer/detect.js';
+import { AppLayerFactory, MAX_HELD_BYTES, MAX_HELD_RUNS, RESYNC_MAX_BYTES, type AppLayerProtocol } from '../../sensor/app-layer/detect.js';
+import { HOLD_RUN_OVERHEAD_BYTES } from '../../sensor/app-layer/stream-hold.js';
+import { memoryInUse } from '../../sensor/events/memuse.js';
 import { findHttpStart, httpAppLayer } from '../../sensor/app-layer/http/index.js';
 import type { HttpParserEvent, HttpSink } from '../../sensor/app-layer/http/session.js';
 import { Counters } from '../../sensor/events/counters.js';
-import { BYPASS, type Direction } from '../../sensor/flow/stream.js';
+import { BYPASS, type Direction, type FlowInfo, type StreamConsumer } from '../../sensor/flow/stream.js';
 import { Pipeline } from '../../sensor/pipeline.js';
 import { ethTcp, TCP_FLAGS } from '../helpers/packets.js';
 
@@ -175,5 +177,128 @@ describe('protocol detection and bypass', () => {
     const total = segments.reduce((n, [, t]) => n + t.length, 0);
     assert.equal(c.get('app_layer.bytes.unknown'), total);
     assert.ok(c.get('tcp.reassembled_bytes') < RESYNC_MAX_BYTES + 2 * noise.length, 'bypassed once the budget was spent');
+  });
+});
+
+/**
+ * A protocol that waits for the server's first bytes ("GO") and then takes the flow; its consumer
+ * records what it is given, and can be made to throw at its first bytes.
+ */
+function waitsForServer(log: string[], fail = false): AppLayerProtocol {
+  return {
+    name: 'go',
+    probe: (dir: Direction, b: Uint8Array) => (dir === 0 ? 'need-more' : b.length < 2 ? 'need-more' : b[0] === 0x47 && b[1] === 0x4f ? 'match' : 'no-match'),
+    create: () => ({
+      data: (dir: Direction, b: Uint8Array, ts: number) => {
+        if (fail) throw new Error('consumer bug');
+        log.push(`${dir}:${Buffer.from(b).toString('latin1')}@${ts}`);
+      },
+      gap: (dir: Direction, len: number, ts: number) => void log.push(`${dir}:<gap ${len}>@${ts}`),
+      end: () => undefined,
+    }),
+  };
+}
+
+const FLOW: FlowInfo = { flowId: 1, proto: 6, srcIp: '10.1.0.5', srcPort: 40000, dstIp: '192.0.2.22', dstPort: 7000, vlan: [], startUs: 0 };
+
+/** What the probing consumer holds (an internal view for tests). */
+function holding(c: StreamConsumer): { runs: number; bytes: number; memory: number } {
+  return (c as unknown as { holding: { runs: number; bytes: number; memory: number } }).holding;
+}
+
+describe('bytes held during detection', () => {
+  test('16,000 1-byte segments are held as one run, charged about their size, and replayed whole with the first timestamp', () => {
+    const counters = new Counters();
+    const log: string[] = [];
+    const c = new AppLayerFactory([waitsForServer(log)], counters).open(FLOW)!;
+    const n = 16_000;
+    for (let i = 0; i < n; i++) assert.equal(c.data(0, Buffer.from([0x61 + (i % 26)]), 100 + i), undefined);
+    const charged = memoryInUse(counters);
+    // one array per segment held ~5 MB and charged nothing
+    assert.ok(charged >= n, `${charged} charged for ${n} bytes held`);
+    assert.ok(charged <= MAX_HELD_BYTES + HOLD_RUN_OVERHEAD_BYTES, `${charged} charged for ${n} bytes held`);
+    assert.deepEqual(holding(c), { runs: 1, bytes: n, memory: charged });
+    c.data(1, Buffer.from('GO'), 50_000);
+    const text = Array.from({ length: n }, (_, i) => String.fromCharCode(0x61 + (i % 26))).join('');
+    assert.deepEqual(log, [`0:${text}@100`, '1:GO@50000']);
+    assert.equal(memoryInUse(counters), 0, 'given back when the protocol was chosen');
+    assert.equal(counters.get('app_layer.bytes.go'), n + 2);
+    c.end('fin', 60_000);
+    assert.equal(memoryInUse(counters), 0);
+  });
+
+  test('runs of each direction and gaps are replayed in their place', () => {
+    const counters = new Counters();
+    const log: string[] = [];
+    const c = new AppLayerFactory([waitsForServer(log)], counters).open(FLOW)!;
+    c.data(0, Buffer.from('a'), 1);
+    c.data(0, Buffer.from('b'), 2);
+    c.gap(0, 5, 3);
+    c.data(0, Buffer.from('c'), 4);
+    c.data(0, Buffer.from('d'), 5);
+    c.data(1, Buffer.from('G'), 6);
+    assert.equal(holding(c).runs, 4);
+    c.data(1, Buffer.from('O'), 7);
+    assert.deepEqual(log, ['0:ab@1', '0:<gap 5>@3', '0:cd@4', '1:GO@6']);
+    c.end('fin', 8);
+    assert.equal(memoryInUse(counters), 0);
+  });
+
+  test('directions taking turns a byte at a time stop at MAX_HELD_RUNS: refused, counted, and given back', () => {
+    const counters = new Counters();
+    const never: AppLayerProtocol = { name: 'never', probe: () => 'need-more', create: () => assert.fail('never chosen') };
+    const c = new AppLayerFactory([never], counters).open(FLOW)!;
+    let i = 0;
+    for (; i < 10 * MAX_HELD_RUNS; i++) {
+      if (c.data((i % 2) as Direction, Buffer.from('x'), i) === BYPASS) break;
+      assert.ok(holding(c).runs <= MAX_HELD_RUNS);
+      assert.equal(memoryInUse(counters), holding(c).memory);
+    }
+    assert.equal(i, MAX_HELD_RUNS, 'refused at the first run past the bound');
+    assert.equal(counters.get('app_layer.detection_hold_overflow'), 1);
+    assert.equal(counters.get('app_layer.unknown'), 1);
+    assert.equal(counters.get('app_layer.bytes.unknown'), MAX_HELD_RUNS + 1);
+    assert.equal(memoryInUse(counters), 0);
+    c.end('fin', i);
+    assert.equal(memoryInUse(counters), 0);
+  });
+
+  test('gaps count against MAX_HELD_RUNS; a midstream flow then looks for a message start, holding nothing', () => {
+    const counters = new Counters();
+    const lines: AppLayerProtocol = { name: 'lines', probe: () => 'need-more', findStart: () => -1, create: () => assert.fail('never chosen') };
+    const c = new AppLayerFactory([lines], counters).open({ ...FLOW, midstream: true })!;
+    for (let i = 0; i < MAX_HELD_RUNS; i++) c.gap(1, 10, i);
+    assert.equal(holding(c).runs, MAX_HELD_RUNS);
+    assert.equal(memoryInUse(counters), MAX_HELD_RUNS * HOLD_RUN_OVERHEAD_BYTES);
+    c.gap(1, 10, MAX_HELD_RUNS);
+    assert.equal(counters.get('app_layer.detection_hold_overflow'), 1);
+    assert.equal(holding(c).runs, 0);
+    assert.equal(memoryInUse(counters), 0);
+    c.end('eof', 1000);
+    assert.equal(memoryInUse(counters), 0);
+  });
+
+  test('a flow ending while bytes are held, or whose chosen consumer fails at their replay, gives back the charge', () => {
+    const counters = new Counters();
+    const factory = new AppLayerFactory([waitsForServer([])], counters);
+    const ended = factory.open(FLOW)!;
+    for (let i = 0; i < 100; i++) ended.data(0, Buffer.from('y'), i);
+    assert.ok(memoryInUse(counters) >= 100);
+    ended.end('timeout', 100);
+    assert.equal(memoryInUse(counters), 0);
+    assert.equal(counters.get('app_layer.bytes.unknown'), 100);
+
+    const failing = new AppLayerFactory([waitsForServer([], true)], counters);
+    const pipeline = new Pipeline({ counters, streams: failing });
+    const send = (f: Uint8Array, ts: number): void => pipeline.packet(1, f, 0, f.length, f.length, ts, 0);
+    send(ethTcp({ ...C, seq: 1000, flags: SYN }), 1);
+    send(ethTcp({ ...S, seq: 5000, ack: 1001, flags: SYN | ACK }), 2);
+    for (let i = 0; i < 100; i++) send(ethTcp({ ...C, seq: 1001 + i, ack: 5001, flags: PSH | ACK }, Buffer.from('z')), 3 + i);
+    assert.ok(memoryInUse(counters) >= 100);
+    send(ethTcp({ ...S, seq: 5001, ack: 1101, flags: PSH | ACK }, Buffer.from('GO')), 200);
+    assert.equal(counters.get('flow.consumer_error'), 1);
+    assert.equal(memoryInUse(counters), 0);
+    pipeline.finish();
+    assert.equal(memoryInUse(counters), 0);
   });
 });

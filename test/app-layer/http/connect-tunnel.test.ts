@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { readCaptureFile } from '../../../sensor/capture/file-reader.js';
 import type { TlsEvent } from '../../../sensor/events/tls.js';
+import { memoryInUse } from '../../../sensor/events/memuse.js';
 import { Sensor } from '../../../sensor/main.js';
 import { decodeOne } from '../../helpers/decode.js';
 import { ethTcp, TCP_FLAGS } from '../../helpers/packets.js';
@@ -37,8 +38,11 @@ function tlsPayloads(): Array<{ dir: 0 | 1; bytes: Buffer; tsUs: number }> {
   return out;
 }
 
-/** The proxied connection: handshake, CONNECT, 200, the TLS payloads (the first one before the 200 when `eager`). */
-function proxiedPcap(eager: boolean): Buffer {
+/**
+ * The proxied connection: handshake, CONNECT, 200, the TLS payloads (the first one before the 200 when
+ * `eager`). `segment`: the CONNECT and the payload sent before the 200 are cut in segments of that size.
+ */
+function proxiedFrames(eager: boolean, segment = Infinity): PcapPacket[] {
   const tls = tlsPayloads();
   const frames: PcapPacket[] = [];
   let t = tls[0].tsUs - 1000;
@@ -48,17 +52,24 @@ function proxiedPcap(eager: boolean): Buffer {
     frames.push({ data: ethTcp({ ...o, seq: seq[dir], ack: seq[dir ^ 1], flags }, bytes), tsUs: t++ });
     seq[dir] += bytes.length;
   };
+  const sendCut = (dir: 0 | 1, bytes: Buffer): void => {
+    for (let i = 0; i < bytes.length; i += segment) send(dir, bytes.subarray(i, i + segment));
+  };
   frames.push({ data: ethTcp({ ...C, seq: seq[0] - 1, flags: SYN }), tsUs: t++ });
   frames.push({ data: ethTcp({ ...S, seq: seq[1] - 1, ack: seq[0], flags: SYN | ACK }), tsUs: t++ });
-  send(0, Buffer.from(CONNECT));
+  sendCut(0, Buffer.from(CONNECT));
   let rest = tls;
   if (eager) {
-    send(tls[0].dir, tls[0].bytes);
+    sendCut(tls[0].dir, tls[0].bytes);
     rest = tls.slice(1);
   }
   send(1, Buffer.from(ESTABLISHED));
   for (const x of rest) send(x.dir, x.bytes);
-  return writePcap(frames);
+  return frames;
+}
+
+function proxiedPcap(eager: boolean): Buffer {
+  return writePcap(proxiedFrames(eager));
 }
 
 function scan(pcap: Buffer, keyLogs: string[]): { tls: TlsEvent[]; counters: Sensor['counters'] } {
@@ -95,6 +106,28 @@ describe('TLS inside a CONNECT tunnel', () => {
       if (!eager) assert.equal(counters.get('app_layer.bytes.http'), CONNECT.length + ESTABLISHED.length);
     });
   }
+
+  test('a CONNECT and a ClientHello sent a byte per segment are held, charged, replayed whole, and given back', () => {
+    // held through protocol detection (the CONNECT's first bytes) and then the CONNECT hold (the
+    // ClientHello sent ahead of the answer): one run each, charged to the inspection memory gauge
+    const tls: TlsEvent[] = [];
+    const sensor = new Sensor({ engine: 'js', keyLogs: [KEYS], onCapture: () => undefined, onEvent: (e) => void (e.event_type === 'tls' && tls.push(e as TlsEvent)) });
+    const hello = tlsPayloads()[0].bytes.length;
+    let peak = 0;
+    for (const f of proxiedFrames(true, 1)) {
+      sensor.pipeline.packet(1, f.data, 0, f.data.length, f.data.length, f.tsUs!, 0);
+      peak = Math.max(peak, memoryInUse(sensor.counters));
+    }
+    sensor.finish();
+    assert.equal(tls.length, 1);
+    assert.equal(tls[0].tls.sni, 'heise.de');
+    assert.equal(tls[0].tls.decrypted, true, 'the held ClientHello reached the tunnel whole');
+    assert.equal(sensor.counters.get('http.requests'), 2);
+    assert.equal(sensor.counters.get('app_layer.bytes.tls'), tlsPayloads().reduce((n, x) => n + x.bytes.length, 0));
+    assert.ok(peak >= hello, `peak ${peak}: the held ClientHello (${hello} bytes) was not charged`);
+    assert.equal(memoryInUse(sensor.counters), 0, 'everything charged was given back');
+    sensor.close();
+  });
 
   test('without keys: described, not decrypted, and bypassed', () => {
     const { tls, counters } = scan(proxiedPcap(false), []);

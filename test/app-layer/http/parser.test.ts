@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  HEADER_ENTRY_OVERHEAD_BYTES, HttpMessageParser, MAX_CHUNK_SIZE_HEX_DIGITS, MAX_CONNECT_HOLD_BYTES, MAX_HEAD_BYTES, MAX_HEADER_LINE_BYTES, MAX_HEADERS, parseChunkSizeLine, parseRequestLine,
+  HEADER_ENTRY_OVERHEAD_BYTES, HttpMessageParser, MAX_CHUNK_SIZE_HEX_DIGITS, MAX_CONNECT_HOLD_BYTES, MAX_CONNECT_HOLD_RUNS, MAX_HEAD_BYTES,
+  MAX_HEADER_LINE_BYTES, MAX_HEADERS, parseChunkSizeLine, parseRequestLine,
   parseStatusLine, type BodyRule, type HeaderList, type MessageParserSink, type ParsedHead, type ResyncReason,
 } from '../../../sensor/app-layer/http/parser.js';
+import { HOLD_RUN_OVERHEAD_BYTES } from '../../../sensor/app-layer/stream-hold.js';
 import { Counters, counterName } from '../../../sensor/events/counters.js';
 import { memoryInUse } from '../../../sensor/events/memuse.js';
 
@@ -27,6 +29,20 @@ class LogSink implements MessageParserSink {
   }
   anomaly(id: number): void { this.log.push(`anomaly ${counterName(id)}`); }
   resync(reason: ResyncReason): void { this.log.push(`resync ${reason}`); }
+}
+
+/** A LogSink that also takes what a CONNECT hold charges, and what goes into the tunnel. */
+class HoldSink extends LogSink {
+  charged = 0;
+  peak = 0;
+  tunnelled: Array<string | number> = [];
+  memory(bytes: number): void {
+    this.charged += bytes;
+    this.peak = Math.max(this.peak, this.charged);
+  }
+  tunnel(item: Uint8Array | number): void {
+    this.tunnelled.push(typeof item === 'number' ? item : Buffer.from(item).toString('latin1'));
+  }
 }
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -179,6 +195,69 @@ test('HttpMessageParser stop() after CONNECT drops the held bytes; overflowing t
   q.push(Buffer.alloc(MAX_CONNECT_HOLD_BYTES + 1));
   assert.ok(big.log.includes('anomaly http.connect.hold_overflow'));
   assert.equal(q.stopped, true);
+});
+
+test('HttpMessageParser holds 60,000 1-byte segments after a CONNECT in one run, charged about their size, replayed whole', () => {
+  const n = 60_000;
+  const requests = 'GET /a HTTP/1.1\r\nContent-Length: ' + String(n) + '\r\n\r\n';
+  const text = (requests + 'q'.repeat(n)).slice(0, n);
+  for (const ending of ['release', 'stop', 'end'] as const) {
+    const sink = new HoldSink((h) => (h.method === 'CONNECT' ? 'connect' : 'normal'));
+    const p = new HttpMessageParser(true, sink);
+    p.push(b('CONNECT h:443 HTTP/1.1\r\n\r\n'));
+    for (let i = 0; i < n; i++) p.push(b(text[i]));
+    // one array per segment held ~16 MB and charged nothing
+    assert.ok(sink.charged >= n, `${ending}: ${sink.charged} charged for ${n} bytes held`);
+    assert.ok(sink.charged <= MAX_CONNECT_HOLD_BYTES + HOLD_RUN_OVERHEAD_BYTES, `${ending}: ${sink.charged} charged for ${n} bytes held`);
+    if (ending === 'release') {
+      p.release();
+      assert.equal(sink.charged, 0);
+      assert.deepEqual(sink.log.slice(3), ['begin', 'head GET /a']);
+      p.end(true);
+      assert.equal(sink.log[5], `end cut body=${JSON.stringify(text.slice(requests.length))}`);
+    } else if (ending === 'stop') {
+      p.stop();
+      assert.deepEqual(sink.tunnelled, [text], 'the held run goes into the tunnel as one piece');
+      p.end(true);
+    } else p.end(false);
+    assert.equal(sink.charged, 0, `${ending}: everything charged was given back`);
+  }
+});
+
+test('HttpMessageParser CONNECT hold: gaps keep their place, count against MAX_CONNECT_HOLD_RUNS, and overflow gives back the charge', () => {
+  const sink = new HoldSink(() => 'connect');
+  const p = new HttpMessageParser(true, sink);
+  p.push(b('CONNECT h:443 HTTP/1.1\r\n\r\n'));
+  p.push(b('ab'));
+  p.push(b('c'));
+  p.gap(7);
+  p.push(b('d'));
+  p.stop();
+  assert.deepEqual(sink.tunnelled, ['abc', 7, 'd']);
+  assert.equal(sink.charged, 0);
+
+  const many = new HoldSink(() => 'connect');
+  const q = new HttpMessageParser(true, many);
+  q.push(b('CONNECT h:443 HTTP/1.1\r\n\r\n'));
+  for (let i = 0; i < MAX_CONNECT_HOLD_RUNS / 2; i++) {
+    q.push(b('x'));
+    q.gap(1);
+  }
+  assert.equal(q.stopped, false);
+  assert.ok(many.charged >= MAX_CONNECT_HOLD_RUNS * HOLD_RUN_OVERHEAD_BYTES);
+  q.push(b('x'));
+  assert.ok(many.log.includes('anomaly http.connect.hold_overflow'));
+  assert.equal(q.stopped, true);
+  assert.equal(many.charged, 0);
+
+  const big = new HoldSink(() => 'connect');
+  const r = new HttpMessageParser(true, big);
+  r.push(b('CONNECT h:443 HTTP/1.1\r\n\r\n'));
+  r.push(Buffer.alloc(MAX_CONNECT_HOLD_BYTES - 1));
+  assert.ok(big.charged >= MAX_CONNECT_HOLD_BYTES - 1);
+  r.push(b('ab'));
+  assert.ok(big.log.includes('anomaly http.connect.hold_overflow'));
+  assert.equal(big.charged, 0);
 });
 
 test('HttpMessageParser trailers end with the flow: complete when only the final empty line is missing', () => {
