@@ -1,9 +1,11 @@
 /**
  * Protocol detection: which app-layer parser gets a TCP flow. Input: the first bytes of each
  * direction. Output: the chosen protocol's `StreamConsumer`, fed everything seen so far (in
- * arrival order) and then everything after. Each protocol's probe says match / no-match /
+ * arrival order; consecutive segments of one direction as one piece, with the first one's
+ * timestamp) and then everything after. Each protocol's probe says match / no-match /
  * need-more; bytes are held until one matches or all refuse (bounded: PROBE_MAX_BYTES per
- * direction), so a flow is never given to a parser on a guess. A flow no protocol takes is
+ * direction, MAX_HELD_BYTES and MAX_HELD_RUNS in all, charged to the inspection memory gauge),
+ * so a flow is never given to a parser on a guess. A flow no protocol takes is
  * bypassed (see BYPASS), and so is one whose protocol asks for it.
  *
  * A stream picked up midstream (the sensor started, or the capture lost the flow's first packets)
