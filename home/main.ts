@@ -4,12 +4,12 @@
  * the server's log lines on stderr (the first admin password only in its 0600 file, never printed).
  */
 
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { hashPassword, MIN_PASSWORD_CHARS, passwordProblem } from './auth.js';
+import { CliError } from '../sensor/cli/command.js';
+import { readSecretLine } from '../sensor/cli/secret-input.js';
+import { hashPassword, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, passwordProblem } from './auth.js';
 import { INITIAL_PASSWORD_FILE, retireInitialPassword } from './core.js';
 import { ensurePrivateDir } from './files.js';
 import { HomeLog } from './log.js';
@@ -44,8 +44,8 @@ never the password) until it is changed: that account can do nothing else before
 The file is deleted once that password no longer works: changed in the portal or API, reset with
 "admin passwd admin" or by another admin, or the account deleted.
 
-admin add / passwd read the password from the first line of standard input, or from
---password-file FILE. "add" makes an operator who may use the password at once; at least ${MIN_PASSWORD_CHARS}
+admin add / passwd read the password from the first line of standard input (typed without echo
+on a terminal), or from --password-file FILE. "add" makes an operator who may use the password at once; at least ${MIN_PASSWORD_CHARS}
 characters.
 `;
 
@@ -56,31 +56,8 @@ export function defaultDataDir(): string {
   return env !== undefined && env !== '' ? env : join(ROOT, 'var', 'home');
 }
 
-/** A --password-file that cannot be read: the operator's mistake, said in one line (exit 2). */
-class PasswordFileError extends Error {
-  readonly code = 'E_PASSWORD_FILE';
-  constructor(file: string, err: NodeJS.ErrnoException) {
-    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.code === 'EACCES' ? 'permission denied' : err.code ?? err.message;
-    super(`Cannot read password file "${file}": ${why}`, { cause: err });
-  }
-}
-
-async function readPassword(file: string | undefined): Promise<string> {
-  if (file !== undefined) {
-    try {
-      return readFileSync(file, 'utf8').split(/\r?\n/)[0];
-    } catch (err) {
-      throw new PasswordFileError(file, err as NodeJS.ErrnoException);
-    }
-  }
-  if (process.stdin.isTTY) process.stderr.write('Password: ');
-  const rl = createInterface({ input: process.stdin });
-  for await (const line of rl) {
-    rl.close();
-    return line;
-  }
-  return '';
-}
+/** Most bytes read for a password: MAX_PASSWORD_CHARS characters of up to 4 bytes, and a line ending. */
+const MAX_PASSWORD_INPUT_BYTES = 4 * MAX_PASSWORD_CHARS + 2;
 
 async function runAdmin(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -112,9 +89,10 @@ async function runAdmin(argv: string[]): Promise<number> {
   }
   let password: string;
   try {
-    password = await readPassword(values['password-file']);
+    // a terminal does not echo it; a file or pipe gives its first line
+    password = await readSecretLine({ path: values['password-file'], what: 'password', prompt: 'Password: ', maxBytes: MAX_PASSWORD_INPUT_BYTES });
   } catch (err) {
-    if (!(err instanceof PasswordFileError)) throw err;
+    if (!(err instanceof CliError)) throw err;
     process.stderr.write(`hark home admin: ${err.message}\n`);
     return 2;
   }

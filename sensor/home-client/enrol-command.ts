@@ -6,12 +6,13 @@
  * fingerprint so the operator can compare it with home's console before trusting it.
  */
 import { X509Certificate } from 'node:crypto';
-import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CliError, cliErrorOf, type Command } from '../cli/command.js';
+import { readSecret, readSecretLine } from '../cli/secret-input.js';
 import { actAs, dataDirOwner } from '../store/acting-user.js';
 import { chownTreeNoFollow } from '../store/private-dir.js';
 import { isSha256Fingerprint, SensorCredentials } from './credentials.js';
@@ -215,61 +216,10 @@ function statusFields(creds: SensorCredentials): Record<string, unknown> {
 /**
  * The site key from `--site-key-file PATH`: the first line of the file, or of `input` when PATH is
  * "-" (asked for without echo when that is the terminal), without its line ending: home compares
- * the key exactly. Reads at most MAX_SITE_KEY_INPUT_BYTES and stops reading at the first newline,
- * so a pipe that never ends (or /dev/zero) cannot fill memory.
+ * the key exactly. Reads at most MAX_SITE_KEY_INPUT_BYTES.
  */
-export async function readSiteKey(path: string, input: NodeJS.ReadableStream = process.stdin): Promise<string> {
-  const where = path === '-' ? 'standard input' : `the site key file "${path}"`;
-  let text: string;
-  if (path !== '-') text = readFileStart(path);
-  else if (input === process.stdin && process.stdin.isTTY) text = await readSecret('Site key: ');
-  else text = await readFirstLine(input);
-  const line = text.split('\n')[0].replace(/\r$/, '');
-  if (line === '') throw new CliError(`No site key in ${where}: its first line is empty`);
-  if (Buffer.byteLength(text) >= MAX_SITE_KEY_INPUT_BYTES && !text.includes('\n')) throw new CliError(`No site key in ${where}: its first line is longer than ${MAX_SITE_KEY_INPUT_BYTES} bytes`);
-  return line;
-}
-
-function readFileStart(path: string): string {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    const buf = Buffer.alloc(MAX_SITE_KEY_INPUT_BYTES);
-    let n = 0;
-    for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null);
-    return buf.subarray(0, n).toString('utf8');
-  } catch (err) {
-    throw new CliError(`Cannot read the site key file "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-function readFirstLine(input: NodeJS.ReadableStream): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    const done = (err?: Error): void => {
-      input.off('data', onData);
-      input.off('end', onEnd);
-      input.off('error', onError);
-      input.pause();
-      if (err !== undefined) reject(err);
-      else resolve(Buffer.concat(chunks).toString('utf8'));
-    };
-    const onData = (chunk: Buffer | string): void => {
-      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      chunks.push(b);
-      bytes += b.length;
-      if (b.includes(0x0a) || bytes >= MAX_SITE_KEY_INPUT_BYTES) done();
-    };
-    const onEnd = (): void => done();
-    const onError = (err: Error): void => done(new CliError(`Cannot read the site key from standard input: ${err.message}`));
-    input.on('data', onData);
-    input.once('end', onEnd);
-    input.once('error', onError);
-    input.resume();
-  });
+export function readSiteKey(path: string, input: NodeJS.ReadableStream = process.stdin): Promise<string> {
+  return readSecretLine({ path, what: 'site key', prompt: 'Site key: ', maxBytes: MAX_SITE_KEY_INPUT_BYTES, input });
 }
 
 function statusText(creds: SensorCredentials): string {
@@ -325,31 +275,3 @@ async function askNumber(prompt: string, allowed: readonly number[]): Promise<nu
   }
 }
 
-/** Reads a line from the terminal without echo (raw mode); Ctrl-C cancels. */
-function readSecret(prompt: string): Promise<string> {
-  const input = process.stdin;
-  if (!input.isTTY) return Promise.reject(new CliError('No terminal to read the password from: set $HARK_PASSWORD', 2));
-  process.stdout.write(prompt);
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const done = (err?: Error): void => {
-      input.off('data', onData);
-      input.setRawMode(false);
-      input.pause();
-      process.stdout.write('\n');
-      if (err !== undefined) reject(err);
-      else resolve(text);
-    };
-    const onData = (chunk: Buffer): void => {
-      for (const ch of chunk.toString('utf8')) {
-        if (ch === '\r' || ch === '\n') return done();
-        if (ch === '\u0003') return done(new CliError('Cancelled', EXIT_FAILED));
-        if (ch === '\u007f' || ch === '\b') text = text.slice(0, -1);
-        else text += ch;
-      }
-    };
-    input.setRawMode(true);
-    input.resume();
-    input.on('data', onData);
-  });
-}

@@ -341,7 +341,7 @@ describe('readSiteKey', () => {
   });
 
   it('readSiteKey names a file it cannot read', async () => {
-    await assert.rejects(readSiteKey('/nonexistent/site-key'), (e: unknown) => e instanceof CliError && e.exitCode === 2 && e.message === 'Cannot read the site key file "/nonexistent/site-key": ENOENT');
+    await assert.rejects(readSiteKey('/nonexistent/site-key'), (e: unknown) => e instanceof CliError && e.exitCode === 2 && e.message === 'Cannot read the site key file "/nonexistent/site-key": no such file');
   });
 
   it('readSiteKey refuses an empty first line', async () => {

@@ -79,10 +79,22 @@ test('runHome admin add with a --password-file it cannot read names it in one li
   const missing = join(dir, 'nosuch');
   const r = hark(['admin', 'add', 'dsl', '--role', 'lead', '--data-dir', data, '--password-file', missing]);
   assert.equal(r.status, 2, r.stderr);
-  assert.equal(r.stderr, `hark home admin: Cannot read password file "${missing}": no such file\n`);
+  assert.equal(r.stderr, `hark home admin: Cannot read the password file "${missing}": no such file\n`);
   const isDir = hark(['admin', 'passwd', 'dsl', '--data-dir', data, '--password-file', dir]);
   assert.equal(isDir.status, 2, isDir.stderr);
-  assert.equal(isDir.stderr, `hark home admin: Cannot read password file "${dir}": is a directory\n`);
+  assert.equal(isDir.stderr, `hark home admin: Cannot read the password file "${dir}": is a directory\n`);
+  assert.equal(existsSync(data), false, 'nothing is made before the password is read');
+});
+
+test('runHome admin reads at most one bounded line: /dev/zero and an empty first line are refused in one line', () => {
+  const data = join(dir, 'bounded');
+  // before, the whole file was read: /dev/zero filled memory until the read failed
+  const zero = spawnSync(process.execPath, [MAIN, 'admin', 'add', 'dsl', '--role', 'lead', '--data-dir', data, '--password-file', '/dev/zero'], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(zero.status, 2, zero.stderr);
+  assert.equal(zero.stderr, 'hark home admin: No password in the password file "/dev/zero": its first line is longer than 4098 bytes\n');
+  const empty = hark(['admin', 'add', 'dsl', '--role', 'lead', '--data-dir', data], '\nsafeguarding lead pw\n');
+  assert.equal(empty.status, 2, empty.stderr);
+  assert.equal(empty.stderr, 'hark home admin: No password in standard input: its first line is empty\n');
   assert.equal(existsSync(data), false, 'nothing is made before the password is read');
 });
 
