@@ -15,11 +15,13 @@
  * (so a connection picked up inside a long download costs that much, then is bypassed); the first
  * one found gets the flow from there, told of the bytes before it as a gap (so an HTTP parser
  * resynchronises the other direction itself, and a TLS session, which cannot, has the connection
- * named and bypassed).
+ * named and bypassed). What is kept of each direction to look at again with its next bytes (the
+ * start of its last line, at most PROBE_MAX_BYTES) is charged to the inspection memory gauge too.
  */
 import { Counters, defineCounter } from '../events/counters.js';
 import { chargeMemory } from '../events/memuse.js';
 import { BYPASS, type BypassedBytes, type CloseReason, type Direction, type FlowInfo, type StreamConsumer, type StreamFactory } from '../flow/stream.js';
+import { ResyncTail } from './resync-tail.js';
 import { StreamHold } from './stream-hold.js';
 
 export type ProbeResult = 'match' | 'no-match' | 'need-more';
@@ -82,9 +84,6 @@ function byteCounter(counting: ByteCounting, name: string): number {
 byteCounter('app_layer.bytes', 'unknown');
 byteCounter('app_layer.decrypted_bytes', 'unknown');
 
-/** An empty tail: shared, never written. */
-const EMPTY = new Uint8Array(0);
-
 class ProbingConsumer implements StreamConsumer {
   private chosen: StreamConsumer | undefined;
   private chosenName: string | undefined;
@@ -107,8 +106,11 @@ class ProbingConsumer implements StreamConsumer {
   private resyncing = false;
   /** Bytes of each direction passed over for good while resyncing. */
   private readonly passed: [number, number] = [0, 0];
-  /** The last bytes of each direction from the start of their last line: looked at again with the next. */
-  private readonly tail: [Uint8Array, Uint8Array] = [EMPTY, EMPTY];
+  /**
+   * The last bytes of each direction from the start of their last line, looked at again with the next
+   * (at most PROBE_MAX_BYTES; a buffer per direction, charged, kept while resyncing and let go after).
+   */
+  private readonly tail: [ResyncTail, ResyncTail];
   /** The next bytes of the direction may begin a line (its first bytes may: nothing says otherwise). */
   private readonly lineStart: [boolean, boolean] = [true, true];
   /** Each direction's start trackers, by protocol index (protocols with `trackStart`), while resyncing. */
@@ -124,7 +126,9 @@ class ProbingConsumer implements StreamConsumer {
     private readonly counting: ByteCounting,
   ) {
     this.unknownBytes = byteCounter(counting, 'unknown');
-    this.held = new StreamHold((bytes) => chargeMemory(counters, bytes), MAX_HELD_BYTES, MAX_HELD_RUNS);
+    const charge = (bytes: number): void => chargeMemory(counters, bytes);
+    this.held = new StreamHold(charge, MAX_HELD_BYTES, MAX_HELD_RUNS);
+    this.tail = [new ResyncTail(charge, PROBE_MAX_BYTES), new ResyncTail(charge, PROBE_MAX_BYTES)];
   }
 
   /** @internal Runs of bytes and gaps held while probing, and what they are charged (for tests). */
@@ -183,13 +187,15 @@ class ProbingConsumer implements StreamConsumer {
     }
     this.chosen?.end(reason, tsUs, bypassed);
     if (this.resyncing) {
-      this.counters.inc(this.unknownBytes, this.tail[0].length + this.tail[1].length);
       this.resyncing = false;
+      this.dropTails();
       this.refuse();
     } else if (this.chosen === undefined && !this.refused && this.held.runCount > 0) this.refuse();
-    // whatever happened above (a chosen consumer that failed while its held bytes were replayed to it),
-    // nothing stays charged past the flow's end
+    // whatever happened above (a chosen consumer that failed while its held bytes were replayed to it,
+    // a protocol's findStart that threw), nothing stays charged past the flow's end
     this.held.drop();
+    this.tail[0].release();
+    this.tail[1].release();
   }
 
   /** The chosen consumer's bytes, counted. */
@@ -228,14 +234,11 @@ class ProbingConsumer implements StreamConsumer {
 
   /** Looks for a message start in the next bytes of a direction (and what was kept of the last ones). */
   private resyncData(dir: Direction, bytes: Uint8Array, tsUs: number): boolean | void {
-    const prev = this.tail[dir];
-    let buf = bytes;
-    if (prev.length > 0) {
-      buf = new Uint8Array(prev.length + bytes.length);
-      buf.set(prev);
-      buf.set(bytes, prev.length);
-    }
-    const atLineStart = prev.length > 0 || this.lineStart[dir];
+    const tail = this.tail[dir];
+    const kept = tail.length;
+    // the kept tail and the new bytes as one view; the new bytes are appended in place, not the tail copied
+    const buf = tail.join(bytes);
+    const atLineStart = kept > 0 || this.lineStart[dir];
     const protocols = this.protocols;
     for (let i = 0; i < protocols.length; i++) {
       const p = protocols[i];
@@ -244,7 +247,7 @@ class ProbingConsumer implements StreamConsumer {
       if (p.trackStart !== undefined) {
         // a tracker has seen the kept tail already: it is shown the new bytes only
         const at = (this.trackers[dir][i] ??= p.trackStart(dir)).next(bytes);
-        if (at >= 0) return this.chooseAt(p, dir, buf, prev.length + at, tsUs, true);
+        if (at >= 0) return this.chooseAt(p, dir, buf, kept + at, tsUs, true);
       }
     }
     // keep the last line's beginning: a start line may be cut in two
@@ -252,7 +255,7 @@ class ProbingConsumer implements StreamConsumer {
     let keep = lf >= 0 ? buf.length - lf - 1 : atLineStart ? buf.length : 0;
     if (keep > PROBE_MAX_BYTES) keep = 0;
     this.lineStart[dir] = keep === 0 && lf === buf.length - 1;
-    this.tail[dir] = keep > 0 ? buf.slice(buf.length - keep) : EMPTY;
+    tail.keep(buf, keep);
     this.passed[dir] += buf.length - keep;
     this.counters.inc(this.unknownBytes, buf.length - keep);
     return this.giveUpResync();
@@ -263,7 +266,7 @@ class ProbingConsumer implements StreamConsumer {
     this.trackers[dir].length = 0;
     this.passed[dir] += this.tail[dir].length + len;
     this.counters.inc(this.unknownBytes, this.tail[dir].length);
-    this.tail[dir] = EMPTY;
+    this.tail[dir].release();
     this.lineStart[dir] = false;
     return this.giveUpResync();
   }
@@ -272,10 +275,16 @@ class ProbingConsumer implements StreamConsumer {
   private giveUpResync(): boolean | void {
     if (this.passed[0] + this.passed[1] < RESYNC_MAX_BYTES) return undefined;
     this.resyncing = false;
-    this.counters.inc(this.unknownBytes, this.tail[0].length + this.tail[1].length);
-    this.tail[0] = this.tail[1] = EMPTY;
+    this.dropTails();
     this.refuse();
     return BYPASS;
+  }
+
+  /** Resyncing stops without a message start: the kept tails are counted as unknown and let go. */
+  private dropTails(): void {
+    this.counters.inc(this.unknownBytes, this.tail[0].length + this.tail[1].length);
+    this.tail[0].release();
+    this.tail[1].release();
   }
 
   /**
@@ -291,7 +300,9 @@ class ProbingConsumer implements StreamConsumer {
     const before = this.passed[dir] + k;
     const otherBefore = this.passed[other] + this.tail[other].length;
     this.counters.inc(this.unknownBytes, k + this.tail[other].length);
-    this.tail[0] = this.tail[1] = EMPTY;
+    // `buf` may be this direction's tail buffer: let go, it is never written again, so it can be handed on
+    this.tail[0].release();
+    this.tail[1].release();
     this.choose(p);
     const c = this.chosen!;
     if (before > 0 && c.gap(dir, before, tsUs) === BYPASS) this.bypass = BYPASS;
