@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { AppLayerFactory, MAX_HELD_BYTES, MAX_HELD_RUNS, RESYNC_MAX_BYTES, type AppLayerProtocol } from '../../sensor/app-layer/detect.js';
+import { AppLayerFactory, MAX_HELD_BYTES, MAX_HELD_RUNS, PROBE_MAX_BYTES, RESYNC_MAX_BYTES, type AppLayerProtocol } from '../../sensor/app-layer/detect.js';
 import { HOLD_RUN_OVERHEAD_BYTES } from '../../sensor/app-layer/stream-hold.js';
 import { memoryInUse } from '../../sensor/events/memuse.js';
 import { findHttpStart, httpAppLayer } from '../../sensor/app-layer/http/index.js';
@@ -300,5 +300,139 @@ describe('bytes held during detection', () => {
     assert.equal(memoryInUse(counters), 0);
     pipeline.finish();
     assert.equal(memoryInUse(counters), 0);
+  });
+});
+
+/**
+ * HTTP found by `findHttpStart` in a flow picked up midstream; its consumer records the gaps it is told
+ * of and the bytes it is given (each direction's bytes joined, whatever the segments were).
+ */
+function loggingHttp(log: { gaps: string[]; data: [string, string] }, failing = { find: false }): AppLayerProtocol {
+  return {
+    name: 'http',
+    probe: httpAppLayer.probe,
+    findStart: (dir, bytes, atLineStart) => {
+      if (failing.find) throw new Error('findStart bug');
+      return findHttpStart(dir, bytes, atLineStart);
+    },
+    create: () => ({
+      data: (dir: Direction, b: Uint8Array) => void (log.data[dir] += Buffer.from(b).toString('latin1')),
+      gap: (dir: Direction, len: number) => void log.gaps.push(`${dir}:${len}`),
+      end: () => undefined,
+    }),
+  };
+}
+
+/** Gives `text` to `c` in direction `dir` as segments of `size` bytes; true when one of them was answered with BYPASS. */
+function feed(c: StreamConsumer, dir: Direction, text: string, size: number, ts = 1): boolean {
+  const b = Buffer.from(text, 'latin1');
+  let bypass = false;
+  for (let i = 0; i < b.length; i += size) if (c.data(dir, b.subarray(i, i + size), ts) === BYPASS) bypass = true;
+  return bypass;
+}
+
+describe('the line tail kept while looking for a message start', () => {
+  const MIDSTREAM: FlowInfo = { ...FLOW, dstPort: 80, midstream: true };
+  const REQUEST = 'GET /x HTTP/1.1\r\nHost: a\r\n\r\n';
+
+  test('a start after 20 kB with no line feed is found at the same offset whatever the segment size, 1 byte included', () => {
+    const before = `${'z'.repeat(20_000)}\n${'q'.repeat(PROBE_MAX_BYTES - 1)}\n${'r'.repeat(PROBE_MAX_BYTES + 1)}\n`;
+    for (const size of [1, 3, PROBE_MAX_BYTES - 1, PROBE_MAX_BYTES, PROBE_MAX_BYTES + 1, 1e6]) {
+      const counters = new Counters();
+      const log = { gaps: [] as string[], data: ['', ''] as [string, string] };
+      const c = new AppLayerFactory([loggingHttp(log)], counters).open(MIDSTREAM)!;
+      feed(c, 0, before + REQUEST, size);
+      assert.deepEqual(log, { gaps: [`0:${before.length}`], data: [REQUEST, ''] }, `segments of ${size}`);
+      assert.equal(counters.get('app_layer.resynced'), 1, `segments of ${size}`);
+      assert.equal(counters.get('app_layer.bytes.unknown'), before.length, `segments of ${size}`);
+      assert.equal(counters.get('app_layer.bytes.http'), REQUEST.length, `segments of ${size}`);
+      assert.equal(memoryInUse(counters), 0, `segments of ${size}: the tail was given back when the start was found`);
+      c.end('fin', 2);
+      assert.equal(memoryInUse(counters), 0);
+    }
+  });
+
+  test('a start line cut at every offset is found at the same offset; the gauge shows the tail while it is held', () => {
+    const before = `${'x'.repeat(MAX_HELD_BYTES)}\r\n`;
+    for (let k = 1; k < REQUEST.length; k++) {
+      const counters = new Counters();
+      const log = { gaps: [] as string[], data: ['', ''] as [string, string] };
+      const c = new AppLayerFactory([loggingHttp(log)], counters).open(MIDSTREAM)!;
+      c.data(0, Buffer.from(before), 1);
+      c.data(0, Buffer.from(REQUEST.slice(0, k)), 2);
+      if ((c as unknown as { protocol: string | undefined }).protocol === undefined) {
+        const held = memoryInUse(counters);
+        assert.ok(held >= k && held <= PROBE_MAX_BYTES, `cut at ${k}: ${held} bytes charged for the tail held`);
+      }
+      c.data(0, Buffer.from(REQUEST.slice(k)), 3);
+      assert.deepEqual(log, { gaps: [`0:${before.length}`], data: [REQUEST, ''] }, `cut at ${k}`);
+      assert.equal(counters.get('app_layer.bytes.unknown'), before.length, `cut at ${k}`);
+      assert.equal(memoryInUse(counters), 0, `cut at ${k}`);
+      c.end('fin', 4);
+    }
+  });
+
+  /** A midstream flow resyncing, with `held` kept as the start of a line in direction `dir`. */
+  function holdingTail(counters: Counters, dir: Direction, held: string, failing = { find: false }): StreamConsumer {
+    const log = { gaps: [] as string[], data: ['', ''] as [string, string] };
+    const c = new AppLayerFactory([loggingHttp(log, failing)], counters).open(MIDSTREAM)!;
+    c.data(0, Buffer.from(`${'x'.repeat(MAX_HELD_BYTES)}\n`), 1);
+    if (dir === 1) c.data(1, Buffer.from('\n'), 2);
+    feed(c, dir, held, 1, 3);
+    assert.equal(log.gaps.length, 0, 'no start found');
+    return c;
+  }
+
+  test('a tail held a byte at a time is charged, at most PROBE_MAX_BYTES per direction', () => {
+    const counters = new Counters();
+    const c = holdingTail(counters, 0, 'y'.repeat(PROBE_MAX_BYTES));
+    assert.equal(memoryInUse(counters), PROBE_MAX_BYTES);
+    feed(c, 1, '\n', 1);
+    feed(c, 1, 'G'.repeat(PROBE_MAX_BYTES), 1);
+    assert.equal(memoryInUse(counters), 2 * PROBE_MAX_BYTES);
+    // one byte more and the line is too long to be a start line: passed over, the buffer kept for the next
+    feed(c, 0, 'y', 1);
+    assert.equal(counters.get('app_layer.bytes.unknown'), MAX_HELD_BYTES + 1 + PROBE_MAX_BYTES + 1 + 1);
+    assert.ok(memoryInUse(counters) <= 2 * PROBE_MAX_BYTES);
+    c.end('fin', 4);
+    assert.equal(memoryInUse(counters), 0);
+  });
+
+  test('the tail is given back at a gap, at the give-up, at the flow end, and when the search fails', () => {
+    const gap = new Counters();
+    const c = holdingTail(gap, 0, 'GE');
+    assert.ok(memoryInUse(gap) > 0, 'the tail is charged');
+    c.gap(0, 10, 4);
+    assert.equal(memoryInUse(gap), 0, 'at a gap');
+    assert.equal(gap.get('app_layer.bytes.unknown'), MAX_HELD_BYTES + 1 + 2);
+    c.end('fin', 5);
+    assert.equal(memoryInUse(gap), 0);
+
+    const giveUp = new Counters();
+    const d = holdingTail(giveUp, 1, 'GE');
+    assert.ok(memoryInUse(giveUp) > 0);
+    let bypassed = false;
+    for (let i = 0; i < RESYNC_MAX_BYTES / 60_000 + 1 && !bypassed; i++) bypassed = feed(d, 0, 'z'.repeat(60_000), 60_000);
+    assert.ok(bypassed, 'given up');
+    assert.equal(giveUp.get('app_layer.unknown'), 1);
+    assert.equal(memoryInUse(giveUp), 0, 'at the give-up');
+    d.end('fin', 6);
+    assert.equal(memoryInUse(giveUp), 0);
+
+    const ended = new Counters();
+    const e = holdingTail(ended, 1, 'GE');
+    assert.ok(memoryInUse(ended) > 0);
+    e.end('timeout', 4);
+    assert.equal(memoryInUse(ended), 0, 'at the flow end');
+    assert.equal(ended.get('app_layer.bytes.unknown'), MAX_HELD_BYTES + 1 + 1 + 2, 'the tail counted as unknown');
+
+    const failed = new Counters();
+    const failing = { find: false };
+    const f = holdingTail(failed, 0, 'G', failing);
+    failing.find = true;
+    assert.throws(() => f.data(0, Buffer.from('E'), 4), /findStart bug/);
+    // the flow table ends a consumer that threw (flow-table.ts)
+    f.end('eof', 5);
+    assert.equal(memoryInUse(failed), 0, 'after a failed search');
   });
 });
