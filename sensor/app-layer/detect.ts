@@ -250,8 +250,10 @@ class ProbingConsumer implements StreamConsumer {
         if (at >= 0) return this.chooseAt(p, dir, buf, kept + at, tsUs, true);
       }
     }
-    // keep the last line's beginning: a start line may be cut in two
-    const lf = buf.lastIndexOf(10);
+    // keep the last line's beginning: a start line may be cut in two. The kept tail holds no LF (it
+    // begins after the last one), so only the new bytes are searched: not the whole tail per segment.
+    const lfNew = bytes.lastIndexOf(10);
+    const lf = lfNew >= 0 ? kept + lfNew : -1;
     let keep = lf >= 0 ? buf.length - lf - 1 : atLineStart ? buf.length : 0;
     if (keep > PROBE_MAX_BYTES) keep = 0;
     this.lineStart[dir] = keep === 0 && lf === buf.length - 1;
