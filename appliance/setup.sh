@@ -127,6 +127,19 @@ ensure_dir() {
   fi
 }
 
+# Writes a settings file (FILE, shown as NAME) from standard input unless it exists, since a second run
+# keeps what an operator changed; either way it is 0640 with OWNER (root and the group that reads it).
+settings_file() {
+  local file="$1" name="$2" owner="$3" what="$4"
+  if [ -f "$file" ]; then
+    say "settings: $name kept as it is"
+  else
+    cat > "$file"
+    say "settings: wrote a default $name ($what)"
+  fi
+  chown "$owner" "$file"; chmod 0640 "$file"
+}
+
 # ---- 4. /opt/hark: the project, built ------------------------------------------------------------
 if [ -z "$DIST" ] && [ -x "$SRC/node_modules/.bin/tsc" ]; then
   say "build: compiling the project (tsc)"
@@ -171,11 +184,7 @@ ensure_dir "$ROOT/var/lib/hark" 0700 "$HARK_UID:$HARK_GID" "hark:hark"
 ensure_dir "$ROOT/etc/hark" 0750 "0:$HARK_GID" "root:hark"
 ensure_dir "$ROOT/var/log/hark" 0750 "0:$HARK_GID" "root:hark"
 
-ENV_FILE="$ROOT/etc/hark/hark.env"
-if [ -f "$ENV_FILE" ]; then
-  say "settings: /etc/hark/hark.env kept as it is"
-else
-  cat > "$ENV_FILE" <<'EOF'
+settings_file "$ROOT/etc/hark/hark.env" /etc/hark/hark.env "0:$HARK_GID" "unconfigured: run hark menu" <<'EOF'
 # Hark sensor settings, read by hark.service (EnvironmentFile=) and /opt/hark/appliance/hark.sh.
 # The console menu (hark menu) writes them in its first-boot wizard.
 HARK_MODE=home
@@ -185,9 +194,6 @@ HARK_ALLOW_LIST=/etc/hark/allow-list.txt
 # HARK_PROXY=http://proxy:3128
 HARK_RUN_ARGS=
 EOF
-  say "settings: wrote a default /etc/hark/hark.env (unconfigured: run hark menu)"
-fi
-chown "0:$HARK_GID" "$ENV_FILE"; chmod 0640 "$ENV_FILE"
 ALLOW="$ROOT/etc/hark/allow-list.txt"
 if [ -f "$ALLOW" ]; then
   say "allow list: /etc/hark/allow-list.txt kept as it is"
@@ -205,11 +211,7 @@ if [ "$WITH_HOME" -eq 1 ]; then
   HOME_UID="$(awk -F: '$1 == "hark-home" { print $3 }' "$passwd_file")"
   HOME_GID="$(awk -F: '$1 == "hark-home" { print $4 }' "$passwd_file")"
   ensure_dir "$ROOT/var/lib/hark-home" 0700 "$HOME_UID:$HOME_GID" "hark-home:hark-home"
-  HOME_ENV="$ROOT/etc/hark/home.env"
-  if [ -f "$HOME_ENV" ]; then
-    say "settings: /etc/hark/home.env kept as it is"
-  else
-    cat > "$HOME_ENV" <<'EOF'
+  settings_file "$ROOT/etc/hark/home.env" /etc/hark/home.env "0:$HOME_GID" "port 443, every address" <<'EOF'
 # Hark home server settings, read by hark-home.service (EnvironmentFile=). After a change:
 # systemctl restart hark-home. The first admin password: /var/lib/hark-home/initial-admin-password.
 HARK_HOME_PORT=443
@@ -220,9 +222,6 @@ HARK_HOME_DIR=/var/lib/hark-home
 # Names sensors use to reach home, for its certificate: --name home.school.example (repeatable).
 HARK_HOME_ARGS=
 EOF
-    say "settings: wrote a default /etc/hark/home.env (port 443, every address)"
-  fi
-  chown "0:$HOME_GID" "$HOME_ENV"; chmod 0640 "$HOME_ENV"
 fi
 
 # ---- 6. systemd units ----------------------------------------------------------------------------
