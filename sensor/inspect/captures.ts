@@ -33,7 +33,6 @@ const C_URL_CUT = defineCounter('capture.url_truncated');
 const C_HOST_CUT = defineCounter('capture.host_truncated');
 const C_METHOD_CUT = defineCounter('capture.method_truncated');
 
-
 /**
  * A host or URL longer than its capture limit, as long-lived state keeps it: the start the event shows
  * (cutCaptureText without its CAPTURE_TEXT_CUT marker, an owned copy: one byte per character where the
