@@ -119,11 +119,6 @@ export interface MessageParserSink {
    * or the length of a gap, in stream order, starting with what the client sent ahead of the answer.
    */
   tunnel?(item: Uint8Array | number): void;
-  /**
-   * What the bytes held after a CONNECT take (negative: give back), for the inspection memory gauge.
-   * The parser gives back all it charged when it lets go of them (release, stop, overflow, end).
-   */
-  memory?(bytes: number): void;
 }
 
 export type ParseStatus = 'ok' | 'need-more' | 'invalid';
@@ -344,7 +339,7 @@ export class HttpMessageParser {
   /** What `heldBytes` was when last charged to app_layer.memuse. */
   private charged = 0;
 
-  /** `counters`: where the head being accumulated and the partial line are charged (app_layer.memuse);
+  /** `counters`: where the head being accumulated, the partial line and the CONNECT hold are charged (app_layer.memuse);
    * `end` gives it all back. */
   constructor(readonly isRequest: boolean, private readonly sink: MessageParserSink, private readonly counters?: Counters) {
     this.remaining = 0;
@@ -366,6 +361,12 @@ export class HttpMessageParser {
     if (held === this.charged || this.counters === undefined) return;
     chargeMemory(this.counters, held - this.charged);
     this.charged = held;
+  }
+
+  /** Adds `bytes` (negative: gives back) to app_layer.memuse: the CONNECT hold's charge, which it keeps
+   * itself and gives back whole when it lets go of its bytes (release, stop, overflow, end). */
+  private charge(bytes: number): void {
+    if (this.counters !== undefined) chargeMemory(this.counters, bytes);
   }
 
   /** True between messages with nothing buffered. */
@@ -911,7 +912,7 @@ export class HttpMessageParser {
     this.remaining = 0;
     this.state = this.afterMessage;
     if (this.state === S_HOLD) {
-      if (this.hold === undefined) this.hold = new StreamHold((bytes) => this.sink.memory?.(bytes), MAX_CONNECT_HOLD_BYTES, MAX_CONNECT_HOLD_RUNS);
+      if (this.hold === undefined) this.hold = new StreamHold((bytes) => this.charge(bytes), MAX_CONNECT_HOLD_BYTES, MAX_CONNECT_HOLD_RUNS);
       else this.hold.drop();
     }
     this.sink.end(complete, trailers);

@@ -9,7 +9,6 @@
 import { BYPASS, type BypassedBytes, type CloseReason, type Direction, type FlowInfo, type StreamConsumer } from '../../flow/stream.js';
 import { Counters, counterName, defineAnomaly, defineCounter } from '../../events/counters.js';
 import { ownedString } from '../../events/owned-string.js';
-import { chargeMemory } from '../../events/memuse.js';
 import {
   DecoderChain, DEFAULT_DECODED_LIMIT_BYTES, MAX_DECODED_BYTES, parseContentEncoding, type Coding, type DecodeStatus,
 } from '../../normalize/decompress.js';
@@ -333,10 +332,6 @@ class HttpHalf implements MessageParserSink {
 
   tunnel(item: Uint8Array | number): void {
     this.session.tunnelled(this.dir, item, this.tsUs);
-  }
-
-  memory(bytes: number): void {
-    chargeMemory(this.session.counters, bytes);
   }
 
   resync(reason: ResyncReason): void {

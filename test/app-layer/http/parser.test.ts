@@ -31,14 +31,14 @@ class LogSink implements MessageParserSink {
   resync(reason: ResyncReason): void { this.log.push(`resync ${reason}`); }
 }
 
-/** A LogSink that also takes what a CONNECT hold charges, and what goes into the tunnel. */
+/** A LogSink with the counters a CONNECT hold is charged to, and what goes into the tunnel. */
 class HoldSink extends LogSink {
-  charged = 0;
-  peak = 0;
+  /** Given to the parser: where it charges what it holds. */
+  readonly counters = new Counters();
   tunnelled: Array<string | number> = [];
-  memory(bytes: number): void {
-    this.charged += bytes;
-    this.peak = Math.max(this.peak, this.charged);
+  /** What the parser has charged to app_layer.memuse and not given back. */
+  get charged(): number {
+    return memoryInUse(this.counters);
   }
   tunnel(item: Uint8Array | number): void {
     this.tunnelled.push(typeof item === 'number' ? item : Buffer.from(item).toString('latin1'));
@@ -203,7 +203,7 @@ test('HttpMessageParser holds 60,000 1-byte segments after a CONNECT in one run,
   const text = (requests + 'q'.repeat(n)).slice(0, n);
   for (const ending of ['release', 'stop', 'end'] as const) {
     const sink = new HoldSink((h) => (h.method === 'CONNECT' ? 'connect' : 'normal'));
-    const p = new HttpMessageParser(true, sink);
+    const p = new HttpMessageParser(true, sink, sink.counters);
     p.push(b('CONNECT h:443 HTTP/1.1\r\n\r\n'));
     for (let i = 0; i < n; i++) p.push(b(text[i]));
     // one array per segment held ~16 MB and charged nothing
@@ -226,7 +226,7 @@ test('HttpMessageParser holds 60,000 1-byte segments after a CONNECT in one run,
 
 test('HttpMessageParser CONNECT hold: gaps keep their place, count against MAX_CONNECT_HOLD_RUNS, and overflow gives back the charge', () => {
   const sink = new HoldSink(() => 'connect');
-  const p = new HttpMessageParser(true, sink);
+  const p = new HttpMessageParser(true, sink, sink.counters);
   p.push(b('CONNECT h:443 HTTP/1.1\r\n\r\n'));
   p.push(b('ab'));
   p.push(b('c'));
@@ -237,7 +237,7 @@ test('HttpMessageParser CONNECT hold: gaps keep their place, count against MAX_C
   assert.equal(sink.charged, 0);
 
   const many = new HoldSink(() => 'connect');
-  const q = new HttpMessageParser(true, many);
+  const q = new HttpMessageParser(true, many, many.counters);
   q.push(b('CONNECT h:443 HTTP/1.1\r\n\r\n'));
   for (let i = 0; i < MAX_CONNECT_HOLD_RUNS / 2; i++) {
     q.push(b('x'));
@@ -251,7 +251,7 @@ test('HttpMessageParser CONNECT hold: gaps keep their place, count against MAX_C
   assert.equal(many.charged, 0);
 
   const big = new HoldSink(() => 'connect');
-  const r = new HttpMessageParser(true, big);
+  const r = new HttpMessageParser(true, big, big.counters);
   r.push(b('CONNECT h:443 HTTP/1.1\r\n\r\n'));
   r.push(Buffer.alloc(MAX_CONNECT_HOLD_BYTES - 1));
   assert.ok(big.charged >= MAX_CONNECT_HOLD_BYTES - 1);
