@@ -3,7 +3,8 @@
 # Input: $HARK_ROOT (default /; every path lives under it), $HARK_BIN (default /opt/hark/bin/hark),
 # the settings file $HARK_ROOT/etc/hark/hark.env. Under systemd (PID 1 and HARK_ROOT=/) it drives
 # hark.service; elsewhere it runs the sensor under its own supervisor (hidden mode "__supervise")
-# that restarts it when it dies, like Restart=always. status exits with the LSB codes 0/1/3/4.
+# that restarts it when it dies, like Restart=always. status exits with the sensor's LSB codes 0/1/3/4,
+# and also reports the home server where /etc/hark/home.env says setup.sh --with-home set it up.
 set -uo pipefail
 
 HARK_ROOT="${HARK_ROOT:-/}"
@@ -17,6 +18,10 @@ SENSOR_PID_FILE="$RUN_DIR/hark.pid"
 STARTED_FILE="$RUN_DIR/started_at"
 STOP_FILE="$RUN_DIR/stopping"
 UNIT=hark.service
+# The home server, when `setup.sh --with-home` set it up: it writes home.env (the unit is always
+# installed, so it says nothing). Without systemd hark.sh does not run home; status only looks at it.
+HOME_ENV_FILE="$ROOT/etc/hark/home.env"
+HOME_UNIT=hark-home.service
 
 # Seconds between the sensor dying and its restart: the appliance promises to be back within 10 s.
 RESTART_DELAY_S="${HARK_RESTART_DELAY_S:-2}"
@@ -24,6 +29,8 @@ RESTART_DELAY_S="${HARK_RESTART_DELAY_S:-2}"
 STOP_TIMEOUT_S="${HARK_STOP_TIMEOUT_S:-30}"
 # Seconds start waits for the sensor to open its interfaces before reporting it as failed.
 START_WAIT_S="${HARK_START_WAIT_S:-10}"
+# Milliseconds status waits for home's /v1/ping: an idle home answers in a few; 3 s is a hung one.
+HOME_PING_TIMEOUT_MS="${HARK_HOME_PING_TIMEOUT_MS:-3000}"
 
 # Hark's own node (setup.sh installs it: Node >= 20, Debian 12's is 18) comes before the system one.
 # It has no file capabilities: capture works here because the sensor starts as root.
@@ -43,7 +50,9 @@ Usage: hark.sh start|stop|restart|reload|status [--json]
   restart   stop, then start: the whole configuration is rebuilt from home
   reload    re-fetch the configuration and swap dictionary and policy without a restart
   status    running or not, since when, interfaces, packets, drops, captures, upload queue
-            (exit status 0 running, 1 dead with a stale pid file, 3 not running, 4 unknown)
+            and, where setup.sh --with-home set it up, the home server: running or not, its
+            address and whether it answers (exit status 0 running, 1 dead with a stale pid file,
+            3 not running, 4 unknown: the sensor's alone)
 EOF
 }
 
@@ -51,10 +60,9 @@ use_systemd() {
   [ -z "$ROOT" ] && [ -d /run/systemd/system ] && [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]
 }
 
-# Reads hark.env (systemd EnvironmentFile syntax: KEY=VALUE, # comments, optional quotes) into the
-# environment without executing it. Paths in it are appliance paths: they are moved under HARK_ROOT.
-load_env() {
-  [ -f "$ENV_FILE" ] || return 0
+# Prints a settings file (systemd EnvironmentFile syntax: KEY=VALUE, # comments, optional quotes)
+# as KEY=VALUE lines, unquoted, without executing it.
+read_settings() {
   local line key value
   while IFS= read -r line || [ -n "$line" ]; do
     line="${line#"${line%%[![:space:]]*}"}"
@@ -62,8 +70,15 @@ load_env() {
     [[ "$line" =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
     key="${BASH_REMATCH[1]}" value="${BASH_REMATCH[2]}"
     if [[ "$value" =~ ^\"(.*)\"$ ]] || [[ "$value" =~ ^\'(.*)\'$ ]]; then value="${BASH_REMATCH[1]}"; fi
-    export "$key=$value"
-  done < "$ENV_FILE"
+    printf '%s=%s\n' "$key" "$value"
+  done < "$1"
+}
+
+# Reads hark.env into the environment. Paths in it are appliance paths: they are moved under HARK_ROOT.
+load_env() {
+  [ -f "$ENV_FILE" ] || return 0
+  local kv
+  while IFS= read -r kv; do export "$kv"; done < <(read_settings "$ENV_FILE")
   export HARK_DATA_DIR="$ROOT${HARK_DATA_DIR:-/var/lib/hark}"
   if [ -n "${HARK_ALLOW_LIST:-}" ]; then export HARK_ALLOW_LIST="$ROOT$HARK_ALLOW_LIST"; fi
 }
@@ -188,14 +203,15 @@ local_state() {
 }
 
 # ---- commands with systemd -----------------------------------------------------------------------
+# Prints "state pid since" for a unit (default hark.service) and returns the LSB code.
 systemd_state() {
-  local pid since
-  if systemctl is-active --quiet "$UNIT"; then
-    pid="$(systemctl show -p MainPID --value "$UNIT")"
-    since="$(systemctl show -p ActiveEnterTimestamp --value "$UNIT" | tr ' ' '_')"
+  local unit="${1:-$UNIT}" pid since
+  if systemctl is-active --quiet "$unit"; then
+    pid="$(systemctl show -p MainPID --value "$unit")"
+    since="$(systemctl show -p ActiveEnterTimestamp --value "$unit" | tr ' ' '_')"
     echo "running ${pid:--} ${since:--}"; return $EXIT_RUNNING
   fi
-  case "$(systemctl show -p ActiveState --value "$UNIT" 2>/dev/null)" in
+  case "$(systemctl show -p ActiveState --value "$unit" 2>/dev/null)" in
     failed) echo "dead - -"; return $EXIT_DEAD ;;
     activating|deactivating) echo "restarting - -"; return $EXIT_DEAD ;;
     inactive) echo "stopped - -"; return $EXIT_NOT_RUNNING ;;
@@ -216,6 +232,63 @@ sensor_json() {
   printf 'null'
 }
 
+# Home's view as JSON, or null when home is not set up here: its state (systemd's under systemd;
+# otherwise what its port says: it answers = running, refused = stopped, else unknown), listen address
+# from home.env, and whether GET /v1/ping answers. That route is unauthenticated by design
+# (PROTOCOL.md: a latency probe) and says only {ok, time}. Home's certificate is not checked: the
+# probe asks whether home answers on this machine, not who it is, and it sends nothing.
+home_json() {
+  [ -f "$HOME_ENV_FILE" ] || { printf 'null'; return 0; }
+  local port=443 listen="" readable=1 line="" kv
+  if [ -r "$HOME_ENV_FILE" ]; then
+    while IFS= read -r kv; do
+      case "$kv" in HARK_HOME_PORT=*) port="${kv#*=}" ;; HARK_HOME_LISTEN=*) listen="${kv#*=}" ;; esac
+    done < <(read_settings "$HOME_ENV_FILE")
+  else
+    readable=0
+  fi
+  if use_systemd; then line="$(systemd_state "$HOME_UNIT")"; fi
+  UNIT_STATE="$line" PORT="$port" LISTEN="$listen" READABLE="$readable" TIMEOUT_MS="$HOME_PING_TIMEOUT_MS" \
+    ENV_NAME="${HOME_ENV_FILE#"$ROOT"}" node -e '
+    const e = process.env;
+    const [unitState, unitPid, unitSince] = e.UNIT_STATE ? e.UNIT_STATE.split(" ") : [];
+    const finish = (listen, ping) => {
+      let state = unitState;
+      if (!state) state = ping.answers ? "running" : ping.error === "ECONNREFUSED" ? "stopped" : "unknown";
+      const pid = unitPid && unitPid !== "-" && unitPid !== "0" ? Number(unitPid) : null;
+      const since = unitSince && unitSince !== "-" ? unitSince.replace(/_/g, " ") : null;
+      process.stdout.write(JSON.stringify({ state, pid, since, managed_by: unitState ? "systemd" : null, listen, ping }));
+    };
+    if (e.READABLE !== "1") {
+      finish(null, { url: null, answers: false, error: `cannot read ${e.ENV_NAME} (run status as root)` });
+    } else {
+      const port = Number(e.PORT);
+      // Empty, 0.0.0.0 or :: = every address: loopback reaches it.
+      const address = ["", "0.0.0.0", "::", "[::]"].includes(e.LISTEN) ? null : e.LISTEN.replace(/^\[(.*)\]$/, "$1");
+      const host = address ?? "127.0.0.1";
+      const url = `https://${host.includes(":") ? `[${host}]` : host}:${e.PORT}/v1/ping`;
+      const listen = { address, port: Number.isInteger(port) ? port : null };
+      if (!Number.isInteger(port) || port < 1 || port > 65535) {
+        finish(listen, { url: null, answers: false, error: `HARK_HOME_PORT "${e.PORT}" in ${e.ENV_NAME} is not a port number` });
+      } else {
+        const timeout = Number(e.TIMEOUT_MS);
+        const req = require("node:https").get({ host, port, path: "/v1/ping", rejectUnauthorized: false, timeout }, (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (c) => { if (body.length < 4096) body += c; });
+          res.on("end", () => {
+            let ok = false;
+            try { ok = res.statusCode === 200 && JSON.parse(body).ok === true; } catch {}
+            finish(listen, { url, answers: ok, error: ok ? null : `HTTP ${res.statusCode}, not home\x27s ping answer` });
+          });
+        });
+        req.on("timeout", () => req.destroy(Object.assign(new Error(`no answer within ${timeout} ms`), { code: "ETIMEDOUT" })));
+        req.on("error", (err) => finish(listen, { url, answers: false, error: err.code ?? err.message }));
+      }
+    }
+  ' 2>/dev/null || printf 'null'
+}
+
 status() {
   local json=0 line state pid since code
   [ "${1:-}" = "--json" ] && json=1
@@ -224,13 +297,16 @@ status() {
   [ "$since" = "-" ] && since=""
   [ "$pid" = "-" ] && pid=""
   since="${since//_/ }"
-  STATE="$state" PID="$pid" SINCE="$since" CODE="$code" JSON="$json" SENSOR="$(sensor_json)" node -e '
+  STATE="$state" PID="$pid" SINCE="$since" CODE="$code" JSON="$json" SENSOR="$(sensor_json)" HOME_STATUS="$(home_json)" node -e '
     const e = process.env;
     let s = null;
     try { s = JSON.parse(e.SENSOR); } catch { s = null; }
+    let home = null;
+    try { home = JSON.parse(e.HOME_STATUS); } catch { home = null; }
     // `hark status --json` wraps the status file as {state, reason, status_file, status}.
     if (s && typeof s === "object" && "state" in s && "status" in s) s = s.status;
     const out = { state: e.STATE, pid: e.PID ? Number(e.PID) : null, since: e.SINCE || null, exit_code: Number(e.CODE), sensor: s };
+    if (home) out.home = home;
     if (e.JSON === "1") { process.stdout.write(JSON.stringify(out, null, 2) + "\n"); process.exit(0); }
     const words = { unknown: "state unknown", running: "running", restarting: "restarting after a failure", dead: "dead (stale pid file)", stopped: "not running" };
     const lines = [`Hark sensor: ${words[out.state] ?? out.state}${out.pid ? ` (pid ${out.pid})` : ""}${out.since ? ` since ${out.since}` : ""}`];
@@ -245,6 +321,12 @@ status() {
       for (const h of Array.isArray(s.health) ? s.health : []) lines.push(`  health: ${typeof h === "string" ? h : [h.code ?? h.id, h.message ?? h.reason].filter(Boolean).join(": ") || JSON.stringify(h)}`);
     } else if (out.state === "running") {
       lines.push("  (the sensor has not written its status yet)");
+    }
+    if (home) {
+      lines.push(`Hark home: ${words[home.state] ?? home.state}${home.pid ? ` (pid ${home.pid})` : ""}${home.since ? ` since ${home.since}` : ""}`);
+      if (home.listen) lines.push(`  listen: ${home.listen.address ?? "every address"}, port ${home.listen.port ?? "-"}`);
+      const p = home.ping;
+      lines.push(`  health: ${p.url ? `${p.url} ${p.answers ? "answers" : `does not answer (${p.error})`}` : p.error}`);
     }
     process.stdout.write(lines.join("\n") + "\n");
   ' || say "Hark sensor: $state${pid:+ (pid $pid)}"

@@ -2,10 +2,12 @@
  * appliance/hark.sh against a REAL sensor process: `hark run -i lo` (standalone) in a temporary
  * HARK_ROOT, started under the script's own supervisor. Walks start -> status -> reload -> restart
  * -> SIGKILL (the supervisor brings it back within 10 s) -> stop, and the LSB status codes; with
- * HARK_USER, that a restart as root does not follow a link planted in the data directory.
+ * HARK_USER, that a restart as root does not follow a link planted in the data directory; and that
+ * status reports a REAL home server (`hark home`) when home.env says one is set up here.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +22,8 @@ const SCRIPT = join(REPO, 'appliance/hark.sh');
 const READY_DEADLINE_MS = 20_000;
 /** The appliance promise: a killed sensor is running again within 10 s. */
 const RESTART_DEADLINE_MS = 10_000;
+/** Home makes its RSA 3072 CA on first start: seconds on a busy 2-core machine. */
+const HOME_READY_DEADLINE_MS = 60_000;
 
 let root = '';
 let env: NodeJS.ProcessEnv = {};
@@ -235,4 +239,87 @@ test('hark.sh rejects an unknown command with usage and exit 2', () => {
   const r = ctl('frobnicate');
   assert.equal(r.code, 2);
   assert.match(r.err, /Usage: hark\.sh start\|stop\|restart\|reload\|status/);
+});
+
+interface HomeStatus {
+  state: string;
+  managed_by: string | null;
+  listen: { address: string | null; port: number | null } | null;
+  ping: { url: string | null; answers: boolean; error: string | null };
+}
+
+test('hark.sh status says nothing about home where home.env is absent (setup.sh without --with-home)', () => {
+  const r = ctl('status');
+  assert.equal(r.code, 3);
+  assert.doesNotMatch(r.out, /home/i);
+  const js = JSON.parse(ctl('status', '--json').out) as Record<string, unknown>;
+  assert.equal('home' in js, false);
+});
+
+test('hark.sh status without systemd reports a real home: running and answering, then stopped; exit codes stay the sensor\'s', async () => {
+  const own = mkdtempSync(join(tmpdir(), 'hark-sh-home-'));
+  const run = (...args: string[]) => spawnSync('bash', [SCRIPT, ...args], { env: { ...env, HARK_ROOT: own, HARK_HOME_PING_TIMEOUT_MS: '500' }, encoding: 'utf8', timeout: 60_000 });
+  const home = spawn(process.execPath, [join(DIST, 'sensor/cli/hark.js'), 'home', '--data-dir', join(own, 'var/lib/hark-home'), '--port', '0', '--listen', '127.0.0.1'], {
+    env: { ...process.env, HARK_HOME_READY_FD: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const hung = createServer();
+  try {
+    let out = '';
+    home.stdout.setEncoding('utf8');
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`home did not start within ${HOME_READY_DEADLINE_MS} ms`)), HOME_READY_DEADLINE_MS);
+      home.stdout.on('data', (c: string) => {
+        out += c;
+        const line = out.split('\n').find((l) => l.startsWith('{'));
+        if (line !== undefined) { clearTimeout(timer); resolve((JSON.parse(line) as { port: number }).port); }
+      });
+      home.on('exit', (code) => { clearTimeout(timer); reject(new Error(`home exited with status ${code}`)); });
+    });
+    mkdirSync(join(own, 'etc/hark'), { recursive: true });
+    // As setup.sh writes it, with the port home really has and one address.
+    writeFileSync(join(own, 'etc/hark/home.env'), `# Hark home server settings\nHARK_HOME_PORT=${port}\nHARK_HOME_LISTEN="127.0.0.1"\nHARK_HOME_DIR=/var/lib/hark-home\nHARK_HOME_ARGS=\n`);
+
+    const up = run('status');
+    assert.equal(up.status, 3, 'the sensor is not running: exit 3, whatever home does');
+    assert.match(up.stdout, /^Hark sensor: not running$/m);
+    assert.match(up.stdout, /^Hark home: running$/m);
+    assert.match(up.stdout, new RegExp(`^  listen: 127\\.0\\.0\\.1, port ${port}$`, 'm'));
+    assert.match(up.stdout, new RegExp(`^  health: https://127\\.0\\.0\\.1:${port}/v1/ping answers$`, 'm'));
+    const upJs = run('status', '--json');
+    assert.equal(upJs.status, 3);
+    const h = (JSON.parse(upJs.stdout) as { exit_code: number; home: HomeStatus }).home;
+    assert.deepEqual(h, { state: 'running', pid: null, since: null, managed_by: null, listen: { address: '127.0.0.1', port }, ping: { url: `https://127.0.0.1:${port}/v1/ping`, answers: true, error: null } });
+
+    // Every address (HARK_HOME_LISTEN empty): probed on loopback.
+    writeFileSync(join(own, 'etc/hark/home.env'), `HARK_HOME_PORT=${port}\nHARK_HOME_LISTEN=\n`);
+    assert.match(run('status').stdout, /^  listen: every address, port \d+\n  health: \S+ answers$/m);
+
+    home.kill('SIGTERM');
+    await new Promise((r) => home.once('exit', r));
+    const down = run('status', '--json');
+    assert.equal(down.status, 3);
+    const d = (JSON.parse(down.stdout) as { home: HomeStatus }).home;
+    assert.equal(d.state, 'stopped');
+    assert.deepEqual(d.ping, { url: `https://127.0.0.1:${port}/v1/ping`, answers: false, error: 'ECONNREFUSED' });
+    assert.match(run('status').stdout, /^Hark home: not running\n  listen: every address, port \d+\n  health: \S+ does not answer \(ECONNREFUSED\)$/m);
+
+    // A port that accepts and never speaks TLS (a hung home, or not home at all): state unknown.
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    const hungPort = (hung.address() as AddressInfo).port;
+    writeFileSync(join(own, 'etc/hark/home.env'), `HARK_HOME_PORT=${hungPort}\nHARK_HOME_LISTEN=127.0.0.1\n`);
+    const stuck = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
+      const c = spawn('bash', [SCRIPT, 'status', '--json'], { env: { ...env, HARK_ROOT: own, HARK_HOME_PING_TIMEOUT_MS: '500' } });
+      let so = '';
+      c.stdout.setEncoding('utf8').on('data', (x: string) => { so += x; });
+      c.on('close', (status) => resolve({ status, stdout: so }));
+    });
+    assert.equal(stuck.status, 3);
+    const u = (JSON.parse(stuck.stdout) as { home: HomeStatus }).home;
+    assert.equal(u.state, 'unknown');
+    assert.deepEqual(u.ping, { url: `https://127.0.0.1:${hungPort}/v1/ping`, answers: false, error: 'ETIMEDOUT' });
+  } finally {
+    if (home.exitCode === null && home.signalCode === null) home.kill('SIGKILL');
+    hung.close();
+    rmSync(own, { recursive: true, force: true });
+  }
 });
