@@ -158,7 +158,8 @@ export class HandshakeReassembler {
     // RFC 8446 §5.1 / RFC 5246 §6.2.1: zero-length handshake fragments MUST NOT be sent.
     if (n === 0) this.counters.inc(A_EMPTY_HANDSHAKE_FRAGMENT);
     let off = 0;
-    while (off < n) {
+    // `invalid` is checked each message: `dispose` from inside `out` ends the push there
+    while (off < n && !this.invalid) {
       if (this.skip > 0) {
         const take = Math.min(this.skip, n - off);
         this.skip -= take;

@@ -95,6 +95,8 @@ const C_RENEGOTIATION_LIMIT = defineCounter('tls.renegotiation_limit');
 const C_COMPRESSED = defineCounter('tls.compression_unsupported');
 const C_DIRECTION_LOST = defineCounter('tls.direction_lost');
 const C_TRANSCRIPT_OVERFLOW = defineCounter('tls.transcript_overflow');
+/** A gap cut a record or handshake message in progress: it can never complete, and its buffer was let go. */
+const C_GAP_PARTIAL_DROPPED = defineCounter('tls.gap_partial_dropped');
 const A_INVALID = defineAnomaly('tls.stream_invalid');
 const A_HANDSHAKE_INVALID = defineAnomaly('tls.handshake_invalid');
 const notDecryptedCounters = new Map<NotDecryptedReason, number>();
@@ -229,6 +231,8 @@ export class TlsSession implements StreamConsumer {
   private reason: NotDecryptedReason | undefined;
   private inner: StreamConsumer | undefined;
   private emitted = false;
+  /** What a direction's reader held of partial records when it let them go: bytes that went by, for `end`. */
+  private readonly pendingAtStop: [number, number] = [0, 0];
   private sawBytes = false;
   private lastTsUs = 0;
   private readonly fields: TlsFields = {
@@ -252,7 +256,7 @@ export class TlsSession implements StreamConsumer {
     if (state === 'stopped') return this.finished();
     if (state === 'lost') {
       this.inner?.gap(dir, bytes.length, tsUs);
-      this.dirState[dir] = 'stopped';
+      this.stop(dir);
       return;
     }
     if (this.held.length > 0) this.expireHeld(tsUs);
@@ -260,6 +264,10 @@ export class TlsSession implements StreamConsumer {
     if (r === 'invalid') {
       this.ctx.counters.inc(A_INVALID);
       this.stop(dir);
+    } else if (this.dirState[dir] !== 'clear' && this.dirState[dir] !== 'protected') {
+      // stopped or lost by one of this push's records: the reader went on through the push's other
+      // bytes (records nobody reads now) and may have begun a partial one again
+      this.letGo(dir);
     }
     return this.finished();
   }
@@ -271,6 +279,10 @@ export class TlsSession implements StreamConsumer {
     if (this.dirState[dir] === 'stopped') return this.finished();
     if (this.outcome === 'pending') this.decide(this.hs.clientHello === undefined ? 'missing_client_hello' : 'gap', tsUs);
     this.inner?.gap(dir, len, tsUs);
+    // the record or handshake message in progress lost bytes: it can never complete
+    if (this.readers[dir].pendingBytes() + this.handshakes[dir].pendingBytes() + this.protectedHandshakes[dir].pendingBytes() > 0) {
+      this.ctx.counters.inc(C_GAP_PARTIAL_DROPPED);
+    }
     this.stop(dir);
     return this.finished();
   }
@@ -289,17 +301,15 @@ export class TlsSession implements StreamConsumer {
     this.lastTsUs = tsUs;
     if (bypassed !== undefined) {
       // from where the last whole record ended: the partial record each reader holds, and the rest
-      const bytes = bypassed[0] + bypassed[1] + this.readers[0].pendingBytes() + this.readers[1].pendingBytes();
+      const bytes = bypassed[0] + bypassed[1] + this.pendingAtStop[0] + this.pendingAtStop[1]
+        + this.readers[0].pendingBytes() + this.readers[1].pendingBytes();
       this.fields.app_bytes += bytes;
       this.ctx.counters.inc(C_OPAQUE_BYTES, bytes);
     }
     // a partial record or handshake message gives its buffer back (app_layer.memuse) before anything
     // below can throw (the event sink, the inner consumer) and keep the charge for good
-    for (const dir of [0, 1] as const) {
-      this.readers[dir].reset();
-      this.handshakes[dir].dispose();
-      this.protectedHandshakes[dir].dispose();
-    }
+    this.letGo(0);
+    this.letGo(1);
     if (this.outcome === 'pending') {
       if (this.held.length > 0) {
         this.ctx.counters.inc(C_NEVER_KEYS);
@@ -767,8 +777,22 @@ export class TlsSession implements StreamConsumer {
     this.stop(dir);
   }
 
+  /**
+   * Nothing more is read in `dir`: the partial record and handshake messages it holds can never complete,
+   * so their buffers go now (app_layer.memuse), not at the flow's end. Safe from inside the reader's or a
+   * reassembler's own push callback (they are then at a record or message boundary).
+   */
   private stop(dir: Direction): void {
     this.dirState[dir] = 'stopped';
+    this.letGo(dir);
+  }
+
+  /** The reader and reassemblers of `dir` let their buffers go; what the reader held still counts as gone by. */
+  private letGo(dir: Direction): void {
+    this.pendingAtStop[dir] += this.readers[dir].pendingBytes();
+    this.readers[dir].reset();
+    this.handshakes[dir].dispose();
+    this.protectedHandshakes[dir].dispose();
   }
 }
 

@@ -796,3 +796,72 @@ test('TlsSession charges a record and a handshake message parked half-way to app
     assert.equal(memoryInUse(counters), 0, `${close}: all of it given back`);
   }
 });
+
+test('TlsSession lets go of a record and a handshake message cut by a gap at the gap, not at the flow end', () => {
+  // As above, the server parks 48 KiB of Certificate message and 6,000 bytes of its fourth record; the
+  // client parks 3,000 bytes of a 10,000-byte record. The bytes a gap takes can never complete either
+  // partial of its direction, so they go at the gap; the other direction keeps what it holds.
+  const cert = Buffer.alloc(4 + 200_000, 0x30);
+  cert[0] = 11;
+  cert.writeUIntBE(200_000, 1, 3);
+  const counters = new Counters();
+  const session = new TlsSession(FLOW, heldRecordsContext(counters, new PendingBudget(), []));
+  session.data(0, tlsRecord(22, clientHello({ sni: 'cut.example' })), 1);
+  session.data(0, tlsRecord(22, Buffer.alloc(10_000, 0x30)).subarray(0, 5 + 3000), 1);
+  const client = memoryInUse(counters);
+  assert.ok(client >= 3000, `client: ${client} charged`);
+  for (let i = 0; i < 3; i++) session.data(1, tlsRecord(22, cert.subarray(i * 16384, (i + 1) * 16384)), 2);
+  session.data(1, tlsRecord(22, cert.subarray(3 * 16384, 4 * 16384)).subarray(0, 5 + 6000), 3);
+  assert.ok(memoryInUse(counters) >= client + 3 * 16384 + 6000);
+  session.gap(1, 100, 4);
+  assert.equal(memoryInUse(counters), client, 'the server side gave back all it held; the client side holds on');
+  assert.equal(counters.get('tls.gap_partial_dropped'), 1);
+  session.gap(0, 100, 5);
+  assert.equal(memoryInUse(counters), 0);
+  assert.equal(counters.get('tls.gap_partial_dropped'), 2);
+  session.gap(0, 100, 6); // a direction already stopped: nothing more to let go, nothing counted
+  assert.equal(counters.get('tls.gap_partial_dropped'), 2);
+  session.end('timeout', 7);
+  assert.equal(memoryInUse(counters), 0);
+});
+
+test('TlsSession counts no partial dropped for a gap between whole records', () => {
+  const counters = new Counters();
+  const session = new TlsSession(FLOW, heldRecordsContext(counters, new PendingBudget(), []));
+  session.data(0, tlsRecord(22, clientHello({ sni: 'whole.example' })), 1);
+  session.gap(0, 100, 2);
+  assert.equal(counters.get('tls.gap_partial_dropped'), 0);
+  assert.equal(memoryInUse(counters), 0);
+  session.end('timeout', 3);
+});
+
+test('TlsSession lets go of a partial handshake message when an invalid record stops its direction', () => {
+  // 48 KiB of a 200 KB Certificate, then a record header of content type 0x99: the message can never complete.
+  const cert = Buffer.alloc(4 + 200_000, 0x30);
+  cert[0] = 11;
+  cert.writeUIntBE(200_000, 1, 3);
+  const counters = new Counters();
+  const session = new TlsSession(FLOW, heldRecordsContext(counters, new PendingBudget(), []));
+  session.data(0, tlsRecord(22, clientHello({ sni: 'invalid.example' })), 1);
+  for (let i = 0; i < 3; i++) session.data(1, tlsRecord(22, cert.subarray(i * 16384, (i + 1) * 16384)), 2);
+  assert.ok(memoryInUse(counters) >= 3 * 16384);
+  session.data(1, Buffer.from([0x99, 3, 3, 0, 10]), 3);
+  assert.equal(counters.get('tls.stream_invalid'), 1);
+  assert.equal(memoryInUse(counters), 0);
+  session.end('timeout', 4);
+  assert.equal(memoryInUse(counters), 0);
+});
+
+test('TlsSession holds nothing for a direction stopped in the middle of a push, whatever the push goes on to carry', () => {
+  // One push: a handshake record whose message type (0xee) is none, which stops the direction, then the
+  // first 100 bytes of a 16,000-byte record. Nothing of the stopped direction can be read any more.
+  const counters = new Counters();
+  const session = new TlsSession(FLOW, heldRecordsContext(counters, new PendingBudget(), []));
+  session.data(0, tlsRecord(22, clientHello({ sni: 'stopped.example' })), 1);
+  const bad = tlsRecord(22, Buffer.from([0xee, 0, 0, 2, 0, 0]));
+  const next = tlsRecord(22, Buffer.alloc(16_000, 0x30)).subarray(0, 5 + 100);
+  session.data(1, Buffer.concat([bad, next]), 2);
+  assert.equal(counters.get('tls.handshake_invalid'), 1);
+  assert.equal(memoryInUse(counters), 0);
+  session.end('timeout', 3);
+});
