@@ -5,8 +5,9 @@ import { Counters } from '../../../sensor/events/counters.js';
 import type { Direction, FlowInfo } from '../../../sensor/flow/stream.js';
 import { Pipeline } from '../../../sensor/pipeline.js';
 import {
-  MAX_CRYPTO_STREAM_BYTES, MAX_INITIAL_PACKETS_PER_FLOW, MAX_TRACKED_FLOWS, QuicTracker, type QuicHelloInfo,
+  MAX_CRYPTO_STREAM_BYTES, MAX_INITIAL_PACKETS_PER_FLOW, MAX_TRACKED_FLOWS, QUIC_INITIAL_KEYS_BYTES, QuicTracker, type QuicHelloInfo,
 } from '../../../sensor/app-layer/quic/index.js';
+import { memoryInUse } from '../../../sensor/events/memuse.js';
 import { fixture } from '../../helpers/replay.js';
 import { hex } from '../../helpers/packets.js';
 import {
@@ -324,4 +325,47 @@ test('QuicTracker survives seeded mutations of QUIC datagrams without throwing o
   }
   assert.equal(h.tracker.size, 0);
   assert.equal(h.tracker.bufferedCryptoBytes, 0);
+  assert.equal(memoryInUse(h.counters), 0, 'every charge given back');
+});
+
+test('QuicTracker charges a flow\'s Initial keys and CRYPTO buffer to app_layer.memuse while its hello is incomplete', () => {
+  // Two flows each send the first of two Initials of their hello: each holds keys and part of the hello.
+  // One completes its hello (keys and buffer dropped at once), the other ends without it.
+  const h = harness();
+  const first = splitInitials(V1, seededBytes(8, 70), clientHello({ sni: 'one.example', seed: 10 }), [100]);
+  const second = splitInitials(V1, seededBytes(8, 71), clientHello({ sni: 'two.example', seed: 11 }), [100]);
+  h.feed(first.slice(0, 1), 0, 1);
+  h.feed(second.slice(0, 1), 0, 2);
+  assert.ok(h.tracker.bufferedCryptoBytes > 0);
+  assert.equal(memoryInUse(h.counters), 2 * QUIC_INITIAL_KEYS_BYTES + h.tracker.bufferedCryptoBytes);
+  h.feed(first.slice(1), 0, 1);
+  assert.deepEqual(h.hellos.map((i) => i.sni), ['one.example']);
+  assert.equal(memoryInUse(h.counters), QUIC_INITIAL_KEYS_BYTES + h.tracker.bufferedCryptoBytes, 'flow 1 gave back all it held with its hello');
+  h.tracker.end(2);
+  assert.equal(memoryInUse(h.counters), 0);
+  h.tracker.end(1);
+  assert.equal(memoryInUse(h.counters), 0);
+});
+
+test('QuicTracker gives back the charge of Initial keys when it gives up on the hello', () => {
+  const dcid = seededBytes(8, 72);
+  const pings = Array.from({ length: MAX_INITIAL_PACKETS_PER_FLOW + 1 }, (_, pn) => protectLong({ version: V1, dcid, pn, padTo: 1200, frames: pingFrame() }));
+  const h = harness();
+  h.feed(pings.slice(0, 1));
+  assert.equal(memoryInUse(h.counters), QUIC_INITIAL_KEYS_BYTES, 'keys, no CRYPTO data');
+  h.feed(pings.slice(1));
+  assert.equal(h.counters.get('quic.initial_limit'), 1);
+  assert.equal(memoryInUse(h.counters), 0, 'the keys went with the hello given up, before the flow ends');
+  assert.equal(h.tracker.size, 1);
+});
+
+test('QuicTracker gives back the charge of a flow evicted past MAX_TRACKED_FLOWS', () => {
+  const h = harness();
+  h.feed(splitInitials(V1, seededBytes(8, 73), clientHello({ sni: 'evicted.example', seed: 12 }), [100]).slice(0, 1), 0, 0);
+  assert.ok(memoryInUse(h.counters) > QUIC_INITIAL_KEYS_BYTES);
+  const pkt = protectLong({ version: V1, type: 'handshake', dcid: seededBytes(8, 1), pn: 0, keys: keysFor(V1, seededBytes(8, 2)), frames: seededBytes(40, 3) });
+  for (let id = 1; id <= MAX_TRACKED_FLOWS; id++) h.tracker.datagram(flowInfo(id), 0, pkt, id);
+  assert.equal(h.counters.get('quic.flows_evicted'), 1);
+  assert.equal(h.tracker.isQuic(0), false);
+  assert.equal(memoryInUse(h.counters), 0);
 });
