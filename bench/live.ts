@@ -16,37 +16,27 @@
  * ground truth, so a step then passes on drops, received packets and lag alone. --loop N replays
  * it N times, each with addresses of its own (tcpreplay --unique-ip), so every pass makes new flows.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { BenchCommandLine } from './command-line.js';
-import { DEFAULT_WORKLOAD_DIR, ensureWorkload, plantedTotal, SENSOR_NODE_FLAGS, workloadPhrases } from './workload.js';
-import { parseStatCpuSeconds, type ThreadsCpu } from '../sensor/health/threads.js';
+import { cpuSeconds, harkRunArgs, listening, makeVeth, pathDrops, procStatusBytes, readStatus, removeVeth, sleep, spawnListener, STOP_TIMEOUT_MS, storedCaptures, tcpreplay, writeWorkloadDictionary, type Veth } from './live-harness.js';
+import { DEFAULT_WORKLOAD_DIR, ensureWorkload, plantedTotal, SENSOR_NODE_FLAGS } from './workload.js';
+import type { ThreadsCpu } from '../sensor/health/threads.js';
 
-/** The compiled CLI beside this file (dist-x/bench/live.js -> dist-x/sensor/cli/hark.js). */
-const HARK_JS = fileURLToPath(new URL('../sensor/cli/hark.js', import.meta.url));
 /** tcpdump's capture buffer in KiB (-B): 256 MiB, what the issue names. */
 const TCPDUMP_BUFFER_KIB = 262_144;
 /** The sensor's status file period during a step: drain is judged from it. */
 const STATUS_INTERVAL_S = 0.5;
 /** After the sender ends, a receiver whose packet count has not moved for this long is done. */
 const DRAIN_QUIET_MS = 2000;
-/** Longest wait for a receiver to start listening (the 10k-phrase dictionary compiles first). */
-const START_TIMEOUT_MS = 120_000;
-/** Longest wait for hark to commit every capture and exit after SIGTERM. */
-const STOP_TIMEOUT_MS = 120_000;
 /**
  * A step with worker threads passes only if, when the sender stops, the workers trail the link by
  * at most this long (the bytes waiting in their rings at the step's rate): a ring larger than the
  * lag could otherwise hide a sensor slower than the link for a replay that ends before it fills.
  */
 const MAX_LAG_S = 1;
-/** The veth pair's MTU: the largest a veth takes, so no frame of a replayed capture is refused for its size. */
-const VETH_MTU = 65535;
 /** Rate steps are searched to within this fraction of the rate. */
 const SEARCH_RESOLUTION = 0.08;
 
@@ -86,109 +76,8 @@ export interface LiveResult {
   readonly planted: number | undefined;
 }
 
-interface Replay {
-  sent: number;
-  mbps: number;
-  pps: number;
-  failed: number;
-}
-
-interface Veth {
-  readonly send: string;
-  readonly recv: string;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-function makeVeth(): Veth {
-  const base = `hkl${process.pid % 100000}`;
-  const v = { send: `${base}a`, recv: `${base}b` };
-  ip('link', 'add', v.send, 'type', 'veth', 'peer', 'name', v.recv);
-  for (const n of [v.send, v.recv]) {
-    // no IPv6 router/neighbour solicitations: only the replayed packets cross the pair
-    try {
-      writeFileSync(`/proc/sys/net/ipv6/conf/${n}/disable_ipv6`, '1');
-    } catch {
-      // no IPv6 on this kernel
-    }
-    // frames as large as a capture holds: one taken on a host with GRO on has TCP segments of up to 64 KiB
-    ip('link', 'set', n, 'mtu', String(VETH_MTU));
-    ip('link', 'set', n, 'up');
-  }
-  return v;
-}
-
-function removeVeth(v: Veth): void {
-  try {
-    ip('link', 'del', v.send);
-  } catch {
-    // already gone
-  }
-}
-
-function sysfsCounter(dev: string, name: string): number {
-  try {
-    return Number(readFileSync(`/sys/class/net/${dev}/statistics/${name}`, 'utf8').trim()) || 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** Backlog drops of every CPU (/proc/net/softnet_stat, second column, hex). */
-function softnetDrops(): number {
-  try {
-    return readFileSync('/proc/net/softnet_stat', 'utf8')
-      .trim()
-      .split('\n')
-      .reduce((s, l) => s + parseInt(l.trim().split(/\s+/)[1] ?? '0', 16), 0);
-  } catch {
-    return 0;
-  }
-}
-
-function pathDrops(v: Veth): number {
-  return sysfsCounter(v.recv, 'rx_dropped') + sysfsCounter(v.send, 'tx_dropped') + softnetDrops();
-}
-
 /** Times tcpreplay sends the capture (--loop). */
 let replayLoops = 1;
-
-/** tcpreplay at `mbps` (0: --topspeed) and its own account of what it sent. */
-async function tcpreplay(iface: string, pcap: string, mbps: number): Promise<Replay> {
-  const loops = replayLoops > 1 ? ['--loop', String(replayLoops), '--unique-ip'] : [];
-  const child = spawn('tcpreplay', ['-i', iface, ...(mbps > 0 ? ['--mbps', String(mbps)] : ['--topspeed']), ...loops, pcap], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const [code] = await once(child, 'exit');
-  const sent = /Actual: (\d+) packets/.exec(out);
-  const rated = /Rated: [\d.]+ Bps, ([\d.]+) Mbps, ([\d.]+) pps/.exec(out);
-  if (code !== 0 || sent === null || rated === null) throw new Error(`tcpreplay on "${iface}" failed (exit ${code}): ${out.trim()}`);
-  return { sent: Number(sent[1]), mbps: Number(rated[1]), pps: Number(rated[2]), failed: Number(/Failed packets:\s+(\d+)/.exec(out)?.[1] ?? 0) };
-}
-
-function readStatus(dir: string): any {
-  try {
-    return JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
-/** User + system CPU seconds of a process so far. */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    return parseStatCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'latin1')) ?? 0;
-  } catch {
-    return 0;
-  }
-}
 
 /** Each thread role's share of a core between two status files' `threads` (capture, workers, other). */
 function threadShares(before: ThreadsCpu | undefined, after: ThreadsCpu | undefined, seconds: number): string | undefined {
@@ -198,48 +87,10 @@ function threadShares(before: ThreadsCpu | undefined, after: ThreadsCpu | undefi
   return `capture thread ${pct(after.capture.cpu_seconds, before.capture.cpu_seconds)}${workers.length > 0 ? `, workers ${workers.join(' ')}` : ''}, other threads ${pct(after.other.cpu_seconds, before.other.cpu_seconds)}`;
 }
 
-function peakRss(pid: number | undefined): number {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** Sum of `count` over the stored captures (a merged capture is one row with its final count). */
-function storedCountSum(db: string): number {
-  const Sqlite = createRequire(import.meta.url)('better-sqlite3') as new (f: string, o?: object) => { prepare(s: string): { get(): { n: number | null } }; close(): void };
-  const conn = new Sqlite(db, { readonly: true });
-  try {
-    return conn.prepare('SELECT SUM(count) AS n FROM captures').get().n ?? 0;
-  } finally {
-    conn.close();
-  }
-}
-
-/** A receiver whose stderr is collected (both say "listening on" once their capture is open). */
-function spawnListener(cmd: string, args: string[]): { child: ChildProcess; stderr: () => string; exited: Promise<unknown[]> } {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  return { child, stderr: () => err, exited: once(child, 'exit') };
-}
-
-/** Waits for the receiver's "listening on", polling every `pollMs`; throws with its stderr if it exits or times out. */
-async function listening(what: string, child: ChildProcess, stderr: () => string, pollMs: number): Promise<void> {
-  const end = Date.now() + START_TIMEOUT_MS;
-  while (!stderr().includes('listening on')) {
-    if (child.exitCode !== null || Date.now() > end) throw new Error(`${what} did not start: ${stderr().trim()}`);
-    await sleep(pollMs);
-  }
-}
-
 /** One step of `hark run` on the receiving end: start, replay, drain, SIGTERM, read status and store. */
 async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, dictionaryCsv: string, planted: number | undefined, mbps: number, extra: readonly string[]): Promise<LiveStep> {
   const dir = mkdtempSync(join(tmpdir(), 'hark-live-'));
-  const args = [HARK_JS, 'run', '-i', v.recv, '--capture', tool === 'hark ring' ? 'ring' : 'pcap', '--mode', 'standalone', '--dictionary', dictionaryCsv,
-    '--data-dir', dir, '--no-api', '--status-interval', String(STATUS_INTERVAL_S), '--stats-interval', '0', '--watchdog-minutes', '60', ...extra];
+  const args = harkRunArgs(v.recv, tool === 'hark ring' ? 'ring' : 'pcap', dictionaryCsv, dir, STATUS_INTERVAL_S, extra);
   const { child, stderr, exited } = spawnListener(process.execPath, [...SENSOR_NODE_FLAGS, ...args]);
   try {
     await listening('hark run', child, stderr, 100);
@@ -247,7 +98,7 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
     const cpu0 = cpuSeconds(child.pid);
     const threads0 = readStatus(dir)?.threads as ThreadsCpu | undefined;
     const t0 = Date.now();
-    const r = await tcpreplay(v.send, pcap, mbps);
+    const r = await tcpreplay(v.send, pcap, { mbps, loops: replayLoops });
     // how far the workers trail the link as the sender stops (the status is at most one interval old)
     const backlogBytes = Number(readStatus(dir)?.handoff_backlog?.bytes ?? 0);
     const lagS = r.mbps > 0 ? backlogBytes / ((r.mbps * 1e6) / 8) : 0;
@@ -262,7 +113,7 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
       } else if (n >= r.sent || Date.now() - quietSince > DRAIN_QUIET_MS) break;
       await sleep(200);
     }
-    const rss = peakRss(child.pid);
+    const rss = procStatusBytes(child.pid, 'VmHWM');
     const cpuShare = (cpuSeconds(child.pid) - cpu0) / ((Date.now() - t0) / 1000);
     // the status file is at most one interval old at both ends: the split is over about the same window
     const split = threadShares(threads0, readStatus(dir)?.threads as ThreadsCpu | undefined, (Date.now() - t0) / 1000);
@@ -279,7 +130,7 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
     const interfaceDrops = pathDrops(v) - drops0;
     const handoffDrops = Number(iface.handoff_drops ?? 0);
     const hits = counters['match.hits'] ?? 0;
-    const countSum = storedCountSum(join(dir, 'captures.db'));
+    const countSum = storedCaptures(join(dir, 'captures.db')).countSum;
     const lost = r.sent - received;
     const found = planted === undefined || (hits === planted && countSum === planted);
     const ok = (kernelDrops ?? 0) === 0 && interfaceDrops === 0 && handoffDrops === 0 && lost <= 0 && r.failed === 0 && found && lagS <= MAX_LAG_S;
@@ -313,7 +164,7 @@ async function tcpdumpStep(v: Veth, pcap: string, mbps: number): Promise<LiveSte
   try {
     await listening('tcpdump', child, stderr, 50);
     const drops0 = pathDrops(v);
-    const r = await tcpreplay(v.send, pcap, mbps);
+    const r = await tcpreplay(v.send, pcap, { mbps, loops: replayLoops });
     await sleep(DRAIN_QUIET_MS);
     child.kill('SIGTERM');
     await exited;
@@ -444,18 +295,16 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<Live
   ];
   const work = mkdtempSync(join(tmpdir(), 'hark-live-bench-'));
   const csv = join(work, 'phrases.csv');
-  const phrases = workloadPhrases(wl);
-  // the bench pipeline's dictionary (bench/workload.ts workloadPhrase): whole words, any case
-  writeFileSync(csv, `phrase,category,severity,embedded\n${phrases.map((p) => `"${p}",bench,3,false`).join('\n')}\n`);
+  const phraseCount = writeWorkloadDictionary(wl, csv);
   const all: LiveStep[] = [];
   const best: Partial<Record<LiveTool, LiveStep>> = {};
   const log = (s: LiveStep): void => {
     all.push(s);
     process.stderr.write(`live: ${fmtStep(s).join(' ')}\n`);
   };
-  const v = makeVeth();
+  const v = makeVeth('hkl');
   try {
-    out(`live: ${pcap}${replayLoops > 1 ? ` x${replayLoops}` : ''} replayed onto veth ${v.send} -> ${v.recv}; ${phrases.length} phrases, ${planted ?? 'no'} planted occurrences${extra.length > 0 ? `; hark run ${extra.join(' ')}` : ''}; load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores\n`);
+    out(`live: ${pcap}${replayLoops > 1 ? ` x${replayLoops}` : ''} replayed onto veth ${v.send} -> ${v.recv}; ${phraseCount} phrases, ${planted ?? 'no'} planted occurrences${extra.length > 0 ? `; hark run ${extra.join(' ')}` : ''}; load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores\n`);
     if (!values['skip-tcpdump']) {
       const b = await search((r) => tcpdumpStep(v, pcap, r), first * 2, low, steps, log, fixed);
       if (b !== undefined) best.tcpdump = b;

@@ -17,7 +17,7 @@ const PCAP = join(ROOT, 'test', 'fixtures', 'tcp', 'arkime-v6-http.pcap');
 /** Any readable file: the cases below stop at the argument after it. */
 const PHRASES = join(ROOT, 'package.json');
 /** bench/ modules the programs import, with no command line of their own. */
-const LIBRARIES = new Set(['command-line', 'stats', 'workload']);
+const LIBRARIES = new Set(['command-line', 'live-harness', 'stats', 'workload']);
 
 /** Per bench program: bad command lines, each with the problem its first line must name. */
 const BAD: Record<string, Array<[string[], RegExp]>> = {
