@@ -1,7 +1,8 @@
 /**
- * Small statistics for the benches: medians, and the paired comparison of two builds run in
- * alternation (bench/ab.ts). On the development VM one build's time varies by +-15% from one minute
- * to the next, so a change is judged by how many alternating pairs it wins, not by one run each.
+ * Small statistics for the benches: medians, the paired comparison of two builds run in
+ * alternation (bench/ab.ts), and a least-squares slope (bench/soak.ts). On the development VM one
+ * build's time varies by +-15% from one minute to the next, so a change is judged by how many
+ * alternating pairs it wins, not by one run each.
  */
 
 /** The median (the mean of the two middle values of an even count); NaN for no values. */
@@ -67,4 +68,23 @@ export function pairedSummary(a: readonly number[], b: readonly number[]): Paire
     bMore,
     p: signTestP(bLess, bLess + bMore),
   };
+}
+
+/**
+ * The least-squares slope of `ys` over `xs` (ordinary least squares, y = a + b x: returns b); NaN
+ * for fewer than two points or when every x is the same. bench/soak.ts: RSS growth per hour.
+ */
+export function leastSquaresSlope(xs: readonly number[], ys: readonly number[]): number {
+  if (xs.length !== ys.length) throw new RangeError(`slope needs as many x as y (${xs.length} and ${ys.length})`);
+  const n = xs.length;
+  if (n < 2) return NaN;
+  const mx = xs.reduce((s, x) => s + x, 0) / n;
+  const my = ys.reduce((s, y) => s + y, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (xs[i] - mx) * (ys[i] - my);
+    sxx += (xs[i] - mx) ** 2;
+  }
+  return sxx === 0 ? NaN : sxy / sxx;
 }

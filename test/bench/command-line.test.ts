@@ -41,6 +41,11 @@ const BAD: Record<string, Array<[string[], RegExp]>> = {
   policy: [[['bogus'], /^entries takes a number of domains, not "bogus"$/]],
   portal: [[['--rows', 'many'], /^--rows takes a number of captures, not "many"$/]],
   run: [[['--bogus'], /^Unknown option '--bogus'$/]],
+  soak: [
+    [['--minutes', '0'], /^--minutes takes a number of minutes above 0, not "0"$/],
+    [['--rate', 'fast'], /^--rate takes a number of Mbit\/s above 0, not "fast"$/],
+    [['--minutes', '0.5', '--every', '60'], /^--every 60 is longer than the run \(--minutes 0\.5\)$/],
+  ],
   stages: [[[PCAP, '--rounds', '1.5'], /^--rounds takes a number of rounds, not "1\.5"$/]],
   store: [[['--captures', '0'], /^--captures takes a number of captures, not "0"$/]],
   tls: [[['abc'], /^MB per suite takes a number of megabytes above 0, not "abc"$/]],

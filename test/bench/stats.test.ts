@@ -1,10 +1,10 @@
 /**
  * The benches' statistics (bench/stats.ts): medians, the sign test against exact binomial values,
- * and the paired summary bench/ab.ts prints.
+ * the paired summary bench/ab.ts prints, and the least-squares slope bench/soak.ts prints.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { median, pairedSummary, signTestP } from '../../bench/stats.js';
+import { leastSquaresSlope, median, pairedSummary, signTestP } from '../../bench/stats.js';
 
 test('median: middle value, mean of the two middles for an even count, NaN for none', () => {
   assert.equal(median([3, 1, 2]), 2);
@@ -45,4 +45,17 @@ test('paired summary: wins, ties, median change and the test over the pairs that
   assert.equal(pairedSummary([0.001, 5, 5], [1, 6, 7]).medianDifference, 1);
   assert.equal(s.p, signTestP(3, 4));
   assert.throws(() => pairedSummary([1], [1, 2]), RangeError);
+});
+
+test('leastSquaresSlope: the ordinary least-squares slope, not the slope between the ends', () => {
+  assert.equal(leastSquaresSlope([0, 1, 2, 3], [5, 7, 9, 11]), 2, 'a straight line: its slope');
+  assert.equal(leastSquaresSlope([0, 1, 2], [4, 4, 4]), 0, 'flat');
+  // ends at 0 and 0 (an end-to-end slope of 0), a bump in the middle that the fit does not see
+  // as growth: sum((x - 1.5)(y - 1.5)) / sum((x - 1.5)^2) = (-1.5*-1.5 + -0.5*1.5 + 0.5*4.5 + 1.5*-1.5) / 5 = 0.3
+  assert.ok(Math.abs(leastSquaresSlope([0, 1, 2, 3], [0, 3, 6, 0]) - 0.3) < 1e-12);
+  // unevenly spaced x, order does not matter: y = 10 - 0.5 x
+  assert.equal(leastSquaresSlope([8, 0, 2], [6, 10, 9]), -0.5);
+  assert.ok(Number.isNaN(leastSquaresSlope([1], [1])), 'one point has no slope');
+  assert.ok(Number.isNaN(leastSquaresSlope([2, 2], [1, 5])), 'every x the same has no slope');
+  assert.throws(() => leastSquaresSlope([1, 2], [1]), RangeError);
 });
