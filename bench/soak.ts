@@ -47,6 +47,9 @@ export interface RssTrend {
   readonly slopeMbPerHour: number;
   readonly secondHalfSamples: number;
   readonly peakBytes: number;
+  /** The lowest RSS in each quarter of the run's span (fewer when a quarter has no sample): with a
+   * collector that lets the heap swing between major collections, rising lows are the leak. */
+  readonly quarterLowBytes: readonly number[];
 }
 
 /**
@@ -65,7 +68,18 @@ export function rssTrend(samples: readonly RssSample[]): RssTrend | undefined {
     slopeMbPerHour: leastSquaresSlope(second.map((s) => s.seconds / SECONDS_PER_HOUR), second.map((s) => s.rssBytes / MB)),
     secondHalfSamples: second.length,
     peakBytes: Math.max(...samples.map((s) => s.rssBytes)),
+    quarterLowBytes: quarterLows(samples, end.seconds),
   };
+}
+
+/** The lowest RSS among the samples of each quarter of [0, span] (the last quarter includes span). */
+function quarterLows(samples: readonly RssSample[], span: number): number[] {
+  const lows: number[] = [Infinity, Infinity, Infinity, Infinity];
+  for (const s of samples) {
+    const q = span === 0 ? 0 : Math.min(3, Math.floor((4 * s.seconds) / span));
+    lows[q] = Math.min(lows[q], s.rssBytes);
+  }
+  return lows.filter((b) => b !== Infinity);
 }
 
 export interface SoakOptions {
@@ -223,6 +237,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       if (trend !== undefined) {
         out(`  RSS at the start of the second half  ${mb(trend.secondHalfStart.rssBytes)} MB (at ${clock(trend.secondHalfStart.seconds)})\n`);
         out(`  RSS at the end                       ${mb(trend.end.rssBytes)} MB (at ${clock(trend.end.seconds)})\n`);
+        out(`  lowest RSS in each quarter           ${trend.quarterLowBytes.map(mb).join(' / ')} MB\n`);
         out(`  RSS slope over the second half       ${Number.isNaN(trend.slopeMbPerHour) ? 'n/a (fewer than two samples)' : `${trend.slopeMbPerHour >= 0 ? '+' : ''}${trend.slopeMbPerHour.toFixed(1)} MB/hour (least squares, ${trend.secondHalfSamples} samples)`}\n`);
       }
       out(`  peak RSS                             ${mb(Math.max(peakBytes, trend?.peakBytes ?? 0))} MB (VmHWM)\n`);

@@ -22,6 +22,17 @@ test('rssTrend: growth in the second half, in MB an hour, not counting the start
   assert.equal(t.end.seconds, 600);
   assert.ok(Math.abs(t.slopeMbPerHour - 120) < 1e-9, `2 MB a minute is 120 MB an hour, not ${t.slopeMbPerHour}`);
   assert.equal(t.peakBytes, (300 + (2 * 540) / 60) * MB);
+  assert.deepEqual(t.quarterLowBytes, [0, 300 + (2 * 90) / 60, 300 + (2 * 240) / 60, 300 + (2 * 390) / 60].map((m) => m * MB));
+});
+
+test('rssTrend: the lowest RSS of each quarter tells a swing that returns from lows that rise', () => {
+  // a collector's saw-tooth: 1,000 MB climbing to 1,400 every 3 minutes, over 20 minutes
+  const swing = rssTrend(samples(121, 10, (s) => 1000 + ((s % 180) * 400) / 180))!;
+  assert.deepEqual(swing.quarterLowBytes, [1000 * MB, 1000 * MB, 1000 * MB, 1000 * MB]);
+  // the same saw-tooth on a floor rising 10 MB a minute
+  const leak = rssTrend(samples(121, 10, (s) => 1000 + s / 6 + ((s % 180) * 400) / 180))!;
+  // the lows: the saw-tooth's restarts at 0, 360 and 720 s, and the last quarter's first sample (900 s)
+  assert.deepEqual(leak.quarterLowBytes, [1000, 1060, 1120, 1150].map((m) => m * MB));
 });
 
 test('rssTrend: a plateau after a peak in the first half has no slope, and the peak is the first half\'s', () => {
@@ -39,5 +50,6 @@ test('rssTrend: an interrupted run is halved where it stopped; one sample has no
   const one = rssTrend([{ seconds: 0, rssBytes: 5 * MB }])!;
   assert.ok(Number.isNaN(one.slopeMbPerHour));
   assert.equal(one.end.rssBytes, 5 * MB);
+  assert.deepEqual(one.quarterLowBytes, [5 * MB]);
   assert.equal(rssTrend([]), undefined);
 });
