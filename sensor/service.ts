@@ -27,6 +27,7 @@ import { ActiveHealth } from './health/active-health.js';
 import { startMetricsServer, type MetricsServer } from './health/metrics.js';
 import { SensorSampler, type SensorSnapshot } from './health/snapshot.js';
 import { StatusFileWriter } from './health/status-file.js';
+import { sampleMemory, type SharedMemory, type ThreadMemory } from './health/memory.js';
 import { ThreadCpuSampler } from './health/threads.js';
 import { InterfaceWatchdog } from './health/watchdog.js';
 import { writeFileAtomic } from './home-client/atomic-file.js';
@@ -147,6 +148,10 @@ interface PacketEngine {
   handoffBacklog?(): { bytes: number; capacity: number };
   /** The worker threads' kernel ids, for per-thread CPU in the status file (workers only). */
   workerThreadIds?(): (number | undefined)[];
+  /** Each worker's V8 heap figures, in worker order (workers only). */
+  workerMemory?(): ThreadMemory[];
+  /** Shared memory the engine allocated: hand-off rings, bypass tables (workers only). */
+  sharedMemory?(): SharedMemory;
   /** Every second: flows and merge windows expire by wall time (workers tick themselves). */
   tick(nowUs: number): void;
   reconfigure(o: { dictionary: string; engine: EngineChoice; site: SitePolicyFiles }): Promise<void>;
@@ -180,6 +185,8 @@ function poolEngine(pool: WorkerPool): PacketEngine {
     handoffDrops: (ifIndex) => pool.handoffDrops(ifIndex),
     handoffBacklog: () => pool.handoffBacklog(),
     workerThreadIds: () => pool.workerThreadIds(),
+    workerMemory: () => pool.workerMemory(),
+    sharedMemory: () => pool.sharedMemory(),
     tick: () => pool.syncCounters(),
     reconfigure: (o) => pool.reconfigure(o),
     async finish() {
@@ -487,9 +494,18 @@ export class SensorService {
     const c = this.config;
     const backlog = this.engine.handoffBacklog?.();
     const threads = this.threadCpu.sample();
+    const live = this.live;
+    const captureRings = live instanceof RingCapture ? live.ringBytes() : 0;
+    const memory = sampleMemory({
+      workers: () => this.engine.workerMemory?.() ?? [],
+      shared: () => ({ ...(captureRings > 0 ? { capture_rings: captureRings } : {}), ...this.engine.sharedMemory?.() }),
+      // the addon's rings are external ArrayBuffers of this thread: reported as shared, not as its external memory
+      sharedInCaptureExternal: () => captureRings,
+    });
     return {
       ...(backlog !== undefined ? { handoff_backlog: backlog } : {}),
       ...(threads !== undefined ? { threads } : {}),
+      memory,
       flows_active: this.engine.flowsActive(),
       captures: this.counters.get('capture.emitted'),
       upload: {

@@ -343,6 +343,17 @@ export class RingCapture {
     this.stats();
   }
 
+  /**
+   * Bytes of the kernel rings open now (blockBytes x blocks per interface): mapped into this
+   * process, so part of its RSS, and handed to JS as external ArrayBuffers (V8 counts them as
+   * this thread's external memory).
+   */
+  ringBytes(): number {
+    let n = 0;
+    for (const r of this.rings) if (r.open) n += r.u8.byteLength;
+    return n;
+  }
+
   /** Kernel counters per interface since start(); call it every few seconds (kernel counts are 32-bit between reads). */
   stats(): RingInterfaceStats[] {
     const b = binding;

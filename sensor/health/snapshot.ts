@@ -2,13 +2,15 @@
  * What the live sensor reports about itself, sampled every few seconds for the status file,
  * /metrics and `hark status`. Input: running per-interface packet/byte counts (and pcap kernel
  * drops when known), the pipeline's `Counters`, NIC drop counters from sysfs, and whatever else the
- * composition root knows (`extra`). Output: a plain JSON-able `SensorSnapshot` with rates since the
- * previous sample. Never throws on a missing or odd sysfs file: the field is left out.
+ * composition root knows (`extra`: CPU and memory by thread among it). Output: a plain JSON-able
+ * `SensorSnapshot` with rates since the previous sample. Never throws on a missing or odd sysfs
+ * file: the field is left out.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Counters } from '../events/counters.js';
 import type { HealthEvent } from '../events/health.js';
+import type { MemorySnapshot } from './memory.js';
 import type { ThreadsCpu } from './threads.js';
 import type { InterfaceWatchdog, WatchdogInterface } from './watchdog.js';
 
@@ -45,6 +47,11 @@ export interface SensorSnapshot {
   handoff_backlog?: { bytes: number; capacity: number };
   /** CPU of the capture thread, each worker thread and the rest of the process (Linux only). */
   threads?: ThreadsCpu;
+  /**
+   * Resident memory (Linux), split so the parts add up to RSS: each thread's V8 heap and external
+   * memory, the shared rings and tables, and the rest (native allocations).
+   */
+  memory?: MemorySnapshot;
   /** Non-zero statistic counters by dotted name (`tcp.reassembly_gap`, `capture.emitted`). */
   counters: Record<string, number>;
   flows_active: number;
@@ -68,7 +75,7 @@ export interface InterfaceCount {
 }
 
 /** Fields only the composition root knows; each one given overrides the sampler's default. */
-export type SnapshotExtra = Partial<Pick<SensorSnapshot, 'flows_active' | 'captures' | 'upload' | 'config' | 'health' | 'handoff_backlog' | 'threads'>>;
+export type SnapshotExtra = Partial<Pick<SensorSnapshot, 'flows_active' | 'captures' | 'upload' | 'config' | 'health' | 'handoff_backlog' | 'threads' | 'memory'>>;
 
 export interface SensorSamplerOptions {
   readonly interfaces: () => readonly InterfaceCount[];
@@ -192,6 +199,7 @@ export class SensorSampler {
       interfaces,
       ...(extra.handoff_backlog !== undefined ? { handoff_backlog: extra.handoff_backlog } : {}),
       ...(extra.threads !== undefined ? { threads: extra.threads } : {}),
+      ...(extra.memory !== undefined ? { memory: extra.memory } : {}),
       counters: counters.snapshot('stat'),
       flows_active: extra.flows_active ?? counters.get('flow.active'),
       captures: extra.captures ?? counters.get('capture.emitted'),

@@ -4,8 +4,9 @@
  * like `sensor.pipeline.packet`). Each frame's inner flow is hashed (the same both directions,
  * dispatch.ts) to one of N workers and copied into that worker's shared ring; each worker runs a
  * whole Sensor and owns its flows end to end. Output: `onCapture` / `onEvent` on the main thread,
- * worker counters summed into the main thread's Counters (`syncCounters`). A full ring drops the
- * frame (counted `workers.ring_full`) and never blocks a live capture. A worker that dies is
+ * worker counters summed into the main thread's Counters (`syncCounters`), each worker's heap
+ * figures and the shared memory the pool allocated (`workerMemory`, `sharedMemory`). A full ring
+ * drops the frame (counted `workers.ring_full`) and never blocks a live capture. A worker that dies is
  * counted, logged and restarted; its flows are lost (`workers.flows_lost`).
  */
 import { availableParallelism } from 'node:os';
@@ -26,6 +27,7 @@ import {
 } from './protocol.js';
 import { BypassTable, createBypassBuffer, dropBypassed } from './bypass-table.js';
 import { createRingBuffer, RingProducer } from './shared-ring.js';
+import { createHeapSlot, HeapSlot, type SharedMemory, type ThreadMemory } from '../health/memory.js';
 import type { WarmUpResult } from '../warm-up.js';
 
 /** Ring per worker: 32 MiB holds ~25k full-size frames, about 0.3 s of 1 Gbit/s while a worker is busy. */
@@ -145,6 +147,9 @@ class Slot {
   readonly producer: RingProducer;
   /** The worker's bypassed connections, whose frames stay here (undefined: capture bypass off). */
   readonly bypass: BypassTable | undefined;
+  /** The worker's heap figures as it last wrote them (a fresh, empty slot for each worker started). */
+  heapBuf = createHeapSlot();
+  heap = new HeapSlot(this.heapBuf);
 
   constructor(readonly index: number, readonly ring: SharedArrayBuffer, readonly bypassBuf: SharedArrayBuffer | undefined) {
     this.producer = new RingProducer(ring);
@@ -160,6 +165,12 @@ class Slot {
     this.seen.fill(0);
     this.idMap.fill(-1);
     this.flowActiveId = -1;
+  }
+
+  /** An empty heap slot: a worker that ended holds no heap, and its successor writes its own. */
+  resetHeap(): void {
+    this.heapBuf = createHeapSlot();
+    this.heap = new HeapSlot(this.heapBuf);
   }
 }
 
@@ -259,6 +270,22 @@ export class WorkerPool {
   /** Each worker's kernel thread id (undefined until it is ready; a stopped worker keeps its last), in worker order. */
   workerThreadIds(): (number | undefined)[] {
     return this.slots.map((s) => s.tid);
+  }
+
+  /** Each worker's V8 heap figures as it last wrote them (once a second), in worker order; none for a worker not started yet. */
+  workerMemory(): ThreadMemory[] {
+    return this.slots.map((s) => s.heap.read());
+  }
+
+  /** The shared memory the pool allocated: the hand-off rings and the bypass tables (when capture bypass is on). */
+  sharedMemory(): SharedMemory {
+    let rings = 0;
+    let tables = 0;
+    for (const s of this.slots) {
+      rings += s.ring.byteLength;
+      tables += s.bypassBuf?.byteLength ?? 0;
+    }
+    return { handoff_rings: rings, ...(tables > 0 ? { bypass_tables: tables } : {}) };
   }
 
   /** Frames handed off and not yet taken by the workers: bytes in all rings, and their capacity. */
@@ -450,7 +477,8 @@ export class WorkerPool {
     slot.bypass?.clear();
     // a worker restarted while capture runs takes packets at once: the warm-up is for the start only
     const warmUpMs = this.started ? 0 : this.opts.warmUpMs ?? 0;
-    const data: WorkerData = { index: slot.index, ring: slot.ring, counters: slot.counterBuf, ...(slot.bypassBuf !== undefined ? { bypass: slot.bypassBuf } : {}), sensor: this.sensorOptions, tickMs: this.tickMs, warmUpMs };
+    slot.resetHeap();
+    const data: WorkerData = { index: slot.index, ring: slot.ring, counters: slot.counterBuf, heap: slot.heapBuf, ...(slot.bypassBuf !== undefined ? { bypass: slot.bypassBuf } : {}), sensor: this.sensorOptions, tickMs: this.tickMs, warmUpMs };
     const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     slot.worker = w;
     slot.tid = undefined;
@@ -570,6 +598,7 @@ export class WorkerPool {
     }
     this.counters.inc(C_FLOWS_LOST, lostFlows);
     const lostRecords = slot.producer.discardUnconsumed();
+    slot.resetHeap();
     // its connections are gone with it: their frames pass again (to its successor, once it runs)
     slot.bypass?.clear();
     this.counters.inc(C_RECORDS_LOST, lostRecords);

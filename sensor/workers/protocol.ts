@@ -1,7 +1,8 @@
 /**
  * What the pool (main thread) and its workers say to each other: the serialisable sensor options
- * a worker builds its Sensor from, the messages both ways, and the counters a worker keeps in
- * shared memory so the main thread sums them without messages. Types and two small helpers only.
+ * a worker builds its Sensor from, the messages both ways, and the counters and heap figures a
+ * worker keeps in shared memory so the main thread reads them without messages. Types and two
+ * small helpers only.
  */
 import type { WarmUpResult } from '../warm-up.js';
 import type { Dictionary } from '../../rules/dictionary.js';
@@ -63,6 +64,8 @@ export interface WorkerData {
   readonly index: number;
   readonly ring: SharedArrayBuffer;
   readonly counters: SharedArrayBuffer;
+  /** The worker's V8 heap figures, rewritten on its tick (health/memory.ts HeapSlot) for the status file. */
+  readonly heap: SharedArrayBuffer;
   /** The worker's capture-thread bypass table (workers/bypass-table.ts); absent with bypass off. */
   readonly bypass?: SharedArrayBuffer;
   readonly sensor: WorkerSensorOptions;

@@ -2,7 +2,7 @@
  * Worker thread entry: one Sensor (the whole pipeline with every app layer) fed from its shared
  * packet ring. Input: workerData (WorkerData: ring, counter memory, serialisable sensor options)
  * and control messages (ToWorker). Output: captures, events and identity observations to the main
- * thread in batches (FromWorker 'out'), counters in shared memory. The worker owns its flows end
+ * thread in batches (FromWorker 'out'), counters and heap figures in shared memory. The worker owns its flows end
  * to end: the dispatcher sends both directions of each flow here.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -17,6 +17,7 @@ import { loadSitePolicy, type SitePolicy } from '../site-policy.js';
 import { type ConfigError, type EvidenceMessage, type FromWorker, type ReconfigureOptions, type ToWorker, type WorkerData, sharedCounters } from './protocol.js';
 import { WorkerCaptureBypass } from './bypass-table.js';
 import { RingConsumer } from './shared-ring.js';
+import { HeapSlot, readThreadMemory } from '../health/memory.js';
 import { osThreadId } from '../health/threads.js';
 import { warmUp } from '../warm-up.js';
 
@@ -29,8 +30,8 @@ const IDLE_WAIT_MS = 500;
 /** Outgoing captures / events / observations held before a batch is posted anyway. */
 const MAX_OUT_BATCH = 512;
 
-/** How often a quiet worker checks for counter names defined since it last said. */
-const NAMES_CHECK_MS = 1000;
+/** How often a quiet worker checks for counter names defined since it last said, and rewrites its heap figures. */
+const HOUSEKEEPING_MS = 1000;
 
 const C_IDENTITY_BROADCAST = defineCounter('workers.identity_sent');
 const C_IDENTITY_RECEIVED = defineCounter('workers.identity_received');
@@ -228,8 +229,13 @@ function run(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     }
   });
 
-  // Names defined later (a module loaded on first use) reach the main thread within a second.
-  setInterval(sendNames, NAMES_CHECK_MS).unref();
+  // Names defined later (a module loaded on first use) reach the main thread within a second; the
+  // heap figures are at most a second old when the main thread samples them (files too: tickMs 0).
+  const heap = new HeapSlot(data.heap);
+  setInterval(() => {
+    sendNames();
+    heap.write(readThreadMemory());
+  }, HOUSEKEEPING_MS).unref();
   if (data.tickMs > 0) {
     // Capture time is wall time on a live sensor: flows and merge windows expire when traffic stops.
     const timer = setInterval(() => {
@@ -242,6 +248,7 @@ function run(port: NonNullable<typeof parentPort>, data: WorkerData): void {
   }
   // before 'ready': the pool opens the interfaces once every worker has said it
   const warm = data.warmUpMs > 0 ? warmUp({ sensorOptions: data.sensor, matching: sensor.matching, budgetMs: data.warmUpMs }) : undefined;
+  heap.write(readThreadMemory());
   const tid = osThreadId();
   post({ t: 'ready', ...(tid !== undefined ? { tid } : {}), ...(warm !== undefined ? { warmUp: warm } : {}) });
   pump();

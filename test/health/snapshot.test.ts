@@ -120,6 +120,20 @@ describe('SensorSampler', () => {
     assert.equal(s.flows_active, 99);
     assert.deepEqual(s.upload, { queue: 4, home: 'https://home.example' });
     assert.deepEqual(s.config, { source: 'home', version: '3', age_s: 60 });
+    assert.equal(s.memory, undefined, 'no memory from extra: none in the snapshot');
+  });
+
+  test('SensorSampler carries the memory section extra gives into the snapshot', () => {
+    const memory = {
+      rss_bytes: 900 << 20, peak_rss_bytes: 1000 << 20,
+      capture: { heap_used_bytes: 40 << 20, heap_committed_bytes: 150 << 20, young_generation_bytes: 128 << 20, external_bytes: 2 << 20 },
+      workers: [{ heap_used_bytes: 60 << 20, heap_committed_bytes: 170 << 20, young_generation_bytes: 128 << 20, external_bytes: 6 << 20 }, {}],
+      shared: { capture_rings: 64 << 20, handoff_rings: 64 << 20 },
+      other_bytes: 374 << 20,
+    };
+    const s = new SensorSampler({ interfaces: () => [], counters: new Counters(), extra: () => ({ memory }) }).sample(T0);
+    assert.deepEqual(s.memory, memory);
+    assert.deepEqual(JSON.parse(JSON.stringify(s)).memory, memory, 'JSON-able as the status file writes it');
   });
 
   test('SensorSampler checks the watchdog and lists its events once, even when they also reach extra.health', () => {

@@ -3,7 +3,7 @@
  * final counts, phrases) and events with 2 and 3 workers; TLS keys from key logs and pushed at
  * run time; a DHCP observation made in one worker names the device in another worker's capture;
  * reconfigure mid-run; finish flushes every flow and merge window; a killed worker is counted and
- * replaced. Files are read with the sensor's own reader into `pool.packet`.
+ * replaced; every worker reports its own V8 heap figures through shared memory. Files are read with the sensor's own reader into `pool.packet`.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -432,6 +432,42 @@ test('WorkerPool.handoffBacklog: bytes written and not yet taken by the workers,
     assert.ok(during >= 100 * frame.length && during <= 100 * (frame.length + 64), `backlog ${during} B for 100 frames of ${frame.length} B`);
     await pool.drain();
     assert.equal(pool.handoffBacklog().bytes, 0);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('WorkerPool.workerMemory: every worker reports its own V8 heap through shared memory, a restarted one too', async () => {
+  const GIB = 1 << 30;
+  const o: WorkerSensorOptions = { dictionary: dictionary('m.csv', ['AK47', 'script', 'alert']) };
+  const { pool } = await startPool(2, o, { log: () => undefined });
+  const plausible = (what: string): void => {
+    const heaps = pool.workerMemory();
+    assert.equal(heaps.length, 2);
+    heaps.forEach((h, k) => {
+      const { heap_used_bytes: used, heap_committed_bytes: committed, young_generation_bytes: young, external_bytes: external } = h;
+      assert.ok(used !== undefined && committed !== undefined && young !== undefined && external !== undefined, `${what}: worker ${k} reported every figure: ${JSON.stringify(h)}`);
+      assert.ok(used > 0 && used <= committed && committed < GIB, `${what}: worker ${k} heap used ${used} <= committed ${committed} < 1 GiB`);
+      assert.ok(young <= committed && external >= 0 && external < GIB, `${what}: worker ${k} young ${young}, external ${external}`);
+    });
+  };
+  try {
+    plausible('ready');
+    readCaptureFile(fixture('tcp', 'ndpi-WebattackXSS.pcap'), pool.packet);
+    await pool.drain();
+    // rewritten every second: the figures of a worker that has done the work
+    await new Promise((r) => setTimeout(r, 1100));
+    plausible('after a capture file');
+    const rings = pool.sharedMemory();
+    assert.ok(rings.handoff_rings! >= 2 * (32 << 20) && rings.handoff_rings! < 2 * (33 << 20), `two 32 MiB rings: ${rings.handoff_rings}`);
+    assert.ok(rings.bypass_tables! > 0, 'bypass is on by default: its tables are shared memory');
+    const tid = pool.workerThreadIds()[1];
+    await pool.terminateWorker(1);
+    assert.deepEqual(pool.workerMemory()[1], {}, 'a worker that ended reports nothing');
+    const restarted = (): boolean => ![undefined, tid].includes(pool.workerThreadIds()[1]);
+    for (let i = 0; i < 200 && !restarted(); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(restarted(), 'worker 1 was restarted');
+    plausible('restarted');
   } finally {
     await pool.close();
   }
