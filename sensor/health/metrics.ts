@@ -1,6 +1,7 @@
 /**
  * The /metrics endpoint: the sensor's snapshot in Prometheus text format 0.0.4, plus prom-client's
- * default process metrics. Input: a listen address (`HOST:PORT`, loopback unless `allowRemote`:
+ * default process metrics (which see the main thread's V8 heap only: the hark_thread_* memory
+ * gauges cover every thread). Input: a listen address (`HOST:PORT`, loopback unless `allowRemote`:
  * the endpoint has no authentication) and a function returning the latest `SensorSnapshot`,
  * called once per scrape. Output: `GET /metrics` answers; anything else 404 (405 for another
  * method on /metrics). Listen failures are `MetricsListenError` (code E_METRICS_LISTEN) naming the address.
@@ -8,6 +9,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
+import type { ThreadMemory } from './memory.js';
 import type { SensorSnapshot } from './snapshot.js';
 
 /** Next to Prometheus's exporter range; the OpenTelemetry Prometheus exporter uses the same port. */
@@ -160,6 +162,41 @@ export class SensorMetrics {
         t.workers.forEach((w, k) => this.inc({ thread: `worker-${k}` }, nonNegative(w.cpu_seconds)));
         this.inc({ thread: 'other' }, nonNegative(t.other.cpu_seconds));
       },
+    });
+    const perThreadMemory = (name: string, help: string, pick: (t: ThreadMemory) => number | undefined) =>
+      new Gauge({
+        name: fixed(name), help, labelNames: ['thread'], registers: [reg],
+        collect() {
+          this.reset();
+          const m = snap()?.memory;
+          if (m === undefined) return;
+          const put = (thread: string, t: ThreadMemory): void => {
+            const v = pick(t);
+            if (v !== undefined) this.set({ thread }, nonNegative(v));
+          };
+          put('capture', m.capture);
+          m.workers.forEach((w, k) => put(`worker-${k}`, w));
+        },
+      });
+    perThreadMemory('hark_thread_heap_used_bytes', 'V8 heap in use by each thread: capture (main thread), worker-N', (t) => t.heap_used_bytes);
+    perThreadMemory('hark_thread_heap_committed_bytes', 'Resident V8 heap of each thread (total physical size): what the heap adds to RSS', (t) => t.heap_committed_bytes);
+    perThreadMemory('hark_thread_young_generation_bytes', 'Resident young generation of each thread (new space + new large object space), part of its heap committed', (t) => t.young_generation_bytes);
+    perThreadMemory('hark_thread_external_bytes', 'Off-heap memory each thread\'s V8 isolate holds (ArrayBuffers, Buffers), shared memory excluded', (t) => t.external_bytes);
+    new Gauge({
+      name: fixed('hark_shared_memory_bytes'), help: 'Shared memory the sensor allocated, by part: capture_rings (kernel TPACKET rings), handoff_rings (to the workers), bypass_tables',
+      labelNames: ['part'], registers: [reg],
+      collect() {
+        this.reset();
+        for (const [part, v] of Object.entries(snap()?.memory?.shared ?? {})) if (v !== undefined) this.set({ part }, nonNegative(v));
+      },
+    });
+    this.optional.push({
+      metric: new Gauge({
+        name: fixed('hark_memory_other_bytes'), help: 'RSS not in any thread\'s V8 heap or external memory nor in the shared memory: native allocations (Hyperscan, zlib, SQLite), code, stacks', registers: [reg],
+        collect() { this.set(nonNegative(snap()?.memory?.other_bytes)); },
+      }),
+      name: 'hark_memory_other_bytes',
+      present: (s) => s.memory?.other_bytes !== undefined,
     });
     new Gauge({
       name: fixed('hark_flows_active'), help: 'Flows in the flow table', registers: [reg],

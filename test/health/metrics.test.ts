@@ -159,6 +159,13 @@ function snapshot(): SensorSnapshot {
       process: { cpu_seconds: 90.5, cpu_pct: 180 }, capture: { cpu_seconds: 12.25, cpu_pct: 25 },
       workers: [{ cpu_seconds: 33, cpu_pct: 66, tid: 101 }, { cpu_seconds: 32, cpu_pct: 64, tid: 102 }], other: { cpu_seconds: 13.25, cpu_pct: 25 },
     },
+    memory: {
+      rss_bytes: 1_200_000_000, peak_rss_bytes: 1_400_000_000,
+      capture: { heap_used_bytes: 40_000_000, heap_committed_bytes: 150_000_000, young_generation_bytes: 134_217_728, external_bytes: 6_000_000 },
+      workers: [{ heap_used_bytes: 61_000_000, heap_committed_bytes: 171_000_000, young_generation_bytes: 134_217_728, external_bytes: 5_000_000 }, { heap_used_bytes: 59_000_000 }],
+      shared: { capture_rings: 67_108_864, handoff_rings: 67_109_120 },
+      other_bytes: 500_000_000,
+    },
     counters: { 'tcp.reassembly_gap': 7, 'capture.emitted': 3, 'flow.active': 12, 'defrag.in_progress': 2, 'http.requests': 1e6 },
     flows_active: 12,
     captures: 3,
@@ -203,6 +210,20 @@ describe('startMetricsServer', () => {
       assert.equal(value(m, 'hark_thread_cpu_seconds_total', { thread: 'capture' }), 12.25);
       assert.equal(value(m, 'hark_thread_cpu_seconds_total', { thread: 'worker-1' }), 32);
       assert.equal(value(m, 'hark_thread_cpu_seconds_total', { thread: 'other' }), 13.25);
+      for (const g of ['hark_thread_heap_used_bytes', 'hark_thread_heap_committed_bytes', 'hark_thread_young_generation_bytes', 'hark_thread_external_bytes', 'hark_shared_memory_bytes', 'hark_memory_other_bytes']) {
+        assert.equal(m.get(g)?.type, 'gauge', g);
+      }
+      assert.equal(value(m, 'hark_thread_heap_used_bytes', { thread: 'capture' }), 40_000_000);
+      assert.equal(value(m, 'hark_thread_heap_used_bytes', { thread: 'worker-1' }), 59_000_000);
+      assert.equal(value(m, 'hark_thread_heap_committed_bytes', { thread: 'capture' }), 150_000_000);
+      assert.equal(value(m, 'hark_thread_heap_committed_bytes', { thread: 'worker-0' }), 171_000_000);
+      assert.equal(value(m, 'hark_thread_heap_committed_bytes', { thread: 'worker-1' }), undefined, 'a figure a worker has not reported is absent, not 0');
+      assert.equal(value(m, 'hark_thread_young_generation_bytes', { thread: 'worker-0' }), 134_217_728);
+      assert.equal(value(m, 'hark_thread_external_bytes', { thread: 'capture' }), 6_000_000);
+      assert.equal(value(m, 'hark_shared_memory_bytes', { part: 'capture_rings' }), 67_108_864);
+      assert.equal(value(m, 'hark_shared_memory_bytes', { part: 'handoff_rings' }), 67_109_120);
+      assert.equal(value(m, 'hark_shared_memory_bytes', { part: 'bypass_tables' }), undefined);
+      assert.equal(value(m, 'hark_memory_other_bytes'), 500_000_000);
       assert.equal(value(m, 'hark_captures_total'), 3);
       assert.equal(value(m, 'hark_upload_queue'), 9);
       assert.equal(value(m, 'hark_upload_last_success_timestamp_seconds'), Date.parse('2024-05-01T09:58:00.000Z') / 1000);
@@ -235,7 +256,7 @@ describe('startMetricsServer', () => {
     const server = await startMetricsServer({ listen: '127.0.0.1:0', snapshot: () => snap, defaultMetrics: false });
     try {
       parseExposition(await (await scrape(server.address)).text());
-      snap = { ...snapshot(), handoff_backlog: undefined, interfaces: [{ name: 'eth1', packets: 200000, bytes: 1, pps: 0, bps: 0 }], counters: { 'tcp.reassembly_gap': 8, 'dns.queries': 2 }, anomalies: {}, health: [], upload: { queue: 0 }, config: { source: 'command line' } };
+      snap = { ...snapshot(), handoff_backlog: undefined, memory: undefined, interfaces: [{ name: 'eth1', packets: 200000, bytes: 1, pps: 0, bps: 0 }], counters: { 'tcp.reassembly_gap': 8, 'dns.queries': 2 }, anomalies: {}, health: [], upload: { queue: 0 }, config: { source: 'command line' } };
       const m = parseExposition(await (await scrape(server.address)).text());
       assert.equal(value(m, 'hark_interface_packets_total', { interface: 'eth1' }), 200000);
       assert.equal(value(m, 'hark_interface_packets_total', { interface: 'eth2' }), undefined);
@@ -247,6 +268,9 @@ describe('startMetricsServer', () => {
       assert.equal(m.has('hark_config_age_seconds'), false, 'unknown config age is absent');
       assert.equal(m.has('hark_upload_last_success_timestamp_seconds'), false);
       assert.equal(m.has('hark_handoff_backlog_bytes'), false, 'no worker threads: no backlog gauge');
+      assert.equal(m.get('hark_thread_heap_committed_bytes')?.samples.length, 0, 'no memory section: no per-thread memory');
+      assert.equal(m.get('hark_shared_memory_bytes')?.samples.length, 0);
+      assert.equal(m.has('hark_memory_other_bytes'), false, 'unknown other memory is absent, not 0');
       assert.equal(m.has('process_cpu_user_seconds_total'), false);
     } finally {
       await server.close();
