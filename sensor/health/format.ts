@@ -1,6 +1,6 @@
 /**
- * Human wording for the health reports: durations ("5 minutes", "3h 12m"), byte counts and bit
- * rates. Input: plain numbers. Output: short strings for messages and `hark status`; never throws
+ * Human wording for the health reports: durations ("5 minutes", "3h 12m"), byte counts, memory
+ * sizes and bit rates. Input: plain numbers. Output: short strings for messages and `hark status`; never throws
  * (a negative or non-finite input prints as "0 seconds" / "0 B").
  */
 
@@ -28,6 +28,14 @@ export function formatBytes(n: number): string {
     u++;
   }
   return u === 0 ? `${Math.round(v)} B` : `${v.toFixed(1)} ${BYTE_UNITS[u]}`;
+}
+
+const MIB = 1024 * 1024;
+
+/** 5_767_168 -> "5.5" (MiB, as ps and /proc give memory in powers of 1024): whole MiB from 10 up. */
+export function formatMebibytes(n: number): string {
+  const v = Number.isFinite(n) && n > 0 ? n / MIB : 0;
+  return v >= 10 ? String(Math.round(v)) : v.toFixed(1);
 }
 
 const BIT_RATE_UNITS = ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s', 'Tbit/s'];

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CliError, type Command } from '../cli/command.js';
-import { formatBitRate, formatBytes, formatDuration } from './format.js';
+import { formatBitRate, formatBytes, formatDuration, formatMebibytes } from './format.js';
+import { summarizeMemory } from './memory.js';
 import { STATUS_FILE_NAME } from './status-file.js';
 
 /** Where a checkout keeps its data when nothing else is configured (same as `hark run`). */
@@ -90,6 +91,20 @@ function ago(iso: string | undefined, nowMs: number): string | undefined {
   return Number.isFinite(t) ? `${formatDuration(nowMs - t)} ago` : undefined;
 }
 
+/**
+ * The status file's `memory` on one line, in MiB: RSS and peak, then the parts that add up to RSS
+ * (each thread's V8 heap with the young generation within it, external memory, shared rings and
+ * tables, other). Undefined when the file has no memory section.
+ */
+export function formatMemoryLine(raw: unknown): string | undefined {
+  const m = summarizeMemory(raw);
+  if (m === undefined) return undefined;
+  const mib = (n: number | undefined): string => (n === undefined ? '?' : formatMebibytes(n));
+  const workers = m.workerHeapBytes.length > 0 ? `, workers ${m.workerHeapBytes.map(mib).join(' ')}` : '';
+  return `memory (MiB): RSS ${mib(m.rssBytes)}, peak ${mib(m.peakRssBytes)}; heap committed: capture ${mib(m.captureHeapBytes)}${workers} ` +
+    `(young generation ${mib(m.youngBytes)} of it); external ${mib(m.externalBytes)}; shared ${mib(m.sharedBytes)}; other ${mib(m.otherBytes)}`;
+}
+
 /** The human summary of a status file (tolerates missing fields: prints what is there). */
 export function formatStatus(v: StatusVerdict, nowMs: number = Date.now()): string {
   const lines: string[] = [];
@@ -125,6 +140,8 @@ export function formatStatus(v: StatusVerdict, nowMs: number = Date.now()): stri
     lines.push(`  CPU (% of one core): capture thread ${pct(threads.capture)}` +
       `${workers.length > 0 ? `, workers ${workers.map(pct).join(' ')}` : ''}, other threads ${pct(threads.other)}; process ${pct(threads.process)}`);
   }
+  const memory = formatMemoryLine(s.memory);
+  if (memory !== undefined) lines.push(`  ${memory}`);
   const anomalies = Object.values(obj(s.anomalies)).reduce<number>((t, x) => t + (num(x) ?? 0), 0);
   lines.push(`  flows active ${num(s.flows_active) ?? 0}; captures ${num(s.captures) ?? 0}; anomalies ${anomalies}`);
   const up = obj(s.upload);
@@ -141,12 +158,12 @@ export function formatStatus(v: StatusVerdict, nowMs: number = Date.now()): stri
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'is the live sensor running? interfaces, drops, flows, captures, upload queue, health',
+  summary: 'is the live sensor running? interfaces, drops, CPU, memory, flows, captures, upload queue, health',
   usage: `Usage: hark status [--data-dir DIR] [--json]
 
 Reads the status file the running sensor rewrites every few seconds (DATA_DIR/${STATUS_FILE_NAME}) and
-summarises it: running since, per interface packets, drops and rates, flows, captures, upload queue,
-configuration source and age, and active health problems.
+summarises it: running since, per interface packets, drops and rates, CPU and memory by thread,
+flows, captures, upload queue, configuration source and age, and active health problems.
 
 Options:
   --data-dir DIR   the sensor's data directory (default: $HARK_DATA_DIR, else ./var in a checkout)

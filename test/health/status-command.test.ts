@@ -10,9 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { formatStatus, judgeStatusFile, statusCommand, STATUS_STALE_INTERVALS } from '../../sensor/health/status-command.js';
+import { formatMemoryLine, formatStatus, judgeStatusFile, statusCommand, STATUS_STALE_INTERVALS } from '../../sensor/health/status-command.js';
 import type { StatusFileContent } from '../../sensor/health/status-file.js';
 
+const MIB = 1024 * 1024;
 const CHILD = fileURLToPath(new URL('./status-child.js', import.meta.url));
 const COMMAND = new URL('../../sensor/health/status-command.js', import.meta.url).href;
 const root = mkdtempSync(join(tmpdir(), 'hark-status-cmd-'));
@@ -53,6 +54,13 @@ function content(over: Partial<StatusFileContent>): StatusFileContent {
     threads: {
       process: { cpu_seconds: 90, cpu_pct: 181.4 }, capture: { cpu_seconds: 12, cpu_pct: 26.2 },
       workers: [{ cpu_seconds: 33, cpu_pct: 66, tid: 101 }, { cpu_seconds: 32, cpu_pct: 64.6, tid: 102 }], other: { cpu_seconds: 13, cpu_pct: 24.6 },
+    },
+    memory: {
+      rss_bytes: 1210 * MIB, peak_rss_bytes: 1388 * MIB,
+      capture: { heap_used_bytes: 40 * MIB, heap_committed_bytes: 152 * MIB, young_generation_bytes: 128 * MIB, external_bytes: 4 * MIB },
+      workers: [{ heap_used_bytes: 60 * MIB, heap_committed_bytes: 161 * MIB, young_generation_bytes: 128 * MIB, external_bytes: 3 * MIB }, { heap_used_bytes: 58 * MIB, heap_committed_bytes: 158 * MIB, young_generation_bytes: 128 * MIB, external_bytes: 2 * MIB }],
+      shared: { capture_rings: 64 * MIB, handoff_rings: 64 * MIB, bypass_tables: 7 * MIB },
+      other_bytes: 585 * MIB,
     },
     upload: { queue: 6, home: 'https://home.example' }, config: { source: 'home', version: '12', age_s: 3600 },
     health: [{ event_type: 'health', timestamp: now, name: 'capture.no_packets', severity: 'warning', state: 'raised', message: 'No packets on interface "eth2" for 5 minutes' }],
@@ -156,6 +164,7 @@ describe('judgeStatusFile and formatStatus', () => {
     assert.match(text, /interface eth1: 1234 packets \(2\.5 MB\), kernel drops 2, interface drops 5, worker hand-off drops 8, 50 pps, 8\.1 Mbit\/s, last packet 0 seconds ago/);
     assert.match(text, /worker hand-off backlog 16\.0 MB of 64\.0 MB \(25%\)/);
     assert.match(text, /CPU \(% of one core\): capture thread 26%, workers 66% 65%, other threads 25%; process 181%/);
+    assert.ok(text.includes('  memory (MiB): RSS 1210, peak 1388; heap committed: capture 152, workers 161 158 (young generation 384 of it); external 9.0; shared 135; other 585\n'), text);
     assert.match(text, /flows active 31; captures 4; anomalies 5/);
     assert.match(text, /upload queue 6 to https:\/\/home\.example/);
     assert.match(text, /config from home \(version 12\), fetched 1 hour ago/);
@@ -171,5 +180,14 @@ describe('judgeStatusFile and formatStatus', () => {
     const text = formatStatus(v);
     assert.match(text, /interface \?: 0 packets/);
     assert.match(text, /health: no active problems/);
+    assert.doesNotMatch(text, /memory/, 'no memory section: no memory line');
+  });
+
+  test('formatMemoryLine prints what a partial memory section has, "?" for the rest', () => {
+    assert.equal(formatMemoryLine(undefined), undefined);
+    assert.equal(formatMemoryLine({ capture: { heap_committed_bytes: 5.5 * MIB }, workers: [{}], shared: {} }),
+      'memory (MiB): RSS ?, peak ?; heap committed: capture 5.5, workers 0.0 (young generation 0.0 of it); external 0.0; shared 0.0; other ?');
+    assert.equal(formatMemoryLine({ rss_bytes: 300 * MIB, workers: 'x' }),
+      'memory (MiB): RSS 300, peak ?; heap committed: capture ? (young generation 0.0 of it); external 0.0; shared 0.0; other ?');
   });
 });
