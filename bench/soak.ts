@@ -4,9 +4,11 @@
  * tcpreplay send the benchmark workload at a fixed, modest rate, pass after pass, each pass with
  * addresses of its own (--unique-ip) so every pass makes new flows. Every few seconds it prints the
  * sensor process's RSS (/proc/PID/status VmRSS: every thread, workers included) beside the
- * sensor's own status (flows, inspection memory, captures, drops); at the end, the RSS at the start
- * of the second half and at the end, the least-squares slope of RSS over the second half in MB an
- * hour, the peak, the captures stored and the drops. It never fails on speed or growth: it exits 1
+ * sensor's own status (flows, inspection memory, captures, drops) and its memory breakdown (heap of
+ * the capture thread, of the workers summed, their young generations summed, shared rings and
+ * tables, other: native); at the end, the RSS at the start of the second half and at the end, the
+ * least-squares slope of RSS over the second half in MB an hour, the peak, the breakdown at the
+ * last sample, the captures stored and the drops. It never fails on speed or growth: it exits 1
  * only when the sensor dies or the setup fails (2 on a bad command line, 130 when interrupted).
  * Root only.
  *
@@ -20,6 +22,7 @@ import { pathToFileURL } from 'node:url';
 import { BenchCommandLine } from './command-line.js';
 import { cpuSeconds, harkRunArgs, listening, makeVeth, procStatusBytes, readStatus, removeVeth, spawnListener, STOP_TIMEOUT_MS, storedCaptures, tcpreplay, writeWorkloadDictionary, type Replay } from './live-harness.js';
 import { leastSquaresSlope } from './stats.js';
+import { summarizeMemory, type MemorySummary } from '../sensor/health/memory.js';
 import { DEFAULT_WORKLOAD_DIR, ensureWorkload, SENSOR_NODE_FLAGS } from './workload.js';
 
 /** The sensor's status file period: a sample reads a status at most this old. */
@@ -126,6 +129,8 @@ interface StatusSample {
   kernelDrops: number;
   handoffDrops: number;
   interfaceDrops: number;
+  /** The status file's memory breakdown (undefined from a sensor that does not write one). */
+  memory: MemorySummary | undefined;
 }
 
 function statusSample(dir: string): StatusSample | undefined {
@@ -142,10 +147,25 @@ function statusSample(dir: string): StatusSample | undefined {
     kernelDrops: Number(iface.kernel_drops ?? 0),
     handoffDrops: Number(iface.handoff_drops ?? 0),
     interfaceDrops: Number(iface.interface_drops ?? 0),
+    memory: summarizeMemory(st.memory),
   };
 }
 
-const COLUMNS = ['time', 'RSS MB', 'CPU %', 'flows', 'memuse MB', 'held', 'captures', 'packets', 'drops k/h/i'];
+/** A sample's breakdown in MB (2^20 bytes), '?' where the status has none: capture heap, workers' heap, young gen, shared, other. */
+export function memoryCells(m: MemorySummary | undefined): string[] {
+  if (m === undefined) return ['?', '?', '?', '?', '?'];
+  const cell = (b: number | undefined): string => (b === undefined ? '?' : mb(b));
+  return [cell(m.captureHeapBytes), cell(m.workerHeapBytes.reduce((t, b) => t + b, 0)), cell(m.youngBytes), cell(m.sharedBytes), cell(m.otherBytes)];
+}
+
+/** The end summary's breakdown line: what RSS is made of at the last sample. */
+export function memoryBreakdown(m: MemorySummary | undefined): string {
+  if (m === undefined) return 'no memory section in the status file';
+  const [capture, workers, young, shared, other] = memoryCells(m);
+  return `capture heap ${capture}, workers' heap ${workers} (${m.workerHeapBytes.length} workers), young generation ${young} of those, external ${mb(m.externalBytes)}, shared ${shared}, other ${other} MB of RSS ${m.rssBytes === undefined ? '?' : mb(m.rssBytes)} MB`;
+}
+
+const COLUMNS = ['time', 'RSS MB', 'CPU %', 'flows', 'memuse MB', 'held', 'captures', 'packets', 'drops k/h/i', 'cap heap', 'wrk heap', 'young', 'shared', 'other'];
 
 function row(cells: readonly string[]): string {
   return cells.map((c, i) => (i === 0 ? c.padEnd(6) : c.padStart(Math.max(COLUMNS[i].length, 9)))).join('  ');
@@ -198,6 +218,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       );
       void replaying.then(() => stop.abort());
       const samples: RssSample[] = [];
+      let lastMemory: MemorySummary | undefined;
       const t0 = Date.now();
       let cpu0 = cpuSeconds(child.pid);
       let tCpu = t0;
@@ -214,7 +235,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         [cpu0, tCpu] = [cpu, now];
         samples.push({ seconds: (now - t0) / 1000, rssBytes });
         const s = statusSample(dataDir);
-        out(`${row([clock((now - t0) / 1000), mb(rssBytes), cpuPct.toFixed(0), String(s?.flows ?? '?'), s === undefined ? '?' : mb(s.memuseBytes), String(s?.storeHeld ?? '?'), String(s?.captures ?? '?'), String(s?.packets ?? '?'), s === undefined ? '?' : `${s.kernelDrops}/${s.handoffDrops}/${s.interfaceDrops}`])}\n`);
+        if (s?.memory !== undefined) lastMemory = s.memory;
+        out(`${row([clock((now - t0) / 1000), mb(rssBytes), cpuPct.toFixed(0), String(s?.flows ?? '?'), s === undefined ? '?' : mb(s.memuseBytes), String(s?.storeHeld ?? '?'), String(s?.captures ?? '?'), String(s?.packets ?? '?'), s === undefined ? '?' : `${s.kernelDrops}/${s.handoffDrops}/${s.interfaceDrops}`, ...memoryCells(s?.memory)])}\n`);
         if (stop.signal.aborted) break;
         if (now - t0 > o.minutes * 60_000 + REPLAY_GRACE_MS) stop.abort();
       }
@@ -241,6 +263,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         out(`  RSS slope over the second half       ${Number.isNaN(trend.slopeMbPerHour) ? 'n/a (fewer than two samples)' : `${trend.slopeMbPerHour >= 0 ? '+' : ''}${trend.slopeMbPerHour.toFixed(1)} MB/hour (least squares, ${trend.secondHalfSamples} samples)`}\n`);
       }
       out(`  peak RSS                             ${mb(Math.max(peakBytes, trend?.peakBytes ?? 0))} MB (VmHWM)\n`);
+      out(`  memory at the last sample            ${memoryBreakdown(lastMemory)}\n`);
       out(`  captures stored                      ${stored.rows} (count sum ${stored.countSum})\n`);
       out(`  drops                                ${last === undefined ? 'no status' : `kernel ${last.kernelDrops}, hand-off ${last.handoffDrops}, interface ${last.interfaceDrops} of ${last.packets} packets`}\n`);
       return interrupted ? INTERRUPTED_EXIT_CODE : 0;

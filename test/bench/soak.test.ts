@@ -1,11 +1,12 @@
 /**
  * bench/soak.ts's summary of RSS (rssTrend): which samples make the second half, the slope over
- * them in MB an hour, and the peak. The soak itself needs root and minutes; its command line is
+ * them in MB an hour, and the peak; the memory breakdown each sample and the summary print. The soak itself needs root and minutes; its command line is
  * checked with every bench's in command-line.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rssTrend, type RssSample } from '../../bench/soak.js';
+import { memoryBreakdown, memoryCells, rssTrend, type RssSample } from '../../bench/soak.js';
+import { summarizeMemory } from '../../sensor/health/memory.js';
 
 const MB = 1024 * 1024;
 
@@ -52,4 +53,18 @@ test('rssTrend: an interrupted run is halved where it stopped; one sample has no
   assert.equal(one.end.rssBytes, 5 * MB);
   assert.deepEqual(one.quarterLowBytes, [5 * MB]);
   assert.equal(rssTrend([]), undefined);
+});
+
+test('memoryCells and memoryBreakdown: capture heap, workers\' heap summed, young generation summed, shared, other', () => {
+  const m = summarizeMemory({
+    rss_bytes: 1210 * MB,
+    capture: { heap_committed_bytes: 152 * MB, young_generation_bytes: 128 * MB, external_bytes: 4 * MB },
+    workers: [{ heap_committed_bytes: 161 * MB, young_generation_bytes: 128 * MB, external_bytes: 3 * MB }, { heap_committed_bytes: 158 * MB, young_generation_bytes: 128 * MB, external_bytes: 2 * MB }],
+    shared: { capture_rings: 64 * MB, handoff_rings: 64 * MB, bypass_tables: 7 * MB },
+    other_bytes: 585 * MB,
+  });
+  assert.deepEqual(memoryCells(m), ['152.0', '319.0', '384.0', '135.0', '585.0']);
+  assert.equal(memoryBreakdown(m), 'capture heap 152.0, workers\' heap 319.0 (2 workers), young generation 384.0 of those, external 9.0, shared 135.0, other 585.0 MB of RSS 1210.0 MB');
+  assert.deepEqual(memoryCells(undefined), ['?', '?', '?', '?', '?'], 'a status without a memory section');
+  assert.match(memoryBreakdown(undefined), /no memory section/);
 });
