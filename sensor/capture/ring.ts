@@ -130,8 +130,16 @@ export function ringNativeDir(): string {
   return candidates.find((d) => existsSync(d + 'binding.gyp')) ?? candidates[0];
 }
 
+/**
+ * Names another build of the addon to load instead of the one in build/Release: the sanitizer
+ * run (appliance/sanitize.sh) points it at its AddressSanitizer + UBSan build. Unset in production.
+ */
+export const RING_ADDON_ENV = 'HARK_RING_ADDON';
+
+/** Path of the addon to load (it may not exist yet): $HARK_RING_ADDON when set, else the normal build. */
 export function ringAddonPath(): string {
-  return ringNativeDir() + ADDON_FILE;
+  const override = process.env[RING_ADDON_ENV];
+  return override !== undefined && override !== '' ? override : ringNativeDir() + ADDON_FILE;
 }
 
 let binding: RingBinding | undefined;

@@ -137,9 +137,17 @@ export function hyperscanNativeDir(): string {
   return candidates.find((d) => existsSync(d + 'binding.gyp')) ?? candidates[0];
 }
 
-/** Path of the built addon (it may not exist yet). */
+/**
+ * Names another build of the addon to load instead of the one in build/Release: the sanitizer
+ * run (appliance/sanitize.sh) points it at its AddressSanitizer + UBSan build, loaded into plain
+ * node with libasan preloaded. Unset in production: the normal build is loaded.
+ */
+export const HYPERSCAN_ADDON_ENV = 'HARK_HYPERSCAN_ADDON';
+
+/** Path of the addon to load (it may not exist yet): $HARK_HYPERSCAN_ADDON when set, else the normal build. */
 export function hyperscanAddonPath(): string {
-  return hyperscanNativeDir() + ADDON_FILE;
+  const override = process.env[HYPERSCAN_ADDON_ENV];
+  return override !== undefined && override !== '' ? override : hyperscanNativeDir() + ADDON_FILE;
 }
 
 /** Hyperscan's only hard CPU requirement is SSSE3: check before loading code built for it. */
