@@ -415,3 +415,24 @@ test('HyperscanEngine.textFolder refuses parameters it was not built for', () =>
   n.finish();
   assert.equal(Buffer.from(out).toString(), ' helo world kil ');
 });
+
+test('HyperscanEngine.textFolder refuses a second, different configuration and keeps folding with the first', () => {
+  // The fold tables are one per process, read by every thread's foldRun: a second parameter set
+  // (here a shorter MAX_TOKEN_CHARS) used to replace them, and every normaliser already using the
+  // native loop then cut words at 40 characters where the TypeScript loop cuts at 48.
+  const native = engineFor().textFolder!;
+  let seen: [Int32Array, Uint8Array, Int32Array] | undefined;
+  const spy: NativeFolder = {
+    configureFold: (params, kind, leet) => ((seen = [params.slice(), kind.slice(), leet.slice()]), native.configureFold(params, kind, leet)),
+    foldRun: (arena, t, from, n, final) => native.foldRun(arena, t, from, n, final),
+  };
+  new TextNormalizer(() => {}, undefined, { folder: spy }).dispose();
+  assert.ok(seen !== undefined, 'the normaliser configured the folder');
+  const [params, kind, leet] = seen;
+  assert.equal(native.configureFold(params, kind, leet), true, 'the same set again is accepted');
+  const other = params.slice();
+  other[1] = 40; // MAX_TOKEN_CHARS
+  assert.equal(native.configureFold(other, kind, leet), false);
+  const word = `${'abcdefghij'.repeat(5)} ${'k1ll'.repeat(13)} `.repeat(3);
+  assert.deepEqual(foldRun([word], [0], { folder: native }), foldRun([word], [0], {}));
+});

@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <atomic>
+#include <mutex>
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -93,12 +96,18 @@ const LaneMasks kLaneMask;
 #endif
 
 struct Config {
-  bool ready = false;
   int32_t p[P_COUNT];
   uint8_t kind[128];
   int32_t leet[128];
 };
+// One configuration per process, shared by every thread's foldRun (each worker's normaliser calls
+// configureFold on its own copy of the addon's exports): the first accepted one is written once,
+// under the mutex, and only read after g_cfg_ready says so. A different one is refused (that
+// folder then folds in TypeScript): rewriting the tables would race with another thread's foldRun
+// and change the output of every normaliser already using them.
 Config g_cfg;
+std::mutex g_cfg_mutex;
+std::atomic<bool> g_cfg_ready{false};
 
 struct Folder {
   // configuration
@@ -875,7 +884,8 @@ napi_value Throw(napi_env env, const char* msg) {
 }
 
 // configureFold(params: Int32Array, kind: Uint8Array(128), leet: Int32Array(128)): boolean.
-// False when this build cannot honour the parameters (the caller then folds in TypeScript).
+// False when this build cannot honour the parameters, or another set is already in force in this
+// process (the caller then folds in TypeScript).
 napi_value ConfigureFold(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -901,10 +911,16 @@ napi_value ConfigureFold(napi_env env, napi_callback_info info) {
             p[P_OUT_MAP_OFFSET] + 4 * p[P_OUT_CAPACITY] <= p[P_ARENA_BYTES] && p[P_OUT_CAPACITY] > 0 &&
             p[P_OUT_BYTES_OFFSET] >= 0 && p[P_OUT_MAP_OFFSET] >= 0;
   if (ok) {
-    memcpy(g_cfg.p, p, sizeof(g_cfg.p));
-    memcpy(g_cfg.kind, kp, 128);
-    memcpy(g_cfg.leet, lp, 128 * sizeof(int32_t));
-    g_cfg.ready = true;
+    std::lock_guard<std::mutex> lock(g_cfg_mutex);
+    if (!g_cfg_ready.load(std::memory_order_relaxed)) {
+      memcpy(g_cfg.p, p, sizeof(g_cfg.p));
+      memcpy(g_cfg.kind, kp, 128);
+      memcpy(g_cfg.leet, lp, 128 * sizeof(int32_t));
+      g_cfg_ready.store(true, std::memory_order_release);
+    } else {
+      ok = memcmp(g_cfg.p, p, sizeof(g_cfg.p)) == 0 && memcmp(g_cfg.kind, kp, 128) == 0 &&
+           memcmp(g_cfg.leet, lp, 128 * sizeof(int32_t)) == 0;
+    }
   }
   napi_get_boolean(env, ok, &out);
   return out;
@@ -917,7 +933,7 @@ napi_value FoldRun(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (!g_cfg.ready) return Throw(env, "foldRun before configureFold");
+  if (!g_cfg_ready.load(std::memory_order_acquire)) return Throw(env, "foldRun before configureFold");
   void* ap;
   void* tp;
   size_t an, tn;
