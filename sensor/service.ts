@@ -13,14 +13,13 @@ import { sensorApiRoutes } from './api/routes.js';
 import { KeyStore } from './app-layer/tls/keylog.js';
 import { defaultInterface, LiveCapture } from './capture/live.js';
 import { describeOffloads, prepareReceiveOffloads, type OffloadPlan } from './capture/offloads.js';
-import { DEFAULT_BLOCK_BYTES, RingCapture, ringAvailable } from './capture/ring.js';
+import { DEFAULT_BLOCK_BYTES, missingInterfaceError, RingCapture, ringAvailable } from './capture/ring.js';
 import type { CaptureEvent, Evidence } from './events/capture.js';
 import type { DnsPolicyEvent } from './events/dns.js';
 import type { TlsEvent } from './events/tls.js';
 import type { PacketHandler } from './capture/file-reader.js';
 import type { IdentitySink } from './identity/observation.js';
-import { defaultWorkerCount, forwardKeyStore, shareFlowLimits, WorkerPool } from './workers/pool.js';
-import { availableParallelism } from 'node:os';
+import { forwardKeyStore, shareFlowLimits, WorkerPool } from './workers/pool.js';
 import { Counters, defineCounter } from './events/counters.js';
 import { healthEvent, type HealthEvent } from './events/health.js';
 import { ActiveHealth } from './health/active-health.js';
@@ -197,15 +196,6 @@ function poolEngine(pool: WorkerPool): PacketEngine {
   };
 }
 
-/**
- * Worker threads by default: one per core wherever there are two or more. Measured on the 2-core
- * VM with the live bench (10,000 phrases, tcpreplay taking part of a core): one thread held 75
- * Mbit/s, one worker 100, two workers 125. A single core runs everything on one thread.
- */
-export function autoWorkers(): number {
-  return availableParallelism() >= 2 ? defaultWorkerCount() : 0;
-}
-
 export class SensorService {
   readonly counters = new Counters();
   private readonly health = new ActiveHealth();
@@ -256,6 +246,8 @@ export class SensorService {
     const settings = this.config.settings;
     this.interfaces = [...(o.interfaces ?? settings?.interfaces ?? [])];
     if (this.interfaces.length === 0) this.interfaces = [defaultInterface()];
+    const missing = missingInterfaceError(this.interfaces);
+    if (missing !== undefined) throw missing;
     const keyStore = new KeyStore(this.counters);
     const identity = new IdentityTable(this.counters);
     let apiIdentity: IdentitySink = identity;

@@ -248,6 +248,23 @@ function availableInterfaces(): string {
   }
 }
 
+/**
+ * The error opening `names` would end in because one of them does not exist, found before anything
+ * is opened (the sensor checks before it starts its workers and warms them up, seconds of work a
+ * mistyped name would otherwise cost); undefined when all exist or /sys/class/net cannot be read
+ * (opening then tells).
+ */
+export function missingInterfaceError(names: readonly string[]): CaptureInterfaceError | undefined {
+  let present: Set<string>;
+  try {
+    present = new Set(readdirSync('/sys/class/net'));
+  } catch {
+    return undefined;
+  }
+  const missing = names.find((n) => !present.has(n));
+  return missing === undefined ? undefined : new CaptureInterfaceError(`Cannot open capture interface "${missing}": no such interface (available: ${[...present].join(', ')})`);
+}
+
 /** The native error of open() as the message a user can act on. */
 function openError(err: unknown, name: string, filter: string): CaptureInterfaceError {
   const e = err as Error & { code?: string };

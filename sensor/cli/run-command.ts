@@ -12,7 +12,8 @@ import { parseArgs } from 'node:util';
 import { TLS_KEY_WAIT_US } from '../app-layer/tls/index.js';
 import { MetricsListenError, parseMetricsListen } from '../health/metrics.js';
 import type { EngineChoice } from '../main.js';
-import { autoWorkers, SensorService, type SensorMode } from '../service.js';
+import { SensorService, type SensorMode } from '../service.js';
+import { planWorkersHere } from '../workers/sizing.js';
 import { DEFAULT_WARM_UP_MS } from '../warm-up.js';
 import { CliError, cliErrorOf, type Command } from './command.js';
 import { FLOW_OPTIONS, FLOW_USAGE, flowLimitsFrom, groupFramesFrom } from './flow-options.js';
@@ -148,8 +149,8 @@ Options:
                          and puts them back when it stops; a health warning says when they stay on)
   --workers N            worker threads for the packet work, each owning its flows (same hash
                          both directions); 0 runs everything on one thread (default: the number
-                         of cores, 0 on a single core); --flow-memcap and --max-flows are shared
-                         among them
+                         of cores, 0 on a single core, and no more than the memory carries: 1 GiB
+                         + 0.5 GiB a worker); --flow-memcap and --max-flows are shared among them
   --warm-up MS           before opening the interfaces, run synthetic traffic through each packet
                          thread for this long so V8 has compiled the packet path (default ${DEFAULT_WARM_UP_MS};
                          0: none, the first seconds of traffic then run at about half speed)
@@ -258,6 +259,8 @@ ${FLOW_USAGE}
     const envInterfaces = process.env.HARK_INTERFACE?.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
     const site = siteFilesFrom(values);
     const allowList = site.allowList ?? (process.env.HARK_ALLOW_LIST !== undefined && existsSync(process.env.HARK_ALLOW_LIST) ? process.env.HARK_ALLOW_LIST : undefined);
+    const plan = planWorkersHere(values.workers !== undefined ? wholeNumber('workers', values.workers, 64) : undefined);
+    if (plan.note !== undefined) process.stderr.write(`${plan.note}\n`);
     const service = new SensorService({
       dataDir,
       mode,
@@ -266,7 +269,7 @@ ${FLOW_USAGE}
       dictionary: values.dictionary,
       engine: values.engine as EngineChoice,
       capture: values.capture as 'auto' | 'ring' | 'pcap',
-      workers: values.workers !== undefined ? wholeNumber('workers', values.workers, 64) : autoWorkers(),
+      workers: plan.workers,
       keyLogs: values.keylog,
       rsaKeys: values['rsa-key'],
       keyWaitUs: values['key-wait'] !== undefined ? number('key-wait', values['key-wait']) * 1e6 : TLS_KEY_WAIT_US,

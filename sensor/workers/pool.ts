@@ -9,7 +9,6 @@
  * drops the frame (counted `workers.ring_full`) and never blocks a live capture. A worker that dies is
  * counted, logged and restarted; its flows are lost (`workers.flows_lost`).
  */
-import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { KeyLogEntry, KeyStore, SessionSecrets } from '../app-layer/tls/keylog.js';
 import type { PacketHandler } from '../capture/file-reader.js';
@@ -66,7 +65,7 @@ const C_DEFRAG_IN_PROGRESS = defineCounter('defrag.in_progress');
 const GAUGES: ReadonlySet<number> = new Set([C_FLOW_ACTIVE, C_DEFRAG_IN_PROGRESS]);
 
 export interface WorkerPoolOptions {
-  /** Worker threads, 1 to MAX_WORKERS (defaultWorkerCount(): the cores available). */
+  /** Worker threads, 1 to MAX_WORKERS (workers/sizing.ts chooses how many by default). */
   readonly workers: number;
   readonly sensorOptions: WorkerSensorOptions;
   readonly onCapture: (capture: CaptureEvent, evidence?: Evidence) => void;
@@ -96,11 +95,6 @@ export interface WorkerPoolOptions {
    */
   readonly warmUpMs?: number;
   readonly log?: (line: string) => void;
-}
-
-/** Worker threads by default: the cores this process may use. */
-export function defaultWorkerCount(): number {
-  return Math.max(1, Math.min(MAX_WORKERS, availableParallelism()));
 }
 
 /**

@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { readCaptureFile } from '../../sensor/capture/file-reader.js';
 import { CaptureInterfaceError } from '../../sensor/capture/live.js';
-import { RingCapture, ringAvailable, type RingCaptureOptions } from '../../sensor/capture/ring.js';
+import { missingInterfaceError, RingCapture, ringAvailable, type RingCaptureOptions } from '../../sensor/capture/ring.js';
 import { Counters } from '../../sensor/events/counters.js';
 
 function fixture(name: string): string {
@@ -210,6 +210,15 @@ test('RingCapture.start names a missing interface and leaves no interface open',
   } finally {
     veth.remove();
   }
+});
+
+test('missingInterfaceError names a missing interface before anything is opened, and the ones there are', () => {
+  assert.equal(missingInterfaceError(['lo']), undefined);
+  const err = missingInterfaceError(['lo', 'hk-no-such1']);
+  assert.ok(err instanceof CaptureInterfaceError);
+  assert.equal(err.code, 'E_CAPTURE_INTERFACE');
+  assert.ok(err.message.startsWith('Cannot open capture interface "hk-no-such1": no such interface (available: '), err.message);
+  assert.match(err.message, /\blo\b/);
 });
 
 test('RingCapture.start rejects a bad filter with libpcap\'s reason', () => {
