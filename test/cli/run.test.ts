@@ -96,14 +96,15 @@ test('hark run names a missing interface and what exists', () => {
 });
 
 test('hark run refuses a damaged compiled dictionary before it opens any interface, on one thread and in workers', () => {
-  // The dictionary is loaded before capture starts: were it accepted, the missing interface would
-  // be the error instead, so nothing is ever captured here.
+  // The dictionary is loaded before capture starts: were it accepted, the sensor would open lo and
+  // run until the timeout kills it (status null: the test fails). A missing interface is refused
+  // before the dictionary is read, so the interface must exist here.
   const dir = mkdtempSync(join(tmpdir(), 'hark-run-dict-'));
   try {
     const junk = join(dir, 'junk.hdict');
     writeFileSync(junk, '8 bytes!');
     for (const workers of ['0', '1']) {
-      const r = spawnSync(HARK, ['run', '--mode', 'standalone', '-i', 'nosuchif0', '--data-dir', join(dir, `data-${workers}`), '--dictionary', junk, '--workers', workers, '--warm-up', '0', '--no-api'], { encoding: 'utf8' });
+      const r = spawnSync(HARK, ['run', '--mode', 'standalone', '-i', 'lo', '--data-dir', join(dir, `data-${workers}`), '--dictionary', junk, '--workers', workers, '--warm-up', '0', '--no-api'], { encoding: 'utf8', timeout: 60_000 });
       assert.equal(r.status, 2, `--workers ${workers}: ${r.stderr}`);
       assert.equal(r.stderr, `hark run: Cannot load compiled dictionary "${junk}": 8 bytes is too short\n`, `--workers ${workers}`);
     }
