@@ -6,12 +6,15 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseStatCpuSeconds } from '../sensor/health/threads.js';
 import { workloadPhrases } from './workload.js';
+
+/** A sensor's log may hold what it saw: readable by its owner only. */
+const PRIVATE_FILE_MODE = 0o600;
 
 /** The compiled CLI beside this file (dist-x/bench/live-harness.js -> dist-x/sensor/cli/hark.js). */
 export const HARK_JS = fileURLToPath(new URL('../sensor/cli/hark.js', import.meta.url));
@@ -181,9 +184,19 @@ export function harkRunArgs(iface: string, capture: 'ring' | 'pcap', dictionaryC
     '--data-dir', dataDir, '--no-api', '--status-interval', String(statusIntervalS), '--stats-interval', '0', '--watchdog-minutes', '60', ...extra];
 }
 
-/** A receiver whose stderr is collected (both say "listening on" once their capture is open). */
-export function spawnListener(cmd: string, args: string[]): { child: ChildProcess; stderr: () => string; exited: Promise<unknown[]> } {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+/**
+ * A receiver whose stderr is collected (both say "listening on" once their capture is open); its
+ * stdout is dropped, or written to `stdoutFile` (V8's `--trace-gc` log, say: it prints there).
+ */
+export function spawnListener(cmd: string, args: string[], stdoutFile?: string): { child: ChildProcess; stderr: () => string; exited: Promise<unknown[]> } {
+  const fd = stdoutFile === undefined ? undefined : openSync(stdoutFile, 'w', PRIVATE_FILE_MODE);
+  let child: ChildProcess;
+  try {
+    child = spawn(cmd, args, { stdio: ['ignore', fd ?? 'ignore', 'pipe'] });
+  } finally {
+    // the child has its own copy of the descriptor
+    if (fd !== undefined) closeSync(fd);
+  }
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   return { child, stderr: () => err, exited: once(child, 'exit') };

@@ -12,7 +12,10 @@
  * only when the sensor dies or the setup fails (2 on a bad command line, 130 when interrupted).
  * Root only.
  *
- *   node dist/bench/soak.js [--minutes 10] [--every 10] [--rate 100] [--workers N] [--workload DIR]
+ *   node dist/bench/soak.js [--minutes 10] [--every 10] [--rate 100] [--workers N] [--workload DIR] [--sensor-stdout FILE]
+ *
+ * --sensor-stdout keeps what the sensor prints on stdout, which is where V8 writes the log that
+ * HARK_BENCH_NODE_FLAGS=--trace-gc asks for (every collection of every thread, with heap sizes).
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -91,9 +94,11 @@ export interface SoakOptions {
   readonly mbps: number;
   readonly workers: number | undefined;
   readonly workload: string;
+  /** Where the sensor's stdout goes (V8's --trace-gc log, with HARK_BENCH_NODE_FLAGS=--trace-gc); undefined: dropped. */
+  readonly sensorStdout: string | undefined;
 }
 
-const cli: BenchCommandLine = new BenchCommandLine('bench/soak', 'Usage: node dist/bench/soak.js [--minutes 10] [--every 10] [--rate 100] [--workers N] [--workload DIR]\n');
+const cli: BenchCommandLine = new BenchCommandLine('bench/soak', 'Usage: node dist/bench/soak.js [--minutes 10] [--every 10] [--rate 100] [--workers N] [--workload DIR] [--sensor-stdout FILE]\n');
 
 /** The command line as options; a bad one ends the process with the problem and the usage (exit 2). */
 export function parseSoakArgs(argv: readonly string[]): SoakOptions {
@@ -105,6 +110,7 @@ export function parseSoakArgs(argv: readonly string[]): SoakOptions {
       rate: { type: 'string', default: '100' },
       workers: { type: 'string' },
       workload: { type: 'string', default: DEFAULT_WORKLOAD_DIR },
+      'sensor-stdout': { type: 'string' },
     },
   });
   const minutes = cli.positiveNumber('--minutes', values.minutes, 'minutes');
@@ -116,6 +122,7 @@ export function parseSoakArgs(argv: readonly string[]): SoakOptions {
     mbps: cli.positiveNumber('--rate', values.rate, 'Mbit/s'),
     workers: values.workers === undefined ? undefined : cli.wholeNumber('--workers', values.workers, 'worker threads'),
     workload: values.workload,
+    sensorStdout: values['sensor-stdout'],
   };
 }
 
@@ -203,7 +210,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     const csv = join(work, 'phrases.csv');
     const phrases = writeWorkloadDictionary(o.workload, csv);
     const extra = o.workers !== undefined ? ['--workers', String(o.workers)] : [];
-    const { child, stderr, exited } = spawnListener(process.execPath, [...SENSOR_NODE_FLAGS, ...harkRunArgs(v.recv, 'ring', csv, dataDir, STATUS_INTERVAL_S, extra)]);
+    const { child, stderr, exited } = spawnListener(process.execPath, [...SENSOR_NODE_FLAGS, ...harkRunArgs(v.recv, 'ring', csv, dataDir, STATUS_INTERVAL_S, extra)], o.sensorStdout);
     try {
       await listening('hark run', child, stderr, 100);
       const threads = /(\d+) worker threads/.exec(stderr())?.[1] ?? '0';

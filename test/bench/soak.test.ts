@@ -5,7 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { memoryBreakdown, memoryCells, rssTrend, type RssSample } from '../../bench/soak.js';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnListener } from '../../bench/live-harness.js';
+import { memoryBreakdown, memoryCells, parseSoakArgs, rssTrend, type RssSample } from '../../bench/soak.js';
 import { summarizeMemory } from '../../sensor/health/memory.js';
 
 const MB = 1024 * 1024;
@@ -67,4 +71,20 @@ test('memoryCells and memoryBreakdown: capture heap, workers\' heap summed, youn
   assert.equal(memoryBreakdown(m), 'capture heap 152.0, workers\' heap 319.0 (2 workers), young generation 384.0 of those, external 9.0, shared 135.0, other 585.0 MB of RSS 1210.0 MB');
   assert.deepEqual(memoryCells(undefined), ['?', '?', '?', '?', '?'], 'a status without a memory section');
   assert.match(memoryBreakdown(undefined), /no memory section/);
+});
+
+test('--sensor-stdout: the sensor\'s stdout (where V8 writes --trace-gc) goes to a file only its owner reads', async () => {
+  assert.equal(parseSoakArgs(['--sensor-stdout', '/tmp/x.log']).sensorStdout, '/tmp/x.log');
+  assert.equal(parseSoakArgs([]).sensorStdout, undefined);
+  const dir = mkdtempSync(join(tmpdir(), 'hark-soak-stdout-'));
+  try {
+    const file = join(dir, 'sensor.log');
+    const l = spawnListener('sh', ['-c', 'echo "[1:0x1] 12 ms: Scavenge"; echo listening on >&2'], file);
+    await l.exited;
+    assert.equal(readFileSync(file, 'utf8'), '[1:0x1] 12 ms: Scavenge\n');
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.match(l.stderr(), /listening on/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
