@@ -4,7 +4,8 @@
 # var/sanitize/ (the normal builds in sensor/*/native/build are never touched), loads them into
 # plain node with libasan preloaded (HARK_HYPERSCAN_ADDON / HARK_RING_ADDON name them), and runs the
 # match and normalize tests, the differential fuzz (test/match/native-fuzz.test.ts) for SECONDS per
-# campaign, and the live capture tests. Exits non-zero on a failed test or any sanitizer report.
+# campaign, `hark scan` of every capture under test/fixtures, and the live capture tests. Exits
+# non-zero on a failed test or any sanitizer report.
 #
 # Usage: appliance/sanitize.sh [SECONDS=60] [SEED=1]      (npm run sanitize -- 600 7)
 # Env: SANITIZE_CAPTURE=0 skips the capture addon (it needs root: veth pairs).
@@ -67,6 +68,21 @@ run() {
 run native-tests node --test dist/test/match/ dist/test/normalize/
 HARK_FUZZ_SECONDS="$seconds" run fuzz node --test dist/test/match/native-fuzz.test.js
 grep -E '^# [0-9]+ (cases|texts)' "$out/fuzz.out" | sed 's/^# /sanitize: fuzz: /' >&2 || true
+# Every capture the tests use, through the whole pipeline (HTTP, HTTP/2, TLS with its key logs,
+# QUIC, DNS...) with the sanitized matcher and fold loop: real traffic's text, not the fuzz's.
+scan_fixtures() {
+  local f keylog n=0
+  while IFS= read -r -d '' f; do
+    keylog=()
+    [ -f "${f%.*}.keylog" ] && keylog=(--keylog "${f%.*}.keylog")
+    node dist/sensor/cli/hark.js scan "$f" --engine hyperscan --out /dev/null "${keylog[@]}" >/dev/null \
+      || { echo "hark scan $f failed" >&2; return 1; }
+    n=$((n + 1))
+  done < <(find test/fixtures -type f \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' \) -print0 | sort -z)
+  echo "# $n captures scanned"
+}
+run fixture-scans scan_fixtures
+grep -E '^# [0-9]+ captures' "$out/fixture-scans.out" | sed 's/^# /sanitize: /' >&2 || true
 if [ "$capture" = 1 ]; then
   run capture-tests node --test dist/test/capture/ring.test.js dist/test/capture/offloads.test.js
 else
