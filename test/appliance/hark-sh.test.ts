@@ -118,9 +118,15 @@ test('hark.sh start -> status -> reload -> restart -> SIGKILL -> stop drives a r
   assert.match(again.out, /already running/);
   assert.equal(pidFile('hark.pid'), pid1);
 
+  // the sensor's memory once its status file has it (the first sample comes within a few seconds)
+  await waitFor('a memory line in status', READY_DEADLINE_MS, () => /memory: RSS/.test(ctl('status').out));
   const st = ctl('status');
   assert.equal(st.code, 0);
   assert.match(st.out, new RegExp(`running \\(pid ${pid1}\\) since \\d{4}-`));
+  const mem = /memory: RSS ([\d,]+) MiB \(peak ([\d,]+) MiB; hark status shows where it goes\)/.exec(st.out);
+  assert.ok(mem !== null, st.out);
+  const [rss, peak] = [Number(mem[1].replace(/,/g, '')), Number(mem[2].replace(/,/g, ''))];
+  assert.ok(rss > 10 && rss <= peak && peak < 8192, `RSS ${rss} MiB, peak ${peak} MiB`);
   const js = ctl('status', '--json');
   assert.equal(js.code, 0);
   const parsed = JSON.parse(js.out) as { state: string; pid: number };
