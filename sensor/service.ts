@@ -20,6 +20,7 @@ import type { TlsEvent } from './events/tls.js';
 import type { PacketHandler } from './capture/file-reader.js';
 import type { IdentitySink } from './identity/observation.js';
 import { forwardKeyStore, shareFlowLimits, WorkerPool } from './workers/pool.js';
+import { usableMemoryBytes } from './workers/sizing.js';
 import { Counters, defineCounter } from './events/counters.js';
 import { healthEvent, type HealthEvent } from './events/health.js';
 import { ActiveHealth } from './health/active-health.js';
@@ -27,6 +28,7 @@ import { startMetricsServer, type MetricsServer } from './health/metrics.js';
 import { SensorSampler, type SensorSnapshot } from './health/snapshot.js';
 import { StatusFileWriter } from './health/status-file.js';
 import { sampleMemory, type SharedMemory, type ThreadMemory } from './health/memory.js';
+import { MemoryAlarm, readMachineMemory } from './health/memory-alarm.js';
 import { ThreadCpuSampler } from './health/threads.js';
 import { InterfaceWatchdog } from './health/watchdog.js';
 import { writeFileAtomic } from './home-client/atomic-file.js';
@@ -214,6 +216,7 @@ export class SensorService {
   private status!: StatusFileWriter;
   private sampler!: SensorSampler;
   private threadCpu!: ThreadCpuSampler;
+  private readonly memoryAlarm = new MemoryAlarm(usableMemoryBytes(), (e) => this.onHealth(e));
   private config: ActiveConfig = { source: 'command line' };
   private interfaces: string[] = [];
   private timers: NodeJS.Timeout[] = [];
@@ -494,6 +497,7 @@ export class SensorService {
       // the addon's rings are external ArrayBuffers of this thread: reported as shared, not as its external memory
       sharedInCaptureExternal: () => captureRings,
     });
+    this.memoryAlarm.check(memory.rss_bytes, readMachineMemory());
     return {
       ...(backlog !== undefined ? { handoff_backlog: backlog } : {}),
       ...(threads !== undefined ? { threads } : {}),
