@@ -248,6 +248,11 @@ function availableInterfaces(): string {
   }
 }
 
+/** The error for an interface that is not there, naming those that are. */
+function noSuchInterface(name: string, available: string, cause?: unknown): CaptureInterfaceError {
+  return new CaptureInterfaceError(`Cannot open capture interface "${name}": no such interface (available: ${available})`, cause === undefined ? undefined : { cause });
+}
+
 /**
  * The error opening `names` would end in because one of them does not exist, found before anything
  * is opened (the sensor checks before it starts its workers and warms them up, seconds of work a
@@ -262,7 +267,7 @@ export function missingInterfaceError(names: readonly string[]): CaptureInterfac
     return undefined;
   }
   const missing = names.find((n) => !present.has(n));
-  return missing === undefined ? undefined : new CaptureInterfaceError(`Cannot open capture interface "${missing}": no such interface (available: ${[...present].join(', ')})`);
+  return missing === undefined ? undefined : noSuchInterface(missing, [...present].join(', '));
 }
 
 /** The native error of open() as the message a user can act on. */
@@ -271,7 +276,7 @@ function openError(err: unknown, name: string, filter: string): CaptureInterface
   switch (e.code) {
     case 'ENODEV':
     case 'ENXIO':
-      return new CaptureInterfaceError(`Cannot open capture interface "${name}": no such interface (available: ${availableInterfaces()})`, { cause: err });
+      return noSuchInterface(name, availableInterfaces(), err);
     case 'ENETDOWN':
       return new CaptureInterfaceError(`Cannot open capture interface "${name}": the interface is down (ip link set ${name} up)`, { cause: err });
     case 'EPERM':
