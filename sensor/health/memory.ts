@@ -106,7 +106,8 @@ export function createHeapSlot(): SharedArrayBuffer {
 export class HeapSlot {
   private readonly values: Float64Array;
 
-  constructor(buffer: SharedArrayBuffer) {
+  /** `buffer`: from createHeapSlot(), shared with the other side (WorkerData.heap). */
+  constructor(readonly buffer: SharedArrayBuffer) {
     this.values = new Float64Array(buffer, 0, SLOT_FIELDS.length);
   }
 

@@ -142,8 +142,7 @@ class Slot {
   /** The worker's bypassed connections, whose frames stay here (undefined: capture bypass off). */
   readonly bypass: BypassTable | undefined;
   /** The worker's heap figures as it last wrote them (a fresh, empty slot for each worker started). */
-  heapBuf = createHeapSlot();
-  heap = new HeapSlot(this.heapBuf);
+  heap = new HeapSlot(createHeapSlot());
 
   constructor(readonly index: number, readonly ring: SharedArrayBuffer, readonly bypassBuf: SharedArrayBuffer | undefined) {
     this.producer = new RingProducer(ring);
@@ -163,8 +162,7 @@ class Slot {
 
   /** An empty heap slot: a worker that ended holds no heap, and its successor writes its own. */
   resetHeap(): void {
-    this.heapBuf = createHeapSlot();
-    this.heap = new HeapSlot(this.heapBuf);
+    this.heap = new HeapSlot(createHeapSlot());
   }
 }
 
@@ -472,7 +470,7 @@ export class WorkerPool {
     // a worker restarted while capture runs takes packets at once: the warm-up is for the start only
     const warmUpMs = this.started ? 0 : this.opts.warmUpMs ?? 0;
     slot.resetHeap();
-    const data: WorkerData = { index: slot.index, ring: slot.ring, counters: slot.counterBuf, heap: slot.heapBuf, ...(slot.bypassBuf !== undefined ? { bypass: slot.bypassBuf } : {}), sensor: this.sensorOptions, tickMs: this.tickMs, warmUpMs };
+    const data: WorkerData = { index: slot.index, ring: slot.ring, counters: slot.counterBuf, heap: slot.heap.buffer, ...(slot.bypassBuf !== undefined ? { bypass: slot.bypassBuf } : {}), sensor: this.sensorOptions, tickMs: this.tickMs, warmUpMs };
     const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     slot.worker = w;
     slot.tid = undefined;
