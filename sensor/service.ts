@@ -216,7 +216,7 @@ export class SensorService {
   private status!: StatusFileWriter;
   private sampler!: SensorSampler;
   private threadCpu!: ThreadCpuSampler;
-  private readonly memoryAlarm = new MemoryAlarm(usableMemoryBytes(), (e) => this.onHealth(e));
+  private readonly memoryAlarm = new MemoryAlarm(usableMemoryBytes, (e) => this.onHealth(e));
   private config: ActiveConfig = { source: 'command line' };
   private interfaces: string[] = [];
   private timers: NodeJS.Timeout[] = [];

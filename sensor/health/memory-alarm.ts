@@ -3,8 +3,9 @@
  * with it every capture held in memory and every conversation in progress. Input: `check()` with
  * each status sample's RSS (the status file's `memory.rss_bytes`) and the machine's memory as
  * /proc/meminfo gives it. Output: one `memory.high` health event (warning, raised) when the sensor
- * uses more than RAISE_SHARE of the memory it may use (the machine's, or its cgroup's limit), or
- * the machine as a whole has less than RAISE_AVAILABLE_SHARE of its memory available (the sensor
+ * uses more than RAISE_SHARE of the memory it may use (the machine's, or its cgroup's limit, read
+ * again at every check: `systemctl set-property hark MemoryMax=...` changes it while the sensor
+ * runs), or the machine as a whole has less than RAISE_AVAILABLE_SHARE of its memory available (the sensor
  * is not always the one using it: the home server, a backup...), and one `cleared` once both are
  * back under the lower marks (no flapping at the line). Never throws.
  */
@@ -59,12 +60,13 @@ function gib(bytes: number): string {
 export class MemoryAlarm {
   private raised = false;
 
-  /** `limitBytes`: the memory the sensor may use (workers/sizing.ts usableMemoryBytes()). */
-  constructor(private readonly limitBytes: number, private readonly sink: HealthSink, private readonly nowMs: () => number = Date.now) {}
+  /** `limitBytes`: the memory the sensor may use now (workers/sizing.ts usableMemoryBytes), asked at every check. */
+  constructor(private readonly limitBytes: () => number, private readonly sink: HealthSink, private readonly nowMs: () => number = Date.now) {}
 
   /** One status sample: the sensor's RSS (undefined when unknown) and the machine's memory (undefined off Linux). */
   check(rssBytes: number | undefined, machine: MachineMemory | undefined): void {
-    const share = rssBytes !== undefined && this.limitBytes > 0 ? rssBytes / this.limitBytes : undefined;
+    const limit = this.limitBytes();
+    const share = rssBytes !== undefined && limit > 0 ? rssBytes / limit : undefined;
     const available = machine !== undefined ? machine.availableBytes / machine.totalBytes : undefined;
     if (!this.raised) {
       const own = share !== undefined && share > RAISE_SHARE;
@@ -72,11 +74,11 @@ export class MemoryAlarm {
       if (!own && !machineShort) return;
       this.raised = true;
       const why = own
-        ? `the sensor uses ${gib(rssBytes!)} of the ${gib(this.limitBytes)} it may use (${Math.round(share! * 100)}%)`
+        ? `the sensor uses ${gib(rssBytes!)} of the ${gib(limit)} it may use (${Math.round(share! * 100)}%)`
         : `the machine has ${gib(machine!.availableBytes)} of its ${gib(machine!.totalBytes)} available (${Math.round(available! * 100)}%; the sensor uses ${rssBytes !== undefined ? gib(rssBytes) : 'an unknown amount'})`;
       this.sink(healthEvent(HEALTH_MEMORY, 'warning',
         `Memory is running short: ${why}. When it runs out the kernel kills the sensor, losing the conversations in progress; run fewer worker threads (--workers), lower --flow-memcap, or give the machine more memory`,
-        { ...(rssBytes !== undefined ? { rss_bytes: rssBytes } : {}), limit_bytes: this.limitBytes, ...(machine !== undefined ? { available_bytes: machine.availableBytes, total_bytes: machine.totalBytes } : {}) },
+        { ...(rssBytes !== undefined ? { rss_bytes: rssBytes } : {}), limit_bytes: limit, ...(machine !== undefined ? { available_bytes: machine.availableBytes, total_bytes: machine.totalBytes } : {}) },
         'raised', this.nowMs()));
       return;
     }

@@ -13,7 +13,7 @@ const MEMINFO = 'MemTotal:        4028240 kB\nMemFree:          123456 kB\nMemAv
 
 function alarm(limit = 4 * GIB): { a: MemoryAlarm; events: HealthEvent[] } {
   const events: HealthEvent[] = [];
-  return { a: new MemoryAlarm(limit, (e) => events.push(e), () => 0), events };
+  return { a: new MemoryAlarm(() => limit, (e) => events.push(e), () => 0), events };
 }
 
 const roomy = { totalBytes: 4 * GIB, availableBytes: 2 * GIB };
@@ -73,4 +73,20 @@ test('memory.high stays raised while either condition holds, and unknown figures
   assert.equal(events.length, 1);
   a.check(undefined, undefined);
   assert.equal(events.length, 2, 'nothing known any more: cleared');
+});
+
+test('memory.high follows a limit that changes while the sensor runs (a cgroup lowered, then raised)', () => {
+  let limit = 4 * GIB;
+  const events: HealthEvent[] = [];
+  const a = new MemoryAlarm(() => limit, (e) => events.push(e), () => 0);
+  a.check(2 * GIB, roomy); // 50% of 4 GiB
+  assert.equal(events.length, 0);
+  limit = 2.2 * GIB; // 91%
+  a.check(2 * GIB, roomy);
+  assert.equal(events.length, 1);
+  assert.equal(events[0].detail?.limit_bytes, 2.2 * GIB);
+  limit = 3 * GIB; // 67%
+  a.check(2 * GIB, roomy);
+  assert.equal(events.length, 2);
+  assert.equal(events[1].state, 'cleared');
 });
