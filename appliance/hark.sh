@@ -320,7 +320,7 @@ status() {
       if (s.memory && typeof s.memory.rss_bytes === "number") lines.push(`  memory: RSS ${mib(s.memory.rss_bytes)} MiB (peak ${mib(s.memory.peak_rss_bytes)} MiB; hark status shows where it goes)`);
       if (s.upload && s.upload.queue !== undefined) lines.push(`  upload queue: ${n(s.upload.queue)}`);
       if (s.config) lines.push(`  configuration: ${s.config.source ?? "-"}${typeof s.config.age_s === "number" ? `, ${s.config.age_s} s old` : ""}`);
-      for (const h of Array.isArray(s.health) ? s.health : []) lines.push(`  health: ${typeof h === "string" ? h : [h.code ?? h.id, h.message ?? h.reason].filter(Boolean).join(": ") || JSON.stringify(h)}`);
+      for (const h of Array.isArray(s.health) ? s.health : []) lines.push(`  health: ${typeof h === "string" ? h : [h.name ?? h.code ?? h.id, h.message ?? h.reason].filter(Boolean).join(": ") || JSON.stringify(h)}`);
     } else if (out.state === "running") {
       lines.push("  (the sensor has not written its status yet)");
     }

@@ -230,6 +230,23 @@ test('hark.sh status exits 1 for a stale pid file', () => {
   rmSync(join(root, 'run/hark/hark.pid'));
 });
 
+test('hark.sh status names each raised health event beside its message', () => {
+  const data = join(root, 'var/lib/hark');
+  mkdirSync(data, { recursive: true });
+  const health = [
+    { event_type: 'health', timestamp: new Date().toISOString(), name: 'memory.high', severity: 'warning', state: 'raised', message: 'Memory is running short: the sensor uses 3.5 GiB of the 4.0 GiB it may use (88%)' },
+    { event_type: 'health', timestamp: new Date().toISOString(), name: 'capture.no_packets', severity: 'warning', state: 'raised', message: 'No packets on eth1 for 5 minutes' },
+  ];
+  writeFileSync(join(data, 'status.json'), JSON.stringify({ updated_at: new Date().toISOString(), pid: 0, interfaces: [], health }));
+  try {
+    const r = ctl('status');
+    assert.match(r.out, /^  health: memory\.high: Memory is running short: the sensor uses 3\.5 GiB/m, r.out);
+    assert.match(r.out, /^  health: capture\.no_packets: No packets on eth1 for 5 minutes$/m, r.out);
+  } finally {
+    rmSync(join(data, 'status.json'));
+  }
+});
+
 test('hark.sh start refuses clearly when the sensor is not configured', () => {
   const bare = mkdtempSync(join(tmpdir(), 'hark-sh-bare-'));
   try {
