@@ -15,10 +15,12 @@ export const SHARED = process.env.HARK_SHARED_DIR ?? join(ROOT, '..', 'shared');
 /**
  * The V8 flags bin/hark runs the sensor with (SENSOR_V8_FLAGS, the same as bin/hark's and
  * hark.service's: test/appliance/node-flags.test.ts): benches run Hark's code as the sensor runs it.
+ * Only the semi-spaces' maximum: a one-thread bench (pipeline.ts) starts at V8's 1 MiB and grows as
+ * the sensor's main thread does, and `hark run`'s workers start at full size from the pool.
  * HARK_BENCH_NODE_FLAGS adds more, space-separated, for the bench's sensor children only (e.g.
  * `--cpu-prof --cpu-prof-dir=/tmp/prof`, which NODE_OPTIONS refuses).
  */
-export const SENSOR_V8_FLAGS: readonly string[] = ['--max-semi-space-size=64', '--min-semi-space-size=64'];
+export const SENSOR_V8_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
 export const SENSOR_NODE_FLAGS: readonly string[] = [...SENSOR_V8_FLAGS, ...(process.env.HARK_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f.length > 0)];
 /** A bench child prints one short JSON line; more than this is a bench printing what it should not. */
 const MAX_CHILD_OUTPUT_BYTES = 1 << 20;

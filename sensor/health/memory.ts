@@ -26,6 +26,13 @@ export interface ThreadMemory {
   heap_committed_bytes?: number;
   /** Resident bytes of the young generation (new_space + new_large_object_space), part of heap_committed_bytes. */
   young_generation_bytes?: number;
+  /**
+   * Bytes V8 committed to the young generation (space_size of the same spaces), resident or not:
+   * its size now, which young_generation_bytes approaches as the nursery fills. A worker's is at
+   * least its full 64 MiB semi-space from the start; the capture thread's starts at 1 MiB and grows
+   * only with what survives its scavenges (sensor/workers/pool.ts, bin/hark).
+   */
+  young_generation_size_bytes?: number;
   /** Off-heap memory this isolate holds (ArrayBuffers, Buffers, external strings), shared memory excluded. */
   external_bytes?: number;
 }
@@ -81,15 +88,20 @@ export function readThreadMemory(): ThreadMemory {
   try {
     const h = getHeapStatistics();
     let young = 0;
-    for (const s of getHeapSpaceStatistics()) if (YOUNG_GENERATION_SPACES.has(s.space_name)) young += s.physical_space_size;
-    return { heap_used_bytes: h.used_heap_size, heap_committed_bytes: h.total_physical_size, young_generation_bytes: young, external_bytes: h.external_memory };
+    let youngSize = 0;
+    for (const s of getHeapSpaceStatistics()) {
+      if (!YOUNG_GENERATION_SPACES.has(s.space_name)) continue;
+      young += s.physical_space_size;
+      youngSize += s.space_size;
+    }
+    return { heap_used_bytes: h.used_heap_size, heap_committed_bytes: h.total_physical_size, young_generation_bytes: young, young_generation_size_bytes: youngSize, external_bytes: h.external_memory };
   } catch {
     return {};
   }
 }
 
 /** The float64 fields of a heap slot, in this order. */
-const SLOT_FIELDS = ['heap_used_bytes', 'heap_committed_bytes', 'young_generation_bytes', 'external_bytes'] as const;
+const SLOT_FIELDS = ['heap_used_bytes', 'heap_committed_bytes', 'young_generation_bytes', 'young_generation_size_bytes', 'external_bytes'] as const;
 
 /** Shared memory for one worker's heap figures (NaN: not written yet). */
 export function createHeapSlot(): SharedArrayBuffer {

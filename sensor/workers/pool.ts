@@ -9,6 +9,7 @@
  * drops the frame (counted `workers.ring_full`) and never blocks a live capture. A worker that dies is
  * counted, logged and restarted; its flows are lost (`workers.flows_lost`).
  */
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { KeyLogEntry, KeyStore, SessionSecrets } from '../app-layer/tls/keylog.js';
 import type { PacketHandler } from '../capture/file-reader.js';
@@ -33,11 +34,13 @@ import type { WarmUpResult } from '../warm-up.js';
 export const DEFAULT_RING_BYTES = 32 << 20;
 /** Workers at most: beyond the cores of any sensor box, and each holds a whole dictionary. */
 export const MAX_WORKERS = 64;
-/** Each worker's young generation: three 64 MiB semi-spaces' worth, as bin/hark gives the main
- * thread (--max-semi-space-size=64): packet work makes many short-lived objects, and the larger
- * nursery cut the pipeline's time by 7-10% at the same peak RSS (bench/pipeline.ts). bin/hark's
- * --min-semi-space-size=64 (V8 flags are the process's) makes the workers' start at that size too. */
-const WORKER_YOUNG_GENERATION_MB = 192;
+/** Each worker's semi-spaces: packet work makes many short-lived objects, and 64 MiB (V8's default
+ * is 16) cut the pipeline's time by 7-10% at the same peak RSS (bench/pipeline.ts). bin/hark gives
+ * the main thread the same maximum (--max-semi-space-size=64) for one-thread runs. */
+const WORKER_SEMI_SPACE_MB = 64;
+/** The same as a young generation: V8 11 counts three semi-spaces' worth (two, and the new large
+ * object space), and derives the semi-space size from it. */
+const WORKER_YOUNG_GENERATION_MB = 3 * WORKER_SEMI_SPACE_MB;
 /** Unpublished bytes after which a ring is published mid-batch, so a long batch (a file) keeps workers busy. */
 const PUBLISH_EVERY_BYTES = 256 << 10;
 /** A file replay (`whenFull: 'wait'`) gives up on a frame after a worker made no room for this long. */
@@ -50,6 +53,24 @@ const MAX_RESTART_DELAY_MS = 30_000;
 /** Keys and identity observations pushed from the main thread, kept to bring a restarted worker up to date. */
 const MAX_REPLAY_KEYS = 20_000;
 const MAX_REPLAY_OBSERVATIONS = 20_000;
+
+/**
+ * Makes every V8 isolate created from now on, the workers', start its young generation at its full
+ * size (--min-semi-space-size): otherwise V8 starts it at 1 MiB and grows it scavenge by scavenge,
+ * promoting young objects early while the first packets arrive (the live bench at 550 Mbit/s passed
+ * 5 runs of 5 at full size, 3 of 5 without). Node's resourceLimits sets only the maximum. Not on
+ * the command line (bin/hark): V8 flags are the process's, and there it also gave the capture
+ * thread a ~107 MB young generation from the start. V8 reads the flag when it configures a new
+ * isolate's heap (Heap::ConfigureHeap), which a worker does on its own thread after `new Worker`
+ * returns, so it stays set; Node leaves flags writable after start (node.cc:
+ * --no-freeze-flags-after-init, for v8.setFlagsFromString). The main isolate's heap, configured at
+ * start, keeps V8's 1 MiB start and grows only with what survives its scavenges (the captures it
+ * stores do: 32 MiB semi-spaces after 30 s of the soak). Capping it too would take a smaller
+ * --max-semi-space-size for the whole process: one-thread runs would lose the larger nursery.
+ */
+function startYoungGenerationsFull(): void {
+  setFlagsFromString(`--min-semi-space-size=${WORKER_SEMI_SPACE_MB}`);
+}
 
 const C_RING_FULL = defineCounter('workers.ring_full');
 const C_FRAME_TOO_LARGE = defineCounter('workers.frame_too_large');
@@ -471,6 +492,7 @@ export class WorkerPool {
     const warmUpMs = this.started ? 0 : this.opts.warmUpMs ?? 0;
     slot.resetHeap();
     const data: WorkerData = { index: slot.index, ring: slot.ring, counters: slot.counterBuf, heap: slot.heap.buffer, ...(slot.bypassBuf !== undefined ? { bypass: slot.bypassBuf } : {}), sensor: this.sensorOptions, tickMs: this.tickMs, warmUpMs };
+    startYoungGenerationsFull();
     const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     slot.worker = w;
     slot.tid = undefined;

@@ -170,3 +170,39 @@ test('hark run --workers 2 spreads the packet work over worker threads and store
     assert.match(err, /stopped \(signal\); 4 captures stored/);
     assert.deepEqual(rows, SCHOOL_SEARCH_ROWS);
   }));
+
+test('hark run --workers 2: the capture thread\'s young generation starts small, each worker\'s at its full size', async () => {
+  // bin/hark leaves the young generation's start to V8 (1 MiB, growing only with what survives); the
+  // pool starts each worker's at its full 64 MiB semi-space. Read from the status file's memory part
+  // as soon as every thread has reported, before any packet: an idle capture thread stays below it.
+  const FULL = 64 << 20;
+  assert.equal(process.getuid?.(), 0, 'the live capture test needs root (CI runs as root)');
+  const dir = mkdtempSync(join(tmpdir(), 'hark-run-young-'));
+  const child = spawn(HARK, ['run', '-i', 'lo', '--data-dir', dir, '--workers', '2', '--no-api', '--warm-up', '0', '--status-interval', '0.2', '--stats-interval', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const exited = once(child, 'exit');
+  type Memory = { capture: { young_generation_size_bytes?: number }; workers: Array<{ young_generation_size_bytes?: number }> };
+  const memory = (): Memory | undefined => {
+    try {
+      return (JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as { memory?: Memory }).memory;
+    } catch {
+      return undefined; // not written yet
+    }
+  };
+  const reported = (m: Memory | undefined): m is Memory => m?.capture.young_generation_size_bytes !== undefined && m.workers.length === 2 && m.workers.every((w) => w.young_generation_size_bytes !== undefined);
+  try {
+    let m = memory();
+    for (let i = 0; i < 300 && !reported(m) && child.exitCode === null; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      m = memory();
+    }
+    assert.ok(reported(m), `the status file reports every thread's young generation: ${JSON.stringify(m)}\n${err}`);
+    assert.ok(m.capture.young_generation_size_bytes! < FULL, `capture thread's young generation ${m.capture.young_generation_size_bytes} bytes, a worker's ${FULL}`);
+    m.workers.forEach((w, k) => assert.ok(w.young_generation_size_bytes! >= FULL, `worker ${k}'s young generation ${w.young_generation_size_bytes} bytes`));
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

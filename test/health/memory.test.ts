@@ -51,7 +51,7 @@ describe('parseProcStatusMemory', () => {
 describe('HeapSlot', () => {
   test('HeapSlot: figures written through one view are read through another over the same memory', () => {
     const buf = createHeapSlot();
-    const figures: ThreadMemory = { heap_used_bytes: 10 * MIB, heap_committed_bytes: 150 * MIB, young_generation_bytes: 128 * MIB, external_bytes: 3 * MIB };
+    const figures: ThreadMemory = { heap_used_bytes: 10 * MIB, heap_committed_bytes: 150 * MIB, young_generation_bytes: 128 * MIB, young_generation_size_bytes: 131 * MIB, external_bytes: 3 * MIB };
     new HeapSlot(buf).write(figures);
     assert.deepEqual(new HeapSlot(buf).read(), figures);
   });
@@ -65,13 +65,15 @@ describe('HeapSlot', () => {
 });
 
 describe('readThreadMemory', () => {
-  test('readThreadMemory gives this thread\'s V8 heap: used within committed, young generation within committed', () => {
+  test('readThreadMemory gives this thread\'s V8 heap: used within committed, young generation within committed and within its size', () => {
     const m = readThreadMemory();
-    for (const k of ['heap_used_bytes', 'heap_committed_bytes', 'young_generation_bytes', 'external_bytes'] as const) {
+    for (const k of ['heap_used_bytes', 'heap_committed_bytes', 'young_generation_bytes', 'young_generation_size_bytes', 'external_bytes'] as const) {
       assert.ok(typeof m[k] === 'number' && m[k]! >= 0 && m[k]! < GIB, `${k} ${m[k]}`);
     }
     assert.ok(m.heap_used_bytes! > 0 && m.heap_used_bytes! <= m.heap_committed_bytes!, `used ${m.heap_used_bytes} <= committed ${m.heap_committed_bytes}`);
     assert.ok(m.young_generation_bytes! <= m.heap_committed_bytes!);
+    // resident pages are committed ones; V8 commits at least a 1 MiB semi-space
+    assert.ok(m.young_generation_bytes! <= m.young_generation_size_bytes! && m.young_generation_size_bytes! >= MIB, `young ${m.young_generation_bytes} <= size ${m.young_generation_size_bytes}`);
   });
 
   test('readThreadMemory counts an ArrayBuffer as external memory, and a SharedArrayBuffer not', () => {

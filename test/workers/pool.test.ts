@@ -473,6 +473,31 @@ test('WorkerPool.workerMemory: every worker reports its own V8 heap through shar
   }
 });
 
+test('WorkerPool starts every worker\'s young generation at its full size, a restarted one too', async () => {
+  // node --test runs without --min-semi-space-size: V8 alone would start each worker's young
+  // generation at 1 MiB and grow it scavenge by scavenge. At its full size a 64 MiB semi-space is
+  // committed before the first allocation.
+  const FULL = 64 << 20;
+  const o: WorkerSensorOptions = { dictionary: dictionary('y.csv', ['AK47']) };
+  const { pool } = await startPool(2, o, { log: () => undefined });
+  const assertFull = (what: string): void => {
+    pool.workerMemory().forEach((h, k) => {
+      assert.ok(h.young_generation_size_bytes !== undefined && h.young_generation_size_bytes >= FULL, `${what}: worker ${k} young generation ${h.young_generation_size_bytes} bytes, full size ${FULL}`);
+    });
+  };
+  try {
+    assertFull('ready');
+    const tid = pool.workerThreadIds()[0];
+    await pool.terminateWorker(0);
+    const restarted = (): boolean => ![undefined, tid].includes(pool.workerThreadIds()[0]);
+    for (let i = 0; i < 200 && !restarted(); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(restarted(), 'worker 0 was restarted');
+    assertFull('restarted');
+  } finally {
+    await pool.close();
+  }
+});
+
 test('shareFlowLimits divides the sensor\'s flow memcap and flow count among the workers, defaults included', () => {
   assert.deepEqual(shareFlowLimits({ memcapBytes: 64 << 20, maxFlows: 1000 }, 2), { memcapBytes: 32 << 20, maxFlows: 500 });
   assert.deepEqual(shareFlowLimits(undefined, 4), { memcapBytes: DEFAULT_FLOW_LIMITS.memcapBytes / 4, maxFlows: DEFAULT_FLOW_LIMITS.maxFlows / 4 });
