@@ -21,7 +21,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BenchCommandLine } from './command-line.js';
-import { cpuSeconds, harkRunArgs, listening, makeVeth, pathDrops, procStatusBytes, readStatus, removeVeth, sleep, spawnListener, STOP_TIMEOUT_MS, storedCaptures, tcpreplay, writeWorkloadDictionary, type Veth } from './live-harness.js';
+import { cpuSeconds, exitWithin, harkRunArgs, listening, makeVeth, pathDrops, procStatusBytes, readStatus, removeVeth, sleep, spawnListener, STOP_TIMEOUT_MS, storedCaptures, tcpreplay, writeWorkloadDictionary, type Veth } from './live-harness.js';
 import { DEFAULT_WORKLOAD_DIR, ensureWorkload, plantedTotal, SENSOR_NODE_FLAGS } from './workload.js';
 import type { ThreadsCpu } from '../sensor/health/threads.js';
 
@@ -118,7 +118,7 @@ async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, 
     // the status file is at most one interval old at both ends: the split is over about the same window
     const split = threadShares(threads0, readStatus(dir)?.threads as ThreadsCpu | undefined, (Date.now() - t0) / 1000);
     child.kill('SIGTERM');
-    const stopped = await Promise.race([exited, sleep(STOP_TIMEOUT_MS).then(() => undefined)]);
+    const stopped = await exitWithin(exited, STOP_TIMEOUT_MS);
     if (stopped === undefined) throw new Error(`hark run did not stop within ${STOP_TIMEOUT_MS} ms`);
     const [code] = stopped;
     if (code !== 0) throw new Error(`hark run exited with ${code}: ${stderr().trim()}`);

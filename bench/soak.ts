@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { BenchCommandLine } from './command-line.js';
-import { cpuSeconds, harkRunArgs, listening, makeVeth, procStatusBytes, readStatus, removeVeth, spawnListener, STOP_TIMEOUT_MS, storedCaptures, tcpreplay, writeWorkloadDictionary, type Replay } from './live-harness.js';
+import { cpuSeconds, exitWithin, harkRunArgs, listening, makeVeth, procStatusBytes, readStatus, removeVeth, spawnListener, STOP_TIMEOUT_MS, storedCaptures, tcpreplay, writeWorkloadDictionary, type Replay } from './live-harness.js';
 import { leastSquaresSlope } from './stats.js';
 import { summarizeMemory, type MemorySummary } from '../sensor/health/memory.js';
 import { DEFAULT_WORKLOAD_DIR, ensureWorkload, SENSOR_NODE_FLAGS } from './workload.js';
@@ -254,7 +254,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         if (!interrupted) throw new Error(`hark run died during the soak (exit ${child.exitCode ?? child.signalCode}): ${stderr().trim().split('\n').slice(-5).join(' | ')}`);
       } else {
         child.kill('SIGTERM');
-        const stopped = await Promise.race([exited, delay(STOP_TIMEOUT_MS).then(() => undefined)]);
+        const stopped = await exitWithin(exited, STOP_TIMEOUT_MS);
         if (stopped === undefined) throw new Error(`hark run did not stop within ${STOP_TIMEOUT_MS} ms of SIGTERM`);
         if (stopped[0] !== 0 && !interrupted) throw new Error(`hark run exited with ${stopped[0] ?? stopped[1]} when stopped: ${stderr().trim().split('\n').slice(-5).join(' | ')}`);
       }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnListener } from '../../bench/live-harness.js';
+import { exitWithin, spawnListener } from '../../bench/live-harness.js';
 import { memoryBreakdown, memoryCells, parseSoakArgs, rssTrend, type RssSample } from '../../bench/soak.js';
 import { summarizeMemory } from '../../sensor/health/memory.js';
 
@@ -87,4 +87,13 @@ test('--sensor-stdout: the sensor\'s stdout (where V8 writes --trace-gc) goes to
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('exitWithin: the exit when it comes first, undefined after the time, and no timer left behind either way', async () => {
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const before = timers();
+  assert.equal(await exitWithin(Promise.resolve([0, null]), 600_000).then((r) => r?.[0]), 0);
+  assert.equal(timers(), before, 'a 10-minute timer still pending would keep the bench alive after its summary');
+  assert.equal(await exitWithin(new Promise(() => {}), 10), undefined);
+  assert.equal(timers(), before);
 });
