@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CAPTURE_TEXT_CUT, cutCaptureText, MAX_CAPTURE_HOST_CHARS, MAX_CAPTURE_METHOD_CHARS, MAX_CAPTURE_URL_CHARS, type CaptureEvent } from '../../sensor/events/capture.js';
 import { Counters } from '../../sensor/events/counters.js';
-import { CaptureCollector, holdCaptureText, type CaptureCandidate } from '../../sensor/inspect/captures.js';
+import { CaptureCollector, holdCaptureText, MAX_PENDING_CAPTURES, type CaptureCandidate } from '../../sensor/inspect/captures.js';
 import type { FlowInfo } from '../../sensor/flow/stream.js';
 import { retainedBytes, uniqueSource } from '../helpers/heap.js';
 import { assertCapture } from '../helpers/schema.js';
@@ -83,6 +83,102 @@ test('CaptureCollector emits a merged capture again exactly as first emitted, wi
   assert.equal(out[0].context, 'the [[ak47]] here');
   assert.deepEqual(Object.keys(out[0]).slice(0, 4), ['event_type', 'id', 'timestamp', 'ts_us']);
   for (const c of out) assertCapture(c);
+});
+
+test('CaptureCollector gives every window of a message its own candidate\'s fields, and emits each again exactly so', () => {
+  const out: CaptureEvent[] = [];
+  const u0 = { hostname: 'pc', user: 'u0', sources: { user: 'radius', hostname: 'dhcp' } };
+  let identity = u0;
+  const col = new CaptureCollector((c) => out.push(c), new Counters(), 60_000_000, { identify: () => identity });
+  // one message's candidates, one after another, each with a phrase of its own and one more field
+  // unlike the one before's
+  const one = flow('10.0.0.2');
+  const b = { host: 'i.test', url: '/b', method: 'POST', status: 404, appProto: 'http2', decrypted: true } as const;
+  const steps: Array<[Partial<CaptureCandidate>, typeof u0]> = [
+    [{ host: 'h.test', url: '/a', method: 'GET' }, u0],
+    [{ host: 'h.test', url: '/a', method: 'GET' }, u0],
+    [{ host: 'h.test', url: '/a', method: 'GET', field: 'url' }, u0],
+    [{ host: 'i.test', url: '/a', method: 'GET' }, u0],
+    [{ host: 'i.test', url: '/b', method: 'GET' }, u0],
+    [{ host: 'i.test', url: '/b', method: 'POST' }, u0],
+    [{ host: 'i.test', url: '/b', method: 'POST', status: 404 }, u0],
+    [{ host: 'i.test', url: '/b', method: 'POST', status: 404, appProto: 'http2' }, u0],
+    [b, u0],
+    [{ ...b, flow: flow('10.0.0.2', 2) }, u0],
+    [b, u0],
+    [{ ...b, dir: 0 }, u0],
+    [b, u0],
+    [{ ...b, messageIndex: 3 }, u0],
+    [b, u0],
+    [{ ...b, tsUs: 1_000_001 }, u0],
+    [b, u0],
+    [b, { ...u0, user: 'u1' }],
+    // the same sources, in another order: the JSON keeps key order
+    [b, { ...u0, user: 'u1', sources: { hostname: 'dhcp', user: 'radius' } }],
+    [{ ...b, flow: flow('10.0.0.9', 9) }, u0],
+  ];
+  const message = steps.map(([f], k) => candidate({ flow: one, ...f, phraseIndex: k, phrase: { ...phrase, phrase: `p${k}` } }));
+  const add = (c: CaptureCandidate, k: number): void => {
+    identity = steps[k][1];
+    col.add(c);
+  };
+  message.forEach(add);
+  // the last phrase again with another context: merged into its window
+  add({ ...message.at(-1)!, context: `other [[p${steps.length - 1}]]` }, steps.length - 1);
+  const first = out.splice(0);
+  assert.equal(first.length, message.length);
+  message.forEach((c, k) => add({ ...c, messageIndex: 1, tsUs: 2_000_000 }, k));
+  col.flush();
+  assert.equal(out.length, first.length, 'every window emitted again with its repeat');
+  for (let k = 0; k < first.length; k++) {
+    const again = out.find((e) => e.id === first[k].id);
+    assert.ok(again);
+    assert.equal(JSON.stringify({ ...again, count: 0 }), JSON.stringify({ ...first[k], count: 0 }), `capture ${k} emitted again as first emitted`);
+    assert.equal(again.count, k === first.length - 1 ? 3 : 2);
+    assertCapture(again);
+  }
+  // each as it would be alone in a collector of its own
+  message.forEach((c, k) => {
+    const alone: CaptureEvent[] = [];
+    new CaptureCollector((e) => alone.push(e), new Counters(), 60_000_000, { identify: () => steps[k][1] }).add(c);
+    assert.equal(JSON.stringify(first[k]), JSON.stringify(alone[0]), `capture ${k}`);
+  });
+});
+
+test('CaptureCollector at MAX_PENDING_CAPTURES emits the oldest early, still merges into every open window, and flushes the rest in first-seen order', () => {
+  const latest = new Map<string, CaptureEvent>();
+  const order: string[] = [];
+  const counters = new Counters();
+  const col = new CaptureCollector((c) => (latest.has(c.id) || order.push(c.id), latest.set(c.id, c)), counters, 60_000_000);
+  const n = MAX_PENDING_CAPTURES;
+  for (let k = 0; k < n; k++) col.add(candidate({ url: `/p${k}`, messageIndex: k, tsUs: 1_000_000 + k }));
+  assert.equal(col.held, n);
+  for (let k = 0; k < n; k++) col.add(candidate({ url: `/p${k}`, messageIndex: n + k, count: 2, tsUs: 2_000_000 + k }));
+  assert.equal(counters.get('capture.merged'), n, 'every open window found, however many');
+  col.add(candidate({ url: '/new', messageIndex: 2 * n, tsUs: 3_000_000 }));
+  assert.equal(counters.get('capture.pending_overflow'), 1);
+  assert.equal(col.held, n);
+  assert.equal(latest.get(order[0])?.count, 3, 'the oldest window, emitted early with its count');
+  assert.equal(latest.get(order[1])?.count, 1, 'the next one still open');
+  col.flush();
+  assert.equal(col.held, 0);
+  assert.equal(counters.get('capture.count_updates'), n);
+  assert.equal(latest.size, n + 1);
+  assert.ok(order.slice(0, n).every((id, k) => latest.get(id)?.url === `/p${k}` && latest.get(id)?.count === 3));
+  assert.equal(latest.get(order[n])?.count, 1);
+});
+
+test('CaptureCollector keeps nothing of the windows it has closed', () => {
+  const n = 1000;
+  const length = 8 * 1024;
+  const { bytes, held } = retainedBytes(() => {
+    const col = new CaptureCollector(() => undefined, new Counters(), 60_000_000);
+    for (let i = 0; i < n; i++) col.add(candidate({ url: `/p${i}`, context: uniqueSource(length), messageIndex: i, tsUs: 1_000_000 + i }));
+    col.expire(1_000_000 + n + 60_000_000);
+    return col;
+  });
+  assert.equal((held as CaptureCollector).held, 0);
+  assert.ok(bytes < 0.05 * n * length, `${bytes} bytes held for ${n} closed windows`);
 });
 
 test('CaptureCollector cuts a URL, Host and method too long for home, with a marker, and still merges repeats by the whole URL', () => {
