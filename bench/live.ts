@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BenchCommandLine } from './command-line.js';
 import { cpuSeconds, exitWithin, harkRunArgs, listening, makeVeth, pathDrops, procStatusBytes, readStatus, removeVeth, sleep, spawnListener, STOP_TIMEOUT_MS, storedCaptures, tcpreplay, writeWorkloadDictionary, type Veth } from './live-harness.js';
-import { DEFAULT_WORKLOAD_DIR, ensureWorkload, plantedTotal, SENSOR_NODE_FLAGS } from './workload.js';
+import { DEFAULT_WORKLOAD_DIR, ensureWorkload, plantedTotal, RUN_NODE_FLAGS } from './workload.js';
 import type { ThreadsCpu } from '../sensor/health/threads.js';
 
 /** tcpdump's capture buffer in KiB (-B): 256 MiB, what the issue names. */
@@ -91,7 +91,7 @@ function threadShares(before: ThreadsCpu | undefined, after: ThreadsCpu | undefi
 async function harkStep(tool: 'hark ring' | 'hark pcap', v: Veth, pcap: string, dictionaryCsv: string, planted: number | undefined, mbps: number, extra: readonly string[]): Promise<LiveStep> {
   const dir = mkdtempSync(join(tmpdir(), 'hark-live-'));
   const args = harkRunArgs(v.recv, tool === 'hark ring' ? 'ring' : 'pcap', dictionaryCsv, dir, STATUS_INTERVAL_S, extra);
-  const { child, stderr, exited } = spawnListener(process.execPath, [...SENSOR_NODE_FLAGS, ...args]);
+  const { child, stderr, exited } = spawnListener(process.execPath, [...RUN_NODE_FLAGS, ...args]);
   try {
     await listening('hark run', child, stderr, 100);
     const drops0 = pathDrops(v);

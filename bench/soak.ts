@@ -26,7 +26,7 @@ import { BenchCommandLine } from './command-line.js';
 import { cpuSeconds, exitWithin, harkRunArgs, listening, makeVeth, procStatusBytes, readStatus, removeVeth, spawnListener, STOP_TIMEOUT_MS, storedCaptures, tcpreplay, writeWorkloadDictionary, type Replay } from './live-harness.js';
 import { leastSquaresSlope } from './stats.js';
 import { summarizeMemory, type MemorySummary } from '../sensor/health/memory.js';
-import { DEFAULT_WORKLOAD_DIR, ensureWorkload, SENSOR_NODE_FLAGS } from './workload.js';
+import { DEFAULT_WORKLOAD_DIR, ensureWorkload, RUN_NODE_FLAGS } from './workload.js';
 
 /** The sensor's status file period: a sample reads a status at most this old. */
 const STATUS_INTERVAL_S = 1;
@@ -210,7 +210,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     const csv = join(work, 'phrases.csv');
     const phrases = writeWorkloadDictionary(o.workload, csv);
     const extra = o.workers !== undefined ? ['--workers', String(o.workers)] : [];
-    const { child, stderr, exited } = spawnListener(process.execPath, [...SENSOR_NODE_FLAGS, ...harkRunArgs(v.recv, 'ring', csv, dataDir, STATUS_INTERVAL_S, extra)], o.sensorStdout);
+    const { child, stderr, exited } = spawnListener(process.execPath, [...RUN_NODE_FLAGS, ...harkRunArgs(v.recv, 'ring', csv, dataDir, STATUS_INTERVAL_S, extra)], o.sensorStdout);
     try {
       await listening('hark run', child, stderr, 100);
       const threads = /(\d+) worker threads/.exec(stderr())?.[1] ?? '0';

@@ -13,15 +13,21 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** shared/ sits beside the repository (CI clones it that way); HARK_SHARED_DIR overrides. */
 export const SHARED = process.env.HARK_SHARED_DIR ?? join(ROOT, '..', 'shared');
 /**
- * The V8 flags bin/hark runs the sensor with (SENSOR_V8_FLAGS, the same as bin/hark's and
- * hark.service's: test/appliance/node-flags.test.ts): benches run Hark's code as the sensor runs it.
- * Only the semi-spaces' maximum: a one-thread bench (pipeline.ts) starts at V8's 1 MiB and grows as
- * the sensor's main thread does, and `hark run`'s workers start at full size from the pool.
- * HARK_BENCH_NODE_FLAGS adds more, space-separated, for the bench's sensor children only (e.g.
- * `--cpu-prof --cpu-prof-dir=/tmp/prof`, which NODE_OPTIONS refuses).
+ * The V8 flags bin/hark runs Hark with (test/appliance/node-flags.test.ts holds bin/hark,
+ * hark.service and these to the same lists), so benches run Hark's code as the sensor runs it.
+ * ONE_THREAD_V8_FLAGS: `hark scan` and every command but `run`, where one thread does the packet
+ * work (64 MiB semi-spaces at most; the bench children engine.ts, pipeline.ts...). RUN_V8_FLAGS:
+ * `hark run` (live.ts, soak.ts): none, so the capture thread keeps V8's default nursery; the worker
+ * pool sizes the workers' own. HARK_BENCH_NODE_FLAGS adds more, space-separated, for the bench's
+ * children only (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, which NODE_OPTIONS refuses).
  */
-export const SENSOR_V8_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
-export const SENSOR_NODE_FLAGS: readonly string[] = [...SENSOR_V8_FLAGS, ...(process.env.HARK_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f.length > 0)];
+export const ONE_THREAD_V8_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
+export const RUN_V8_FLAGS: readonly string[] = [];
+const EXTRA_NODE_FLAGS: readonly string[] = (process.env.HARK_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f.length > 0);
+/** Node flags for a bench child doing one-thread packet work. */
+export const ONE_THREAD_NODE_FLAGS: readonly string[] = [...ONE_THREAD_V8_FLAGS, ...EXTRA_NODE_FLAGS];
+/** Node flags for the `hark run` a live bench starts. */
+export const RUN_NODE_FLAGS: readonly string[] = [...RUN_V8_FLAGS, ...EXTRA_NODE_FLAGS];
 /** A bench child prints one short JSON line; more than this is a bench printing what it should not. */
 const MAX_CHILD_OUTPUT_BYTES = 1 << 20;
 
@@ -31,7 +37,7 @@ const MAX_CHILD_OUTPUT_BYTES = 1 << 20;
  * with the child's stderr when it fails or prints no figures.
  */
 export function runBenchChild(script: string, args: readonly string[]): Record<string, unknown> {
-  const r = spawnSync(process.execPath, [...SENSOR_NODE_FLAGS, script, ...args], { encoding: 'utf8', maxBuffer: MAX_CHILD_OUTPUT_BYTES });
+  const r = spawnSync(process.execPath, [...ONE_THREAD_NODE_FLAGS, script, ...args], { encoding: 'utf8', maxBuffer: MAX_CHILD_OUTPUT_BYTES });
   if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status ?? r.signal}): ${r.stderr.trim()}`);
   const line = r.stdout.trim().split('\n').pop() ?? '';
   try {

@@ -36,7 +36,9 @@ export const DEFAULT_RING_BYTES = 32 << 20;
 export const MAX_WORKERS = 64;
 /** Each worker's semi-spaces: packet work makes many short-lived objects, and 64 MiB (V8's default
  * is 16) cut the pipeline's time by 7-10% at the same peak RSS (bench/pipeline.ts). bin/hark gives
- * the main thread the same maximum (--max-semi-space-size=64) for one-thread runs. */
+ * one-thread commands (`hark scan`) the same maximum (--max-semi-space-size=64), and `hark run`
+ * none, so that the capture thread keeps V8's default: a process-wide maximum would override the
+ * workers' resourceLimits, so theirs comes from there alone. */
 const WORKER_SEMI_SPACE_MB = 64;
 /** The same as a young generation: V8 11 counts three semi-spaces' worth (two, and the new large
  * object space), and derives the semi-space size from it. */
@@ -64,9 +66,8 @@ const MAX_REPLAY_OBSERVATIONS = 20_000;
  * isolate's heap (Heap::ConfigureHeap), which a worker does on its own thread after `new Worker`
  * returns, so it stays set; Node leaves flags writable after start (node.cc:
  * --no-freeze-flags-after-init, for v8.setFlagsFromString). The main isolate's heap, configured at
- * start, keeps V8's 1 MiB start and grows only with what survives its scavenges (the captures it
- * stores do: 32 MiB semi-spaces after 30 s of the soak). Capping it too would take a smaller
- * --max-semi-space-size for the whole process: one-thread runs would lose the larger nursery.
+ * start, keeps V8's 1 MiB start and default maximum: with 64 MiB allowed, the captures it holds
+ * until the store commits them had grown it to full size within ten minutes of a soak.
  */
 function startYoungGenerationsFull(): void {
   setFlagsFromString(`--min-semi-space-size=${WORKER_SEMI_SPACE_MB}`);
