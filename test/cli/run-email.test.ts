@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { SMTPServer } from 'smtp-server';
 import { testPki } from '../output/cert-fixtures.js';
 import { fixture } from '../helpers/replay.js';
-import { hark, makeVeth, removeVeth, waitFor } from '../helpers/system.js';
+import { hark, makeVeth, removeVeth, sensorListening, waitFor } from '../helpers/system.js';
 
 test('hark run --smtp sends one STARTTLS message for a burst of captures at or above the threshold', { timeout: 120_000 }, async () => {
   assert.equal(process.getuid?.(), 0, 'the live test needs root (CI runs as root)');
@@ -43,10 +43,7 @@ test('hark run --smtp sends one STARTTLS message for a burst of captures at or a
     '--smtp', `smtp://127.0.0.1:${port}`, '--smtp-ca', ca, '--alert-to', 'dsl@school.test', '--alert-from', 'hark@school.test',
     '--alert-min-severity', '4', '--alert-batch', '2', '--site', 'Hilltop School']);
   try {
-    await waitFor('the sensor to listen', 60_000, () => {
-      if (!sensor.alive) throw new Error(sensor.err);
-      return sensor.err.includes('listening on');
-    });
+    await sensorListening(sensor);
     execFileSync('tcpreplay', ['-i', veth.send, fixture('school-search', 'school-search.pcap')], { stdio: 'ignore' });
     await waitFor('the alert message', 30_000, () => received.length > 0);
     assert.equal(await sensor.stop('SIGTERM'), 0, sensor.err);

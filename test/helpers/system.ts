@@ -64,6 +64,15 @@ export function hark(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   return new Proc(spawn(HARK, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
 }
 
+/** Waits until a `hark run` says it listens (its dictionary compiled, its capture open); throws
+ * with its stderr if it exits first. */
+export async function sensorListening(sensor: Proc, timeoutMs = 60_000): Promise<void> {
+  await waitFor('the sensor to listen', timeoutMs, () => {
+    if (!sensor.alive) throw new Error(`hark run exited: ${sensor.err}`);
+    return sensor.err.includes('listening on');
+  });
+}
+
 export interface HomeProcess {
   readonly url: string;
   readonly port: number;

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { conversationPath, httpTrafficPcap } from '../helpers/http-traffic.js';
 import {
-  enrolByCredentials, freePort, hark, makeVeth, Operator, removeVeth, replay, sleep, startHomeProcess, waitFor, type HomeProcess, type Proc,
+  enrolByCredentials, freePort, hark, makeVeth, Operator, removeVeth, replay, sensorListening, sleep, startHomeProcess, waitFor, type HomeProcess, type Proc,
 } from '../helpers/system.js';
 
 const require = createRequire(import.meta.url);
@@ -57,10 +57,7 @@ test('fault: every capture exists exactly once at home after home dies, a full s
   }
   const startSensor = async (): Promise<Proc> => {
     const p = hark(['run', '--data-dir', sensorDir, '--heartbeat-interval', '1', '--status-interval', '0.5', '--stats-interval', '0', '--no-api', '--store-max-bytes', String(QUOTA_BYTES)]);
-    await waitFor('the sensor to listen', 60_000, () => {
-      if (!p.alive) throw new Error(`hark run exited: ${p.err}`);
-      return p.err.includes('listening on');
-    });
+    await sensorListening(p);
     return p;
   };
   try {

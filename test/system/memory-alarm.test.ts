@@ -8,13 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { sleep, status, waitFor } from '../helpers/system.js';
+import { Proc, sensorListening, sleep, status, waitFor } from '../helpers/system.js';
 
 const HARK_JS = fileURLToPath(new URL('../../sensor/cli/hark.js', import.meta.url));
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -77,17 +76,11 @@ test('hark run raises memory.high when its cgroup limit is lowered near its RSS,
   setLimit(cg, 4 * GIB);
   const data = join(dir, 'data');
   // the shell puts itself in the cgroup, then becomes the sensor: every thread of it is charged there
-  const child = spawn('sh', ['-c', `echo $$ > ${join(cg.dir, 'cgroup.procs')} && exec "$0" "$@"`, process.execPath, HARK_JS, 'run', '-i', 'lo', '--workers', '0', '--mode', 'standalone', '--data-dir', data, '--no-api', '--status-interval', '0.2', '--stats-interval', '0'], {
+  const sensor = new Proc(spawn('sh', ['-c', `echo $$ > ${join(cg.dir, 'cgroup.procs')} && exec "$0" "$@"`, process.execPath, HARK_JS, 'run', '-i', 'lo', '--workers', '0', '--mode', 'standalone', '--data-dir', data, '--no-api', '--status-interval', '0.2', '--stats-interval', '0'], {
     stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = once(child, 'exit');
+  }));
   try {
-    await waitFor('hark run to listen', 60_000, () => {
-      if (child.exitCode !== null) throw new Error(`hark run exited: ${err}`);
-      return err.includes('listening on');
-    });
+    await sensorListening(sensor);
     await waitFor('a status file with memory figures', 10_000, () => (status(data)?.memory?.rss_bytes ?? 0) > 0);
     await sleep(1000);
     assert.equal(status(data).health.filter((e: HealthEntry) => e.name === 'memory.high').length, 0, 'no alarm under a 4 GiB limit');
@@ -102,15 +95,10 @@ test('hark run raises memory.high when its cgroup limit is lowered near its RSS,
     assert.match(raised.message, /Memory is running short: the sensor uses [\d.]+ GiB of the [\d.]+ GiB it may use \(\d+%\)/);
     setLimit(cg, 4 * GIB);
     await waitFor('memory.high cleared', 10_000, () => !status(data).health.some((e: HealthEntry) => e.name === 'memory.high'));
-    child.kill('SIGTERM');
-    const [code] = await exited;
-    assert.equal(code, 0, err);
+    assert.equal(await sensor.stop(), 0, sensor.err);
     // eve.json has the raise and the clear, in that order
-    assert.deepEqual(eveHealth(data).map((e) => e.state), ['raised', 'cleared'], err);
+    assert.deepEqual(eveHealth(data).map((e) => e.state), ['raised', 'cleared'], sensor.err);
   } finally {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
+    await sensor.stop('SIGKILL');
   }
 });

@@ -21,7 +21,7 @@ import { httpTrafficPackets } from '../helpers/http-traffic.js';
 import { ethernet, ipv4, udp } from '../helpers/packets.js';
 import { writePcap } from '../helpers/pcap-writer.js';
 import { fixture } from '../helpers/replay.js';
-import { HARK, hark, makeVeth, removeVeth, status, waitFor } from '../helpers/system.js';
+import { HARK, hark, makeVeth, removeVeth, sensorListening, status, waitFor } from '../helpers/system.js';
 import { loadRingBinding } from '../../sensor/capture/ring.js';
 import type { ThreadsCpu } from '../../sensor/health/threads.js';
 
@@ -56,10 +56,7 @@ async function live(name: string, interfaces: string[], replays: Array<{ iface: 
   const data = join(dir, name);
   const sensor = hark(['run', ...interfaces.flatMap((i) => ['-i', i]), '--mode', 'standalone', '--data-dir', data, '--no-api', '--stats-interval', '0', '--status-interval', '0.2']);
   try {
-    await waitFor('the sensor to listen', 60_000, () => {
-      if (!sensor.alive) throw new Error(sensor.err);
-      return sensor.err.includes('listening on');
-    });
+    await sensorListening(sensor);
     // the replays of a TAP's two outputs run at once, at the capture's own pace (or back to back)
     await Promise.all(replays.map(async (r) => {
       const p = spawn('tcpreplay', ['-i', r.iface, ...(r.topspeed === true ? ['--topspeed'] : []), r.pcap], { stdio: 'ignore' });
@@ -154,10 +151,7 @@ test('hark run --user drops to that user once the capture handles are open, and 
   const data = join(dir, 'user');
   const sensor = hark(['run', '-i', v.recv, '--user', 'nobody', '--mode', 'standalone', '--data-dir', data, '--no-api', '--stats-interval', '0', '--status-interval', '0.2']);
   try {
-    await waitFor('the sensor to listen', 60_000, () => {
-      if (!sensor.alive) throw new Error(sensor.err);
-      return sensor.err.includes('listening on');
-    });
+    await sensorListening(sensor);
     const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${sensor.child.pid}/status`, 'utf8'))!;
     const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
     assert.deepEqual([Number(uids[1]), Number(uids[2]), Number(uids[3])], [nobody, nobody, nobody], 'real, effective and saved uid are nobody');
@@ -185,10 +179,7 @@ test('receive offloads: GRO on the mirror port is turned off while hark runs and
     const data = join(dir, 'gro');
     const sensor = hark(['run', '-i', v.recv, '--mode', 'standalone', '--data-dir', data, '--no-api', '--stats-interval', '0', '--status-interval', '0.2']);
     try {
-      await waitFor('the sensor to listen', 60_000, () => {
-        if (!sensor.alive) throw new Error(sensor.err);
-        return sensor.err.includes('listening on');
-      });
+      await sensorListening(sensor);
       assert.match(sensor.err, new RegExp(`hark: ${v.recv}: turned receive offload GRO off for capture \\(back on when Hark stops\\)`));
       assert.equal(gro(v.recv), 0, 'GRO off while the sensor captures');
       execFileSync('tcpreplay', ['-i', v.send, fixture('school-search', 'school-search.pcap')], { stdio: 'ignore' });
@@ -232,10 +223,7 @@ test('a sensor that falls behind the mirror port reports the kernel drops and ra
   writeFileSync(pcap, writePcap(Array.from({ length: 6000 }, (_, k) => ({ data: frame, tsUs: 1_700_000_000_000_000 + k * 10 }))));
   const sensor = hark(['run', '-i', v.recv, '--capture', 'ring', '--ring-mb', '2', '--mode', 'standalone', '--data-dir', data, '--no-api', '--stats-interval', '0', '--status-interval', '0.2']);
   try {
-    await waitFor('the sensor to listen', 60_000, () => {
-      if (!sensor.alive) throw new Error(sensor.err);
-      return sensor.err.includes('listening on');
-    });
+    await sensorListening(sensor);
     await waitFor('a first status', 10_000, () => status(data)?.interfaces?.[0] !== undefined);
     sensor.child.kill('SIGSTOP');
     try {
