@@ -1,14 +1,14 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sign } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, fetchBundle, LAST_GOOD_FILE, loadStartupConfig, materialise, type BundleOwner } from '../../sensor/home-client/config.js';
 import { HomeLink } from '../../sensor/home-client/link.js';
 import { HomeTransportError, type HomeResponse, type HomeTransport } from '../../sensor/home-client/transport.js';
 import { loadSitePolicy } from '../../sensor/site-policy.js';
 import { FakeHome, issue, makeCa, type Pem } from './fake-home.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 const UUID = '6b0c3c1e-8a51-4a3e-9a0c-2f9a41f0c0d7';
 let ca: Pem;
@@ -61,7 +61,7 @@ function transport(answer: () => HomeResponse | 'down'): HomeTransport & { calls
 }
 
 const ok = (body: unknown): HomeResponse => ({ status: 200, body, home: 'https://home.example:8443' });
-const dir = (): string => join(mkdtempSync(join(tmpdir(), 'hark-config-')), 'config');
+const dir = (): string => join(scratchDir('hark-config-'), 'config');
 
 async function refusal(p: Promise<unknown>): Promise<ConfigError> {
   try {

@@ -1,13 +1,13 @@
-import { describe, it, before } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import forge from 'node-forge';
 import { CredentialsError, fingerprint, normaliseFingerprint, SensorCredentials } from '../../sensor/home-client/credentials.js';
 import { AtomicWriteError, writeFileAtomic } from '../../sensor/home-client/atomic-file.js';
 import { issue, makeCa, type Pem } from './fake-home.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 let ca: Pem;
 let otherCa: Pem;
@@ -18,7 +18,7 @@ before(() => {
 });
 
 function tempDir(): string {
-  return join(mkdtempSync(join(tmpdir(), 'hark-creds-')), 'identity');
+  return join(scratchDir('hark-creds-'), 'identity');
 }
 
 const mode = (p: string): number => statSync(p).mode & 0o777;
@@ -153,7 +153,7 @@ describe('fingerprint', () => {
 
 describe('writeFileAtomic', () => {
   it('writeFileAtomic replaces a file whole with mode 0600', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-atomic-'));
+    const dir = scratchDir('hark-atomic-');
     const p = join(dir, 'f.json');
     writeFileSync(p, 'old', { mode: 0o644 });
     writeFileAtomic(p, 'new content');
@@ -163,7 +163,7 @@ describe('writeFileAtomic', () => {
   });
 
   it('writeFileAtomic leaves the old file and no temporary file when the rename fails', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-atomic-'));
+    const dir = scratchDir('hark-atomic-');
     const target = join(dir, 'target');
     mkdirSync(target);
     writeFileSync(join(target, 'inside'), 'x');

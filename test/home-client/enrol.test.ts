@@ -14,6 +14,7 @@ import { completeEnrolment, EnrolError, enrolWithCredentials, listSensors, reque
 import { enrolCommand, readSiteKey, runEnrol } from '../../sensor/home-client/enrol-command.js';
 import { HomeLink } from '../../sensor/home-client/link.js';
 import { FakeHome, makeCa, type Pem, type SeenRequest } from './fake-home.js';
+import { scratchDir } from '../helpers/scratch.js';
 
 const HARK_JS = fileURLToPath(new URL('../../sensor/cli/hark.js', import.meta.url));
 const PS_WARNING = /hark enrol: warning: --site-key puts the site key where every local user can read it \(ps\); use --site-key-file PATH, or --site-key-file - to give it on standard input/;
@@ -25,7 +26,7 @@ let creds: SensorCredentials;
 before(() => {
   ca = makeCa('Hark Home CA');
   otherCa = makeCa('Other CA');
-  creds = SensorCredentials.loadOrCreate(join(mkdtempSync(join(tmpdir(), 'hark-enrol-')), 'identity'));
+  creds = SensorCredentials.loadOrCreate(join(scratchDir('hark-enrol-'), 'identity'));
 });
 
 /** Signs a sensor's CSR the way PROTOCOL.md says home does (CN = UUID from the request). */
@@ -75,7 +76,7 @@ describe('enrol by code', () => {
   it('requestCode then waitForApproval gives a grant that installs', async () => {
     const home = await enrolHome(2);
     const link = new HomeLink({ homes: [home.url], ca: ca.cert });
-    const mine = SensorCredentials.loadOrCreate(join(mkdtempSync(join(tmpdir(), 'hark-enrol-')), 'identity'));
+    const mine = SensorCredentials.loadOrCreate(join(scratchDir('hark-enrol-'), 'identity'));
     try {
       const ctx = { link, creds: mine, hostname: 'sensor1', siteKey: 'hilltop-key' };
       const { code, poll } = await requestCode(ctx);
@@ -143,7 +144,7 @@ describe('enrol with credentials', () => {
   it('listSensors and enrolWithCredentials with an admin login', async () => {
     const home = await enrolHome();
     const link = new HomeLink({ homes: [home.url], ca: ca.cert });
-    const mine = SensorCredentials.loadOrCreate(join(mkdtempSync(join(tmpdir(), 'hark-enrol-')), 'identity'));
+    const mine = SensorCredentials.loadOrCreate(join(scratchDir('hark-enrol-'), 'identity'));
     try {
       const ctx = { link, creds: mine, siteKey: 'hilltop-key' };
       assert.deepEqual(await listSensors(ctx, 'admin', 'pw'), [{ id: 7, name: 'Main', site: 'Hilltop', enrolled: false }]);
@@ -218,7 +219,7 @@ describe('enrolCommand', () => {
 
   it('hark enrol --code enrols, prints the code and fingerprint, and --status and --reset work', async () => {
     const home = await enrolHome(0);
-    const data = mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'));
+    const data = scratchDir('hark-enrol-cmd-');
     try {
       const r = await runCommand(['--home', home.url, '--code', '--site-key', 'hilltop-key', '--ca-fingerprint', fingerprint(ca.cert), '--data-dir', data, '--proxy', 'http://127.0.0.1:1']);
       // The proxy is unreachable: the CA fetch fails, naming it.
@@ -260,7 +261,7 @@ describe('enrolCommand', () => {
 
   it('hark enrol stops when the CA fingerprint differs from --ca-fingerprint', async () => {
     const home = await enrolHome(0);
-    const data = mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'));
+    const data = scratchDir('hark-enrol-cmd-');
     try {
       const r = await runCommand(['--home', home.url, '--code', '--site-key', 'hilltop-key', '--ca-fingerprint', fingerprint(otherCa.cert), '--data-dir', data]);
       assert.ok(r.error instanceof CliError && r.error.exitCode === 1 && /fingerprint/.test(r.error.message), String(r.error));
@@ -272,7 +273,7 @@ describe('enrolCommand', () => {
 
   it('hark enrol --user with $HARK_PASSWORD and --sensor enrols by credentials', async () => {
     const home = await enrolHome();
-    const data = mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'));
+    const data = scratchDir('hark-enrol-cmd-');
     process.env.HARK_PASSWORD = 'pw';
     try {
       const r = await runCommand(['--home', home.url, '--user', 'admin', '--sensor', '7', '--site-key', 'hilltop-key', '--ca-fingerprint', fingerprint(ca.cert), '--data-dir', data]);
@@ -298,7 +299,7 @@ describe('enrolCommand', () => {
 
   it('hark enrol --site-key-file - reads the key from standard input, and ps never shows it', async () => {
     const home = await enrolHome(0);
-    const data = mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'));
+    const data = scratchDir('hark-enrol-cmd-');
     try {
       const child = spawn(process.execPath, [HARK_JS, 'enrol', '--home', home.url, '--code', '--site-key-file', '-', '--ca-fingerprint', fingerprint(ca.cert), '--data-dir', data], { stdio: ['pipe', 'pipe', 'pipe'] });
       let out = '';
@@ -319,14 +320,14 @@ describe('enrolCommand', () => {
   });
 
   it('hark enrol refuses both --site-key and --site-key-file', async () => {
-    const r = await runCommand(['--home', 'https://h:1', '--code', '--site-key', 'a', '--site-key-file', '/nonexistent', '--data-dir', mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'))]);
+    const r = await runCommand(['--home', 'https://h:1', '--code', '--site-key', 'a', '--site-key-file', '/nonexistent', '--data-dir', scratchDir('hark-enrol-cmd-')]);
     assert.ok(r.error instanceof CliError && r.error.exitCode === 2 && r.error.message === 'Give the site key once: --site-key-file PATH or --site-key KEY, not both', String(r.error));
   });
 });
 
 describe('readSiteKey', () => {
   it('readSiteKey takes the first line of a file without its line ending', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-site-key-'));
+    const dir = scratchDir('hark-site-key-');
     writeFileSync(join(dir, 'lf'), 'hilltop-key\nsecond line\n');
     writeFileSync(join(dir, 'crlf'), 'hilltop-key\r\n');
     writeFileSync(join(dir, 'bare'), ' hilltop key ');
@@ -345,7 +346,7 @@ describe('readSiteKey', () => {
   });
 
   it('readSiteKey refuses an empty first line', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hark-site-key-'));
+    const dir = scratchDir('hark-site-key-');
     writeFileSync(join(dir, 'empty'), '');
     await assert.rejects(readSiteKey(join(dir, 'empty')), (e: unknown) => e instanceof CliError && /^No site key in the site key file ".*\/empty": its first line is empty$/.test(e.message));
     await assert.rejects(readSiteKey('-', Readable.from([Buffer.from('\nhilltop-key\n')])), (e: unknown) => e instanceof CliError && e.message === 'No site key in standard input: its first line is empty');
@@ -358,7 +359,7 @@ describe('readSiteKey', () => {
 
   it('hark enrol refuses a malformed --home, --proxy or --ca-fingerprint as a bad option (exit 2) before contacting home', async () => {
     const home = await enrolHome(0);
-    const data = mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'));
+    const data = scratchDir('hark-enrol-cmd-');
     const fp = fingerprint(ca.cert);
     try {
       for (const [options, message] of [
@@ -385,13 +386,13 @@ describe('readSiteKey', () => {
   });
 
   it('hark enrol to a well-formed home that does not answer fails with exit 1, as --help says', async () => {
-    const r = await runCommand(['--home', 'https://127.0.0.1:1', '--code', '--data-dir', mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'))]);
+    const r = await runCommand(['--home', 'https://127.0.0.1:1', '--code', '--data-dir', scratchDir('hark-enrol-cmd-')]);
     assert.ok(r.error instanceof CliError && r.error.exitCode === 1 && /127\.0\.0\.1:1/.test(r.error.message), String(r.error));
     assert.match(enrolCommand.usage, /1 enrolment refused or failed, 2 bad options/);
   });
 
   it('hark enrol refuses both --code and --user', async () => {
-    const r = await runCommand(['--home', 'https://h:1', '--code', '--user', 'a', '--data-dir', mkdtempSync(join(tmpdir(), 'hark-enrol-cmd-'))]);
+    const r = await runCommand(['--home', 'https://h:1', '--code', '--user', 'a', '--data-dir', scratchDir('hark-enrol-cmd-')]);
     assert.ok(r.error instanceof CliError && r.error.exitCode === 2);
   });
 });
