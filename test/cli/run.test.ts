@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { fixture } from '../helpers/replay.js';
+import { status } from '../helpers/system.js';
 
 const HARK = fileURLToPath(new URL('../../../bin/hark', import.meta.url));
 
@@ -183,13 +184,7 @@ test('hark run --workers 2: the capture thread\'s young generation starts small,
   child.stderr.on('data', (d) => (err += d));
   const exited = once(child, 'exit');
   type Memory = { capture: { young_generation_size_bytes?: number }; workers: Array<{ young_generation_size_bytes?: number }> };
-  const memory = (): Memory | undefined => {
-    try {
-      return (JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')) as { memory?: Memory }).memory;
-    } catch {
-      return undefined; // not written yet
-    }
-  };
+  const memory = (): Memory | undefined => (status(dir) as { memory?: Memory } | undefined)?.memory;
   const reported = (m: Memory | undefined): m is Memory => m?.capture.young_generation_size_bytes !== undefined && m.workers.length === 2 && m.workers.every((w) => w.young_generation_size_bytes !== undefined);
   try {
     let m = memory();

@@ -60,6 +60,14 @@ function single(files: string[], o: WorkerSensorOptions): Result {
   return { captures: latest(caps), events: events.sort(), counters: sensor.counters };
 }
 
+/** Waits until worker `k`, whose thread was `tid` before it ended, runs on a new thread; false if
+ * none came within 5 s. */
+async function restarted(pool: WorkerPool, k: number, tid: number | undefined): Promise<boolean> {
+  const fresh = (): boolean => ![undefined, tid].includes(pool.workerThreadIds()[k]);
+  for (let i = 0; i < 200 && !fresh(); i++) await new Promise((r) => setTimeout(r, 25));
+  return fresh();
+}
+
 async function startPool(workers: number, o: WorkerSensorOptions, extra: Partial<WorkerPoolOptions> = {}): Promise<{ pool: WorkerPool; caps: CaptureEvent[]; events: string[]; counters: Counters }> {
   const caps: CaptureEvent[] = [];
   const events: string[] = [];
@@ -464,9 +472,7 @@ test('WorkerPool.workerMemory: every worker reports its own V8 heap through shar
     const tid = pool.workerThreadIds()[1];
     await pool.terminateWorker(1);
     assert.deepEqual(pool.workerMemory()[1], {}, 'a worker that ended reports nothing');
-    const restarted = (): boolean => ![undefined, tid].includes(pool.workerThreadIds()[1]);
-    for (let i = 0; i < 200 && !restarted(); i++) await new Promise((r) => setTimeout(r, 25));
-    assert.ok(restarted(), 'worker 1 was restarted');
+    assert.ok(await restarted(pool, 1, tid), 'worker 1 was restarted');
     plausible('restarted');
   } finally {
     await pool.close();
@@ -489,9 +495,7 @@ test('WorkerPool starts every worker\'s young generation at its full size, a res
     assertFull('ready');
     const tid = pool.workerThreadIds()[0];
     await pool.terminateWorker(0);
-    const restarted = (): boolean => ![undefined, tid].includes(pool.workerThreadIds()[0]);
-    for (let i = 0; i < 200 && !restarted(); i++) await new Promise((r) => setTimeout(r, 25));
-    assert.ok(restarted(), 'worker 0 was restarted');
+    assert.ok(await restarted(pool, 0, tid), 'worker 0 was restarted');
     assertFull('restarted');
   } finally {
     await pool.close();
