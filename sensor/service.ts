@@ -39,7 +39,7 @@ import { HomeLink } from './home-client/link.js';
 import { IdentityTable } from './identity/table.js';
 import { DEFAULT_DICTIONARY, Sensor, type EngineChoice, type SensorOptions } from './main.js';
 import { EmailAlerter } from './output/email.js';
-import { JsonLinesWriter } from './output/eve-writer.js';
+import { JsonLinesWriter, MAX_HELD_BYTES } from './output/eve-writer.js';
 import { OutputFanout, type EventOutput, type OutputEvent } from './output/output.js';
 import { SyslogOutput } from './output/syslog.js';
 import type { SitePolicyFiles } from './site-policy.js';
@@ -52,6 +52,8 @@ import { DEFAULT_WARM_UP_MS, describeWarmUps, warmUp } from './warm-up.js';
 const C_RELOADS = defineCounter('sensor.reloads');
 const C_RELOAD_FAILED = defineCounter('sensor.reload_failed');
 const C_STORE_ERROR = defineCounter('store.write_error');
+/** An event file (eve.json, --out) cannot be written. */
+const HEALTH_OUTPUT = 'output.failing';
 /** A failing store is logged at most this often (it is retried every tick). */
 const STORE_ERROR_LOG_MS = 60_000;
 
@@ -98,6 +100,8 @@ export interface ServiceOptions {
   /** Stop reassembling flows nothing more can be learned from (default true; `--no-bypass`). */
   readonly bypass?: boolean;
   readonly eve: { readonly maxBytes: number; readonly keep: number };
+  /** `--out`: captures, tls and dns events also go to this JSON lines file ('-': standard output), as `hark scan` writes them. */
+  readonly out?: string;
   readonly syslog: readonly string[];
   /** E-mail alerts from the command line (standalone); an enrolled sensor takes home's. */
   readonly email?: { readonly smtp: string; readonly from: string; readonly to: readonly string[]; readonly minSeverity: number; readonly batchSeconds: number; readonly site: string; readonly ca?: string };
@@ -460,13 +464,31 @@ export class SensorService {
     const o = this.opts;
     this.store = new CaptureStore(join(o.dataDir, 'captures.db'), { maxBytes: o.storeMaxBytes, onHealth: this.onHealth, counters: this.counters });
     const eveSettings = settings?.outputs?.eve;
-    this.eve = new JsonLinesWriter(join(o.dataDir, 'eve.json'), { maxBytes: eveSettings?.max_bytes ?? o.eve.maxBytes, keep: eveSettings?.keep ?? o.eve.keep, counters: this.counters });
-    this.outputs = new OutputFanout([this.eve, ...this.networkOutputs(settings)]);
+    const evePath = join(o.dataDir, 'eve.json');
+    this.eve = new JsonLinesWriter(evePath, { maxBytes: eveSettings?.max_bytes ?? o.eve.maxBytes, keep: eveSettings?.keep ?? o.eve.keep, counters: this.counters, onWriteState: this.fileHealth(evePath) });
+    const files: EventOutput[] = [this.eve];
+    if (o.out !== undefined) files.push(new JsonLinesWriter(o.out, { counters: this.counters, onWriteState: this.fileHealth(o.out === '-' ? 'standard output' : o.out) }));
+    this.outputs = new OutputFanout([...files, ...this.networkOutputs(settings)], this.counters);
     // Outputs and the uploader only ever see committed captures.
     this.store.onCommitted((rows) => {
       for (const c of rows) this.outputs.write(c);
       this.uploader?.kick();
     });
+  }
+
+  /**
+   * An event file that cannot be written (disk full, I/O error, closed pipe) raises `output.failing`
+   * for it, cleared once it is written again; the sensor and its store go on meanwhile.
+   */
+  private fileHealth(name: string): (err: (Error & { code?: string }) | undefined) => void {
+    return (err) => {
+      if (err !== undefined) {
+        const heldMiB = MAX_HELD_BYTES / (1024 * 1024);
+        this.onHealth(healthEvent(HEALTH_OUTPUT, 'warning', `Cannot write ${name}: ${err.message}; its newest ${heldMiB} MiB of events wait for a retry, older ones are dropped (counted); the capture store is not affected`, { subject: name, ...(err.code !== undefined ? { code: err.code } : {}) }));
+      } else {
+        this.onHealth(healthEvent(HEALTH_OUTPUT, 'info', `${name} is written again`, { subject: name }, 'cleared'));
+      }
+    };
   }
 
   private networkOutputs(settings: MaterialisedConfig | undefined): EventOutput[] {

@@ -171,6 +171,9 @@ ${FLOW_USAGE}
                          (default: none, the disk is the limit)
   --eve-max-bytes N      rotate eve.json at this size (default 100 MiB; 0 never)
   --eve-keep N           rotated eve.json files kept (default 5)
+  --out FILE             also write captures, tls and dns events to FILE as JSON lines, as hark
+                         scan writes them (created mode 0600, opened as --user; - for standard
+                         output; SIGHUP reopens it)
   --syslog URL           also send events to syslog: udp://, tcp:// or tls://HOST:PORT (RFC 5424);
                          repeatable
   --smtp URL             standalone e-mail alerts: smtp://HOST[:587] (STARTTLS required) or
@@ -222,6 +225,7 @@ ${FLOW_USAGE}
         ...FLOW_OPTIONS,
         'eve-max-bytes': { type: 'string', default: String(100 * 1024 * 1024) },
         'eve-keep': { type: 'string', default: '5' },
+        out: { type: 'string' },
         syslog: { type: 'string', multiple: true },
         smtp: { type: 'string' },
         'smtp-ca': { type: 'string' },
@@ -251,6 +255,7 @@ ${FLOW_USAGE}
       process.stdout.write(`${this.usage}\n`);
       return 0;
     }
+    if (values.out === '') throw new CliError('--out needs a file name (- for standard output)');
     const dataDir = dataDirFrom(values['data-dir']);
     const mode = (values.mode ?? defaultMode(dataDir)) as SensorMode;
     if (mode !== 'home' && mode !== 'standalone') throw new CliError(`--mode must be home or standalone, not "${values.mode}"`);
@@ -284,6 +289,7 @@ ${FLOW_USAGE}
       bypass: !values['no-bypass'],
       storeMaxBytes: values['store-max-bytes'] !== undefined ? number('store-max-bytes', values['store-max-bytes'], 65536) : undefined,
       eve: { maxBytes: number('eve-max-bytes', values['eve-max-bytes']), keep: number('eve-keep', values['eve-keep']) },
+      out: values.out,
       syslog: values.syslog ?? [],
       email: emailFrom(values),
       proxy: values.proxy ?? process.env.HARK_PROXY,

@@ -4,6 +4,9 @@
  * only) starts a new file after logrotate moved the old one, `close` drains what it can and
  * resolves. Outputs are best-effort second copies: the capture store is the authoritative one.
  */
+import { Counters, defineCounter } from '../events/counters.js';
+
+const C_OUTPUT_ERRORS = defineCounter('output.errors');
 
 /** Any Hark event: captures, flows, tls, dns, health. */
 export type OutputEvent = { event_type: string } & object;
@@ -32,23 +35,50 @@ export function backoffDelayMs(attempt: number, baseMs: number, maxMs: number): 
   return Math.min(maxMs, Math.round(exp * (1 + Math.random() * 0.2)));
 }
 
-/** Writes every event to several outputs; `close` waits for all of them. */
+/**
+ * Writes every event to several outputs; `close` waits for all of them. An output that throws
+ * (a bug: outputs do not throw) loses that event alone: the others still get it, and it is counted.
+ */
 export class OutputFanout implements EventOutput {
-  constructor(readonly outputs: readonly EventOutput[]) {}
+  constructor(readonly outputs: readonly EventOutput[], private readonly counters?: Counters) {}
 
   write(event: OutputEvent): void {
-    for (const o of this.outputs) o.write(event);
+    for (const o of this.outputs) {
+      try {
+        o.write(event);
+      } catch {
+        this.counters?.inc(C_OUTPUT_ERRORS);
+      }
+    }
   }
 
   flush(): void {
-    for (const o of this.outputs) o.flush();
+    for (const o of this.outputs) {
+      try {
+        o.flush();
+      } catch {
+        this.counters?.inc(C_OUTPUT_ERRORS);
+      }
+    }
   }
 
   reopen(): void {
-    for (const o of this.outputs) o.reopen?.();
+    for (const o of this.outputs) {
+      try {
+        o.reopen?.();
+      } catch {
+        this.counters?.inc(C_OUTPUT_ERRORS);
+      }
+    }
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.outputs.map((o) => o.close()));
+    await Promise.all(this.outputs.map(async (o) => {
+      try {
+        await o.close();
+      } catch {
+        this.counters?.inc(C_OUTPUT_ERRORS);
+      }
+    }));
   }
 }

@@ -34,7 +34,7 @@ const SCHOOL_SEARCH_ROWS = [
  * capture replayed into the other, then `signal`. Resolves with the sensor's stderr and the stored
  * (phrase, source) rows; removes the pair and, after `check`, the data directory.
  */
-async function replayIntoRun(tag: string, extra: string[], signal: NodeJS.Signals, check: (r: { dir: string; err: string; rows: Array<{ phrase: string; source: string }> }) => void): Promise<void> {
+async function replayIntoRun(tag: string, extra: string[], signal: NodeJS.Signals, check: (r: { dir: string; err: string; out: string; rows: Array<{ phrase: string; source: string }> }) => void): Promise<void> {
   assert.equal(process.getuid?.(), 0, 'the live capture test needs root (CI runs as root)');
   const dir = mkdtempSync(join(tmpdir(), 'hark-run-'));
   const send = `hk${tag}${process.pid % 10000}a`;
@@ -45,8 +45,10 @@ async function replayIntoRun(tag: string, extra: string[], signal: NodeJS.Signal
     ip('link', 'set', recv, 'up');
     const child = spawn(HARK, ['run', '-i', recv, '--data-dir', dir, '--stats-interval', '0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
+    let out = '';
     child.stderr.on('data', (d) => (err += d));
-    const exited = once(child, 'exit');
+    child.stdout.on('data', (d) => (out += d));
+    const exited = once(child, 'close');
     for (let i = 0; i < 200 && !err.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 100));
     assert.match(err, new RegExp(`listening on ${recv}`));
     execFileSync('tcpreplay', ['-i', send, fixture('school-search', 'school-search.pcap')], { stdio: 'ignore' });
@@ -58,7 +60,7 @@ async function replayIntoRun(tag: string, extra: string[], signal: NodeJS.Signal
     const conn = new Sqlite(join(dir, 'captures.db'), { readonly: true });
     const rows = conn.prepare('SELECT phrase, source FROM captures ORDER BY phrase, source').all();
     conn.close();
-    check({ dir, err, rows });
+    check({ dir, err, out, rows });
   } finally {
     try {
       ip('link', 'del', send);
@@ -79,6 +81,42 @@ test('hark run captures from a mirror port (veth) and stores every capture on SI
     const eve = readFileSync(join(dir, 'eve.json'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(eve.length, 4);
     assert.ok(eve.every((e) => e.event_type === 'capture'));
+  }));
+
+/** Captures as `hark scan` writes them for the school-search capture, without what depends on when the packets were seen. */
+function scanLines(): Array<Record<string, unknown>> {
+  const r = spawnSync(HARK, ['scan', '--quiet', '--no-progress', fixture('school-search', 'school-search.pcap')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return timeless(r.stdout);
+}
+
+function timeless(jsonLines: string): Array<Record<string, unknown>> {
+  return jsonLines.trim().split('\n').map((l) => {
+    const { id, timestamp, ts_us, flow_id, ...rest } = JSON.parse(l) as Record<string, unknown>;
+    assert.ok(typeof id === 'string' && typeof timestamp === 'string' && typeof ts_us === 'number' && typeof flow_id === 'number');
+    return rest;
+  }).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+}
+
+test('hark run --out FILE writes the captures as hark scan writes them for the same traffic, mode 0600', async () => {
+  const outDir = mkdtempSync(join(tmpdir(), 'hark-run-out-'));
+  const outFile = join(outDir, 'captures.jsonl');
+  try {
+    await replayIntoRun('o', ['--out', outFile, '--workers', '1', '--warm-up', '200'], 'SIGTERM', ({ out, rows }) => {
+      assert.deepEqual(rows, SCHOOL_SEARCH_ROWS);
+      assert.equal(out, '', 'nothing on standard output');
+      assert.equal(statSync(outFile).mode & 0o777, 0o600);
+      assert.deepEqual(timeless(readFileSync(outFile, 'utf8')), scanLines());
+    });
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
+  }
+});
+
+test('hark run --out - writes them to standard output', () =>
+  replayIntoRun('s', ['--out', '-', '--workers', '0', '--warm-up', '200'], 'SIGINT', ({ dir, out }) => {
+    assert.deepEqual(timeless(out), scanLines());
+    assert.deepEqual(timeless(out), timeless(readFileSync(join(dir, 'eve.json'), 'utf8')), 'the same lines as eve.json');
   }));
 
 test('hark run names a missing interface and what exists', () => {
@@ -137,6 +175,11 @@ test('hark run refuses a ring size it cannot have, naming the range', () => {
     [['--ring-mb', '8.5'], /not "8\.5"/],
     [['--ring-mb', '8', '--capture', 'pcap'], /--ring-mb sizes the ring capture: it does not apply with --capture pcap/],
   ] as const) assertRunRefuses(args, message);
+});
+
+test('hark run refuses an --out it cannot write, naming the file', () => {
+  assertRunRefuses(['--out', ''], /--out needs a file name \(- for standard output\)/);
+  assertRunRefuses(['--out', '/nonexistent-hark-dir/captures.jsonl', '--warm-up', '0', '--no-api'], /Cannot open event file "\/nonexistent-hark-dir\/captures\.jsonl": no directory "\/nonexistent-hark-dir"/);
 });
 
 test('hark run refuses a warm-up it cannot have, naming the range', () => {

@@ -3,13 +3,14 @@
  * deleted), reopen() after logrotate renamed the file. Real files in a temporary directory.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { Counters } from '../../sensor/events/counters.js';
-import { EveFileError, JsonLinesWriter } from '../../sensor/output/eve-writer.js';
+import { EveFileError, JsonLinesWriter, MAX_HELD_BYTES } from '../../sensor/output/eve-writer.js';
 import type { EventOutput } from '../../sensor/output/output.js';
+import { withSmallDisk } from '../store/small-disk.js';
 
 let dir = '';
 beforeEach(() => {
@@ -137,4 +138,131 @@ describe('JsonLinesWriter', () => {
     assert.throws(() => new JsonLinesWriter(join(dir, 'a.json'), { keep: -1 }), { code: 'E_EVE_CONFIG' });
     assert.throws(() => new JsonLinesWriter(join(dir, 'b.json'), { maxBytes: 1.5 }), { code: 'E_EVE_CONFIG' });
   });
+
+  test('JsonLinesWriter without onWriteState throws a failed write (hark scan stops on a full disk)', withSmallDisk('64k', async (disk) => {
+    const w = new JsonLinesWriter(join(disk.dir, 'out.json'));
+    try {
+      assert.throws(() => {
+        for (let i = 0; i < 10_000; i++) w.write(event(i));
+        w.flush();
+      }, { code: 'ENOSPC' });
+    } finally {
+      await w.close();
+    }
+  }));
+});
+
+/** Fills the rest of a small disk with one file; returns its path (delete it to free the room). */
+function fillDisk(dir: string): string {
+  const filler = join(dir, 'filler');
+  const chunk = Buffer.alloc(4096, 0x41);
+  const fd = openSync(filler, 'w');
+  try {
+    for (;;) writeSync(fd, chunk);
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  } finally {
+    closeSync(fd);
+  }
+  return filler;
+}
+
+/**
+ * Each event's number, every line parsed (a cut line fails the test). `whileFailing`: the last line
+ * may still be incomplete, its rest waiting for room (a reader tailing the file waits for its newline).
+ */
+function numbers(path: string, whileFailing = false): number[] {
+  let text = readFileSync(path, 'utf8');
+  if (whileFailing) text = text.slice(0, text.lastIndexOf('\n') + 1);
+  assert.ok(text === '' || text.endsWith('\n'), 'the file ends with a whole line');
+  return text.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { n: number }).n);
+}
+
+describe('JsonLinesWriter on a failing disk (a sensor: onWriteState given)', () => {
+  test('a full disk neither throws nor cuts a line; the events wait and are written, in order, once there is room', withSmallDisk('1m', async (disk) => {
+    const path = join(disk.dir, 'eve.json');
+    const counters = new Counters();
+    const states: Array<string | undefined> = [];
+    const w = new JsonLinesWriter(path, { counters, onWriteState: (e) => states.push(e?.code) });
+    try {
+      for (let i = 0; i < 100; i++) w.write(event(i));
+      w.flush();
+      const filler = fillDisk(disk.dir);
+      // 40 KB of events on a full disk: flushes along the way and at the end all fail
+      for (let i = 100; i < 800; i++) w.write(event(i));
+      w.flush();
+      w.flush();
+      assert.deepEqual(states, ['ENOSPC'], 'one report for the failure, not one per retry');
+      assert.ok(counters.get('output.eve.write_errors') >= 2);
+      assert.ok(w.heldBytes > 0);
+      const before = numbers(path, true);
+      assert.ok(before.length >= 100);
+      assert.deepEqual(before, Array.from({ length: before.length }, (_, i) => i), 'the lines that reached the file are the first ones, in order');
+      rmSync(filler);
+      w.flush();
+      assert.deepEqual(states, ['ENOSPC', undefined], 'the recovery is reported');
+      assert.equal(w.heldBytes, 0);
+      assert.deepEqual(numbers(path), Array.from({ length: 800 }, (_, i) => i), 'every event, once, in order');
+      assert.equal(counters.get('output.eve.lines_dropped'), 0);
+    } finally {
+      await w.close();
+    }
+  }));
+
+  test('writes failing for long keep the newest MAX_HELD_BYTES; the dropped lines are counted and the file stays whole', withSmallDisk('64k', async (disk) => {
+    const path = join(disk.dir, 'eve.json');
+    const counters = new Counters();
+    const w = new JsonLinesWriter(path, { counters, onWriteState: () => {} });
+    const filler = fillDisk(disk.dir);
+    rmSync(filler);
+    // 20 KB free: the first events fit, the next ~6 MiB do not
+    const total = Math.ceil((6 * 1024 * 1024) / 64);
+    for (let i = 0; i < total; i++) w.write(event(i));
+    w.flush();
+    assert.ok(!readFileSync(path, 'utf8').endsWith('\n'), 'the disk filled mid-line (the case under test: the rest of that line is kept)');
+    assert.ok(w.heldBytes <= MAX_HELD_BYTES, `held ${w.heldBytes} bytes`);
+    assert.ok(w.heldBytes > MAX_HELD_BYTES - 1024, 'the bound is used, not far undershot');
+    const dropped = counters.get('output.eve.lines_dropped');
+    assert.ok(dropped > 0);
+    assert.equal(w.dropped, dropped);
+    disk.resize('16m');
+    w.flush();
+    assert.equal(w.heldBytes, 0);
+    const got = numbers(path);
+    assert.equal(got.length + dropped, total, 'every event is either in the file or counted as dropped');
+    // the file: the first events, then (after the dropped run) the newest, each once and in order
+    for (let k = 1; k < got.length; k++) assert.ok(got[k] > got[k - 1]);
+    assert.equal(got[got.length - 1], total - 1);
+    await w.close();
+  }));
+
+  test('reopen() into a directory that is gone does not throw; the next flush after it is back opens the file again', async () => {
+    const sub = join(dir, 'log');
+    mkdirSync(sub);
+    const path = join(sub, 'eve.json');
+    const states: Array<string | undefined> = [];
+    const w = new JsonLinesWriter(path, { onWriteState: (e) => states.push(e?.code) });
+    w.write(event(1));
+    rmSync(sub, { recursive: true });
+    w.reopen();
+    w.write(event(2));
+    w.flush();
+    assert.deepEqual(states, ['E_EVE_OPEN']);
+    mkdirSync(sub);
+    w.flush();
+    assert.deepEqual(states, ['E_EVE_OPEN', undefined]);
+    assert.deepEqual(numbers(path), [2]);
+    await w.close();
+  });
+
+  test('close() on a disk that stays full counts what it could not write and returns', withSmallDisk('64k', async (disk) => {
+    const counters = new Counters();
+    const w = new JsonLinesWriter(join(disk.dir, 'eve.json'), { counters, onWriteState: () => {} });
+    fillDisk(disk.dir);
+    for (let i = 0; i < 50; i++) w.write(event(i));
+    await w.close();
+    assert.equal(counters.get('output.eve.lines_dropped'), 50);
+    w.write(event(51));
+    w.flush();
+  }));
 });

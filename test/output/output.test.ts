@@ -1,9 +1,11 @@
 /**
- * The shared output pieces: OutputFanout hands every call to each output; backoffDelayMs grows
+ * The shared output pieces: OutputFanout hands every call to each output (one that throws loses
+ * only its own call, counted); backoffDelayMs grows
  * exponentially and stays under its cap.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { Counters } from '../../sensor/events/counters.js';
 import { backoffDelayMs, OutputFanout, type EventOutput, type OutputEvent } from '../../sensor/output/output.js';
 
 class Recorder implements EventOutput {
@@ -33,6 +35,25 @@ describe('OutputFanout', () => {
     await fan.close();
     for (const r of [a, b, c]) assert.deepEqual(r.calls, ['write:capture', 'flush', 'close']);
     assert.equal(reopened, 1);
+  });
+
+  test('OutputFanout: an output that throws does not keep the event from the others, and is counted', async () => {
+    const broken: EventOutput = {
+      write: () => { throw new Error('write'); },
+      flush: () => { throw new Error('flush'); },
+      reopen: () => { throw new Error('reopen'); },
+      close: () => Promise.reject(new Error('close')),
+    };
+    const after = new Recorder();
+    const counters = new Counters();
+    const fan = new OutputFanout([broken, after], counters);
+    fan.write({ event_type: 'capture' });
+    fan.write({ event_type: 'tls' });
+    fan.flush();
+    fan.reopen();
+    await fan.close();
+    assert.deepEqual(after.calls, ['write:capture', 'write:tls', 'flush', 'close']);
+    assert.equal(counters.get('output.errors'), 5);
   });
 });
 
