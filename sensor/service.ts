@@ -78,6 +78,10 @@ export interface ServiceOptions {
   readonly filter?: string;
   readonly dictionary?: string;
   readonly engine: EngineChoice;
+  /** `--dedup-window`: repeats of a phrase by a device on a URL within it merge into one capture (default: the Sensor's, 60 s). */
+  readonly dedupWindowUs?: number;
+  /** `--body-limit`: decoded body bytes inspected per message (default: the Sensor's, 8 MiB). */
+  readonly bodyLimitBytes?: number;
   /** Worker threads for the packet work (0: one thread, the Sensor on this one). */
   readonly workers: number;
   /** ring (Hark's TPACKET_V3 addon), pcap (libpcap through cap) or auto (ring when built). */
@@ -267,7 +271,7 @@ export class SensorService {
     if (o.workers > 0) {
       const pool = await WorkerPool.start({
         workers: o.workers,
-        sensorOptions: { dictionary, engine: o.engine, keyLogs: o.keyLogs, followKeyLogs: true, rsaKeys: o.rsaKeys, keyWaitUs: o.keyWaitUs, keyWaitAuto: o.keyWaitAuto, site, keepEvidence, flowLimits: shareFlowLimits(o.flowLimits, o.workers), localityFrames: o.localityFrames, bypass: o.bypass },
+        sensorOptions: { dictionary, engine: o.engine, dedupWindowUs: o.dedupWindowUs, bodyLimitBytes: o.bodyLimitBytes, keyLogs: o.keyLogs, followKeyLogs: true, rsaKeys: o.rsaKeys, keyWaitUs: o.keyWaitUs, keyWaitAuto: o.keyWaitAuto, site, keepEvidence, flowLimits: shareFlowLimits(o.flowLimits, o.workers), localityFrames: o.localityFrames, bypass: o.bypass },
         onCapture,
         onEvent,
         counters: this.counters,
@@ -284,6 +288,8 @@ export class SensorService {
         counters: this.counters,
         dictionary,
         engine: o.engine,
+        dedupWindowUs: o.dedupWindowUs,
+        bodyLimitBytes: o.bodyLimitBytes,
         keyStore,
         keyLogs: o.keyLogs,
         followKeyLogs: true,

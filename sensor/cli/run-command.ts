@@ -17,6 +17,7 @@ import { planWorkersHere } from '../workers/sizing.js';
 import { DEFAULT_WARM_UP_MS } from '../warm-up.js';
 import { CliError, cliErrorOf, type Command } from './command.js';
 import { FLOW_OPTIONS, FLOW_USAGE, flowLimitsFrom, groupFramesFrom } from './flow-options.js';
+import { INSPECT_OPTIONS, INSPECT_USAGE, inspectLimitsFrom } from './inspect-options.js';
 import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
 
 /** Where a checkout keeps its data when nothing else is configured (gitignored). */
@@ -140,6 +141,7 @@ Options:
   --dictionary FILE      standalone: phrase dictionary, CSV, JSON pack or compiled .hdict
                          (default: the starter dictionary in rules/)
   --engine NAME          auto, hyperscan or js (default: auto)
+${INSPECT_USAGE}
   --capture NAME         ring (Hark's TPACKET_V3 addon: batches, kernel drop counters), pcap
                          (libpcap) or auto (ring when built, default)
   --ring-mb N            ring capture: kernel buffer per interface in MiB, 2 to 1024 (default 64);
@@ -212,6 +214,7 @@ ${FLOW_USAGE}
         'data-dir': { type: 'string' },
         dictionary: { type: 'string' },
         engine: { type: 'string', default: 'auto' },
+        ...INSPECT_OPTIONS,
         capture: { type: 'string', default: 'auto' },
         workers: { type: 'string' },
         keylog: { type: 'string', multiple: true },
@@ -273,6 +276,7 @@ ${FLOW_USAGE}
       filter: values.filter,
       dictionary: values.dictionary,
       engine: values.engine as EngineChoice,
+      ...inspectLimitsFrom(values),
       capture: values.capture as 'auto' | 'ring' | 'pcap',
       workers: plan.workers,
       keyLogs: values.keylog,

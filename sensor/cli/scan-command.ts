@@ -8,9 +8,9 @@ import type { CaptureEvent } from '../events/capture.js';
 import { JsonLinesWriter } from '../output/eve-writer.js';
 import { CaptureStore } from '../store/capture-store.js';
 import { DEFAULT_DICTIONARY, Sensor, type EngineChoice } from '../main.js';
-import { DEFAULT_DECODED_LIMIT_BYTES, MAX_DECODED_BYTES } from '../normalize/decompress.js';
 import { CliError, cliErrorOf, type Command } from './command.js';
 import { FLOW_OPTIONS, FLOW_USAGE, flowLimitsFrom, groupFramesFrom } from './flow-options.js';
+import { INSPECT_OPTIONS, INSPECT_USAGE, inspectLimitsFrom } from './inspect-options.js';
 import { SITE_OPTIONS, SITE_USAGE, siteFilesFrom } from './site-options.js';
 import { exitStatusFor, parseFileCommand, readWithProgress } from './file-run.js';
 import { formatCoverage, formatSummary } from './summary.js';
@@ -39,8 +39,7 @@ ${SITE_USAGE}
   --out FILE            write events to FILE (JSON lines, mode 0600) instead of stdout
   --db FILE             also store captures in this SQLite database (created mode 0600)
   --engine NAME         auto (Hyperscan when available), hyperscan, or js (default: auto)
-  --dedup-window SECS   merge repeats of a phrase by a device on a URL within this window (default 60)
-  --body-limit BYTES    decoded body bytes inspected per message (default ${DEFAULT_DECODED_LIMIT_BYTES}, at most ${MAX_DECODED_BYTES})
+${INSPECT_USAGE}
 ${FLOW_USAGE}
   --keep-duplicates     do not drop mirror-port duplicates (identical copies of a packet within 1 ms)
   --no-progress         no progress bar (shown only when stderr is a terminal anyway)
@@ -59,20 +58,14 @@ Exit status: 0 on success (also with no captures); 2 on usage errors, an unreada
       out: { type: 'string' },
       db: { type: 'string' },
       engine: { type: 'string', default: 'auto' },
-      'dedup-window': { type: 'string', default: '60' },
-      'body-limit': { type: 'string' },
+      ...INSPECT_OPTIONS,
       ...FLOW_OPTIONS,
     });
     if (parsed === undefined) return 0;
     const { values, file } = parsed;
     const engine = values.engine as EngineChoice;
     if (!ENGINES.includes(engine)) throw new CliError(`--engine must be one of ${ENGINES.join(', ')}, not "${values.engine}"`);
-    const windowSecs = Number(values['dedup-window']);
-    if (!Number.isFinite(windowSecs) || windowSecs < 0) throw new CliError(`--dedup-window must be a number of seconds, not "${values['dedup-window']}"`);
-    const bodyLimit = values['body-limit'] === undefined ? undefined : Number(values['body-limit']);
-    if (bodyLimit !== undefined && !(Number.isInteger(bodyLimit) && bodyLimit > 0 && bodyLimit <= MAX_DECODED_BYTES)) {
-      throw new CliError(`--body-limit must be a whole number of bytes from 1 to ${MAX_DECODED_BYTES}, not "${values['body-limit']}"`);
-    }
+    const inspect = inspectLimitsFrom(values);
 
     let out: JsonLinesWriter;
     try {
@@ -87,8 +80,7 @@ Exit status: 0 on success (also with no captures); 2 on usage errors, an unreada
       sensor = new Sensor({
         dictionary: values.dictionary ?? DEFAULT_DICTIONARY,
         engine,
-        dedupWindowUs: windowSecs * 1e6,
-        bodyLimitBytes: bodyLimit,
+        ...inspect,
         dropDuplicates: !values['keep-duplicates'],
         flowLimits: flowLimitsFrom(values),
         localityFrames: groupFramesFrom(values),

@@ -200,6 +200,27 @@ test('hark run refuses durations beyond what a timer can wait and a metrics addr
   ] as const) assertRunRefuses(args, message);
 });
 
+test('hark run refuses a dedup window or body limit as hark scan does, with its messages', () => {
+  for (const [args, message] of [
+    [['--dedup-window', 'soon'], /--dedup-window must be a number of seconds, not "soon"/],
+    [['--dedup-window=-1'], /--dedup-window must be a number of seconds, not "-1"/],
+    [['--body-limit', '0'], /--body-limit must be a whole number of bytes from 1 to 67108864, not "0"/],
+    [['--body-limit', '67108865'], /--body-limit must be a whole number of bytes from 1 to 67108864, not "67108865"/],
+  ] as const) assertRunRefuses(args, message);
+});
+
+// The wiki's answers put the phrases past their first 80 decoded bytes (`hark scan --body-limit 80`
+// finds one of the two, 90 both): with 16 only the typed searches are left.
+const TYPED_ROWS = SCHOOL_SEARCH_ROWS.filter((r) => r.source === 'typed');
+
+for (const workers of ['0', '1']) {
+  test(`hark run --body-limit reaches the packet path with --workers ${workers}: the viewed captures past it are gone, the typed ones stay`, () =>
+    replayIntoRun(`sb${workers}`, ['--workers', workers, '--body-limit', '16', '--no-api', '--warm-up', '0'], 'SIGTERM', ({ err, rows }) => {
+      assert.match(err, /stopped \(signal\); 2 captures stored/);
+      assert.deepEqual(rows, TYPED_ROWS);
+    }));
+}
+
 test('hark run --workers 0 warms its one packet thread up too, and stores the same captures', () =>
   replayIntoRun('w0', ['--workers', '0', '--no-api', '--warm-up', '200'], 'SIGTERM', ({ err, rows }) => {
     assert.match(err, /hark: warmed up: 1 thread, \d+ rounds, [0-9.]+ MB of frames in [0-9,]+ ms\n[^]*hark: listening on/);
