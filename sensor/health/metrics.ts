@@ -21,6 +21,19 @@ export const METRICS_PATH = '/metrics';
  */
 export const GAUGE_COUNTERS: ReadonlySet<string> = new Set(['app_layer.memuse', 'defrag.in_progress', 'quic.flows_tracked']);
 const SKIPPED_COUNTERS: ReadonlySet<string> = new Set(['flow.active']);
+/**
+ * Counters issue 5 names that a snapshot lists only once non-zero: exported from the first scrape
+ * (0 until the first event), since an alert on a series that does not exist yet never fires. Any
+ * other counter gets its `hark_<name>_total` when first seen.
+ */
+export const ALWAYS_EXPORTED_COUNTERS: ReadonlyMap<string, string> = new Map([
+  ['decoder.duplicates', 'Mirror-port duplicates dropped (identical copies of a packet within 1 ms)'],
+  ['tcp.reassembly_gap', 'TCP reassembly gaps: stream bytes never seen, skipped so the stream goes on'],
+  ['tcp.reassembly_gap_bytes', 'Stream bytes lost in TCP reassembly gaps'],
+  ['flow.memcap_evicted', 'Flows ended early because the flow table was full (--max-flows or --flow-memcap)'],
+  ['tcp.reassembly_memcap', 'Out-of-order holes made gaps early because the reassembly memory (half the flow memcap) was full'],
+  ['defrag.memcap_evicted', 'IP datagrams dropped unreassembled because the fragment table was full'],
+]);
 /** One counter metric per distinct statistic: more than Counters can hold means something is wrong. */
 const MAX_DYNAMIC_METRICS = 1024;
 
@@ -248,29 +261,32 @@ export class SensorMetrics {
       name: 'hark_config_age_seconds',
       present: (s) => typeof s.config.age_s === 'number' && Number.isFinite(s.config.age_s),
     });
+    for (const [dotted, help] of ALWAYS_EXPORTED_COUNTERS) this.registerStatistic(dotted, `${help} (counter "${dotted}")`);
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: reg });
   }
 
-
   /** Registers a counter (or gauge) for each statistic seen for the first time. */
   private registerStatistics(s: SensorSnapshot): void {
-    for (const dotted of Object.keys(s.counters)) {
-      if (this.dynamic.has(dotted) || this.skipped.has(dotted) || SKIPPED_COUNTERS.has(dotted)) continue;
-      const gauge = GAUGE_COUNTERS.has(dotted);
-      const name = `hark_${metricNamePart(dotted)}${gauge ? '' : '_total'}`;
-      if (this.fixedNames.has(name) || this.registry.getSingleMetric(name) !== undefined || this.dynamic.size >= MAX_DYNAMIC_METRICS) {
-        this.skipped.add(dotted);
-        continue;
-      }
-      const snap = () => this.current;
-      const help = `Hark ${gauge ? 'gauge' : 'counter'} "${dotted}"`;
-      if (gauge) {
-        new Gauge({ name, help, registers: [this.registry], collect() { this.set(nonNegative(snap()?.counters[dotted])); } });
-      } else {
-        new Counter({ name, help, registers: [this.registry], collect() { this.reset(); this.inc(nonNegative(snap()?.counters[dotted])); } });
-      }
-      this.dynamic.set(dotted, name);
+    for (const dotted of Object.keys(s.counters)) this.registerStatistic(dotted);
+  }
+
+  /** Registers `hark_<name>_total` (a gauge `hark_<name>` for GAUGE_COUNTERS) reading the snapshot's `counters[dotted]`, 0 when absent. */
+  private registerStatistic(dotted: string, help?: string): void {
+    if (this.dynamic.has(dotted) || this.skipped.has(dotted) || SKIPPED_COUNTERS.has(dotted)) return;
+    const gauge = GAUGE_COUNTERS.has(dotted);
+    const name = `hark_${metricNamePart(dotted)}${gauge ? '' : '_total'}`;
+    if (this.fixedNames.has(name) || this.registry.getSingleMetric(name) !== undefined || this.dynamic.size >= MAX_DYNAMIC_METRICS) {
+      this.skipped.add(dotted);
+      return;
     }
+    const snap = () => this.current;
+    help ??= `Hark ${gauge ? 'gauge' : 'counter'} "${dotted}"`;
+    if (gauge) {
+      new Gauge({ name, help, registers: [this.registry], collect() { this.set(nonNegative(snap()?.counters[dotted])); } });
+    } else {
+      new Counter({ name, help, registers: [this.registry], collect() { this.reset(); this.inc(nonNegative(snap()?.counters[dotted])); } });
+    }
+    this.dynamic.set(dotted, name);
   }
 
   /** The exposition text for one snapshot. */

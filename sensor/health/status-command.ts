@@ -144,6 +144,10 @@ export function formatStatus(v: StatusVerdict, nowMs: number = Date.now()): stri
   if (memory !== undefined) lines.push(`  ${memory}`);
   const anomalies = Object.values(obj(s.anomalies)).reduce<number>((t, x) => t + (num(x) ?? 0), 0);
   lines.push(`  flows active ${num(s.flows_active) ?? 0}; captures ${num(s.captures) ?? 0}; anomalies ${anomalies}`);
+  // the status file lists a counter once it is non-zero: absent is 0
+  const c = (name: string): number => num(obj(s.counters)[name]) ?? 0;
+  lines.push(`  mirror-port duplicates dropped ${c('decoder.duplicates')}; reassembly gaps ${c('tcp.reassembly_gap')} (${formatBytes(c('tcp.reassembly_gap_bytes'))} lost); ` +
+    `memcap hits: flows evicted ${c('flow.memcap_evicted')}, reassembly ${c('tcp.reassembly_memcap')}, fragments ${c('defrag.memcap_evicted')}`);
   const up = obj(s.upload);
   const lastUp = ago(str(up.last_success_at), nowMs);
   lines.push(`  upload queue ${num(up.queue) ?? 0}${lastUp ? `, last upload ${lastUp}` : ''}${str(up.home) ? ` to ${str(up.home)}` : ''}`);
@@ -163,7 +167,8 @@ export const statusCommand: Command = {
 
 Reads the status file the running sensor rewrites every few seconds (DATA_DIR/${STATUS_FILE_NAME}) and
 summarises it: running since, per interface packets, drops and rates, CPU and memory by thread,
-flows, captures, upload queue, configuration source and age, and active health problems.
+flows, captures, anomalies, mirror-port duplicates, reassembly gaps, memcap hits, upload queue,
+configuration source and age, and active health problems.
 
 Options:
   --data-dir DIR   the sensor's data directory (default: $HARK_DATA_DIR, else ./var in a checkout)

@@ -5,8 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { counterId } from '../../sensor/events/counters.js';
 import type { HealthEvent } from '../../sensor/events/health.js';
-import { metricNamePart, parseMetricsListen, startMetricsServer, MetricsListenError } from '../../sensor/health/metrics.js';
+import { ALWAYS_EXPORTED_COUNTERS, metricNamePart, parseMetricsListen, startMetricsServer, MetricsListenError } from '../../sensor/health/metrics.js';
+// the stages that define the counters issue 5 names (registered at load)
+import '../../sensor/decode/duplicates.js';
+import '../../sensor/decode/ip-fragments.js';
+import '../../sensor/flow/flow-table.js';
+import '../../sensor/flow/tcp-reassembly.js';
 import type { SensorSnapshot } from '../../sensor/health/snapshot.js';
 
 interface Sample { name: string; labels: Record<string, string>; value: number }
@@ -275,6 +281,32 @@ describe('startMetricsServer', () => {
     } finally {
       await server.close();
     }
+  });
+
+  test('startMetricsServer exports duplicates, reassembly gaps and memcap hits at 0 before their first event', async () => {
+    // a series that does not exist yet never fires an alert: `rate(hark_tcp_reassembly_gap_total[5m]) > 0`
+    let snap: SensorSnapshot = { ...snapshot(), counters: {} };
+    const server = await startMetricsServer({ listen: '127.0.0.1:0', snapshot: () => snap, defaultMetrics: false });
+    const issue5 = ['decoder.duplicates', 'tcp.reassembly_gap', 'tcp.reassembly_gap_bytes', 'flow.memcap_evicted', 'tcp.reassembly_memcap', 'defrag.memcap_evicted'];
+    try {
+      let m = parseExposition(await (await scrape(server.address)).text());
+      for (const dotted of issue5) {
+        const name = `hark_${metricNamePart(dotted)}_total`;
+        assert.equal(m.get(name)?.type, 'counter', name);
+        assert.equal(value(m, name), 0, name);
+        assert.ok(m.get(name)!.help.includes(`"${dotted}"`), `${name}'s help names the counter`);
+      }
+      snap = { ...snapshot(), counters: { 'decoder.duplicates': 11, 'tcp.reassembly_gap_bytes': 4096, 'defrag.memcap_evicted': 2 } };
+      m = parseExposition(await (await scrape(server.address)).text());
+      assert.equal(value(m, 'hark_decoder_duplicates_total'), 11);
+      assert.equal(value(m, 'hark_tcp_reassembly_gap_bytes_total'), 4096);
+      assert.equal(value(m, 'hark_defrag_memcap_evicted_total'), 2);
+      assert.equal(value(m, 'hark_flow_memcap_evicted_total'), 0);
+    } finally {
+      await server.close();
+    }
+    assert.deepEqual([...ALWAYS_EXPORTED_COUNTERS.keys()].sort(), [...issue5].sort());
+    for (const dotted of issue5) assert.notEqual(counterId(dotted), undefined, `${dotted} is a counter a stage defines`);
   });
 
   test('startMetricsServer answers 404 off /metrics and 405 for other methods', async () => {

@@ -152,11 +152,12 @@ describe('statusCommand', () => {
 });
 
 describe('judgeStatusFile and formatStatus', () => {
-  test('formatStatus summarises interfaces, drops, flows, captures, upload, config and health', () => {
+  test('formatStatus summarises interfaces, drops, flows, captures, duplicates, gaps, memcap hits, upload, config and health', () => {
     const dir = dataDir();
     const path = join(dir, 'status.json');
     const now = Date.now();
-    writeFileSync(path, JSON.stringify(content({ started_at: new Date(now - 3 * 3600_000).toISOString() })));
+    const counters = { 'decoder.duplicates': 11, 'tcp.reassembly_gap': 3, 'tcp.reassembly_gap_bytes': 12_345, 'flow.memcap_evicted': 2, 'tcp.reassembly_memcap': 1, 'defrag.memcap_evicted': 4 };
+    writeFileSync(path, JSON.stringify(content({ started_at: new Date(now - 3 * 3600_000).toISOString(), counters })));
     const v = judgeStatusFile(path, now);
     assert.equal(v.state, 'running');
     const text = formatStatus(v, now);
@@ -166,6 +167,7 @@ describe('judgeStatusFile and formatStatus', () => {
     assert.match(text, /CPU \(% of one core\): capture thread 26%, workers 66% 65%, other threads 25%; process 181%/);
     assert.ok(text.includes('  memory (MiB): RSS 1210, peak 1388; heap committed: capture 152, workers 161 158 (young generation 384 of it); external 9.0; shared 135; other 585\n'), text);
     assert.match(text, /flows active 31; captures 4; anomalies 5/);
+    assert.ok(text.includes('  mirror-port duplicates dropped 11; reassembly gaps 3 (12.3 KB lost); memcap hits: flows evicted 2, reassembly 1, fragments 4\n'), text);
     assert.match(text, /upload queue 6 to https:\/\/home\.example/);
     assert.match(text, /config from home \(version 12\), fetched 1 hour ago/);
     assert.match(text, /health WARNING capture\.no_packets: No packets on interface "eth2"/);
@@ -181,6 +183,7 @@ describe('judgeStatusFile and formatStatus', () => {
     assert.match(text, /interface \?: 0 packets/);
     assert.match(text, /health: no active problems/);
     assert.doesNotMatch(text, /memory/, 'no memory section: no memory line');
+    assert.ok(text.includes('  mirror-port duplicates dropped 0; reassembly gaps 0 (0 B lost); memcap hits: flows evicted 0, reassembly 0, fragments 0\n'), 'no counters: each at 0');
   });
 
   test('formatMemoryLine prints what a partial memory section has, "?" for the rest', () => {
