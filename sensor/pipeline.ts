@@ -71,11 +71,11 @@ export class Pipeline {
   /** One captured frame. Same signature as the file reader's handler, so it can be passed directly. */
   readonly packet = (linkType: number, buf: Uint8Array, off: number, capLen: number, origLen: number, tsUs: number, ifIndex: number): void => {
     try {
-      if (this.decoder.decodeFrame(linkType, buf, off, capLen, tsUs, ifIndex)) {
+      if (this.decoder.decodeFrame(linkType, buf, off, capLen, tsUs, ifIndex, origLen)) {
         const p = this.decoder.packet;
         if (this.duplicates === undefined || !this.duplicates.isDuplicate(p)) {
           const flows = this.flows;
-          flows.packet(p, origLen);
+          flows.packet(p);
           if (flows.bypassedNow >= 0) {
             const fd = flows.bypassedNow;
             flows.bypassedNow = -1;

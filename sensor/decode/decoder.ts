@@ -164,13 +164,17 @@ export class Decoder {
     this.defrag = defrag ?? new Defragmenter(counters);
   }
 
-  /** Decodes one frame into `this.packet`; true when it carries TCP or UDP for the flow stage. */
-  decodeFrame(linkType: number, buf: Uint8Array, off: number, len: number, tsUs: number, ifIndex = 0): boolean {
+  /**
+   * Decodes one frame into `this.packet`; true when it carries TCP or UDP for the flow stage.
+   * `wireLen` is the frame's length on the wire (the capture's original length; the captured `len`
+   * when not given): what `packet.wireLen` counts, summed over the fragments of a datagram.
+   */
+  decodeFrame(linkType: number, buf: Uint8Array, off: number, len: number, tsUs: number, ifIndex = 0, wireLen = len): boolean {
     const c = this.counters;
     const p = this.packet;
     c.inc(C_PKTS);
     c.inc(C_BYTES, len);
-    p.reset(buf, off, off + len, tsUs, ifIndex);
+    p.reset(buf, off, off + len, tsUs, ifIndex, wireLen);
     if (linkType === DLT_EN10MB && decodeCommonShape(p, c)) return true;
     let layer = layerForLinkType(linkType);
     if (layer === L_DONE) {

@@ -2,7 +2,9 @@
  * IPv4 and IPv6 fragment reassembly. Input: one fragment at a time (the decoder has validated the
  * IP header and points `p.off..p.end` at the fragment's payload). Output: when the last hole is
  * filled, `p.buf` becomes the reassembled payload (`p.off = 0`, `p.end = length`) and the caller
- * decodes on. Bounded: datagrams in progress, bytes held, fragments per datagram and age all have
+ * decodes on; `p.frames` and `p.wireLen` then count every fragment frame held for it, so the flow
+ * has the packets and bytes that were on the wire. Fragments of a datagram that never completes
+ * reach no flow: they are counted only here (`defrag.fragments`) and in the decoder's totals. Bounded: datagrams in progress, bytes held, fragments per datagram and age all have
  * limits that evict and count. Overlaps: first received wins (Suricata's "bsd", Wireshark); an
  * overlap carrying different bytes is an evasion signal and raises `defrag.overlap_mismatch`.
  */
@@ -49,6 +51,9 @@ interface Datagram {
   total: number;
   bytes: number;
   fragments: number;
+  /** Frames and their wire length so far (a fragment can itself stand for several: tunnels). */
+  frames: number;
+  wireBytes: number;
 }
 
 export class Defragmenter {
@@ -96,7 +101,7 @@ export class Defragmenter {
         if (!this.evictOldest()) break;
         c.inc(C_MEMCAP);
       }
-      d = { firstUs: p.tsUs, pieces: [], total: -1, bytes: 0, fragments: 0 };
+      d = { firstUs: p.tsUs, pieces: [], total: -1, bytes: 0, fragments: 0, frames: 0, wireBytes: 0 };
       this.table.set(key, d);
     }
     if (++d.fragments > this.limits.maxFragments) {
@@ -117,6 +122,8 @@ export class Defragmenter {
       return false;
     }
     this.insert(d, p.buf, p.off, start, end);
+    d.frames += p.frames;
+    d.wireBytes += p.wireLen;
     c.set(C_IN_PROGRESS, this.table.size);
     if (d.total < 0) return false;
     // Complete when the pieces (sorted, non-overlapping) tile [0, total).
@@ -134,6 +141,8 @@ export class Defragmenter {
     p.buf = out;
     p.off = 0;
     p.end = out.length;
+    p.frames = d.frames;
+    p.wireLen = d.wireBytes;
     return true;
   }
 

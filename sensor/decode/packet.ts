@@ -54,6 +54,13 @@ const DOUBLE_FIELD = 0.5;
 export class Packet {
   tsUs = DOUBLE_FIELD;
   ifIndex = 0;
+  /**
+   * Frames on the wire this packet stands for and their wire (original) length: the frame itself,
+   * or, once the defragmenter completes a datagram, every fragment frame that carried it. The flow
+   * table counts these, as Suricata, Zeek and tcpdump count packets and bytes.
+   */
+  frames = 1;
+  wireLen = 0;
   /** Buffer holding the layers being decoded (switches to the reassembled datagram after defrag). */
   buf: Uint8Array = new Uint8Array(0);
   /** Start of the next layer to decode and end of valid bytes in `buf`. */
@@ -98,12 +105,14 @@ export class Packet {
     this.ack = 0;
   }
 
-  reset(buf: Uint8Array, off: number, end: number, tsUs: number, ifIndex: number): void {
+  reset(buf: Uint8Array, off: number, end: number, tsUs: number, ifIndex: number, wireLen: number): void {
     this.buf = buf;
     this.off = off;
     this.end = end;
     this.tsUs = tsUs;
     this.ifIndex = ifIndex;
+    this.frames = 1;
+    this.wireLen = wireLen;
     this.nextType = 0;
     this.macBuf = undefined;
     this.vlanCount = 0;

@@ -354,8 +354,11 @@ export class FlowTable implements HalfOutput {
     return this.nowUs;
   }
 
-  /** Takes one decoded TCP or UDP packet; `frameLen` is counted as the flow's bytes. */
-  packet(p: Packet, frameLen: number): void {
+  /**
+   * Takes one decoded TCP or UDP packet; its `frames` and `wireLen` (one frame, or every fragment
+   * of a reassembled datagram) are counted as the flow's packets and bytes.
+   */
+  packet(p: Packet): void {
     const ts = p.tsUs;
     if (ts > this.nowUs) this.nowUs = ts;
     if (this.nowUs >= this.nextExpireUs) {
@@ -386,11 +389,11 @@ export class FlowTable implements HalfOutput {
     r[o + R_LAST_US] = ts;
     if (dir === 0) {
       if (r[o + R_PKTS0] === 0 && p.macBuf !== undefined) this.noteSourceMac(f, p.macBuf, p.macOff);
-      r[o + R_PKTS0]++;
-      r[o + R_BYTES0] += frameLen;
+      r[o + R_PKTS0] += p.frames;
+      r[o + R_BYTES0] += p.wireLen;
     } else {
-      r[o + R_PKTS1]++;
-      r[o + R_BYTES1] += frameLen;
+      r[o + R_PKTS1] += p.frames;
+      r[o + R_BYTES1] += p.wireLen;
     }
     if (ts - r[o + R_LIST_US] > LRU_GRANULARITY_US) this.touch(f, ts);
     try {

@@ -61,6 +61,7 @@ function eth4(packets: Buffer[]): Buffer[] {
 
 const UDP_DATA = counting(3000, 7);
 const UDP_FRAGS = eth4(fragmentIpv4(IP4, udp({ sport: 5000, dport: 6000 }, UDP_DATA), 512));
+const UDP_FRAGS_WIRE_BYTES = UDP_FRAGS.reduce((n, f) => n + f.length, 0);
 
 function assertUdpReassembled(results: DecodeResult[]): void {
   const last = results[results.length - 1];
@@ -74,6 +75,8 @@ function assertUdpReassembled(results: DecodeResult[]): void {
   assert.equal(dstAddr(last.p), '198.51.100.2');
   assert.equal(last.p.l4Len, 8 + UDP_DATA.length);
   assert.ok(payloadOf(last.p).equals(UDP_DATA), 'payload is exactly the original bytes');
+  assert.equal(last.p.frames, results.length, 'the datagram stands for every fragment frame');
+  assert.equal(last.p.wireLen, UDP_FRAGS_WIRE_BYTES, 'and for their wire lengths');
   assert.equal(last.counters.get('defrag.fragments'), results.length);
   assert.equal(last.counters.get('defrag.reassembled'), 1);
   assert.equal(last.decoder.defrag.inProgress, 0);
@@ -203,11 +206,11 @@ test('Defragmenter: IPv6 fragments (after a hop-by-hop header) reassemble in any
 
 test('Defragmenter: sv-defrag-eth-vlan-ipv6-tcp.pcap reassembles to a TCP payload of exactly 1000 "A"', () => {
   const d = newDecoder();
-  const results: Array<{ ok: boolean; payload?: Buffer; vlan0: number; sport: number; dport: number; l4Len: number; src: string }> = [];
-  const summary = readCaptureFile(FIXTURE, (linkType, buf, off, capLen, _origLen, tsUs) => {
-    const ok = d.decodeFrame(linkType, buf, off, capLen, tsUs);
+  const results: Array<{ ok: boolean; payload?: Buffer; vlan0: number; sport: number; dport: number; l4Len: number; src: string; frames: number; wireLen: number }> = [];
+  const summary = readCaptureFile(FIXTURE, (linkType, buf, off, capLen, origLen, tsUs) => {
+    const ok = d.decodeFrame(linkType, buf, off, capLen, tsUs, 0, origLen);
     const p = d.packet;
-    results.push({ ok, payload: ok ? payloadOf(p) : undefined, vlan0: p.vlan0, sport: p.srcPort, dport: p.dstPort, l4Len: p.l4Len, src: srcAddr(p) });
+    results.push({ ok, payload: ok ? payloadOf(p) : undefined, vlan0: p.vlan0, sport: p.srcPort, dport: p.dstPort, l4Len: p.l4Len, src: srcAddr(p), frames: p.frames, wireLen: p.wireLen });
   });
   assert.equal(summary.problem, undefined);
   assert.equal(summary.packets, 3);
@@ -219,6 +222,7 @@ test('Defragmenter: sv-defrag-eth-vlan-ipv6-tcp.pcap reassembles to a TCP payloa
   assert.equal(r.dport, 8080);
   assert.equal(r.l4Len, 1020, 'reassembled IPv6 payload length');
   assert.ok(r.payload?.equals(Buffer.alloc(1000, 'A')), 'TCP payload is 1000 x "A"');
+  assert.deepEqual([r.frames, r.wireLen], [3, 506 + 506 + 206], 'the segment came as three frames of 506, 506 and 206 bytes');
   assert.deepEqual(d.counters.snapshot('anomaly'), {});
   assert.equal(d.counters.get('defrag.fragments'), 3);
   assert.equal(d.counters.get('defrag.reassembled'), 1);

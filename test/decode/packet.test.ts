@@ -16,14 +16,14 @@ test('Packet.reset clears layer state and sets the frame window', () => {
   const p = new Packet();
   Object.assign(p, {
     nextType: 0x800, vlanCount: 3, vlan0: 1, vlan1: 2, tunnelDepth: 2, ipVersion: 4, ipProto: 6, transport: 6,
-    srcPort: 1, dstPort: 2, tcpFlags: 0x12, payloadOff: 54, payloadLen: 10,
+    srcPort: 1, dstPort: 2, tcpFlags: 0x12, payloadOff: 54, payloadLen: 10, frames: 3, wireLen: 4000,
   });
   const buf = new Uint8Array(100);
-  p.reset(buf, 4, 90, 123456, 7);
+  p.reset(buf, 4, 90, 123456, 7, 1514);
   assert.equal(p.buf, buf);
   assert.deepEqual(
-    [p.off, p.end, p.tsUs, p.ifIndex, p.nextType, p.vlanCount, p.vlan0, p.vlan1, p.tunnelDepth, p.ipVersion, p.ipProto, p.transport, p.srcPort, p.dstPort, p.tcpFlags, p.payloadOff, p.payloadLen],
-    [4, 90, 123456, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    [p.off, p.end, p.tsUs, p.ifIndex, p.frames, p.wireLen, p.nextType, p.vlanCount, p.vlan0, p.vlan1, p.tunnelDepth, p.ipVersion, p.ipProto, p.transport, p.srcPort, p.dstPort, p.tcpFlags, p.payloadOff, p.payloadLen],
+    [4, 90, 123456, 7, 1, 1514, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
   );
 });
 

@@ -1,16 +1,18 @@
 /**
  * FlowTable behaviours driven with built frames through the real decoder: one key for both
  * directions, who the originator is, VLANs in the key, idle timeouts per state, the flow memcap,
- * port reuse, data on SYN, FIN/RST closing, one-sided flows, and stable flow ids.
+ * port reuse, data on SYN, FIN/RST closing, one-sided flows, and stable flow ids; packets and bytes
+ * of fragmented datagrams (every fragment frame at its wire length).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { chargeMemory, memoryInUse } from '../../sensor/events/memuse.js';
 import { DEFAULT_FLOW_LIMITS, type FlowLimits, type FlowRecord } from '../../sensor/flow/flow-table.js';
 import type { FlowInfo } from '../../sensor/flow/stream.js';
 import { Pipeline } from '../../sensor/pipeline.js';
 import { readCaptureFile } from '../../sensor/capture/file-reader.js';
-import { ethTcp, ethUdp, TCP_FLAGS } from '../helpers/packets.js';
+import { counting, ETHERTYPE, ethernet, ethTcp, ethUdp, fragmentIpv4, IPPROTO, TCP_FLAGS, udp } from '../helpers/packets.js';
 import { withTempFile, writePcap } from '../helpers/pcap-writer.js';
 
 const { SYN, ACK, FIN, RST, PSH } = TCP_FLAGS;
@@ -326,5 +328,84 @@ describe('FlowTable retention by reference (Pipeline.runFile)', () => {
     assert.ok((copied.counters['stream.tcp.overlap_mismatch'] ?? 0) > 50, `altered retransmissions were caught (${JSON.stringify(copied.counters)})`);
     assert.ok((copied.counters['tcp.overlap'] ?? 0) > 200);
     assert.ok((copied.counters['tcp.retransmission_unverified'] ?? 0) > 10);
+  });
+});
+
+describe('FlowTable packets and bytes of fragmented datagrams', () => {
+  const fixture = (name: string): string => fileURLToPath(new URL(`../../../test/fixtures/${name}`, import.meta.url));
+
+  /** Every flow record of a capture file, read as `hark flows` reads it (or in connection-grouped batches). */
+  function flowsOf(file: string, localityFrames = 0): FlowRecord[] {
+    const records: FlowRecord[] = [];
+    new Pipeline({ flowEnded: { flowEnded: (r) => records.push(r) }, localityFrames }).runFile(file);
+    return records;
+  }
+
+  /** Frames in a capture file and the sum of their wire (original) lengths. */
+  function wireTotals(file: string): { frames: number; bytes: number } {
+    const t = { frames: 0, bytes: 0 };
+    readCaptureFile(file, (_l, _b, _o, _c, origLen) => {
+      t.frames++;
+      t.bytes += origLen;
+    });
+    return t;
+  }
+
+  test('an IPv6 TCP segment in three fragments counts three packets and their 1,218 wire bytes (sv-defrag fixture)', () => {
+    const file = fixture('decode/sv-defrag-eth-vlan-ipv6-tcp.pcap');
+    for (const localityFrames of [0, 64]) {
+      const records = flowsOf(file, localityFrames);
+      assert.equal(records.length, 1);
+      const r = records[0];
+      assert.deepEqual(r.pkts, [3, 0], 'frames 506 + 506 + 206 bytes long');
+      assert.deepEqual(r.bytes, [1218, 0], 'not only the last fragment');
+      assert.deepEqual(r.dataBytes, [1000, 0]);
+    }
+  });
+
+  test('fragmented IPv4 and IPv6 DNS answers: every frame of the capture is counted once, in its flow (ndpi-dns_fragmented)', () => {
+    const file = fixture('dns/ndpi-dns_fragmented.pcap');
+    const wire = wireTotals(file);
+    for (const localityFrames of [0, 64]) {
+      const records = flowsOf(file, localityFrames);
+      const sum = (pick: (r: FlowRecord) => readonly number[]): number => records.reduce((n, r) => n + pick(r)[0] + pick(r)[1], 0);
+      assert.deepEqual({ frames: sum((r) => r.pkts), bytes: sum((r) => r.bytes) }, wire);
+      // frames 2 and 3: a DNSKEY answer of 1702 bytes in two IPv4 fragments (IP lengths 1500 + 250)
+      const v4 = records.find((r) => r.srcIp === '172.217.40.76' && r.srcPort === 56680);
+      assert.ok(v4 !== undefined);
+      assert.deepEqual(v4.pkts, [1, 2]);
+      assert.deepEqual(v4.bytes, [82, 1514 + 264]);
+      assert.deepEqual(v4.dataBytes, [40, 1702]);
+      // frames 5 and 6: an AAAA answer in two IPv6 fragments
+      const v6 = records.find((r) => r.srcIp === '2a00:1450:4013:c03::10a' && r.srcPort === 46433);
+      assert.ok(v6 !== undefined);
+      assert.deepEqual(v6.pkts, [1, 2]);
+      assert.deepEqual(v6.bytes, [120, 1510 + 123]);
+    }
+  });
+
+  test('counts the wire length, not the captured one, and leaves out the fragments of a datagram that never completes', () => {
+    const h = harness();
+    const FCS = 4; // captured without the Ethernet frame check sequence: on the wire 4 bytes longer
+    const send = (f: Uint8Array, ts: number): void => h.pipeline.packet(1, f, 0, f.length, f.length + FCS, ts, 0);
+    const ip = { proto: IPPROTO.UDP, src: S.src, dst: S.dst };
+    const query = ethUdp({ ...C, dport: 53 });
+    const answer = fragmentIpv4({ ...ip, id: 1 }, udp({ sport: 53, dport: C.sport }, counting(2000)), 800).map((x) => ethernet({ type: ETHERTYPE.IPV4 }, x));
+    const lost = fragmentIpv4({ ...ip, id: 2 }, udp({ sport: 53, dport: C.sport }, counting(2000)), 800).map((x) => ethernet({ type: ETHERTYPE.IPV4 }, x));
+    assert.equal(answer.length, 3);
+    send(query, 1);
+    send(answer[2], 2);
+    send(lost[0], 3); // its middle fragment never comes
+    send(answer[0], 4);
+    send(lost[2], 5);
+    send(answer[1], 6);
+    h.pipeline.finish();
+    assert.equal(h.records.length, 1);
+    const r = h.records[0];
+    assert.deepEqual(r.pkts, [1, 3]);
+    assert.deepEqual(r.bytes, [query.length + FCS, answer.reduce((n, f) => n + f.length + FCS, 0)]);
+    assert.deepEqual(r.dataBytes, [0, 2000]);
+    const c = h.pipeline.counters;
+    assert.deepEqual([c.get('decoder.pkts'), c.get('defrag.fragments'), c.get('defrag.reassembled'), c.get('defrag.in_progress')], [6, 5, 1, 1], 'the lost datagram\'s two fragments are counted by the decoder and the defragmenter only');
   });
 });
