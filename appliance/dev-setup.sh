@@ -8,12 +8,13 @@ cd "$(dirname "$0")/.."
 # libpcap-dev + build tools: the `cap` and `better-sqlite3` native modules are compiled here.
 # tcpflow, ngrep: the reassembly cross-check test and the benchmark compare against them.
 # tcpreplay, tcpdump, iproute2: live-capture tests replay pcaps onto veth pairs.
+# ethtool: the offload tests check with it what Hark did to GRO on a stacked interface.
 # wamerican: the benchmark workload generator draws its words from it.
 # libhyperscan-dev: the native phrase matcher (sensor/match/native) is built against it.
 # tmux: the console-menu tests drive the real menu in a terminal. openssl: certificate cross-checks.
 # chromium: home renders evidence images with it (headless, network off) and the portal tests drive it.
 # zip: the VMware bundle tests cross-check Hark's zip reader against zip(1).
-PACKAGES=(build-essential python3 libpcap-dev libhyperscan-dev tcpflow ngrep tcpreplay tcpdump iproute2 wamerican tmux openssl chromium zip)
+PACKAGES=(build-essential python3 libpcap-dev libhyperscan-dev tcpflow ngrep tcpreplay tcpdump iproute2 ethtool wamerican tmux openssl chromium zip)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

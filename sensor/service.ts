@@ -392,14 +392,15 @@ export class SensorService {
     this.outputs?.reopen();
   }
 
-  /** Turned-off offloads go to the log; offloads left on raise a `capture.offloads` warning. */
+  /** Turned-off offloads go to the log; offloads left on raise a `capture.offloads` warning per device (a bond's members too). */
   private reportOffloads(plan: OffloadPlan): void {
     if (plan.unchecked !== undefined) this.opts.log(`hark: receive offloads not checked: ${plan.unchecked}`);
+    for (const note of plan.notes) this.opts.log(`hark: ${note}`);
     for (const r of plan.reports) {
       const said = describeOffloads(r);
       if (said === undefined) continue;
       if (said.level === 'info') this.opts.log(`hark: ${said.message}`);
-      else this.onHealth(healthEvent('capture.offloads', 'warning', said.message, { interface: r.interface, offloads: r.stillOn.join(',') }));
+      else this.onHealth(healthEvent('capture.offloads', 'warning', said.message, { interface: r.interface, ...(r.under !== undefined ? { under: r.under } : {}), offloads: r.stillOn.join(',') }));
     }
   }
 
