@@ -43,8 +43,8 @@ ROOT="${ROOT_ARG%/}"
 SRC="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 OPT="$ROOT/opt/hark"
 MIN_NODE_MAJOR=20
-# Runtime: capture library and tools; build: the native modules (cap, better-sqlite3) compile here.
-PACKAGES=(libpcap0.8 libpcap-dev tcpdump iproute2 iputils-ping tmux ca-certificates build-essential python3 systemd)
+# Runtime: capture library and tools (ethtool: what the capture.offloads warning tells the operator to run); build: the native modules (cap, better-sqlite3) compile here.
+PACKAGES=(libpcap0.8 libpcap-dev tcpdump iproute2 ethtool iputils-ping tmux ca-certificates build-essential python3 systemd)
 
 say() { printf 'hark setup: %s\n' "$*"; }
 die() { printf 'hark setup: ERROR: %s\n' "$*" >&2; exit 1; }

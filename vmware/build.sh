@@ -23,9 +23,10 @@ DISK_GIB="${HARK_DISK_GIB:-16}"
 ESP_MIB=64
 # Image packages: kernel, systemd (networkd, resolved), SSH, capture libraries (libpcap for cap and
 # the ring addon, libhyperscan5 for the native matcher), the VMware guest agent, and the tools the
-# growroot script and the console menu call (sfdisk, partx, resize2fs, ip, ping).
+# growroot script and the console menu call (sfdisk, partx, resize2fs, ip, ping), and ethtool, which the
+# capture.offloads warning tells the operator to run.
 PACKAGES=(linux-image-amd64 systemd-sysv systemd-resolved udev dbus kmod openssh-server iproute2 iputils-ping
-  libpcap0.8 libhyperscan5 tcpdump ca-certificates libcap2-bin fdisk e2fsprogs open-vm-tools less)
+  libpcap0.8 libhyperscan5 tcpdump ethtool ca-certificates libcap2-bin fdisk e2fsprogs open-vm-tools less)
 
 say() { printf 'hark vmware build: %s\n' "$*"; }
 die() { printf 'hark vmware build: ERROR: %s\n' "$*" >&2; exit 1; }
