@@ -202,8 +202,10 @@ test('hark run refuses durations beyond what a timer can wait and a metrics addr
 
 test('hark run refuses a dedup window or body limit as hark scan does, with its messages', () => {
   for (const [args, message] of [
-    [['--dedup-window', 'soon'], /--dedup-window must be a number of seconds, not "soon"/],
-    [['--dedup-window=-1'], /--dedup-window must be a number of seconds, not "-1"/],
+    [['--dedup-window', 'soon'], /--dedup-window must be a number of seconds from 0 to 86400, not "soon"/],
+    [['--dedup-window=-1'], /--dedup-window must be a number of seconds from 0 to 86400, not "-1"/],
+    [['--dedup-window', ''], /--dedup-window must be a number of seconds from 0 to 86400, not ""/],
+    [['--dedup-window', '86401'], /--dedup-window must be a number of seconds from 0 to 86400, not "86401"/],
     [['--body-limit', '0'], /--body-limit must be a whole number of bytes from 1 to 67108864, not "0"/],
     [['--body-limit', '67108865'], /--body-limit must be a whole number of bytes from 1 to 67108864, not "67108865"/],
   ] as const) assertRunRefuses(args, message);
