@@ -35,6 +35,8 @@ const C_REJECTED = defineCounter('home.evidence.rejected');
 const C_RENDERED = defineCounter('home.evidence.rendered');
 const C_RENDER_FAILED = defineCounter('home.evidence.render_failed');
 const C_UNAVAILABLE = defineCounter('home.evidence.renderer_unavailable');
+/** A render's result (image or failure) could not be written: the evidence stays pending for the next kick. */
+const C_STORE_FAILED = defineCounter('home.evidence.store_failed');
 
 export interface EvidenceItem { capture_id: string; content_type: string; charset: string | null; body: Buffer; truncated: boolean }
 
@@ -280,18 +282,24 @@ export class EvidenceStore {
   }
 }
 
-/** Renders pending evidence one at a time; `kick()` after new evidence or captures. */
+/**
+ * Renders pending evidence one at a time; `kick()` after new evidence or captures. A database that
+ * cannot record a result (disk full, I/O error) ends the pass, counted and logged once per distinct
+ * error; the evidence stays pending and the next kick tries again. Nothing here ends the process.
+ */
 export class EvidenceRenderer {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** The store error last logged; cleared when a result is stored again. */
+  private storeError: string | undefined;
 
   constructor(private readonly evidence: EvidenceStore, private readonly chromium: Chromium, private readonly counters: Counters, private readonly log: HomeLog) {}
 
   kick(): void {
     if (this.stopped || !this.chromium.available) return;
     if (this.running !== undefined) { this.again = true; return; }
-    this.running = this.pump().finally(() => {
+    this.running = this.pump().catch((err: unknown) => this.storeFailed(err)).finally(() => {
       this.running = undefined;
       if (this.again) { this.again = false; this.kick(); }
     });
@@ -307,14 +315,16 @@ export class EvidenceRenderer {
     await this.idle();
   }
 
+  /** Renders until nothing is pending; rejects (ending the pass) when the database cannot be read or written. */
   private async pump(): Promise<void> {
     for (let job = this.evidence.nextPending(); job !== undefined && !this.stopped; job = this.evidence.nextPending()) {
       const { capture_id: id, phrase } = job;
+      let result: { png: Buffer; marks: number } | { error: string };
       try {
         const body = this.evidence.body(id);
         if (body === undefined) continue;
         const doc = evidenceDocument(body.text, body.contentType);
-        const shot = await this.chromium.run(async (page) => {
+        result = await this.chromium.run(async (page) => {
           await page.setContent(doc, { waitUntil: 'load', timeout: RENDER_TIMEOUT_MS });
           const h = await page.evaluate(highlightScript(phrase)) as { marks: number; y: number; height: number };
           const height = Math.max(1, Math.min(h.height, RENDER_MAX_HEIGHT_PX));
@@ -322,14 +332,24 @@ export class EvidenceRenderer {
           const png = await page.screenshot({ type: 'png', fullPage: true, clip: { x: 0, y: top, width: RENDER_WIDTH_PX, height } });
           return { png, marks: h.marks };
         });
-        this.evidence.finish(id, shot);
-        this.counters.inc(C_RENDERED);
       } catch (err) {
+        const message = (err as Error | undefined)?.message ?? String(err);
         this.counters.inc(C_RENDER_FAILED);
-        this.evidence.finish(id, { error: (err as Error).message ?? String(err) });
-        this.log.write('evidence.render_failed', { capture: id, error: ((err as Error).message ?? '').split('\n')[0].slice(0, 200) });
+        this.log.write('evidence.render_failed', { capture: id, error: message.split('\n')[0].slice(0, 200) });
+        result = { error: message };
       }
+      this.evidence.finish(id, result);
+      this.storeError = undefined;
+      if ('png' in result) this.counters.inc(C_RENDERED);
     }
+  }
+
+  private storeFailed(err: unknown): void {
+    this.counters.inc(C_STORE_FAILED);
+    const message = ((err as Error | undefined)?.message ?? String(err)).split('\n')[0].slice(0, 200);
+    if (message === this.storeError) return;
+    this.storeError = message;
+    this.log.write('evidence.store_failed', { error: message, retry: 'at the next upload' });
   }
 
   /** Counts evidence stored while no renderer exists. */

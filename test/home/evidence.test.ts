@@ -3,13 +3,19 @@
  * "nobody" (runuser) works with the sandbox on, its renderers under seccomp-bpf in user and PID
  * namespaces of their own; as root the browser runs with --no-sandbox and home.log says so once.
  * Uses Debian's /usr/bin/chromium and needs root (CI runs as root) to run the render as nobody.
+ * EvidenceRenderer on a full disk (a small tmpfs, root too): a result it cannot store never ends home.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Chromium, chromiumArgs, DEFAULT_CHROMIUM } from '../../home/evidence.js';
+import { Chromium, chromiumArgs, DEFAULT_CHROMIUM, EvidenceRenderer, EvidenceStore } from '../../home/evidence.js';
+import { HomeLog } from '../../home/log.js';
+import { HomeStore } from '../../home/store.js';
+import { Counters } from '../../sensor/events/counters.js';
+import { withSmallDisk } from '../store/small-disk.js';
 
 const EVIDENCE_JS = fileURLToPath(new URL('../../home/evidence.js', import.meta.url));
 /** Starting Chromium and drawing one small page: start-up, not a speed claim. */
@@ -111,3 +117,59 @@ test('Chromium run as root has no sandbox to use: it passes --no-sandbox and hom
   }
   assert.deepEqual(logged, [{ event: 'evidence.sandbox_off', fields: { reason: 'home runs as root, where Chromium cannot use its sandbox: run home as an unprivileged user' } }]);
 });
+
+/** Writes `path` until the file system has not one byte left. */
+function fillDisk(path: string): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (const size of [64 * 1024, 1]) {
+      const chunk = Buffer.alloc(size);
+      try {
+        for (;;) writeSync(fd, chunk);
+      } catch (err) {
+        assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test('EvidenceRenderer on a full disk: a result it cannot store ends the pass, not home; the next kick stores it', withSmallDisk('4m', async ({ dir }) => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (err: unknown): void => { unhandled.push(err); };
+  process.on('unhandledRejection', onUnhandled);
+  const store = new HomeStore(join(dir, 'home.db'));
+  try {
+    const counters = new Counters();
+    const lines: string[] = [];
+    const log = new HomeLog(join(dir, 'home.log'), (line) => lines.push(line));
+    const evidence = new EvidenceStore(store, counters);
+    store.putDictionary('starter', 'pack', '{}', 0);
+    const sid = store.addSensor({ name: 'full disk' });
+    store.ingestCaptures(sid, [{ id: 'fd-1', ts_us: 1, severity: 4, category: 'grooming', user: null, host: null, url: null, phrase: 'our secret', event: '{}' }]);
+    evidence.add(sid, [{ capture_id: 'fd-1', content_type: 'text/html', charset: null, body: Buffer.from('<p>our secret</p>'), truncated: false }], 'pending');
+    // A browser that fails (a crash, a timeout): what follows is a write of the failure to the database.
+    const browser = { available: true, run: () => Promise.reject(new Error('browser has been closed')) } as unknown as Chromium;
+    const renderer = new EvidenceRenderer(evidence, browser, counters, log);
+    fillDisk(join(dir, 'filler'));
+    renderer.kick();
+    await renderer.idle();
+    renderer.kick();
+    await renderer.idle();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(unhandled, [], 'no rejection reaches the event loop');
+    assert.equal(counters.get('home.evidence.store_failed'), 2);
+    assert.equal(lines.filter((l) => / evidence\.store_failed /.test(l)).length, 1, `logged once per distinct error: ${lines.join('\n')}`);
+    assert.match(lines.find((l) => / evidence\.store_failed /.test(l)) ?? '', /full/);
+    assert.equal(evidence.nextPending()?.capture_id, 'fd-1', 'the evidence is still pending');
+    rmSync(join(dir, 'filler'));
+    renderer.kick();
+    await renderer.idle();
+    assert.equal(evidence.nextPending(), undefined);
+    assert.equal(evidence.row('fd-1')?.png_status, 'failed');
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    store.close();
+  }
+}));
