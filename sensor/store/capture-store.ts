@@ -60,6 +60,8 @@ const C_UPLOADED = defineCounter('store.uploaded');
 const C_QUARANTINED = defineCounter('store.quarantined');
 const C_LISTENER_ERRORS = defineCounter('store.listener_errors');
 const C_RESERVE_RELEASED = defineCounter('store.reserve_released');
+/** A commit failed for a reason other than a full store (I/O error, database locked): the rows are held and retried. */
+const C_WRITE_ERROR = defineCounter('store.write_error');
 
 /** Predicates of the partial indexes; queries repeat them verbatim so SQLite can use the index. */
 const PENDING = 'uploaded_at IS NULL AND quarantined_at IS NULL';
@@ -458,11 +460,21 @@ export class CaptureStore {
     };
   }
 
-  /** Queues a capture (and the page it was seen in) for the next commit. */
+  /**
+   * Queues a capture (and the page it was seen in) for the next commit. Never throws: it runs on
+   * the packet path and in the workers' message handler, where an exception ends the sensor. A
+   * commit it starts that fails (I/O error, database locked) is counted (store.write_error) and
+   * leaves the rows held; the next flush() retries them and throws the error to its caller.
+   */
   add(capture: CaptureEvent, evidence?: Evidence): void {
     if (evidence !== undefined) (capture as WithEvidence)[EVIDENCE] = evidence;
     this.pending.push(capture);
-    if (this.pending.length >= BATCH_ROWS) this.flush();
+    if (this.pending.length < BATCH_ROWS) return;
+    try {
+      this.flush();
+    } catch {
+      this.counters.inc(C_WRITE_ERROR);
+    }
   }
 
   /** Captures waiting in memory because the store is full (not yet durable). */

@@ -670,3 +670,29 @@ test('CaptureStore keeps a capture\'s page beside it (not in its JSON), offers i
   assert.equal(db.prepare('SELECT count(*) FROM evidence').pluck().get(), 0);
   db.close();
 }));
+
+test('CaptureStore.add never throws when the commit it starts fails (database locked): the captures wait for the next flush', withDir((dir) => {
+  const path = join(dir, 'captures.db');
+  const counters = new Counters();
+  const store = new CaptureStore(path, { counters });
+  // Another process holding the write lock (an operator's sqlite3 shell): commits fail with SQLITE_BUSY, not "full".
+  const Sqlite = require('better-sqlite3') as new (file: string) => { exec(sql: string): void; close(): void };
+  const other = new Sqlite(path);
+  try {
+    other.exec('BEGIN IMMEDIATE');
+    // 500 (BATCH_ROWS) starts one commit, which waits out SQLite's 5 s busy timeout
+    const batch = Array.from({ length: 500 }, (_, i) => capture(i));
+    // add runs on the packet path and in the workers' message handler: a throw there ends the sensor
+    for (const c of batch) store.add(c);
+    assert.equal(counters.get('store.write_error'), 1, 'the failed commit is counted');
+    assert.equal(store.count(), 0);
+    assert.equal(store.heldCount, batch.length);
+    other.exec('ROLLBACK');
+    store.flush();
+    assert.equal(store.count(), batch.length, 'nothing lost once the lock is gone');
+    assert.equal(store.pendingCount(), batch.length);
+  } finally {
+    other.close();
+    store.close();
+  }
+}));
