@@ -167,13 +167,20 @@ export class LocalApi {
     const chunks: Buffer[] = [];
     let size = 0;
     let tooBig = false;
-    for await (const c of req as AsyncIterable<Buffer>) {
-      size += c.length;
-      if (size > API_MAX_BODY_BYTES) {
-        tooBig = true;
-        break;
+    try {
+      for await (const c of req as AsyncIterable<Buffer>) {
+        size += c.length;
+        if (size > API_MAX_BODY_BYTES) {
+          tooBig = true;
+          break;
+        }
+        chunks.push(c);
       }
-      chunks.push(c);
+    } catch {
+      // The client hung up mid-body (ECONNRESET "aborted"): no one is left to answer. Thrown on,
+      // this rejection would reach the event loop (the server's callback cannot await it) and end the sensor.
+      req.destroy();
+      return;
     }
     if (tooBig) {
       reply(res, 413, { error: `body larger than ${API_MAX_BODY_BYTES} bytes` });

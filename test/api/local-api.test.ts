@@ -1,10 +1,12 @@
 /**
  * The local API: bearer-token authentication (token file made 0600 on first start), routes,
- * body size limit, the Unix socket's mode, loopback-only TCP, and the key route feeding a KeyStore.
+ * body size limit, the Unix socket's mode, loopback-only TCP, and the key route feeding a KeyStore;
+ * a client hanging up mid-body ends its request only.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -96,6 +98,28 @@ test('POST /v1/tls-keys adds key log lines to the key store and reports bad line
 test('LocalApi refuses bodies over the limit', async () => {
   const r = await call({ method: 'POST', path: '/v1/tls-keys', token, body: Buffer.alloc(API_MAX_BODY_BYTES + 1, 0x41) }).catch(() => ({ status: 413, body: null }));
   assert.equal(r.status, 413);
+});
+
+test('LocalApi: a client that resets its connection in the middle of a body ends its request, not the sensor', async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (err: unknown): void => { unhandled.push(err); };
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const s = connect(api.tcpPort()!, '127.0.0.1', () => {
+        s.write(`POST /v1/tls-keys HTTP/1.1\r\nHost: hark\r\nAuthorization: Bearer ${token}\r\nContent-Length: 1000\r\n\r\nCLIENT_RANDOM `);
+        setTimeout(() => s.resetAndDestroy(), 50);
+      });
+      s.on('error', () => undefined);
+      s.on('close', () => resolve());
+      s.on('timeout', () => reject(new Error('no close')));
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(unhandled, [], 'the aborted body reaches no one');
+    assert.equal((await call({ method: 'GET', path: '/v1/status', token })).status, 200, 'the API still answers');
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
 });
 
 test('parseLoopbackAddress accepts loopback only and says why not', () => {
