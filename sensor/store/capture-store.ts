@@ -38,6 +38,9 @@ const FORGET_BATCH_ROWS = 50;
 const PURGE_BATCH_ROWS = 1000;
 /** Deleting at least this many rows checkpoints the WAL (TRUNCATE) so the freed space shows on disk. */
 const CHECKPOINT_AFTER_ROWS = 10_000;
+/** How long a commit waits for a write lock held by another connection (opening waits SQLite's 5 s). */
+export const COMMIT_BUSY_TIMEOUT_MS = 100;
+
 /** Captures kept in memory while nothing can be committed (disk full, nothing uploaded left to
  * delete): about 2 KiB each, so ~40 MiB at worst. Past it the least severe, newest go (`store.dropped`). */
 export const MAX_HELD_CAPTURES = 20_000;
@@ -346,6 +349,10 @@ export class CaptureStore {
       this.db.pragma('synchronous = FULL');
       this.db.pragma('foreign_keys = ON');
       this.migrate();
+      // From here commits run on the capture thread: a write lock another process holds (an
+      // operator's sqlite3 shell) must not stall capture for SQLite's default 5 s. A commit that
+      // cannot get the lock in time fails, its captures stay held, and the next tick retries.
+      this.db.pragma(`busy_timeout = ${COMMIT_BUSY_TIMEOUT_MS}`);
     } catch (err) {
       // SQLite reads past the header only now: a damaged file ("database disk image is
       // malformed"), or one another process holds locked, fails here.
