@@ -7,7 +7,7 @@
  * generator's ground truth) exists exactly once at home. Needs root (veth), like the other live tests.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,7 +104,11 @@ test('fault: every capture exists exactly once at home after home dies, a full s
     // Restart everything: the sensor resends what home never acknowledged; home ignores repeats.
     sensor = await startSensor();
     replay(veth.send, pcaps[3], 3000);
-    await waitFor('all rounds at home', 120_000, () => homeUrls(home!).length >= ROUNDS * ROUND && sensorRows(sensorDir).pending === 0);
+    await waitFor('all rounds at home', 120_000, () => homeUrls(home!).length >= ROUNDS * ROUND && sensorRows(sensorDir).pending === 0).catch((err: Error) => {
+      // what the sensor and home said, so a failure here can be told apart from a slow machine
+      const last = (text: string): string => text.split('\n').slice(-25).join('\n');
+      throw new Error(`${err.message}: home holds ${homeUrls(home!).length} of ${ROUNDS * ROUND}, the sensor has ${sensorRows(sensorDir).pending} not uploaded\n--- sensor stderr ---\n${last(sensor!.err)}\n--- home stderr ---\n${last(home!.proc.err)}\n--- home.log ---\n${last(existsSync(join(home!.dataDir, 'home.log')) ? readFileSync(join(home!.dataDir, 'home.log'), 'utf8') : '')}`);
+    });
     assert.equal(await sensor.stop('SIGTERM'), 0, sensor.err);
     sensor = undefined;
 
