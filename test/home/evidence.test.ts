@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -118,24 +118,7 @@ test('Chromium run as root has no sandbox to use: it passes --no-sandbox and hom
   assert.deepEqual(logged, [{ event: 'evidence.sandbox_off', fields: { reason: 'home runs as root, where Chromium cannot use its sandbox: run home as an unprivileged user' } }]);
 });
 
-/** Writes `path` until the file system has not one byte left. */
-function fillDisk(path: string): void {
-  const fd = openSync(path, 'w');
-  try {
-    for (const size of [64 * 1024, 1]) {
-      const chunk = Buffer.alloc(size);
-      try {
-        for (;;) writeSync(fd, chunk);
-      } catch (err) {
-        assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
-test('EvidenceRenderer on a full disk: a result it cannot store ends the pass, not home; the next kick stores it', withSmallDisk('4m', async ({ dir }) => {
+test('EvidenceRenderer on a full disk: a result it cannot store ends the pass, not home; the next kick stores it', withSmallDisk('4m', async ({ dir, fill }) => {
   const unhandled: unknown[] = [];
   const onUnhandled = (err: unknown): void => { unhandled.push(err); };
   process.on('unhandledRejection', onUnhandled);
@@ -152,7 +135,7 @@ test('EvidenceRenderer on a full disk: a result it cannot store ends the pass, n
     // A browser that fails (a crash, a timeout): what follows is a write of the failure to the database.
     const browser = { available: true, run: () => Promise.reject(new Error('browser has been closed')) } as unknown as Chromium;
     const renderer = new EvidenceRenderer(evidence, browser, counters, log);
-    fillDisk(join(dir, 'filler'));
+    const filler = fill();
     renderer.kick();
     await renderer.idle();
     renderer.kick();
@@ -163,7 +146,7 @@ test('EvidenceRenderer on a full disk: a result it cannot store ends the pass, n
     assert.equal(lines.filter((l) => / evidence\.store_failed /.test(l)).length, 1, `logged once per distinct error: ${lines.join('\n')}`);
     assert.match(lines.find((l) => / evidence\.store_failed /.test(l)) ?? '', /full/);
     assert.equal(evidence.nextPending()?.capture_id, 'fd-1', 'the evidence is still pending');
-    rmSync(join(dir, 'filler'));
+    rmSync(filler);
     renderer.kick();
     await renderer.idle();
     assert.equal(evidence.nextPending(), undefined);

@@ -3,7 +3,7 @@
  * deleted), reopen() after logrotate renamed the file. Real files in a temporary directory.
  */
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
@@ -152,21 +152,6 @@ describe('JsonLinesWriter', () => {
   }));
 });
 
-/** Fills the rest of a small disk with one file; returns its path (delete it to free the room). */
-function fillDisk(dir: string): string {
-  const filler = join(dir, 'filler');
-  const chunk = Buffer.alloc(4096, 0x41);
-  const fd = openSync(filler, 'w');
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (err) {
-    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
-  } finally {
-    closeSync(fd);
-  }
-  return filler;
-}
-
 /**
  * Each event's number, every line parsed (a cut line fails the test). `whileFailing`: the last line
  * may still be incomplete, its rest waiting for room (a reader tailing the file waits for its newline).
@@ -187,7 +172,7 @@ describe('JsonLinesWriter on a failing disk (a sensor: onWriteState given)', () 
     try {
       for (let i = 0; i < 100; i++) w.write(event(i));
       w.flush();
-      const filler = fillDisk(disk.dir);
+      const filler = disk.fill();
       // 40 KB of events on a full disk: flushes along the way and at the end all fail
       for (let i = 100; i < 800; i++) w.write(event(i));
       w.flush();
@@ -213,7 +198,7 @@ describe('JsonLinesWriter on a failing disk (a sensor: onWriteState given)', () 
     const path = join(disk.dir, 'eve.json');
     const counters = new Counters();
     const w = new JsonLinesWriter(path, { counters, onWriteState: () => {} });
-    const filler = fillDisk(disk.dir);
+    const filler = disk.fill();
     rmSync(filler);
     // 20 KB free: the first events fit, the next ~6 MiB do not
     const total = Math.ceil((6 * 1024 * 1024) / 64);
@@ -258,7 +243,7 @@ describe('JsonLinesWriter on a failing disk (a sensor: onWriteState given)', () 
   test('close() on a disk that stays full counts what it could not write and returns', withSmallDisk('64k', async (disk) => {
     const counters = new Counters();
     const w = new JsonLinesWriter(join(disk.dir, 'eve.json'), { counters, onWriteState: () => {} });
-    fillDisk(disk.dir);
+    disk.fill();
     for (let i = 0; i < 50; i++) w.write(event(i));
     await w.close();
     assert.equal(counters.get('output.eve.lines_dropped'), 50);

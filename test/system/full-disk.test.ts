@@ -6,7 +6,7 @@
  * Needs root (veth, mount), like the other live tests.
  */
 import assert from 'node:assert/strict';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -19,21 +19,6 @@ type Db = { prepare(sql: string): { get(): any }; close(): void };
 const Sqlite = require('better-sqlite3') as new (file: string, opts?: object) => Db;
 
 const ROUND = 40;
-
-/** Fills the filesystem of `dir` with one file; delete it to give the room back. */
-function fill(dir: string): string {
-  const filler = join(dir, 'filler');
-  const chunk = Buffer.alloc(64 * 1024, 0x41);
-  const fd = openSync(filler, 'w');
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (err) {
-    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
-  } finally {
-    closeSync(fd);
-  }
-  return filler;
-}
 
 function eveCaptureIds(dataDir: string): string[] {
   const text = readFileSync(join(dataDir, 'eve.json'), 'utf8');
@@ -56,7 +41,7 @@ test('hark run on a disk that fills up keeps running, says so, and writes every 
     await sensorListening(sensor);
     replay(veth.send, pcaps[0], 2000);
     await waitFor('the first round stored', 30_000, () => status(dataDir)?.captures === ROUND);
-    const filler = fill(disk.dir);
+    const filler = disk.fill();
     replay(veth.send, pcaps[1], 2000);
     await waitFor('output.failing for eve.json', 30_000, () => {
       // before the fix, the first failed write of eve.json ended the sensor (ENOSPC thrown from its timer)
