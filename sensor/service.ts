@@ -43,7 +43,7 @@ import { JsonLinesWriter, MAX_HELD_BYTES } from './output/eve-writer.js';
 import { OutputFanout, type EventOutput, type OutputEvent } from './output/output.js';
 import { SyslogOutput } from './output/syslog.js';
 import type { SitePolicyFiles } from './site-policy.js';
-import { CaptureStore } from './store/capture-store.js';
+import { C_STORE_WRITE_ERROR, CaptureStore } from './store/capture-store.js';
 import { actAs, lookupUser, runningAsRoot, type UserIds } from './store/acting-user.js';
 import { chownTreeNoFollow, ensurePrivateDir } from './store/private-dir.js';
 import { Uploader } from './upload/uploader.js';
@@ -51,7 +51,6 @@ import { DEFAULT_WARM_UP_MS, describeWarmUps, warmUp } from './warm-up.js';
 
 const C_RELOADS = defineCounter('sensor.reloads');
 const C_RELOAD_FAILED = defineCounter('sensor.reload_failed');
-const C_STORE_ERROR = defineCounter('store.write_error');
 /** An event file (eve.json, --out) cannot be written. */
 const HEALTH_OUTPUT = 'output.failing';
 /** A failing store is logged at most this often (it is retried every tick). */
@@ -701,7 +700,7 @@ export class SensorService {
     try {
       op();
     } catch (err) {
-      this.counters.inc(C_STORE_ERROR);
+      this.counters.inc(C_STORE_WRITE_ERROR);
       const now = Date.now();
       if (now - this.storeErrorLoggedAtMs >= STORE_ERROR_LOG_MS) {
         this.storeErrorLoggedAtMs = now;

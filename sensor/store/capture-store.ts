@@ -63,8 +63,11 @@ const C_UPLOADED = defineCounter('store.uploaded');
 const C_QUARANTINED = defineCounter('store.quarantined');
 const C_LISTENER_ERRORS = defineCounter('store.listener_errors');
 const C_RESERVE_RELEASED = defineCounter('store.reserve_released');
-/** A commit failed for a reason other than a full store (I/O error, database locked): the rows are held and retried. */
-const C_WRITE_ERROR = defineCounter('store.write_error');
+/**
+ * A store write failed for a reason other than a full store (I/O error, database locked): counted
+ * by whoever catches it (add() here, the service's timers for flush and retention); rows are held and retried.
+ */
+export const C_STORE_WRITE_ERROR = defineCounter('store.write_error');
 
 /** Predicates of the partial indexes; queries repeat them verbatim so SQLite can use the index. */
 const PENDING = 'uploaded_at IS NULL AND quarantined_at IS NULL';
@@ -480,7 +483,7 @@ export class CaptureStore {
     try {
       this.flush();
     } catch {
-      this.counters.inc(C_WRITE_ERROR);
+      this.counters.inc(C_STORE_WRITE_ERROR);
     }
   }
 
