@@ -77,6 +77,13 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+// Standard error carries log lines, progress and summaries: all best effort. Without a listener a
+// write to a reader that went away (`hark run ... 2>&1 | tee log` with tee killed, a journal
+// stream that broke) raised EPIPE as an uncaught error and ended the sensor or home on its next
+// log line, dropping what it held; a failed login was such a line. Once it fails, stderr is left
+// alone (later writes are dropped by the destroyed stream); the data paths never go through it.
+process.stderr.on('error', () => {});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
