@@ -20,7 +20,7 @@ export const HEARTBEAT_TRIM_EVERY = 32;
 /** Largest page any list call returns. */
 export const MAX_LIST_LIMIT = 1000;
 
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE operators (
      id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL, hash TEXT NOT NULL,
      must_change_password INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
@@ -134,6 +134,8 @@ const MIGRATIONS: readonly string[] = [
      sensor_id INTEGER NOT NULL, day TEXT NOT NULL, counter TEXT NOT NULL, value INTEGER NOT NULL,
      PRIMARY KEY (sensor_id, day, counter)
    ) STRICT;`,
+  // 3: a sensor's inspection settings (merge window, body limit) set at home; '{}' keeps the sensor's defaults.
+  `ALTER TABLE sensors ADD COLUMN inspection TEXT NOT NULL DEFAULT '{}';`,
 ];
 
 export interface Statement {
@@ -166,14 +168,14 @@ export interface OperatorRow {
 export interface SensorRow {
   id: number; name: string; site: string; interfaces: string; bpf: string; monitored: string; ignored: string;
   dictionary: string; allow_list: string; blocklists: string; identity_map: string; outputs: string; retention: string;
-  alert_email: string; config_version: number; uuid: string | null; hostname: string | null; cert_serial: string | null;
+  inspection: string; alert_email: string; config_version: number; uuid: string | null; hostname: string | null; cert_serial: string | null;
   enrolled_at: string | null; bundle_version: number | null; bundle_at: string | null; created_at: string; updated_at: string;
 }
 
 /** The definition fields an operator edits; JSON columns are passed already serialised. */
 export const SENSOR_FIELDS = [
   'name', 'site', 'interfaces', 'bpf', 'monitored', 'ignored', 'dictionary', 'allow_list', 'blocklists',
-  'identity_map', 'outputs', 'retention', 'alert_email',
+  'identity_map', 'outputs', 'retention', 'inspection', 'alert_email',
 ] as const;
 export type SensorField = typeof SENSOR_FIELDS[number];
 

@@ -4,7 +4,8 @@
  * start, last-known-good when home is down). Output: captures committed to the store, then handed
  * to the outputs (EVE, syslog, e-mail) and the uploader; status file, /metrics, heartbeats. Reload
  * (SIGUSR2, home's reload action, a newer config_version, every 12 hours) swaps dictionary and
- * policy without dropping flows. No packet logic here: it only chooses, wires and schedules.
+ * policy without dropping flows; inspection settings changed at home wait for a restart, and say so.
+ * No packet logic here: it only chooses, wires and schedules.
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,6 +38,7 @@ import { SensorCredentials } from './home-client/credentials.js';
 import { Heartbeat, type HomeAction } from './home-client/heartbeat.js';
 import { HomeLink } from './home-client/link.js';
 import { IdentityTable } from './identity/table.js';
+import { inspectionInForce, type InspectionInForce } from './inspect/inspection-settings.js';
 import { DEFAULT_DICTIONARY, Sensor, type EngineChoice, type SensorOptions } from './main.js';
 import { EmailAlerter } from './output/email.js';
 import { JsonLinesWriter, MAX_HELD_BYTES } from './output/eve-writer.js';
@@ -53,6 +55,8 @@ const C_RELOADS = defineCounter('sensor.reloads');
 const C_RELOAD_FAILED = defineCounter('sensor.reload_failed');
 /** An event file (eve.json, --out) cannot be written. */
 const HEALTH_OUTPUT = 'output.failing';
+/** Home changed a setting the running pipeline was built with (the inspection settings): it applies from the next start. */
+const HEALTH_RESTART_NEEDED = 'config.restart_needed';
 /** A failing store is logged at most this often (it is retried every tick). */
 const STORE_ERROR_LOG_MS = 60_000;
 
@@ -77,9 +81,9 @@ export interface ServiceOptions {
   readonly filter?: string;
   readonly dictionary?: string;
   readonly engine: EngineChoice;
-  /** `--dedup-window`: repeats of a phrase by a device on a URL within it merge into one capture (default: the Sensor's, 60 s). */
+  /** `--dedup-window`: repeats of a phrase by a device on a URL within it merge into one capture (default: home's, else the Sensor's, 60 s). */
   readonly dedupWindowUs?: number;
-  /** `--body-limit`: decoded body bytes inspected per message (default: the Sensor's, 8 MiB). */
+  /** `--body-limit`: decoded body bytes inspected per message (default: home's, else the Sensor's, 8 MiB). */
   readonly bodyLimitBytes?: number;
   /** Worker threads for the packet work (0: one thread, the Sensor on this one). */
   readonly workers: number;
@@ -225,6 +229,10 @@ export class SensorService {
   private threadCpu!: ThreadCpuSampler;
   private readonly memoryAlarm = new MemoryAlarm(usableMemoryBytes, (e) => this.onHealth(e));
   private config: ActiveConfig = { source: 'command line' };
+  /** The inspection settings the pipeline was built with: kept until the next start. */
+  private inspection!: InspectionInForce;
+  /** A reload brought inspection settings other than those in force (HEALTH_RESTART_NEEDED raised). */
+  private restartNeeded = false;
   private interfaces: string[] = [];
   private timers: NodeJS.Timeout[] = [];
   private stopping: ((reason: StopReason) => void) | undefined;
@@ -262,6 +270,7 @@ export class SensorService {
     const identity = new IdentityTable(this.counters);
     let apiIdentity: IdentitySink = identity;
     const dictionary = settings?.dictionary ?? o.dictionary ?? DEFAULT_DICTIONARY;
+    const inspection = (this.inspection = inspectionInForce(o, settings?.inspection));
     // an enrolled sensor keeps the pages of viewed captures: home renders them as evidence
     const keepEvidence = o.mode === 'home';
     const onCapture = (c: CaptureEvent, evidence?: Evidence): void => this.store.add(c, evidence);
@@ -270,7 +279,7 @@ export class SensorService {
     if (o.workers > 0) {
       const pool = await WorkerPool.start({
         workers: o.workers,
-        sensorOptions: { dictionary, engine: o.engine, dedupWindowUs: o.dedupWindowUs, bodyLimitBytes: o.bodyLimitBytes, keyLogs: o.keyLogs, followKeyLogs: true, rsaKeys: o.rsaKeys, keyWaitUs: o.keyWaitUs, keyWaitAuto: o.keyWaitAuto, site, keepEvidence, flowLimits: shareFlowLimits(o.flowLimits, o.workers), localityFrames: o.localityFrames, bypass: o.bypass },
+        sensorOptions: { dictionary, engine: o.engine, dedupWindowUs: inspection.dedupWindowUs, bodyLimitBytes: inspection.bodyLimitBytes, keyLogs: o.keyLogs, followKeyLogs: true, rsaKeys: o.rsaKeys, keyWaitUs: o.keyWaitUs, keyWaitAuto: o.keyWaitAuto, site, keepEvidence, flowLimits: shareFlowLimits(o.flowLimits, o.workers), localityFrames: o.localityFrames, bypass: o.bypass },
         onCapture,
         onEvent,
         counters: this.counters,
@@ -287,8 +296,8 @@ export class SensorService {
         counters: this.counters,
         dictionary,
         engine: o.engine,
-        dedupWindowUs: o.dedupWindowUs,
-        bodyLimitBytes: o.bodyLimitBytes,
+        dedupWindowUs: inspection.dedupWindowUs,
+        bodyLimitBytes: inspection.bodyLimitBytes,
         keyStore,
         keyLogs: o.keyLogs,
         followKeyLogs: true,
@@ -541,6 +550,10 @@ export class SensorService {
         source: c.source,
         ...(c.version !== undefined ? { version: String(c.version) } : {}),
         ...(c.fetchedAtMs !== undefined ? { age_s: Math.round((Date.now() - c.fetchedAtMs) / 1000) } : {}),
+        inspection: {
+          dedup_window_s: this.inspection.dedupWindowUs / 1e6, dedup_window_from: this.inspection.dedupWindowFrom,
+          body_limit_bytes: this.inspection.bodyLimitBytes, body_limit_from: this.inspection.bodyLimitFrom,
+        },
       },
       health: this.health.list(),
     };
@@ -639,6 +652,7 @@ export class SensorService {
           const settings = materialise(b.config, dir);
           this.adoptHomes(settings);
           await this.engine.reconfigure({ dictionary: settings.dictionary, engine: this.opts.engine, site: this.siteFrom(settings, dir) });
+          this.noteInspectionChange(settings);
           const old = this.config;
           this.config = { source: 'home', version: b.version, fetchedAtMs: Date.now(), settings };
           if (old.settings !== undefined && old.version !== b.version) removeOldConfigDirs(join(this.opts.dataDir, 'config'), dir);
@@ -661,6 +675,26 @@ export class SensorService {
     const p = run();
     this.reloading = p.then(() => undefined);
     return p;
+  }
+
+  /**
+   * The merge window and body limit are built into the pipeline (every worker's collector and HTTP
+   * sessions), which a reload keeps: home's new values apply from the next start. Until then the
+   * `config.restart_needed` warning (in status and at home) and a log line say so; it clears when
+   * home goes back to the values in force.
+   */
+  private noteInspectionChange(settings: MaterialisedConfig): void {
+    const next = inspectionInForce(this.opts, settings.inspection);
+    const now = this.inspection;
+    const differs = next.dedupWindowUs !== now.dedupWindowUs || next.bodyLimitBytes !== now.bodyLimitBytes;
+    if (differs) {
+      const message = `Home's inspection settings (${describeInspection(next)}) differ from those in force (${describeInspection(now)}): they apply from the next start (home's restart action, or hark.sh restart)`;
+      this.opts.log(`hark: ${message}`);
+      this.onHealth(healthEvent(HEALTH_RESTART_NEEDED, 'warning', message, { dedup_window_s: next.dedupWindowUs / 1e6, body_limit_bytes: next.bodyLimitBytes }));
+    } else if (this.restartNeeded) {
+      this.onHealth(healthEvent(HEALTH_RESTART_NEEDED, 'info', `Home's inspection settings are those in force again (${describeInspection(now)})`, undefined, 'cleared'));
+    }
+    this.restartNeeded = differs;
   }
 
   private schedule(): void {
@@ -732,6 +766,11 @@ export class SensorService {
     this.store?.close();
     await this.link?.close();
   }
+}
+
+/** `merge window 60 s (default), body limit 16 bytes (home)`. */
+function describeInspection(i: InspectionInForce): string {
+  return `merge window ${i.dedupWindowUs / 1e6} s (${i.dedupWindowFrom}), body limit ${i.bodyLimitBytes} bytes (${i.bodyLimitFrom})`;
 }
 
 /** Deletes materialised configuration folders other than the active one. */

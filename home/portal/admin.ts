@@ -11,6 +11,9 @@ import { checkDictionarySource } from '../../rules/check.js';
 import { checkAllowListEntry } from '../../sensor/policy/allow-list.js';
 import type { HomeCore } from '../core.js';
 import { checkUpload, dictionaryName, DictionaryUploadError, sensorFields } from '../definition.js';
+import {
+  DEFAULT_BODY_LIMIT_BYTES, DEFAULT_DEDUP_WINDOW_SECS, MAX_BODY_LIMIT_BYTES, MAX_DEDUP_WINDOW_SECS, MIN_BODY_LIMIT_BYTES, MIN_DEDUP_WINDOW_SECS, type InspectionConfig,
+} from '../../sensor/inspect/inspection-settings.js';
 import { HttpError, type Reply, type RequestContext, type Router } from '../http.js';
 import type { SensorRow } from '../store.js';
 import type { PortalQueries } from './queries.js';
@@ -68,6 +71,7 @@ function sensorPage(d: AdminDeps, u: PortalUser, s: SensorRow): Html {
   const admin = can(u, 'admin');
   const dicts = d.home.store.listDictionaries();
   const ro = admin ? '' : html` disabled`;
+  const inspection = JSON.parse(s.inspection) as InspectionConfig;
   return html`<p><a href="/sensors">&larr; Sensors</a></p><h1>${s.name}</h1>
   <form method="post" action="/sensors/${s.id}" class="filters" id="sensor-form">${csrfField(u)}
     <label>Name <input name="name" value="${s.name}"${ro}></label><label>Site <input name="site" value="${s.site}"${ro}></label>
@@ -77,11 +81,22 @@ function sensorPage(d: AdminDeps, u: PortalUser, s: SensorRow): Html {
     <label>Capture filter (BPF) <input name="bpf" value="${s.bpf}"${ro}></label>
     <label>Dictionary <select name="dictionary"${ro}>${dicts.map((x) => html`<option${x.name === s.dictionary ? html` selected` : ''}>${x.name}</option>`)}</select></label>
     <label>Alert e-mail <input name="alert_email" value="${s.alert_email}"${ro}></label>
+    <label>Merge window (seconds) <input name="dedup_window_seconds" type="number" min="${MIN_DEDUP_WINDOW_SECS}" max="${MAX_DEDUP_WINDOW_SECS}" step="1" value="${inspection.dedup_window_seconds ?? ''}" placeholder="${DEFAULT_DEDUP_WINDOW_SECS} (default)"${ro}>
+      <span class="src">repeats of a phrase by a device on a URL within it are one capture; 0: every repeat is a capture; empty: the sensor's default</span></label>
+    <label>Body limit (bytes) <input name="body_limit_bytes" type="number" min="${MIN_BODY_LIMIT_BYTES}" max="${MAX_BODY_LIMIT_BYTES}" step="1" value="${inspection.body_limit_bytes ?? ''}" placeholder="${DEFAULT_BODY_LIMIT_BYTES} (default)"${ro}>
+      <span class="src">decoded body bytes inspected per message, at most ${MAX_BODY_LIMIT_BYTES}; the rest is counted as http.body_truncated; empty: the sensor's default. Both apply from the sensor's next start (restart)</span></label>
     ${admin ? html`<button type="submit">Save (sensors reload on their next heartbeat)</button>` : ''}</form>
   <p>Configuration version ${s.config_version}; allow list: <a href="/allow-list?sensor=${s.id}">${s.allow_list.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')).length} entries</a>.</p>`;
 }
 
 const words = (v: string | undefined): string[] => (v ?? '').split(/[\s,]+/).filter((x) => x !== '');
+
+/** An inspection setting from the form: empty is unset (the sensor's default); digits a number; anything else as typed, for sensorFields to refuse by name. */
+function formInteger(v: string | undefined): number | string | undefined {
+  const t = (v ?? '').trim();
+  if (t === '') return undefined;
+  return /^\d{1,15}$/.test(t) ? Number(t) : t;
+}
 
 function dictionariesPage(d: AdminDeps, u: PortalUser): Html {
   const list = d.home.store.listDictionaries();
@@ -167,6 +182,7 @@ export function registerAdminPages(router: Router, d: AdminDeps, wrap: Wrap): vo
     const f = sensorFields({
       name: form.get('name'), site: form.get('site'), interfaces: words(form.get('interfaces')), monitored: words(form.get('monitored')),
       ignored: words(form.get('ignored')), bpf: form.get('bpf'), dictionary: form.get('dictionary'), alert_email: form.get('alert_email'),
+      inspection: { dedup_window_seconds: formInteger(form.get('dedup_window_seconds')), body_limit_bytes: formInteger(form.get('body_limit_bytes')) },
     }, false, (n) => home.store.dictionary(n) !== undefined);
     home.store.updateSensor(s.id, f);
     home.store.audit(user.op.name, 'sensor.change', `sensor:${s.id}`, { fields: Object.keys(f) }, ctx.peer);

@@ -59,7 +59,11 @@ export interface SensorSnapshot {
   /** Non-zero anomaly counters by dotted code (`decoder.ipv4.hlen_too_small`). */
   anomalies: Record<string, number>;
   upload: { queue: number; last_success_at?: string; home?: string };
-  config: { source: string; version?: string; age_s?: number };
+  config: {
+    source: string; version?: string; age_s?: number;
+    /** The merge window and body limit in force, each with where it came from (command line, home, default). */
+    inspection?: { dedup_window_s: number; dedup_window_from: string; body_limit_bytes: number; body_limit_from: string };
+  };
   /** Raised health events not yet cleared. */
   health: HealthEvent[];
 }

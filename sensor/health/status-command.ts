@@ -154,6 +154,13 @@ export function formatStatus(v: StatusVerdict, nowMs: number = Date.now()): stri
   const cfg = obj(s.config);
   const age = num(cfg.age_s);
   lines.push(`  config from ${str(cfg.source) ?? '?'}${str(cfg.version) ? ` (version ${str(cfg.version)})` : ''}${age !== undefined ? `, fetched ${formatDuration(age * 1000)} ago` : ''}`);
+  // a status file from a sensor older than the field has none
+  const insp = obj(cfg.inspection);
+  const windowS = num(insp.dedup_window_s);
+  const bodyBytes = num(insp.body_limit_bytes);
+  if (windowS !== undefined && bodyBytes !== undefined) {
+    lines.push(`  inspection: merge window ${windowS} s (${str(insp.dedup_window_from) ?? '?'}), body limit ${bodyBytes} bytes (${str(insp.body_limit_from) ?? '?'})`);
+  }
   const health = arr(s.health).map(obj);
   if (health.length === 0) lines.push('  health: no active problems');
   for (const e of health) lines.push(`  health ${(str(e.severity) ?? '?').toUpperCase()} ${str(e.name) ?? '?'}: ${str(e.message) ?? ''}${str(e.timestamp) ? ` (since ${str(e.timestamp)})` : ''}`);
@@ -168,7 +175,7 @@ export const statusCommand: Command = {
 Reads the status file the running sensor rewrites every few seconds (DATA_DIR/${STATUS_FILE_NAME}) and
 summarises it: running since, per interface packets, drops and rates, CPU and memory by thread,
 flows, captures, anomalies, mirror-port duplicates, reassembly gaps, memcap hits, upload queue,
-configuration source and age, and active health problems.
+configuration source and age, the inspection settings in force, and active health problems.
 
 Options:
   --data-dir DIR   the sensor's data directory (default: $HARK_DATA_DIR, else ./var in a checkout)

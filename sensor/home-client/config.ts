@@ -8,6 +8,9 @@
 import { createPublicKey, verify as verifySignature, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import {
+  MAX_BODY_LIMIT_BYTES, MAX_DEDUP_WINDOW_SECS, MIN_BODY_LIMIT_BYTES, MIN_DEDUP_WINDOW_SECS, type InspectionConfig,
+} from '../inspect/inspection-settings.js';
 import { ensurePrivateDir } from '../store/private-dir.js';
 import type { SitePolicyFiles } from '../site-policy.js';
 import { writeFileAtomic } from './atomic-file.js';
@@ -59,6 +62,8 @@ export interface HomeConfig {
   readonly identity_map: string;
   readonly outputs: OutputsConfig;
   readonly retention: RetentionConfig;
+  /** `{}` from a home older than the field: the sensor's defaults (or its command line's). */
+  readonly inspection: InspectionConfig;
   readonly homes: readonly string[];
 }
 
@@ -179,6 +184,15 @@ function validateRetention(v: unknown): RetentionConfig {
   return { ...(r.days !== undefined ? { days: int(r.days, 'config.retention.days', 1, MAX_RETENTION_DAYS) } : {}), by_category: by };
 }
 
+/** Absent (a home older than the field) is `{}`; unknown keys (a newer home's) are left out. */
+function validateInspection(v: unknown): InspectionConfig {
+  const i = obj(v ?? {}, 'config.inspection');
+  return {
+    ...(i.dedup_window_seconds !== undefined ? { dedup_window_seconds: int(i.dedup_window_seconds, 'config.inspection.dedup_window_seconds', MIN_DEDUP_WINDOW_SECS, MAX_DEDUP_WINDOW_SECS) } : {}),
+    ...(i.body_limit_bytes !== undefined ? { body_limit_bytes: int(i.body_limit_bytes, 'config.inspection.body_limit_bytes', MIN_BODY_LIMIT_BYTES, MAX_BODY_LIMIT_BYTES) } : {}),
+  };
+}
+
 function validateConfig(v: unknown): HomeConfig {
   const c = obj(v, 'config');
   const d = obj(c.dictionary, 'config.dictionary');
@@ -216,6 +230,7 @@ function validateConfig(v: unknown): HomeConfig {
     identity_map: optStr(c.identity_map, 'config.identity_map'),
     outputs: validateOutputs(c.outputs),
     retention: validateRetention(c.retention),
+    inspection: validateInspection(c.inspection),
     homes,
   };
 }
@@ -372,6 +387,7 @@ export interface MaterialisedConfig {
   readonly bpf: string;
   readonly outputs: OutputsConfig;
   readonly retention: RetentionConfig;
+  readonly inspection: InspectionConfig;
   readonly homes: readonly string[];
   readonly name: string;
   readonly site_name: string;
@@ -413,6 +429,7 @@ export function materialise(config: HomeConfig, dir: string): MaterialisedConfig
     bpf: config.bpf,
     outputs: config.outputs,
     retention: config.retention,
+    inspection: config.inspection,
     homes: [...config.homes],
     name: config.name,
     site_name: config.site,

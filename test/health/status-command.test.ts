@@ -173,6 +173,16 @@ describe('judgeStatusFile and formatStatus', () => {
     assert.match(text, /health WARNING capture\.no_packets: No packets on interface "eth2"/);
   });
 
+  test('formatStatus shows the inspection settings in force and where each came from; none from an older sensor', () => {
+    const dir = dataDir();
+    const path = join(dir, 'status.json');
+    const inspection = { dedup_window_s: 0, dedup_window_from: 'home', body_limit_bytes: 8388608, body_limit_from: 'default' };
+    writeFileSync(path, JSON.stringify(content({ config: { source: 'home', version: '12', age_s: 5, inspection } })));
+    assert.ok(formatStatus(judgeStatusFile(path)).includes('  inspection: merge window 0 s (home), body limit 8388608 bytes (default)\n'));
+    writeFileSync(path, JSON.stringify(content({ config: { source: 'home', version: '12', age_s: 5 } })));
+    assert.doesNotMatch(formatStatus(judgeStatusFile(path)), /inspection/);
+  });
+
   test('formatStatus prints what it can of a file with odd fields, without throwing', () => {
     const dir = dataDir();
     const path = join(dir, 'status.json');

@@ -18,6 +18,11 @@ export interface HttpTrafficOptions {
   readonly echo?: boolean;
   /** Microseconds between packets (default 200). */
   readonly gapUs?: number;
+  /**
+   * Each conversation is made this many times (default 1), each time on a new connection from the
+   * same device to the same URL: within a merge window the repeats are one capture, not several.
+   */
+  readonly repeats?: number;
 }
 
 /** The URL path of conversation `i` (what its capture's `url` starts with). */
@@ -35,32 +40,35 @@ export function httpTrafficPackets(o: HttpTrafficOptions): Array<PcapPacket & { 
   let ts = 1_700_000_000_000_000;
   const off = o.offset ?? 0;
   for (let k = 0; k < o.conversations; k++) {
-    const i = off + k;
-    const client = `10.20.${(i >> 8) & 0xff}.${(i & 0xff) + 1 > 254 ? 254 : (i & 0xff) + 1}`;
-    const server = '192.0.2.80';
-    const sport = 20000 + (i % 40000);
-    let cseq = 1000;
-    let sseq = 9000;
-    const send = (fromClient: boolean, flags: number, text: string): void => {
-      const seg = tcp({ sport: fromClient ? sport : 80, dport: fromClient ? 80 : sport, seq: fromClient ? cseq : sseq, ack: fromClient ? sseq : cseq, flags }, ascii(text));
-      const frame = ethernet({ type: ETHERTYPE.IPV4, src: fromClient ? '02:00:00:00:00:01' : '02:00:00:00:00:02', dst: fromClient ? '02:00:00:00:00:02' : '02:00:00:00:00:01' },
-        ipv4({ proto: IPPROTO.TCP, src: fromClient ? client : server, dst: fromClient ? server : client }, seg));
-      ts += o.gapUs ?? 200;
-      packets.push({ data: frame, tsUs: ts, fromClient });
-      const adv = text.length + (flags & (TCP_FLAGS.SYN | TCP_FLAGS.FIN) ? 1 : 0);
-      if (fromClient) cseq += adv;
-      else sseq += adv;
-    };
-    const body = o.echo === true ? `<html><body><p>Results for ${o.phrase ?? 'ak47'} number ${i}</p></body></html>` : '<html><body><p>Nothing to see here.</p></body></html>';
-    const query = (o.phrase ?? 'ak47') === 'ak47' ? conversationPath(i) : `/search?q=${encodeURIComponent(o.phrase!)}+number+${i}`;
-    send(true, TCP_FLAGS.SYN, '');
-    send(false, TCP_FLAGS.SYN | TCP_FLAGS.ACK, '');
-    send(true, TCP_FLAGS.ACK, '');
-    send(true, TCP_FLAGS.ACK | TCP_FLAGS.PSH, `GET ${query} HTTP/1.1\r\nHost: search.example.test\r\nUser-Agent: hark-test\r\n\r\n`);
-    send(false, TCP_FLAGS.ACK | TCP_FLAGS.PSH, `HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
-    send(true, TCP_FLAGS.FIN | TCP_FLAGS.ACK, '');
-    send(false, TCP_FLAGS.FIN | TCP_FLAGS.ACK, '');
-    send(true, TCP_FLAGS.ACK, '');
+    for (let r = 0; r < (o.repeats ?? 1); r++) {
+      const i = off + k;
+      const client = `10.20.${(i >> 8) & 0xff}.${(i & 0xff) + 1 > 254 ? 254 : (i & 0xff) + 1}`;
+      const server = '192.0.2.80';
+      // each repeat on a client port of its own (the device and URL stay the same)
+      const sport = 20000 + ((i + r * 7919) % 40000);
+      let cseq = 1000;
+      let sseq = 9000;
+      const send = (fromClient: boolean, flags: number, text: string): void => {
+        const seg = tcp({ sport: fromClient ? sport : 80, dport: fromClient ? 80 : sport, seq: fromClient ? cseq : sseq, ack: fromClient ? sseq : cseq, flags }, ascii(text));
+        const frame = ethernet({ type: ETHERTYPE.IPV4, src: fromClient ? '02:00:00:00:00:01' : '02:00:00:00:00:02', dst: fromClient ? '02:00:00:00:00:02' : '02:00:00:00:00:01' },
+          ipv4({ proto: IPPROTO.TCP, src: fromClient ? client : server, dst: fromClient ? server : client }, seg));
+        ts += o.gapUs ?? 200;
+        packets.push({ data: frame, tsUs: ts, fromClient });
+        const adv = text.length + (flags & (TCP_FLAGS.SYN | TCP_FLAGS.FIN) ? 1 : 0);
+        if (fromClient) cseq += adv;
+        else sseq += adv;
+      };
+      const body = o.echo === true ? `<html><body><p>Results for ${o.phrase ?? 'ak47'} number ${i}</p></body></html>` : '<html><body><p>Nothing to see here.</p></body></html>';
+      const query = (o.phrase ?? 'ak47') === 'ak47' ? conversationPath(i) : `/search?q=${encodeURIComponent(o.phrase!)}+number+${i}`;
+      send(true, TCP_FLAGS.SYN, '');
+      send(false, TCP_FLAGS.SYN | TCP_FLAGS.ACK, '');
+      send(true, TCP_FLAGS.ACK, '');
+      send(true, TCP_FLAGS.ACK | TCP_FLAGS.PSH, `GET ${query} HTTP/1.1\r\nHost: search.example.test\r\nUser-Agent: hark-test\r\n\r\n`);
+      send(false, TCP_FLAGS.ACK | TCP_FLAGS.PSH, `HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      send(true, TCP_FLAGS.FIN | TCP_FLAGS.ACK, '');
+      send(false, TCP_FLAGS.FIN | TCP_FLAGS.ACK, '');
+      send(true, TCP_FLAGS.ACK, '');
+    }
   }
   return packets;
 }

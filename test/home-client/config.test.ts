@@ -127,6 +127,13 @@ describe('fetchBundle', () => {
     ['config.retention.days', {}, { retention: { days: 0 } }],
     ['config.homes[0]', {}, { homes: ['ftp://home.example'] }],
     ['config.name', {}, { name: 5 }],
+    ['config.inspection', {}, { inspection: 'fast' }],
+    ['config.inspection.dedup_window_seconds', {}, { inspection: { dedup_window_seconds: 86401 } }],
+    ['config.inspection.dedup_window_seconds', {}, { inspection: { dedup_window_seconds: -1 } }],
+    ['config.inspection.dedup_window_seconds', {}, { inspection: { dedup_window_seconds: 1.5 } }],
+    ['config.inspection.dedup_window_seconds', {}, { inspection: { dedup_window_seconds: '60' } }],
+    ['config.inspection.body_limit_bytes', {}, { inspection: { body_limit_bytes: 0 } }],
+    ['config.inspection.body_limit_bytes', {}, { inspection: { body_limit_bytes: 67108865 } }],
   ];
   for (const [field, over, config] of badFields) {
     it(`fetchBundle names the bad field ${field}`, async () => {
@@ -136,6 +143,14 @@ describe('fetchBundle', () => {
       assert.ok(err.message.includes(`"${field}"`), err.message);
     });
   }
+
+  it('fetchBundle reads a bundle without inspection (from an older home) as {}, and keeps the values of one with it', async () => {
+    const old = await fetchBundle(transport(() => ok(signed(bundleObject()))), owner);
+    assert.deepEqual(old.config.inspection, {});
+    const set = await fetchBundle(transport(() => ok(signed(bundleObject({}, { inspection: { dedup_window_seconds: 0, body_limit_bytes: 67108864, later_setting: true } })))), owner);
+    assert.deepEqual(set.config.inspection, { dedup_window_seconds: 0, body_limit_bytes: 67108864 }, 'a key a newer home adds is left out');
+    assert.deepEqual(materialise(set.config, dir()).inspection, { dedup_window_seconds: 0, body_limit_bytes: 67108864 });
+  });
 
   it('fetchBundle works over a real mutually authenticated HomeLink', async () => {
     const home = await FakeHome.start(ca);

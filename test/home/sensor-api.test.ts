@@ -118,6 +118,26 @@ test('mutual TLS refuses no certificate, a foreign CA, an expired and a revoked 
   assert.equal((await call(t.home, agentFor(t.home.caPem, { cert: second.cert, key: second.keyPem }), 'GET', '/v1/sensor/config')).status, 200);
 });
 
+test('config bundle carries inspection: {} until set, the values once set (a version bump), and a bad value is refused by name', async () => {
+  const sensorId = await addSensor(t, 'Inspection sensor', {});
+  const e = await enrolByCredentials(t, sensorId);
+  const agent = agentFor(t.home.caPem, { cert: e.cert, key: e.keyPem });
+  const bundle = async (): Promise<{ version: number; config: { inspection: unknown } }> =>
+    JSON.parse(Buffer.from(((await call(t.home, agent, 'GET', '/v1/sensor/config')).body as { bundle: string }).bundle, 'base64').toString('utf8'));
+  const before = await bundle();
+  assert.deepEqual(before.config.inspection, {});
+  const set = await call(t.home, agent, 'PATCH', `/v1/sensors/${sensorId}`, { inspection: { dedup_window_seconds: 0, body_limit_bytes: 16 } }, t.adminToken);
+  assert.equal(set.status, 200);
+  const after = await bundle();
+  assert.deepEqual(after.config.inspection, { dedup_window_seconds: 0, body_limit_bytes: 16 });
+  assert.ok(after.version > before.version, `${after.version} > ${before.version}`);
+  assert.deepEqual(((await call(t.home, agent, 'GET', `/v1/sensors/${sensorId}`, undefined, t.adminToken)).body as { inspection: unknown }).inspection, { dedup_window_seconds: 0, body_limit_bytes: 16 });
+  const bad = await call(t.home, agent, 'PATCH', `/v1/sensors/${sensorId}`, { inspection: { body_limit_bytes: 0 } }, t.adminToken);
+  assert.equal(bad.status, 400);
+  assert.deepEqual(bad.body, { error: 'E_FIELD', message: '"inspection.body_limit_bytes" must be a whole number of bytes from 1 to 67108864' });
+  assert.equal((await bundle()).version, after.version, 'a refused change bumps nothing');
+});
+
 test('config bundle verifies with the CA public key, not after a flipped byte, and its version bumps on changes', async () => {
   const sensorId = await addSensor(t, 'Bundle sensor', { allow_list: 'example.org\n', retention: { days: 30, by_category: { violence: 90 } } });
   const e = await enrolByCredentials(t, sensorId);

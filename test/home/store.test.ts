@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { HEARTBEAT_TRIM_EVERY, HomeStore, type CaptureInsert } from '../../home/store.js';
+import { createRequire } from 'node:module';
+import { HEARTBEAT_TRIM_EVERY, HomeStore, MIGRATIONS, type CaptureInsert } from '../../home/store.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hark-home-store-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -22,6 +23,30 @@ test('HomeStore migrates to the current user_version once and keeps the file 060
   assert.equal(again.schemaVersion, v);
   again.close();
   assert.equal(statSync(path).mode & 0o777, 0o600);
+});
+
+test('HomeStore upgrades a version-2 database: its sensors gain inspection settings, {} (the sensor\'s defaults)', () => {
+  const path = join(dir, 'v2.db');
+  type Db = { exec(sql: string): void; pragma(s: string): unknown; prepare(s: string): { run(...a: unknown[]): unknown }; close(): void };
+  const Sqlite = createRequire(import.meta.url)('better-sqlite3') as new (file: string) => Db;
+  const db = new Sqlite(path);
+  for (const sql of MIGRATIONS.slice(0, 2)) db.exec(sql);
+  db.pragma('user_version = 2');
+  db.prepare("INSERT INTO dictionaries (name, format, text, phrases, updated_at) VALUES ('starter', 'csv', 'x', 1, '2026-01-01T00:00:00Z')").run();
+  db.prepare("INSERT INTO sensors (name, bpf, config_version, created_at, updated_at) VALUES ('old', 'tcp', 4, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')").run();
+  db.close();
+  const s = new HomeStore(path);
+  try {
+    assert.equal(s.schemaVersion, MIGRATIONS.length);
+    const row = s.listSensors()[0];
+    assert.equal(row.inspection, '{}');
+    assert.equal(row.bpf, 'tcp', 'the rest of the row is kept');
+    assert.equal(row.config_version, 4, 'the upgrade changes no configuration version');
+    assert.ok(s.updateSensor(row.id, { inspection: '{"dedup_window_seconds":0}' }));
+    assert.equal(s.sensor(row.id)!.inspection, '{"dedup_window_seconds":0}');
+  } finally {
+    s.close();
+  }
 });
 
 test('HomeStore opens its database in WAL mode with synchronous=FULL: an acknowledged upload survives a power loss', () => {

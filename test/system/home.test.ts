@@ -5,7 +5,9 @@
  * Checked: a wrong site key is refused and logged; a sensor whose home is down starts from its
  * last-known-good copy and says so in status; a dictionary change at home reaches a running sensor
  * without a restart and the next capture uses it; a killed primary home -> the secondary, and back
- * after the hold-down. Bundle tampering and foreign / expired / revoked certificates are refused in
+ * after the hold-down; inspection settings set at home (merge window, body limit) shape what the
+ * sensor captures, a command-line option wins over them, and a change waits for a restart and says
+ * so. Bundle tampering and foreign / expired / revoked certificates are refused in
  * test/home-client/config.test.ts and test/home/sensor-api.test.ts against real TLS servers.
  */
 import assert from 'node:assert/strict';
@@ -14,7 +16,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { httpTrafficPcap } from '../helpers/http-traffic.js';
+import { conversationPath, httpTrafficPcap } from '../helpers/http-traffic.js';
 import {
   enrolByCredentials, freePort, hark, makeVeth, Operator, removeVeth, replay, startHomeProcess, status, waitFor, type HomeProcess, type Proc,
 } from '../helpers/system.js';
@@ -29,6 +31,16 @@ function homeCaptures(home: HomeProcess): Array<{ phrase: string; url: string; s
   const db = new Sqlite(join(home.dataDir, 'home.db'), { readonly: true, fileMustExist: true });
   try {
     return db.prepare('SELECT phrase, url, sensor_id FROM captures').all();
+  } finally {
+    db.close();
+  }
+}
+
+/** The captures in a sensor's own store whose URL is conversation `i`'s (read-only: the sensor may still run). */
+function sensorCaptures(dir: string, i: number): Array<{ id: string; phrase: string; source: string }> {
+  const db = new Sqlite(join(dir, 'captures.db'), { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare('SELECT id, phrase, source FROM captures WHERE url LIKE ? ORDER BY source, id').all(`%${conversationPath(i)}`);
   } finally {
     db.close();
   }
@@ -146,6 +158,56 @@ describe('home and phone-home, end to end', { timeout: 300_000 }, () => {
     const mine = homeCaptures(home).filter((c) => c.sensor_id === def.id);
     assert.equal(mine.filter((c) => c.phrase === 'purple elephant').length, 3);
     assert.equal(await sensor.stop('SIGTERM'), 0);
+  });
+
+  test('inspection settings from home reach the pipeline; a command-line option wins; a change waits for a restart and says so', async () => {
+    const def = await op.ok('POST', '/v1/sensors', {
+      name: 'inspection', site: 'Hilltop', interfaces: [veth.recv], dictionary: 'starter', inspection: { dedup_window_seconds: 0, body_limit_bytes: 16 },
+    });
+    const dir = join(root, 's-inspect');
+    assert.equal(await (await enrolByCredentials([home.url], home.fingerprint, dir, def.id, PASSWORD)).exited, 0);
+    // One worker: repeats by a device on a URL can only merge within one worker's collector.
+    const args = ['--workers', '1', '--warm-up', '0'];
+    /** One device searching twice on the same URL (conversation `i`); the answer shows the phrase past its 16th byte. */
+    const searchTwice = async (sensor: Proc, i: number): Promise<Record<string, number>> => {
+      const pcap = join(root, `twice-${i}.pcap`);
+      writeFileSync(pcap, httpTrafficPcap({ conversations: 1, offset: i, echo: true, repeats: 2 }));
+      const before = status(dir)?.counters?.['http.responses'] ?? 0;
+      replay(veth.send, pcap, 1000);
+      await waitFor('both answers inspected', 30_000, () => (status(dir)?.counters?.['http.responses'] ?? 0) >= before + 2);
+      assert.ok(sensor.alive, sensor.err);
+      return status(dir).counters;
+    };
+
+    // Home sets no merging and a 16-byte body limit: two typed captures, and no viewed one (its phrase is past the limit).
+    const first = hark(sensorArgs(dir, args));
+    running.push(first);
+    await listening(first);
+    const counters = await searchTwice(first, 7000);
+    assert.ok(counters['http.body_truncated'] >= 2, `bodies cut at home's limit: ${JSON.stringify(counters)}`);
+    assert.deepEqual(status(dir).config.inspection, { dedup_window_s: 0, dedup_window_from: 'home', body_limit_bytes: 16, body_limit_from: 'home' });
+
+    // Changed at home while running: the running values stay, and the sensor says a restart applies them.
+    await op.ok('PATCH', `/v1/sensors/${def.id}`, { inspection: { dedup_window_seconds: 60, body_limit_bytes: 16 } });
+    await waitFor('the sensor to reload', 30_000, () => /reloaded \(home has configuration version/.test(first.err));
+    assert.match(first.err, /Home's inspection settings \(merge window 60 s \(home\), body limit 16 bytes \(home\)\) differ from those in force \(merge window 0 s \(home\), body limit 16 bytes \(home\)\): they apply from the next start/);
+    await waitFor('the restart warning in status', 10_000, () => (status(dir)?.health ?? []).some((h: { name: string }) => h.name === 'config.restart_needed'));
+    assert.equal(status(dir).config.inspection.dedup_window_s, 0, 'the values in force are the running ones');
+    assert.equal(await first.stop('SIGTERM'), 0);
+    const unmerged = sensorCaptures(dir, 7000);
+    assert.deepEqual(unmerged.map((c) => `${c.phrase} ${c.source}`), ['AK47 typed', 'AK47 typed'], JSON.stringify(unmerged));
+    assert.notEqual(unmerged[0].id, unmerged[1].id);
+
+    // Restarted with --body-limit: the command line wins for it; home's new 60 s window now merges the repeats.
+    const second = hark(sensorArgs(dir, [...args, '--body-limit', '100000']));
+    running.push(second);
+    await listening(second);
+    await waitFor('status to show the settings in force', 10_000, () => status(dir)?.config?.inspection?.dedup_window_s === 60);
+    assert.deepEqual(status(dir).config.inspection, { dedup_window_s: 60, dedup_window_from: 'home', body_limit_bytes: 100000, body_limit_from: 'command line' });
+    assert.ok(!(status(dir).health ?? []).some((h: { name: string }) => h.name === 'config.restart_needed'), 'the restart applied them');
+    await searchTwice(second, 7001);
+    assert.equal(await second.stop('SIGTERM'), 0);
+    assert.deepEqual(sensorCaptures(dir, 7001).map((c) => `${c.phrase} ${c.source}`), ['AK47 typed', 'AK47 viewed']);
   });
 
   test('fail-over: the preferred home killed -> the other; preferred back -> switch back only after the hold-down', async () => {
