@@ -55,7 +55,7 @@ const C_RELOADS = defineCounter('sensor.reloads');
 const C_RELOAD_FAILED = defineCounter('sensor.reload_failed');
 /** An event file (eve.json, --out) cannot be written. */
 const HEALTH_OUTPUT = 'output.failing';
-/** Home changed a setting the running pipeline was built with (the inspection settings): it applies from the next start. */
+/** Home changed a setting a reload cannot apply (capture, outputs, inspection): it applies from the next start. */
 const HEALTH_RESTART_NEEDED = 'config.restart_needed';
 /** A failing store is logged at most this often (it is retried every tick). */
 const STORE_ERROR_LOG_MS = 60_000;
@@ -231,8 +231,10 @@ export class SensorService {
   private config: ActiveConfig = { source: 'command line' };
   /** The inspection settings the pipeline was built with: kept until the next start. */
   private inspection!: InspectionInForce;
-  /** A reload brought inspection settings other than those in force (HEALTH_RESTART_NEEDED raised). */
-  private restartNeeded = false;
+  /** The settings a reload cannot change, as this process started with them. */
+  private startedWith: readonly StartOnlySetting[] = [];
+  /** What home has changed of them since, as last said ('' none; HEALTH_RESTART_NEEDED raised while not). */
+  private restartNeeded = '';
   private interfaces: string[] = [];
   private timers: NodeJS.Timeout[] = [];
   private stopping: ((reason: StopReason) => void) | undefined;
@@ -271,6 +273,7 @@ export class SensorService {
     let apiIdentity: IdentitySink = identity;
     const dictionary = settings?.dictionary ?? o.dictionary ?? DEFAULT_DICTIONARY;
     const inspection = (this.inspection = inspectionInForce(o, settings?.inspection));
+    this.startedWith = this.startOnly(settings);
     // an enrolled sensor keeps the pages of viewed captures: home renders them as evidence
     const keepEvidence = o.mode === 'home';
     const onCapture = (c: CaptureEvent, evidence?: Evidence): void => this.store.add(c, evidence);
@@ -652,7 +655,7 @@ export class SensorService {
           const settings = materialise(b.config, dir);
           this.adoptHomes(settings);
           await this.engine.reconfigure({ dictionary: settings.dictionary, engine: this.opts.engine, site: this.siteFrom(settings, dir) });
-          this.noteInspectionChange(settings);
+          this.noteRestartOnlyChanges(settings);
           const old = this.config;
           this.config = { source: 'home', version: b.version, fetchedAtMs: Date.now(), settings };
           if (old.settings !== undefined && old.version !== b.version) removeOldConfigDirs(join(this.opts.dataDir, 'config'), dir);
@@ -678,23 +681,47 @@ export class SensorService {
   }
 
   /**
-   * The merge window and body limit are built into the pipeline (every worker's collector and HTTP
-   * sessions), which a reload keeps: home's new values apply from the next start. Until then the
-   * `config.restart_needed` warning (in status and at home) and a log line say so; it clears when
-   * home goes back to the values in force.
+   * What a reload cannot change, with the command line's precedence over home applied: the capture
+   * (interfaces, filter) and the outputs are opened at start, and the merge window and body limit
+   * are built into every worker's pipeline. `key` is compared, `text` is shown.
    */
-  private noteInspectionChange(settings: MaterialisedConfig): void {
-    const next = inspectionInForce(this.opts, settings.inspection);
-    const now = this.inspection;
-    const differs = next.dedupWindowUs !== now.dedupWindowUs || next.bodyLimitBytes !== now.bodyLimitBytes;
-    if (differs) {
-      const message = `Home's inspection settings (${describeInspection(next)}) differ from those in force (${describeInspection(now)}): they apply from the next start (home's restart action, or hark.sh restart)`;
+  private startOnly(settings: MaterialisedConfig | undefined): StartOnlySetting[] {
+    const o = this.opts;
+    const interfaces = o.interfaces ?? settings?.interfaces ?? [];
+    const filter = o.filter ?? (settings?.bpf !== undefined && settings.bpf !== '' ? settings.bpf : undefined);
+    const outputs = settings?.outputs;
+    const email = outputs?.email;
+    const inspection = describeInspection(inspectionInForce(o, settings?.inspection));
+    return [
+      { name: 'interfaces', key: interfaces.join(','), text: interfaces.length > 0 ? interfaces.join(', ') : 'the default interface' },
+      { name: 'capture filter', key: filter ?? '', text: filter !== undefined ? `"${filter}"` : 'none' },
+      {
+        name: 'outputs',
+        // the site's name is in the e-mail alerts' subject
+        key: JSON.stringify({ eve: outputs?.eve ?? null, syslog: outputs?.syslog ?? [], email: email ?? null, site: email !== undefined ? settings?.site_name : null }),
+        text: `eve.json ${outputs?.eve?.enabled === false ? 'off' : 'on'}, ${outputs?.syslog.length ?? 0} syslog, e-mail ${email !== undefined ? `to ${email.to.join(', ')}` : 'off'}`,
+      },
+      { name: 'inspection settings', key: inspection, text: inspection },
+    ];
+  }
+
+  /**
+   * After a reload from home: a start-only setting home changed keeps its running value until the
+   * next start. A log line and the `config.restart_needed` warning (in status and at home) say which
+   * and how; the warning clears when home goes back to the values in force.
+   */
+  private noteRestartOnlyChanges(settings: MaterialisedConfig): void {
+    const next = this.startOnly(settings);
+    const changed = next.filter((n, i) => n.key !== this.startedWith[i].key);
+    const what = changed.map((c) => `${c.name} ${c.text} instead of ${this.startedWith[next.indexOf(c)].text}`).join('; ');
+    if (what !== '' && what !== this.restartNeeded) {
+      const message = `Home changed settings that apply from the next start (home's restart action, or hark.sh restart): ${what}`;
       this.opts.log(`hark: ${message}`);
-      this.onHealth(healthEvent(HEALTH_RESTART_NEEDED, 'warning', message, { dedup_window_s: next.dedupWindowUs / 1e6, body_limit_bytes: next.bodyLimitBytes }));
-    } else if (this.restartNeeded) {
-      this.onHealth(healthEvent(HEALTH_RESTART_NEEDED, 'info', `Home's inspection settings are those in force again (${describeInspection(now)})`, undefined, 'cleared'));
+      this.onHealth(healthEvent(HEALTH_RESTART_NEEDED, 'warning', message, { settings: changed.map((c) => c.name).join(', ') }));
+    } else if (what === '' && this.restartNeeded !== '') {
+      this.onHealth(healthEvent(HEALTH_RESTART_NEEDED, 'info', 'Home\'s settings are those in force again', undefined, 'cleared'));
     }
-    this.restartNeeded = differs;
+    this.restartNeeded = what;
   }
 
   private schedule(): void {
@@ -769,6 +796,13 @@ export class SensorService {
 }
 
 /** `merge window 60 s (default), body limit 16 bytes (home)`. */
+/** A setting a reload cannot change (SensorService.startOnly). */
+interface StartOnlySetting {
+  readonly name: string;
+  readonly key: string;
+  readonly text: string;
+}
+
 function describeInspection(i: InspectionInForce): string {
   return `merge window ${i.dedupWindowUs / 1e6} s (${i.dedupWindowFrom}), body limit ${i.bodyLimitBytes} bytes (${i.bodyLimitFrom})`;
 }

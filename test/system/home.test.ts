@@ -188,10 +188,13 @@ describe('home and phone-home, end to end', { timeout: 300_000 }, () => {
     assert.deepEqual(status(dir).config.inspection, { dedup_window_s: 0, dedup_window_from: 'home', body_limit_bytes: 16, body_limit_from: 'home' });
 
     // Changed at home while running: the running values stay, and the sensor says a restart applies them.
-    await op.ok('PATCH', `/v1/sensors/${def.id}`, { inspection: { dedup_window_seconds: 60, body_limit_bytes: 16 } });
+    // The capture filter is opened at start too: changed with them, it waits the same way.
+    await op.ok('PATCH', `/v1/sensors/${def.id}`, { inspection: { dedup_window_seconds: 60, body_limit_bytes: 16 }, bpf: 'tcp' });
     await waitFor('the sensor to reload', 30_000, () => /reloaded \(home has configuration version/.test(first.err));
-    assert.match(first.err, /Home's inspection settings \(merge window 60 s \(home\), body limit 16 bytes \(home\)\) differ from those in force \(merge window 0 s \(home\), body limit 16 bytes \(home\)\): they apply from the next start/);
+    assert.match(first.err, /Home changed settings that apply from the next start \(home's restart action, or hark\.sh restart\): capture filter "tcp" instead of none; inspection settings merge window 60 s \(home\), body limit 16 bytes \(home\) instead of merge window 0 s \(home\), body limit 16 bytes \(home\)\n/);
     await waitFor('the restart warning in status', 10_000, () => (status(dir)?.health ?? []).some((h: { name: string }) => h.name === 'config.restart_needed'));
+    const warning = status(dir).health.find((h: { name: string }) => h.name === 'config.restart_needed');
+    assert.equal(warning.detail?.settings, 'capture filter, inspection settings', JSON.stringify(warning));
     assert.equal(status(dir).config.inspection.dedup_window_s, 0, 'the values in force are the running ones');
     assert.equal(await first.stop('SIGTERM'), 0);
     const unmerged = sensorCaptures(dir, 7000);
