@@ -96,8 +96,9 @@ test('POST /v1/tls-keys adds key log lines to the key store and reports bad line
 });
 
 test('LocalApi refuses bodies over the limit', async () => {
-  const r = await call({ method: 'POST', path: '/v1/tls-keys', token, body: Buffer.alloc(API_MAX_BODY_BYTES + 1, 0x41) }).catch(() => ({ status: 413, body: null }));
+  const r = await call({ method: 'POST', path: '/v1/tls-keys', token, body: Buffer.alloc(API_MAX_BODY_BYTES + 1, 0x41) });
   assert.equal(r.status, 413);
+  assert.deepEqual(r.body, { error: `body larger than ${API_MAX_BODY_BYTES} bytes` });
 });
 
 test('LocalApi: a client that resets its connection in the middle of a body ends its request, not the sensor', async () => {
