@@ -3,7 +3,7 @@
  * management and mirror interfaces, read-back of the management settings, and identity reading.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -89,9 +89,10 @@ test('writeNetworkPlan replaces only the menu files and reads back the managemen
     mkdirSync(paths.networkDir, { recursive: true });
     writeFileSync(join(paths.networkDir, '50-other.network'), '[Match]\nName=eth9\n');
     writeNetworkPlan(paths, { management: { iface: 'eth0', dhcp: true }, mirrors: ['eth1', 'eth2'] });
+    assert.deepEqual(readdirSync(paths.networkDir).sort(), ['10-hark-management.network', '10-hark-mirror-eth1.network', '10-hark-mirror-eth2.network', '50-other.network']);
     writeNetworkPlan(paths, { management: { iface: 'eth0', dhcp: false, address: '192.168.1.5', prefix: 24, gateway: '192.168.1.1', dns: '192.168.1.1' }, mirrors: ['eth1'] });
     assert.deepEqual(readManagementNetwork(paths), { iface: 'eth0', dhcp: false, address: '192.168.1.5', prefix: 24, gateway: '192.168.1.1', dns: '192.168.1.1' });
-    assert.throws(() => readFileSync(join(paths.networkDir, '10-hark-mirror-eth2.network')));
+    assert.deepEqual(readdirSync(paths.networkDir).sort(), ['10-hark-management.network', '10-hark-mirror-eth1.network', '50-other.network'], 'eth2 is no longer a mirror: its file is gone');
     assert.equal(readFileSync(join(paths.networkDir, '50-other.network'), 'utf8'), '[Match]\nName=eth9\n');
   } finally {
     rmSync(root, { recursive: true, force: true });
