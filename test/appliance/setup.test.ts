@@ -129,7 +129,9 @@ test('setup.sh --with-home makes the hark-home user, its 0700 data directory and
   const m = /^hark-home:[^:]*:(\d+):(\d+):[^:]*:\/var\/lib\/hark-home:\/usr\/sbin\/nologin$/m.exec(readFileSync(join(root, 'etc/passwd'), 'utf8'));
   assert.ok(m, 'no nologin hark-home user');
   const [uid, gid] = [m[1], m[2]];
-  assert.notEqual(uid, /^hark:[^:]*:(\d+):/m.exec(readFileSync(join(root, 'etc/passwd'), 'utf8'))?.[1], 'home must not share the sensor\'s user');
+  const sensorUid = /^hark:[^:]*:(\d+):/m.exec(readFileSync(join(root, 'etc/passwd'), 'utf8'))?.[1];
+  assert.ok(sensorUid !== undefined, 'the sensor\'s user hark is there too');
+  assert.notEqual(uid, sensorUid, 'home must not share the sensor\'s user');
   assert.equal(mode('var/lib/hark-home'), `700 ${uid}:${gid}`);
   assert.equal(mode('etc/hark/home.env'), `640 0:${gid}`);
   const env = readFileSync(join(root, 'etc/hark/home.env'), 'utf8');
