@@ -49,6 +49,7 @@ test('hark scan --identity-map names the user and host of every capture, with th
     assert.deepEqual(c.device.sources, { hostname: 'static', user: 'static' });
   }
   const plain = hark('scan', SEARCH);
+  assert.equal(plain.events.length, 4, 'the same four captures');
   assert.ok(plain.events.every((c) => c.device.user === undefined), 'no identity without a source');
 });
 
