@@ -101,6 +101,8 @@ test('hark scan without keys names every TLS connection, decrypts none and says 
 test('hark scan with only the RSA key decrypts the RSA key-exchange connection and refuses the ECDHE ones', () => {
   const { captures, tls } = scan('--rsa-key', traffic.rsaKey);
   const rsa = traffic.results.find((s) => s.rsaOnly)!;
+  assert.equal(tls.length, SCENARIOS.length, 'a tls event for every connection');
+  assert.equal(tls.filter((e) => e.dest_port === rsa.port).length, 1, 'one of them the RSA key-exchange connection');
   for (const e of tls) {
     if (e.dest_port === rsa.port) assert.equal(e.tls.decrypted, true);
     else {
