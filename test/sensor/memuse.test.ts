@@ -38,12 +38,8 @@ test('every capture in test/fixtures ends with no inspection memory held (with i
   for (const file of files) {
     const keys = file.replace(/\.pcap(ng)?$/, '.keys');
     const sensor = new Sensor({ dictionary: DICTIONARY, keyLogs: existsSync(keys) ? [keys] : undefined, onCapture: () => {} });
-    try {
-      sensor.pipeline.runFile(file);
-    } catch {
-      // a damaged capture ends in an error after what came before it was processed
-      sensor.pipeline.finish();
-    }
+    // a damaged capture is not an exception: runFile returns its problem after what came before it was processed
+    sensor.pipeline.runFile(file);
     assert.equal(memoryInUse(sensor.counters), 0, `${file}: ${memoryInUse(sensor.counters)} bytes still charged after every flow ended`);
     charged += sensor.counters.get('http.requests') > 0 ? 1 : 0;
   }
