@@ -133,9 +133,15 @@ test('PUT /v1/dictionaries validates with the rules/ readers: bad rows are 400 w
 
 test('sensor definitions are validated: unknown dictionary, bad network and bad interface are 400', async () => {
   const a = agentFor(t.home.caPem);
-  for (const body of [{ name: 'x', dictionary: 'nope' }, { name: 'x', monitored: ['10.0.0.0/33'] }, { name: 'x', interfaces: ['eth 1'] }, { name: '' }, { name: 'x', retention: { days: 0 } }]) {
+  const cases: Array<[object, string]> = [
+    [{ name: 'x', dictionary: 'nope' }, 'dictionary'], [{ name: 'x', monitored: ['10.0.0.0/33'] }, 'monitored'], [{ name: 'x', interfaces: ['eth 1'] }, 'interfaces'],
+    [{ name: '' }, 'name'], [{ name: 'x', retention: { days: 0 } }, 'retention.days'],
+  ];
+  for (const [body, field] of cases) {
     const r = await call(t.home, a, 'POST', '/v1/sensors', body, t.adminToken);
     assert.equal(r.status, 400, JSON.stringify(body));
+    // refused for the field it gets wrong, not for something every one of these bodies lacks
+    assert.deepEqual([(r.body as { error: string }).error, (r.body as { message: string }).message.startsWith(`"${field}" `)], ['E_FIELD', true], `${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
   }
 });
 
