@@ -17,6 +17,11 @@ const ACTION_KINDS = ['reload', 'restart', 'reset'] as const;
 const USER_NAME = /^[A-Za-z0-9_.@-]{1,64}$/;
 /** Heartbeats shown in a status answer's history. */
 const STATUS_HISTORY = 60;
+/**
+ * A login is a user name (64) and a password (MAX_PASSWORD_CHARS, 1024): 16 KiB is ample. The call
+ * is unauthenticated, so its body must not be the 1 MiB default every caller could make home hold.
+ */
+export const LOGIN_BODY_LIMIT_BYTES = 16 * 1024;
 
 function positiveId(text: string, what: string): number {
   const n = Number(text);
@@ -43,7 +48,7 @@ export function registerOperatorApi(router: Router, home: HomeCore): void {
 
   // ---- sessions ----
   router.add('POST', '/v1/login', async (ctx) => {
-    const body = asObject(await ctx.body());
+    const body = asObject(await ctx.body(LOGIN_BODY_LIMIT_BYTES));
     const op = await home.checkCredentials(body.user, body.password, ctx, 'login');
     const token = newToken();
     const expires = Date.now() + SESSION_TTL_MS;

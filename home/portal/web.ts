@@ -118,24 +118,28 @@ export class PortalAuth {
   }
 
   /**
-   * For a POST: reads the form, checks the session, the Origin, the CSRF token, the role and the
-   * change limit. 401 / 403 / 429 otherwise (logged with the peer, never with form content).
+   * For a POST: checks the session, the Origin, the password-change state and the role from the
+   * headers alone, then reads the form and checks its CSRF token and the change limit. 401 / 403 /
+   * 429 otherwise (logged with the peer, never with form content). Nothing of the body is read
+   * before the session is known: a form may be FORM_BODY_LIMIT_BYTES (a dictionary), and a
+   * request without a session must not make home buffer that much (an unauthenticated memory
+   * exhaustion: thousands of connections each holding megabytes).
    */
   async change(ctx: RequestContext, need: Role, limit = FORM_BODY_LIMIT_BYTES): Promise<{ user: PortalUser; form: Map<string, string> }> {
-    const form = await ctx.form(limit);
     const u = this.user(ctx);
     if (u === undefined) throw new HttpError(401, 'E_AUTH', 'Your session has ended; sign in again');
     this.checkOrigin(ctx);
+    if (u.op.must_change_password === 1 && ctx.url.pathname !== '/password' && ctx.url.pathname !== '/logout') {
+      throw new HttpError(403, 'E_PASSWORD_CHANGE', 'Change your password first');
+    }
+    this.requireRole(ctx, u, need);
+    const form = await ctx.form(limit);
     const given = Buffer.from(form.get('_csrf') ?? '');
     const want = Buffer.from(u.csrf);
     if (given.length !== want.length || !timingSafeEqual(given, want)) {
       this.home.log.write('security.csrf', { peer: ctx.peer, user: u.op.name, call: `${ctx.req.method} ${ctx.url.pathname}` });
       throw new HttpError(403, 'E_CSRF', 'This form has expired or did not come from this portal; reload the page and try again');
     }
-    if (u.op.must_change_password === 1 && ctx.url.pathname !== '/password' && ctx.url.pathname !== '/logout') {
-      throw new HttpError(403, 'E_PASSWORD_CHANGE', 'Change your password first');
-    }
-    this.requireRole(ctx, u, need);
     const wait = this.changes.retryAfter(u.op.name);
     if (wait > 0) throw new HttpError(429, 'E_RATE_LIMIT', `Too many changes; try again in ${wait} seconds`, { 'retry-after': String(wait) });
     this.changes.fail(u.op.name);

@@ -1,0 +1,52 @@
+/**
+ * Security regressions found in review (home): what an unauthenticated peer on the school network
+ * can make home hold in memory. A portal form (up to 8 MiB: a dictionary upload) must not be read
+ * before the request's session is known, and the login call's body is bounded to what a user name
+ * and password need. Plain TLS sockets to 127.0.0.1 so a body can be announced and never sent.
+ */
+import assert from 'node:assert/strict';
+import { connect } from 'node:tls';
+import { after, before, test } from 'node:test';
+import { FORM_BODY_LIMIT_BYTES } from '../../home/portal/web.js';
+import { LOGIN_BODY_LIMIT_BYTES } from '../../home/operator-api.js';
+import { agentFor, call, closeAgents, startTestHome, type TestHome } from './helpers.js';
+
+let t: TestHome;
+before(async () => { t = await startTestHome({ chromium: null }); });
+after(async () => { await closeAgents(); await t.close(); });
+
+/**
+ * Sends the request head and `sent` bytes of a body announced as `declared` bytes, then waits (at
+ * most `waitMs`) for the status line; undefined when home is still waiting for the body.
+ */
+function partialPost(path: string, declared: number, sent: string, waitMs: number, contentType = 'application/x-www-form-urlencoded'): Promise<number | undefined> {
+  const url = new URL(t.home.url);
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host: url.hostname, port: Number(url.port), ca: t.home.caPem, servername: 'localhost' }, () => {
+      sock.write(`POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: ${contentType}\r\nContent-Length: ${declared}\r\n\r\n${sent}`);
+    });
+    let got = '';
+    const timer = setTimeout(() => { sock.destroy(); resolve(undefined); }, waitMs);
+    sock.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(got);
+      if (m !== null) { clearTimeout(timer); sock.destroy(); resolve(Number(m[1])); }
+    });
+    sock.on('error', (err) => { clearTimeout(timer); reject(err); });
+  });
+}
+
+test('portal POSTs without a session are refused (401) before their body is read: no unauthenticated megabyte buffers', async () => {
+  for (const path of ['/captures', '/dictionaries', '/allow-list', '/sensors/1', '/captures/x/triage', '/logout']) {
+    const status = await partialPost(path, FORM_BODY_LIMIT_BYTES, '_csrf=x&q=', 3000);
+    assert.equal(status, 401, `${path}: home waited for ${FORM_BODY_LIMIT_BYTES} bytes from a peer with no session`);
+  }
+});
+
+test('POST /v1/login bodies are limited to LOGIN_BODY_LIMIT_BYTES (413), announced or sent', async () => {
+  assert.equal(await partialPost('/v1/login', LOGIN_BODY_LIMIT_BYTES + 1, '{"user":"', 3000, 'application/json'), 413);
+  const big = { user: 'admin', password: 'x', pad: 'y'.repeat(LOGIN_BODY_LIMIT_BYTES) };
+  assert.equal((await call(t.home, agentFor(t.home.caPem), 'POST', '/v1/login', big)).status, 413);
+  // An ordinary login still works.
+  assert.equal((await call(t.home, agentFor(t.home.caPem), 'POST', '/v1/login', { user: 'admin', password: t.adminPassword })).status, 200);
+});
