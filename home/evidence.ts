@@ -71,13 +71,20 @@ export function evidenceText(body: Buffer, contentType: string, charset: string 
 /** No loads of any kind from the rendered document: belt to the renderer's aborted routes. */
 const EVIDENCE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:";
 
-/** The document Chromium renders: HTML as received with a CSP meta first; anything else as text. */
+/**
+ * The document Chromium renders: HTML as received with the CSP meta before any of its markup (only
+ * a leading doctype may precede it, so the page keeps its standards mode); anything else as text.
+ * The meta must come first: a CSP meta only governs what follows it, and one outside the head (or
+ * inside a comment, a <title> or a <textarea>) is ignored. Looking for the page's own `<head>`
+ * instead would put it wherever the attacker-supplied text first says `<head` (a comment, a
+ * `<header>` element), after elements that load things.
+ */
 export function evidenceDocument(text: string, contentType: string): string {
   const meta = `<meta http-equiv="Content-Security-Policy" content="${EVIDENCE_CSP}">`;
   if (/html|xml/.test(contentType)) {
-    const head = /<head[^>]*>/i.exec(text);
-    if (head !== null) return text.slice(0, head.index + head[0].length) + meta + text.slice(head.index + head[0].length);
-    return meta + text;
+    const doctype = /^\uFEFF?\s*<!doctype[^>]*>/i.exec(text);
+    const at = doctype === null ? 0 : doctype[0].length;
+    return text.slice(0, at) + meta + text.slice(at);
   }
   const esc = text.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' }[c] as string));
   return `<!DOCTYPE html><html><head>${meta}</head><body><pre style="white-space:pre-wrap;font:14px monospace">${esc}</pre></body></html>`;

@@ -19,8 +19,28 @@ test('evidenceItem refuses malformed and oversized items', () => {
 test('evidenceText decodes the named charset and evidenceDocument puts a CSP meta in the head or escapes non-HTML', () => {
   assert.equal(evidenceText(Buffer.from([0x63, 0x61, 0x66, 0xe9]), 'text/html; charset=iso-8859-1', null), 'café');
   const doc = evidenceDocument('<html><head><title>t</title></head><body>x</body></html>', 'text/html');
-  assert.match(doc, /^<html><head><meta http-equiv="Content-Security-Policy" content="default-src 'none'/);
+  assert.match(doc, /^<meta http-equiv="Content-Security-Policy" content="default-src 'none'[^>]*><html><head><title>/);
+  // A doctype stays first (standards mode); the CSP follows it at once.
+  assert.match(evidenceDocument('\uFEFF<!DOCTYPE html>\n<html><head></head></html>', 'text/html'), /^\uFEFF<!DOCTYPE html><meta http-equiv="Content-Security-Policy"/);
   assert.match(evidenceDocument('<b>a & b</b>', 'text/plain'), /<pre[^>]*>&lt;b&gt;a &amp; b&lt;\/b&gt;<\/pre>/);
+});
+
+test('evidenceDocument puts the CSP before any markup of the page: a "<head" in a comment, a <header> or a <title> cannot move it after loads', () => {
+  const csp = '<meta http-equiv="Content-Security-Policy"';
+  const pages = [
+    '<!-- <head> --><img src="http://tracker.example/a.png"><p>secret</p>',
+    '<header class="top"><img src="http://tracker.example/b.png"></header><p>secret</p>',
+    '<html><title>x <head> y</title><link rel="stylesheet" href="http://tracker.example/c.css"></html>',
+    '<!DOCTYPE html><textarea><head></textarea><iframe src="http://tracker.example/d.html"></iframe>',
+  ];
+  for (const p of pages) {
+    const doc = evidenceDocument(p, 'text/html; charset=utf-8');
+    const meta = doc.indexOf(csp);
+    assert.ok(meta >= 0, p);
+    // Before the meta there is at most a doctype: no element, comment or text of the page.
+    assert.match(doc.slice(0, meta), /^(<!DOCTYPE html>)?$/i, `CSP not first in: ${doc.slice(0, 120)}`);
+    assert.equal(doc.slice(0, meta) + doc.slice(meta).replace(/^<meta[^>]*>/, ''), p, 'the page itself is unchanged');
+  }
 });
 
 test('POST /v1/sensor/evidence without Chromium: stored once (idempotent), the portal says the image is unavailable', async () => {
