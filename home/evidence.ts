@@ -240,13 +240,18 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 export class EvidenceStore {
   constructor(private readonly store: HomeStore, private readonly counters: Counters) {}
 
-  /** Stores items (compressed); an item for a capture that has evidence already changes nothing. */
+  /**
+   * Stores items (compressed); an item for a capture that has evidence already changes nothing, nor
+   * does one for a capture another sensor sent: evidence belongs to the sensor whose capture it is
+   * (row, png and nextPending only ever pair a capture with its own sensor's evidence).
+   */
   add(sensorId: number, items: readonly EvidenceItem[], status: 'pending' | 'unavailable', now = Date.now()): number {
     const st = this.store.sql.prepare(`INSERT INTO evidence (capture_id, sensor_id, received_at, content_type, charset, truncated, body, body_bytes, png_status)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(capture_id) DO NOTHING`);
+      SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM captures WHERE id = ? AND sensor_id <> ?)
+      ON CONFLICT(capture_id) DO NOTHING`);
     const n = this.store.transaction(() => {
       let added = 0;
-      for (const e of items) added += st.run(e.capture_id, sensorId, now, e.content_type, e.charset, e.truncated ? 1 : 0, deflateRawSync(e.body), e.body.length, status).changes;
+      for (const e of items) added += st.run(e.capture_id, sensorId, now, e.content_type, e.charset, e.truncated ? 1 : 0, deflateRawSync(e.body), e.body.length, status, e.capture_id, sensorId).changes;
       return added;
     });
     this.counters.inc(C_STORED, n);
@@ -258,8 +263,10 @@ export class EvidenceStore {
     this.counters.inc(C_REJECTED, n);
   }
 
+  /** The evidence of capture `captureId` sent by the sensor that sent the capture. */
   row(captureId: string): EvidenceRow | undefined {
-    return this.store.sql.prepare('SELECT capture_id, content_type, charset, truncated, body_bytes, png_status, marks, rendered_at, error FROM evidence WHERE capture_id = ?')
+    return this.store.sql.prepare(`SELECT e.capture_id, e.content_type, e.charset, e.truncated, e.body_bytes, e.png_status, e.marks, e.rendered_at, e.error
+      FROM evidence e JOIN captures c ON c.id = e.capture_id AND c.sensor_id = e.sensor_id WHERE e.capture_id = ?`)
       .get(captureId) as EvidenceRow | undefined;
   }
 
@@ -270,13 +277,14 @@ export class EvidenceStore {
   }
 
   png(captureId: string): Buffer | undefined {
-    const r = this.store.sql.prepare("SELECT png FROM evidence WHERE capture_id = ? AND png_status = 'done'").get(captureId) as { png: Buffer } | undefined;
+    const r = this.store.sql.prepare(`SELECT e.png FROM evidence e JOIN captures c ON c.id = e.capture_id AND c.sensor_id = e.sensor_id
+      WHERE e.capture_id = ? AND e.png_status = 'done'`).get(captureId) as { png: Buffer } | undefined;
     return r?.png;
   }
 
   /** The oldest pending evidence whose capture has arrived, with the phrase to highlight. */
   nextPending(): { capture_id: string; phrase: string } | undefined {
-    return this.store.sql.prepare(`SELECT e.capture_id, c.phrase FROM evidence e JOIN captures c ON c.id = e.capture_id
+    return this.store.sql.prepare(`SELECT e.capture_id, c.phrase FROM evidence e JOIN captures c ON c.id = e.capture_id AND c.sensor_id = e.sensor_id
       WHERE e.png_status = 'pending' ORDER BY e.received_at LIMIT 1`).get() as { capture_id: string; phrase: string } | undefined;
   }
 

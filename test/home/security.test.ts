@@ -3,13 +3,16 @@
  * can make home hold in memory. A portal form (up to 8 MiB: a dictionary upload) must not be read
  * before the request's session is known, and the login call's body is bounded to what a user name
  * and password need. Plain TLS sockets to 127.0.0.1 so a body can be announced and never sent.
+ * And what one enrolled sensor can do to another's captures: attach evidence (a page "as the
+ * user received it") to a capture another sensor sent.
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:tls';
 import { after, before, test } from 'node:test';
 import { FORM_BODY_LIMIT_BYTES } from '../../home/portal/web.js';
 import { LOGIN_BODY_LIMIT_BYTES } from '../../home/operator-api.js';
-import { agentFor, call, closeAgents, startTestHome, type TestHome } from './helpers.js';
+import { request } from 'undici';
+import { addSensor, agentFor, call, closeAgents, enrolByCredentials, startTestHome, type TestHome } from './helpers.js';
 
 let t: TestHome;
 before(async () => { t = await startTestHome({ chromium: null }); });
@@ -49,4 +52,38 @@ test('POST /v1/login bodies are limited to LOGIN_BODY_LIMIT_BYTES (413), announc
   assert.equal((await call(t.home, agentFor(t.home.caPem), 'POST', '/v1/login', big)).status, 413);
   // An ordinary login still works.
   assert.equal((await call(t.home, agentFor(t.home.caPem), 'POST', '/v1/login', { user: 'admin', password: t.adminPassword })).status, 200);
+});
+
+/** The portal's evidence status for capture `id`, read as the admin (the API token is a session). */
+async function evidenceStatus(id: string): Promise<string> {
+  const res = await request(`${t.home.url}/captures/${encodeURIComponent(id)}`, { dispatcher: agentFor(t.home.caPem), headers: { cookie: `__Host-hark-session=${t.adminToken}` } });
+  const html = await res.body.text();
+  assert.equal(res.statusCode, 200, html.slice(0, 200));
+  return /id="evidence-status">([^<]*)/.exec(html)?.[1] ?? '';
+}
+
+test('evidence from one sensor is never shown for a capture another sensor sent (before or after that capture arrived)', async () => {
+  const a = await enrolByCredentials(t, await addSensor(t, 'Sensor A'));
+  const b = await enrolByCredentials(t, await addSensor(t, 'Sensor B'));
+  const asA = agentFor(t.home.caPem, { cert: a.cert, key: a.keyPem });
+  const asB = agentFor(t.home.caPem, { cert: b.cert, key: b.keyPem });
+  const capture = (id: string) => ({ id, ts_us: 1_795_000_000_000_000, severity: 4, category: 'grooming', phrase: 'our secret', context: '[[our secret]]', device: { ip: '10.0.0.9', user: 'pupil1' } });
+  const forged = (id: string) => ({ capture_id: id, content_type: 'text/html', body_base64: Buffer.from('<p>forged page: our secret</p>').toString('base64'), truncated: false });
+
+  // After: A's capture is stored, then B sends evidence for it.
+  assert.equal((await call(t.home, asA, 'POST', '/v1/sensor/captures', { captures: [capture('xs-after')] })).status, 200);
+  const r = await call(t.home, asB, 'POST', '/v1/sensor/evidence', { evidence: [forged('xs-after')] });
+  assert.equal(r.status, 200);
+  assert.equal((r.body as { accepted: number }).accepted, 0, 'evidence for another sensor\'s capture is not stored');
+  assert.match(await evidenceStatus('xs-after'), /No page was received/);
+
+  // Before: B's evidence arrives first, then A's capture.
+  assert.equal((await call(t.home, asB, 'POST', '/v1/sensor/evidence', { evidence: [forged('xs-before')] })).status, 200);
+  assert.equal((await call(t.home, asA, 'POST', '/v1/sensor/captures', { captures: [capture('xs-before')] })).status, 200);
+  assert.match(await evidenceStatus('xs-before'), /No page was received/, 'B\'s earlier evidence is not paired with A\'s capture');
+
+  // A's own evidence for its own capture is shown as before.
+  assert.equal((await call(t.home, asA, 'POST', '/v1/sensor/captures', { captures: [capture('xs-own')] })).status, 200);
+  assert.equal(((await call(t.home, asA, 'POST', '/v1/sensor/evidence', { evidence: [forged('xs-own')] })).body as { accepted: number }).accepted, 1);
+  assert.match(await evidenceStatus('xs-own'), /Chromium is not installed/);
 });
