@@ -34,8 +34,9 @@ export const enrolCommand: Command = {
        hark enrol --reset [--data-dir DIR]
 
 Joins this sensor to a home server. The sensor first fetches home's CA certificate and prints its
-SHA-256 fingerprint: compare it with the one home's console shows (or give it with
---ca-fingerprint). From then on that CA is the only certificate authority the sensor trusts for
+SHA-256 fingerprint and asks on the terminal whether it is the one home's console shows (or give
+it with --ca-fingerprint: without a terminal that is required); nothing else is sent to home before
+that. From then on that CA is the only certificate authority the sensor trusts for
 home, and home gives the sensor a client certificate signed by it.
 
   --code                 ask for an enrolment code (XXXX-XXXX); an admin approves it at home's
@@ -157,6 +158,13 @@ export async function runEnrol(argv: string[], print: (text: string) => void, us
   print(`Home's CA fingerprint (SHA-256): ${ca.fingerprint}\n`);
   if (values['ca-fingerprint'] !== undefined) print('It matches the fingerprint given.\n');
   else print('Compare it with the fingerprint on home\'s console before approving.\n');
+  // Nothing goes to a home whose CA nobody vouched for (the pin is for good): in the middle at
+  // enrolment time, a relay could collect the site key, show the real console a matching code, and
+  // hand back a grant from its own CA, so the sensor would report to it from then on.
+  if (values['ca-fingerprint'] === undefined && !(await confirmFingerprint())) {
+    const what = values.code ? 'an enrolment request' + (siteKey !== undefined ? ' and the site key' : '') : 'a password';
+    throw new CliError(`Not sending ${what} to a home whose CA fingerprint was not confirmed: give --ca-fingerprint FP (shown on home's console), or run on a terminal to confirm it`, EXIT_FAILED);
+  }
   const link = failing(() => new HomeLink({ homes, ca: ca.pem, proxy }));
   const ctx: EnrolContext = { link, creds, hostname: values.hostname, siteKey };
   try {
@@ -173,9 +181,6 @@ export async function runEnrol(argv: string[], print: (text: string) => void, us
         process.off('SIGINT', onInt);
       }
     } else {
-      if (values['ca-fingerprint'] === undefined && !(await confirmFingerprint())) {
-        throw new CliError('Not sending a password to a home whose CA fingerprint was not confirmed: give --ca-fingerprint FP', EXIT_FAILED);
-      }
       const user = values.user as string;
       const password = process.env.HARK_PASSWORD ?? (await readSecret(`Password for ${user}: `));
       if (sensorId === undefined) {

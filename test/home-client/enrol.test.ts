@@ -217,6 +217,23 @@ describe('enrolCommand', () => {
     }
   });
 
+  it('hark enrol --code without --ca-fingerprint and without a terminal to confirm it sends home nothing (no request, no site key)', async () => {
+    assert.notEqual(process.stdin.isTTY, true, 'the test needs a standard input that is not a terminal');
+    const home = await enrolHome(0);
+    const data = scratchDir('hark-enrol-cmd-');
+    try {
+      const r = await runCommand(['--home', home.url, '--code', '--site-key', 'hilltop-key', '--data-dir', data]);
+      assert.ok(r.error instanceof CliError && r.error.exitCode === 1, String(r.error));
+      assert.match(r.error.message, /^Not sending an enrolment request and the site key to a home whose CA fingerprint was not confirmed: give --ca-fingerprint FP/);
+      assert.match(r.out, new RegExp(`Home's CA fingerprint \\(SHA-256\\): ${fingerprint(ca.cert)}`), 'the fingerprint is shown');
+      assert.equal(home.count('/v1/ca'), 1, 'only the CA was fetched');
+      assert.equal(home.count('/v1/enrol/request'), 0, 'no enrolment request, so no site key, went to home');
+      assert.equal(JSON.parse(readFileSync(join(data, 'identity', 'sensor.json'), 'utf8')).sensor_id, 0, 'still unconfigured');
+    } finally {
+      await home.close();
+    }
+  });
+
   it('hark enrol --code enrols, prints the code and fingerprint, and --status and --reset work', async () => {
     const home = await enrolHome(0);
     const data = scratchDir('hark-enrol-cmd-');
