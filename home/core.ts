@@ -92,7 +92,7 @@ export class HomeCore {
   checkSiteKey(key: unknown, ctx: RequestContext, call: string): void {
     const active = this.store.activeSiteKeys();
     if (active.length === 0) return;
-    const wait = this.siteKeyFailures.retryAfter(ctx.peerIp);
+    const wait = this.siteKeyFailures.retryAfter(ctx.peerKey);
     if (wait > 0) {
       this.counters.inc(C_LOGIN_LIMITED);
       this.log.write('security.rate_limit', { peer: ctx.peer, call, reason: 'site key failures', retry_after: wait });
@@ -100,7 +100,7 @@ export class HomeCore {
     }
     const given = typeof key === 'string' ? key : '';
     if (given !== '' && given.length <= 256 && active.some((k) => siteKeyMatches(given, k.salt, k.key_hash))) return;
-    this.siteKeyFailures.fail(ctx.peerIp);
+    this.siteKeyFailures.fail(ctx.peerKey);
     this.counters.inc(C_SITE_KEY_REFUSED);
     const reason = given === '' ? 'missing' : 'wrong';
     this.log.write('security.site_key', { peer: ctx.peer, call, reason });
@@ -116,7 +116,7 @@ export class HomeCore {
    */
   async checkCredentials(user: unknown, password: unknown, ctx: RequestContext, call: string): Promise<OperatorRow> {
     const name = typeof user === 'string' ? user.slice(0, 64) : '';
-    const attempt = this.limiter.begin(name, ctx.peerIp);
+    const attempt = this.limiter.begin(name, ctx.peerKey);
     if (typeof attempt === 'number') {
       this.counters.inc(C_LOGIN_LIMITED);
       this.log.write('security.rate_limit', { peer: ctx.peer, call, user: name, retry_after: attempt });
@@ -153,7 +153,7 @@ export class HomeCore {
   async changeOwnPassword(who: AuthedOperator, current: unknown, next: unknown, ctx: RequestContext, via: 'api' | 'portal'): Promise<void> {
     const { op, tokenHash } = who;
     const call = via === 'portal' ? 'portal.password' : 'password';
-    const attempt = this.limiter.begin(op.name, ctx.peerIp);
+    const attempt = this.limiter.begin(op.name, ctx.peerKey);
     if (typeof attempt === 'number') {
       this.counters.inc(C_LOGIN_LIMITED);
       this.log.write('security.rate_limit', { peer: ctx.peer, call, user: op.name, retry_after: attempt });
@@ -201,7 +201,7 @@ export class HomeCore {
   // ---- enrolment ----
   /** Counts a code request from `peer`; 429 when over the hourly allowance. */
   limitEnrolRequest(ctx: RequestContext, now = Date.now()): void {
-    const list = (this.enrolRequests.get(ctx.peerIp) ?? []).filter((t) => now - t < 3600_000);
+    const list = (this.enrolRequests.get(ctx.peerKey) ?? []).filter((t) => now - t < 3600_000);
     if (list.length >= ENROL_REQUESTS_PER_PEER_PER_HOUR) {
       const wait = Math.max(1, Math.ceil((list[0] + 3600_000 - now) / 1000));
       this.counters.inc(C_LOG_LIMIT);
@@ -209,7 +209,7 @@ export class HomeCore {
       throw new HttpError(429, 'E_RATE_LIMIT', `Too many enrolment requests from this address; try again in ${wait} seconds`, { 'retry-after': String(wait) });
     }
     list.push(now);
-    this.enrolRequests.set(ctx.peerIp, list);
+    this.enrolRequests.set(ctx.peerKey, list);
     if (this.enrolRequests.size > 10_000) this.enrolRequests.delete(this.enrolRequests.keys().next().value as string);
   }
 

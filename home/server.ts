@@ -16,7 +16,7 @@ import { checkDictionarySource } from '../rules/check.js';
 import { hashPassword, randomPassword } from './auth.js';
 import { C_HANDLER_ERRORS, DEFAULT_HEARTBEAT_TIMEOUT_S, HomeCore, INITIAL_PASSWORD_FILE } from './core.js';
 import { ensurePrivateDir, writePrivateFile } from './files.js';
-import { DEFAULT_BODY_LIMIT_BYTES, errorReply, HttpError, readFormBody, readJsonBody, Router, sendReply, type RequestContext } from './http.js';
+import { DEFAULT_BODY_LIMIT_BYTES, errorReply, HttpError, rateLimitKey, readFormBody, readJsonBody, Router, sendReply, type RequestContext } from './http.js';
 import { HomeLog } from './log.js';
 import { registerOperatorApi } from './operator-api.js';
 import { ensurePki } from './pki.js';
@@ -144,7 +144,7 @@ export async function startHome(opts: HomeOptions): Promise<HomeServer> {
     }
     let bodyRead = false;
     const ctx: RequestContext = {
-      req, res, url, params: found.params, peer, peerIp, socket,
+      req, res, url, params: found.params, peer, peerKey: rateLimitKey(peerIp), socket,
       body: (limit = DEFAULT_BODY_LIMIT_BYTES) => { bodyRead = true; return readJsonBody(req, limit); },
       form: (limit = DEFAULT_BODY_LIMIT_BYTES) => { bodyRead = true; return readFormBody(req, limit); },
     };

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FailureWindow, LOGIN_FAILURES_PER_PEER, LOGIN_FAILURES_PER_USER, LOGIN_WINDOW_MS, LoginLimiter, type LoginAttempt } from '../../home/auth.js';
+import { rateLimitKey } from '../../home/http.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -30,6 +31,33 @@ test('LoginLimiter.begin counts attempts per address across users', () => {
   for (let i = 0; i < LOGIN_FAILURES_PER_PEER; i++) begun(limiter, `user${i}`, '10.0.0.9');
   assert.equal(typeof limiter.begin('someone-else', '10.0.0.9', T0), 'number');
   assert.notEqual(typeof limiter.begin('someone-else', '10.0.0.10', T0), 'number', 'another address is not limited');
+});
+
+test('rateLimitKey: an IPv6 peer counts per /64 (it can pick any address in it), IPv4 per address, mapped IPv4 as IPv4', () => {
+  for (const [address, key] of [
+    ['192.0.2.1', '192.0.2.1'],
+    ['::ffff:192.0.2.1', '192.0.2.1'],
+    ['::FFFF:198.51.100.7', '198.51.100.7'],
+    ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
+    ['2001:db8:1:2::9', '2001:db8:1:2::/64'],
+    ['2001:DB8:0001:0002:ffff::1', '2001:db8:1:2::/64'],
+    ['2001:db8:1:3::9', '2001:db8:1:3::/64'],
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['64:ff9b::192.0.2.1', '64:ff9b:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+    ['', '?'],
+    [undefined, '?'],
+  ] as const) {
+    assert.equal(rateLimitKey(address), key, String(address));
+  }
+});
+
+test('LoginLimiter with rateLimitKey: addresses rotated within one IPv6 /64 share its window; another /64 does not', () => {
+  const limiter = new LoginLimiter();
+  for (let i = 0; i < LOGIN_FAILURES_PER_PEER; i++) begun(limiter, `user${i}`, rateLimitKey(`2001:db8:5:6::${(i + 1).toString(16)}`)).failed();
+  assert.equal(typeof limiter.begin('someone-else', rateLimitKey('2001:db8:5:6:dead:beef:0:1'), T0), 'number', 'a fresh address in the same /64 is limited');
+  assert.notEqual(typeof limiter.begin('someone-else', rateLimitKey('2001:db8:5:7::1'), T0), 'number', 'the next /64 is not');
 });
 
 test('LoginLimiter attempt.succeeded releases its places and forgets the user\'s failures, not others\' attempts in flight', () => {
