@@ -30,6 +30,18 @@ const HEADERS_TIMEOUT_MS = 20_000;
 const REQUEST_TIMEOUT_MS = 120_000;
 /** Sensors hold a keep-alive connection between heartbeats (60 s): keep it a little longer. */
 const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+/**
+ * TLS 1.3's suites, then TLS 1.2's with forward secrecy and authenticated encryption only (Mozilla's
+ * "intermediate" list): Node's default still offers CBC suites on TLS 1.2, whose MAC-then-encrypt
+ * padding has been the door to every CBC oracle attack. Sensors (Node) and any browser from the
+ * last ten years negotiate one of these.
+ */
+export const HOME_TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305', 'DHE-RSA-AES128-GCM-SHA256', 'DHE-RSA-AES256-GCM-SHA384',
+].join(':');
+
 /** Simultaneous connections: a few thousand sensors and consoles; past it new ones are refused. */
 const MAX_CONNECTIONS = 10_000;
 
@@ -122,7 +134,7 @@ export async function startHome(opts: HomeOptions): Promise<HomeServer> {
 
   const server: Server = createServer({
     key: tls.keyPem, cert: tls.certPem, ca: [ca.certPem],
-    requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2',
+    requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', ciphers: HOME_TLS_CIPHERS, honorCipherOrder: true,
   }, (req, res) => {
     const socket = req.socket as TLSSocket;
     const peerIp = socket.remoteAddress ?? '?';

@@ -1,5 +1,5 @@
 /**
- * Security regressions found in review (home): what an unauthenticated peer on the school network
+ * Security regressions found in review (home): which TLS 1.2 suites home negotiates; what an unauthenticated peer on the school network
  * can make home hold in memory. A portal form (up to 8 MiB: a dictionary upload) must not be read
  * before the request's session is known, and the login call's body is bounded to what a user name
  * and password need. Plain TLS sockets to 127.0.0.1 so a body can be announced and never sent.
@@ -86,4 +86,27 @@ test('evidence from one sensor is never shown for a capture another sensor sent 
   assert.equal((await call(t.home, asA, 'POST', '/v1/sensor/captures', { captures: [capture('xs-own')] })).status, 200);
   assert.equal(((await call(t.home, asA, 'POST', '/v1/sensor/evidence', { evidence: [forged('xs-own')] })).body as { accepted: number }).accepted, 1);
   assert.match(await evidenceStatus('xs-own'), /Chromium is not installed/);
+});
+
+/** The cipher a TLS 1.2 handshake with home settles on when the client offers only `ciphers`; the error code when none is accepted. */
+function tls12With(ciphers: string): Promise<string> {
+  const url = new URL(t.home.url);
+  return new Promise((resolve) => {
+    const sock = connect({ host: url.hostname, port: Number(url.port), ca: t.home.caPem, servername: 'localhost', maxVersion: 'TLSv1.2', ciphers }, () => {
+      const name = sock.getCipher().name;
+      sock.destroy();
+      resolve(name);
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) => resolve(`refused: ${err.code ?? err.message}`));
+  });
+}
+
+test('home offers TLS 1.2 clients authenticated encryption only: a CBC-only client is refused, a GCM or ChaCha20 one is served', async () => {
+  for (const cbc of ['ECDHE-RSA-AES128-SHA256', 'ECDHE-RSA-AES256-SHA384', 'ECDHE-RSA-AES128-SHA', 'AES128-GCM-SHA256']) {
+    assert.match(await tls12With(cbc), /^refused: /, `${cbc} must not be negotiated`);
+  }
+  assert.equal(await tls12With('ECDHE-RSA-AES128-GCM-SHA256'), 'ECDHE-RSA-AES128-GCM-SHA256');
+  assert.equal(await tls12With('ECDHE-RSA-CHACHA20-POLY1305'), 'ECDHE-RSA-CHACHA20-POLY1305');
+  // a client offering everything (CBC first) still gets an AEAD suite
+  assert.match(await tls12With('ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256'), /GCM/);
 });
