@@ -22,6 +22,8 @@ export const SESSION_TTL_MS = 12 * 3600 * 1000;
 export const ENROLMENT_TTL_MS = 24 * 3600 * 1000;
 /** Unanswered code requests kept at most (a flood of requests must not fill the disk). */
 export const MAX_PENDING_ENROLMENTS = 1000;
+/** Who a failed login's audit row names when the user name given is no operator's. */
+export const UNKNOWN_USER = '(unknown user)';
 /** Code requests per peer address per hour. */
 export const ENROL_REQUESTS_PER_PEER_PER_HOUR = 30;
 /** Wrong site keys per address in the login window before 429: a key must not be guessable by retrying. */
@@ -135,7 +137,9 @@ export class HomeCore {
     if (!ok || op === undefined) {
       this.counters.inc(C_LOGIN_FAILED);
       this.log.write('security.login_failed', { peer: ctx.peer, call, user: name });
-      this.store.audit(name === '' ? '-' : name, 'login.failed', null, { call }, ctx.peer);
+      // The audit log is readable by every operator (readonly included): a name that is no operator's
+      // is often a password typed into the wrong box, so only home.log (0600, the host's admins) keeps it.
+      this.store.audit(op !== undefined ? op.name : name === '' ? '-' : UNKNOWN_USER, 'login.failed', null, { call }, ctx.peer);
       throw new HttpError(401, 'E_LOGIN', 'Wrong user name or password');
     }
     return op;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { hashPassword } from '../../home/auth.js';
+import { UNKNOWN_USER } from '../../home/core.js';
 import { startHome } from '../../home/main.js';
 import { HomeStore } from '../../home/store.js';
 import { addSensor, agentFor, call, closeAgents, enrolByCredentials, makeSensorIdentity, readLog, startTestHome, type TestHome } from './helpers.js';
@@ -73,6 +74,19 @@ test('login rate limit: per user after 5 failures, 429 with retry-after even for
   assert.match(readLog(t.home), /security\.login_failed peer=127\.0\.0\.1:\d+ call=login user=victim/);
   // Another user from the same address is still allowed (the per-address limit is higher).
   assert.equal((await call(t.home, a, 'POST', '/v1/login', { user: 'admin', password: t.adminPassword })).status, 200);
+});
+
+test('a failed login is audited under the operator\'s name, or as (unknown user) when the name is no operator\'s (a password typed in the wrong box stays out of the audit every operator reads)', async () => {
+  const a = agentFor(t.home.caPem);
+  await call(t.home, a, 'POST', '/v1/operators', { user: 'typist', role: 'readonly', password: 'typist pass 1', must_change_password: false }, t.adminToken);
+  assert.equal((await call(t.home, a, 'POST', '/v1/login', { user: 'typist', password: 'not it' })).status, 401);
+  assert.equal((await call(t.home, a, 'POST', '/v1/login', { user: 'Tr0ub4dor&3 secret', password: '' })).status, 401);
+  const reader = (await call(t.home, a, 'POST', '/v1/login', { user: 'typist', password: 'typist pass 1' })).body as { token: string };
+  const rows = ((await call(t.home, a, 'GET', '/v1/audit?action=login.failed&limit=1000', undefined, reader.token)).body as { audit: Array<{ who: string }> }).audit;
+  assert.ok(rows.some((r) => r.who === 'typist'), 'the operator\'s own failure names them');
+  assert.ok(rows.some((r) => r.who === UNKNOWN_USER), 'the other is there, nameless');
+  assert.ok(!JSON.stringify(rows).includes('Tr0ub4dor'), 'what was typed as the name is not in the audit');
+  assert.match(readLog(t.home), /security\.login_failed peer=127\.0\.0\.1:\d+ call=login user="Tr0ub4dor&3 secret"/, 'home.log (0600) keeps it for the host\'s admins');
 });
 
 test('audit records who, what and from where for every change', async () => {
