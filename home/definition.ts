@@ -7,9 +7,7 @@
 
 import { isIP } from 'node:net';
 import { checkDictionarySource, formatProblems, MAX_DICTIONARY_BYTES } from '../rules/check.js';
-import {
-  MAX_BODY_LIMIT_BYTES, MAX_DEDUP_WINDOW_SECS, MIN_BODY_LIMIT_BYTES, MIN_DEDUP_WINDOW_SECS, type InspectionConfig,
-} from '../sensor/inspect/inspection-settings.js';
+import { checkInspection } from '../sensor/inspect/inspection-settings.js';
 import { HttpError } from './http.js';
 import type { DictionaryRow, SensorField, SensorRow } from './store.js';
 
@@ -75,23 +73,6 @@ function retention(v: unknown): Record<string, unknown> {
   return out;
 }
 
-/** The sensor's inspection settings; a key left out is the sensor's own default (or its command line's). */
-function inspection(v: unknown): InspectionConfig {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad('inspection', 'must be an object {dedup_window_seconds, body_limit_bytes}');
-  const o = v as Record<string, unknown>;
-  const whole = (x: unknown, where: string, min: number, max: number, unit: string): number => {
-    if (!Number.isInteger(x) || (x as number) < min || (x as number) > max) throw bad(where, `must be a whole number of ${unit} from ${min} to ${max}`);
-    return x as number;
-  };
-  for (const k of Object.keys(o)) {
-    if (k !== 'dedup_window_seconds' && k !== 'body_limit_bytes') throw bad(`inspection.${k.slice(0, 64)}`, 'is not an inspection setting (dedup_window_seconds, body_limit_bytes)');
-  }
-  return {
-    ...(o.dedup_window_seconds !== undefined ? { dedup_window_seconds: whole(o.dedup_window_seconds, 'inspection.dedup_window_seconds', MIN_DEDUP_WINDOW_SECS, MAX_DEDUP_WINDOW_SECS, 'seconds') } : {}),
-    ...(o.body_limit_bytes !== undefined ? { body_limit_bytes: whole(o.body_limit_bytes, 'inspection.body_limit_bytes', MIN_BODY_LIMIT_BYTES, MAX_BODY_LIMIT_BYTES, 'bytes') } : {}),
-  };
-}
-
 /**
  * Validates the definition fields present in `body` (all optional except `name` when `creating`)
  * and returns them as column values (JSON columns serialised). `dictionaryExists` checks a name.
@@ -134,7 +115,8 @@ export function sensorFields(body: Record<string, unknown>, creating: boolean, d
     out.outputs = json;
   }
   if (body.retention !== undefined) out.retention = JSON.stringify(retention(body.retention));
-  if (body.inspection !== undefined) out.inspection = JSON.stringify(inspection(body.inspection));
+  // a key left out is the sensor's own default (or its command line's)
+  if (body.inspection !== undefined) out.inspection = JSON.stringify(checkInspection(body.inspection, 'inspection', 'refuse', bad));
   if (body.alert_email !== undefined) {
     const e = text(body.alert_email, 'alert_email', 320).trim();
     if (e !== '' && !/^[^\s@]+@[^\s@]+$/.test(e)) throw bad('alert_email', `"${e.slice(0, 60)}" is not an e-mail address`);

@@ -8,9 +8,7 @@
 import { createPublicKey, verify as verifySignature, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  MAX_BODY_LIMIT_BYTES, MAX_DEDUP_WINDOW_SECS, MIN_BODY_LIMIT_BYTES, MIN_DEDUP_WINDOW_SECS, type InspectionConfig,
-} from '../inspect/inspection-settings.js';
+import { checkInspection, type InspectionConfig } from '../inspect/inspection-settings.js';
 import { ensurePrivateDir } from '../store/private-dir.js';
 import type { SitePolicyFiles } from '../site-policy.js';
 import { writeFileAtomic } from './atomic-file.js';
@@ -185,14 +183,6 @@ function validateRetention(v: unknown): RetentionConfig {
 }
 
 /** Absent (a home older than the field) is `{}`; unknown keys (a newer home's) are left out. */
-function validateInspection(v: unknown): InspectionConfig {
-  const i = obj(v ?? {}, 'config.inspection');
-  return {
-    ...(i.dedup_window_seconds !== undefined ? { dedup_window_seconds: int(i.dedup_window_seconds, 'config.inspection.dedup_window_seconds', MIN_DEDUP_WINDOW_SECS, MAX_DEDUP_WINDOW_SECS) } : {}),
-    ...(i.body_limit_bytes !== undefined ? { body_limit_bytes: int(i.body_limit_bytes, 'config.inspection.body_limit_bytes', MIN_BODY_LIMIT_BYTES, MAX_BODY_LIMIT_BYTES) } : {}),
-  };
-}
-
 function validateConfig(v: unknown): HomeConfig {
   const c = obj(v, 'config');
   const d = obj(c.dictionary, 'config.dictionary');
@@ -230,7 +220,7 @@ function validateConfig(v: unknown): HomeConfig {
     identity_map: optStr(c.identity_map, 'config.identity_map'),
     outputs: validateOutputs(c.outputs),
     retention: validateRetention(c.retention),
-    inspection: validateInspection(c.inspection),
+    inspection: checkInspection(c.inspection ?? {}, 'config.inspection', 'ignore', fieldError),
     homes,
   };
 }

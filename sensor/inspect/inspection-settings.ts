@@ -28,6 +28,32 @@ export interface InspectionConfig {
   readonly body_limit_bytes?: number;
 }
 
+/**
+ * Checks an `inspection` object as home's definition and the bundle carry it, naming the field in
+ * `fail(field, why)` (`where` is the object's own name: "inspection", "config.inspection"). A key
+ * that is no setting is refused with `unknownKeys` 'refuse' (an operator's typo at home) and left
+ * out with 'ignore' (a sensor reading a newer home's bundle).
+ */
+export function checkInspection(v: unknown, where: string, unknownKeys: 'refuse' | 'ignore', fail: (field: string, why: string) => Error): InspectionConfig {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw fail(where, 'must be an object {dedup_window_seconds, body_limit_bytes}');
+  const o = v as Record<string, unknown>;
+  if (unknownKeys === 'refuse') {
+    for (const k of Object.keys(o)) {
+      if (k !== 'dedup_window_seconds' && k !== 'body_limit_bytes') throw fail(`${where}.${k.slice(0, 64)}`, 'is not an inspection setting (dedup_window_seconds, body_limit_bytes)');
+    }
+  }
+  const whole = (key: keyof InspectionConfig, min: number, max: number, unit: string): { [k: string]: number } => {
+    const x = o[key];
+    if (x === undefined) return {};
+    if (!Number.isInteger(x) || (x as number) < min || (x as number) > max) throw fail(`${where}.${key}`, `must be a whole number of ${unit} from ${min} to ${max}`);
+    return { [key]: x as number };
+  };
+  return {
+    ...whole('dedup_window_seconds', MIN_DEDUP_WINDOW_SECS, MAX_DEDUP_WINDOW_SECS, 'seconds'),
+    ...whole('body_limit_bytes', MIN_BODY_LIMIT_BYTES, MAX_BODY_LIMIT_BYTES, 'bytes'),
+  };
+}
+
 /** The settings as the Sensor takes them; undefined: not given (the Sensor's default). */
 export interface InspectionLimits {
   readonly dedupWindowUs?: number;
