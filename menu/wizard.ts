@@ -101,8 +101,9 @@ async function askEnrolment(): Promise<Enrolment> {
     { name: 'With a home account user name, password and sensor number', value: 'account' },
   ]);
   if (kind === 'code') {
-    say('When you confirm the summary, this sensor asks home for an enrolment code and shows it here with');
-    say("home's certificate fingerprint; an administrator approves the code at home, and setup goes on.");
+    say("When you confirm the summary, this sensor shows home's certificate fingerprint: answer y only if");
+    say("home's console shows the same. It then asks home for an enrolment code and shows it here; an");
+    say('administrator approves the code at home, and setup goes on.');
     return { kind };
   }
   const user = await ask('Home account user name:', checkNotEmpty('the user name'));
@@ -185,8 +186,8 @@ function summary(a: Answers): string {
 }
 
 /**
- * `hark enrol` on the console: in code mode it shows the code and home's CA fingerprint and waits
- * for an administrator to approve; with an account it asks to confirm the fingerprint. The password
+ * `hark enrol` on the console: it shows home's CA fingerprint and asks to confirm it before anything
+ * is sent; in code mode it then shows the code and waits for an administrator to approve. The password
  * goes in the environment of that one process, never on the command line.
  */
 async function enrol(paths: MenuPaths, s: SensorSettings, home: string, e: Enrolment): Promise<{ ok: boolean; message: string }> {
