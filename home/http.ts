@@ -8,6 +8,7 @@
 import { isIP } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { parseIpv6 } from '../sensor/policy/networks.js';
 
 /** Default body limit for JSON calls: definitions, logins, heartbeats are far smaller. */
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -176,28 +177,15 @@ export function intParam(text: string | null | undefined, name: string, min: num
  * The key per-address rate limits count a peer under. An IPv6 host is usually given a whole /64
  * (SLAAC, privacy addresses) and can pick any address in it, so counting per address would let it
  * rotate past every limit (and fill the pending enrolments or the audit log): IPv6 peers count per
- * /64. IPv4 (also when mapped into IPv6 by a dual-stack socket) counts per address.
+ * /64, written as its four groups. IPv4 (also when mapped into IPv6 by a dual-stack socket) counts
+ * per address.
  */
 export function rateLimitKey(address: string | undefined): string {
   if (address === undefined || address === '') return '?';
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) return mapped[1];
-  if (isIP(address) !== 6) return address;
-  return `${expandIpv6(address).slice(0, 4).join(':')}::/64`;
-}
-
-/** The eight 16-bit groups of a valid IPv6 address, as lower-case hex without leading zeros. */
-function expandIpv6(address: string): string[] {
-  let text = address.toLowerCase().replace(/%.*$/, '');
-  // an embedded IPv4 tail (::ffff:1.2.3.4 is handled above; 64:ff9b::1.2.3.4 here) as two groups
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (v4) {
-    const [a, b, c, d] = v4.slice(1).map(Number);
-    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.split('::') as [string, string | undefined];
-  const h = head === '' ? [] : head.split(':');
-  const t = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return groups.map((g) => parseInt(g, 16).toString(16));
+  const w = [0, 0, 0, 0];
+  if (isIP(address.replace(/%.*$/, '')) !== 6 || !parseIpv6(address, w)) return address;
+  const group = (x: number): string => x.toString(16);
+  return `${group(w[0] >>> 16)}:${group(w[0] & 0xffff)}:${group(w[1] >>> 16)}:${group(w[1] & 0xffff)}::/64`;
 }

@@ -4,7 +4,8 @@
  * start, last-known-good when home is down). Output: captures committed to the store, then handed
  * to the outputs (EVE, syslog, e-mail) and the uploader; status file, /metrics, heartbeats. Reload
  * (SIGUSR2, home's reload action, a newer config_version, every 12 hours) swaps dictionary and
- * policy without dropping flows; inspection settings changed at home wait for a restart, and say so.
+ * policy without dropping flows; home's changes to what is opened or built at start (interfaces,
+ * filter, outputs, inspection settings) wait for a restart, and say so.
  * No packet logic here: it only chooses, wires and schedules.
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -795,7 +796,6 @@ export class SensorService {
   }
 }
 
-/** `merge window 60 s (default), body limit 16 bytes (home)`. */
 /** A setting a reload cannot change (SensorService.startOnly). */
 interface StartOnlySetting {
   readonly name: string;
@@ -803,6 +803,7 @@ interface StartOnlySetting {
   readonly text: string;
 }
 
+/** `merge window 60 s (default), body limit 16 bytes (home)`. */
 function describeInspection(i: InspectionInForce): string {
   return `merge window ${i.dedupWindowUs / 1e6} s (${i.dedupWindowFrom}), body limit ${i.bodyLimitBytes} bytes (${i.bodyLimitFrom})`;
 }
